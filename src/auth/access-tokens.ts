@@ -1,0 +1,62 @@
+// Access tokens: short-lived EdDSA JWTs carrying `sub` (user id), `jti`, `kid` in the header, and
+// `csrf` (a hash of the CSRF token) when issued to a browser cookie session. Verification accepts
+// EdDSA only, from our own key set, with our issuer: `alg: none`, HMAC confusion and foreign keys
+// all fail here.
+
+import { createHash, randomUUID } from 'node:crypto';
+import { createLocalJWKSet, errors as joseErrors, jwtVerify, SignJWT } from 'jose';
+import { SbError } from '../errors.js';
+import type { SigningKey } from './keys.js';
+
+export const ISSUER = 'switchboard';
+
+export interface AccessClaims {
+  sub: string;
+  username: string;
+  admin: boolean;
+  jti: string;
+  exp: number;
+  /** Present on cookie sessions: SHA-256 (base64url) of the CSRF token the browser must echo. */
+  csrf?: string;
+}
+
+export const hashCsrf = (token: string): string => createHash('sha256').update(token).digest('base64url');
+
+export class AccessTokens {
+  private readonly keySet: ReturnType<typeof createLocalJWKSet>;
+
+  constructor(
+    private readonly key: SigningKey,
+    private readonly ttlS: number,
+  ) {
+    this.keySet = createLocalJWKSet(key.jwks);
+  }
+
+  async issue(user: { id: string; username: string; isAdmin: boolean }, csrfToken?: string): Promise<{ token: string; expiresAt: Date }> {
+    const now = Math.floor(Date.now() / 1000);
+    const exp = now + this.ttlS;
+    const claims: Record<string, unknown> = { username: user.username, admin: user.isAdmin };
+    if (csrfToken !== undefined) claims.csrf = hashCsrf(csrfToken);
+    const token = await new SignJWT(claims)
+      .setProtectedHeader({ alg: 'EdDSA', kid: this.key.kid, typ: 'JWT' })
+      .setIssuer(ISSUER)
+      .setSubject(user.id)
+      .setJti(randomUUID())
+      .setIssuedAt(now)
+      .setExpirationTime(exp)
+      .sign(this.key.privateKey);
+    return { token, expiresAt: new Date(exp * 1000) };
+  }
+
+  async verify(token: string): Promise<AccessClaims> {
+    try {
+      const { payload } = await jwtVerify(token, this.keySet, { algorithms: ['EdDSA'], issuer: ISSUER, requiredClaims: ['sub', 'jti', 'exp'] });
+      if (typeof payload.username !== 'string' || typeof payload.admin !== 'boolean') throw new SbError('TOKEN_INVALID', 'access token is invalid');
+      return payload as unknown as AccessClaims;
+    } catch (e) {
+      if (e instanceof SbError) throw e;
+      if (e instanceof joseErrors.JWTExpired) throw new SbError('TOKEN_EXPIRED', 'access token has expired; refresh it');
+      throw new SbError('TOKEN_INVALID', 'access token is invalid');
+    }
+  }
+}

@@ -1,0 +1,117 @@
+// Room operations with their permission rules. Group rooms: anyone signed in may see and join them;
+// only members read, post and list members; only the owner deletes; the owner cannot leave (delete
+// instead). Direct rooms: exactly two members, invisible (404) to everyone else, neither joined nor
+// left. The REST routes call this; the realtime room actors will share it.
+
+import { randomUUID } from 'node:crypto';
+import { notFound, SbError, ValidationError } from '../errors.js';
+import type { Message } from '../store/messages.js';
+import type { Role, Room } from '../store/rooms.js';
+import type { Store } from '../store/store.js';
+import { escapeLike } from '../store/users.js';
+
+export interface RoomView extends Room {
+  /** The caller's role, or null when the caller is not a member. */
+  role: Role | null;
+}
+
+export class RoomsService {
+  constructor(
+    private readonly store: Store,
+    private readonly maxMessageBytes: number,
+  ) {}
+
+  async create(
+    userId: string,
+    input: { kind: 'group' | 'direct'; name?: string | undefined; peerId?: string | undefined },
+  ): Promise<{ room: RoomView; created: boolean }> {
+    if (input.kind === 'group') {
+      if (input.peerId !== undefined) throw new ValidationError('peerId', 'only direct rooms have a peer');
+      const name = input.name?.trim();
+      if (!name) throw new ValidationError('name', 'is required for a group room');
+      const room = await this.store.rooms.createGroup(randomUUID(), name, userId);
+      return { room: { ...room, role: 'owner' }, created: true };
+    }
+    if (input.name !== undefined) throw new ValidationError('name', 'direct rooms have no name');
+    if (input.peerId === undefined) throw new ValidationError('peerId', 'is required for a direct room');
+    if (input.peerId === userId) throw new ValidationError('peerId', 'must be another user');
+    if (!(await this.store.users.byId(input.peerId))) throw new ValidationError('peerId', 'no such user');
+    const { room, created } = await this.store.rooms.openDirect(randomUUID(), userId, input.peerId);
+    return { room: { ...room, role: (await this.store.rooms.role(room.id, userId)) ?? null }, created };
+  }
+
+  /** The room as the caller may see it; 404 for a missing room or someone else's direct room. */
+  async get(userId: string, roomId: string): Promise<RoomView> {
+    const room = await this.store.rooms.byId(roomId);
+    if (!room) throw notFound('room');
+    const role = (await this.store.rooms.role(roomId, userId)) ?? null;
+    if (room.kind === 'direct' && !role) throw notFound('room');
+    return { ...room, role };
+  }
+
+  async list(userId: string, q: { scope: 'mine' | 'public'; q?: string | undefined; limit: number; cursor?: string | undefined }): Promise<Room[]> {
+    if (q.scope === 'mine') return this.store.rooms.listForUser(userId, q.limit, q.cursor);
+    return this.store.rooms.listGroups(`%${escapeLike((q.q ?? '').toLowerCase())}%`, q.limit, q.cursor);
+  }
+
+  async delete(userId: string, roomId: string): Promise<void> {
+    const room = await this.get(userId, roomId);
+    if (room.ownerId !== userId) throw new SbError('NOT_OWNER', 'only the room owner can delete it');
+    await this.store.rooms.delete(roomId);
+  }
+
+  async join(userId: string, roomId: string): Promise<RoomView> {
+    const room = await this.get(userId, roomId);
+    if (room.kind === 'direct') throw new SbError('FORBIDDEN', 'direct rooms cannot be joined');
+    if (!room.role) await this.store.rooms.join(roomId, userId);
+    return { ...room, role: room.role ?? 'member' };
+  }
+
+  async leave(userId: string, roomId: string): Promise<void> {
+    const room = await this.member(userId, roomId);
+    if (room.kind === 'direct') throw new SbError('FORBIDDEN', 'direct rooms cannot be left');
+    if (room.role === 'owner') throw new SbError('CONFLICT', 'the owner cannot leave a room; delete it instead');
+    await this.store.rooms.leave(roomId, userId);
+  }
+
+  async members(userId: string, roomId: string, limit: number, cursor: string | undefined) {
+    await this.member(userId, roomId);
+    return this.store.rooms.members(roomId, limit, cursor);
+  }
+
+  async history(
+    userId: string,
+    roomId: string,
+    q: { before?: number | undefined; after?: number | undefined; limit: number },
+  ): Promise<{ room: RoomView; messages: Message[] }> {
+    const room = await this.member(userId, roomId);
+    return { room, messages: await this.store.messages.page(roomId, q) };
+  }
+
+  /** Posts a message; a retry with the same cid returns the original (`duplicate: true`). */
+  async post(userId: string, roomId: string, input: { cid: string; body: string }): Promise<{ message: Message; duplicate: boolean }> {
+    await this.member(userId, roomId);
+    const bytes = Buffer.byteLength(input.body, 'utf8');
+    if (bytes > this.maxMessageBytes) {
+      throw new SbError('PAYLOAD_TOO_LARGE', `message body is ${bytes} bytes; the limit is ${this.maxMessageBytes}`, {
+        field: 'body',
+        limit: this.maxMessageBytes,
+      });
+    }
+    const r = await this.store.messages.append({ id: randomUUID(), roomId, senderId: userId, cid: input.cid, body: input.body });
+    if ('noRoom' in r) throw notFound('room');
+    if ('created' in r) return { message: r.created, duplicate: false };
+    const m = r.existing;
+    if (m.roomId !== roomId || m.body !== input.body) {
+      throw new SbError('CONFLICT', 'this cid was already used for a different message', { field: 'cid' });
+    }
+    return { message: m, duplicate: true };
+  }
+
+  /** The room, which the caller must belong to: 404 if it is hidden from them, 403 if not a member. */
+  private async member(userId: string, roomId: string): Promise<RoomView> {
+    const room = await this.get(userId, roomId);
+    if (!room.role) throw new SbError('NOT_MEMBER', 'you are not a member of this room');
+    return room;
+  }
+}

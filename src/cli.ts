@@ -1,0 +1,138 @@
+#!/usr/bin/env node
+// The `switchboard` command: serve, migrate, user create. Configuration comes from flags, the
+// environment and defaults (see config.ts); a bad value exits with status 2 and names the setting.
+
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { AuthService } from './auth/auth-service.js';
+import { loadSigningKey } from './auth/keys.js';
+import { type Config, ConfigError, resolveConfig, spec } from './config.js';
+import { SbError } from './errors.js';
+import { startHub } from './hub.js';
+import { createLogger } from './log.js';
+import { Store } from './store/store.js';
+import { VERSION } from './version.js';
+
+const HELP = `switchboard ${VERSION}: a realtime hub
+
+Usage:
+  switchboard serve [options]            start a node (embedded store unless DATABASE_URL is set)
+  switchboard migrate [options]          apply pending database migrations and exit
+  switchboard user create <username> [--admin] [--display-name NAME] [--password-stdin] [options]
+                                         create an account; without --password-stdin a random
+                                         password is generated and printed once
+  switchboard --help | --version
+
+Options (each also an environment variable; flags win):
+${spec.map((e) => `  --${e.flag.padEnd(26)} ${e.env.padEnd(28)} ${e.doc}`).join('\n')}
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const options: Record<string, { type: 'string' | 'boolean' }> = {
+    help: { type: 'boolean' },
+    version: { type: 'boolean' },
+    admin: { type: 'boolean' },
+    'password-stdin': { type: 'boolean' },
+    'display-name': { type: 'string' },
+  };
+  for (const e of spec) options[e.flag] = { type: 'string' };
+  const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  if (values.help) return print(HELP);
+  if (values.version) return print(VERSION);
+  const flags: Record<string, string | undefined> = {};
+  for (const e of spec) flags[e.flag] = values[e.flag] as string | undefined;
+  const cfg = resolveConfig(flags);
+  const [cmd, sub, name] = positionals;
+  switch (cmd) {
+    case 'serve':
+      return serve(cfg);
+    case 'migrate':
+      return migrateOnly(cfg);
+    case 'user':
+      if (sub !== 'create' || !name) throw new ConfigError('usage: switchboard user create <username> [--admin] [--password-stdin]');
+      return createUser(cfg, name, Boolean(values.admin), values['display-name'] as string | undefined, Boolean(values['password-stdin']));
+    default:
+      process.stderr.write(HELP);
+      return 2;
+  }
+}
+
+function print(text: string): number {
+  process.stdout.write(`${text}\n`);
+  return 0;
+}
+
+async function serve(cfg: Config): Promise<number> {
+  const hub = await startHub(cfg);
+  let signalled = false;
+  const stop = (signal: string) => {
+    if (signalled) {
+      hub.log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    signalled = true;
+    hub.log.info({ signal }, 'signal received');
+    hub.close().then(
+      () => process.exit(0),
+      (e) => {
+        hub.log.error({ err: e }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  await hub.closed();
+  return 0;
+}
+
+async function migrateOnly(cfg: Config): Promise<number> {
+  const log = createLogger(cfg.logLevel);
+  const store = await Store.open({ databaseUrl: cfg.databaseUrl, dataDir: cfg.dataDir, poolSize: 1, log });
+  try {
+    const applied = await store.migrate();
+    log.info({ applied }, applied.length ? 'migrations applied' : 'schema already current');
+    return 0;
+  } finally {
+    await store.close();
+  }
+}
+
+async function createUser(cfg: Config, username: string, admin: boolean, displayName: string | undefined, fromStdin: boolean): Promise<number> {
+  const log = createLogger(cfg.logLevel === 'info' ? 'warn' : cfg.logLevel);
+  let password = fromStdin ? (await readStdin()).replace(/\r?\n$/, '') : randomBytes(18).toString('base64url');
+  const store = await Store.open({ databaseUrl: cfg.databaseUrl, dataDir: cfg.dataDir, poolSize: 1, log });
+  try {
+    await store.migrate();
+    const key = await loadSigningKey({ keyFile: cfg.jwtKeyFile, dataDir: cfg.dataDir });
+    const auth = new AuthService(store, key, cfg, log);
+    const user = await auth.register({ username, password, displayName }, undefined, admin);
+    process.stdout.write(`created ${admin ? 'admin ' : ''}user ${user.username} (${user.id})\n`);
+    if (!fromStdin) process.stdout.write(`password: ${password}\n`);
+    password = '';
+    return 0;
+  } finally {
+    await store.close();
+  }
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    if (e instanceof ConfigError || e instanceof SbError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`switchboard: ${(e as Error).message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    process.stderr.write(`switchboard: ${(e as Error).stack ?? String(e)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,295 @@
+// Configuration is resolved once, here: CLI flag > environment variable > default. Every field is
+// validated at start; a bad value stops the process with a message that names the variable and the
+// accepted form. The README's configuration table lists exactly the entries of `spec` (a test
+// keeps the two in step).
+
+import path from 'node:path';
+
+export interface Limits {
+  /** Largest HTTP request body accepted, in bytes. */
+  maxBodyBytes: number;
+  /** Largest chat message body, in bytes of UTF-8. */
+  maxMessageBytes: number;
+  /** Login attempts per client IP per minute. */
+  loginPerIpPerMinute: number;
+  /** Failed login attempts per username per 15 minutes. */
+  loginPerUserPer15Min: number;
+  /** Registrations per client IP per hour. */
+  registerPerIpPerHour: number;
+}
+
+export interface Config {
+  host: string;
+  port: number;
+  databaseUrl: string | undefined;
+  dataDir: string;
+  dbPoolSize: number;
+  natsUrl: string | undefined;
+  tlsCertFile: string | undefined;
+  tlsKeyFile: string | undefined;
+  corsOrigins: string[];
+  jwtKeyFile: string | undefined;
+  accessTokenTtlS: number;
+  refreshTokenTtlS: number;
+  cookieSecure: boolean;
+  trustProxy: boolean;
+  argon2MemoryKiB: number;
+  argon2TimeCost: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  shutdownTimeoutMs: number;
+  nodeId: string | undefined;
+  limits: Limits;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Parser<T> = (raw: string, name: string) => T;
+
+const int =
+  (min: number, max: number): Parser<number> =>
+  (raw, name) => {
+    if (!/^\d+$/.test(raw.trim())) throw new ConfigError(`${name}: expected an integer from ${min} to ${max}, got "${raw}"`);
+    const n = Number(raw.trim());
+    if (n < min || n > max) throw new ConfigError(`${name}: expected an integer from ${min} to ${max}, got ${n}`);
+    return n;
+  };
+
+const bool: Parser<boolean> = (raw, name) => {
+  const v = raw.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+  if (['0', 'false', 'no', 'off'].includes(v)) return false;
+  throw new ConfigError(`${name}: expected true or false, got "${raw}"`);
+};
+
+const str: Parser<string> = (raw, name) => {
+  if (raw.trim() === '') throw new ConfigError(`${name}: must not be empty`);
+  return raw.trim();
+};
+
+const url =
+  (protocols: string[]): Parser<string> =>
+  (raw, name) => {
+    let u: URL;
+    try {
+      u = new URL(raw.trim());
+    } catch {
+      throw new ConfigError(`${name}: expected a URL like ${protocols[0]}//host:port/..., got an unparsable value`);
+    }
+    if (!protocols.includes(u.protocol)) {
+      throw new ConfigError(`${name}: expected a URL with scheme ${protocols.join(' or ')}, got "${u.protocol}"`);
+    }
+    return raw.trim();
+  };
+
+const oneOf =
+  <T extends string>(values: readonly T[]): Parser<T> =>
+  (raw, name) => {
+    const v = raw.trim() as T;
+    if (!values.includes(v)) throw new ConfigError(`${name}: expected one of ${values.join(', ')}, got "${raw}"`);
+    return v;
+  };
+
+const origins: Parser<string[]> = (raw, name) => {
+  const list = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const o of list) {
+    if (o === '*') continue;
+    let u: URL;
+    try {
+      u = new URL(o);
+    } catch {
+      throw new ConfigError(`${name}: expected comma-separated origins like https://app.example.com, got "${o}"`);
+    }
+    if (u.origin !== o) throw new ConfigError(`${name}: "${o}" is not an origin (scheme://host[:port], no path)`);
+  }
+  return list;
+};
+
+interface Entry {
+  key: string;
+  env: string;
+  flag: string;
+  parse: Parser<unknown>;
+  /** The default, or undefined for "unset". */
+  def: unknown;
+  doc: string;
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** Every setting: its key in Config (dotted for limits), env variable, CLI flag, default, meaning. */
+export const spec: Entry[] = [
+  { key: 'host', env: 'HOST', flag: 'host', parse: str, def: '0.0.0.0', doc: 'Interface to listen on' },
+  { key: 'port', env: 'PORT', flag: 'port', parse: int(0, 65535), def: 8080, doc: 'HTTP + WebSocket port (0 picks a free one)' },
+  {
+    key: 'databaseUrl',
+    env: 'DATABASE_URL',
+    flag: 'database-url',
+    parse: url(['postgres:', 'postgresql:']),
+    def: undefined,
+    doc: 'PostgreSQL URL; unset uses the embedded PGlite store in the data dir',
+  },
+  { key: 'dataDir', env: 'SB_DATA_DIR', flag: 'data-dir', parse: str, def: './data', doc: 'Directory for the embedded store and generated keys' },
+  {
+    key: 'dbPoolSize',
+    env: 'SB_DB_POOL_SIZE',
+    flag: 'db-pool-size',
+    parse: int(1, 200),
+    def: 10,
+    doc: 'PostgreSQL connections per node (the embedded store always uses 1)',
+  },
+  {
+    key: 'natsUrl',
+    env: 'NATS_URL',
+    flag: 'nats-url',
+    parse: url(['nats:', 'tls:']),
+    def: undefined,
+    doc: 'NATS server URL for clustering; unset runs a single node with the in-process bus',
+  },
+  {
+    key: 'tlsCertFile',
+    env: 'SB_TLS_CERT_FILE',
+    flag: 'tls-cert-file',
+    parse: str,
+    def: undefined,
+    doc: 'PEM certificate chain; with SB_TLS_KEY_FILE serves HTTPS/WSS',
+  },
+  { key: 'tlsKeyFile', env: 'SB_TLS_KEY_FILE', flag: 'tls-key-file', parse: str, def: undefined, doc: 'PEM private key for SB_TLS_CERT_FILE' },
+  {
+    key: 'corsOrigins',
+    env: 'SB_CORS_ORIGINS',
+    flag: 'cors-origins',
+    parse: origins,
+    def: [],
+    doc: 'Comma-separated browser origins allowed by CORS (`*` for any, without credentials)',
+  },
+  {
+    key: 'jwtKeyFile',
+    env: 'SB_JWT_KEY_FILE',
+    flag: 'jwt-key-file',
+    parse: str,
+    def: undefined,
+    doc: 'Ed25519 private key (PKCS#8 PEM) that signs access tokens; unset generates `<data dir>/jwt-ed25519.pem` on first start',
+  },
+  { key: 'accessTokenTtlS', env: 'SB_ACCESS_TOKEN_TTL_S', flag: 'access-token-ttl-s', parse: int(30, 86_400), def: 900, doc: 'Access token lifetime, seconds' },
+  {
+    key: 'refreshTokenTtlS',
+    env: 'SB_REFRESH_TOKEN_TTL_S',
+    flag: 'refresh-token-ttl-s',
+    parse: int(60, 31_536_000),
+    def: 2_592_000,
+    doc: 'Refresh token lifetime, seconds (rotated on every use)',
+  },
+  {
+    key: 'cookieSecure',
+    env: 'SB_COOKIE_SECURE',
+    flag: 'cookie-secure',
+    parse: bool,
+    def: true,
+    doc: 'Mark auth cookies `Secure` (turn off only for plain-HTTP development on a non-localhost name)',
+  },
+  {
+    key: 'trustProxy',
+    env: 'SB_TRUST_PROXY',
+    flag: 'trust-proxy',
+    parse: bool,
+    def: false,
+    doc: 'Take the client IP from the last X-Forwarded-For entry (only behind your own reverse proxy)',
+  },
+  {
+    key: 'argon2MemoryKiB',
+    env: 'SB_ARGON2_MEMORY_KIB',
+    flag: 'argon2-memory-kib',
+    parse: int(8_192, 1_048_576),
+    def: 19_456,
+    doc: 'argon2id memory cost, KiB',
+  },
+  { key: 'argon2TimeCost', env: 'SB_ARGON2_TIME_COST', flag: 'argon2-time-cost', parse: int(1, 20), def: 2, doc: 'argon2id iterations' },
+  { key: 'logLevel', env: 'LOG_LEVEL', flag: 'log-level', parse: oneOf(LOG_LEVELS), def: 'info', doc: `Log level: ${LOG_LEVELS.join(', ')}` },
+  {
+    key: 'shutdownTimeoutMs',
+    env: 'SB_SHUTDOWN_TIMEOUT_MS',
+    flag: 'shutdown-timeout-ms',
+    parse: int(0, 600_000),
+    def: 10_000,
+    doc: 'How long SIGTERM waits for in-flight work before closing anyway, ms',
+  },
+  {
+    key: 'nodeId',
+    env: 'SB_NODE_ID',
+    flag: 'node-id',
+    parse: str,
+    def: undefined,
+    doc: 'Name of this node in logs and (later) the cluster; unset derives one from host name and pid',
+  },
+  {
+    key: 'limits.maxBodyBytes',
+    env: 'SB_MAX_BODY_BYTES',
+    flag: 'max-body-bytes',
+    parse: int(1_024, 16_777_216),
+    def: 65_536,
+    doc: 'Largest HTTP request body, bytes',
+  },
+  {
+    key: 'limits.maxMessageBytes',
+    env: 'SB_MAX_MESSAGE_BYTES',
+    flag: 'max-message-bytes',
+    parse: int(16, 1_048_576),
+    def: 16_384,
+    doc: 'Largest chat message body, bytes of UTF-8',
+  },
+  {
+    key: 'limits.loginPerIpPerMinute',
+    env: 'SB_LOGIN_PER_IP_PER_MINUTE',
+    flag: 'login-per-ip-per-minute',
+    parse: int(1, 100_000),
+    def: 30,
+    doc: 'Login attempts per client IP per minute',
+  },
+  {
+    key: 'limits.loginPerUserPer15Min',
+    env: 'SB_LOGIN_PER_USER_PER_15MIN',
+    flag: 'login-per-user-per-15min',
+    parse: int(1, 100_000),
+    def: 10,
+    doc: 'Failed logins per username per 15 minutes',
+  },
+  {
+    key: 'limits.registerPerIpPerHour',
+    env: 'SB_REGISTER_PER_IP_PER_HOUR',
+    flag: 'register-per-ip-per-hour',
+    parse: int(1, 100_000),
+    def: 20,
+    doc: 'Registrations per client IP per hour',
+  },
+];
+
+export const flagNames = spec.map((e) => e.flag);
+
+/**
+ * Resolve the configuration from explicit flags (already parsed, keyed by flag name), the
+ * environment and the defaults. Throws ConfigError naming the first bad variable.
+ */
+export function resolveConfig(flags: Record<string, string | undefined> = {}, env: NodeJS.ProcessEnv = process.env): Config {
+  const out: Record<string, unknown> = { limits: {} };
+  for (const e of spec) {
+    const fromFlag = flags[e.flag];
+    const fromEnv = env[e.env];
+    let value = e.def;
+    if (fromFlag !== undefined) value = e.parse(fromFlag, `--${e.flag}`);
+    else if (fromEnv !== undefined && fromEnv !== '') value = e.parse(fromEnv, e.env);
+    const [head, tail] = e.key.split('.') as [string, string | undefined];
+    if (tail) (out[head] as Record<string, unknown>)[tail] = value;
+    else out[head] = value;
+  }
+  const cfg = out as unknown as Config;
+  if (Boolean(cfg.tlsCertFile) !== Boolean(cfg.tlsKeyFile)) {
+    throw new ConfigError('SB_TLS_CERT_FILE and SB_TLS_KEY_FILE: set both to serve TLS, or neither');
+  }
+  cfg.dataDir = path.resolve(cfg.dataDir);
+  return cfg;
+}

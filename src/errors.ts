@@ -1,0 +1,83 @@
+// Errors are values with stable codes. Every failure a client can see is an SbError: its `code` is
+// part of the public API (REST error bodies, later WebSocket error frames), `status` is the HTTP
+// status, and `message` is safe to show (never a stack, a query or a secret).
+
+export type ErrorCode =
+  | 'BAD_JSON'
+  | 'VALIDATION'
+  | 'UNAUTHENTICATED'
+  | 'TOKEN_EXPIRED'
+  | 'TOKEN_INVALID'
+  | 'REFRESH_REUSED'
+  | 'CSRF'
+  | 'FORBIDDEN'
+  | 'NOT_MEMBER'
+  | 'NOT_OWNER'
+  | 'NOT_FOUND'
+  | 'METHOD_NOT_ALLOWED'
+  | 'CONFLICT'
+  | 'USERNAME_TAKEN'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'RATE_LIMITED'
+  | 'UNAVAILABLE'
+  | 'INTERNAL';
+
+/** HTTP status per code: the one table that maps a condition to its status. */
+export const httpStatus: Record<ErrorCode, number> = {
+  BAD_JSON: 400,
+  VALIDATION: 400,
+  UNAUTHENTICATED: 401,
+  TOKEN_EXPIRED: 401,
+  TOKEN_INVALID: 401,
+  REFRESH_REUSED: 401,
+  CSRF: 403,
+  FORBIDDEN: 403,
+  NOT_MEMBER: 403,
+  NOT_OWNER: 403,
+  NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  CONFLICT: 409,
+  USERNAME_TAKEN: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  RATE_LIMITED: 429,
+  UNAVAILABLE: 503,
+  INTERNAL: 500,
+};
+
+export class SbError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  /** Extra fields for the error body, e.g. the invalid `field` or `retryAfterS`. */
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'SbError';
+    this.code = code;
+    this.status = httpStatus[code];
+    this.details = details;
+  }
+}
+
+export class ValidationError extends SbError {
+  constructor(field: string, message: string) {
+    super('VALIDATION', `${field}: ${message}`, { field });
+  }
+}
+
+export class RateLimitedError extends SbError {
+  readonly retryAfterS: number;
+  constructor(retryAfterS: number) {
+    super('RATE_LIMITED', 'too many requests; retry later', { retryAfterS });
+    this.retryAfterS = retryAfterS;
+  }
+}
+
+export const notFound = (what: string) => new SbError('NOT_FOUND', `${what} not found`);
+
+/** The JSON body every error response carries. */
+export function errorBody(err: SbError): { error: Record<string, unknown> } {
+  return { error: { code: err.code, message: err.message, ...err.details } };
+}

@@ -1,0 +1,122 @@
+// The composition root of one node: opens the store (migrating it), loads the signing key, builds
+// the services and the HTTP app, and listens. `close()` runs the shutdown in a fixed order under a
+// deadline: stop accepting, finish in-flight requests, close the store. It is idempotent.
+
+import os from 'node:os';
+import { AuthService } from './auth/auth-service.js';
+import { loadSigningKey } from './auth/keys.js';
+import { RoomsService } from './chat/rooms-service.js';
+import type { Config } from './config.js';
+import { createLogger, type Logger } from './log.js';
+import { Store } from './store/store.js';
+import { HttpRouter } from './transport/http.js';
+import { openApiDocument } from './transport/openapi.js';
+import { authRoutes } from './transport/routes-auth.js';
+import { chatRoutes } from './transport/routes-chat.js';
+import { opsRoutes } from './transport/routes-ops.js';
+import { type us_listen_socket, uWS } from './transport/uws.js';
+import { VERSION } from './version.js';
+
+export interface Hub {
+  readonly nodeId: string;
+  readonly port: number;
+  readonly url: string;
+  readonly store: Store;
+  readonly auth: AuthService;
+  readonly log: Logger;
+  readonly router: HttpRouter;
+  /** Idempotent graceful shutdown. */
+  close(): Promise<void>;
+  /** Resolves once the hub has shut down. */
+  closed(): Promise<void>;
+}
+
+const PRUNE_EVERY_MS = 3_600_000;
+
+export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
+  const nodeId = cfg.nodeId ?? `${os.hostname()}-${process.pid}`;
+  const root = (log ?? createLogger(cfg.logLevel)).child({ node: nodeId });
+  const store = await Store.open({ databaseUrl: cfg.databaseUrl, dataDir: cfg.dataDir, poolSize: cfg.dbPoolSize, log: root });
+  let listenSocket: us_listen_socket | undefined;
+  try {
+    const applied = await store.migrate();
+    if (applied.length) root.info({ applied }, 'migrations applied');
+    const key = await loadSigningKey({ keyFile: cfg.jwtKeyFile, dataDir: cfg.dataDir });
+    if (key.generated) root.info({ kid: key.kid }, 'generated a new JWT signing key in the data dir');
+    const auth = new AuthService(store, key, cfg, root.child({ component: 'auth' }));
+    const rooms = new RoomsService(store, cfg.limits.maxMessageBytes);
+
+    let closing = false;
+    const router = new HttpRouter({
+      log: root.child({ component: 'http' }),
+      maxBodyBytes: cfg.limits.maxBodyBytes,
+      corsOrigins: cfg.corsOrigins,
+      trustProxy: cfg.trustProxy,
+      verifyAccess: (t) => auth.access.verify(t),
+    });
+    let doc: unknown;
+    router.add(
+      ...opsRoutes({
+        key,
+        openapi: () => {
+          doc ??= openApiDocument(router.list(), VERSION);
+          return doc;
+        },
+        async ready() {
+          if (closing) return { ok: false, detail: { reason: 'shutting down' } };
+          try {
+            const r = await store.ready();
+            return { ok: r.ok, detail: { schema: r.schema, expectedSchema: r.expected } };
+          } catch (e) {
+            root.warn({ err: e }, 'readiness check: store unreachable');
+            return { ok: false, detail: { reason: 'store unreachable' } };
+          }
+        },
+      }),
+      ...authRoutes(auth, store, cfg),
+      ...chatRoutes(rooms, store),
+    );
+
+    const app = cfg.tlsCertFile ? uWS.SSLApp({ cert_file_name: cfg.tlsCertFile, key_file_name: cfg.tlsKeyFile as string }) : uWS.App();
+    router.mount(app);
+    listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
+      app.listen(cfg.host, cfg.port, (s) => (s ? resolve(s) : reject(new Error(`cannot listen on ${cfg.host}:${cfg.port} (in use, or not permitted)`))));
+    });
+    const port = uWS.us_socket_local_port(listenSocket as never);
+    const scheme = cfg.tlsCertFile ? 'https' : 'http';
+    const url = `${scheme}://${cfg.host === '0.0.0.0' ? '127.0.0.1' : cfg.host}:${port}`;
+
+    const prune = setInterval(() => {
+      store.refreshTokens.prune().catch((e) => root.warn({ err: e }, 'refresh token pruning failed'));
+    }, PRUNE_EVERY_MS);
+    prune.unref();
+
+    let done: Promise<void> | undefined;
+    let markClosed!: () => void;
+    const closedP = new Promise<void>((r) => {
+      markClosed = r;
+    });
+    const close = () => {
+      done ??= (async () => {
+        closing = true;
+        clearInterval(prune);
+        root.info({ inFlight: router.inFlight }, 'shutting down: no new connections');
+        if (listenSocket) uWS.us_listen_socket_close(listenSocket);
+        const deadline = new Promise<'timeout'>((r) => setTimeout(r, cfg.shutdownTimeoutMs, 'timeout').unref());
+        if ((await Promise.race([router.drain(), deadline])) === 'timeout') {
+          root.warn({ inFlight: router.inFlight }, 'shutdown deadline passed with requests in flight');
+        }
+        await store.close();
+        root.info('shut down');
+        markClosed();
+      })();
+      return done;
+    };
+    root.info({ url, version: VERSION, store: store.db.kind, port }, 'listening');
+    return { nodeId, port, url, store, auth, log: root, router, close, closed: () => closedP };
+  } catch (e) {
+    if (listenSocket) uWS.us_listen_socket_close(listenSocket);
+    await store.close();
+    throw e;
+  }
+}

@@ -1,0 +1,81 @@
+// Messages: a room's ordered log. `seq` is assigned under the room row's lock, so every room's seqs
+// are contiguous from 1; a sender's client message id (`cid`) is unique per sender, so a retry finds
+// the message it already created instead of creating a second one.
+
+import type { Sql } from './db.js';
+
+export interface Message {
+  id: string;
+  roomId: string;
+  seq: number;
+  senderId: string | null;
+  cid: string;
+  body: string;
+  createdAt: Date;
+}
+
+interface Row {
+  id: string;
+  room_id: string;
+  seq: string;
+  sender_id: string | null;
+  client_msg_id: string;
+  body: string;
+  created_at: Date;
+}
+
+const toMessage = (r: Row): Message => ({
+  id: r.id,
+  roomId: r.room_id,
+  seq: Number(r.seq),
+  senderId: r.sender_id,
+  cid: r.client_msg_id,
+  body: r.body,
+  createdAt: r.created_at,
+});
+
+export type AppendResult = { created: Message } | { existing: Message } | { noRoom: true };
+
+export class Messages {
+  constructor(private readonly sql: Sql) {}
+
+  /**
+   * Appends a message with the room's next seq, or returns the sender's earlier message with the
+   * same cid (in whichever room it is: the caller decides whether that is a conflict).
+   */
+  async append(m: { id: string; roomId: string; senderId: string; cid: string; body: string }): Promise<AppendResult> {
+    return this.sql.begin(async (tx) => {
+      // The room lock serialises appends to one room: the dedup check and the seq increment below
+      // cannot interleave with another append's, so a racing retry never burns a seq.
+      const [room] = await tx`SELECT 1 FROM rooms WHERE id = ${m.roomId} FOR UPDATE`;
+      if (!room) return { noRoom: true as const };
+      const [dup] = await tx<Row[]>`
+        SELECT * FROM messages WHERE sender_id = ${m.senderId} AND client_msg_id = ${m.cid}`;
+      if (dup) return { existing: toMessage(dup) };
+      const [row] = await tx<Row[]>`
+        WITH s AS (UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ${m.roomId} RETURNING last_seq)
+        INSERT INTO messages (room_id, seq, id, sender_id, client_msg_id, body)
+        SELECT ${m.roomId}, s.last_seq, ${m.id}, ${m.senderId}, ${m.cid}, ${m.body} FROM s
+        RETURNING *`;
+      return { created: toMessage(row as Row) };
+    });
+  }
+
+  /**
+   * A page of a room's history in ascending seq order: the `limit` messages just after `after`,
+   * or else just before `before` (both bounds apply when both are given), or else the latest.
+   */
+  async page(roomId: string, q: { before?: number | undefined; after?: number | undefined; limit: number }): Promise<Message[]> {
+    const sql = this.sql;
+    const lower = q.after === undefined ? sql`` : sql`AND seq > ${q.after}`;
+    const upper = q.before === undefined ? sql`` : sql`AND seq < ${q.before}`;
+    if (q.after !== undefined) {
+      const rows = await sql<Row[]>`
+        SELECT * FROM messages WHERE room_id = ${roomId} ${lower} ${upper} ORDER BY seq ASC LIMIT ${q.limit}`;
+      return rows.map(toMessage);
+    }
+    const rows = await sql<Row[]>`
+      SELECT * FROM messages WHERE room_id = ${roomId} ${upper} ORDER BY seq DESC LIMIT ${q.limit}`;
+    return rows.reverse().map(toMessage);
+  }
+}

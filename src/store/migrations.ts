@@ -1,0 +1,107 @@
+// Versioned schema migrations. They run at start and from `switchboard migrate`, all pending ones in
+// one transaction under a transaction-scoped advisory lock, so nodes that start together apply each
+// migration exactly once and a failed migration leaves the schema as it was. Append only: never
+// edit a migration that has shipped.
+
+import type { Sql } from './db.js';
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+/** Arbitrary constant naming Switchboard's migration lock among the database's advisory locks. */
+const MIGRATION_LOCK = 0x5b_0001;
+
+export const migrations: Migration[] = [
+  {
+    version: 1,
+    name: 'accounts, rooms and messages',
+    sql: `
+CREATE TABLE users (
+  id            uuid PRIMARY KEY,
+  username      text NOT NULL CHECK (char_length(username) BETWEEN 3 AND 32),
+  display_name  text CHECK (char_length(display_name) <= 64),
+  password_hash text NOT NULL,
+  is_admin      boolean NOT NULL DEFAULT false,
+  created_at    timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX users_username_lower ON users (lower(username));
+
+CREATE TABLE refresh_tokens (
+  token_hash  bytea PRIMARY KEY,
+  family_id   uuid NOT NULL,
+  user_id     uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  created_at  timestamptz NOT NULL DEFAULT now(),
+  expires_at  timestamptz NOT NULL,
+  used_at     timestamptz,
+  revoked_at  timestamptz
+);
+CREATE INDEX refresh_tokens_family ON refresh_tokens (family_id);
+CREATE INDEX refresh_tokens_user ON refresh_tokens (user_id);
+
+CREATE TABLE rooms (
+  id          uuid PRIMARY KEY,
+  kind        text NOT NULL CHECK (kind IN ('group', 'direct')),
+  name        text CHECK (char_length(name) BETWEEN 1 AND 100),
+  owner_id    uuid REFERENCES users (id) ON DELETE SET NULL,
+  direct_key  text UNIQUE,
+  last_seq    bigint NOT NULL DEFAULT 0,
+  created_at  timestamptz NOT NULL DEFAULT now(),
+  CHECK ((kind = 'group' AND name IS NOT NULL AND direct_key IS NULL) OR (kind = 'direct' AND direct_key IS NOT NULL))
+);
+CREATE INDEX rooms_name_lower ON rooms (lower(name)) WHERE kind = 'group';
+
+CREATE TABLE room_members (
+  room_id    uuid NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
+  user_id    uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  role       text NOT NULL DEFAULT 'member' CHECK (role IN ('owner', 'member')),
+  joined_at  timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (room_id, user_id)
+);
+CREATE INDEX room_members_user ON room_members (user_id, room_id);
+
+CREATE TABLE messages (
+  room_id        uuid NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
+  seq            bigint NOT NULL CHECK (seq > 0),
+  id             uuid NOT NULL UNIQUE,
+  sender_id      uuid REFERENCES users (id) ON DELETE SET NULL,
+  client_msg_id  text NOT NULL CHECK (char_length(client_msg_id) BETWEEN 1 AND 64),
+  body           text NOT NULL CHECK (octet_length(body) <= 1048576),
+  created_at     timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (room_id, seq)
+);
+CREATE UNIQUE INDEX messages_sender_cid ON messages (sender_id, client_msg_id);
+`,
+  },
+];
+
+export const latestVersion = Math.max(...migrations.map((m) => m.version));
+
+/** Apply every pending migration; returns the versions applied by this call. */
+export async function migrate(sql: Sql): Promise<number[]> {
+  return sql.begin(async (tx) => {
+    await tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`;
+    await tx`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`;
+    const rows = await tx<{ version: number }[]>`SELECT version FROM schema_migrations`;
+    const done = new Set(rows.map((r) => r.version));
+    const applied: number[] = [];
+    for (const m of migrations) {
+      if (done.has(m.version)) continue;
+      await tx.unsafe(m.sql);
+      await tx`INSERT INTO schema_migrations (version, name) VALUES (${m.version}, ${m.name})`;
+      applied.push(m.version);
+    }
+    return applied;
+  });
+}
+
+/** The highest applied version, or 0 on an empty database. */
+export async function appliedVersion(sql: Sql): Promise<number> {
+  const [t] = await sql<{ exists: boolean }[]>`SELECT to_regclass('schema_migrations') IS NOT NULL AS exists`;
+  if (!t?.exists) return 0;
+  const [row] = await sql<{ v: number | null }[]>`SELECT max(version) AS v FROM schema_migrations`;
+  return row?.v ?? 0;
+}

@@ -1,0 +1,129 @@
+// Rooms and their members. A group room has a name and an owner; a direct room joins exactly two
+// people and is found again by its `direct_key` (the two user ids in order), so opening the same
+// conversation twice yields the same room.
+
+import type { Sql } from './db.js';
+
+export type RoomKind = 'group' | 'direct';
+export type Role = 'owner' | 'member';
+
+export interface Room {
+  id: string;
+  kind: RoomKind;
+  name: string | null;
+  ownerId: string | null;
+  lastSeq: number;
+  createdAt: Date;
+}
+
+export interface Member {
+  userId: string;
+  username: string;
+  role: Role;
+  joinedAt: Date;
+}
+
+interface RoomRow {
+  id: string;
+  kind: RoomKind;
+  name: string | null;
+  owner_id: string | null;
+  last_seq: string;
+  created_at: Date;
+}
+
+const toRoom = (r: RoomRow): Room => ({
+  id: r.id,
+  kind: r.kind,
+  name: r.name,
+  ownerId: r.owner_id,
+  lastSeq: Number(r.last_seq),
+  createdAt: r.created_at,
+});
+
+export class Rooms {
+  constructor(private readonly sql: Sql) {}
+
+  async createGroup(id: string, name: string, ownerId: string): Promise<Room> {
+    return this.sql.begin(async (tx) => {
+      const [row] = await tx<RoomRow[]>`
+        INSERT INTO rooms (id, kind, name, owner_id) VALUES (${id}, 'group', ${name}, ${ownerId}) RETURNING *`;
+      await tx`INSERT INTO room_members (room_id, user_id, role) VALUES (${id}, ${ownerId}, 'owner')`;
+      return toRoom(row as RoomRow);
+    });
+  }
+
+  /** The direct room of two users, created when missing. */
+  async openDirect(id: string, ownerId: string, peerId: string): Promise<{ room: Room; created: boolean }> {
+    const key = [ownerId, peerId].sort().join(':');
+    return this.sql.begin(async (tx) => {
+      const [made] = await tx<RoomRow[]>`
+        INSERT INTO rooms (id, kind, owner_id, direct_key) VALUES (${id}, 'direct', ${ownerId}, ${key})
+        ON CONFLICT (direct_key) DO NOTHING RETURNING *`;
+      if (made) {
+        await tx`INSERT INTO room_members (room_id, user_id, role)
+                 VALUES (${id}, ${ownerId}, 'owner'), (${id}, ${peerId}, 'member')`;
+        return { room: toRoom(made), created: true };
+      }
+      const [found] = await tx<RoomRow[]>`SELECT * FROM rooms WHERE direct_key = ${key}`;
+      return { room: toRoom(found as RoomRow), created: false };
+    });
+  }
+
+  async byId(id: string): Promise<Room | undefined> {
+    const [row] = await this.sql<RoomRow[]>`SELECT * FROM rooms WHERE id = ${id}`;
+    return row && toRoom(row);
+  }
+
+  async role(roomId: string, userId: string): Promise<Role | undefined> {
+    const [row] = await this.sql<{ role: Role }[]>`
+      SELECT role FROM room_members WHERE room_id = ${roomId} AND user_id = ${userId}`;
+    return row?.role;
+  }
+
+  /** Rooms the user belongs to, ordered by id, after the cursor id. */
+  async listForUser(userId: string, limit: number, afterId: string | undefined): Promise<Room[]> {
+    const rows = await this.sql<RoomRow[]>`
+      SELECT r.* FROM rooms r JOIN room_members m ON m.room_id = r.id
+      WHERE m.user_id = ${userId} ${afterId === undefined ? this.sql`` : this.sql`AND r.id > ${afterId}`}
+      ORDER BY r.id LIMIT ${limit}`;
+    return rows.map(toRoom);
+  }
+
+  /** Group rooms whose name contains `q` (case-insensitive), ordered by id, after the cursor id. */
+  async listGroups(pattern: string, limit: number, afterId: string | undefined): Promise<Room[]> {
+    const rows = await this.sql<RoomRow[]>`
+      SELECT * FROM rooms
+      WHERE kind = 'group' AND lower(name) LIKE ${pattern}
+        ${afterId === undefined ? this.sql`` : this.sql`AND id > ${afterId}`}
+      ORDER BY id LIMIT ${limit}`;
+    return rows.map(toRoom);
+  }
+
+  async delete(id: string): Promise<boolean> {
+    const r = await this.sql`DELETE FROM rooms WHERE id = ${id}`;
+    return r.count > 0;
+  }
+
+  /** Adds a member; false when already one. */
+  async join(roomId: string, userId: string): Promise<boolean> {
+    const r = await this.sql`
+      INSERT INTO room_members (room_id, user_id) VALUES (${roomId}, ${userId}) ON CONFLICT DO NOTHING`;
+    return r.count > 0;
+  }
+
+  /** Removes a member; false when not one. */
+  async leave(roomId: string, userId: string): Promise<boolean> {
+    const r = await this.sql`DELETE FROM room_members WHERE room_id = ${roomId} AND user_id = ${userId}`;
+    return r.count > 0;
+  }
+
+  async members(roomId: string, limit: number, afterUserId: string | undefined): Promise<Member[]> {
+    const rows = await this.sql<{ user_id: string; username: string; role: Role; joined_at: Date }[]>`
+      SELECT m.user_id, u.username, m.role, m.joined_at
+      FROM room_members m JOIN users u ON u.id = m.user_id
+      WHERE m.room_id = ${roomId} ${afterUserId === undefined ? this.sql`` : this.sql`AND m.user_id > ${afterUserId}`}
+      ORDER BY m.user_id LIMIT ${limit}`;
+    return rows.map((r) => ({ userId: r.user_id, username: r.username, role: r.role, joinedAt: r.joined_at }));
+  }
+}

@@ -1,0 +1,42 @@
+// The store: the database plus one repository per table family. Layers above reach PostgreSQL (or
+// the embedded PGlite) only through this object.
+
+import type { Logger } from '../log.js';
+import { type Database, openDatabase } from './db.js';
+import { Messages } from './messages.js';
+import { appliedVersion, latestVersion, migrate } from './migrations.js';
+import { RefreshTokens } from './refresh-tokens.js';
+import { Rooms } from './rooms.js';
+import { Users } from './users.js';
+
+export class Store {
+  readonly users: Users;
+  readonly refreshTokens: RefreshTokens;
+  readonly rooms: Rooms;
+  readonly messages: Messages;
+
+  constructor(readonly db: Database) {
+    this.users = new Users(db.sql);
+    this.refreshTokens = new RefreshTokens(db.sql);
+    this.rooms = new Rooms(db.sql);
+    this.messages = new Messages(db.sql);
+  }
+
+  static async open(opts: { databaseUrl: string | undefined; dataDir: string; poolSize: number; log: Logger }): Promise<Store> {
+    return new Store(await openDatabase(opts));
+  }
+
+  migrate(): Promise<number[]> {
+    return migrate(this.db.sql);
+  }
+
+  /** Ready: the database answers and every known migration is applied. */
+  async ready(): Promise<{ ok: boolean; schema: number; expected: number }> {
+    const schema = await appliedVersion(this.db.sql);
+    return { ok: schema === latestVersion, schema, expected: latestVersion };
+  }
+
+  close(): Promise<void> {
+    return this.db.close();
+  }
+}

@@ -1,0 +1,415 @@
+// The HTTP layer on uWS: a route table, request reading (headers synchronously, as uWS requires;
+// the body through onData with a hard size cap), authentication, validation, and one place that
+// turns results and errors into responses. Every request gets exactly one response, or none if the
+// client went away; no exception escapes to uWS.
+
+import { randomBytes } from 'node:crypto';
+import type { AccessClaims } from '../auth/access-tokens.js';
+import { hashCsrf } from '../auth/access-tokens.js';
+import { errorBody, RateLimitedError, SbError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
+import { type Schema, validateBody, validateQuery } from './validate.js';
+
+export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+export interface AuthUser {
+  id: string;
+  username: string;
+  admin: boolean;
+  via: 'bearer' | 'cookie';
+}
+
+export interface Ctx<B = unknown, Q = Record<string, unknown>> {
+  reqId: string;
+  method: Method;
+  path: string;
+  params: Record<string, string>;
+  query: Q;
+  headers: Record<string, string>;
+  cookies: Record<string, string>;
+  body: B;
+  ip: string;
+  log: Logger;
+  /** Set when the route requires authentication. */
+  user: AuthUser;
+}
+
+export interface Reply {
+  status?: number;
+  /** JSON-encoded unless `raw` is given. */
+  body?: unknown;
+  raw?: { contentType: string; data: string };
+  headers?: Record<string, string>;
+  cookies?: string[];
+}
+
+export interface ResponseDoc {
+  description: string;
+  schema?: Schema;
+}
+
+export interface Route<B = any, Q = any> {
+  method: Method;
+  /** Literal segments and `:name` parameters, e.g. `/api/v1/rooms/:id`. */
+  path: string;
+  auth: boolean;
+  /** Path parameters that must be UUIDs (anything else is a 404: no such resource can exist). */
+  uuidParams?: string[];
+  body?: Schema;
+  /** An empty body is taken as `{}` (for endpoints whose fields are all optional). */
+  bodyOptional?: boolean;
+  /** An object schema for the query string (values are coerced to the declared types). */
+  query?: Schema;
+  summary: string;
+  tags: string[];
+  description?: string;
+  responses: Record<number, ResponseDoc>;
+  /** Left out of the OpenAPI document (the docs page itself). */
+  internal?: boolean;
+  handle(ctx: Ctx<B, Q>): Promise<Reply> | Reply;
+}
+
+export interface HttpOptions {
+  log: Logger;
+  maxBodyBytes: number;
+  corsOrigins: string[];
+  trustProxy: boolean;
+  verifyAccess(token: string): Promise<AccessClaims>;
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  200: 'OK',
+  201: 'Created',
+  204: 'No Content',
+  302: 'Found',
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  409: 'Conflict',
+  413: 'Payload Too Large',
+  415: 'Unsupported Media Type',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+interface Compiled {
+  route: Route;
+  segments: string[];
+}
+
+interface ReqState {
+  aborted: boolean;
+  done: boolean;
+}
+
+export class HttpRouter {
+  private readonly routes: Compiled[] = [];
+  private inflight = 0;
+  private draining = false;
+  private drained: (() => void) | undefined;
+  private seq = 0;
+  private readonly reqPrefix = randomBytes(3).toString('hex');
+
+  constructor(private readonly opts: HttpOptions) {}
+
+  add(...routes: Route[]): this {
+    for (const route of routes) this.routes.push({ route, segments: route.path.split('/') });
+    return this;
+  }
+
+  list(): readonly Route[] {
+    return this.routes.map((c) => c.route);
+  }
+
+  mount(app: TemplatedApp): void {
+    app.any('/*', (res, req) => this.onRequest(res, req));
+  }
+
+  /** Requests still being handled. */
+  get inFlight(): number {
+    return this.inflight;
+  }
+
+  /** From now on responses close their connection; resolves when no request is in flight. */
+  drain(): Promise<void> {
+    this.draining = true;
+    if (this.inflight === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.drained = resolve;
+    });
+  }
+
+  private onRequest(res: HttpResponse, req: HttpRequest): void {
+    const state: ReqState = { aborted: false, done: false };
+    res.onAborted(() => {
+      state.aborted = true;
+    });
+    // Everything from `req` must be read now: it is invalid after this function returns.
+    const method = req.getMethod().toUpperCase();
+    const path = req.getUrl();
+    const rawQuery = req.getQuery() ?? '';
+    const headers: Record<string, string> = {};
+    req.forEach((k, v) => {
+      headers[k] = v;
+    });
+    const ip = this.clientIp(res, headers);
+    const reqId = `${this.reqPrefix}-${(++this.seq).toString(36)}`;
+    const body = BODY_METHODS.has(method) ? this.readBody(res, headers, state) : Promise.resolve(Buffer.alloc(0));
+    this.inflight++;
+    this.handle(res, state, { method, path, rawQuery, headers, ip, reqId, body })
+      .catch((e) => this.opts.log.error({ err: e, reqId }, 'unhandled error while responding'))
+      .finally(() => {
+        this.inflight--;
+        if (this.inflight === 0 && this.drained) this.drained();
+      });
+  }
+
+  private readBody(res: HttpResponse, headers: Record<string, string>, state: ReqState): Promise<Buffer> {
+    const max = this.opts.maxBodyBytes;
+    const declared = Number(headers['content-length'] ?? '0');
+    return new Promise((resolve, reject) => {
+      if (declared > max) {
+        reject(tooLarge(max));
+        // Still attach a reader: uWS expects one, and the bytes are simply dropped.
+        res.onData(() => {});
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.onData((chunk, isLast) => {
+        if (state.done || state.aborted) return;
+        size += chunk.byteLength;
+        if (size > max) {
+          reject(tooLarge(max));
+          return;
+        }
+        // The ArrayBuffer is reused by uWS after this callback: copy it.
+        chunks.push(Buffer.from(chunk.slice(0)));
+        if (isLast) resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks));
+      });
+    });
+  }
+
+  private async handle(
+    res: HttpResponse,
+    state: ReqState,
+    r: { method: string; path: string; rawQuery: string; headers: Record<string, string>; ip: string; reqId: string; body: Promise<Buffer> },
+  ): Promise<void> {
+    const started = performance.now();
+    const log = this.opts.log.child({ reqId: r.reqId });
+    const cors = this.corsHeaders(r.headers.origin);
+    let reply: Reply;
+    let routePath = r.path;
+    try {
+      if (r.method === 'OPTIONS') {
+        reply = this.preflight(r.path, r.headers, cors);
+      } else {
+        const { route, params } = this.match(r.method, r.path);
+        routePath = route.path;
+        reply = await this.run(route, params, r, log);
+      }
+    } catch (e) {
+      reply = this.errorReply(e, log, r.reqId);
+    }
+    // Whatever the handler did, a body we never finished reading must not be left dangling.
+    r.body.catch(() => {});
+    const status = reply.status ?? 200;
+    this.send(res, state, status, { ...cors, 'x-request-id': r.reqId, ...reply.headers }, reply);
+    log.debug({ method: r.method, route: routePath, status, ms: Math.round(performance.now() - started) }, 'request');
+  }
+
+  private async run(
+    route: Route,
+    params: Record<string, string>,
+    r: { method: string; rawQuery: string; headers: Record<string, string>; ip: string; reqId: string; path: string; body: Promise<Buffer> },
+    log: Logger,
+  ): Promise<Reply> {
+    const cookies = parseCookies(r.headers.cookie);
+    let user: AuthUser | undefined;
+    if (route.auth) user = await this.authenticate(r.method, r.headers, cookies);
+    let body: unknown;
+    const raw = await r.body;
+    if (route.body) {
+      if (raw.length === 0 && !route.bodyOptional) throw new SbError('BAD_JSON', 'expected a JSON object body');
+      const type = (r.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+      if (raw.length > 0 && type !== 'application/json') throw new SbError('UNSUPPORTED_MEDIA_TYPE', 'send the body as application/json');
+      try {
+        body = raw.length === 0 ? {} : JSON.parse(raw.toString('utf8'));
+      } catch {
+        throw new SbError('BAD_JSON', 'the body is not valid JSON');
+      }
+      body = validateBody(route.body, body);
+    }
+    const query: Record<string, unknown> = route.query ? validateQuery(route.query, Object.fromEntries(new URLSearchParams(r.rawQuery))) : {};
+    const ctx: Ctx = {
+      reqId: r.reqId,
+      method: r.method as Method,
+      path: r.path,
+      params,
+      query,
+      headers: r.headers,
+      cookies,
+      body,
+      ip: r.ip,
+      log,
+      user: user as AuthUser,
+    };
+    return route.handle(ctx);
+  }
+
+  private async authenticate(method: string, headers: Record<string, string>, cookies: Record<string, string>): Promise<AuthUser> {
+    const authz = headers.authorization;
+    if (authz !== undefined) {
+      const m = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/.exec(authz);
+      if (!m) throw new SbError('UNAUTHENTICATED', 'Authorization must be "Bearer <access token>"');
+      const c = await this.opts.verifyAccess(m[1] as string);
+      return { id: c.sub, username: c.username, admin: c.admin, via: 'bearer' };
+    }
+    const cookie = cookies[COOKIE_ACCESS];
+    if (cookie === undefined) throw new SbError('UNAUTHENTICATED', 'authentication required');
+    const c = await this.opts.verifyAccess(cookie);
+    if (!SAFE_METHODS.has(method)) {
+      const sent = headers['x-csrf-token'];
+      if (!sent || !c.csrf || hashCsrf(sent) !== c.csrf) throw new SbError('CSRF', 'missing or wrong X-CSRF-Token header');
+    }
+    return { id: c.sub, username: c.username, admin: c.admin, via: 'cookie' };
+  }
+
+  private match(method: string, path: string): { route: Route; params: Record<string, string> } {
+    const segs = path.split('/');
+    const allowed: string[] = [];
+    for (const c of this.routes) {
+      const params = matchSegments(c.segments, segs);
+      if (!params) continue;
+      if (c.route.method !== method) {
+        allowed.push(c.route.method);
+        continue;
+      }
+      for (const p of c.route.uuidParams ?? []) {
+        if (!UUID_RE.test(params[p] ?? '')) throw new SbError('NOT_FOUND', `${p}: no such resource (ids are UUIDs)`);
+      }
+      return { route: c.route, params };
+    }
+    if (allowed.length) throw new SbError('METHOD_NOT_ALLOWED', `${method} is not allowed here`, { allow: allowed });
+    throw new SbError('NOT_FOUND', `no route for ${method} ${path.slice(0, 200)}`);
+  }
+
+  private preflight(path: string, headers: Record<string, string>, cors: Record<string, string>): Reply {
+    const segs = path.split('/');
+    const methods = this.routes.filter((c) => matchSegments(c.segments, segs)).map((c) => c.route.method);
+    if (!methods.length) throw new SbError('NOT_FOUND', 'no such route');
+    const out: Record<string, string> = { allow: [...methods, 'OPTIONS'].join(', ') };
+    if (cors['access-control-allow-origin'] && headers['access-control-request-method']) {
+      out['access-control-allow-methods'] = out.allow as string;
+      out['access-control-allow-headers'] = 'authorization, content-type, x-csrf-token';
+      out['access-control-max-age'] = '600';
+    }
+    return { status: 204, headers: out };
+  }
+
+  private corsHeaders(origin: string | undefined): Record<string, string> {
+    const allowed = this.opts.corsOrigins;
+    if (!origin || allowed.length === 0) return {};
+    if (allowed.includes(origin)) {
+      return {
+        'access-control-allow-origin': origin,
+        'access-control-allow-credentials': 'true',
+        'access-control-expose-headers': 'retry-after, x-request-id',
+        vary: 'Origin',
+      };
+    }
+    if (allowed.includes('*')) return { 'access-control-allow-origin': '*', 'access-control-expose-headers': 'retry-after, x-request-id' };
+    return { vary: 'Origin' };
+  }
+
+  private errorReply(e: unknown, log: Logger, reqId: string): Reply {
+    if (e instanceof SbError) {
+      const headers: Record<string, string> = {};
+      if (e instanceof RateLimitedError) headers['retry-after'] = String(e.retryAfterS);
+      if (e.code === 'METHOD_NOT_ALLOWED') headers.allow = ((e.details?.allow as string[]) ?? []).join(', ');
+      if (e.status >= 500) log.error({ err: e }, 'request failed');
+      return { status: e.status, headers, body: errorBody(e) };
+    }
+    log.error({ err: e }, 'request failed');
+    return { status: 500, body: errorBody(new SbError('INTERNAL', `internal error (request ${reqId})`)) };
+  }
+
+  private send(res: HttpResponse, state: ReqState, status: number, headers: Record<string, string>, reply: Reply): void {
+    if (state.aborted || state.done) return;
+    state.done = true;
+    let payload = '';
+    let type: string | undefined;
+    if (reply.raw) {
+      payload = reply.raw.data;
+      type = reply.raw.contentType;
+    } else if (reply.body !== undefined && status !== 204) {
+      payload = JSON.stringify(reply.body);
+      type = 'application/json; charset=utf-8';
+    }
+    res.cork(() => {
+      res.writeStatus(`${status} ${STATUS_TEXT[status] ?? ''}`);
+      if (type) res.writeHeader('content-type', type);
+      res.writeHeader('x-content-type-options', 'nosniff');
+      if (!reply.raw) res.writeHeader('cache-control', 'no-store');
+      for (const [k, v] of Object.entries(headers)) res.writeHeader(k, v);
+      for (const c of reply.cookies ?? []) res.writeHeader('set-cookie', c);
+      // After a 413 the rest of the body is still on the wire: close rather than parse it as a request.
+      res.end(payload, this.draining || status === 413);
+    });
+  }
+
+  private clientIp(res: HttpResponse, headers: Record<string, string>): string {
+    if (this.opts.trustProxy) {
+      const fwd = headers['x-forwarded-for']?.split(',').pop()?.trim();
+      if (fwd) return fwd;
+    }
+    return Buffer.from(res.getRemoteAddressAsText()).toString();
+  }
+}
+
+export const COOKIE_ACCESS = 'sb_access';
+export const COOKIE_REFRESH = 'sb_refresh';
+export const COOKIE_CSRF = 'sb_csrf';
+
+function matchSegments(pattern: string[], segs: string[]): Record<string, string> | undefined {
+  if (pattern.length !== segs.length) return undefined;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < pattern.length; i++) {
+    const p = pattern[i] as string;
+    const s = segs[i] as string;
+    if (p.startsWith(':')) {
+      if (s === '') return undefined;
+      try {
+        params[p.slice(1)] = decodeURIComponent(s);
+      } catch {
+        return undefined;
+      }
+    } else if (p !== s) return undefined;
+  }
+  return params;
+}
+
+export function parseCookies(header: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!header) return out;
+  for (const part of header.split(';')) {
+    const i = part.indexOf('=');
+    if (i < 0) continue;
+    const k = part.slice(0, i).trim();
+    const v = part.slice(i + 1).trim();
+    if (k && !(k in out)) out[k] = v;
+  }
+  return out;
+}
+
+function tooLarge(max: number): SbError {
+  return new SbError('PAYLOAD_TOO_LARGE', `request body exceeds ${max} bytes`, { limit: max });
+}

@@ -1,0 +1,74 @@
+// Operational endpoints: liveness, readiness, the JWKS, the OpenAPI document and its docs page.
+
+import type { SigningKey } from '../auth/keys.js';
+import { docsPage } from './docs-page.js';
+import type { Route } from './http.js';
+
+export function opsRoutes(deps: { ready(): Promise<{ ok: boolean; detail: Record<string, unknown> }>; key: SigningKey; openapi(): unknown }): Route[] {
+  const tags = ['operations'];
+  const status = { type: 'object', properties: { status: { type: 'string' } } };
+  return [
+    {
+      method: 'GET',
+      path: '/healthz',
+      auth: false,
+      summary: 'Liveness: the process is serving',
+      tags,
+      responses: { 200: { description: 'Alive', schema: status } },
+      handle: () => ({ body: { status: 'ok' } }),
+    },
+    {
+      method: 'GET',
+      path: '/readyz',
+      auth: false,
+      summary: 'Readiness: the store answers and its schema is current; 503 while starting or shutting down',
+      tags,
+      responses: { 200: { description: 'Ready', schema: status }, 503: { description: 'Not ready', schema: status } },
+      async handle() {
+        const r = await deps.ready();
+        return { status: r.ok ? 200 : 503, body: { status: r.ok ? 'ready' : 'unavailable', ...r.detail } };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/.well-known/jwks.json',
+      auth: false,
+      summary: 'Public keys that verify access tokens (JWKS)',
+      tags,
+      responses: { 200: { description: 'JSON Web Key Set', schema: { type: 'object', properties: { keys: { type: 'array' } } } } },
+      handle: () => ({ body: deps.key.jwks, headers: { 'cache-control': 'public, max-age=300' } }),
+    },
+    {
+      method: 'GET',
+      path: '/api/openapi.json',
+      auth: false,
+      summary: 'This OpenAPI 3.1 document',
+      tags,
+      responses: { 200: { description: 'OpenAPI document', schema: { type: 'object' } } },
+      handle: () => ({ body: deps.openapi() }),
+    },
+    {
+      method: 'GET',
+      path: '/docs',
+      auth: false,
+      internal: true,
+      summary: 'API reference page',
+      tags,
+      responses: { 200: { description: 'HTML' } },
+      handle: () => ({
+        raw: { contentType: 'text/html; charset=utf-8', data: docsPage },
+        headers: { 'content-security-policy': "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'" },
+      }),
+    },
+    {
+      method: 'GET',
+      path: '/',
+      auth: false,
+      internal: true,
+      summary: 'Redirect to the API reference',
+      tags,
+      responses: { 302: { description: 'To /docs' } },
+      handle: () => ({ status: 302, headers: { location: '/docs' } }),
+    },
+  ];
+}

@@ -1,0 +1,138 @@
+// JSON Schemas of the REST API's shapes: request schemas are enforced by the router (Ajv) and every
+// schema here is published in the OpenAPI document's components.
+
+import { ValidationError } from '../errors.js';
+import type { Schema } from './validate.js';
+
+export const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
+
+const ref = (name: string): Schema => ({ $ref: `#/components/schemas/${name}` });
+export const refs = {
+  User: ref('User'),
+  Me: ref('Me'),
+  Room: ref('Room'),
+  Member: ref('Member'),
+  Message: ref('Message'),
+  Session: ref('Session'),
+  CookieSession: ref('CookieSession'),
+  Error: ref('Error'),
+};
+
+const str = (description: string, extra: Schema = {}): Schema => ({ type: 'string', description, ...extra });
+const time = (description: string): Schema => str(description, { format: 'date-time' });
+
+export const components: Record<string, Schema> = {
+  Error: {
+    type: 'object',
+    required: ['error'],
+    properties: {
+      error: {
+        type: 'object',
+        required: ['code', 'message'],
+        properties: {
+          code: str('Stable machine-readable code, e.g. VALIDATION, NOT_MEMBER, RATE_LIMITED'),
+          message: str('Human-readable explanation, safe to show'),
+          field: str('For validation errors: the offending field'),
+          retryAfterS: { type: 'integer', description: 'For RATE_LIMITED: seconds to wait (also in Retry-After)' },
+        },
+      },
+    },
+    example: { error: { code: 'VALIDATION', message: 'password: at least 10 characters', field: 'password' } },
+  },
+  User: {
+    type: 'object',
+    required: ['id', 'username', 'displayName', 'createdAt'],
+    properties: {
+      id: str('User id', { format: 'uuid' }),
+      username: str('Unique, case-insensitively'),
+      displayName: { type: ['string', 'null'] },
+      createdAt: time('Account creation'),
+    },
+  },
+  Me: {
+    allOf: [ref('User'), { type: 'object', required: ['isAdmin'], properties: { isAdmin: { type: 'boolean' } } }],
+  },
+  Room: {
+    type: 'object',
+    required: ['id', 'kind', 'name', 'ownerId', 'lastSeq', 'createdAt'],
+    properties: {
+      id: str('Room id', { format: 'uuid' }),
+      kind: { enum: ['group', 'direct'] },
+      name: { type: ['string', 'null'], description: 'Null for direct rooms' },
+      ownerId: { type: ['string', 'null'], format: 'uuid' },
+      lastSeq: { type: 'integer', description: 'Seq of the newest message (0 when empty)' },
+      createdAt: time('Room creation'),
+      role: { enum: ['owner', 'member', null], description: "The caller's role; null when not a member (single-room responses only)" },
+    },
+  },
+  Member: {
+    type: 'object',
+    required: ['userId', 'username', 'role', 'joinedAt'],
+    properties: {
+      userId: str('User id', { format: 'uuid' }),
+      username: str('Username'),
+      role: { enum: ['owner', 'member'] },
+      joinedAt: time('When they joined'),
+    },
+  },
+  Message: {
+    type: 'object',
+    required: ['id', 'roomId', 'seq', 'senderId', 'cid', 'body', 'createdAt'],
+    properties: {
+      id: str('Message id', { format: 'uuid' }),
+      roomId: str('Room id', { format: 'uuid' }),
+      seq: { type: 'integer', minimum: 1, description: 'Position in the room: contiguous from 1' },
+      senderId: { type: ['string', 'null'], format: 'uuid', description: 'Null once the sender account is deleted' },
+      cid: str("The sender's client message id"),
+      body: str('Message text'),
+      createdAt: time('Server time the message was stored'),
+    },
+  },
+  Session: {
+    type: 'object',
+    required: ['tokenType', 'accessToken', 'accessExpiresAt', 'refreshToken', 'refreshExpiresAt', 'user'],
+    properties: {
+      tokenType: { const: 'Bearer' },
+      accessToken: str('EdDSA JWT for `Authorization: Bearer`'),
+      accessExpiresAt: time('Access token expiry'),
+      refreshToken: str('Opaque; single use: each refresh returns a new one'),
+      refreshExpiresAt: time('Refresh token expiry'),
+      user: ref('Me'),
+    },
+  },
+  CookieSession: {
+    type: 'object',
+    required: ['accessExpiresAt', 'refreshExpiresAt', 'csrfToken', 'user'],
+    properties: {
+      accessExpiresAt: time('Access cookie expiry'),
+      refreshExpiresAt: time('Refresh cookie expiry'),
+      csrfToken: str('Send as X-CSRF-Token on every state-changing request (also in the sb_csrf cookie)'),
+      user: ref('Me'),
+    },
+  },
+};
+
+export const limitParam = (def: number, max: number): Schema => ({
+  type: 'integer',
+  minimum: 1,
+  maximum: max,
+  default: def,
+  description: `Page size (1–${max})`,
+});
+export const cursorParam: Schema = { type: 'string', maxLength: 512, description: 'Opaque cursor from the previous page’s `nextCursor`' };
+
+/** Cursors are opaque to clients: base64url of the last key of the page. */
+export const encodeCursor = (key: string): string => Buffer.from(key, 'utf8').toString('base64url');
+
+export function decodeCursor(cursor: string | undefined, check: (key: string) => boolean): string | undefined {
+  if (cursor === undefined) return undefined;
+  const key = Buffer.from(cursor, 'base64url').toString('utf8');
+  if (!check(key)) throw new ValidationError('cursor', 'is not a cursor this endpoint issued');
+  return key;
+}
+
+/** `nextCursor` for a page of `limit` rows: present only when the page is full. */
+export function nextCursor<T>(rows: T[], limit: number, key: (row: T) => string): string | null {
+  const last = rows[rows.length - 1];
+  return rows.length === limit && last !== undefined ? encodeCursor(key(last)) : null;
+}
