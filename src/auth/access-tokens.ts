@@ -22,8 +22,12 @@ export interface AccessClaims {
 
 export const hashCsrf = (token: string): string => createHash('sha256').update(token).digest('base64url');
 
+/** Verified tokens remembered until they expire, so a client's repeated requests skip the signature check. */
+const VERIFIED_CACHE_MAX = 10_000;
+
 export class AccessTokens {
   private readonly keySet: ReturnType<typeof createLocalJWKSet>;
+  private readonly verified = new Map<string, AccessClaims>();
 
   constructor(
     private readonly key: SigningKey,
@@ -49,10 +53,19 @@ export class AccessTokens {
   }
 
   async verify(token: string): Promise<AccessClaims> {
+    const hit = this.verified.get(token);
+    if (hit) {
+      if (hit.exp * 1000 > Date.now()) return hit;
+      this.verified.delete(token);
+    }
     try {
       const { payload } = await jwtVerify(token, this.keySet, { algorithms: ['EdDSA'], issuer: ISSUER, requiredClaims: ['sub', 'jti', 'exp'] });
       if (typeof payload.username !== 'string' || typeof payload.admin !== 'boolean') throw new SbError('TOKEN_INVALID', 'access token is invalid');
-      return payload as unknown as AccessClaims;
+      const claims = payload as unknown as AccessClaims;
+      // Evict the oldest entry (Map keeps insertion order) to stay bounded.
+      if (this.verified.size >= VERIFIED_CACHE_MAX) this.verified.delete(this.verified.keys().next().value as string);
+      this.verified.set(token, claims);
+      return claims;
     } catch (e) {
       if (e instanceof SbError) throw e;
       if (e instanceof joseErrors.JWTExpired) throw new SbError('TOKEN_EXPIRED', 'access token has expired; refresh it');

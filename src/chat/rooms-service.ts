@@ -42,11 +42,9 @@ export class RoomsService {
 
   /** The room as the caller may see it; 404 for a missing room or someone else's direct room. */
   async get(userId: string, roomId: string): Promise<RoomView> {
-    const room = await this.store.rooms.byId(roomId);
-    if (!room) throw notFound('room');
-    const role = (await this.store.rooms.role(roomId, userId)) ?? null;
-    if (room.kind === 'direct' && !role) throw notFound('room');
-    return { ...room, role };
+    const found = await this.store.rooms.withRole(roomId, userId);
+    if (!found || (found.room.kind === 'direct' && !found.role)) throw notFound('room');
+    return { ...found.room, role: found.role };
   }
 
   async list(userId: string, q: { scope: 'mine' | 'public'; q?: string | undefined; limit: number; cursor?: string | undefined }): Promise<Room[]> {

@@ -75,6 +75,15 @@ export class Rooms {
     return row && toRoom(row);
   }
 
+  /** The room and the user's role in it (null when not a member), in one round trip. */
+  async withRole(roomId: string, userId: string): Promise<{ room: Room; role: Role | null } | undefined> {
+    const [row] = await this.sql<(RoomRow & { role: Role | null })[]>`
+      SELECT r.*, m.role FROM rooms r
+      LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = ${userId}
+      WHERE r.id = ${roomId}`;
+    return row && { room: toRoom(row), role: row.role };
+  }
+
   async role(roomId: string, userId: string): Promise<Role | undefined> {
     const [row] = await this.sql<{ role: Role }[]>`
       SELECT role FROM room_members WHERE room_id = ${roomId} AND user_id = ${userId}`;

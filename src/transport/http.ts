@@ -163,6 +163,9 @@ export class HttpRouter {
     const ip = this.clientIp(res, headers);
     const reqId = `${this.reqPrefix}-${(++this.seq).toString(36)}`;
     const body = BODY_METHODS.has(method) ? this.readBody(res, headers, state) : Promise.resolve(Buffer.alloc(0));
+    // The body can fail (too large) before anything awaits it, e.g. while the token is verified:
+    // mark it handled now, or Node treats that as an unhandled rejection and kills the process.
+    body.catch(() => {});
     this.inflight++;
     this.handle(res, state, { method, path, rawQuery, headers, ip, reqId, body })
       .catch((e) => this.opts.log.error({ err: e, reqId }, 'unhandled error while responding'))
@@ -268,7 +271,7 @@ export class HttpRouter {
   private async authenticate(method: string, headers: Record<string, string>, cookies: Record<string, string>): Promise<AuthUser> {
     const authz = headers.authorization;
     if (authz !== undefined) {
-      const m = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/.exec(authz);
+      const m = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(authz);
       if (!m) throw new SbError('UNAUTHENTICATED', 'Authorization must be "Bearer <access token>"');
       const c = await this.opts.verifyAccess(m[1] as string);
       return { id: c.sub, username: c.username, admin: c.admin, via: 'bearer' };

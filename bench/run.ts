@@ -1,0 +1,141 @@
+// `npm run bench -- <scenario> [--runs 3] [--duration 10] [--connections 16] [--store embedded|postgres]`
+// Scenarios:
+//   login    argon2id cost (ms per hash at the configured parameters) and end-to-end logins/s through
+//            the hub, against the ceiling of raw argon2 verifies/s on this machine in the same run.
+//   history  GET /api/v1/rooms/:id/messages?limit=50 pages of a 1000-message room: requests/s and
+//            latency, against a bare uWebSockets.js server returning the same bytes (the ceiling).
+// Each figure is the median of --runs runs. The hub runs as a child process; the load generator
+// (autocannon) runs in this process, and its CPU use is printed so a saturated client shows.
+
+import { writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { Passwords } from '../src/auth/passwords.js';
+import { resolveConfig } from '../src/config.js';
+import { fmt, json, type LoadResult, load, median, medianOf, spawnServer, startHub } from './lib.js';
+
+const { values, positionals } = parseArgs({
+  args: process.argv.slice(2),
+  allowPositionals: true,
+  options: {
+    runs: { type: 'string', default: '3' },
+    duration: { type: 'string', default: '10' },
+    connections: { type: 'string', default: '16' },
+    store: { type: 'string', default: 'embedded' },
+  },
+});
+const runs = Number(values.runs);
+const durationS = Number(values.duration);
+const connections = Number(values.connections);
+const store = values.store === 'postgres' ? 'postgres' : 'embedded';
+
+const row = (name: string, r: LoadResult) =>
+  `${name.padEnd(22)} ${fmt(r.rps, 0).padStart(9)} req/s  p50 ${fmt(r.p50)} ms  p99 ${fmt(r.p99)} ms  p999 ${fmt(r.p999)} ms  server CPU ${fmt(r.serverCpuPct, 0)}%  RSS ${fmt(r.serverRssMiB, 0)} MiB  client CPU ${fmt(r.clientCpuPct, 0)}%  errors ${r.errors + r.non2xx}`;
+
+async function login() {
+  const cfg = resolveConfig({}, process.env);
+  const pw = new Passwords({ memoryKiB: cfg.argon2MemoryKiB, timeCost: cfg.argon2TimeCost });
+  const hashMs: number[] = [];
+  let hash = '';
+  for (let i = 0; i < 20; i++) {
+    const t0 = performance.now();
+    hash = await pw.hash('correct horse battery staple');
+    hashMs.push(performance.now() - t0);
+  }
+  const verifiesPerS: number[] = [];
+  for (let r = 0; r < runs; r++) {
+    const t0 = performance.now();
+    let n = 0;
+    // One verify in flight per core: more only queues (argon2 is CPU-bound).
+    await Promise.all(
+      Array.from({ length: os.cpus().length }, async () => {
+        while (performance.now() - t0 < 3000) {
+          await pw.verify(hash, 'correct horse battery staple');
+          n++;
+        }
+      }),
+    );
+    verifiesPerS.push(n / ((performance.now() - t0) / 1000));
+  }
+  console.log(
+    `argon2id m=${cfg.argon2MemoryKiB} KiB t=${cfg.argon2TimeCost} p=1: hash median ${fmt(median(hashMs))} ms (20 hashes); ceiling ${fmt(median(verifiesPerS), 0)} verifies/s on ${os.cpus().length} cores`,
+  );
+
+  const results: LoadResult[] = [];
+  for (let r = 0; r < runs; r++) {
+    const hub = await startHub(store, { SB_LOGIN_PER_IP_PER_MINUTE: '100000', SB_LOGIN_PER_USER_PER_15MIN: '100000' });
+    try {
+      await json(`${hub.url}/api/v1/auth/register`, 'POST', { username: 'bench', password: 'correct horse battery staple' });
+      const body = JSON.stringify({ username: 'bench', password: 'correct horse battery staple' });
+      results.push(
+        await load(hub, {
+          connections: 4,
+          durationS,
+          requests: [{ method: 'POST', path: '/api/v1/auth/login', body, headers: { 'content-type': 'application/json' } }],
+        }),
+      );
+    } finally {
+      await hub.stop();
+    }
+  }
+  const m = medianOf(results);
+  console.log(row(`hub login (${store})`, m));
+  console.log(`ratio hub logins/s : raw argon2 verifies/s = ${fmt(m.rps / median(verifiesPerS), 2)}`);
+}
+
+async function history() {
+  const hubRuns: LoadResult[] = [];
+  const bareRuns: LoadResult[] = [];
+  for (let r = 0; r < runs; r++) {
+    const hub = await startHub(store);
+    let pagePath = '';
+    try {
+      await json(`${hub.url}/api/v1/auth/register`, 'POST', { username: 'reader', password: 'correct horse battery staple' });
+      const s = await json(`${hub.url}/api/v1/auth/login`, 'POST', { username: 'reader', password: 'correct horse battery staple' });
+      const token = s.accessToken as string;
+      const room = (await json(`${hub.url}/api/v1/rooms`, 'POST', { kind: 'group', name: 'history' }, token)).room.id as string;
+      for (let i = 0; i < 1000; i += 50) {
+        await Promise.all(
+          Array.from({ length: 50 }, (_, j) =>
+            json(`${hub.url}/api/v1/rooms/${room}/messages`, 'POST', { cid: `m${i + j}`, body: `message number ${i + j}: ${'lorem ipsum '.repeat(8)}` }, token),
+          ),
+        );
+      }
+      // 20 different pages, spread over the history, requested round-robin.
+      const requests = Array.from({ length: 20 }, (_, i) => ({
+        method: 'GET' as const,
+        path: `/api/v1/rooms/${room}/messages?limit=50&before=${1001 - i * 50}`,
+      }));
+      pagePath = requests[0]?.path as string;
+      hubRuns.push(await load(hub, { connections, durationS, requests, headers: { authorization: `Bearer ${token}` } }));
+      // The same bytes for the baseline.
+      const page = await fetch(hub.url + pagePath, { headers: { authorization: `Bearer ${token}` } }).then((x) => x.text());
+      const file = path.join(hub.dataDir, 'page.json');
+      await writeFile(file, page);
+      const bare = await spawnServer(['--import', 'tsx', path.resolve('bench/baseline-uws.ts'), file], {});
+      try {
+        bareRuns.push(await load(bare, { connections, durationS, requests }));
+      } finally {
+        await bare.stop();
+      }
+    } finally {
+      await hub.stop();
+    }
+  }
+  const h = medianOf(hubRuns);
+  const b = medianOf(bareRuns);
+  console.log(`history: 50-message pages of a 1000-message room, ${connections} connections, ${durationS} s, median of ${runs} runs`);
+  console.log(row(`hub (${store})`, h));
+  console.log(row('bare uWS (same bytes)', b));
+  console.log(`ratio hub : bare uWS = ${fmt(h.rps / b.rps, 3)}`);
+}
+
+const scenarios: Record<string, () => Promise<void>> = { login, history };
+const name = positionals[0] ?? '';
+const scenario = scenarios[name];
+if (!scenario) {
+  console.error(`usage: npm run bench -- <${Object.keys(scenarios).join('|')}> [--runs N] [--duration S] [--connections C] [--store embedded|postgres]`);
+  process.exit(2);
+}
+await scenario();

@@ -1,0 +1,187 @@
+// One conformance suite for the store, run against real PostgreSQL and against the embedded PGlite.
+
+import { randomUUID } from 'node:crypto';
+import t, { type Test } from 'tap';
+import { createLogger } from '../src/log.js';
+import { latestVersion } from '../src/store/migrations.js';
+import { Store } from '../src/store/store.js';
+import { freshDatabase } from './helpers/db.js';
+import { tempDir } from './helpers/hub.js';
+
+const log = createLogger('silent');
+
+type Factory = (t: Test) => Promise<Store>;
+
+const backends: Record<string, Factory> = {
+  postgres: async (t) => {
+    const s = await Store.open({ databaseUrl: await freshDatabase(t), dataDir: '/nonexistent', poolSize: 8, log });
+    t.teardown(() => s.close());
+    return s;
+  },
+  embedded: async (t) => {
+    const s = await Store.open({ databaseUrl: undefined, dataDir: await tempDir(t), poolSize: 8, log });
+    t.teardown(() => s.close());
+    return s;
+  },
+};
+
+const user = (store: Store, username: string) =>
+  store.users.create({ id: randomUUID(), username, displayName: null, passwordHash: 'x', isAdmin: false }).then((u) => {
+    if (!u) throw new Error(`user ${username} exists`);
+    return u;
+  });
+
+for (const [name, open] of Object.entries(backends)) {
+  t.test(name, async (t) => {
+    const store = await open(t);
+
+    t.test('migrations apply once and the schema reports ready', async (t) => {
+      t.same(await store.ready(), { ok: false, schema: 0, expected: latestVersion });
+      t.same(await store.migrate(), [1]);
+      t.same(await store.migrate(), [], 'second run applies nothing');
+      t.same(await store.ready(), { ok: true, schema: latestVersion, expected: latestVersion });
+    });
+
+    t.test('users: unique regardless of case, found regardless of case, searched literally', async (t) => {
+      const ada = await user(store, 'Ada');
+      t.equal(await store.users.create({ id: randomUUID(), username: 'ADA', displayName: null, passwordHash: 'x', isAdmin: false }), undefined);
+      t.equal((await store.users.byUsername('aDa'))?.id, ada.id);
+      t.equal((await store.users.byId(ada.id))?.username, 'Ada');
+      for (const n of ['ab_c', 'abxc', 'ab%d', 'abe']) await user(store, n);
+      t.same(
+        (await store.users.search('ab_', 10, undefined)).map((u) => u.username),
+        ['ab_c'],
+        '_ is literal',
+      );
+      t.same(
+        (await store.users.search('ab%', 10, undefined)).map((u) => u.username),
+        ['ab%d'],
+        '% is literal',
+      );
+      const first = await store.users.search('ab', 2, undefined);
+      const rest = await store.users.search('ab', 10, first[first.length - 1]?.username);
+      t.same(
+        [...first, ...rest].map((u) => u.username.toLowerCase()),
+        ['ab%d', 'ab_c', 'abe', 'abxc'],
+        'pages are ordered and disjoint',
+      );
+    });
+
+    t.test('refresh tokens are consumed once; reuse is visible; families revoke together', async (t) => {
+      const u = await user(store, 'tok-user');
+      const family = randomUUID();
+      const later = new Date(Date.now() + 60_000);
+      const a = Buffer.alloc(32, 1);
+      const b = Buffer.alloc(32, 2);
+      await store.refreshTokens.insert({ hash: a, familyId: family, userId: u.id, expiresAt: later });
+      await store.refreshTokens.insert({ hash: b, familyId: family, userId: u.id, expiresAt: later });
+      const [one, two] = await Promise.all([store.refreshTokens.consume(a), store.refreshTokens.consume(a)]);
+      const results = [one, two].map((r) => (r && 'ok' in r ? 'ok' : r && 'stale' in r ? 'stale' : 'none')).sort();
+      t.same(results, ['ok', 'stale'], 'two racing consumes: exactly one wins');
+      t.equal(await store.refreshTokens.consume(Buffer.alloc(32, 9)), undefined, 'unknown token');
+      t.equal(await store.refreshTokens.revokeFamily(family), 2);
+      const revoked = await store.refreshTokens.consume(b);
+      t.ok(revoked && 'stale' in revoked && revoked.stale.revoked_at, 'revoked with its family');
+      const c = Buffer.alloc(32, 3);
+      await store.refreshTokens.insert({ hash: c, familyId: randomUUID(), userId: u.id, expiresAt: new Date(Date.now() - 1000) });
+      const expired = await store.refreshTokens.consume(c);
+      t.ok(expired && 'stale' in expired && !expired.stale.used_at, 'expired: stale but never used');
+    });
+
+    t.test('rooms: groups, direct pairs, membership', async (t) => {
+      const [o, p, q] = [await user(store, 'owner1'), await user(store, 'peer1'), await user(store, 'other1')];
+      const g = await store.rooms.createGroup(randomUUID(), 'General', o.id);
+      t.equal(await store.rooms.role(g.id, o.id), 'owner');
+      t.equal(await store.rooms.join(g.id, p.id), true);
+      t.equal(await store.rooms.join(g.id, p.id), false, 'joining twice is a no-op');
+      t.same((await store.rooms.members(g.id, 10, undefined)).map((m) => m.role).sort(), ['member', 'owner']);
+      const d1 = await store.rooms.openDirect(randomUUID(), o.id, p.id);
+      const d2 = await store.rooms.openDirect(randomUUID(), p.id, o.id);
+      t.equal(d1.created, true);
+      t.equal(d2.created, false);
+      t.equal(d2.room.id, d1.room.id, 'one direct room per pair, whoever opens it');
+      t.same((await store.rooms.listForUser(p.id, 10, undefined)).map((r) => r.id).sort(), [g.id, d1.room.id].sort());
+      t.same(await store.rooms.listForUser(q.id, 10, undefined), []);
+      t.same(
+        (await store.rooms.listGroups('%gen%', 10, undefined)).map((r) => r.id),
+        [g.id],
+      );
+      t.equal(await store.rooms.leave(g.id, p.id), true);
+      t.equal(await store.rooms.role(g.id, p.id), undefined);
+      t.equal(await store.rooms.delete(g.id), true);
+      t.equal(await store.rooms.byId(g.id), undefined);
+      t.equal(await store.rooms.delete(g.id), false);
+    });
+
+    t.test('messages: contiguous seqs under concurrency, dedup by (sender, cid), paging', async (t) => {
+      const [a, b] = [await user(store, 'msg-a'), await user(store, 'msg-b')];
+      const room = await store.rooms.createGroup(randomUUID(), 'busy', a.id);
+      const append = (sender: string, cid: string, body = `m-${cid}`) =>
+        store.messages.append({ id: randomUUID(), roomId: room.id, senderId: sender, cid, body });
+      const results = await Promise.all(Array.from({ length: 40 }, (_, i) => append(i % 2 ? a.id : b.id, `c${i}`)));
+      const seqs = results.map((r) => ('created' in r ? r.created.seq : -1)).sort((x, y) => x - y);
+      t.same(
+        seqs,
+        Array.from({ length: 40 }, (_, i) => i + 1),
+        'seqs 1..40, each once',
+      );
+      const dups = await Promise.all(Array.from({ length: 5 }, () => append(a.id, 'c1')));
+      const original = results[1] && 'created' in results[1] ? results[1].created : undefined;
+      for (const d of dups) t.same('existing' in d ? d.existing.seq : -1, original?.seq, 'retry returns the original seq');
+      t.equal((await store.rooms.byId(room.id))?.lastSeq, 40, 'no seq burnt by retries');
+      t.same(await store.messages.append({ id: randomUUID(), roomId: randomUUID(), senderId: a.id, cid: 'zz', body: 'x' }), { noRoom: true });
+      const latest = await store.messages.page(room.id, { limit: 10 });
+      t.same(
+        latest.map((m) => m.seq),
+        [31, 32, 33, 34, 35, 36, 37, 38, 39, 40],
+      );
+      const before = await store.messages.page(room.id, { before: 31, limit: 5 });
+      t.same(
+        before.map((m) => m.seq),
+        [26, 27, 28, 29, 30],
+      );
+      const after = await store.messages.page(room.id, { after: 38, limit: 5 });
+      t.same(
+        after.map((m) => m.seq),
+        [39, 40],
+      );
+      const between = await store.messages.page(room.id, { after: 10, before: 14, limit: 50 });
+      t.same(
+        between.map((m) => m.seq),
+        [11, 12, 13],
+      );
+      const body = "'; DROP TABLE messages; -- \u{1F600} \\ % _";
+      const r = await append(a.id, 'meta', body);
+      t.equal('created' in r && r.created.body, body, 'stored verbatim');
+    });
+  });
+}
+
+t.test('PostgreSQL: nodes migrating at once apply each migration exactly once', async (t) => {
+  const url = await freshDatabase(t);
+  const stores = await Promise.all([1, 2, 3].map(() => Store.open({ databaseUrl: url, dataDir: '/nonexistent', poolSize: 2, log })));
+  t.teardown(() => Promise.all(stores.map((s) => s.close())));
+  const applied = await Promise.all(stores.map((s) => s.migrate()));
+  t.same(applied.flat(), [1], 'one node applied version 1, the others nothing');
+  const rows = await stores[0]!.db.sql`SELECT version FROM schema_migrations`;
+  t.equal(rows.length, 1);
+});
+
+t.test('embedded: data survives closing and reopening the data dir', async (t) => {
+  const dataDir = await tempDir(t);
+  const first = await Store.open({ databaseUrl: undefined, dataDir, poolSize: 1, log });
+  await first.migrate();
+  const u = await user(first, 'persist');
+  const room = await first.rooms.createGroup(randomUUID(), 'kept', u.id);
+  await first.messages.append({ id: randomUUID(), roomId: room.id, senderId: u.id, cid: 'k1', body: 'still here' });
+  await first.close();
+  await first.close(); // idempotent
+  const second = await Store.open({ databaseUrl: undefined, dataDir, poolSize: 1, log });
+  t.teardown(() => second.close());
+  t.same(await second.migrate(), []);
+  t.equal((await second.users.byUsername('persist'))?.id, u.id);
+  t.same(
+    (await second.messages.page(room.id, { limit: 5 })).map((m) => m.body),
+    ['still here'],
+  );
+});
