@@ -4,8 +4,8 @@
 
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { AuthService } from './auth/auth-service.js';
-import { loadSigningKey } from './auth/keys.js';
+import { createAccount } from './auth/auth-service.js';
+import { Passwords } from './auth/passwords.js';
 import { type Config, ConfigError, resolveConfig, spec } from './config.js';
 import { SbError } from './errors.js';
 import { startHub } from './hub.js';
@@ -49,7 +49,7 @@ async function main(argv: string[]): Promise<number> {
     case 'migrate':
       return migrateOnly(cfg);
     case 'user':
-      if (sub !== 'create' || !name) throw new ConfigError('usage: switchboard user create <username> [--admin] [--password-stdin]');
+      if (sub !== 'create' || !name) throw new ConfigError('usage: switchboard user create <username> [--admin] [--display-name NAME] [--password-stdin]');
       return createUser(cfg, name, Boolean(values.admin), values['display-name'] as string | undefined, Boolean(values['password-stdin']));
     default:
       process.stderr.write(HELP);
@@ -104,9 +104,8 @@ async function createUser(cfg: Config, username: string, admin: boolean, display
   const store = await Store.open({ databaseUrl: cfg.databaseUrl, dataDir: cfg.dataDir, poolSize: 1, log });
   try {
     await store.migrate();
-    const key = await loadSigningKey({ keyFile: cfg.jwtKeyFile, dataDir: cfg.dataDir });
-    const auth = new AuthService(store, key, cfg, log);
-    const user = await auth.register({ username, password, displayName }, undefined, admin);
+    const passwords = new Passwords({ memoryKiB: cfg.argon2MemoryKiB, timeCost: cfg.argon2TimeCost });
+    const user = await createAccount(store, passwords, { username, password, displayName }, admin);
     process.stdout.write(`created ${admin ? 'admin ' : ''}user ${user.username} (${user.id})\n`);
     if (!fromStdin) process.stdout.write(`password: ${password}\n`);
     password = '';

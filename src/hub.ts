@@ -2,11 +2,12 @@
 // the services and the HTTP app, and listens. `close()` runs the shutdown in a fixed order under a
 // deadline: stop accepting, finish in-flight requests, close the store. It is idempotent.
 
+import { accessSync, constants } from 'node:fs';
 import os from 'node:os';
 import { AuthService } from './auth/auth-service.js';
 import { loadSigningKey } from './auth/keys.js';
 import { RoomsService } from './chat/rooms-service.js';
-import type { Config } from './config.js';
+import { type Config, ConfigError } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { Store } from './store/store.js';
 import { HttpRouter } from './transport/http.js';
@@ -33,9 +34,21 @@ export interface Hub {
 
 const PRUNE_EVERY_MS = 3_600_000;
 
+/** uWS reports an unreadable certificate only as "App construction failed": check first, by name. */
+function checkReadable(file: string | undefined, name: string): void {
+  if (file === undefined) return;
+  try {
+    accessSync(file, constants.R_OK);
+  } catch (e) {
+    throw new ConfigError(`${name}: cannot read ${file} (${(e as NodeJS.ErrnoException).code})`);
+  }
+}
+
 export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
   const nodeId = cfg.nodeId ?? `${os.hostname()}-${process.pid}`;
   const root = (log ?? createLogger(cfg.logLevel)).child({ node: nodeId });
+  checkReadable(cfg.tlsCertFile, 'SB_TLS_CERT_FILE');
+  checkReadable(cfg.tlsKeyFile, 'SB_TLS_KEY_FILE');
   const store = await Store.open({ databaseUrl: cfg.databaseUrl, dataDir: cfg.dataDir, poolSize: cfg.dbPoolSize, log: root });
   let listenSocket: us_listen_socket | undefined;
   try {

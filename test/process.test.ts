@@ -100,4 +100,28 @@ t.test('a bad configuration value stops the process with a message naming it', a
   const p = spawnCli(t, ['serve'], { PORT: 'eighty', SB_DATA_DIR: await tempDir(t) });
   t.equal((await p.exited).code, 2);
   t.match(p.stderr(), /PORT: expected an integer from 0 to 65535, got "eighty"/);
+  const tls = spawnCli(t, ['serve'], {
+    SB_TLS_CERT_FILE: '/nonexistent/cert.pem',
+    SB_TLS_KEY_FILE: '/nonexistent/key.pem',
+    PORT: '0',
+    SB_DATA_DIR: await tempDir(t),
+  });
+  t.equal((await tls.exited).code, 2);
+  t.match(tls.stderr(), /^switchboard: SB_TLS_CERT_FILE: cannot read \/nonexistent\/cert.pem \(ENOENT\)/);
+});
+
+t.test('one process per embedded data dir', async (t) => {
+  const dataDir = await tempDir(t);
+  const { p } = await serve(t, dataDir);
+  const second = spawnCli(t, ['user', 'create', 'intruder'], { SB_DATA_DIR: dataDir });
+  second.child.stdin?.end();
+  t.equal((await second.exited).code, 2);
+  t.match(second.stderr(), new RegExp(`SB_DATA_DIR: .* is in use by process ${p.child.pid}`));
+  p.child.kill('SIGKILL');
+  await p.exited;
+  // A crash leaves the pid file behind; the next start finds its owner dead and takes over.
+  const again = await serve(t, dataDir);
+  t.equal((await again.api.get('/readyz')).status, 200);
+  again.p.child.kill('SIGTERM');
+  t.equal((await again.p.exited).code, 0);
 });

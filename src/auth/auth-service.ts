@@ -48,22 +48,13 @@ export class AuthService {
     this.registerIp = new RateLimiter(cfg.limits.registerPerIpPerHour, 3_600_000, clock);
   }
 
-  /** Creates an account. Admin accounts come only from the CLI (`ip` undefined skips the limit). */
-  async register(input: { username: string; password: string; displayName?: string | undefined }, ip?: string, isAdmin = false): Promise<User> {
+  /** Self-service registration, rate-limited per client IP. */
+  async register(input: NewAccount, ip: string): Promise<User> {
     checkUsername(input.username);
     checkPassword(input.password);
-    if (ip !== undefined) {
-      const wait = this.registerIp.take(ip);
-      if (wait) throw new RateLimitedError(wait);
-    }
-    const user = await this.store.users.create({
-      id: randomUUID(),
-      username: input.username,
-      displayName: input.displayName ?? null,
-      passwordHash: await this.passwords.hash(input.password),
-      isAdmin,
-    });
-    if (!user) throw new SbError('USERNAME_TAKEN', 'that username is taken', { field: 'username' });
+    const wait = this.registerIp.take(ip);
+    if (wait) throw new RateLimitedError(wait);
+    const user = await createAccount(this.store, this.passwords, input, false);
     this.log.info({ userId: user.id }, 'user registered');
     return user;
   }
@@ -119,6 +110,27 @@ export class AuthService {
     const access = await this.access.issue(user, csrfToken);
     return { user, accessToken: access.token, accessExpiresAt: access.expiresAt, refreshToken, refreshExpiresAt };
   }
+}
+
+export interface NewAccount {
+  username: string;
+  password: string;
+  displayName?: string | undefined;
+}
+
+/** Creates an account after checking the username and password rules. The CLI's admin bootstrap uses this directly. */
+export async function createAccount(store: Store, passwords: Passwords, input: NewAccount, isAdmin: boolean): Promise<User> {
+  checkUsername(input.username);
+  checkPassword(input.password);
+  const user = await store.users.create({
+    id: randomUUID(),
+    username: input.username,
+    displayName: input.displayName ?? null,
+    passwordHash: await passwords.hash(input.password),
+    isAdmin,
+  });
+  if (!user) throw new SbError('USERNAME_TAKEN', 'that username is taken', { field: 'username' });
+  return user;
 }
 
 export function checkUsername(username: string): void {

@@ -3,6 +3,7 @@
 // the message it already created instead of creating a second one.
 
 import type { Sql } from './db.js';
+import { isUniqueViolation } from './users.js';
 
 export interface Message {
   id: string;
@@ -44,6 +45,18 @@ export class Messages {
    * same cid (in whichever room it is: the caller decides whether that is a conflict).
    */
   async append(m: { id: string; roomId: string; senderId: string; cid: string; body: string }): Promise<AppendResult> {
+    try {
+      return await this.appendOnce(m);
+    } catch (e) {
+      // The same cid raced into two different rooms: the other insert won; report its message.
+      if (!isUniqueViolation(e)) throw e;
+      const [dup] = await this.sql<Row[]>`SELECT * FROM messages WHERE sender_id = ${m.senderId} AND client_msg_id = ${m.cid}`;
+      if (!dup) throw e;
+      return { existing: toMessage(dup) };
+    }
+  }
+
+  private appendOnce(m: { id: string; roomId: string; senderId: string; cid: string; body: string }): Promise<AppendResult> {
     return this.sql.begin(async (tx) => {
       // The room lock serialises appends to one room: the dedup check and the seq increment below
       // cannot interleave with another append's, so a racing retry never burns a seq.

@@ -30,10 +30,13 @@ export class Store {
     return migrate(this.db.sql);
   }
 
-  /** Ready: the database answers and every known migration is applied. */
+  /**
+   * Ready: the database answers and every migration this build knows is applied. A schema ahead of
+   * this build (a newer node migrated during a rolling upgrade) still counts: migrations only add.
+   */
   async ready(): Promise<{ ok: boolean; schema: number; expected: number }> {
     const schema = await appliedVersion(this.db.sql);
-    return { ok: schema === latestVersion, schema, expected: latestVersion };
+    return { ok: schema >= latestVersion, schema, expected: latestVersion };
   }
 
   close(): Promise<void> {

@@ -341,6 +341,14 @@ export class HttpRouter {
       if (e.status >= 500) log.error({ err: e }, 'request failed');
       return { status: e.status, headers, body: errorBody(e) };
     }
+    if (isConnectionError(e)) {
+      log.error({ err: e }, 'request failed: store unreachable');
+      return {
+        status: 503,
+        headers: { 'retry-after': '5' },
+        body: errorBody(new SbError('UNAVAILABLE', `the store is unreachable; retry shortly (request ${reqId})`)),
+      };
+    }
     log.error({ err: e }, 'request failed');
     return { status: 500, body: errorBody(new SbError('INTERNAL', `internal error (request ${reqId})`)) };
   }
@@ -412,6 +420,22 @@ export function parseCookies(header: string | undefined): Record<string, string>
   }
   return out;
 }
+
+/** postgres.js and socket errors that mean "the database cannot be reached", not "the query failed". */
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'ETIMEDOUT',
+  'EPIPE',
+  'CONNECT_TIMEOUT',
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+  '57P01',
+  '57P03',
+]);
+const isConnectionError = (e: unknown): boolean => CONNECTION_CODES.has((e as { code?: string } | null)?.code ?? '');
 
 function tooLarge(max: number): SbError {
   return new SbError('PAYLOAD_TOO_LARGE', `request body exceeds ${max} bytes`, { limit: max });
