@@ -64,6 +64,9 @@ function print(text: string): number {
 
 async function serve(cfg: Config): Promise<number> {
   const hub = await startHub(cfg);
+  // A safety net, not a control path: every request handler catches its own errors, but a rejected
+  // promise nobody awaited must not take down every connection of the node.
+  process.on('unhandledRejection', (e) => hub.log.error({ err: e }, 'unhandled promise rejection'));
   let signalled = false;
   const stop = (signal: string) => {
     if (signalled) {

@@ -46,7 +46,11 @@ t.test('the same cid raced into two rooms: one message, the other request gets 4
     t.equal(res.find((r) => r.status === 409)?.body.error.code, 'CONFLICT');
   }
   const histories = await Promise.all(ids.map((id) => api.get(`/api/v1/rooms/${id}/messages`, { token: u.token })));
-  t.equal(histories.reduce((n, h) => n + h.body.messages.length, 0), 5, 'five messages in all');
+  t.equal(
+    histories.reduce((n, h) => n + h.body.messages.length, 0),
+    5,
+    'five messages in all',
+  );
   for (const h of histories)
     t.same(
       h.body.messages.map((m: { seq: number }) => m.seq),
