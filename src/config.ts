@@ -16,6 +16,20 @@ export interface Limits {
   loginPerUserPer15Min: number;
   /** Registrations per client IP per hour. */
   registerPerIpPerHour: number;
+  /** Largest WebSocket frame a client may send, bytes. */
+  wsMaxFrameBytes: number;
+  /** Bytes queued for one WebSocket before it is closed as a slow consumer. */
+  wsMaxBackpressureBytes: number;
+  /** Rooms one WebSocket may subscribe to. */
+  wsMaxSubscriptions: number;
+  /** Sustained publishes per second per WebSocket. */
+  wsPublishPerSecond: number;
+  /** Publishes a WebSocket may send at once before the rate applies. */
+  wsPublishBurst: number;
+  /** Seconds a WebSocket may stay silent (pings count) before it is closed. */
+  wsIdleTimeoutS: number;
+  /** How long a client has to send a fresh token after `reauth`, ms. */
+  reauthGraceMs: number;
 }
 
 export interface Config {
@@ -109,8 +123,10 @@ const origins: Parser<string[]> = (raw, name) => {
   return list;
 };
 
+type LimitKey = `limits.${keyof Limits}`;
+
 interface Entry {
-  key: string;
+  key: Exclude<keyof Config, 'limits'> | LimitKey;
   env: string;
   flag: string;
   parse: Parser<unknown>;
@@ -175,7 +191,7 @@ export const spec: Entry[] = [
     def: undefined,
     doc: 'Ed25519 private key (PKCS#8 PEM) that signs access tokens; unset generates `<data dir>/jwt-ed25519.pem` on first start',
   },
-  { key: 'accessTokenTtlS', env: 'SB_ACCESS_TOKEN_TTL_S', flag: 'access-token-ttl-s', parse: int(30, 86_400), def: 900, doc: 'Access token lifetime, seconds' },
+  { key: 'accessTokenTtlS', env: 'SB_ACCESS_TOKEN_TTL_S', flag: 'access-token-ttl-s', parse: int(5, 86_400), def: 900, doc: 'Access token lifetime, seconds' },
   {
     key: 'refreshTokenTtlS',
     env: 'SB_REFRESH_TOKEN_TTL_S',
@@ -257,6 +273,62 @@ export const spec: Entry[] = [
     parse: int(1, 100_000),
     def: 10,
     doc: 'Failed logins per username per 15 minutes',
+  },
+  {
+    key: 'limits.wsMaxFrameBytes',
+    env: 'SB_WS_MAX_FRAME_BYTES',
+    flag: 'ws-max-frame-bytes',
+    parse: int(1_024, 16_777_216),
+    def: 65_536,
+    doc: 'Largest WebSocket frame a client may send, bytes (larger: the socket is closed)',
+  },
+  {
+    key: 'limits.wsMaxBackpressureBytes',
+    env: 'SB_WS_MAX_BACKPRESSURE_BYTES',
+    flag: 'ws-max-backpressure-bytes',
+    parse: int(65_536, 268_435_456),
+    def: 1_048_576,
+    doc: 'Bytes queued for one WebSocket before it is closed as a slow consumer (it resumes on reconnect)',
+  },
+  {
+    key: 'limits.wsMaxSubscriptions',
+    env: 'SB_WS_MAX_SUBSCRIPTIONS',
+    flag: 'ws-max-subscriptions',
+    parse: int(1, 100_000),
+    def: 200,
+    doc: 'Rooms one WebSocket may subscribe to',
+  },
+  {
+    key: 'limits.wsPublishPerSecond',
+    env: 'SB_WS_PUBLISH_PER_SECOND',
+    flag: 'ws-publish-per-second',
+    parse: int(1, 1_000_000),
+    def: 50,
+    doc: 'Sustained publishes per second per WebSocket (token bucket; excess gets a RATE_LIMITED nack)',
+  },
+  {
+    key: 'limits.wsPublishBurst',
+    env: 'SB_WS_PUBLISH_BURST',
+    flag: 'ws-publish-burst',
+    parse: int(1, 1_000_000),
+    def: 100,
+    doc: 'Publishes a WebSocket may send at once before the rate applies',
+  },
+  {
+    key: 'limits.wsIdleTimeoutS',
+    env: 'SB_WS_IDLE_TIMEOUT_S',
+    flag: 'ws-idle-timeout-s',
+    parse: int(8, 3_600),
+    def: 120,
+    doc: 'Seconds without traffic before a WebSocket is closed (the server pings automatically)',
+  },
+  {
+    key: 'limits.reauthGraceMs',
+    env: 'SB_REAUTH_GRACE_MS',
+    flag: 'reauth-grace-ms',
+    parse: int(1_000, 3_600_000),
+    def: 30_000,
+    doc: 'After `reauth`, how long a client has to send a fresh token before the socket closes, ms',
   },
   {
     key: 'limits.registerPerIpPerHour',

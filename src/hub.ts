@@ -4,9 +4,13 @@
 
 import { accessSync, constants } from 'node:fs';
 import os from 'node:os';
+import { type PublishResult, RoomActor, type RoomMsg, type RoomReply } from './actors/room.js';
+import { ActorSystem, systemClock } from './actors/runtime.js';
+import { Session } from './actors/session.js';
 import { AuthService } from './auth/auth-service.js';
 import { loadSigningKey } from './auth/keys.js';
 import { RoomsService } from './chat/rooms-service.js';
+import { MemoryBus } from './cluster/bus-memory.js';
 import { type Config, ConfigError } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { Store } from './store/store.js';
@@ -16,6 +20,7 @@ import { authRoutes } from './transport/routes-auth.js';
 import { chatRoutes } from './transport/routes-chat.js';
 import { opsRoutes } from './transport/routes-ops.js';
 import { type us_listen_socket, uWS } from './transport/uws.js';
+import { WsServer } from './transport/ws.js';
 import { VERSION } from './version.js';
 
 export interface Hub {
@@ -57,7 +62,56 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
     const key = await loadSigningKey({ keyFile: cfg.jwtKeyFile, dataDir: cfg.dataDir });
     if (key.generated) root.info({ kid: key.kid }, 'generated a new JWT signing key in the data dir');
     const auth = new AuthService(store, key, cfg, root.child({ component: 'auth' }));
-    const rooms = new RoomsService(store, cfg.limits.maxMessageBytes);
+    const verify = (t: string) => auth.access.verify(t);
+    const L = cfg.limits;
+
+    // Realtime: room actors sequence through the Bus and fan out through the WebSocket server.
+    const bus = new MemoryBus(store);
+    const actors = new ActorSystem(root.child({ component: 'actors' }));
+    const ws = new WsServer({
+      log: root.child({ component: 'ws' }),
+      nodeId,
+      maxFrameBytes: L.wsMaxFrameBytes,
+      maxBackpressure: L.wsMaxBackpressureBytes,
+      idleTimeoutS: L.wsIdleTimeoutS,
+      corsOrigins: cfg.corsOrigins,
+      maxViolations: 10,
+      limits: {
+        maxMessageBytes: L.maxMessageBytes,
+        maxSubscriptions: L.wsMaxSubscriptions,
+        publishPerSecond: L.wsPublishPerSecond,
+        publishBurst: L.wsPublishBurst,
+      },
+      verifyAccess: verify,
+      createSession: (conn, claims) =>
+        new Session(conn, claims, {
+          rooms,
+          room: roomRef,
+          verify,
+          limits: {
+            maxSubscriptions: L.wsMaxSubscriptions,
+            publishPerSecond: L.wsPublishPerSecond,
+            publishBurst: L.wsPublishBurst,
+            maxMessageBytes: L.maxMessageBytes,
+            reauthGraceMs: L.reauthGraceMs,
+          },
+          log: root.child({ component: 'session', conn: conn.id }),
+          clock: systemClock,
+        }),
+    });
+    actors.register<RoomMsg, RoomReply>('room', (id, ctx) => new RoomActor(id, ctx, { store, bus, fanout: ws }));
+    const roomRef = (id: string) => actors.ref<RoomMsg, RoomReply>('room', id);
+    const tell = (id: string, msg: RoomMsg) => {
+      if (!roomRef(id).tell(msg)) root.warn({ room: id, msg: msg.type }, 'room mailbox full; notification dropped');
+    };
+    const rooms = new RoomsService(store, L.maxMessageBytes, {
+      async publish(roomId, sender, cid, body) {
+        const reply = await roomRef(roomId).ask({ type: 'publish', sender, cid, body });
+        return (reply as { pending: Promise<PublishResult> }).pending;
+      },
+      memberChanged: (roomId, op, user) => tell(roomId, { type: 'member', op, user }),
+      deleted: (roomId) => tell(roomId, { type: 'deleted' }),
+    });
 
     let closing = false;
     const router = new HttpRouter({
@@ -65,7 +119,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
       maxBodyBytes: cfg.limits.maxBodyBytes,
       corsOrigins: cfg.corsOrigins,
       trustProxy: cfg.trustProxy,
-      verifyAccess: (t) => auth.access.verify(t),
+      verifyAccess: verify,
     });
     let doc: unknown;
     router.add(
@@ -91,6 +145,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
     );
 
     const app = cfg.tlsCertFile ? uWS.SSLApp({ cert_file_name: cfg.tlsCertFile, key_file_name: cfg.tlsKeyFile as string }) : uWS.App();
+    ws.mount(app);
     router.mount(app);
     listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
       app.listen(cfg.host, cfg.port, (s) => (s ? resolve(s) : reject(new Error(`cannot listen on ${cfg.host}:${cfg.port} (in use, or not permitted)`))));
@@ -115,10 +170,14 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
         clearInterval(prune);
         root.info({ inFlight: router.inFlight }, 'shutting down: no new connections');
         if (listenSocket) uWS.us_listen_socket_close(listenSocket);
+        ws.shutdown(1_000);
         const deadline = new Promise<'timeout'>((r) => setTimeout(r, cfg.shutdownTimeoutMs, 'timeout').unref());
         if ((await Promise.race([router.drain(), deadline])) === 'timeout') {
           root.warn({ inFlight: router.inFlight }, 'shutdown deadline passed with requests in flight');
         }
+        // Room actors finish their group commits before the store goes away.
+        await actors.stopAll(cfg.shutdownTimeoutMs);
+        await bus.close();
         await store.close();
         root.info('shut down');
         markClosed();

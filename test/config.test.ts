@@ -43,4 +43,17 @@ t.test('the README configuration table lists every setting', async (t) => {
   for (const e of spec) t.match(readme, new RegExp(`\\| \`${e.env}\` \\|`), `${e.env} documented`);
   const documented = [...readme.matchAll(/^\| `([A-Z_0-9]+)` \|/gm)].map((m) => m[1]);
   t.same(documented.sort(), spec.map((e) => e.env).sort(), 'and nothing else');
+  for (const e of spec)
+    t.ok(
+      readme.includes(`| \`--${e.flag}\` |`) && readme.includes(`| ${e.doc.replaceAll('|', '\\|')} |`),
+      `${e.env}: flag and meaning as in config.ts (node scripts/config-table.mjs)`,
+    );
+});
+
+t.test('every setting of Config has a spec entry with a default of the right kind', async (t) => {
+  const c = resolveConfig({}, {}) as unknown as Record<string, unknown>;
+  const keys = spec.map((e) => e.key);
+  for (const k of Object.keys(c)) if (k !== 'limits') t.ok(keys.includes(k as never), `${k} in spec`);
+  for (const k of Object.keys(c.limits as object)) t.ok(keys.includes(`limits.${k}` as never), `limits.${k} in spec`);
+  for (const [k, v] of Object.entries(c.limits as object)) t.type(v, 'number', `limits.${k} has a numeric default`);
 });

@@ -5,6 +5,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { notFound, SbError, ValidationError } from '../errors.js';
+import type { UserRef } from '../protocol/frames.js';
 import type { Message } from '../store/messages.js';
 import type { Role, Room } from '../store/rooms.js';
 import type { Store } from '../store/store.js';
@@ -15,10 +16,21 @@ export interface RoomView extends Room {
   role: Role | null;
 }
 
+/**
+ * The realtime side of rooms (the room actors): every message is posted through it, so REST and
+ * WebSocket publishes share one sequencer, and it is told of membership changes.
+ */
+export interface RoomGateway {
+  publish(roomId: string, sender: UserRef, cid: string, body: string): Promise<{ message: Message; duplicate: boolean }>;
+  memberChanged(roomId: string, op: 'joined' | 'left', user: UserRef): void;
+  deleted(roomId: string): void;
+}
+
 export class RoomsService {
   constructor(
     private readonly store: Store,
     private readonly maxMessageBytes: number,
+    private readonly gateway: RoomGateway,
   ) {}
 
   async create(
@@ -55,21 +67,21 @@ export class RoomsService {
   async delete(userId: string, roomId: string): Promise<void> {
     const room = await this.get(userId, roomId);
     if (room.ownerId !== userId) throw new SbError('NOT_OWNER', 'only the room owner can delete it');
-    await this.store.rooms.delete(roomId);
+    if (await this.store.rooms.delete(roomId)) this.gateway.deleted(roomId);
   }
 
-  async join(userId: string, roomId: string): Promise<RoomView> {
-    const room = await this.get(userId, roomId);
+  async join(user: UserRef, roomId: string): Promise<RoomView> {
+    const room = await this.get(user.id, roomId);
     if (room.kind === 'direct') throw new SbError('FORBIDDEN', 'direct rooms cannot be joined');
-    if (!room.role) await this.store.rooms.join(roomId, userId);
+    if (!room.role && (await this.store.rooms.join(roomId, user.id))) this.gateway.memberChanged(roomId, 'joined', { id: user.id, username: user.username });
     return { ...room, role: room.role ?? 'member' };
   }
 
-  async leave(userId: string, roomId: string): Promise<void> {
-    const room = await this.member(userId, roomId);
+  async leave(user: UserRef, roomId: string): Promise<void> {
+    const room = await this.member(user.id, roomId);
     if (room.kind === 'direct') throw new SbError('FORBIDDEN', 'direct rooms cannot be left');
     if (room.role === 'owner') throw new SbError('CONFLICT', 'the owner cannot leave a room; delete it instead');
-    await this.store.rooms.leave(roomId, userId);
+    if (await this.store.rooms.leave(roomId, user.id)) this.gateway.memberChanged(roomId, 'left', { id: user.id, username: user.username });
   }
 
   async members(userId: string, roomId: string, limit: number, cursor: string | undefined) {
@@ -87,8 +99,8 @@ export class RoomsService {
   }
 
   /** Posts a message; a retry with the same cid returns the original (`duplicate: true`). */
-  async post(userId: string, roomId: string, input: { cid: string; body: string }): Promise<{ message: Message; duplicate: boolean }> {
-    await this.member(userId, roomId);
+  async post(user: UserRef, roomId: string, input: { cid: string; body: string }): Promise<{ message: Message; duplicate: boolean }> {
+    await this.member(user.id, roomId);
     const bytes = Buffer.byteLength(input.body, 'utf8');
     if (bytes > this.maxMessageBytes) {
       throw new SbError('PAYLOAD_TOO_LARGE', `message body is ${bytes} bytes; the limit is ${this.maxMessageBytes}`, {
@@ -96,14 +108,7 @@ export class RoomsService {
         limit: this.maxMessageBytes,
       });
     }
-    const r = await this.store.messages.append({ id: randomUUID(), roomId, senderId: userId, cid: input.cid, body: input.body });
-    if ('noRoom' in r) throw notFound('room');
-    if ('created' in r) return { message: r.created, duplicate: false };
-    const m = r.existing;
-    if (m.roomId !== roomId || m.body !== input.body) {
-      throw new SbError('CONFLICT', 'this cid was already used for a different message', { field: 'cid' });
-    }
-    return { message: m, duplicate: true };
+    return this.gateway.publish(roomId, { id: user.id, username: user.username }, input.cid, input.body);
   }
 
   /** The room, which the caller must belong to: 404 if it is hidden from them, 403 if not a member. */

@@ -74,6 +74,49 @@ export class Messages {
     });
   }
 
+  /** Messages already stored for these (sender, cid) pairs, in any room. */
+  async byCids(pairs: { senderId: string; cid: string }[]): Promise<Message[]> {
+    if (pairs.length === 0) return [];
+    const senders = pairs.map((p) => p.senderId);
+    const cids = pairs.map((p) => p.cid);
+    const rows = await this.sql<Row[]>`
+      SELECT m.* FROM messages m
+      JOIN unnest(${senders}::uuid[], ${cids}::text[]) AS k(sender_id, cid)
+        ON m.sender_id = k.sender_id AND m.client_msg_id = k.cid`;
+    return rows.map(toMessage);
+  }
+
+  /**
+   * Group commit for a room's sequencer: inserts a batch of already-sequenced messages and advances
+   * the room's `last_seq` in one transaction, only if `last_seq` still equals `expectedLastSeq` (a
+   * fence: a sequencer that lost track of the room is refused with StaleSequenceError).
+   */
+  async insertSequenced(roomId: string, batch: SequencedMessage[], expectedLastSeq: number): Promise<void> {
+    if (batch.length === 0) return;
+    const last = (batch[batch.length - 1] as SequencedMessage).seq;
+    await this.sql.begin(async (tx) => {
+      const moved = await tx`UPDATE rooms SET last_seq = ${last} WHERE id = ${roomId} AND last_seq = ${expectedLastSeq}`;
+      if (moved.count !== 1) throw new StaleSequenceError(`room ${roomId} is not at seq ${expectedLastSeq}`);
+      const rows = batch.map((m) => ({
+        room_id: m.roomId,
+        seq: m.seq,
+        id: m.id,
+        sender_id: m.senderId,
+        client_msg_id: m.cid,
+        body: m.body,
+        created_at: m.createdAt,
+      }));
+      await tx`INSERT INTO messages ${tx(rows, 'room_id', 'seq', 'id', 'sender_id', 'client_msg_id', 'body', 'created_at')}`;
+    });
+  }
+
+  /** Messages with seq in (after, upTo], ascending. */
+  async range(roomId: string, after: number, upTo: number): Promise<Message[]> {
+    const rows = await this.sql<Row[]>`
+      SELECT * FROM messages WHERE room_id = ${roomId} AND seq > ${after} AND seq <= ${upTo} ORDER BY seq`;
+    return rows.map(toMessage);
+  }
+
   /**
    * A page of a room's history in ascending seq order: the `limit` messages just after `after`,
    * or else just before `before` (both bounds apply when both are given), or else the latest.
@@ -91,4 +134,20 @@ export class Messages {
       SELECT * FROM messages WHERE room_id = ${roomId} ${upper} ORDER BY seq DESC LIMIT ${q.limit}`;
     return rows.reverse().map(toMessage);
   }
+}
+
+/** A message with its seq assigned by the room's sequencer, ready to be made durable. */
+export interface SequencedMessage {
+  id: string;
+  roomId: string;
+  seq: number;
+  senderId: string;
+  cid: string;
+  body: string;
+  createdAt: Date;
+}
+
+export class StaleSequenceError extends Error {
+  override name = 'StaleSequenceError';
+  readonly code = 'STALE_SEQUENCE';
 }

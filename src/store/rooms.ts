@@ -90,6 +90,11 @@ export class Rooms {
     return row?.role;
   }
 
+  async memberIds(roomId: string): Promise<string[]> {
+    const rows = await this.sql<{ user_id: string }[]>`SELECT user_id FROM room_members WHERE room_id = ${roomId}`;
+    return rows.map((r) => r.user_id);
+  }
+
   /** Rooms the user belongs to, ordered by id, after the cursor id. */
   async listForUser(userId: string, limit: number, afterId: string | undefined): Promise<Room[]> {
     const rows = await this.sql<RoomRow[]>`

@@ -135,7 +135,7 @@ export function chatRoutes(rooms: RoomsService, store: Store): Route[] {
         403: { description: 'Direct rooms cannot be joined' },
       },
       async handle(ctx) {
-        return { body: { room: await rooms.join(ctx.user.id, ctx.params.id as string) } };
+        return { body: { room: await rooms.join(ctx.user, ctx.params.id as string) } };
       },
     },
     {
@@ -151,7 +151,7 @@ export function chatRoutes(rooms: RoomsService, store: Store): Route[] {
         409: { description: 'The owner cannot leave; delete the room instead' },
       },
       async handle(ctx) {
-        await rooms.leave(ctx.user.id, ctx.params.id as string);
+        await rooms.leave(ctx.user, ctx.params.id as string);
         return { status: 204 };
       },
     },
@@ -230,7 +230,7 @@ export function chatRoutes(rooms: RoomsService, store: Store): Route[] {
         409: { description: 'cid already used for a different message' },
       },
       async handle(ctx: Ctx<{ cid: string; body: string }>) {
-        const r = await rooms.post(ctx.user.id, ctx.params.id as string, ctx.body);
+        const r = await rooms.post(ctx.user, ctx.params.id as string, ctx.body);
         return { status: r.duplicate ? 200 : 201, body: r };
       },
     },

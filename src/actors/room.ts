@@ -1,0 +1,329 @@
+// The room actor: one per active room on a node, and the only writer of its messages. It checks
+// membership (cached; told of joins, leaves and deletion), sequences publishes and makes them
+// durable in groups through the Bus (the messages that arrive while a commit is in flight go
+// together in the next one; each sender's promise resolves only once its message is durable), dedups
+// by (sender, cid), fans deliveries out once per encoding, and serves resume: a subscriber gets
+// every message after `since`, then the live ones, with no gap and no duplicate, because replay and
+// joining the topic happen in one step of the mailbox, between two deliveries.
+
+import { randomUUID } from 'node:crypto';
+import type { Bus } from '../cluster/bus.js';
+import { notFound, SbError } from '../errors.js';
+import type { MessageFrame, UserRef } from '../protocol/frames.js';
+import type { Message, SequencedMessage } from '../store/messages.js';
+import type { Store } from '../store/store.js';
+import { isUniqueViolation } from '../store/users.js';
+import { type Connection, type Fanout, roomTopic } from './ports.js';
+import type { Actor, ActorContext } from './runtime.js';
+
+export interface PublishResult {
+  message: Message;
+  duplicate: boolean;
+}
+
+export type RoomMsg =
+  | { type: 'publish'; sender: UserRef; cid: string; body: string }
+  | { type: 'subscribe'; conn: Connection; reqId: number; since: number | undefined }
+  | { type: 'unsubscribe'; conn: Connection }
+  | { type: 'typing'; conn: Connection }
+  | { type: 'deliver'; batch: SequencedMessage[] }
+  | { type: 'member'; op: 'joined' | 'left'; user: UserRef }
+  | { type: 'deleted' };
+
+/** `publish` answers at once with the pending durability promise, so the mailbox keeps moving. */
+export type RoomReply = { pending: Promise<PublishResult> } | undefined;
+
+export interface RoomDeps {
+  store: Store;
+  bus: Bus;
+  fanout: Fanout;
+}
+
+/** Largest group commit. */
+const MAX_BATCH = 512;
+/** Recent deliveries kept in memory so most resumes need no database read. */
+const TAIL = 512;
+/** Remembered (sender, cid) results, so retries skip the database. */
+const RECENT_CIDS = 10_000;
+/** Resuming further back than this is refused: page through history instead. */
+export const MAX_REPLAY = 10_000;
+
+interface Pending {
+  sender: UserRef;
+  cid: string;
+  body: string;
+  resolve(r: PublishResult): void;
+  reject(e: unknown): void;
+}
+
+interface Recent {
+  promise: Promise<PublishResult>;
+  settled: boolean;
+}
+
+export const toMessageFrame = (m: Message | SequencedMessage): MessageFrame => ({
+  t: 'msg',
+  room: m.roomId,
+  seq: m.seq,
+  mid: m.id,
+  from: m.senderId,
+  cid: m.cid,
+  ts: m.createdAt.getTime(),
+  body: m.body,
+});
+
+export class RoomActor implements Actor<RoomMsg, RoomReply> {
+  private readonly topic: string;
+  private gone = false;
+  private members = new Set<string>();
+  /** Highest seq assigned (durable or in flight). */
+  private lastSeq = 0;
+  /** Highest seq fanned out on this node. */
+  private lastDelivered = 0;
+  private readonly tail: MessageFrame[] = [];
+  private readonly subs = new Map<string, Connection>();
+  private readonly present = new Map<string, { user: UserRef; conns: Set<string> }>();
+  private readonly recent = new Map<string, Recent>();
+  private queue: Pending[] = [];
+  private flushing: Promise<void> | undefined;
+  private unlisten: (() => void) | undefined;
+
+  constructor(
+    private readonly id: string,
+    private readonly ctx: ActorContext<RoomMsg, RoomReply>,
+    private readonly deps: RoomDeps,
+  ) {
+    this.topic = roomTopic(id);
+  }
+
+  async start(): Promise<void> {
+    const room = await this.deps.store.rooms.byId(this.id);
+    if (!room) {
+      this.gone = true;
+      return;
+    }
+    this.members = new Set(await this.deps.store.rooms.memberIds(this.id));
+    this.lastSeq = room.lastSeq;
+    this.lastDelivered = room.lastSeq;
+    this.unlisten = this.deps.bus.listen(this.id, (batch) => this.ctx.self.tell({ type: 'deliver', batch }));
+  }
+
+  async stop(): Promise<void> {
+    await this.flushing;
+    this.unlisten?.();
+    this.unlisten = undefined;
+  }
+
+  /** A client's mistake (not a member, a conflict) leaves the state valid; anything else reloads it. */
+  onError(err: unknown): 'resume' | 'restart' {
+    return err instanceof SbError ? 'resume' : 'restart';
+  }
+
+  canPassivate(): boolean {
+    return this.subs.size === 0 && this.queue.length === 0 && !this.flushing;
+  }
+
+  async handle(msg: RoomMsg): Promise<RoomReply> {
+    switch (msg.type) {
+      case 'publish':
+        return { pending: this.publish(msg.sender, msg.cid, msg.body) };
+      case 'subscribe':
+        await this.subscribe(msg.conn, msg.reqId, msg.since);
+        return;
+      case 'unsubscribe':
+        this.unsubscribe(msg.conn);
+        return;
+      case 'typing':
+        this.check(msg.conn.user.id);
+        this.deps.fanout.publish(this.topic, { t: 'typing', room: this.id, user: msg.conn.user }, msg.conn);
+        return;
+      case 'deliver':
+        this.deliver(msg.batch);
+        return;
+      case 'member':
+        this.member(msg.op, msg.user);
+        return;
+      case 'deleted':
+        this.deleted();
+        return;
+    }
+  }
+
+  private check(userId: string): void {
+    if (this.gone) throw notFound('room');
+    if (!this.members.has(userId)) throw new SbError('NOT_MEMBER', 'you are not a member of this room');
+  }
+
+  private publish(sender: UserRef, cid: string, body: string): Promise<PublishResult> {
+    this.check(sender.id);
+    const key = `${sender.id}\u0000${cid}`;
+    const known = this.recent.get(key);
+    if (known) {
+      return known.promise.then((r) => {
+        if (r.message.body !== body) throw conflict();
+        return { message: r.message, duplicate: true };
+      });
+    }
+    let pending!: Pending;
+    const promise = new Promise<PublishResult>((resolve, reject) => {
+      pending = { sender, cid, body, resolve, reject };
+    });
+    const entry: Recent = { promise, settled: false };
+    promise.then(
+      () => {
+        entry.settled = true;
+      },
+      () => this.recent.delete(key),
+    );
+    this.remember(key, entry);
+    this.queue.push(pending);
+    this.flushing ??= this.flush().finally(() => {
+      this.flushing = undefined;
+    });
+    return promise;
+  }
+
+  private remember(key: string, entry: Recent): void {
+    this.recent.set(key, entry);
+    if (this.recent.size <= RECENT_CIDS) return;
+    for (const [k, v] of this.recent) {
+      if (this.recent.size <= RECENT_CIDS) break;
+      if (v.settled) this.recent.delete(k);
+    }
+  }
+
+  /** Commits the queue in batches until it is empty. Runs beside the mailbox, never inside it. */
+  private async flush(): Promise<void> {
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0, MAX_BATCH);
+      try {
+        await this.commit(batch).catch((e) => {
+          // A cid raced into another room between our dedup read and the insert: read again, and
+          // the loser is then answered with a conflict (already settled promises ignore the retry).
+          if (!isUniqueViolation(e)) throw e;
+          this.ctx.log.warn({ room: this.id }, 'cid raced with another room; recommitting the batch');
+          return this.commit(batch);
+        });
+      } catch (e) {
+        this.ctx.log.error({ err: e, room: this.id, batch: batch.length }, 'group commit failed; publishers get a retryable nack');
+        const failure = new SbError('UNAVAILABLE', 'the message could not be stored; retry with the same cid', undefined, { cause: e });
+        for (const p of batch) p.reject(failure);
+        // Re-read where the room really is before sequencing anything else.
+        const room = await this.deps.store.rooms.byId(this.id).catch(() => undefined);
+        if (room) this.lastSeq = Math.max(room.lastSeq, this.lastDelivered);
+      }
+    }
+  }
+
+  private async commit(batch: Pending[]): Promise<void> {
+    // Dedup against what is already stored (a retry after a restart, or a cid used in another room).
+    const stored = await this.deps.store.messages.byCids(batch.map((p) => ({ senderId: p.sender.id, cid: p.cid })));
+    const byKey = new Map(stored.map((m) => [`${m.senderId}\u0000${m.cid}`, m]));
+    const fresh: Pending[] = [];
+    for (const p of batch) {
+      const m = byKey.get(`${p.sender.id}\u0000${p.cid}`);
+      if (!m) fresh.push(p);
+      else if (m.roomId !== this.id || m.body !== p.body) p.reject(conflict());
+      else p.resolve({ message: m, duplicate: true });
+    }
+    if (fresh.length === 0) return;
+    const expected = this.lastSeq;
+    const now = new Date();
+    const sequenced: SequencedMessage[] = fresh.map((p, i) => ({
+      id: randomUUID(),
+      roomId: this.id,
+      seq: expected + i + 1,
+      senderId: p.sender.id,
+      cid: p.cid,
+      body: p.body,
+      createdAt: now,
+    }));
+    this.lastSeq = expected + fresh.length;
+    try {
+      await this.deps.bus.append(this.id, sequenced, expected);
+    } catch (e) {
+      this.lastSeq = expected;
+      throw e;
+    }
+    fresh.forEach((p, i) => {
+      p.resolve({ message: sequenced[i] as SequencedMessage, duplicate: false });
+    });
+  }
+
+  private deliver(batch: SequencedMessage[]): void {
+    for (const m of batch) {
+      if (m.seq <= this.lastDelivered) continue;
+      if (m.seq !== this.lastDelivered + 1) this.ctx.log.warn({ room: this.id, expected: this.lastDelivered + 1, got: m.seq }, 'delivery gap');
+      const frame = toMessageFrame(m);
+      this.tail.push(frame);
+      if (this.tail.length > TAIL) this.tail.shift();
+      this.deps.fanout.publish(this.topic, frame);
+      this.lastDelivered = m.seq;
+    }
+    if (this.lastSeq < this.lastDelivered) this.lastSeq = this.lastDelivered;
+  }
+
+  private async subscribe(conn: Connection, reqId: number, since: number | undefined): Promise<void> {
+    this.check(conn.user.id);
+    if (since !== undefined && since < this.lastDelivered) {
+      if (this.lastDelivered - since > MAX_REPLAY) {
+        throw new SbError('VALIDATION', `since is more than ${MAX_REPLAY} messages back; page through history, then subscribe`, { field: 'since' });
+      }
+      const first = this.tail[0];
+      if (first && first.seq <= since + 1) {
+        for (const f of this.tail) if (f.seq > since) conn.send(f);
+      } else {
+        // Blocks this room's mailbox for one read: no delivery can slip between replay and joining.
+        for (const m of await this.deps.store.messages.range(this.id, since, this.lastDelivered)) conn.send(toMessageFrame(m));
+      }
+    }
+    conn.subscribe(this.topic);
+    const first = !this.subs.has(conn.id);
+    this.subs.set(conn.id, conn);
+    conn.send({ t: 'subscribed', id: reqId, room: this.id, seq: this.lastDelivered });
+    if (first) this.arrive(conn);
+  }
+
+  private unsubscribe(conn: Connection): void {
+    if (!this.subs.delete(conn.id)) return;
+    conn.unsubscribe(this.topic);
+    const p = this.present.get(conn.user.id);
+    if (!p) return;
+    p.conns.delete(conn.id);
+    if (p.conns.size > 0) return;
+    this.present.delete(conn.user.id);
+    this.deps.fanout.publish(this.topic, { t: 'presence', room: this.id, op: 'leave', users: [p.user] });
+  }
+
+  private arrive(conn: Connection): void {
+    let p = this.present.get(conn.user.id);
+    if (!p) {
+      p = { user: conn.user, conns: new Set() };
+      this.present.set(conn.user.id, p);
+      this.deps.fanout.publish(this.topic, { t: 'presence', room: this.id, op: 'join', users: [conn.user] }, conn);
+    }
+    p.conns.add(conn.id);
+    conn.send({ t: 'presence', room: this.id, op: 'snapshot', users: [...this.present.values()].map((x) => x.user) });
+  }
+
+  private member(op: 'joined' | 'left', user: UserRef): void {
+    if (this.gone) return;
+    if (op === 'joined') {
+      this.members.add(user.id);
+      this.deps.fanout.publish(this.topic, { t: 'event', room: this.id, kind: 'member_joined', user });
+      return;
+    }
+    this.members.delete(user.id);
+    this.deps.fanout.publish(this.topic, { t: 'event', room: this.id, kind: 'member_left', user });
+    for (const conn of [...this.subs.values()]) if (conn.user.id === user.id) this.unsubscribe(conn);
+  }
+
+  private deleted(): void {
+    this.deps.fanout.publish(this.topic, { t: 'event', room: this.id, kind: 'room_deleted' });
+    for (const conn of [...this.subs.values()]) this.unsubscribe(conn);
+    this.gone = true;
+    this.members.clear();
+  }
+}
+
+const conflict = () => new SbError('CONFLICT', 'this cid was already used for a different message', { field: 'cid' });

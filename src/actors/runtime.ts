@@ -1,0 +1,363 @@
+// The actor runtime hosting room, robot and session actors: actors are addressed by (kind, id) and
+// created on the first message. Invariants: one message at a time per actor, in arrival order;
+// mailboxes are bounded; every ask times out; an actor failure is supervised, never a process crash.
+
+import type { Logger } from '../log.js';
+
+/** Time and timers, injectable so tests drive ask timeouts and passivation deterministically. */
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/** The wall clock; timers are unref'd so a pending ask or idle timer never keeps the process alive. */
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms).unref(),
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
+
+/** After a failed `handle`: keep the state, replace the instance (state reloaded by `start`), or drop it. */
+export type SupervisionDecision = 'resume' | 'restart' | 'stop';
+
+/** One actor instance; its state lives in the object and `start` (re)loads it, e.g. from the store. */
+export interface Actor<M, R = void> {
+  /** Loads state; awaited before the first message. On failure the queued messages get its error, the instance is discarded (no stop()). */
+  start?(): Promise<void>;
+  /** Handles one message; never called concurrently for one actor, even when async. */
+  handle(msg: M): Promise<R> | R;
+  /** Releases resources on passivation, restart, a 'stop' decision or shutdown; errors are logged, not thrown. */
+  stop?(): Promise<void>;
+  /** Decides what happens after `handle` threw or rejected; 'restart' when absent (or if it throws). */
+  onError?(err: unknown): SupervisionDecision;
+  /** Vetoes passivation while false (e.g. live subscribers); asked again after another idle period. */
+  canPassivate?(): boolean;
+}
+
+/** The address of an actor: stays valid across passivation and restarts (the instance behind it changes). */
+export interface ActorRef<M, R = void> {
+  readonly kind: string;
+  readonly id: string;
+  /** Messages queued and not yet being handled. */
+  readonly depth: number;
+  /** Fire and forget; false when the mailbox is full or the system is stopping. */
+  tell(msg: M): boolean;
+  /**
+   * Sends and awaits the reply; rejects with the handler's (or start()'s) error, MailboxFullError, ActorStoppedError,
+   * or AskTimeoutError after `timeoutMs` (default: the system's askTimeoutMs). A timed-out message
+   * stays queued and may still be handled later; only its reply is dropped.
+   */
+  ask(msg: M, timeoutMs?: number): Promise<R>;
+}
+
+/** What a factory gets: the actor's address, a logger bound to kind and id, and the clock. */
+export interface ActorContext<M = unknown, R = unknown> {
+  readonly kind: string;
+  readonly id: string;
+  readonly self: ActorRef<M, R>;
+  readonly log: Logger;
+  readonly clock: Clock;
+}
+
+export type ActorFactory<M, R> = (id: string, ctx: ActorContext<M, R>) => Actor<M, R>;
+
+export interface ActorSystemOptions {
+  clock?: Clock; // default systemClock
+  /** Queued messages per actor before tell/ask fail fast. */
+  mailboxLimit?: number; // default 10_000 messages
+  askTimeoutMs?: number; // default 5_000 ms
+  /** An actor that received no message for this long is stopped and forgotten (Orleans-style). */
+  idleMs?: number; // default 60_000 ms
+}
+
+export interface ActorMetrics {
+  /** Live instances (started or starting). */
+  actors: number;
+  mailboxDepth: { max: number; total: number };
+  /** Messages handled successfully, and handler failures. */
+  handled: number;
+  failed: number;
+  /** Time spent in `handle` by the clock, failures included. */
+  handleMs: { count: number; sum: number; max: number };
+}
+
+/** The mailbox is full: shed load, retry later. */
+export class MailboxFullError extends Error {
+  readonly code = 'OVERLOADED';
+  constructor(kind: string, id: string, limit: number) {
+    super(`actor ${kind}/${id}: mailbox full (${limit} messages)`);
+    this.name = 'MailboxFullError';
+  }
+}
+
+/** No reply within the ask timeout; the message may still be handled later. */
+export class AskTimeoutError extends Error {
+  readonly code = 'TIMEOUT';
+  constructor(kind: string, id: string, timeoutMs: number) {
+    super(`actor ${kind}/${id}: no reply within ${timeoutMs} ms`);
+    this.name = 'AskTimeoutError';
+  }
+}
+
+/** The actor was stopped (a 'stop' decision or system shutdown) before the message was handled. */
+export class ActorStoppedError extends Error {
+  readonly code = 'STOPPED';
+  constructor(kind: string, id: string) {
+    super(`actor ${kind}/${id}: stopped`);
+    this.name = 'ActorStoppedError';
+  }
+}
+
+interface Envelope {
+  msg: unknown;
+  resolve?: (reply: unknown) => void;
+  reject?: (err: unknown) => void;
+}
+
+/** Runtime state of one address; outlives instances (restart) until passivated or shut down. */
+interface Cell {
+  readonly key: string;
+  readonly factory: ActorFactory<any, any>;
+  readonly ctx: ActorContext;
+  actor: Actor<unknown, unknown> | undefined;
+  readonly mailbox: Envelope[];
+  /** Set while messages are processed or the actor is passivating; a non-empty mailbox implies it is set. */
+  running: Promise<void> | undefined;
+  lastIncoming: number;
+  idleTimer: unknown;
+}
+
+/** Hosts actors of registered kinds; see the module comment for the guarantees. */
+export class ActorSystem {
+  private readonly clock: Clock;
+  private readonly mailboxLimit: number;
+  private readonly askTimeoutMs: number;
+  private readonly idleMs: number;
+  private readonly factories = new Map<string, ActorFactory<any, any>>();
+  private readonly cells = new Map<string, Cell>();
+  private closing: Promise<void> | undefined;
+  private handled = 0;
+  private failed = 0;
+  private readonly handleMs = { count: 0, sum: 0, max: 0 };
+
+  constructor(
+    private readonly log: Logger,
+    options: ActorSystemOptions = {},
+  ) {
+    this.clock = options.clock ?? systemClock;
+    this.mailboxLimit = options.mailboxLimit ?? 10_000;
+    this.askTimeoutMs = options.askTimeoutMs ?? 5_000;
+    this.idleMs = options.idleMs ?? 60_000;
+  }
+
+  /** Registers the factory for a kind; the factory is called on an address's first message and on restarts. */
+  register<M, R = void>(kind: string, factory: ActorFactory<M, R>): void {
+    if (this.factories.has(kind)) throw new Error(`actor kind already registered: ${kind}`);
+    this.factories.set(kind, factory);
+  }
+
+  /** The address of an actor, cached until it is passivated; the instance is created on its first message. */
+  ref<M, R = void>(kind: string, id: string): ActorRef<M, R> {
+    return (this.closing ? this.makeRef(kind, id) : this.cell(kind, id).ctx.self) as ActorRef<M, R>;
+  }
+
+  metrics(): ActorMetrics {
+    let actors = 0;
+    let max = 0;
+    let total = 0;
+    for (const cell of this.cells.values()) {
+      if (cell.actor) actors++;
+      max = Math.max(max, cell.mailbox.length);
+      total += cell.mailbox.length;
+    }
+    return { actors, mailboxDepth: { max, total }, handled: this.handled, failed: this.failed, handleMs: { ...this.handleMs } };
+  }
+
+  /**
+   * Refuses new messages, lets every actor handle what is queued, then awaits its stop(). Resolves
+   * by `deadlineMs`: messages still queued then are rejected with ActorStoppedError and busy actors
+   * are abandoned. Idempotent: later calls return the same promise.
+   */
+  stopAll(deadlineMs: number): Promise<void> {
+    if (this.closing) return this.closing;
+    let finish!: () => void;
+    this.closing = new Promise<void>((resolve) => {
+      finish = resolve;
+    });
+    const cells = [...this.cells.values()];
+    for (const cell of cells) this.clock.clearTimeout(cell.idleTimer);
+    const timer = this.clock.setTimeout(() => {
+      this.log.warn({ actors: this.cells.size }, 'actor shutdown deadline passed; abandoning busy actors');
+      for (const cell of this.cells.values()) this.refuseQueued(cell, new ActorStoppedError(cell.ctx.kind, cell.ctx.id));
+      finish();
+    }, deadlineMs);
+    void Promise.all(cells.map((cell) => this.drainAndStop(cell))).then(() => {
+      this.clock.clearTimeout(timer);
+      finish();
+    });
+    return this.closing;
+  }
+
+  private makeRef(kind: string, id: string): ActorRef<unknown, unknown> {
+    const cells = this.cells;
+    const key = `${kind}\u0000${id}`;
+    return {
+      kind,
+      id,
+      get depth() {
+        return cells.get(key)?.mailbox.length ?? 0;
+      },
+      tell: (msg) => this.enqueue(kind, id, { msg }) === undefined,
+      ask: (msg, timeoutMs) => this.ask(kind, id, msg, timeoutMs ?? this.askTimeoutMs),
+    };
+  }
+
+  private cell(kind: string, id: string): Cell {
+    const key = `${kind}\u0000${id}`;
+    const existing = this.cells.get(key);
+    if (existing) return existing;
+    const factory = this.factories.get(kind);
+    if (!factory) throw new Error(`unknown actor kind: ${kind}`);
+    const ctx = { kind, id, self: this.makeRef(kind, id), log: this.log.child({ kind, id }), clock: this.clock };
+    const cell: Cell = { key, factory, ctx, actor: undefined, mailbox: [], running: undefined, lastIncoming: this.clock.now(), idleTimer: undefined };
+    this.cells.set(key, cell);
+    this.armIdle(cell, this.idleMs);
+    return cell;
+  }
+
+  /** Queues a message; returns why it was refused, if it was. Processing starts on a microtask, never inside the caller. */
+  private enqueue(kind: string, id: string, env: Envelope): 'stopped' | 'full' | undefined {
+    if (this.closing) return 'stopped';
+    const cell = this.cell(kind, id);
+    if (cell.mailbox.length >= this.mailboxLimit) return 'full';
+    cell.lastIncoming = this.clock.now();
+    cell.mailbox.push(env);
+    cell.running ??= Promise.resolve().then(() => this.processNext(cell));
+    return undefined;
+  }
+
+  private ask(kind: string, id: string, msg: unknown, timeoutMs: number): Promise<unknown> {
+    let timer: unknown;
+    const reply = new Promise((resolve, reject) => {
+      const refused = this.enqueue(kind, id, { msg, resolve, reject });
+      if (refused) return reject(refused === 'full' ? new MailboxFullError(kind, id, this.mailboxLimit) : new ActorStoppedError(kind, id));
+      timer = this.clock.setTimeout(() => reject(new AskTimeoutError(kind, id, timeoutMs)), timeoutMs);
+    });
+    return reply.finally(() => this.clock.clearTimeout(timer));
+  }
+
+  /** The mailbox loop: starts the instance if needed, then handles queued messages one at a time. */
+  private async processNext(cell: Cell): Promise<void> {
+    try {
+      while (cell.mailbox.length > 0) {
+        if (!cell.actor && !(await this.startActor(cell))) continue;
+        await this.deliver(cell, cell.actor!, cell.mailbox.shift()!);
+      }
+    } finally {
+      cell.running = undefined;
+    }
+  }
+
+  /** Creates an instance and awaits its start(); on failure rejects the queued messages and discards it. */
+  private async startActor(cell: Cell): Promise<boolean> {
+    try {
+      cell.actor = cell.factory(cell.ctx.id, cell.ctx);
+      await cell.actor.start?.();
+      return true;
+    } catch (err) {
+      cell.actor = undefined;
+      cell.ctx.log.error({ err }, 'actor start failed');
+      this.refuseQueued(cell, err);
+      return false;
+    }
+  }
+
+  private async deliver(cell: Cell, actor: Actor<unknown, unknown>, env: Envelope): Promise<void> {
+    const t0 = this.clock.now();
+    let reply: unknown;
+    let failure: { err: unknown } | undefined;
+    try {
+      reply = await actor.handle(env.msg);
+    } catch (err) {
+      failure = { err };
+    }
+    const ms = this.clock.now() - t0;
+    this.handleMs.count++;
+    this.handleMs.sum += ms;
+    this.handleMs.max = Math.max(this.handleMs.max, ms);
+    if (!failure) {
+      this.handled++;
+      env.resolve?.(reply);
+      return;
+    }
+    this.failed++;
+    let decision: SupervisionDecision = 'restart';
+    try {
+      decision = actor.onError?.(failure.err) ?? 'restart';
+    } catch (err) {
+      cell.ctx.log.error({ err }, 'actor onError threw; restarting');
+    }
+    cell.ctx.log.error({ err: failure.err, decision }, 'actor handle failed');
+    env.reject?.(failure.err);
+    if (decision === 'resume') return;
+    // 'stop' refuses what is queued now; messages arriving during stop() go to a fresh instance.
+    if (decision === 'stop') this.refuseQueued(cell, new ActorStoppedError(cell.ctx.kind, cell.ctx.id));
+    await this.stopActor(cell, decision);
+    if (decision === 'restart') await this.startActor(cell);
+  }
+
+  private async stopActor(cell: Cell, reason: string): Promise<void> {
+    const actor = cell.actor;
+    cell.actor = undefined;
+    try {
+      await actor?.stop?.();
+      cell.ctx.log.debug({ reason }, 'actor stopped');
+    } catch (err) {
+      cell.ctx.log.error({ err, reason }, 'actor stop failed');
+    }
+  }
+
+  private refuseQueued(cell: Cell, err: unknown): void {
+    for (const env of cell.mailbox.splice(0)) env.reject?.(err);
+  }
+
+  private armIdle(cell: Cell, ms: number): void {
+    cell.idleTimer = this.clock.setTimeout(() => this.onIdle(cell), ms);
+  }
+
+  /** One timer per cell, re-armed for the remainder instead of reset on every message (cheap under load). */
+  private onIdle(cell: Cell): void {
+    const idleFor = this.clock.now() - cell.lastIncoming;
+    if (idleFor >= this.idleMs && !cell.running && this.mayPassivate(cell)) cell.running = this.passivate(cell);
+    else this.armIdle(cell, idleFor < this.idleMs ? this.idleMs - idleFor : this.idleMs);
+  }
+
+  private mayPassivate(cell: Cell): boolean {
+    try {
+      return cell.actor?.canPassivate?.() ?? true;
+    } catch (err) {
+      cell.ctx.log.error({ err }, 'actor canPassivate threw; staying alive');
+      return false;
+    }
+  }
+
+  private async passivate(cell: Cell): Promise<void> {
+    await this.stopActor(cell, 'idle');
+    if (cell.mailbox.length === 0) {
+      this.cells.delete(cell.key);
+      cell.running = undefined;
+      return;
+    }
+    // Messages arrived during stop(): keep the cell and hand them to a fresh instance.
+    this.armIdle(cell, this.idleMs);
+    await this.processNext(cell);
+  }
+
+  private async drainAndStop(cell: Cell): Promise<void> {
+    while (cell.running) await cell.running;
+    this.clock.clearTimeout(cell.idleTimer); // passivate() may have re-armed it during the drain
+    await this.stopActor(cell, 'shutdown');
+    this.cells.delete(cell.key);
+  }
+}

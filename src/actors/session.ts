@@ -1,0 +1,204 @@
+// One client connection's frames: each request is checked against the connection's limits, sent
+// to the room actor or service it concerns, and answered with exactly one reply frame carrying its
+// id. The session also keeps the connection authenticated: when the access token expires it asks
+// for a fresh one (`reauth`) and closes the connection if none comes within the grace period.
+
+import type { AccessClaims } from '../auth/access-tokens.js';
+import type { RoomsService } from '../chat/rooms-service.js';
+import { SbError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { type ClientFrame, CloseCode, type ServerFrame } from '../protocol/frames.js';
+import type { ClientConnection } from './ports.js';
+import { type PublishResult, type RoomMsg, type RoomReply, toMessageFrame } from './room.js';
+import { type ActorRef, AskTimeoutError, type Clock, MailboxFullError } from './runtime.js';
+
+export interface SessionLimits {
+  maxSubscriptions: number;
+  publishPerSecond: number;
+  publishBurst: number;
+  maxMessageBytes: number;
+  /** How long a client has to answer `reauth` with a fresh token, ms. */
+  reauthGraceMs: number;
+}
+
+export interface SessionDeps {
+  rooms: RoomsService;
+  room(id: string): ActorRef<RoomMsg, RoomReply>;
+  verify(token: string): Promise<AccessClaims>;
+  limits: SessionLimits;
+  log: Logger;
+  clock: Clock;
+}
+
+/** Token bucket: `burst` publishes at once, refilled at `perSecond`. */
+class TokenBucket {
+  private tokens: number;
+  private at: number;
+  constructor(
+    private readonly perSecond: number,
+    private readonly burst: number,
+    private readonly now: () => number,
+  ) {
+    this.tokens = burst;
+    this.at = now();
+  }
+  take(): boolean {
+    const t = this.now();
+    this.tokens = Math.min(this.burst, this.tokens + ((t - this.at) / 1000) * this.perSecond);
+    this.at = t;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}
+
+/** Typing notices are ephemeral: at most one per room per this many ms is fanned out. */
+const TYPING_INTERVAL_MS = 1_000;
+/** A subscription whose replay reads history may take longer than an ordinary request. */
+const SUBSCRIBE_TIMEOUT_MS = 30_000;
+
+export class Session {
+  private readonly subs = new Set<string>();
+  private readonly bucket: TokenBucket;
+  private readonly lastTyping = new Map<string, number>();
+  private exp: number;
+  private timer: unknown;
+  private closed = false;
+
+  constructor(
+    private readonly conn: ClientConnection,
+    claims: AccessClaims,
+    private readonly deps: SessionDeps,
+  ) {
+    this.exp = claims.exp * 1000;
+    this.bucket = new TokenBucket(deps.limits.publishPerSecond, deps.limits.publishBurst, () => deps.clock.now());
+    this.armReauth();
+  }
+
+  get expiresAt(): number {
+    return this.exp;
+  }
+
+  /** Handles one validated frame; never throws (errors become reply frames). */
+  async onFrame(f: ClientFrame): Promise<void> {
+    try {
+      const reply = await this.dispatch(f);
+      if (reply) this.conn.send(reply);
+    } catch (e) {
+      this.conn.send(this.failure(f, e));
+    }
+  }
+
+  /** The connection is gone: leave every room. */
+  onClose(): void {
+    this.closed = true;
+    this.deps.clock.clearTimeout(this.timer);
+    for (const room of this.subs) this.deps.room(room).tell({ type: 'unsubscribe', conn: this.conn });
+    this.subs.clear();
+  }
+
+  private async dispatch(f: ClientFrame): Promise<ServerFrame | undefined> {
+    const user = this.conn.user;
+    switch (f.t) {
+      case 'ping':
+        return { t: 'pong', id: f.id };
+      case 'sub': {
+        if (!this.subs.has(f.room) && this.subs.size >= this.deps.limits.maxSubscriptions) {
+          throw new SbError('RATE_LIMITED', `at most ${this.deps.limits.maxSubscriptions} subscriptions per connection`);
+        }
+        // The room actor replays, joins the topic and sends `subscribed` itself, so the reply can
+        // never overtake the replayed messages.
+        await this.deps.room(f.room).ask({ type: 'subscribe', conn: this.conn, reqId: f.id, since: f.since }, SUBSCRIBE_TIMEOUT_MS);
+        if (this.closed) this.deps.room(f.room).tell({ type: 'unsubscribe', conn: this.conn });
+        else this.subs.add(f.room);
+        return undefined;
+      }
+      case 'unsub':
+        if (this.subs.delete(f.room)) await this.deps.room(f.room).ask({ type: 'unsubscribe', conn: this.conn });
+        return { t: 'ok', id: f.id };
+      case 'pub': {
+        if (!this.bucket.take())
+          throw new SbError('RATE_LIMITED', `at most ${this.deps.limits.publishPerSecond} publishes per second (burst ${this.deps.limits.publishBurst})`);
+        const bytes = Buffer.byteLength(f.body, 'utf8');
+        if (bytes > this.deps.limits.maxMessageBytes) {
+          throw new SbError('PAYLOAD_TOO_LARGE', `message body is ${bytes} bytes; the limit is ${this.deps.limits.maxMessageBytes}`, { field: 'body' });
+        }
+        const reply = await this.deps.room(f.room).ask({ type: 'publish', sender: user, cid: f.cid, body: f.body });
+        const { message, duplicate } = await (reply as { pending: Promise<PublishResult> }).pending;
+        return {
+          t: 'ack',
+          id: f.id,
+          cid: f.cid,
+          seq: message.seq,
+          mid: message.id,
+          ts: message.createdAt.getTime(),
+          ...(duplicate ? { dup: true as const } : {}),
+        };
+      }
+      case 'hist': {
+        const { room, messages } = await this.deps.rooms.history(user.id, f.room, { before: f.before, after: f.after, limit: f.limit ?? 50 });
+        return {
+          t: 'history',
+          id: f.id,
+          room: f.room,
+          lastSeq: room.lastSeq,
+          messages: messages.map((m) => {
+            const { t: _t, room: _r, ...rest } = toMessageFrame(m);
+            return rest;
+          }),
+        };
+      }
+      case 'typing': {
+        const now = this.deps.clock.now();
+        if (now - (this.lastTyping.get(f.room) ?? 0) >= TYPING_INTERVAL_MS) {
+          this.lastTyping.set(f.room, now);
+          await this.deps.room(f.room).ask({ type: 'typing', conn: this.conn });
+        }
+        return { t: 'ok', id: f.id };
+      }
+      case 'auth': {
+        const claims = await this.deps.verify(f.token);
+        if (claims.sub !== user.id) throw new SbError('FORBIDDEN', 'the token belongs to another user; open a new connection instead');
+        this.exp = claims.exp * 1000;
+        this.armReauth();
+        return { t: 'ok', id: f.id };
+      }
+    }
+  }
+
+  private failure(f: ClientFrame, e: unknown): ServerFrame {
+    let code = 'INTERNAL';
+    let message = 'internal error';
+    if (e instanceof SbError) {
+      code = e.code;
+      message = e.message;
+    } else if (e instanceof MailboxFullError) {
+      code = 'OVERLOADED';
+      message = 'the room is overloaded; retry with backoff';
+    } else if (e instanceof AskTimeoutError) {
+      code = 'TIMEOUT';
+      message = 'the request timed out; retry (publishes with the same cid)';
+    } else {
+      this.deps.log.error({ err: e, frame: f.t, conn: this.conn.id }, 'request failed');
+    }
+    if (f.t === 'pub') return { t: 'nack', id: f.id, cid: f.cid, code, message };
+    return { t: 'error', id: f.id, code, message };
+  }
+
+  /** At expiry, ask for a fresh token; after the grace period without one, close. */
+  private armReauth(): void {
+    const { clock, limits } = this.deps;
+    clock.clearTimeout(this.timer);
+    this.timer = clock.setTimeout(
+      () => {
+        if (this.closed) return;
+        const deadline = clock.now() + limits.reauthGraceMs;
+        this.conn.send({ t: 'reauth', deadline });
+        this.timer = clock.setTimeout(() => {
+          if (!this.closed && clock.now() >= this.exp) this.conn.close(CloseCode.AUTH_FAILED, 'access token expired');
+        }, limits.reauthGraceMs);
+      },
+      Math.max(0, this.exp - clock.now()),
+    );
+  }
+}

@@ -1,0 +1,54 @@
+// Validation of client frames: decoded bytes become a typed ClientFrame or a FrameError naming the
+// problem (and the request id when the frame had a usable one), never an exception to uWS.
+
+import { SbError } from '../errors.js';
+import type { ClientFrame } from '../protocol/frames.js';
+import { UUID_PATTERN } from './schemas.js';
+import { type Schema, validateBody } from './validate.js';
+
+const id = { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER };
+const room = { type: 'string', pattern: UUID_PATTERN };
+const seq = { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER };
+const frame = (t: string, props: Record<string, Schema>, required: string[] = []): Schema => ({
+  type: 'object',
+  additionalProperties: false,
+  required: ['t', 'id', ...required],
+  properties: { t: { const: t }, id, ...props },
+});
+
+const schemas: Record<ClientFrame['t'], Schema> = {
+  sub: frame('sub', { room, since: seq }, ['room']),
+  unsub: frame('unsub', { room }, ['room']),
+  pub: frame('pub', { room, cid: { type: 'string', minLength: 1, maxLength: 64 }, body: { type: 'string', minLength: 1 } }, ['room', 'cid', 'body']),
+  hist: frame('hist', { room, before: { ...seq, minimum: 1 }, after: seq, limit: { type: 'integer', minimum: 1, maximum: 200 } }, ['room']),
+  typing: frame('typing', { room }, ['room']),
+  auth: frame('auth', { token: { type: 'string', minLength: 1, maxLength: 4096 } }, ['token']),
+  ping: frame('ping', {}),
+};
+
+export class FrameError extends SbError {
+  constructor(
+    readonly id: number | null,
+    code: 'BAD_FRAME' | 'UNKNOWN_TYPE' | 'VALIDATION',
+    message: string,
+  ) {
+    super('VALIDATION', message);
+    this.frameCode = code;
+  }
+  readonly frameCode: string;
+}
+
+/** Checks a decoded value against the frame schemas. */
+export function toClientFrame(value: unknown): ClientFrame {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new FrameError(null, 'BAD_FRAME', 'a frame is a map with a type field `t`');
+  const v = value as Record<string, unknown>;
+  const reqId = Number.isSafeInteger(v.id) && (v.id as number) > 0 ? (v.id as number) : null;
+  const schema = typeof v.t === 'string' ? schemas[v.t as ClientFrame['t']] : undefined;
+  if (!schema || !Object.hasOwn(schemas, v.t as string))
+    throw new FrameError(reqId, 'UNKNOWN_TYPE', `unknown frame type ${JSON.stringify(String(v.t)).slice(0, 40)}`);
+  try {
+    return validateBody<ClientFrame>(schema, v);
+  } catch (e) {
+    throw new FrameError(reqId, 'VALIDATION', (e as Error).message);
+  }
+}

@@ -1,0 +1,249 @@
+// The WebSocket endpoint /ws: authenticates the upgrade (before upgrading, handling clients that
+// abort meanwhile), negotiates the encoding by subprotocol, turns sockets into Connections for the
+// actors, decodes and validates frames, and enforces the socket limits: frame size, backpressure
+// (a subscriber too far behind is closed with a reconnect code and resumes), protocol violations.
+
+import { randomBytes } from 'node:crypto';
+import type { ClientConnection, Connection, Fanout } from '../actors/ports.js';
+import type { AccessClaims } from '../auth/access-tokens.js';
+import { SbError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { decode, encode } from '../protocol/codec.js';
+import { type ClientFrame, CloseCode, type Encoding, type ServerFrame, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK, type UserRef } from '../protocol/frames.js';
+import { COOKIE_ACCESS, parseCookies } from './http.js';
+import type { TemplatedApp, WebSocket } from './uws.js';
+import { FrameError, toClientFrame } from './ws-frames.js';
+
+export interface SessionLike {
+  onFrame(f: ClientFrame): Promise<void>;
+  onClose(): void;
+  readonly expiresAt: number;
+}
+
+export interface WsOptions {
+  log: Logger;
+  nodeId: string;
+  maxFrameBytes: number;
+  /** Bytes buffered for one socket before it counts as a slow consumer. */
+  maxBackpressure: number;
+  idleTimeoutS: number;
+  corsOrigins: string[];
+  /** Violations (bad frames) tolerated before the socket is closed with PROTOCOL_VIOLATION. */
+  maxViolations: number;
+  limits: { maxMessageBytes: number; maxSubscriptions: number; publishPerSecond: number; publishBurst: number };
+  verifyAccess(token: string): Promise<AccessClaims>;
+  createSession(conn: ClientConnection, claims: AccessClaims): SessionLike;
+}
+
+interface UserData {
+  claims: AccessClaims;
+  encoding: Encoding;
+  conn?: WsConnection;
+}
+
+const TOPIC_SUFFIX: Record<Encoding, string> = { msgpack: ':m', json: ':j' };
+const ENCODINGS: Encoding[] = ['msgpack', 'json'];
+
+class WsConnection implements ClientConnection {
+  readonly id: string;
+  readonly user: UserRef;
+  closed = false;
+  violations = 0;
+  session!: SessionLike;
+
+  constructor(
+    readonly ws: WebSocket<UserData>,
+    readonly encoding: Encoding,
+    claims: AccessClaims,
+    private readonly maxBackpressure: number,
+  ) {
+    this.id = randomBytes(8).toString('base64url');
+    this.user = { id: claims.sub, username: claims.username };
+  }
+
+  send(frame: ServerFrame): void {
+    this.sendBytes(encode(frame, this.encoding));
+  }
+
+  sendBytes(data: Uint8Array | string): void {
+    if (this.closed) return;
+    const status = this.ws.send(data, this.encoding === 'msgpack');
+    if (status === 2 || this.ws.getBufferedAmount() > this.maxBackpressure) this.close(CloseCode.SLOW_CONSUMER, 'slow consumer: reconnect and resume');
+  }
+
+  subscribe(topic: string): void {
+    if (!this.closed) this.ws.subscribe(topic + TOPIC_SUFFIX[this.encoding]);
+  }
+
+  unsubscribe(topic: string): void {
+    if (!this.closed) this.ws.unsubscribe(topic + TOPIC_SUFFIX[this.encoding]);
+  }
+
+  close(code: number, reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.ws.end(code, reason);
+  }
+}
+
+export class WsServer implements Fanout {
+  private readonly conns = new Set<WsConnection>();
+  private app: TemplatedApp | undefined;
+  private accepting = true;
+
+  constructor(private readonly opts: WsOptions) {}
+
+  get connections(): number {
+    return this.conns.size;
+  }
+
+  publish(topic: string, frame: ServerFrame, except?: Connection): void {
+    const app = this.app;
+    if (!app) return;
+    for (const enc of ENCODINGS) {
+      const t = topic + TOPIC_SUFFIX[enc];
+      if (app.numSubscribers(t) === 0) continue;
+      const bytes = encode(frame, enc);
+      const binary = enc === 'msgpack';
+      // ws.publish reaches every subscriber but the sender itself.
+      if (except instanceof WsConnection && except.encoding === enc && !except.closed) except.ws.publish(t, bytes, binary);
+      else app.publish(t, bytes, binary);
+    }
+  }
+
+  /** Tells every client to reconnect elsewhere and closes its socket. */
+  shutdown(reconnectMs: number): void {
+    this.accepting = false;
+    for (const c of [...this.conns]) {
+      c.send({ t: 'shutdown', reconnectMs });
+      c.close(CloseCode.SHUTDOWN, 'node shutting down');
+    }
+  }
+
+  mount(app: TemplatedApp): void {
+    this.app = app;
+    const o = this.opts;
+    app.ws<UserData>('/ws', {
+      maxPayloadLength: o.maxFrameBytes,
+      maxBackpressure: o.maxBackpressure,
+      closeOnBackpressureLimit: 1,
+      idleTimeout: o.idleTimeoutS,
+      sendPingsAutomatically: true,
+      upgrade: (res, req, context) => {
+        const headers: Record<string, string> = {};
+        req.forEach((k, v) => {
+          headers[k] = v;
+        });
+        const query = new URLSearchParams(req.getQuery() ?? '');
+        let aborted = false;
+        res.onAborted(() => {
+          aborted = true;
+        });
+        const refuse = (status: string, code: string, message: string) => {
+          if (aborted) return;
+          res.cork(() => {
+            res
+              .writeStatus(status)
+              .writeHeader('content-type', 'application/json; charset=utf-8')
+              .end(JSON.stringify({ error: { code, message } }), true);
+          });
+        };
+        if (!this.accepting) return refuse('503 Service Unavailable', 'UNAVAILABLE', 'the node is shutting down; connect to another');
+        const offered = (headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim());
+        const protocol = offered.find((p) => p === SUBPROTOCOL_MSGPACK || p === SUBPROTOCOL_JSON);
+        if (!protocol) return refuse('400 Bad Request', 'VALIDATION', `offer the WebSocket subprotocol ${SUBPROTOCOL_MSGPACK} or ${SUBPROTOCOL_JSON}`);
+        const { token, viaCookie } = this.tokenFrom(headers, query);
+        if (!token) return refuse('401 Unauthorized', 'UNAUTHENTICATED', 'send the access token as Authorization: Bearer, the sb_access cookie, or ?token=');
+        if (viaCookie && !this.originAllowed(headers))
+          return refuse('403 Forbidden', 'FORBIDDEN', 'cross-site WebSocket with cookie authentication: origin not allowed');
+        const key = headers['sec-websocket-key'] ?? '';
+        const extensions = headers['sec-websocket-extensions'] ?? '';
+        o.verifyAccess(token).then(
+          (claims) => {
+            if (aborted) return;
+            res.cork(() => {
+              res.upgrade<UserData>({ claims, encoding: protocol === SUBPROTOCOL_MSGPACK ? 'msgpack' : 'json' }, key, protocol, extensions, context);
+            });
+          },
+          (e: unknown) => {
+            if (e instanceof SbError) refuse(`401 Unauthorized`, e.code, e.message);
+            else {
+              o.log.error({ err: e }, 'upgrade failed');
+              refuse('500 Internal Server Error', 'INTERNAL', 'internal error');
+            }
+          },
+        );
+      },
+      open: (ws) => {
+        const data = ws.getUserData();
+        const conn = new WsConnection(ws, data.encoding, data.claims, o.maxBackpressure);
+        data.conn = conn;
+        this.conns.add(conn);
+        conn.session = o.createSession(conn, data.claims);
+        conn.send({
+          t: 'hello',
+          v: 'sb.v1',
+          node: o.nodeId,
+          session: conn.id,
+          user: conn.user,
+          exp: conn.session.expiresAt,
+          limits: { maxFrameBytes: o.maxFrameBytes, ...o.limits },
+        });
+      },
+      message: (ws, message, isBinary) => {
+        const conn = ws.getUserData().conn;
+        if (!conn || conn.closed) return;
+        let frame: ClientFrame;
+        try {
+          if (isBinary !== (conn.encoding === 'msgpack')) {
+            throw new FrameError(null, 'BAD_FRAME', `${conn.encoding} connections send ${conn.encoding === 'msgpack' ? 'binary' : 'text'} frames`);
+          }
+          let value: unknown;
+          try {
+            value = decode(new Uint8Array(message), conn.encoding);
+          } catch {
+            throw new FrameError(null, 'BAD_FRAME', `not a valid ${conn.encoding === 'msgpack' ? 'MessagePack' : 'JSON'} value`);
+          }
+          frame = toClientFrame(value);
+        } catch (e) {
+          const fe = e instanceof FrameError ? e : new FrameError(null, 'BAD_FRAME', 'unreadable frame');
+          conn.send({ t: 'error', id: fe.id, code: fe.frameCode, message: fe.message });
+          if (++conn.violations > o.maxViolations) conn.close(CloseCode.PROTOCOL_VIOLATION, 'too many protocol violations');
+          return;
+        }
+        conn.session.onFrame(frame).catch((e) => o.log.error({ err: e, conn: conn.id }, 'frame handler failed'));
+      },
+      drain: (ws) => {
+        const conn = ws.getUserData().conn;
+        if (conn && ws.getBufferedAmount() > o.maxBackpressure) conn.close(CloseCode.SLOW_CONSUMER, 'slow consumer: reconnect and resume');
+      },
+      close: (ws) => {
+        const conn = ws.getUserData().conn;
+        if (!conn) return;
+        conn.closed = true;
+        this.conns.delete(conn);
+        conn.session.onClose();
+      },
+    });
+  }
+
+  private tokenFrom(headers: Record<string, string>, query: URLSearchParams): { token: string | undefined; viaCookie: boolean } {
+    const m = /^Bearer (\S+)$/i.exec(headers.authorization ?? '');
+    if (m) return { token: m[1], viaCookie: false };
+    const q = query.get('token');
+    if (q) return { token: q, viaCookie: false };
+    return { token: parseCookies(headers.cookie)[COOKIE_ACCESS], viaCookie: true };
+  }
+
+  /** Cookie-authenticated sockets must come from an allowed origin or the hub's own (CSWSH defence). */
+  private originAllowed(headers: Record<string, string>): boolean {
+    const origin = headers.origin;
+    if (!origin) return true; // not a browser: cookies were attached deliberately
+    if (this.opts.corsOrigins.includes(origin)) return true;
+    try {
+      return new URL(origin).host === headers.host;
+    } catch {
+      return false;
+    }
+  }
+}
