@@ -1,9 +1,12 @@
-// `npm run bench -- <scenario> [--runs 3] [--duration 10] [--connections 16] [--store embedded|postgres]`
+// `npm run bench -- <scenario> [--runs 3] [--duration 10] [--connections 16] [--store embedded|postgres]
+//                              [--rooms 10] [--members 20] [--rate 20]`
 // Scenarios:
 //   login    argon2id cost (ms per hash at the configured parameters) and end-to-end logins/s through
 //            the hub, against the ceiling of raw argon2 verifies/s on this machine in the same run.
 //   history  GET /api/v1/rooms/:id/messages?limit=50 pages of a 1000-message room: requests/s and
 //            latency, against a bare uWebSockets.js server returning the same bytes (the ceiling).
+//   fanout   rooms × members × publish rate over WebSockets, against bare uWS pub/sub (bench/realtime.ts).
+//   idle     --connections idle authenticated WebSockets: server RSS per connection.
 // Each figure is the median of --runs runs. The hub runs as a child process; the load generator
 // (autocannon) runs in this process, and its CPU use is printed so a saturated client shows.
 
@@ -14,6 +17,7 @@ import { parseArgs } from 'node:util';
 import { Passwords } from '../src/auth/passwords.js';
 import { resolveConfig } from '../src/config.js';
 import { fmt, json, type LoadResult, load, median, medianOf, spawnServer, startHub } from './lib.js';
+import { type FanoutResult, fanoutBaseline, fanoutHub, fanoutRow, idle } from './realtime.js';
 
 const { values, positionals } = parseArgs({
   args: process.argv.slice(2),
@@ -23,6 +27,9 @@ const { values, positionals } = parseArgs({
     duration: { type: 'string', default: '10' },
     connections: { type: 'string', default: '16' },
     store: { type: 'string', default: 'embedded' },
+    rooms: { type: 'string', default: '10' },
+    members: { type: 'string', default: '20' },
+    rate: { type: 'string', default: '20' },
   },
 });
 const runs = Number(values.runs);
@@ -66,8 +73,9 @@ async function login() {
   for (let r = 0; r < runs; r++) {
     const hub = await startHub(store, { SB_LOGIN_PER_IP_PER_MINUTE: '100000', SB_LOGIN_PER_USER_PER_15MIN: '100000' });
     try {
-      await json(`${hub.url}/api/v1/auth/register`, 'POST', { username: 'bench', password: 'correct horse battery staple' });
-      const body = JSON.stringify({ username: 'bench', password: 'correct horse battery staple' });
+      const username = `bench${Date.now().toString(36)}`;
+      await json(`${hub.url}/api/v1/auth/register`, 'POST', { username, password: 'correct horse battery staple' });
+      const body = JSON.stringify({ username, password: 'correct horse battery staple' });
       results.push(
         await load(hub, {
           connections: 4,
@@ -91,8 +99,10 @@ async function history() {
     const hub = await startHub(store);
     let pagePath = '';
     try {
-      await json(`${hub.url}/api/v1/auth/register`, 'POST', { username: 'reader', password: 'correct horse battery staple' });
-      const s = await json(`${hub.url}/api/v1/auth/login`, 'POST', { username: 'reader', password: 'correct horse battery staple' });
+      // Unique per run: with --store postgres every run shares one database.
+      const username = `reader${Date.now().toString(36)}`;
+      await json(`${hub.url}/api/v1/auth/register`, 'POST', { username, password: 'correct horse battery staple' });
+      const s = await json(`${hub.url}/api/v1/auth/login`, 'POST', { username, password: 'correct horse battery staple' });
       const token = s.accessToken as string;
       const room = (await json(`${hub.url}/api/v1/rooms`, 'POST', { kind: 'group', name: 'history' }, token)).room.id as string;
       for (let i = 0; i < 1000; i += 50) {
@@ -131,7 +141,32 @@ async function history() {
   console.log(`ratio hub : bare uWS = ${fmt(h.rps / b.rps, 3)}`);
 }
 
-const scenarios: Record<string, () => Promise<void>> = { login, history };
+async function fanout() {
+  const o = { rooms: Number(values.rooms), members: Number(values.members), rate: Number(values.rate), durationS, store } as const;
+  const hubRuns: FanoutResult[] = [];
+  const bareRuns: FanoutResult[] = [];
+  for (let r = 0; r < runs; r++) {
+    hubRuns.push(await fanoutHub(o));
+    bareRuns.push(await fanoutBaseline(o));
+  }
+  const h = medianOf(hubRuns);
+  const b = medianOf(bareRuns);
+  console.log(`fanout: ${o.rooms} rooms × ${o.members} members, ${o.rate} publishes/s per room, ${durationS} s, median of ${runs} runs`);
+  console.log(fanoutRow(`hub (${store})`, h));
+  console.log(fanoutRow('bare uWS pub/sub', b));
+  console.log(`ratio hub : bare uWS deliveries/s = ${fmt(h.deliveriesPerS / b.deliveriesPerS, 3)}`);
+}
+
+async function idleConnections() {
+  const results = [];
+  for (let r = 0; r < runs; r++) results.push(await idle(Number(values.connections), store));
+  const m = medianOf(results);
+  console.log(
+    `idle: ${m.n} authenticated WebSocket connections (${store}): RSS ${fmt(m.rssBefore, 0)} → ${fmt(m.rssAfter, 0)} MiB, ${fmt(m.perConnKiB, 1)} KiB per connection (median of ${runs})`,
+  );
+}
+
+const scenarios: Record<string, () => Promise<void>> = { login, history, fanout, idle: idleConnections };
 const name = positionals[0] ?? '';
 const scenario = scenarios[name];
 if (!scenario) {

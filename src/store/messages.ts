@@ -1,9 +1,8 @@
-// Messages: a room's ordered log. `seq` is assigned under the room row's lock, so every room's seqs
-// are contiguous from 1; a sender's client message id (`cid`) is unique per sender, so a retry finds
-// the message it already created instead of creating a second one.
+// Messages: a room's ordered log. Seqs are assigned by the room's sequencer (its actor) and written
+// in groups behind a fence on rooms.last_seq, so every room's seqs are contiguous from 1; a sender's
+// client message id (`cid`) is unique per sender, so a retry finds the message it already created.
 
 import type { Sql } from './db.js';
-import { isUniqueViolation } from './users.js';
 
 export interface Message {
   id: string;
@@ -35,44 +34,8 @@ const toMessage = (r: Row): Message => ({
   createdAt: r.created_at,
 });
 
-export type AppendResult = { created: Message } | { existing: Message } | { noRoom: true };
-
 export class Messages {
   constructor(private readonly sql: Sql) {}
-
-  /**
-   * Appends a message with the room's next seq, or returns the sender's earlier message with the
-   * same cid (in whichever room it is: the caller decides whether that is a conflict).
-   */
-  async append(m: { id: string; roomId: string; senderId: string; cid: string; body: string }): Promise<AppendResult> {
-    try {
-      return await this.appendOnce(m);
-    } catch (e) {
-      // The same cid raced into two different rooms: the other insert won; report its message.
-      if (!isUniqueViolation(e)) throw e;
-      const [dup] = await this.sql<Row[]>`SELECT * FROM messages WHERE sender_id = ${m.senderId} AND client_msg_id = ${m.cid}`;
-      if (!dup) throw e;
-      return { existing: toMessage(dup) };
-    }
-  }
-
-  private appendOnce(m: { id: string; roomId: string; senderId: string; cid: string; body: string }): Promise<AppendResult> {
-    return this.sql.begin(async (tx) => {
-      // The room lock serialises appends to one room: the dedup check and the seq increment below
-      // cannot interleave with another append's, so a racing retry never burns a seq.
-      const [room] = await tx`SELECT 1 FROM rooms WHERE id = ${m.roomId} FOR UPDATE`;
-      if (!room) return { noRoom: true as const };
-      const [dup] = await tx<Row[]>`
-        SELECT * FROM messages WHERE sender_id = ${m.senderId} AND client_msg_id = ${m.cid}`;
-      if (dup) return { existing: toMessage(dup) };
-      const [row] = await tx<Row[]>`
-        WITH s AS (UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ${m.roomId} RETURNING last_seq)
-        INSERT INTO messages (room_id, seq, id, sender_id, client_msg_id, body)
-        SELECT ${m.roomId}, s.last_seq, ${m.id}, ${m.senderId}, ${m.cid}, ${m.body} FROM s
-        RETURNING *`;
-      return { created: toMessage(row as Row) };
-    });
-  }
 
   /** Messages already stored for these (sender, cid) pairs, in any room. */
   async byCids(pairs: { senderId: string; cid: string }[]): Promise<Message[]> {

@@ -1,0 +1,195 @@
+// Realtime scenarios over real WebSockets (msgpack encoding).
+//   fanout  R rooms × M members (one connection each) × P publishes/s per room for D seconds:
+//           deliveries/s, publish→delivery latency (Node's HDR histogram), acked publishes/s, server
+//           and client CPU; then the same load against bare uWS pub/sub (the ceiling).
+//   idle    N authenticated connections that only hold open: server RSS per connection.
+
+import path from 'node:path';
+import { createHistogram } from 'node:perf_hooks';
+import { Packr } from 'msgpackr';
+import WebSocket from 'ws';
+import { cpuSeconds, fmt, json, rssMiB, type Server, spawnServer, startHub } from './lib.js';
+
+const packr = new Packr({ useRecords: false });
+const PASSWORD = 'correct horse battery staple';
+const hubLimits = {
+  SB_WS_PUBLISH_PER_SECOND: '100000',
+  SB_WS_PUBLISH_BURST: '100000',
+  SB_LOGIN_PER_IP_PER_MINUTE: '100000',
+  SB_REGISTER_PER_IP_PER_HOUR: '100000',
+  SB_ARGON2_MEMORY_KIB: '8192',
+  SB_ARGON2_TIME_COST: '1',
+};
+
+export interface FanoutOptions {
+  rooms: number;
+  members: number;
+  rate: number;
+  durationS: number;
+  store: 'embedded' | 'postgres';
+}
+
+export interface FanoutResult {
+  deliveriesPerS: number;
+  ackedPerS: number;
+  p50: number;
+  p99: number;
+  p999: number;
+  serverCpuPct: number;
+  clientCpuPct: number;
+  lost: number;
+}
+
+function connect(url: string, token?: string): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/ws`, 'sb.v1.msgpack', token ? { headers: { authorization: `Bearer ${token}` } } : {});
+    ws.once('message', () => resolve(ws));
+    ws.once('error', reject);
+  });
+}
+
+async function subscribe(ws: WebSocket, room: string): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const on = (d: Buffer) => {
+      if (packr.unpack(d).t === 'subscribed') {
+        ws.off('message', on);
+        resolve();
+      }
+    };
+    ws.on('message', on);
+    ws.send(packr.pack({ t: 'sub', id: 1, room }));
+  });
+}
+
+/** Users, rooms and tokens on the hub (the bare server ignores them, but gets the same room ids). */
+async function setUp(url: string, o: FanoutOptions, hub: boolean): Promise<{ rooms: string[]; tokens: string[] }> {
+  const tokens: string[] = [];
+  const rooms: string[] = [];
+  if (!hub)
+    return {
+      rooms: Array.from({ length: o.rooms }, (_, i) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`),
+      tokens: Array(o.members + 1).fill(''),
+    };
+  const run = Date.now().toString(36);
+  for (let i = 0; i <= o.members; i++) {
+    const username = `fan${run}${i}`;
+    await json(`${url}/api/v1/auth/register`, 'POST', { username, password: PASSWORD });
+    tokens.push((await json(`${url}/api/v1/auth/login`, 'POST', { username, password: PASSWORD })).accessToken);
+  }
+  for (let r = 0; r < o.rooms; r++) {
+    const id = (await json(`${url}/api/v1/rooms`, 'POST', { kind: 'group', name: `fan ${r}` }, tokens[0])).room.id as string;
+    for (let i = 1; i <= o.members; i++) await json(`${url}/api/v1/rooms/${id}/join`, 'POST', undefined, tokens[i]);
+    rooms.push(id);
+  }
+  return { rooms, tokens };
+}
+
+export async function fanoutOnce(server: Server, o: FanoutOptions, hub: boolean): Promise<FanoutResult> {
+  const { rooms, tokens } = await setUp(server.url, o, hub);
+  const subscribers: WebSocket[] = [];
+  const latency = createHistogram();
+  let delivered = 0;
+  let measuring = false;
+  for (const room of rooms) {
+    for (let i = 1; i <= o.members; i++) {
+      const ws = await connect(server.url, tokens[i]);
+      await subscribe(ws, room);
+      ws.on('message', (d: Buffer) => {
+        const f = packr.unpack(d);
+        if (f.t !== 'msg' || !measuring) return;
+        delivered++;
+        const sent = Number(f.body.slice(0, f.body.indexOf(' ')));
+        latency.record(Math.max(1, Math.round((performance.now() - sent) * 1000)));
+      });
+      subscribers.push(ws);
+    }
+  }
+  const publishers = await Promise.all(rooms.map(() => connect(server.url, tokens[0])));
+  let acked = 0;
+  for (const p of publishers) p.on('message', (d: Buffer) => measuring && packr.unpack(d).t === 'ack' && acked++);
+  const cpu0 = cpuSeconds(server.pid);
+  const client0 = process.cpuUsage();
+  const t0 = performance.now();
+  measuring = true;
+  let sent = 0;
+  const padding = 'x'.repeat(64);
+  // Each room publishes `rate` per second, in ticks of 10 ms.
+  await new Promise<void>((resolve) => {
+    const timer = setInterval(() => {
+      const elapsed = (performance.now() - t0) / 1000;
+      if (elapsed >= o.durationS) {
+        clearInterval(timer);
+        resolve();
+        return;
+      }
+      const due = Math.floor(elapsed * o.rate) - sent / rooms.length;
+      for (let k = 0; k < due; k++) {
+        rooms.forEach((room, r) => {
+          sent++;
+          (publishers[r] as WebSocket).send(packr.pack({ t: 'pub', id: sent, room, cid: `b${t0}-${sent}`, body: `${performance.now()} ${padding}` }));
+        });
+      }
+    }, 10);
+  });
+  // Let in-flight deliveries land (bounded).
+  const expected = sent * o.members;
+  const deadline = performance.now() + 5000;
+  while (delivered < expected && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  const wall = (performance.now() - t0) / 1000;
+  measuring = false;
+  const client = process.cpuUsage(client0);
+  const result: FanoutResult = {
+    deliveriesPerS: delivered / wall,
+    ackedPerS: acked / wall,
+    p50: latency.percentile(50) / 1000,
+    p99: latency.percentile(99) / 1000,
+    p999: latency.percentile(99.9) / 1000,
+    serverCpuPct: ((cpuSeconds(server.pid) - cpu0) / wall) * 100,
+    clientCpuPct: ((client.user + client.system) / 1e6 / wall) * 100,
+    lost: expected - delivered,
+  };
+  for (const ws of [...subscribers, ...publishers]) ws.terminate();
+  return result;
+}
+
+export async function fanoutBaseline(o: FanoutOptions): Promise<FanoutResult> {
+  const bare = await spawnServer(['--import', 'tsx', path.resolve('bench/baseline-uws-pubsub.ts')], {});
+  try {
+    return await fanoutOnce(bare, o, false);
+  } finally {
+    await bare.stop();
+  }
+}
+
+export async function fanoutHub(o: FanoutOptions): Promise<FanoutResult> {
+  const hub = await startHub(o.store, hubLimits);
+  try {
+    return await fanoutOnce(hub, o, true);
+  } finally {
+    await hub.stop();
+  }
+}
+
+export const fanoutRow = (name: string, r: FanoutResult) =>
+  `${name.padEnd(18)} ${fmt(r.deliveriesPerS, 0).padStart(8)} deliveries/s  ${fmt(r.ackedPerS, 0).padStart(6)} acks/s  p50 ${fmt(r.p50, 2)} ms  p99 ${fmt(r.p99, 2)} ms  p999 ${fmt(r.p999, 2)} ms  server CPU ${fmt(r.serverCpuPct, 0)}%  client CPU ${fmt(r.clientCpuPct, 0)}%  lost ${r.lost}`;
+
+/** N idle authenticated connections: server RSS growth per connection. */
+export async function idle(n: number, store: 'embedded' | 'postgres'): Promise<{ perConnKiB: number; n: number; rssBefore: number; rssAfter: number }> {
+  const hub = await startHub(store, hubLimits);
+  const sockets: WebSocket[] = [];
+  try {
+    const username = `idle${Date.now().toString(36)}`;
+    await json(`${hub.url}/api/v1/auth/register`, 'POST', { username, password: PASSWORD });
+    const token = (await json(`${hub.url}/api/v1/auth/login`, 'POST', { username, password: PASSWORD })).accessToken as string;
+    // Warm up (JIT, pools), then measure from here.
+    for (let i = 0; i < 100; i++) sockets.push(await connect(hub.url, token));
+    const rssBefore = rssMiB(hub.pid);
+    for (let i = 0; i < n; i += 200) sockets.push(...(await Promise.all(Array.from({ length: Math.min(200, n - i) }, () => connect(hub.url, token)))));
+    await new Promise((r) => setTimeout(r, 1000));
+    const rssAfter = rssMiB(hub.pid);
+    return { perConnKiB: ((rssAfter - rssBefore) * 1024) / n, n, rssBefore, rssAfter };
+  } finally {
+    for (const ws of sockets) ws.terminate();
+    await hub.stop();
+  }
+}
