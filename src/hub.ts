@@ -31,6 +31,8 @@ export interface Hub {
   readonly auth: AuthService;
   readonly log: Logger;
   readonly router: HttpRouter;
+  readonly ws: WsServer;
+  readonly actors: ActorSystem;
   /** Idempotent graceful shutdown. */
   close(): Promise<void>;
   /** Resolves once the hub has shut down. */
@@ -185,7 +187,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
       return done;
     };
     root.info({ url, version: VERSION, store: store.db.kind, port }, 'listening');
-    return { nodeId, port, url, store, auth, log: root, router, close, closed: () => closedP };
+    return { nodeId, port, url, store, auth, log: root, router, ws, actors, close, closed: () => closedP };
   } catch (e) {
     if (listenSocket) uWS.us_listen_socket_close(listenSocket);
     await store.close();

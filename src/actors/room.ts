@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Bus } from '../cluster/bus.js';
 import { notFound, SbError } from '../errors.js';
-import type { MessageFrame, UserRef } from '../protocol/frames.js';
+import { CloseCode, type MessageFrame, type UserRef } from '../protocol/frames.js';
 import type { Message, SequencedMessage } from '../store/messages.js';
 import type { Store } from '../store/store.js';
 import { isUniqueViolation } from '../store/users.js';
@@ -27,6 +27,7 @@ export type RoomMsg =
   | { type: 'unsubscribe'; conn: Connection }
   | { type: 'typing'; conn: Connection }
   | { type: 'deliver'; batch: SequencedMessage[] }
+  | { type: 'caughtUp'; connId: string; entry: CatchUp }
   | { type: 'member'; op: 'joined' | 'left'; user: UserRef }
   | { type: 'deleted' };
 
@@ -47,6 +48,10 @@ const TAIL = 512;
 const RECENT_CIDS = 10_000;
 /** Resuming further back than this is refused: page through history instead. */
 export const MAX_REPLAY = 10_000;
+/** Messages read from the store per replay query. */
+const REPLAY_PAGE = 200;
+/** Live messages held for one catching-up connection before it is cut off as too slow. */
+const MAX_HELD = 10_000;
 
 interface Pending {
   sender: UserRef;
@@ -54,6 +59,14 @@ interface Pending {
   body: string;
   resolve(r: PublishResult): void;
   reject(e: unknown): void;
+}
+
+/** A connection replaying history before it joins the live stream. */
+interface CatchUp {
+  conn: Connection;
+  reqId: number;
+  /** Deliveries that happened during the replay, sent right after it. */
+  held: MessageFrame[];
 }
 
 interface Recent {
@@ -82,6 +95,7 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
   private lastDelivered = 0;
   private readonly tail: MessageFrame[] = [];
   private readonly subs = new Map<string, Connection>();
+  private readonly catchingUp = new Map<string, CatchUp>();
   private readonly present = new Map<string, { user: UserRef; conns: Set<string> }>();
   private readonly recent = new Map<string, Recent>();
   private queue: Pending[] = [];
@@ -120,15 +134,18 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
   }
 
   canPassivate(): boolean {
-    return this.subs.size === 0 && this.queue.length === 0 && !this.flushing;
+    return this.subs.size === 0 && this.catchingUp.size === 0 && this.queue.length === 0 && !this.flushing;
   }
 
-  async handle(msg: RoomMsg): Promise<RoomReply> {
+  handle(msg: RoomMsg): RoomReply {
     switch (msg.type) {
       case 'publish':
         return { pending: this.publish(msg.sender, msg.cid, msg.body) };
       case 'subscribe':
-        await this.subscribe(msg.conn, msg.reqId, msg.since);
+        this.subscribe(msg.conn, msg.reqId, msg.since);
+        return;
+      case 'caughtUp':
+        this.caughtUp(msg.connId, msg.entry);
         return;
       case 'unsubscribe':
         this.unsubscribe(msg.conn);
@@ -258,25 +275,79 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
       this.tail.push(frame);
       if (this.tail.length > TAIL) this.tail.shift();
       this.deps.fanout.publish(this.topic, frame);
+      for (const entry of this.catchingUp.values()) {
+        entry.held.push(frame);
+        if (entry.held.length > MAX_HELD) {
+          this.catchingUp.delete(entry.conn.id);
+          entry.conn.close(CloseCode.SLOW_CONSUMER, 'could not catch up with the room: reconnect and resume');
+        }
+      }
       this.lastDelivered = m.seq;
     }
     if (this.lastSeq < this.lastDelivered) this.lastSeq = this.lastDelivered;
   }
 
-  private async subscribe(conn: Connection, reqId: number, since: number | undefined): Promise<void> {
+  private subscribe(conn: Connection, reqId: number, since: number | undefined): void {
     this.check(conn.user.id);
-    if (since !== undefined && since < this.lastDelivered) {
-      if (this.lastDelivered - since > MAX_REPLAY) {
-        throw new SbError('VALIDATION', `since is more than ${MAX_REPLAY} messages back; page through history, then subscribe`, { field: 'since' });
-      }
-      const first = this.tail[0];
-      if (first && first.seq <= since + 1) {
-        for (const f of this.tail) if (f.seq > since) conn.send(f);
-      } else {
-        // Blocks this room's mailbox for one read: no delivery can slip between replay and joining.
-        for (const m of await this.deps.store.messages.range(this.id, since, this.lastDelivered)) conn.send(toMessageFrame(m));
-      }
+    this.leaveCatchUp(conn.id);
+    if (since === undefined || since >= this.lastDelivered) return this.join(conn, reqId);
+    if (this.lastDelivered - since > MAX_REPLAY) {
+      throw new SbError('VALIDATION', `since is more than ${MAX_REPLAY} messages back; page through history, then subscribe`, { field: 'since' });
     }
+    // Replay (since, upTo] at the pace the socket drains, beside the mailbox; deliveries after upTo
+    // are held for this connection meanwhile, and `caughtUp` (a mailbox step) sends them and joins.
+    const upTo = this.lastDelivered;
+    const first = this.tail[0];
+    const fromTail = first && first.seq <= since + 1 ? this.tail.filter((f) => f.seq > since) : undefined;
+    const entry: CatchUp = { conn, reqId, held: [] };
+    this.catchingUp.set(conn.id, entry);
+    this.replay(entry, since, upTo, fromTail).then(
+      () => this.ctx.self.tell({ type: 'caughtUp', connId: conn.id, entry }),
+      (e: unknown) => {
+        this.ctx.log.warn({ err: e, room: this.id, conn: conn.id }, 'replay failed');
+        if (this.catchingUp.get(conn.id) === entry) this.catchingUp.delete(conn.id);
+        conn.send({ t: 'error', id: reqId, code: 'UNAVAILABLE', message: 'could not read the history to resume; subscribe again' });
+      },
+    );
+  }
+
+  /** Sends the frames of (since, upTo] from the tail snapshot or the store, waiting for the socket to drain. */
+  private async replay(entry: CatchUp, since: number, upTo: number, fromTail: MessageFrame[] | undefined): Promise<void> {
+    const live = () => !entry.conn.closed && this.catchingUp.get(entry.conn.id) === entry;
+    if (fromTail) {
+      for (const f of fromTail) {
+        await entry.conn.writable();
+        if (!live()) return;
+        entry.conn.send(f);
+      }
+      return;
+    }
+    for (let after = since; after < upTo; ) {
+      const page = await this.deps.store.messages.range(this.id, after, Math.min(upTo, after + REPLAY_PAGE));
+      if (page.length === 0) break;
+      for (const m of page) {
+        await entry.conn.writable();
+        if (!live()) return;
+        entry.conn.send(toMessageFrame(m));
+      }
+      after = (page[page.length - 1] as Message).seq;
+    }
+  }
+
+  private caughtUp(connId: string, entry: CatchUp): void {
+    if (this.catchingUp.get(connId) !== entry) return;
+    this.catchingUp.delete(connId);
+    if (entry.conn.closed) return;
+    for (const f of entry.held) entry.conn.send(f);
+    this.join(entry.conn, entry.reqId);
+  }
+
+  private leaveCatchUp(connId: string): void {
+    this.catchingUp.delete(connId);
+  }
+
+  /** Joins the live stream: from here on deliveries reach the connection through the topic. */
+  private join(conn: Connection, reqId: number): void {
     conn.subscribe(this.topic);
     const first = !this.subs.has(conn.id);
     this.subs.set(conn.id, conn);
@@ -285,6 +356,7 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
   }
 
   private unsubscribe(conn: Connection): void {
+    this.leaveCatchUp(conn.id);
     if (!this.subs.delete(conn.id)) return;
     conn.unsubscribe(this.topic);
     const p = this.present.get(conn.user.id);

@@ -152,7 +152,13 @@ export class Session {
         const now = this.deps.clock.now();
         if (now - (this.lastTyping.get(f.room) ?? 0) >= TYPING_INTERVAL_MS) {
           this.lastTyping.set(f.room, now);
-          await this.deps.room(f.room).ask({ type: 'typing', conn: this.conn });
+          try {
+            await this.deps.room(f.room).ask({ type: 'typing', conn: this.conn });
+          } catch (e) {
+            // Not throttled after a refusal: the next one is checked (and answered) again.
+            this.lastTyping.delete(f.room);
+            throw e;
+          }
         }
         return { t: 'ok', id: f.id };
       }

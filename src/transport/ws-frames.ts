@@ -40,7 +40,10 @@ export class FrameError extends SbError {
 
 /** Checks a decoded value against the frame schemas. */
 export function toClientFrame(value: unknown): ClientFrame {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new FrameError(null, 'BAD_FRAME', 'a frame is a map with a type field `t`');
+  // Plain objects only: MessagePack also decodes to arrays, byte arrays, dates and the 0xc1 marker.
+  if (value === null || typeof value !== 'object' || Object.getPrototypeOf(value) !== Object.prototype) {
+    throw new FrameError(null, 'BAD_FRAME', 'a frame is a map with a type field `t`');
+  }
   const v = value as Record<string, unknown>;
   const reqId = Number.isSafeInteger(v.id) && (v.id as number) > 0 ? (v.id as number) : null;
   const schema = typeof v.t === 'string' ? schemas[v.t as ClientFrame['t']] : undefined;

@@ -61,8 +61,23 @@ class WsConnection implements ClientConnection {
     this.user = { id: claims.sub, username: claims.username };
   }
 
+  private waiting: (() => void)[] = [];
+
   send(frame: ServerFrame): void {
     this.sendBytes(encode(frame, this.encoding));
+  }
+
+  writable(): Promise<void> {
+    if (this.closed || this.ws.getBufferedAmount() < this.maxBackpressure / 2) return Promise.resolve();
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  /** Called on drain and close: wakes writers once the buffer is below half the limit. */
+  wake(): void {
+    if (!this.closed && this.ws.getBufferedAmount() >= this.maxBackpressure / 2) return;
+    const w = this.waiting;
+    this.waiting = [];
+    for (const resolve of w) resolve();
   }
 
   sendBytes(data: Uint8Array | string): void {
@@ -179,6 +194,10 @@ export class WsServer implements Fanout {
         const conn = new WsConnection(ws, data.encoding, data.claims, o.maxBackpressure);
         data.conn = conn;
         this.conns.add(conn);
+        // uWS frees a socket's subscriber state when it leaves its last topic, dropping frames
+        // published to it but not yet flushed (`room_deleted` is published just before the room
+        // unsubscribes everyone). A private topic nobody publishes to keeps that state for life.
+        ws.subscribe(`conn:${conn.id}`);
         conn.session = o.createSession(conn, data.claims);
         conn.send({
           t: 'hello',
@@ -214,13 +233,13 @@ export class WsServer implements Fanout {
         conn.session.onFrame(frame).catch((e) => o.log.error({ err: e, conn: conn.id }, 'frame handler failed'));
       },
       drain: (ws) => {
-        const conn = ws.getUserData().conn;
-        if (conn && ws.getBufferedAmount() > o.maxBackpressure) conn.close(CloseCode.SLOW_CONSUMER, 'slow consumer: reconnect and resume');
+        ws.getUserData().conn?.wake();
       },
       close: (ws) => {
         const conn = ws.getUserData().conn;
         if (!conn) return;
         conn.closed = true;
+        conn.wake();
         this.conns.delete(conn);
         conn.session.onClose();
       },

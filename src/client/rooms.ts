@@ -1,0 +1,226 @@
+// Room subscriptions and gapless delivery. Per room the client remembers the last seq it handed to
+// the application; every (re-)subscription asks for `since` that seq, and the hub replays what
+// came after it before the live stream. Invariant: `message` events for a room carry seqs
+// last+1, last+2, … — a duplicate (seq <= last) is dropped, and a gap (seq > last+1) is dropped
+// too and refilled by re-subscribing with `since` = last, whose replay is contiguous.
+
+import type { MessageFrame } from '../protocol/frames.js';
+import { SwitchboardError } from './errors.js';
+import { type ReplyFrame, type Requests, serverError } from './requests.js';
+
+/** A confirmed subscription. */
+export interface Subscribed {
+  room: string;
+  /** The room's latest seq when the subscription became live. */
+  seq: number;
+}
+
+interface Waiter {
+  resolve(s: Subscribed): void;
+  reject(e: SwitchboardError): void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+interface Sub {
+  readonly room: string;
+  /** Highest seq handed to the application, or the `since` asked for; undefined for a live-only start. */
+  last: number | undefined;
+  /** Id of the `sub` in flight on the current connection. */
+  reqId: number | undefined;
+  reqTimer: ReturnType<typeof setTimeout> | undefined;
+  /** `subscribed` came on the current connection. */
+  live: boolean;
+  /** `subscribed` came at least once. */
+  confirmed: boolean;
+  /** Re-subscriptions in a row that still left a gap. */
+  stalls: number;
+  readonly waiters: Set<Waiter>;
+}
+
+export interface RoomsHost {
+  isOpen(): boolean;
+  readonly timeoutMs: number;
+  readonly requests: Requests;
+  deliver(m: MessageFrame): void;
+  report(err: SwitchboardError): void;
+}
+
+/** After this many re-subscriptions that leave the same gap, the gap is reported and skipped. */
+const MAX_STALLS = 3;
+
+export class Rooms {
+  private readonly subs = new Map<string, Sub>();
+
+  constructor(private readonly host: RoomsHost) {}
+
+  /** The last seq handed to the application for `room`. */
+  lastSeq(room: string): number | undefined {
+    return this.subs.get(room)?.last;
+  }
+
+  get rooms(): string[] {
+    return [...this.subs.keys()];
+  }
+
+  subscribe(room: string, since: number | undefined): Promise<Subscribed> {
+    let sub = this.subs.get(room);
+    const created = !sub;
+    if (!sub) {
+      sub = { room, last: since, reqId: undefined, reqTimer: undefined, live: false, confirmed: false, stalls: 0, waiters: new Set() };
+      this.subs.set(room, sub);
+    } else if (since !== undefined && (sub.last === undefined || since < sub.last)) {
+      // Asked to replay further back than what was delivered: do so, as a fresh subscription.
+      sub.last = since;
+      sub.live = false;
+      this.cancelRequest(sub);
+    } else if (sub.live) {
+      return Promise.resolve({ room, seq: sub.last ?? 0 });
+    }
+    const s = sub;
+    return new Promise<Subscribed>((resolve, reject) => {
+      const w: Waiter = {
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          s.waiters.delete(w);
+          // A subscription this call created and never confirmed is abandoned, not left pending.
+          if (created && !s.confirmed && this.subs.get(room) === s) this.drop(s, true);
+          reject(new SwitchboardError('TIMEOUT', `no reply to sub within ${this.host.timeoutMs} ms`, { room }));
+        }, this.host.timeoutMs),
+      };
+      s.waiters.add(w);
+      if (s.reqId === undefined) this.request(s);
+    });
+  }
+
+  /** Forgets `room`; true when it was subscribed (the caller tells the hub if connected). */
+  unsubscribe(room: string): boolean {
+    const sub = this.subs.get(room);
+    if (!sub) return false;
+    this.drop(sub, false);
+    return true;
+  }
+
+  /** The hub ended the subscription itself (room deleted, or we left it): do not resume it. */
+  ended(room: string): void {
+    const sub = this.subs.get(room);
+    if (sub) this.drop(sub, false);
+  }
+
+  /** A new connection is up: re-subscribe every room from its last seq. */
+  resume(): void {
+    for (const sub of this.subs.values()) if (sub.reqId === undefined) this.request(sub);
+  }
+
+  /** The connection dropped: nothing is live any more. */
+  lost(): void {
+    for (const sub of this.subs.values()) {
+      sub.live = false;
+      this.cancelRequest(sub);
+    }
+  }
+
+  /** The client ended: every pending subscribe() fails. */
+  failAll(err: SwitchboardError): void {
+    for (const sub of this.subs.values()) {
+      this.cancelRequest(sub);
+      this.rejectWaiters(sub, err);
+    }
+    this.subs.clear();
+  }
+
+  onMessage(m: MessageFrame): void {
+    const sub = this.subs.get(m.room);
+    if (!sub) return; // a late delivery after unsubscribe
+    if (sub.last === undefined || m.seq === sub.last + 1) {
+      sub.last = m.seq;
+      this.host.deliver(m);
+    } else if (m.seq > sub.last + 1 && sub.reqId === undefined && this.host.isOpen()) {
+      // A gap. A `sub` already in flight was sent with an older `since`, so its replay covers it.
+      this.request(sub);
+    }
+  }
+
+  private request(sub: Sub): void {
+    if (!this.host.isOpen()) return;
+    const frame = sub.last === undefined ? { t: 'sub' as const, room: sub.room } : { t: 'sub' as const, room: sub.room, since: sub.last };
+    let id: number;
+    try {
+      id = this.host.requests.send(frame, {
+        reply: (f) => this.onReply(sub, id, f),
+        lost: () => this.cancelRequest(sub),
+        fail: () => this.cancelRequest(sub),
+      });
+    } catch (e) {
+      this.host.report(e instanceof SwitchboardError ? e : new SwitchboardError('DISCONNECTED', `sub not sent: ${String(e)}`, { room: sub.room }));
+      return;
+    }
+    sub.reqId = id;
+    // No reply in time: ask again (the hub answers a repeated `sub` as a fresh one).
+    sub.reqTimer = setTimeout(() => {
+      if (sub.reqId !== id) return;
+      this.host.requests.forget(id);
+      sub.reqId = undefined;
+      if (this.subs.get(sub.room) === sub) this.request(sub);
+    }, this.host.timeoutMs);
+  }
+
+  private onReply(sub: Sub, id: number, f: ReplyFrame): void {
+    if (sub.reqId !== id) return;
+    this.cancelRequest(sub);
+    if (this.subs.get(sub.room) !== sub) return;
+    if (f.t !== 'subscribed') {
+      const err = f.t === 'error' ? serverError(f, sub.room) : new SwitchboardError('BAD_FRAME', `unexpected ${f.t} in reply to sub`, { room: sub.room });
+      this.subs.delete(sub.room);
+      if (sub.waiters.size > 0) this.rejectWaiters(sub, err);
+      else this.host.report(err);
+      return;
+    }
+    if (sub.last === undefined) sub.last = f.seq;
+    else if (f.seq < sub.last && !sub.confirmed)
+      sub.last = f.seq; // the caller's `since` was past the end
+    else if (f.seq > sub.last) {
+      // The replay should have reached f.seq; it did not. Ask again, a few times.
+      if (++sub.stalls <= MAX_STALLS) {
+        this.request(sub);
+        return;
+      }
+      this.host.report(new SwitchboardError('GAP', `messages ${sub.last + 1}..${f.seq} could not be fetched; skipping them`, { room: sub.room }));
+      sub.last = f.seq;
+    }
+    sub.stalls = 0;
+    sub.live = true;
+    sub.confirmed = true;
+    const confirmed = { room: sub.room, seq: f.seq };
+    for (const w of [...sub.waiters]) {
+      clearTimeout(w.timer);
+      w.resolve(confirmed);
+    }
+    sub.waiters.clear();
+  }
+
+  private drop(sub: Sub, tellHub: boolean): void {
+    this.subs.delete(sub.room);
+    const inFlight = sub.reqId !== undefined;
+    this.cancelRequest(sub);
+    this.rejectWaiters(sub, new SwitchboardError('CLOSED', 'unsubscribed before the subscription was confirmed', { room: sub.room }));
+    if (tellHub && (inFlight || sub.live) && this.host.isOpen()) {
+      this.host.requests.call({ t: 'unsub', room: sub.room }, { resend: false }).catch((e) => this.host.report(e as SwitchboardError));
+    }
+  }
+
+  private cancelRequest(sub: Sub): void {
+    if (sub.reqId !== undefined) this.host.requests.forget(sub.reqId);
+    sub.reqId = undefined;
+    clearTimeout(sub.reqTimer);
+    sub.reqTimer = undefined;
+  }
+
+  private rejectWaiters(sub: Sub, err: SwitchboardError): void {
+    for (const w of sub.waiters) {
+      clearTimeout(w.timer);
+      w.reject(err);
+    }
+    sub.waiters.clear();
+  }
+}

@@ -1,0 +1,71 @@
+// The client SDK's public types: options, connection info, history pages and events.
+
+import type { Encoding, EventFrame, HelloFrame, MessageFrame, PresenceFrame, TypingNoticeFrame, UserRef } from '../protocol/frames.js';
+import type { BackoffOptions } from './backoff.js';
+import type { SwitchboardError } from './errors.js';
+import type { WebSocketConstructor } from './socket.js';
+
+/** `idle` until connect(); `closed` is final (close(), or a failure that must not be retried). */
+export type ClientState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
+
+/** An access token, or a function returning a current one (called for every connection and on `reauth`). */
+export type TokenSource = string | (() => string | Promise<string>);
+
+export interface SwitchboardClientOptions {
+  /** The hub's WebSocket endpoint, e.g. `wss://chat.example.com/ws` (http(s) URLs are accepted too). */
+  url: string;
+  /**
+   * The access token. Pass a function to survive token expiry: it is called before each connection
+   * and when the hub asks for a fresh token; it should return a cached token while that is valid.
+   */
+  token: TokenSource;
+  /** Wire encoding (WebSocket subprotocol). Default `msgpack`. */
+  encoding?: Encoding;
+  /** WebSocket implementation. Default `globalThis.WebSocket`; on Node 20 pass `WebSocket` from the `ws` package. */
+  WebSocket?: WebSocketConstructor;
+  /** Reconnect backoff: the first delay is at most `minMs`, doubling up to `maxMs`. Default 250 ms to 30 s. */
+  reconnect?: Partial<BackoffOptions>;
+  /** How long a request waits for its reply (and for a connection, if there is none), ms. Default 10 000. */
+  requestTimeoutMs?: number;
+}
+
+/** What the hub said in `hello` on the current connection. */
+export interface HelloInfo {
+  /** Connection id, for the hub's logs. */
+  session: string;
+  /** The node serving this connection. */
+  node: string;
+  user: UserRef;
+  /** When the access token expires, ms since the epoch. */
+  exp: number;
+  limits: HelloFrame['limits'];
+}
+
+export interface HistoryOptions {
+  /** Messages with seq below this. */
+  before?: number;
+  /** Messages with seq above this (0: from the start). */
+  after?: number;
+  /** At most this many (hub default 50, at most 200). */
+  limit?: number;
+}
+
+export interface HistoryPage {
+  room: string;
+  /** Ascending seq. */
+  messages: MessageFrame[];
+  /** The room's latest seq. */
+  lastSeq: number;
+}
+
+export interface ClientEvents {
+  /** A message in a subscribed room: per room, seqs arrive once each, contiguous and in order. */
+  message: (m: MessageFrame) => void;
+  presence: (p: PresenceFrame) => void;
+  typing: (t: TypingNoticeFrame) => void;
+  /** Membership changes and room deletion (a deleted room, or one you left, is unsubscribed). */
+  event: (e: EventFrame) => void;
+  state: (s: ClientState) => void;
+  /** Failures not tied to a call: a failed reauth, a resubscription refused, the final failure. */
+  error: (e: SwitchboardError) => void;
+}
