@@ -1,0 +1,230 @@
+// A raw sb.v1 WebSocket client for protocol tests: it speaks frames as plain maps over the `ws`
+// package (MessagePack via msgpackr without records, or JSON text), independent of any SDK. Every
+// received frame is kept; `next` consumes the first unconsumed frame matching a predicate, waiting
+// for it up to a deadline, so tests wait on events and never sleep.
+
+import { Packr } from 'msgpackr';
+import WebSocket from 'ws';
+
+export type Encoding = 'msgpack' | 'json';
+export const ENCODINGS: Encoding[] = ['msgpack', 'json'];
+export const SUBPROTOCOL: Record<Encoding, string> = { msgpack: 'sb.v1.msgpack', json: 'sb.v1.json' };
+
+/** A decoded frame. Frames the client could not decode are kept as `{ t: '!undecodable' }`. */
+export type Frame = Record<string, any> & { t: string };
+export type Pred = (f: Frame) => boolean;
+
+const packr = new Packr({ useRecords: false });
+export const pack = (v: unknown): Buffer => packr.pack(v);
+export const unpack = (b: Uint8Array): any => packr.unpack(b);
+
+export interface ConnectOptions {
+  encoding?: Encoding;
+  /** Sent as `Authorization: Bearer`. */
+  token?: string;
+  /** Sent as `?token=`. */
+  queryToken?: string;
+  /** A raw Cookie header. */
+  cookie?: string;
+  origin?: string;
+  /** The subprotocols offered; default: the encoding's one. `[]` offers none. */
+  protocols?: string[];
+}
+
+export interface Closed {
+  code: number;
+  reason: string;
+}
+
+const DEFAULT_MS = 10_000;
+
+function wsUrl(httpUrl: string, opts: ConnectOptions): string {
+  const u = new URL('/ws', httpUrl.replace(/^http/, 'ws'));
+  if (opts.queryToken !== undefined) u.searchParams.set('token', opts.queryToken);
+  return u.toString();
+}
+
+function open(httpUrl: string, opts: ConnectOptions): WebSocket {
+  const headers: Record<string, string> = {};
+  if (opts.token !== undefined) headers.authorization = `Bearer ${opts.token}`;
+  if (opts.cookie !== undefined) headers.cookie = opts.cookie;
+  if (opts.origin !== undefined) headers.origin = opts.origin;
+  const protocols = opts.protocols ?? [SUBPROTOCOL[opts.encoding ?? 'msgpack']];
+  return new WebSocket(wsUrl(httpUrl, opts), protocols, { headers });
+}
+
+export class RawClient {
+  /** Every frame received, in order. */
+  readonly frames: Frame[] = [];
+  readonly closed: Promise<Closed>;
+  closeInfo: Closed | undefined;
+  private readonly consumed = new Set<Frame>();
+  private readonly waiters = new Set<() => void>();
+  private lastId = 0;
+
+  constructor(
+    readonly ws: WebSocket,
+    readonly encoding: Encoding,
+  ) {
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      this.frames.push(this.decode(data, isBinary));
+      this.wake();
+    });
+    this.closed = new Promise((resolve) => {
+      ws.on('close', (code, reason) => {
+        this.closeInfo = { code, reason: reason.toString() };
+        resolve(this.closeInfo);
+        this.wake();
+      });
+    });
+    ws.on('error', () => {}); // surfaced as a close (1006)
+  }
+
+  /** A fresh request id. */
+  id(): number {
+    return ++this.lastId;
+  }
+
+  /** Sends a frame encoded for this connection. */
+  send(frame: Record<string, unknown>): void {
+    this.sendRaw(this.encoding === 'msgpack' ? pack(frame) : JSON.stringify(frame));
+  }
+
+  /** Sends bytes as a binary frame, a string as a text frame, as they are. */
+  sendRaw(data: Uint8Array | string): void {
+    this.ws.send(data, { binary: typeof data !== 'string' });
+  }
+
+  /** Sends a request with a fresh id and resolves with the reply carrying that id. */
+  async request(frame: Record<string, unknown>, ms?: number): Promise<Frame> {
+    const id = this.id();
+    this.send({ ...frame, id });
+    return this.next((f) => f.id === id && f.t !== 'msg', `reply to ${String(frame.t)} #${id}`, ms);
+  }
+
+  /** The first unconsumed frame matching `pred` (consumed now); rejects after `ms` or on close. */
+  next(pred: Pred, what: string, ms = DEFAULT_MS): Promise<Frame> {
+    return this.take(pred, 1, what, ms).then((fs) => fs[0] as Frame);
+  }
+
+  /** The first `n` unconsumed frames matching `pred`, in arrival order (consumed once all are there). */
+  take(pred: Pred, n: number, what: string, ms = DEFAULT_MS): Promise<Frame[]> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => done(new Error(`timed out after ${ms} ms waiting for ${what}; last frames: ${this.tail()}`)), ms);
+      const check = () => {
+        const hits: Frame[] = [];
+        for (const f of this.frames) {
+          if (!this.consumed.has(f) && pred(f)) hits.push(f);
+          if (hits.length === n) break;
+        }
+        if (hits.length === n) {
+          for (const f of hits) this.consumed.add(f);
+          return done(undefined, hits);
+        }
+        if (this.closeInfo) done(new Error(`socket closed (${this.closeInfo.code} ${this.closeInfo.reason}) before ${what}; last frames: ${this.tail()}`));
+      };
+      const done = (e?: Error, hits?: Frame[]) => {
+        clearTimeout(timer);
+        this.waiters.delete(check);
+        e ? reject(e) : resolve(hits as Frame[]);
+      };
+      this.waiters.add(check);
+      check();
+    });
+  }
+
+  /** Every received frame of type `t` (consumed or not). */
+  all(t: string): Frame[] {
+    return this.frames.filter((f) => f.t === t);
+  }
+
+  /**
+   * A round trip (ping → pong): every frame the server sent this socket before answering the ping
+   * has arrived once this resolves.
+   */
+  async barrier(): Promise<void> {
+    const pong = await this.request({ t: 'ping' });
+    if (pong.t !== 'pong') throw new Error(`expected pong, got ${JSON.stringify(pong)}`);
+  }
+
+  /** Resolves with the close code and reason, or rejects after `ms`. */
+  waitClose(ms = DEFAULT_MS): Promise<Closed> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`socket still open after ${ms} ms; last frames: ${this.tail()}`)), ms);
+      this.closed.then((c) => {
+        clearTimeout(timer);
+        resolve(c);
+      });
+    });
+  }
+
+  /** Closes from the client side and waits for the close to complete. */
+  async close(): Promise<Closed> {
+    if (!this.closeInfo) this.ws.close(1000);
+    return this.waitClose();
+  }
+
+  private decode(data: Buffer, isBinary: boolean): Frame {
+    try {
+      if (isBinary !== (this.encoding === 'msgpack')) return { t: '!undecodable', reason: `${isBinary ? 'binary' : 'text'} frame on ${this.encoding}` };
+      const v = this.encoding === 'msgpack' ? unpack(data) : JSON.parse(data.toString('utf8'));
+      return v && typeof v === 'object' && typeof v.t === 'string' ? v : { t: '!undecodable', value: v };
+    } catch (e) {
+      return { t: '!undecodable', reason: (e as Error).message };
+    }
+  }
+
+  private wake(): void {
+    for (const w of [...this.waiters]) w();
+  }
+
+  private tail(): string {
+    return JSON.stringify(this.frames.slice(-5)).slice(0, 600);
+  }
+}
+
+/** Opens a socket and resolves once `hello` has arrived (the first frame); rejects if refused. */
+export async function connect(httpUrl: string, opts: ConnectOptions = {}, ms = DEFAULT_MS): Promise<RawClient & { hello: Frame }> {
+  const ws = open(httpUrl, opts);
+  const client = new RawClient(ws, opts.encoding ?? 'msgpack');
+  const refused = new Promise<never>((_, reject) => {
+    ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
+  });
+  const hello = await Promise.race([client.next((f) => f.t === 'hello', 'hello', ms), refused]);
+  if (client.frames[0] !== hello) throw new Error(`hello was not the first frame: ${JSON.stringify(client.frames[0])}`);
+  return Object.assign(client, { hello });
+}
+
+/**
+ * Attempts an upgrade expected to be refused: resolves with the HTTP status and JSON body.
+ * Rejects if the socket opens instead.
+ */
+export function refusedUpgrade(httpUrl: string, opts: ConnectOptions = {}, ms = DEFAULT_MS): Promise<{ status: number; body: any }> {
+  const ws = open(httpUrl, opts);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer to the upgrade within ${ms} ms`)), ms);
+    ws.on('error', () => {});
+    ws.once('open', () => {
+      clearTimeout(timer);
+      ws.terminate();
+      reject(new Error('the upgrade was accepted'));
+    });
+    ws.once('unexpected-response', (req, res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => {
+        text += d.toString('utf8');
+      });
+      res.on('end', () => {
+        clearTimeout(timer);
+        req.destroy();
+        let body: unknown;
+        try {
+          body = JSON.parse(text);
+        } catch {
+          body = text;
+        }
+        resolve({ status: res.statusCode ?? 0, body });
+      });
+    });
+  });
+}
