@@ -219,6 +219,16 @@ for (const encoding of ENCODINGS) {
     t.equal(cb.all('msg').length, 0, 'no delivery after unsub');
     t.match(await cb.request({ t: 'unsub', room }), { t: 'ok' }, 'unsub is idempotent');
 
+    // An unsub pipelined right behind its sub (no waiting for `subscribed`) still wins.
+    const subId = cb.id();
+    cb.send({ t: 'sub', id: subId, room });
+    const quick = await cb.request({ t: 'unsub', room });
+    t.same(quick, { t: 'ok', id: quick.id });
+    await ca.request({ t: 'pub', room, cid: 'after-quick-unsub', body: 'still anyone?' });
+    await ca.next((f) => f.t === 'msg' && f.cid === 'after-quick-unsub', 'msg to a');
+    await cb.barrier();
+    t.equal(cb.all('msg').length, 0, 'no delivery after an unsub that overtook its sub');
+
     const fresh = await api.post('/api/v1/auth/login', { username: a.username, password: a.password });
     const auth = await ca.request({ t: 'auth', token: fresh.body.accessToken });
     t.same(auth, { t: 'ok', id: auth.id }, 'auth with a fresh token of the same user');

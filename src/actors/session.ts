@@ -106,11 +106,19 @@ export class Session {
         if (!this.subs.has(f.room) && this.subs.size >= this.deps.limits.maxSubscriptions) {
           throw new SbError('RATE_LIMITED', `at most ${this.deps.limits.maxSubscriptions} subscriptions per connection`);
         }
-        // The room actor replays, joins the topic and sends `subscribed` itself, so the reply can
-        // never overtake the replayed messages.
-        await this.deps.room(f.room).ask({ type: 'subscribe', conn: this.conn, reqId: f.id, since: f.since }, SUBSCRIBE_TIMEOUT_MS);
+        // Counted (and cancellable by `unsub`) from now: frames are handled concurrently, and the
+        // room's mailbox keeps this subscribe ahead of any later unsubscribe.
+        const added = !this.subs.has(f.room);
+        this.subs.add(f.room);
+        try {
+          // The room actor replays, joins the topic and sends `subscribed` itself, so the reply can
+          // never overtake the replayed messages.
+          await this.deps.room(f.room).ask({ type: 'subscribe', conn: this.conn, reqId: f.id, since: f.since }, SUBSCRIBE_TIMEOUT_MS);
+        } catch (e) {
+          if (added) this.subs.delete(f.room);
+          throw e;
+        }
         if (this.closed) this.deps.room(f.room).tell({ type: 'unsubscribe', conn: this.conn });
-        else this.subs.add(f.room);
         return undefined;
       }
       case 'unsub':

@@ -45,7 +45,7 @@ const noop = () => {};
  * The access token is sent as the `?token=` query parameter, because browsers cannot set headers
  * on a WebSocket. The trade-off: URLs can end up in proxy and server access logs, so a logged
  * token is exposed until it expires. Access tokens are short-lived (15 minutes by default), and
- * the hub never logs query strings; keep it that way on proxies in front of it.
+ * the hub itself does not log query strings; configure proxies in front of it not to either.
  *
  * @example
  * const client = new SwitchboardClient({ url: 'wss://hub.example/ws', token: () => auth.accessToken() });
@@ -102,7 +102,12 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     const isOpen = () => this.ready;
     this.requests = new Requests({ isOpen, send: (f) => this.send(f), timeoutMs: this.timeoutMs });
     const base = { isOpen, timeoutMs: this.timeoutMs, requests: this.requests };
-    this.rooms = new Rooms({ ...base, deliver: (m) => this.emit('message', m), report: (e) => this.emit('error', e) });
+    this.rooms = new Rooms({
+      ...base,
+      deliver: (m) => this.emit('message', m),
+      report: (e) => this.emit('error', e),
+      retryDelay: (attempt) => backoffDelay(attempt - 1, this.backoff),
+    });
     this.outbox = new Outbox({ ...base, retryDelay: (attempt, code) => this.retryDelay(attempt, code) });
   }
 
@@ -339,7 +344,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     this.outbox.flush();
   }
 
-  /** The hub's token deadline is near: send a fresh token. */
+  /** The access token expired (`reauth`): send a fresh one before the hub's deadline, or it closes with 4100. */
   private async reauth(): Promise<void> {
     const source = this.tokenSource;
     if (typeof source !== 'function') {

@@ -34,6 +34,9 @@ interface Sub {
   confirmed: boolean;
   /** Re-subscriptions in a row that still left a gap. */
   stalls: number;
+  /** Transient refusals in a row, for the retry backoff. */
+  retries: number;
+  retryTimer: ReturnType<typeof setTimeout> | undefined;
   readonly waiters: Set<Waiter>;
 }
 
@@ -43,7 +46,12 @@ export interface RoomsHost {
   readonly requests: Requests;
   deliver(m: MessageFrame): void;
   report(err: SwitchboardError): void;
+  /** The delay before retry number `attempt` (1 for the first) of a transiently refused `sub`, ms. */
+  retryDelay(attempt: number): number;
 }
+
+/** Refusals of a `sub` that are worth asking again after a delay (the hub could not replay, or was busy). */
+const TRANSIENT = new Set(['UNAVAILABLE', 'TIMEOUT', 'OVERLOADED']);
 
 /** After this many re-subscriptions that leave the same gap, the gap is reported and skipped. */
 const MAX_STALLS = 3;
@@ -66,7 +74,18 @@ export class Rooms {
     let sub = this.subs.get(room);
     const created = !sub;
     if (!sub) {
-      sub = { room, last: since, reqId: undefined, reqTimer: undefined, live: false, confirmed: false, stalls: 0, waiters: new Set() };
+      sub = {
+        room,
+        last: since,
+        reqId: undefined,
+        reqTimer: undefined,
+        live: false,
+        confirmed: false,
+        stalls: 0,
+        retries: 0,
+        retryTimer: undefined,
+        waiters: new Set(),
+      };
       this.subs.set(room, sub);
     } else if (since !== undefined && (sub.last === undefined || since < sub.last)) {
       // Asked to replay further back than what was delivered: do so, as a fresh subscription.
@@ -142,6 +161,8 @@ export class Rooms {
   }
 
   private request(sub: Sub): void {
+    clearTimeout(sub.retryTimer);
+    sub.retryTimer = undefined;
     if (!this.host.isOpen()) return;
     const frame = sub.last === undefined ? { t: 'sub' as const, room: sub.room } : { t: 'sub' as const, room: sub.room, since: sub.last };
     let id: number;
@@ -169,6 +190,24 @@ export class Rooms {
     if (sub.reqId !== id) return;
     this.cancelRequest(sub);
     if (this.subs.get(sub.room) !== sub) return;
+    if (f.t === 'error' && TRANSIENT.has(f.code)) {
+      sub.retryTimer = setTimeout(
+        () => {
+          sub.retryTimer = undefined;
+          if (this.subs.get(sub.room) === sub && sub.reqId === undefined) this.request(sub);
+        },
+        this.host.retryDelay(++sub.retries),
+      );
+      return;
+    }
+    if (f.t === 'error' && f.code === 'VALIDATION' && sub.confirmed && sub.last !== undefined) {
+      // A known room refuses `since`: too far behind to replay. Stay subscribed, live from now,
+      // and say which messages the application must page in from history.
+      this.host.report(new SwitchboardError('GAP', `too far behind to resume after seq ${sub.last}: ${f.message}`, { room: sub.room }));
+      sub.last = undefined;
+      this.request(sub);
+      return;
+    }
     if (f.t !== 'subscribed') {
       const err = f.t === 'error' ? serverError(f, sub.room) : new SwitchboardError('BAD_FRAME', `unexpected ${f.t} in reply to sub`, { room: sub.room });
       this.subs.delete(sub.room);
@@ -189,6 +228,7 @@ export class Rooms {
       sub.last = f.seq;
     }
     sub.stalls = 0;
+    sub.retries = 0;
     sub.live = true;
     sub.confirmed = true;
     const confirmed = { room: sub.room, seq: f.seq };
@@ -214,6 +254,8 @@ export class Rooms {
     sub.reqId = undefined;
     clearTimeout(sub.reqTimer);
     sub.reqTimer = undefined;
+    clearTimeout(sub.retryTimer);
+    sub.retryTimer = undefined;
   }
 
   private rejectWaiters(sub: Sub, err: SwitchboardError): void {

@@ -20,6 +20,8 @@ export function socketUrl(base: string, token: string): string {
   const u = new URL(base, page);
   if (u.protocol === 'http:') u.protocol = 'ws:';
   else if (u.protocol === 'https:') u.protocol = 'wss:';
+  // Checked here, before the token is in the URL: a WebSocket constructor's error would quote it.
+  if (u.protocol !== 'ws:' && u.protocol !== 'wss:') throw new TypeError(`url: expected ws:, wss:, http: or https:, got ${u.protocol}`);
   u.searchParams.set('token', token);
   return u.toString();
 }

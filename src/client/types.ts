@@ -36,7 +36,7 @@ export interface HelloInfo {
   /** The node serving this connection. */
   node: string;
   user: UserRef;
-  /** When the access token expires, ms since the epoch. */
+  /** When the token this connection opened with expires, ms since the epoch (a `reauth` extends it). */
   exp: number;
   limits: HelloFrame['limits'];
 }
@@ -66,6 +66,9 @@ export interface ClientEvents {
   /** Membership changes and room deletion (a deleted room, or one you left, is unsubscribed). */
   event: (e: EventFrame) => void;
   state: (s: ClientState) => void;
-  /** Failures not tied to a call: a failed reauth, a resubscription refused, the final failure. */
+  /**
+   * Failures not tied to a call: a failed reauth, a resubscription refused, the final failure
+   * (followed by state `closed`). Listen for it: with no listener these are dropped.
+   */
   error: (e: SwitchboardError) => void;
 }
