@@ -55,7 +55,9 @@ export async function startHub(store: 'embedded' | 'postgres', extraEnv: Record<
   } else {
     env.DATABASE_URL = '';
   }
-  const s = await spawnServer([path.resolve('dist/cli.js'), 'serve'], env);
+  // BENCH_HUB_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles the hub alone.
+  const nodeArgs = (process.env.BENCH_HUB_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const s = await spawnServer([...nodeArgs, path.resolve('dist/cli.js'), 'serve'], env);
   return {
     ...s,
     dataDir,
