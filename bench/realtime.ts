@@ -10,7 +10,8 @@ import { Packr } from 'msgpackr';
 import WebSocket from 'ws';
 import { cpuSeconds, fmt, json, rssMiB, type Server, spawnServer, startHub } from './lib.js';
 
-const packr = new Packr({ useRecords: false });
+// Timestamps arrive as 64-bit integers; read them as JS numbers (they are below 2^53).
+const packr = new Packr({ useRecords: false, int64AsType: 'number' });
 const PASSWORD = 'correct horse battery staple';
 const hubLimits = {
   SB_WS_PUBLISH_PER_SECOND: '100000',

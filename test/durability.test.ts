@@ -10,7 +10,8 @@ import { freshDatabase } from './helpers/db.js';
 import { tempDir } from './helpers/hub.js';
 import { spawnCli } from './helpers/process.js';
 
-const packr = new Packr({ useRecords: false });
+// Timestamps arrive as 64-bit integers; read them as JS numbers (they are below 2^53).
+const packr = new Packr({ useRecords: false, int64AsType: 'number' });
 const limits = { SB_WS_PUBLISH_PER_SECOND: '1000000', SB_WS_PUBLISH_BURST: '1000000', SB_LOGIN_PER_IP_PER_MINUTE: '1000' };
 
 async function serve(t: Test, env: Record<string, string>) {

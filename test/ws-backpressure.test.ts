@@ -8,7 +8,8 @@ import WebSocket from 'ws';
 import { Api, uniqueName } from './helpers/api.js';
 import { startTestHub } from './helpers/hub.js';
 
-const packr = new Packr({ useRecords: false });
+// Timestamps arrive as 64-bit integers; read them as JS numbers (they are below 2^53).
+const packr = new Packr({ useRecords: false, int64AsType: 'number' });
 
 function open(url: string, token: string, onFrame: (f: any) => void): Promise<WebSocket> {
   return new Promise((resolve, reject) => {

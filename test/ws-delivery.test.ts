@@ -336,3 +336,51 @@ t.test('reauth at token expiry: answered stays open, unanswered is closed with 4
   t.ok(Date.now() >= freshExp - 50, 'the fresh token’s expiry was adopted');
   t.ok(second.deadline > reauth.deadline);
 });
+
+t.test('re-subscribing with since on a live subscription: no repeats, no interleaving', async (t) => {
+  const [a, b] = (await users(2)) as [User, User];
+  const room = await roomWith(a, b);
+  const writer = await open(t, a);
+  const reader = await open(t, b);
+  for (let i = 1; i <= 50; i++) writer.send({ t: 'pub', id: writer.id(), room, cid: `pre-${i}`, body: `m${i}` });
+  await writer.take((f) => f.t === 'ack', 50, 'first acks');
+  await subscribe(reader, room);
+  // Publishing goes on while the reader re-subscribes from seq 10 on its live subscription.
+  for (let i = 51; i <= 150; i++) writer.send({ t: 'pub', id: writer.id(), room, cid: `live-${i}`, body: `m${i}` });
+  await subscribe(reader, room, 10);
+  await writer.take((f) => f.t === 'ack', 100, 'the other acks');
+  await reader.take((f) => f.t === 'msg' && f.seq === 150, 1, 'the last message');
+  const got = seqs(msgsOf(reader));
+  const after = got.slice(got.indexOf(11));
+  t.same(after, range(11, 150), 'from the resume point: every seq once, in order');
+});
+
+t.test('a sub whose replay is cut short by unsub still gets exactly one reply', async (t) => {
+  const [a, b] = (await users(2)) as [User, User];
+  const room = await roomWith(a, b);
+  const writer = await open(t, a);
+  for (let i = 1; i <= 700; i++) writer.send({ t: 'pub', id: writer.id(), room, cid: `c-${i}`, body: `m${i} ${'x'.repeat(200)}` });
+  await writer.take((f) => f.t === 'ack', 700, 'acks');
+  const reader = await open(t, b);
+  const subId = reader.id();
+  reader.send({ t: 'sub', id: subId, room, since: 0 });
+  const unsub = await reader.request({ t: 'unsub', room });
+  t.same(unsub, { t: 'ok', id: unsub.id });
+  const reply = await reader.next((f) => f.id === subId, 'the reply to the sub');
+  t.ok(reply.t === 'subscribed' || (reply.t === 'error' && reply.code === 'CANCELLED'), `sub answered: ${reply.t} ${reply.code ?? ''}`);
+  await reader.barrier();
+  t.equal(reader.all('error').filter((f) => f.id === subId).length + reader.all('subscribed').length, 1, 'one reply, not two');
+});
+
+t.test('a direct room does not exist for non-members, over WebSocket as over REST', async (t) => {
+  const [a, b, c] = (await users(3)) as [User, User, User];
+  const direct = await api.post('/api/v1/rooms', { kind: 'direct', peerId: b.id }, { token: a.token });
+  const stranger = await open(t, c);
+  for (const frame of [
+    { t: 'sub', room: direct.body.room.id },
+    { t: 'typing', room: direct.body.room.id },
+  ]) {
+    t.match(await stranger.request(frame), { t: 'error', code: 'NOT_FOUND' }, `${frame.t} → NOT_FOUND`);
+  }
+  t.match(await stranger.request({ t: 'pub', room: direct.body.room.id, cid: 'x', body: 'hi' }), { t: 'nack', code: 'NOT_FOUND' });
+});

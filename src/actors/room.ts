@@ -3,8 +3,9 @@
 // durable in groups through the Bus (the messages that arrive while a commit is in flight go
 // together in the next one; each sender's promise resolves only once its message is durable), dedups
 // by (sender, cid), fans deliveries out once per encoding, and serves resume: a subscriber gets
-// every message after `since`, then the live ones, with no gap and no duplicate, because replay and
-// joining the topic happen in one step of the mailbox, between two deliveries.
+// every message after `since`, then the live ones, with no gap and no duplicate. The replay runs
+// beside the mailbox at the socket's pace; deliveries meanwhile are held for that connection and
+// sent in the mailbox step that joins it to the live topic.
 
 import { randomUUID } from 'node:crypto';
 import type { Bus } from '../cluster/bus.js';
@@ -88,6 +89,7 @@ export const toMessageFrame = (m: Message | SequencedMessage): MessageFrame => (
 export class RoomActor implements Actor<RoomMsg, RoomReply> {
   private readonly topic: string;
   private gone = false;
+  private direct = false;
   private members = new Set<string>();
   /** Highest seq assigned (durable or in flight). */
   private lastSeq = 0;
@@ -116,6 +118,7 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
       this.gone = true;
       return;
     }
+    this.direct = room.kind === 'direct';
     this.members = new Set(await this.deps.store.rooms.memberIds(this.id));
     this.lastSeq = room.lastSeq;
     this.lastDelivered = room.lastSeq;
@@ -168,7 +171,10 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
 
   private check(userId: string): void {
     if (this.gone) throw notFound('room');
-    if (!this.members.has(userId)) throw new SbError('NOT_MEMBER', 'you are not a member of this room');
+    if (this.members.has(userId)) return;
+    // A direct room does not exist for anyone but its two members (as over REST).
+    if (this.direct) throw notFound('room');
+    throw new SbError('NOT_MEMBER', 'you are not a member of this room');
   }
 
   private publish(sender: UserRef, cid: string, body: string): Promise<PublishResult> {
@@ -291,6 +297,9 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
     this.check(conn.user.id);
     this.leaveCatchUp(conn.id);
     if (since === undefined || since >= this.lastDelivered) return this.join(conn, reqId);
+    // Already live (a re-subscribe with `since`): step off the topic so replay and live cannot
+    // interleave; `join` puts it back after the replay. Presence is unchanged.
+    if (this.subs.delete(conn.id)) conn.unsubscribe(this.topic);
     if (this.lastDelivered - since > MAX_REPLAY) {
       throw new SbError('VALIDATION', `since is more than ${MAX_REPLAY} messages back; page through history, then subscribe`, { field: 'since' });
     }
@@ -342,8 +351,13 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
     this.join(entry.conn, entry.reqId);
   }
 
-  private leaveCatchUp(connId: string): void {
+  /** Cancels a replay in progress; its `sub` request still gets its one reply. Returns whether there was one. */
+  private leaveCatchUp(connId: string): boolean {
+    const entry = this.catchingUp.get(connId);
+    if (!entry) return false;
     this.catchingUp.delete(connId);
+    entry.conn.send({ t: 'error', id: entry.reqId, code: 'CANCELLED', message: 'a later sub or unsub for this room replaced this subscription' });
+    return true;
   }
 
   /** Joins the live stream: from here on deliveries reach the connection through the topic. */
@@ -356,9 +370,10 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
   }
 
   private unsubscribe(conn: Connection): void {
-    this.leaveCatchUp(conn.id);
-    if (!this.subs.delete(conn.id)) return;
-    conn.unsubscribe(this.topic);
+    const wasCatchingUp = this.leaveCatchUp(conn.id);
+    const wasLive = this.subs.delete(conn.id);
+    if (!wasCatchingUp && !wasLive) return;
+    if (wasLive) conn.unsubscribe(this.topic);
     const p = this.present.get(conn.user.id);
     if (!p) return;
     p.conns.delete(conn.id);
@@ -387,12 +402,17 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
     }
     this.members.delete(user.id);
     this.deps.fanout.publish(this.topic, { t: 'event', room: this.id, kind: 'member_left', user });
-    for (const conn of [...this.subs.values()]) if (conn.user.id === user.id) this.unsubscribe(conn);
+    for (const conn of this.connections()) if (conn.user.id === user.id) this.unsubscribe(conn);
+  }
+
+  /** Every connection subscribed or catching up, as a snapshot. */
+  private connections(): Connection[] {
+    return [...this.subs.values(), ...[...this.catchingUp.values()].map((e) => e.conn)];
   }
 
   private deleted(): void {
     this.deps.fanout.publish(this.topic, { t: 'event', room: this.id, kind: 'room_deleted' });
-    for (const conn of [...this.subs.values()]) this.unsubscribe(conn);
+    for (const conn of this.connections()) this.unsubscribe(conn);
     this.gone = true;
     this.members.clear();
   }

@@ -298,7 +298,10 @@ export class ActorSystem {
     } catch (err) {
       cell.ctx.log.error({ err }, 'actor onError threw; restarting');
     }
-    cell.ctx.log.error({ err: failure.err, decision }, 'actor handle failed');
+    // 'resume' means the actor judged the failure harmless to its state (typically the caller's
+    // mistake, already answered to the caller): not worth an error-level line.
+    if (decision === 'resume') cell.ctx.log.debug({ err: failure.err }, 'actor handle refused a message');
+    else cell.ctx.log.error({ err: failure.err, decision }, 'actor handle failed');
     env.reject?.(failure.err);
     if (decision === 'resume') return;
     // 'stop' refuses what is queued now; messages arriving during stop() go to a fresh instance.

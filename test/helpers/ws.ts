@@ -14,7 +14,8 @@ export const SUBPROTOCOL: Record<Encoding, string> = { msgpack: 'sb.v1.msgpack',
 export type Frame = Record<string, any> & { t: string };
 export type Pred = (f: Frame) => boolean;
 
-const packr = new Packr({ useRecords: false });
+// Timestamps arrive as 64-bit integers; read them as JS numbers (they are below 2^53).
+const packr = new Packr({ useRecords: false, int64AsType: 'number' });
 export const pack = (v: unknown): Buffer => packr.pack(v);
 export const unpack = (b: Uint8Array): any => packr.unpack(b);
 
