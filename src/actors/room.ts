@@ -296,7 +296,10 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
   private subscribe(conn: Connection, reqId: number, since: number | undefined): void {
     this.check(conn.user.id);
     this.leaveCatchUp(conn.id);
-    if (since === undefined || since >= this.lastDelivered) return this.join(conn, reqId);
+    if (since === undefined || since >= this.lastDelivered) {
+      this.join(conn, reqId);
+      return;
+    }
     // Already live (a re-subscribe with `since`): step off the topic so replay and live cannot
     // interleave; `join` puts it back after the replay. Presence is unchanged.
     if (this.subs.delete(conn.id)) conn.unsubscribe(this.topic);
