@@ -122,7 +122,10 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
     this.members = new Set(await this.deps.store.rooms.memberIds(this.id));
     this.lastSeq = room.lastSeq;
     this.lastDelivered = room.lastSeq;
-    this.unlisten = this.deps.bus.listen(this.id, (batch) => this.ctx.self.tell({ type: 'deliver', batch }));
+    this.unlisten = this.deps.bus.listen(this.id, (batch) => {
+      // A lost delivery is repaired from the store by the next one (see deliver).
+      if (!this.ctx.self.tell({ type: 'deliver', batch })) this.ctx.log.error({ room: this.id, seq: batch[0]?.seq }, 'room mailbox full; delivery deferred');
+    });
   }
 
   async stop(): Promise<void> {
@@ -140,7 +143,7 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
     return this.subs.size === 0 && this.catchingUp.size === 0 && this.queue.length === 0 && !this.flushing;
   }
 
-  handle(msg: RoomMsg): RoomReply {
+  handle(msg: RoomMsg): RoomReply | Promise<RoomReply> {
     switch (msg.type) {
       case 'publish':
         return { pending: this.publish(msg.sender, msg.cid, msg.body) };
@@ -158,8 +161,7 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
         this.deps.fanout.publish(this.topic, { t: 'typing', room: this.id, user: msg.conn.user }, msg.conn);
         return;
       case 'deliver':
-        this.deliver(msg.batch);
-        return;
+        return this.deliver(msg.batch);
       case 'member':
         this.member(msg.op, msg.user);
         return;
@@ -273,10 +275,29 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
     });
   }
 
-  private deliver(batch: SequencedMessage[]): void {
+  /**
+   * Fans a committed batch out. A batch that does not follow the last delivered seq (a delivery
+   * lost on the way, e.g. to a full mailbox) is preceded by the missing messages, read from the
+   * store in this mailbox step, so subscribers never see a gap.
+   */
+  private deliver(batch: SequencedMessage[]): Promise<undefined> | undefined {
+    const next = batch.find((m) => m.seq > this.lastDelivered);
+    if (!next) return;
+    if (next.seq === this.lastDelivered + 1) {
+      this.fanOut(batch);
+      return;
+    }
+    this.ctx.log.warn({ room: this.id, expected: this.lastDelivered + 1, got: next.seq }, 'delivery gap; repairing from the store');
+    return this.deps.store.messages.range(this.id, this.lastDelivered, next.seq - 1).then((missing) => {
+      this.fanOut(missing);
+      this.fanOut(batch);
+      return undefined;
+    });
+  }
+
+  private fanOut(batch: (Message | SequencedMessage)[]): void {
     for (const m of batch) {
       if (m.seq <= this.lastDelivered) continue;
-      if (m.seq !== this.lastDelivered + 1) this.ctx.log.warn({ room: this.id, expected: this.lastDelivered + 1, got: m.seq }, 'delivery gap');
       const frame = toMessageFrame(m);
       this.tail.push(frame);
       if (this.tail.length > TAIL) this.tail.shift();

@@ -1,0 +1,71 @@
+// The room actor on its own, with a real store and a Bus that loses a delivery: subscribers still
+// see every seq once and in order, because the next delivery repairs the gap from the store.
+
+import { randomUUID } from 'node:crypto';
+import t from 'tap';
+import type { Connection, Fanout } from '../src/actors/ports.js';
+import { type PublishResult, RoomActor, type RoomMsg, type RoomReply } from '../src/actors/room.js';
+import { ActorSystem } from '../src/actors/runtime.js';
+import { MemoryBus } from '../src/cluster/bus-memory.js';
+import { createLogger } from '../src/log.js';
+import type { ServerFrame } from '../src/protocol/frames.js';
+import type { SequencedMessage } from '../src/store/messages.js';
+import { Store } from '../src/store/store.js';
+import { freshDatabase } from './helpers/db.js';
+
+/** Drops the listener call for the chosen appends (the batch is still made durable). */
+class LossyBus extends MemoryBus {
+  appends = 0;
+  constructor(
+    store: Store,
+    private readonly lose: Set<number>,
+  ) {
+    super(store);
+  }
+  override listen(roomId: string, listener: (b: SequencedMessage[]) => void): () => void {
+    return super.listen(roomId, (batch) => {
+      if (!this.lose.has(++this.appends)) listener(batch);
+    });
+  }
+}
+
+t.test('a lost delivery is repaired from the store before the next one', async (t) => {
+  const log = createLogger('silent');
+  const store = await Store.open({ databaseUrl: await freshDatabase(t), dataDir: '/nonexistent', poolSize: 4, log });
+  t.teardown(() => store.close());
+  await store.migrate();
+  const user = await store.users.create({ id: randomUUID(), username: 'actor-user', displayName: null, passwordHash: 'x', isAdmin: false });
+  const room = await store.rooms.createGroup(randomUUID(), 'lossy', user!.id);
+  const published: ServerFrame[] = [];
+  const fanout: Fanout = { publish: (_topic, frame) => void published.push(frame) };
+  const bus = new LossyBus(store, new Set([2, 3]));
+  const system = new ActorSystem(log);
+  system.register<RoomMsg, RoomReply>('room', (id, ctx) => new RoomActor(id, ctx, { store, bus, fanout }));
+  t.teardown(() => system.stopAll(5000));
+  const ref = system.ref<RoomMsg, RoomReply>('room', room.id);
+  const sender = { id: user!.id, username: 'actor-user' };
+  // One publish at a time, so each is its own append (and appends 2 and 3 lose their delivery).
+  for (let i = 1; i <= 5; i++) {
+    const reply = (await ref.ask({ type: 'publish', sender, cid: `c${i}`, body: `m${i}` })) as { pending: Promise<PublishResult> };
+    t.equal((await reply.pending).message.seq, i);
+  }
+  // A subscriber with a plain connection stub, to flush the mailbox and see the live state.
+  const frames: ServerFrame[] = [];
+  const conn: Connection = {
+    id: 'c1',
+    user: sender,
+    closed: false,
+    send: (f) => void frames.push(f),
+    writable: () => Promise.resolve(),
+    subscribe: () => {},
+    unsubscribe: () => {},
+    close: () => {},
+  };
+  await ref.ask({ type: 'subscribe', conn, reqId: 1, since: undefined });
+  t.same(
+    published.filter((f) => f.t === 'msg').map((f) => (f as { seq: number }).seq),
+    [1, 2, 3, 4, 5],
+    'every seq fanned out once, in order',
+  );
+  t.match(frames[0], { t: 'subscribed', id: 1, seq: 5 });
+});
