@@ -1,11 +1,12 @@
 #!/usr/bin/env node
-// The `switchboard` command: serve, migrate, user create. Configuration comes from flags, the
+// The `switchboard` command: serve, migrate, user create, pki init, robot create | revoke | rotate. Configuration comes from flags, the
 // environment and defaults (see config.ts); a bad value exits with status 2 and names the setting.
 
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { createAccount } from './auth/auth-service.js';
 import { Passwords } from './auth/passwords.js';
+import { pkiInit, robotCreate, robotRevoke, robotRotate } from './cli-robot.js';
 import { type Config, ConfigError, resolveConfig, spec } from './config.js';
 import { SbError } from './errors.js';
 import { startHub } from './hub.js';
@@ -21,6 +22,14 @@ Usage:
   switchboard user create <username> [--admin] [--display-name NAME] [--password-stdin] [options]
                                          create an account; without --password-stdin a random
                                          password is generated and printed once
+  switchboard pki init [--force]         create the robot CA and a development server certificate
+                                         in <data dir>/pki (--force replaces an existing CA)
+  switchboard robot create --owner <username> --name <name> [--out DIR]
+                                         register a robot; writes its client certificate and key
+                                         (<id>.crt, <id>.key) into DIR (default: current dir)
+  switchboard robot revoke <robot-id>    revoke every certificate of the robot
+  switchboard robot rotate <robot-id> [--out DIR]
+                                         issue a new certificate and key, revoke the old ones
   switchboard --help | --version
 
 Options (each also an environment variable; flags win):
@@ -34,6 +43,10 @@ async function main(argv: string[]): Promise<number> {
     admin: { type: 'boolean' },
     'password-stdin': { type: 'boolean' },
     'display-name': { type: 'string' },
+    force: { type: 'boolean' },
+    owner: { type: 'string' },
+    name: { type: 'string' },
+    out: { type: 'string' },
   };
   for (const e of spec) options[e.flag] = { type: 'string' };
   const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
@@ -51,6 +64,16 @@ async function main(argv: string[]): Promise<number> {
     case 'user':
       if (sub !== 'create' || !name) throw new ConfigError('usage: switchboard user create <username> [--admin] [--display-name NAME] [--password-stdin]');
       return createUser(cfg, name, Boolean(values.admin), values['display-name'] as string | undefined, Boolean(values['password-stdin']));
+    case 'pki':
+      if (sub !== 'init' || name) throw new ConfigError('usage: switchboard pki init [--force]');
+      return pkiInit(cfg, Boolean(values.force));
+    case 'robot': {
+      const out = values.out as string | undefined;
+      if (sub === 'create' && !name) return robotCreate(cfg, values.owner as string | undefined, values.name as string | undefined, out);
+      if (sub === 'revoke') return robotRevoke(cfg, name);
+      if (sub === 'rotate') return robotRotate(cfg, name, out);
+      throw new ConfigError('usage: switchboard robot create --owner <username> --name <name> [--out DIR] | revoke <robot-id> | rotate <robot-id> [--out DIR]');
+    }
     default:
       process.stderr.write(HELP);
       return 2;

@@ -43,6 +43,8 @@ export interface Config {
   tlsKeyFile: string | undefined;
   corsOrigins: string[];
   jwtKeyFile: string | undefined;
+  robotCaCertFile: string | undefined;
+  robotCaKeyFile: string | undefined;
   accessTokenTtlS: number;
   refreshTokenTtlS: number;
   cookieSecure: boolean;
@@ -190,6 +192,22 @@ export const spec: Entry[] = [
     parse: str,
     def: undefined,
     doc: 'Ed25519 private key (PKCS#8 PEM) that signs access tokens; unset generates `<data dir>/jwt-ed25519.pem` on first start',
+  },
+  {
+    key: 'robotCaCertFile',
+    env: 'SB_ROBOT_CA_CERT_FILE',
+    flag: 'robot-ca-cert-file',
+    parse: str,
+    def: undefined,
+    doc: 'PEM certificate of the CA that signs robot client certificates; unset uses `<data dir>/pki/robot-ca.crt` (made by `switchboard pki init`)',
+  },
+  {
+    key: 'robotCaKeyFile',
+    env: 'SB_ROBOT_CA_KEY_FILE',
+    flag: 'robot-ca-key-file',
+    parse: str,
+    def: undefined,
+    doc: 'PEM private key of SB_ROBOT_CA_CERT_FILE (EC P-256/P-384 or RSA); unset uses `<data dir>/pki/robot-ca.key`',
   },
   { key: 'accessTokenTtlS', env: 'SB_ACCESS_TOKEN_TTL_S', flag: 'access-token-ttl-s', parse: int(5, 86_400), def: 900, doc: 'Access token lifetime, seconds' },
   {
@@ -361,6 +379,9 @@ export function resolveConfig(flags: Record<string, string | undefined> = {}, en
   const cfg = out as unknown as Config;
   if (Boolean(cfg.tlsCertFile) !== Boolean(cfg.tlsKeyFile)) {
     throw new ConfigError('SB_TLS_CERT_FILE and SB_TLS_KEY_FILE: set both to serve TLS, or neither');
+  }
+  if (Boolean(cfg.robotCaCertFile) !== Boolean(cfg.robotCaKeyFile)) {
+    throw new ConfigError('SB_ROBOT_CA_CERT_FILE and SB_ROBOT_CA_KEY_FILE: set both to bring your own robot CA, or neither');
   }
   cfg.dataDir = path.resolve(cfg.dataDir);
   return cfg;

@@ -75,6 +75,76 @@ CREATE TABLE messages (
 CREATE UNIQUE INDEX messages_sender_cid ON messages (sender_id, client_msg_id);
 `,
   },
+  {
+    version: 2,
+    name: 'robots, grants, certificates and the command audit log',
+    // command_audit is append-only: a row's identity and issue fields never change and each later
+    // field (delivered/accepted/completed, outcome) may be filled once. The trigger enforces that for
+    // every writer; only user_id may still be cleared, by ON DELETE SET NULL when an account goes.
+    // Deleting a robot deletes its history with it (an explicit act by its owner or an admin).
+    sql: `
+CREATE TABLE robots (
+  id            uuid PRIMARY KEY,
+  name          text NOT NULL CHECK (char_length(name) BETWEEN 1 AND 64),
+  owner_id      uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  created_at    timestamptz NOT NULL DEFAULT now(),
+  last_seen_at  timestamptz
+);
+CREATE UNIQUE INDEX robots_owner_name_lower ON robots (owner_id, lower(name));
+
+CREATE TABLE robot_grants (
+  robot_id    uuid NOT NULL REFERENCES robots (id) ON DELETE CASCADE,
+  user_id     uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  role        text NOT NULL CHECK (role IN ('viewer', 'operator')),
+  granted_at  timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (robot_id, user_id)
+);
+CREATE INDEX robot_grants_user ON robot_grants (user_id, robot_id);
+
+CREATE TABLE robot_certificates (
+  fingerprint  bytea PRIMARY KEY CHECK (octet_length(fingerprint) = 32),
+  robot_id     uuid NOT NULL REFERENCES robots (id) ON DELETE CASCADE,
+  serial       text NOT NULL UNIQUE CHECK (serial ~ '^[0-9a-f]{1,40}$'),
+  not_after    timestamptz NOT NULL,
+  created_at   timestamptz NOT NULL DEFAULT now(),
+  revoked_at   timestamptz
+);
+CREATE INDEX robot_certificates_robot ON robot_certificates (robot_id, created_at);
+
+CREATE TABLE command_audit (
+  id            uuid PRIMARY KEY,
+  robot_id      uuid NOT NULL REFERENCES robots (id) ON DELETE CASCADE,
+  user_id       uuid REFERENCES users (id) ON DELETE SET NULL,
+  command       text NOT NULL CHECK (char_length(command) BETWEEN 1 AND 64),
+  args_digest   bytea NOT NULL CHECK (octet_length(args_digest) = 32),
+  issued_at     timestamptz NOT NULL,
+  delivered_at  timestamptz,
+  accepted_at   timestamptz,
+  completed_at  timestamptz,
+  outcome       text CHECK (char_length(outcome) BETWEEN 1 AND 32)
+);
+CREATE INDEX command_audit_robot ON command_audit (robot_id, issued_at DESC, id DESC);
+CREATE INDEX command_audit_user ON command_audit (user_id) WHERE user_id IS NOT NULL;
+
+CREATE FUNCTION command_audit_fill_once() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.id <> OLD.id OR NEW.robot_id <> OLD.robot_id OR NEW.command <> OLD.command
+     OR NEW.args_digest <> OLD.args_digest OR NEW.issued_at <> OLD.issued_at
+     OR (NEW.user_id IS DISTINCT FROM OLD.user_id AND NEW.user_id IS NOT NULL)
+     OR (OLD.delivered_at IS NOT NULL AND NEW.delivered_at IS DISTINCT FROM OLD.delivered_at)
+     OR (OLD.accepted_at IS NOT NULL AND NEW.accepted_at IS DISTINCT FROM OLD.accepted_at)
+     OR (OLD.completed_at IS NOT NULL AND NEW.completed_at IS DISTINCT FROM OLD.completed_at)
+     OR (OLD.outcome IS NOT NULL AND NEW.outcome IS DISTINCT FROM OLD.outcome) THEN
+    RAISE EXCEPTION 'command_audit is append-only: row % may only have empty fields filled', OLD.id
+      USING ERRCODE = 'integrity_constraint_violation';
+  END IF;
+  RETURN NEW;
+END
+$$;
+CREATE TRIGGER command_audit_fill_once BEFORE UPDATE ON command_audit
+  FOR EACH ROW EXECUTE FUNCTION command_audit_fill_once();
+`,
+  },
 ];
 
 export const latestVersion = Math.max(...migrations.map((m) => m.version));

@@ -6,6 +6,7 @@ import { type Database, openDatabase } from './db.js';
 import { Messages } from './messages.js';
 import { appliedVersion, latestVersion, migrate } from './migrations.js';
 import { RefreshTokens } from './refresh-tokens.js';
+import { Robots } from './robots.js';
 import { Rooms } from './rooms.js';
 import { Users } from './users.js';
 
@@ -14,12 +15,14 @@ export class Store {
   readonly refreshTokens: RefreshTokens;
   readonly rooms: Rooms;
   readonly messages: Messages;
+  readonly robots: Robots;
 
   constructor(readonly db: Database) {
     this.users = new Users(db.sql);
     this.refreshTokens = new RefreshTokens(db.sql);
     this.rooms = new Rooms(db.sql);
     this.messages = new Messages(db.sql);
+    this.robots = new Robots(db.sql);
   }
 
   static async open(opts: { databaseUrl: string | undefined; dataDir: string; poolSize: number; log: Logger }): Promise<Store> {
