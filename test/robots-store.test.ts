@@ -2,34 +2,11 @@
 // and against the embedded PGlite, like test/store.test.ts.
 
 import { createHash, randomUUID } from 'node:crypto';
-import t, { type Test } from 'tap';
-import { createLogger } from '../src/log.js';
-import { Store } from '../src/store/store.js';
-import { freshDatabase } from './helpers/db.js';
-import { tempDir } from './helpers/hub.js';
+import t from 'tap';
+import { storeBackends, storeUser } from './helpers/stores.js';
 
-const log = createLogger('silent');
-
-type Factory = (t: Test) => Promise<Store>;
-
-const backends: Record<string, Factory> = {
-  postgres: async (t) => {
-    const s = await Store.open({ databaseUrl: await freshDatabase(t), dataDir: '/nonexistent', poolSize: 8, log });
-    t.teardown(() => s.close());
-    return s;
-  },
-  embedded: async (t) => {
-    const s = await Store.open({ databaseUrl: undefined, dataDir: await tempDir(t), poolSize: 8, log });
-    t.teardown(() => s.close());
-    return s;
-  },
-};
-
-const user = (store: Store, username: string) =>
-  store.users.create({ id: randomUUID(), username, displayName: null, passwordHash: 'x', isAdmin: false }).then((u) => {
-    if (!u) throw new Error(`user ${username} exists`);
-    return u;
-  });
+const backends = storeBackends;
+const user = storeUser;
 
 const sha = (s: string) => createHash('sha256').update(s).digest();
 const cert = (tag: string) => ({
