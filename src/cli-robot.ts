@@ -6,7 +6,6 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import {
   type CaFiles,
-  defaultCaFiles,
   defaultPkiDir,
   formatFingerprint,
   type IssuedCert,
@@ -14,6 +13,7 @@ import {
   issueRobotCert,
   issueServerCert,
   loadCa,
+  robotCaFiles,
   writePemPair,
 } from './auth/pki.js';
 import { type Config, ConfigError } from './config.js';
@@ -22,12 +22,8 @@ import { Store } from './store/store.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** The configured robot CA files (bring your own), else the ones `pki init` makes in the data dir. */
-export const caFiles = (cfg: Config): CaFiles =>
-  cfg.robotCaCertFile && cfg.robotCaKeyFile ? { certFile: cfg.robotCaCertFile, keyFile: cfg.robotCaKeyFile } : defaultCaFiles(cfg.dataDir);
-
 export async function pkiInit(cfg: Config, force: boolean): Promise<number> {
-  const files = caFiles(cfg);
+  const files = robotCaFiles(cfg);
   const ca = await initCa(files, { force });
   const dir = defaultPkiDir(cfg.dataDir);
   const server = { certFile: path.join(dir, 'server.crt'), keyFile: path.join(dir, 'server.key') };
@@ -46,7 +42,7 @@ export async function robotCreate(cfg: Config, owner: string | undefined, name: 
   if (!owner || name === undefined) throw new ConfigError('usage: switchboard robot create --owner <username> --name <name> [--out DIR]');
   const length = [...name].length;
   if (length < 1 || length > 64) throw new ConfigError('--name: 1 to 64 characters');
-  const ca = await loadCa(caFiles(cfg));
+  const ca = await loadCa(robotCaFiles(cfg));
   return withStore(cfg, async (store) => {
     const user = await store.users.byUsername(owner);
     if (!user) throw new ConfigError(`--owner: no user named ${owner}`);
@@ -73,7 +69,7 @@ export async function robotRevoke(cfg: Config, robotId: string | undefined): Pro
 
 export async function robotRotate(cfg: Config, robotId: string | undefined, outDir: string | undefined): Promise<number> {
   const id = robotIdArg(robotId, 'usage: switchboard robot rotate <robot-id> [--out DIR]');
-  const ca = await loadCa(caFiles(cfg));
+  const ca = await loadCa(robotCaFiles(cfg));
   return withStore(cfg, async (store) => {
     const robot = await store.robots.byId(id);
     if (!robot) throw new ConfigError(`no robot with id ${id}`);

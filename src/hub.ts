@@ -9,16 +9,19 @@ import { ActorSystem, systemClock } from './actors/runtime.js';
 import { Session } from './actors/session.js';
 import { AuthService } from './auth/auth-service.js';
 import { loadSigningKey } from './auth/keys.js';
+import { lazyCa, robotCaFiles } from './auth/pki.js';
 import { RoomsService } from './chat/rooms-service.js';
 import { MemoryBus } from './cluster/bus-memory.js';
 import { type Config, ConfigError } from './config.js';
 import { createLogger, type Logger } from './log.js';
+import { RobotsService } from './robots/robots-service.js';
 import { Store } from './store/store.js';
 import { HttpRouter } from './transport/http.js';
 import { openApiDocument } from './transport/openapi.js';
 import { authRoutes } from './transport/routes-auth.js';
 import { chatRoutes } from './transport/routes-chat.js';
 import { opsRoutes } from './transport/routes-ops.js';
+import { robotRoutes } from './transport/routes-robots.js';
 import { type us_listen_socket, uWS } from './transport/uws.js';
 import { WsServer } from './transport/ws.js';
 import { VERSION } from './version.js';
@@ -115,6 +118,9 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
       deleted: (roomId) => tell(roomId, { type: 'deleted' }),
     });
 
+    // The robot CA is read at the first enrollment, not at start: a node runs without one until then.
+    const robots = new RobotsService(store, lazyCa(robotCaFiles(cfg)), root.child({ component: 'robots' }));
+
     let closing = false;
     const router = new HttpRouter({
       log: root.child({ component: 'http' }),
@@ -144,6 +150,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
       }),
       ...authRoutes(auth, store, cfg),
       ...chatRoutes(rooms, store),
+      ...robotRoutes(robots),
     );
 
     const app = cfg.tlsCertFile ? uWS.SSLApp({ cert_file_name: cfg.tlsCertFile, key_file_name: cfg.tlsKeyFile as string }) : uWS.App();

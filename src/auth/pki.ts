@@ -9,7 +9,7 @@ import { createPrivateKey, createPublicKey, type KeyObject, randomBytes, webcryp
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as x509 from '@peculiar/x509';
-import { ConfigError } from '../config.js';
+import { type Config, ConfigError } from '../config.js';
 
 type CryptoKey = webcrypto.CryptoKey;
 // The library types itself against the DOM's WebCrypto; Node's is the same API under other names.
@@ -55,6 +55,30 @@ export const defaultCaFiles = (dataDir: string): CaFiles => ({
   certFile: path.join(defaultPkiDir(dataDir), 'robot-ca.crt'),
   keyFile: path.join(defaultPkiDir(dataDir), 'robot-ca.key'),
 });
+
+/** The configured robot CA files (bring your own), else the ones `pki init` makes in the data dir. */
+export const robotCaFiles = (cfg: Pick<Config, 'robotCaCertFile' | 'robotCaKeyFile' | 'dataDir'>): CaFiles =>
+  cfg.robotCaCertFile && cfg.robotCaKeyFile ? { certFile: cfg.robotCaCertFile, keyFile: cfg.robotCaKeyFile } : defaultCaFiles(cfg.dataDir);
+
+/** The CA's certificate or key file does not exist: nobody has run `switchboard pki init` yet. */
+export class CaMissingError extends ConfigError {
+  override name = 'CaMissingError';
+}
+
+/**
+ * Loads the CA at the first call and keeps it. A failure is not kept: the next call tries again, so
+ * an operator who runs `pki init` after start does not have to restart the node.
+ */
+export function lazyCa(files: CaFiles): () => Promise<Ca> {
+  let loading: Promise<Ca> | undefined;
+  return () => {
+    loading ??= loadCa(files).catch((e: unknown) => {
+      loading = undefined;
+      throw e;
+    });
+    return loading;
+  };
+}
 
 /** `AB:CD:...`, the form `X509Certificate.fingerprint256` and `openssl x509 -fingerprint` print. */
 export const formatFingerprint = (fp: Buffer): string => (fp.toString('hex').match(/../g) ?? []).join(':').toUpperCase();
@@ -230,7 +254,7 @@ async function readPem(file: string, what: string): Promise<string> {
     return await readFile(file, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new ConfigError(`no robot CA ${what} at ${file}: run \`switchboard pki init\` (or set SB_ROBOT_CA_CERT_FILE and SB_ROBOT_CA_KEY_FILE)`);
+      throw new CaMissingError(`no robot CA ${what} at ${file}: run \`switchboard pki init\` (or set SB_ROBOT_CA_CERT_FILE and SB_ROBOT_CA_KEY_FILE)`);
     }
     throw new ConfigError(`cannot read robot CA ${what} ${file}: ${(e as Error).message}`);
   }

@@ -26,6 +26,13 @@ export interface RobotCertificate {
   revokedAt: Date | null;
 }
 
+export interface Grant {
+  userId: string;
+  username: string;
+  role: GrantRole;
+  grantedAt: Date;
+}
+
 export interface NewCertificate {
   fingerprint: Buffer;
   serial: string;
@@ -154,6 +161,17 @@ export class Robots {
     return rows.map((r) => ({ ...toRobot(r), role: r.role }));
   }
 
+  /** Renames a robot: 'taken' when its owner already has another robot of that name, undefined if gone. */
+  async rename(id: string, name: string): Promise<Robot | 'taken' | undefined> {
+    try {
+      const [row] = await this.sql<RobotRow[]>`UPDATE robots SET name = ${name} WHERE id = ${id} RETURNING *`;
+      return row && toRobot(row);
+    } catch (e) {
+      if (isUniqueViolation(e) && (e as { constraint_name?: string }).constraint_name === 'robots_owner_name_lower') return 'taken';
+      throw e;
+    }
+  }
+
   async delete(id: string): Promise<boolean> {
     const r = await this.sql`DELETE FROM robots WHERE id = ${id}`;
     return r.count > 0;
@@ -176,6 +194,15 @@ export class Robots {
   async revokeGrant(robotId: string, userId: string): Promise<boolean> {
     const r = await this.sql`DELETE FROM robot_grants WHERE robot_id = ${robotId} AND user_id = ${userId}`;
     return r.count > 0;
+  }
+
+  /** Everyone holding a grant on the robot (the owner holds none), by username. */
+  async grants(robotId: string): Promise<Grant[]> {
+    const rows = await this.sql<{ user_id: string; username: string; role: GrantRole; granted_at: Date }[]>`
+      SELECT g.user_id, u.username, g.role, g.granted_at
+      FROM robot_grants g JOIN users u ON u.id = g.user_id
+      WHERE g.robot_id = ${robotId} ORDER BY lower(u.username)`;
+    return rows.map((r) => ({ userId: r.user_id, username: r.username, role: r.role, grantedAt: r.granted_at }));
   }
 
   /** The user's role on the robot: owner first, else the grant; undefined for no access. */

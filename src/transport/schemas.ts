@@ -16,6 +16,11 @@ export const refs = {
   Session: ref('Session'),
   CookieSession: ref('CookieSession'),
   Error: ref('Error'),
+  Robot: ref('Robot'),
+  RobotCertificate: ref('RobotCertificate'),
+  Enrollment: ref('Enrollment'),
+  Grant: ref('Grant'),
+  Command: ref('Command'),
 };
 
 const str = (description: string, extra: Schema = {}): Schema => ({ type: 'string', description, ...extra });
@@ -86,6 +91,70 @@ export const components: Record<string, Schema> = {
       cid: str("The sender's client message id"),
       body: str('Message text'),
       createdAt: time('Server time the message was stored'),
+    },
+  },
+  Robot: {
+    type: 'object',
+    required: ['id', 'name', 'ownerId', 'createdAt', 'lastSeenAt', 'online', 'role'],
+    properties: {
+      id: str('Robot id: also the CN of its client certificates', { format: 'uuid' }),
+      name: str('Unique per owner, case-insensitively; 1–64 characters'),
+      ownerId: str('The owning user', { format: 'uuid' }),
+      createdAt: time('Registration'),
+      lastSeenAt: { type: ['string', 'null'], format: 'date-time', description: 'When the robot was last connected; null if never' },
+      online: { type: 'boolean', description: 'Connected right now (always false until robots connect)' },
+      role: {
+        enum: ['owner', 'operator', 'viewer', null],
+        description: "The caller's role; null for an admin without one (admins may act as owners of any robot)",
+      },
+    },
+  },
+  RobotCertificate: {
+    type: 'object',
+    required: ['fingerprint', 'serial', 'notAfter', 'createdAt', 'revokedAt'],
+    properties: {
+      fingerprint: str('SHA-256 of the DER certificate, as `AB:CD:...` (the form `openssl x509 -fingerprint -sha256` prints)'),
+      serial: str('Serial number, lowercase hex'),
+      notAfter: time('Expiry'),
+      createdAt: time('Issue'),
+      revokedAt: { type: ['string', 'null'], format: 'date-time', description: 'Null while the certificate is trusted' },
+    },
+  },
+  Enrollment: {
+    type: 'object',
+    required: ['certificatePem', 'privateKeyPem', 'fingerprint', 'serial', 'notAfter'],
+    properties: {
+      certificatePem: str('The client certificate (PEM), signed by the robot CA, CN = robot id'),
+      privateKeyPem: str('Its private key (PKCS#8 PEM). Returned this once and never stored: keep it on the robot'),
+      fingerprint: str('SHA-256 fingerprint of the certificate, `AB:CD:...`'),
+      serial: str('Serial number, lowercase hex'),
+      notAfter: time('Expiry'),
+    },
+  },
+  Grant: {
+    type: 'object',
+    required: ['userId', 'username', 'role', 'grantedAt'],
+    properties: {
+      userId: str('User id', { format: 'uuid' }),
+      username: str('Username'),
+      role: { enum: ['viewer', 'operator'] },
+      grantedAt: time('When the role was last set'),
+    },
+  },
+  Command: {
+    type: 'object',
+    required: ['id', 'robotId', 'userId', 'command', 'argsDigest', 'issuedAt', 'deliveredAt', 'acceptedAt', 'completedAt', 'outcome'],
+    properties: {
+      id: str('Command id', { format: 'uuid' }),
+      robotId: str('Robot id', { format: 'uuid' }),
+      userId: { type: ['string', 'null'], format: 'uuid', description: 'Who issued it; null once that account is deleted' },
+      command: str('Command name'),
+      argsDigest: str('SHA-256 of the arguments, hex (the arguments themselves are not kept)'),
+      issuedAt: time('Issued'),
+      deliveredAt: { type: ['string', 'null'], format: 'date-time' },
+      acceptedAt: { type: ['string', 'null'], format: 'date-time' },
+      completedAt: { type: ['string', 'null'], format: 'date-time' },
+      outcome: { type: ['string', 'null'], description: 'Set when the command completed' },
     },
   },
   Session: {
