@@ -26,6 +26,8 @@ export interface Limits {
   wsPublishPerSecond: number;
   /** Publishes a WebSocket may send at once before the rate applies. */
   wsPublishBurst: number;
+  /** Sustained other requests (sub, unsub, hist, typing, auth, ping) per second per WebSocket. */
+  wsRequestsPerSecond: number;
   /** Seconds a WebSocket may stay silent (pings count) before it is closed. */
   wsIdleTimeoutS: number;
   /** How long a client has to send a fresh token after `reauth`, ms. */
@@ -331,6 +333,14 @@ export const spec: Entry[] = [
     parse: int(1, 1_000_000),
     def: 100,
     doc: 'Publishes a WebSocket may send at once before the rate applies',
+  },
+  {
+    key: 'limits.wsRequestsPerSecond',
+    env: 'SB_WS_REQUESTS_PER_SECOND',
+    flag: 'ws-requests-per-second',
+    parse: int(1, 1_000_000),
+    def: 50,
+    doc: 'Sustained other requests (sub, unsub, hist, typing, auth, ping) per second per WebSocket; the burst is this twice, or the subscription limit plus 10 if larger, so a reconnect can resubscribe everything',
   },
   {
     key: 'limits.wsIdleTimeoutS',

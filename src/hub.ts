@@ -97,6 +97,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
             maxSubscriptions: L.wsMaxSubscriptions,
             publishPerSecond: L.wsPublishPerSecond,
             publishBurst: L.wsPublishBurst,
+            requestsPerSecond: L.wsRequestsPerSecond,
             maxMessageBytes: L.maxMessageBytes,
             reauthGraceMs: L.reauthGraceMs,
           },

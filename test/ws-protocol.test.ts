@@ -419,6 +419,22 @@ t.test('limits: publish rate and subscriptions', async (t) => {
   );
 });
 
+t.test('requests other than publishes share a rate limit: a flood is refused, not served', async (t) => {
+  const limited = await startTestHub(t, { env: { ...FAST, SB_WS_REQUESTS_PER_SECOND: '1', SB_WS_MAX_SUBSCRIPTIONS: '1' } });
+  const u = await new Api(limited.url).signUp(uniqueName('req'));
+  const c = await open(t, limited.url, { token: u.token });
+  // Burst: max(2 × rate, subscriptions + 10) = 11 requests; the 12th comes too soon.
+  const ids = Array.from({ length: 12 }, () => c.id());
+  for (const id of ids) c.send({ t: 'ping', id });
+  const replies = await Promise.all(ids.map((id) => c.next((f) => f.id === id, `reply #${id}`)));
+  t.same(
+    replies.map((f) => f.t),
+    [...Array(11).fill('pong'), 'error'],
+    '11 answered, the 12th refused',
+  );
+  t.match(replies[11], { t: 'error', code: 'RATE_LIMITED', id: ids[11] });
+});
+
 t.test('the hub still serves after all of this', async (t) => {
   t.equal((await api.get('/readyz')).status, 200);
   const [u] = (await users(1)) as [User];

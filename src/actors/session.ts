@@ -16,6 +16,8 @@ export interface SessionLimits {
   maxSubscriptions: number;
   publishPerSecond: number;
   publishBurst: number;
+  /** Every other request shares one bucket: a flood of `sub`s (each may start a room actor) is refused. */
+  requestsPerSecond: number;
   maxMessageBytes: number;
   /** How long a client has to answer `reauth` with a fresh token, ms. */
   reauthGraceMs: number;
@@ -60,6 +62,7 @@ const SUBSCRIBE_TIMEOUT_MS = 30_000;
 export class Session {
   private readonly subs = new Set<string>();
   private readonly bucket: TokenBucket;
+  private readonly requests: TokenBucket;
   private readonly lastTyping = new Map<string, number>();
   private exp: number;
   private timer: unknown;
@@ -71,7 +74,10 @@ export class Session {
     private readonly deps: SessionDeps,
   ) {
     this.exp = claims.exp * 1000;
-    this.bucket = new TokenBucket(deps.limits.publishPerSecond, deps.limits.publishBurst, () => deps.clock.now());
+    const now = () => deps.clock.now();
+    const L = deps.limits;
+    this.bucket = new TokenBucket(L.publishPerSecond, L.publishBurst, now);
+    this.requests = new TokenBucket(L.requestsPerSecond, Math.max(2 * L.requestsPerSecond, L.maxSubscriptions + 10), now);
     this.armReauth();
   }
 
@@ -99,6 +105,9 @@ export class Session {
 
   private async dispatch(f: ClientFrame): Promise<ServerFrame | undefined> {
     const user = this.conn.user;
+    if (f.t !== 'pub' && !this.requests.take()) {
+      throw new SbError('RATE_LIMITED', `at most ${this.deps.limits.requestsPerSecond} requests per second besides publishes`);
+    }
     switch (f.t) {
       case 'ping':
         return { t: 'pong', id: f.id };
