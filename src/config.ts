@@ -32,6 +32,14 @@ export interface Limits {
   wsIdleTimeoutS: number;
   /** How long a client has to send a fresh token after `reauth`, ms. */
   reauthGraceMs: number;
+  /** Largest frame a robot may send, bytes. */
+  robotMaxFrameBytes: number;
+  /** Sustained telemetry frames per second per robot. */
+  robotTelemetryPerSecond: number;
+  /** Heartbeat interval of robot links, ms (3× without traffic closes the link). */
+  robotHeartbeatMs: number;
+  /** Commands in flight per robot. */
+  robotMaxPendingCommands: number;
 }
 
 export interface Config {
@@ -47,6 +55,9 @@ export interface Config {
   jwtKeyFile: string | undefined;
   robotCaCertFile: string | undefined;
   robotCaKeyFile: string | undefined;
+  robotPort: number;
+  robotTlsCertFile: string | undefined;
+  robotTlsKeyFile: string | undefined;
   accessTokenTtlS: number;
   refreshTokenTtlS: number;
   cookieSecure: boolean;
@@ -211,6 +222,30 @@ export const spec: Entry[] = [
     def: undefined,
     doc: 'PEM private key of SB_ROBOT_CA_CERT_FILE (EC P-256/P-384 or RSA); unset uses `<data dir>/pki/robot-ca.key`',
   },
+  {
+    key: 'robotPort',
+    env: 'SB_ROBOT_PORT',
+    flag: 'robot-port',
+    parse: int(0, 65535),
+    def: 8443,
+    doc: 'Port of the robot mutual-TLS endpoint (0 picks a free one); it listens once the robot CA and the server certificate exist',
+  },
+  {
+    key: 'robotTlsCertFile',
+    env: 'SB_ROBOT_TLS_CERT_FILE',
+    flag: 'robot-tls-cert-file',
+    parse: str,
+    def: undefined,
+    doc: 'PEM certificate chain the robot endpoint presents; unset uses `<data dir>/pki/server.crt` (made by `switchboard pki init`)',
+  },
+  {
+    key: 'robotTlsKeyFile',
+    env: 'SB_ROBOT_TLS_KEY_FILE',
+    flag: 'robot-tls-key-file',
+    parse: str,
+    def: undefined,
+    doc: 'PEM private key of SB_ROBOT_TLS_CERT_FILE; unset uses `<data dir>/pki/server.key`',
+  },
   { key: 'accessTokenTtlS', env: 'SB_ACCESS_TOKEN_TTL_S', flag: 'access-token-ttl-s', parse: int(5, 86_400), def: 900, doc: 'Access token lifetime, seconds' },
   {
     key: 'refreshTokenTtlS',
@@ -366,6 +401,38 @@ export const spec: Entry[] = [
     def: 20,
     doc: 'Registrations per client IP per hour',
   },
+  {
+    key: 'limits.robotMaxFrameBytes',
+    env: 'SB_ROBOT_MAX_FRAME_BYTES',
+    flag: 'robot-max-frame-bytes',
+    parse: int(1_024, 16_777_216),
+    def: 65_536,
+    doc: 'Largest frame a robot may send, bytes (larger: the link is closed)',
+  },
+  {
+    key: 'limits.robotTelemetryPerSecond',
+    env: 'SB_ROBOT_TELEMETRY_PER_SECOND',
+    flag: 'robot-telemetry-per-second',
+    parse: int(1, 1_000_000),
+    def: 1_000,
+    doc: 'Sustained telemetry frames per second per robot (burst: one second of it); excess frames are dropped with a RATE_LIMITED error frame',
+  },
+  {
+    key: 'limits.robotHeartbeatMs',
+    env: 'SB_ROBOT_HEARTBEAT_MS',
+    flag: 'robot-heartbeat-ms',
+    parse: int(100, 600_000),
+    def: 5_000,
+    doc: 'Robot link heartbeat interval, ms; a link silent for 3× this is closed',
+  },
+  {
+    key: 'limits.robotMaxPendingCommands',
+    env: 'SB_ROBOT_MAX_PENDING_COMMANDS',
+    flag: 'robot-max-pending-commands',
+    parse: int(1, 10_000),
+    def: 64,
+    doc: 'Commands in flight per robot (more get RATE_LIMITED)',
+  },
 ];
 
 export const flagNames = spec.map((e) => e.flag);
@@ -392,6 +459,9 @@ export function resolveConfig(flags: Record<string, string | undefined> = {}, en
   }
   if (Boolean(cfg.robotCaCertFile) !== Boolean(cfg.robotCaKeyFile)) {
     throw new ConfigError('SB_ROBOT_CA_CERT_FILE and SB_ROBOT_CA_KEY_FILE: set both to bring your own robot CA, or neither');
+  }
+  if (Boolean(cfg.robotTlsCertFile) !== Boolean(cfg.robotTlsKeyFile)) {
+    throw new ConfigError('SB_ROBOT_TLS_CERT_FILE and SB_ROBOT_TLS_KEY_FILE: set both, or neither');
   }
   cfg.dataDir = path.resolve(cfg.dataDir);
   return cfg;

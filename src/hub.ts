@@ -3,21 +3,26 @@
 // deadline: stop accepting, finish in-flight requests, close the store. It is idempotent.
 
 import { accessSync, constants } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import os from 'node:os';
+import path from 'node:path';
+import { RobotActor, type RobotMsg, type RobotReply } from './actors/robot.js';
 import { type PublishResult, RoomActor, type RoomMsg, type RoomReply } from './actors/room.js';
 import { ActorSystem, systemClock } from './actors/runtime.js';
 import { Session } from './actors/session.js';
 import { AuthService } from './auth/auth-service.js';
 import { loadSigningKey } from './auth/keys.js';
-import { lazyCa, robotCaFiles } from './auth/pki.js';
+import { defaultPkiDir, lazyCa, robotCaFiles } from './auth/pki.js';
 import { RoomsService } from './chat/rooms-service.js';
 import { MemoryBus } from './cluster/bus-memory.js';
 import { type Config, ConfigError } from './config.js';
 import { createLogger, type Logger } from './log.js';
-import { RobotsService } from './robots/robots-service.js';
+import { Tag } from './protocol/robot.js';
+import { type LiveStatus, RobotsService } from './robots/robots-service.js';
 import { Store } from './store/store.js';
 import { HttpRouter } from './transport/http.js';
 import { openApiDocument } from './transport/openapi.js';
+import { RobotListener, RobotRefused } from './transport/robot-tls.js';
 import { authRoutes } from './transport/routes-auth.js';
 import { chatRoutes } from './transport/routes-chat.js';
 import { opsRoutes } from './transport/routes-ops.js';
@@ -36,6 +41,8 @@ export interface Hub {
   readonly router: HttpRouter;
   readonly ws: WsServer;
   readonly actors: ActorSystem;
+  /** The robot mTLS endpoint; undefined while the robot CA or server certificate is missing. */
+  readonly robots: RobotListener | undefined;
   /** Idempotent graceful shutdown. */
   close(): Promise<void>;
   /** Resolves once the hub has shut down. */
@@ -43,6 +50,32 @@ export interface Hub {
 }
 
 const PRUNE_EVERY_MS = 3_600_000;
+
+/**
+ * The robot endpoint's PEM material: its server certificate and key, and the robot CA certificate.
+ * Undefined (the endpoint stays off) when the defaults `pki init` makes are missing; a file named
+ * in the configuration must exist.
+ */
+async function robotTlsMaterial(cfg: Config, log: Logger): Promise<{ cert: string; key: string; ca: string } | undefined> {
+  const dir = defaultPkiDir(cfg.dataDir);
+  const files = {
+    cert: cfg.robotTlsCertFile ?? path.join(dir, 'server.crt'),
+    key: cfg.robotTlsKeyFile ?? path.join(dir, 'server.key'),
+    ca: robotCaFiles(cfg).certFile,
+  };
+  const explicit = Boolean(cfg.robotTlsCertFile || cfg.robotCaCertFile);
+  try {
+    const [cert, key, ca] = await Promise.all([readFile(files.cert, 'utf8'), readFile(files.key, 'utf8'), readFile(files.ca, 'utf8')]);
+    return { cert, key, ca };
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'ENOENT' && !explicit) {
+      log.info({ pkiDir: dir }, 'robot endpoint off: no robot CA or server certificate yet (run `switchboard pki init`, then restart)');
+      return undefined;
+    }
+    throw new ConfigError(`robot endpoint: cannot read ${err.path ?? 'its certificate files'} (${err.code ?? err.message})`);
+  }
+}
 
 /** uWS reports an unreadable certificate only as "App construction failed": check first, by name. */
 function checkReadable(file: string | undefined, name: string): void {
@@ -92,6 +125,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
         new Session(conn, claims, {
           rooms,
           room: roomRef,
+          robot: robotRef,
           verify,
           limits: {
             maxSubscriptions: L.wsMaxSubscriptions,
@@ -105,6 +139,21 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
           clock: systemClock,
         }),
     });
+    const onlineRobots = new Set<string>();
+    actors.register<RobotMsg, RobotReply>(
+      'robot',
+      (id, ctx) =>
+        new RobotActor(id, ctx, {
+          store,
+          fanout: ws,
+          presence: { online: (r) => onlineRobots.add(r), offline: (r) => onlineRobots.delete(r) },
+          maxPendingCommands: L.robotMaxPendingCommands,
+        }),
+    );
+    const robotRef = (id: string) => actors.ref<RobotMsg, RobotReply>('robot', id);
+    const tellRobot = (id: string, msg: RobotMsg) => {
+      if (!robotRef(id).tell(msg)) root.warn({ robot: id, msg: msg.type }, 'robot mailbox full; message dropped');
+    };
     actors.register<RoomMsg, RoomReply>('room', (id, ctx) => new RoomActor(id, ctx, { store, bus, fanout: ws }));
     const roomRef = (id: string) => actors.ref<RoomMsg, RoomReply>('room', id);
     const tell = (id: string, msg: RoomMsg) => {
@@ -120,7 +169,42 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
     });
 
     // The robot CA is read at the first enrollment, not at start: a node runs without one until then.
-    const robots = new RobotsService(store, lazyCa(robotCaFiles(cfg)), root.child({ component: 'robots' }));
+    const robots = new RobotsService(store, lazyCa(robotCaFiles(cfg)), root.child({ component: 'robots' }), {
+      isOnline: (id) => onlineRobots.has(id),
+      status: async (id) => (await robotRef(id).ask({ type: 'live' })) as LiveStatus,
+      changed: (id, what) => tellRobot(id, { type: what === 'access' ? 'accessChanged' : what === 'certificates' ? 'certificatesChanged' : 'deleted' }),
+    });
+    const tlsMaterial = await robotTlsMaterial(cfg, root);
+    const robotListener =
+      tlsMaterial &&
+      new RobotListener({
+        host: cfg.host,
+        port: cfg.robotPort,
+        ...tlsMaterial,
+        maxFrameBytes: L.robotMaxFrameBytes,
+        heartbeatMs: L.robotHeartbeatMs,
+        telemetryPerSecond: L.robotTelemetryPerSecond,
+        maxWriteBufferBytes: 1_048_576,
+        maxViolations: 10,
+        log: root.child({ component: 'robot-link' }),
+        async authenticate(fingerprint, commonName) {
+          const found = await store.robots.certificateByFingerprint(fingerprint);
+          if (!found) throw new RobotRefused('UNKNOWN_CERTIFICATE', 'this certificate is not registered (was the robot deleted or re-enrolled?)');
+          if (found.certificate.revokedAt) throw new RobotRefused('CERTIFICATE_REVOKED', 'this certificate was revoked; ask the owner for a new one');
+          if (found.robot.id !== commonName) throw new RobotRefused('UNKNOWN_CERTIFICATE', 'the certificate subject does not name its robot');
+          return { robotId: found.robot.id };
+        },
+        connect(conn, channels) {
+          tellRobot(conn.robotId, { type: 'attach', conn, channels });
+          return {
+            onFrame(f) {
+              if (f.tag === Tag.TELEMETRY) tellRobot(conn.robotId, { type: 'telemetry', conn, channel: f.channel, ts: f.ts, payload: f.payload });
+              else tellRobot(conn.robotId, { type: 'status', conn, command: f.command, stage: f.stage, detail: f.detail });
+            },
+            onClose: () => tellRobot(conn.robotId, { type: 'detach', conn }),
+          };
+        },
+      });
 
     let closing = false;
     const router = new HttpRouter({
@@ -161,6 +245,14 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
       app.listen(cfg.host, cfg.port, (s) => (s ? resolve(s) : reject(new Error(`cannot listen on ${cfg.host}:${cfg.port} (in use, or not permitted)`))));
     });
     const port = uWS.us_socket_local_port(listenSocket as never);
+    if (robotListener) {
+      try {
+        await robotListener.listen();
+      } catch (e) {
+        throw new ConfigError(`robot endpoint: cannot listen on ${cfg.host}:${cfg.robotPort} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      }
+      root.info({ port: robotListener.port }, 'robot endpoint listening (mutual TLS)');
+    }
     const scheme = cfg.tlsCertFile ? 'https' : 'http';
     const url = `${scheme}://${cfg.host === '0.0.0.0' ? '127.0.0.1' : cfg.host}:${port}`;
 
@@ -181,6 +273,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
         root.info({ inFlight: router.inFlight }, 'shutting down: no new connections');
         if (listenSocket) uWS.us_listen_socket_close(listenSocket);
         ws.shutdown(1_000);
+        await robotListener?.close();
         const deadline = new Promise<'timeout'>((r) => setTimeout(r, cfg.shutdownTimeoutMs, 'timeout').unref());
         if ((await Promise.race([router.drain(), deadline])) === 'timeout') {
           root.warn({ inFlight: router.inFlight }, 'shutdown deadline passed with requests in flight');
@@ -195,7 +288,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
       return done;
     };
     root.info({ url, version: VERSION, store: store.db.kind, port }, 'listening');
-    return { nodeId, port, url, store, auth, log: root, router, ws, actors, close, closed: () => closedP };
+    return { nodeId, port, url, store, auth, log: root, router, ws, actors, robots: robotListener, close, closed: () => closedP };
   } catch (e) {
     if (listenSocket) uWS.us_listen_socket_close(listenSocket);
     await store.close();

@@ -2,6 +2,7 @@
 // never import it): a client connection, and topic fan-out that encodes each frame once.
 
 import type { ServerFrame, UserRef } from '../protocol/frames.js';
+import type { HubFrame } from '../protocol/robot.js';
 
 export interface Connection {
   readonly id: string;
@@ -28,3 +29,28 @@ export interface Fanout {
 
 /** The topic a room's deliveries, presence and events go to. */
 export const roomTopic = (roomId: string) => `room:${roomId}`;
+
+/**
+ * Sends `frame` to each connection unless that connection is congested; a congested one keeps only
+ * the newest frame per `key` and gets it when it drains. For state-like data (a robot's `latest`
+ * telemetry), where a slow reader wants the current value, not every value.
+ */
+export interface Conflater {
+  conflate(conns: Iterable<Connection>, key: string, frame: ServerFrame): void;
+}
+
+/** The topic a robot's reliable telemetry, presence and lease changes go to. */
+export const robotTopic = (robotId: string) => `robot:${robotId}`;
+
+/** A robot's live link to this node, as its actor sees it. */
+export interface RobotConnection {
+  readonly id: string;
+  readonly robotId: string;
+  /** SHA-256 of the certificate it authenticated with, hex. */
+  readonly fingerprint: string;
+  readonly closed: boolean;
+  /** Writes one frame; false when the link is closed (or was just closed for being too far behind). */
+  send(frame: HubFrame): boolean;
+  /** Sends an ERROR frame with this code and message, then closes. */
+  close(code: string, message: string): void;
+}

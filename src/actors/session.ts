@@ -9,6 +9,7 @@ import { SbError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { type ClientFrame, CloseCode, type ServerFrame } from '../protocol/frames.js';
 import type { ClientConnection } from './ports.js';
+import type { RobotMsg, RobotReply } from './robot.js';
 import { type PublishResult, type RoomMsg, type RoomReply, toMessageFrame } from './room.js';
 import { type ActorRef, AskTimeoutError, type Clock, MailboxFullError } from './runtime.js';
 
@@ -26,6 +27,7 @@ export interface SessionLimits {
 export interface SessionDeps {
   rooms: RoomsService;
   room(id: string): ActorRef<RoomMsg, RoomReply>;
+  robot(id: string): ActorRef<RobotMsg, RobotReply>;
   verify(token: string): Promise<AccessClaims>;
   limits: SessionLimits;
   log: Logger;
@@ -59,8 +61,14 @@ const TYPING_INTERVAL_MS = 1_000;
 /** A subscription whose replay reads history may take longer than an ordinary request. */
 const SUBSCRIBE_TIMEOUT_MS = 30_000;
 
+/** Defaults for robot requests that leave them out. */
+const COMMAND_TIMEOUT_MS = 10_000;
+const LEASE_TTL_MS = 30_000;
+
 export class Session {
   private readonly subs = new Set<string>();
+  private readonly watches = new Set<string>();
+  private readonly admin: boolean;
   private readonly bucket: TokenBucket;
   private readonly requests: TokenBucket;
   private readonly lastTyping = new Map<string, number>();
@@ -74,6 +82,7 @@ export class Session {
     private readonly deps: SessionDeps,
   ) {
     this.exp = claims.exp * 1000;
+    this.admin = claims.admin;
     const now = () => deps.clock.now();
     const L = deps.limits;
     this.bucket = new TokenBucket(L.publishPerSecond, L.publishBurst, now);
@@ -101,18 +110,21 @@ export class Session {
     this.deps.clock.clearTimeout(this.timer);
     for (const room of this.subs) this.deps.room(room).tell({ type: 'unsubscribe', conn: this.conn });
     this.subs.clear();
+    for (const robot of this.watches) this.deps.robot(robot).tell({ type: 'unwatch', conn: this.conn });
+    this.watches.clear();
   }
 
   private async dispatch(f: ClientFrame): Promise<ServerFrame | undefined> {
     const user = this.conn.user;
-    if (f.t !== 'pub' && !this.requests.take()) {
+    // Publishes have their own bucket; an emergency stop is never refused for rate.
+    if (f.t !== 'pub' && f.t !== 'estop' && !this.requests.take()) {
       throw new SbError('RATE_LIMITED', `at most ${this.deps.limits.requestsPerSecond} requests per second besides publishes`);
     }
     switch (f.t) {
       case 'ping':
         return { t: 'pong', id: f.id };
       case 'sub': {
-        if (!this.subs.has(f.room) && this.subs.size >= this.deps.limits.maxSubscriptions) {
+        if (!this.subs.has(f.room) && this.subs.size + this.watches.size >= this.deps.limits.maxSubscriptions) {
           throw new SbError('RATE_LIMITED', `at most ${this.deps.limits.maxSubscriptions} subscriptions per connection`);
         }
         // Counted (and cancellable by `unsub`) from now: frames are handled concurrently, and the
@@ -179,6 +191,46 @@ export class Session {
         }
         return { t: 'ok', id: f.id };
       }
+      case 'watch': {
+        if (!this.watches.has(f.robot) && this.subs.size + this.watches.size >= this.deps.limits.maxSubscriptions) {
+          throw new SbError('RATE_LIMITED', `at most ${this.deps.limits.maxSubscriptions} subscriptions and watches per connection`);
+        }
+        const added = !this.watches.has(f.robot);
+        this.watches.add(f.robot);
+        try {
+          // The robot actor sends `watching` itself, before any live frame of the robot.
+          await this.deps.robot(f.robot).ask({ type: 'watch', conn: this.conn, by: this.requester(), reqId: f.id });
+        } catch (e) {
+          if (added) this.watches.delete(f.robot);
+          throw e;
+        }
+        if (this.closed) this.deps.robot(f.robot).tell({ type: 'unwatch', conn: this.conn });
+        return undefined;
+      }
+      case 'unwatch':
+        if (this.watches.delete(f.robot)) await this.deps.robot(f.robot).ask({ type: 'unwatch', conn: this.conn });
+        return { t: 'ok', id: f.id };
+      case 'cmd': {
+        const timeoutMs = f.timeoutMs ?? COMMAND_TIMEOUT_MS;
+        // The actor answers `queued` itself, ahead of the command's later stages; the ask outlives the
+        // deadline so that a slow audit write is refused by the actor rather than answered twice.
+        await this.deps
+          .robot(f.robot)
+          .ask({ type: 'command', conn: this.conn, by: this.requester(), reqId: f.id, name: f.name, args: f.args, timeoutMs }, timeoutMs + 5_000);
+        return undefined;
+      }
+      case 'estop':
+        await this.deps.robot(f.robot).ask({ type: 'estop', conn: this.conn, by: this.requester(), reqId: f.id });
+        return undefined;
+      case 'lease':
+        return (await this.deps.robot(f.robot).ask({
+          type: 'lease',
+          by: this.requester(),
+          op: f.op,
+          ttlMs: f.ttlMs ?? LEASE_TTL_MS,
+          force: f.force ?? false,
+          reqId: f.id,
+        })) as ServerFrame;
       case 'auth': {
         const claims = await this.deps.verify(f.token);
         if (claims.sub !== user.id) throw new SbError('FORBIDDEN', 'the token belongs to another user; open a new connection instead');
@@ -189,6 +241,10 @@ export class Session {
     }
   }
 
+  private requester() {
+    return { user: this.conn.user, admin: this.admin };
+  }
+
   private failure(f: ClientFrame, e: unknown): ServerFrame {
     let code = 'INTERNAL';
     let message = 'internal error';
@@ -197,7 +253,8 @@ export class Session {
       message = e.message;
     } else if (e instanceof MailboxFullError) {
       code = 'OVERLOADED';
-      message = 'the room is overloaded; retry with backoff';
+      message =
+        f.t === 'pub' || f.t === 'sub' || f.t === 'typing' ? 'the room is overloaded; retry with backoff' : 'the robot is overloaded; retry with backoff';
     } else if (e instanceof AskTimeoutError) {
       code = 'TIMEOUT';
       message = 'the request timed out; retry (publishes with the same cid)';

@@ -58,7 +58,56 @@ export interface PingFrame {
   id: number;
 }
 
-export type ClientFrame = SubscribeFrame | UnsubscribeFrame | PublishFrame | HistoryFrame | TypingFrame | AuthFrame | PingFrame;
+export interface WatchFrame {
+  t: 'watch';
+  id: number;
+  robot: string;
+}
+export interface UnwatchFrame {
+  t: 'unwatch';
+  id: number;
+  robot: string;
+}
+export interface CommandFrame {
+  t: 'cmd';
+  id: number;
+  robot: string;
+  /** The command's name, as the robot knows it (1–64 characters). */
+  name: string;
+  /** Any value; the audit log keeps its SHA-256 digest, never the value. */
+  args?: unknown;
+  /** The deadline, ms from now (default 10 s, at most 10 min). */
+  timeoutMs?: number;
+}
+export interface EstopFrame {
+  t: 'estop';
+  id: number;
+  robot: string;
+}
+export interface LeaseFrame {
+  t: 'lease';
+  id: number;
+  robot: string;
+  op: 'acquire' | 'renew' | 'release';
+  /** Lease lifetime from now, ms (default 30 s, 1 s to 5 min); acquire and renew. */
+  ttlMs?: number;
+  /** Owner (or admin) only, with acquire: take the lease from its current holder. */
+  force?: boolean;
+}
+
+export type ClientFrame =
+  | SubscribeFrame
+  | UnsubscribeFrame
+  | PublishFrame
+  | HistoryFrame
+  | TypingFrame
+  | AuthFrame
+  | PingFrame
+  | WatchFrame
+  | UnwatchFrame
+  | CommandFrame
+  | EstopFrame
+  | LeaseFrame;
 
 // ---- server → client ----
 
@@ -160,7 +209,97 @@ export interface ShutdownFrame {
   reconnectMs: number;
 }
 
+export type RobotRoleName = 'owner' | 'operator' | 'viewer';
+
+export interface ChannelInfo {
+  id: number;
+  name: string;
+  encoding: string;
+  schema: string | null;
+  delivery: 'latest' | 'reliable';
+}
+
+export interface LeaseInfo {
+  holder: UserRef;
+  /** When the lease lapses unless renewed, ms since the epoch. */
+  expiresAt: number;
+}
+
+/** One telemetry sample. */
+export interface TelemetryFrame {
+  t: 'tm';
+  robot: string;
+  ch: number;
+  /** The robot's own timestamp for the sample, ms. */
+  ts: number;
+  data: unknown;
+}
+export interface WatchingFrame {
+  t: 'watching';
+  id: number;
+  robot: string;
+  name: string;
+  /** The caller's role; null for an admin without one. */
+  role: RobotRoleName | null;
+  online: boolean;
+  /** When the robot last had a live connection (ms since the epoch), or null if never. */
+  lastSeen: number | null;
+  channels: ChannelInfo[];
+  /** The latest sample of every channel that has one: the state right now. */
+  latest: Omit<TelemetryFrame, 't' | 'robot'>[];
+  lease: LeaseInfo | null;
+}
+export interface RobotEventFrame {
+  t: 'robot';
+  robot: string;
+  /** online / offline: the robot connected or went away; deleted / access_revoked: this watch has ended. */
+  kind: 'online' | 'offline' | 'deleted' | 'access_revoked';
+  /** With `online`: the channels the robot advertised. */
+  channels?: ChannelInfo[];
+  /** With `offline`: when it was last seen, ms since the epoch. */
+  lastSeen?: number;
+}
+export interface LeaseEventFrame {
+  t: 'lease';
+  robot: string;
+  /** The new holder, or null when nobody holds the lease. */
+  lease: LeaseInfo | null;
+  reason: 'acquired' | 'renewed' | 'released' | 'expired' | 'taken_over' | 'estop' | 'access_revoked';
+}
+export interface LeasedFrame {
+  t: 'leased';
+  id: number;
+  robot: string;
+  /** The lease now; null after release. */
+  lease: LeaseInfo | null;
+}
+export interface QueuedFrame {
+  t: 'queued';
+  id: number;
+  robot: string;
+  /** The command id (UUID): later `cmd` frames and the audit log refer to it. */
+  cmd: string;
+}
+export type CommandStageName = 'delivered' | 'accepted' | 'rejected' | 'completed' | 'failed' | 'timeout' | 'lost';
+export interface CommandStatusFrame {
+  t: 'cmd';
+  robot: string;
+  cmd: string;
+  stage: CommandStageName;
+  /** When the hub saw this stage, ms since the epoch. */
+  ts: number;
+  /** completed: the robot's result; rejected / failed: its reason; lost: why the outcome is unknown. */
+  detail?: unknown;
+}
+
 export type ServerFrame =
+  | TelemetryFrame
+  | WatchingFrame
+  | RobotEventFrame
+  | LeaseEventFrame
+  | LeasedFrame
+  | QueuedFrame
+  | CommandStatusFrame
   | HelloFrame
   | MessageFrame
   | SubscribedFrame

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { type Ca, CaMissingError, formatFingerprint, type IssuedCert, issueRobotCert } from '../auth/pki.js';
 import { notFound, SbError, ValidationError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { ChannelInfo, LeaseInfo } from '../protocol/frames.js';
 import type { AuditCursor, CommandRecord, Grant, GrantRole, Robot, RobotCertificate, RobotRole } from '../store/robots.js';
 import type { Store } from '../store/store.js';
 
@@ -23,10 +24,25 @@ export interface RobotView {
   ownerId: string;
   createdAt: Date;
   lastSeenAt: Date | null;
-  /** Not tracked yet (robots do not connect yet): always false. */
+  /** Connected to the hub right now. */
   online: boolean;
   /** The caller's own role; null for an admin without one. */
   role: RobotRole | null;
+}
+
+/** A robot's live state, from its actor. */
+export interface LiveStatus {
+  online: boolean;
+  channels: ChannelInfo[];
+  lease: LeaseInfo | null;
+}
+
+/** What the service needs of the robot actors: live state, and telling them what changed. */
+export interface RobotGateway {
+  isOnline(robotId: string): boolean;
+  status(robotId: string): Promise<LiveStatus>;
+  /** Grants, name or ownership changed; its certificates changed; it was deleted. */
+  changed(robotId: string, what: 'access' | 'certificates' | 'deleted'): void;
 }
 
 export interface CertificateView {
@@ -61,16 +77,6 @@ export interface CommandView {
 
 const NAME_MAX = 64;
 
-const view = (r: Robot, role: RobotRole | null): RobotView => ({
-  id: r.id,
-  name: r.name,
-  ownerId: r.ownerId,
-  createdAt: r.createdAt,
-  lastSeenAt: r.lastSeenAt,
-  online: false,
-  role,
-});
-
 const certView = (c: RobotCertificate): CertificateView => ({
   fingerprint: formatFingerprint(c.fingerprint),
   serial: c.serial,
@@ -102,7 +108,12 @@ export class RobotsService {
     /** The robot CA, loaded at the first enrollment; rejects with CaMissingError before `pki init`. */
     private readonly ca: () => Promise<Ca>,
     private readonly log: Logger,
+    private readonly live: RobotGateway,
   ) {}
+
+  private view(r: Robot, role: RobotRole | null): RobotView {
+    return { id: r.id, name: r.name, ownerId: r.ownerId, createdAt: r.createdAt, lastSeenAt: r.lastSeenAt, online: this.live.isOnline(r.id), role };
+  }
 
   /** Registers a robot owned by the caller and issues its first certificate, in one transaction. */
   async create(caller: Caller, rawName: string): Promise<{ robot: RobotView; enrollment: Enrollment }> {
@@ -114,13 +125,13 @@ export class RobotsService {
     const robot = await this.store.robots.create({ id, name, ownerId: caller.id }, issued);
     if (!robot) throw new SbError('CONFLICT', `you already have a robot named ${name}`, { field: 'name' });
     this.log.info({ robot: id, owner: caller.id }, 'robot registered');
-    return { robot: view(robot, 'owner'), enrollment: enrollment(issued) };
+    return { robot: this.view(robot, 'owner'), enrollment: enrollment(issued) };
   }
 
   /** Robots the caller owns or holds a grant on, by id after the cursor. */
   async list(caller: Caller, limit: number, afterId: string | undefined): Promise<RobotView[]> {
     const rows = await this.store.robots.listForUser(caller.id, limit, afterId);
-    return rows.map((r) => view(r, r.role));
+    return rows.map((r) => this.view(r, r.role));
   }
 
   async get(caller: Caller, robotId: string): Promise<RobotView & { certificates: CertificateView[] }> {
@@ -135,12 +146,14 @@ export class RobotsService {
     const renamed = await this.store.robots.rename(robotId, name);
     if (renamed === undefined) throw notFound('robot');
     if (renamed === 'taken') throw new SbError('CONFLICT', `the owner already has a robot named ${name}`, { field: 'name' });
-    return view(renamed, r.role);
+    this.live.changed(robotId, 'access');
+    return this.view(renamed, r.role);
   }
 
   async delete(caller: Caller, robotId: string): Promise<void> {
     await this.managed(caller, robotId, 'delete it');
     if (!(await this.store.robots.delete(robotId))) throw notFound('robot');
+    this.live.changed(robotId, 'deleted');
     this.log.info({ robot: robotId, by: caller.id }, 'robot deleted');
   }
 
@@ -149,6 +162,7 @@ export class RobotsService {
     await this.managed(caller, robotId, 'rotate its certificate');
     const issued = await issueRobotCert(await this.loadCa(), robotId);
     const revoked = await this.store.robots.rotateCertificate(robotId, issued);
+    this.live.changed(robotId, 'certificates');
     this.log.info({ robot: robotId, by: caller.id, revoked }, 'robot certificate rotated');
     return { enrollment: enrollment(issued), revoked };
   }
@@ -157,6 +171,7 @@ export class RobotsService {
   async revoke(caller: Caller, robotId: string): Promise<number> {
     await this.managed(caller, robotId, 'revoke its certificates');
     const revoked = await this.store.robots.revokeCertificates(robotId);
+    this.live.changed(robotId, 'certificates');
     this.log.info({ robot: robotId, by: caller.id, revoked }, 'robot certificates revoked');
     return revoked;
   }
@@ -173,6 +188,7 @@ export class RobotsService {
     if (!user) throw notFound('user');
     if (userId === r.ownerId) throw new SbError('CONFLICT', 'the owner holds every right already; a grant cannot change that');
     if (!(await this.store.robots.grant(robotId, userId, role))) throw notFound('robot');
+    this.live.changed(robotId, 'access');
     const g = (await this.store.robots.grants(robotId)).find((x) => x.userId === userId);
     if (!g) throw notFound('robot'); // deleted between the two statements
     return g;
@@ -181,6 +197,15 @@ export class RobotsService {
   async revokeGrant(caller: Caller, robotId: string, userId: string): Promise<void> {
     await this.managed(caller, robotId, 'manage its grants');
     if (!(await this.store.robots.revokeGrant(robotId, userId))) throw notFound('grant');
+    this.live.changed(robotId, 'access');
+  }
+
+  /** Whether the robot is connected, its channels and who holds the control lease (viewers and up). */
+  async status(caller: Caller, robotId: string) {
+    const r = await this.visible(caller, robotId);
+    const live = await this.live.status(robotId);
+    const lease = live.lease && { holder: live.lease.holder, expiresAt: new Date(live.lease.expiresAt) };
+    return { online: live.online, lastSeenAt: r.lastSeenAt, channels: live.channels, lease };
   }
 
   /** The command audit log, newest first. */
@@ -195,7 +220,7 @@ export class RobotsService {
     if (!robot) throw notFound('robot');
     const role = robot.ownerId === caller.id ? 'owner' : ((await this.store.robots.role(robotId, caller.id)) ?? null);
     if (role === null && !caller.admin) throw notFound('robot');
-    return view(robot, role);
+    return this.view(robot, role);
   }
 
   /** The robot, which the caller must own or administer: 404 if hidden from them, 403 if only granted. */

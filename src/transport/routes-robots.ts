@@ -99,6 +99,21 @@ export function robotRoutes(robots: RobotsService): Route[] {
       },
     },
     {
+      method: 'GET',
+      path: '/api/v1/robots/:id/status',
+      auth: true,
+      ...one,
+      summary: 'Whether a robot is connected, its telemetry channels and the control lease (viewers and up)',
+      tags,
+      responses: {
+        200: { description: 'Its live state', schema: { type: 'object', properties: { status: refs.RobotStatus } } },
+        ...hidden,
+      },
+      async handle(ctx) {
+        return { body: { status: await robots.status(ctx.user, ctx.params.id as string) } };
+      },
+    },
+    {
       method: 'PATCH',
       path: '/api/v1/robots/:id',
       auth: true,

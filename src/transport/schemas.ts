@@ -18,6 +18,7 @@ export const refs = {
   Error: ref('Error'),
   Robot: ref('Robot'),
   RobotCertificate: ref('RobotCertificate'),
+  RobotStatus: ref('RobotStatus'),
   Enrollment: ref('Enrollment'),
   Grant: ref('Grant'),
   Command: ref('Command'),
@@ -102,7 +103,7 @@ export const components: Record<string, Schema> = {
       ownerId: str('The owning user', { format: 'uuid' }),
       createdAt: time('Registration'),
       lastSeenAt: { type: ['string', 'null'], format: 'date-time', description: 'When the robot was last connected; null if never' },
-      online: { type: 'boolean', description: 'Connected right now (always false until robots connect)' },
+      online: { type: 'boolean', description: 'Connected to the hub right now' },
       role: {
         enum: ['owner', 'operator', 'viewer', null],
         description: "The caller's role; null for an admin without one (admins may act as owners of any robot)",
@@ -131,6 +132,38 @@ export const components: Record<string, Schema> = {
       notAfter: time('Expiry'),
     },
   },
+  RobotStatus: {
+    type: 'object',
+    required: ['online', 'lastSeenAt', 'channels', 'lease'],
+    properties: {
+      online: { type: 'boolean', description: 'Connected to the hub right now' },
+      lastSeenAt: { type: ['string', 'null'], format: 'date-time', description: 'When the robot last connected or disconnected; null if never' },
+      channels: {
+        type: 'array',
+        description: 'The telemetry channels it advertised when it last connected (empty before its first connection since the node started)',
+        items: {
+          type: 'object',
+          required: ['id', 'name', 'encoding', 'schema', 'delivery'],
+          properties: {
+            id: { type: 'integer', minimum: 0, maximum: 65535 },
+            name: { type: 'string' },
+            encoding: { type: 'string', description: 'How its payloads are meant to be read, e.g. `msgpack`, `json`, `raw`' },
+            schema: { type: ['string', 'null'], description: 'Schema hint, e.g. `geometry_msgs/Twist`' },
+            delivery: { enum: ['latest', 'reliable'] },
+          },
+        },
+      },
+      lease: {
+        type: ['object', 'null'],
+        description: 'Who holds the control lease, and until when; null if nobody',
+        required: ['holder', 'expiresAt'],
+        properties: {
+          holder: { type: 'object', required: ['id', 'username'], properties: { id: { type: 'string', format: 'uuid' }, username: { type: 'string' } } },
+          expiresAt: time('When the lease lapses unless renewed'),
+        },
+      },
+    },
+  },
   Grant: {
     type: 'object',
     required: ['userId', 'username', 'role', 'grantedAt'],
@@ -154,7 +187,11 @@ export const components: Record<string, Schema> = {
       deliveredAt: { type: ['string', 'null'], format: 'date-time' },
       acceptedAt: { type: ['string', 'null'], format: 'date-time' },
       completedAt: { type: ['string', 'null'], format: 'date-time' },
-      outcome: { type: ['string', 'null'], description: 'Set when the command completed' },
+      outcome: {
+        type: ['string', 'null'],
+        description:
+          'Set once the command ended: `completed`, `rejected` or `failed` (as the robot reported), `timeout` (no outcome before the deadline), `lost` (the robot disconnected first: the outcome is unknown), `not_sent` (refused after it was recorded: robot offline, lease lost or deadline passed), `offline` (an emergency stop to an offline robot)',
+      },
     },
   },
   Session: {

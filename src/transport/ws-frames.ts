@@ -24,6 +24,19 @@ const schemas: Record<ClientFrame['t'], Schema> = {
   typing: frame('typing', { room }, ['room']),
   auth: frame('auth', { token: { type: 'string', minLength: 1, maxLength: 4096 } }, ['token']),
   ping: frame('ping', {}),
+  watch: frame('watch', { robot: room }, ['robot']),
+  unwatch: frame('unwatch', { robot: room }, ['robot']),
+  cmd: frame(
+    'cmd',
+    { robot: room, name: { type: 'string', minLength: 1, maxLength: 64 }, args: {}, timeoutMs: { type: 'integer', minimum: 100, maximum: 600_000 } },
+    ['robot', 'name'],
+  ),
+  estop: frame('estop', { robot: room }, ['robot']),
+  lease: frame(
+    'lease',
+    { robot: room, op: { enum: ['acquire', 'renew', 'release'] }, ttlMs: { type: 'integer', minimum: 1_000, maximum: 300_000 }, force: { type: 'boolean' } },
+    ['robot', 'op'],
+  ),
 };
 
 export class FrameError extends SbError {

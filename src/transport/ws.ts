@@ -4,7 +4,7 @@
 // (a subscriber too far behind is closed with a reconnect code and resumes), protocol violations.
 
 import { randomBytes } from 'node:crypto';
-import type { ClientConnection, Connection, Fanout } from '../actors/ports.js';
+import type { ClientConnection, Conflater, Connection, Fanout } from '../actors/ports.js';
 import type { AccessClaims } from '../auth/access-tokens.js';
 import { SbError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -62,6 +62,8 @@ class WsConnection implements ClientConnection {
   }
 
   private waiting: (() => void)[] = [];
+  /** Conflated frames waiting for the socket to drain: the newest per key. */
+  private conflated: Map<string, Uint8Array | string> | undefined;
 
   send(frame: ServerFrame): void {
     this.sendBytes(encode(frame, this.encoding));
@@ -72,8 +74,28 @@ class WsConnection implements ClientConnection {
     return new Promise((resolve) => this.waiting.push(resolve));
   }
 
-  /** Called on drain and close: wakes writers once the buffer is below half the limit. */
+  /** Sends now unless the socket is congested; then keeps only the newest frame per key until it drains. */
+  offer(key: string, data: Uint8Array | string): void {
+    if (this.closed) return;
+    if (this.conflated || this.ws.getBufferedAmount() >= this.maxBackpressure / 4) {
+      this.conflated ??= new Map();
+      this.conflated.delete(key); // re-inserted last: frames go out in the order their keys last changed
+      this.conflated.set(key, data);
+      return;
+    }
+    this.sendBytes(data);
+  }
+
+  /** Called on drain and close: sends held conflated frames, then wakes writers once the buffer is below half the limit. */
   wake(): void {
+    if (this.conflated && !this.closed) {
+      for (const [key, data] of this.conflated) {
+        if (this.ws.getBufferedAmount() >= this.maxBackpressure / 4) break;
+        this.conflated.delete(key);
+        this.sendBytes(data);
+      }
+      if (this.conflated.size === 0) this.conflated = undefined;
+    }
     if (!this.closed && this.ws.getBufferedAmount() >= this.maxBackpressure / 2) return;
     const w = this.waiting;
     this.waiting = [];
@@ -101,7 +123,7 @@ class WsConnection implements ClientConnection {
   }
 }
 
-export class WsServer implements Fanout {
+export class WsServer implements Fanout, Conflater {
   private readonly conns = new Set<WsConnection>();
   private app: TemplatedApp | undefined;
   private accepting = true;
@@ -123,6 +145,15 @@ export class WsServer implements Fanout {
       // ws.publish reaches every subscriber but the sender itself.
       if (except instanceof WsConnection && except.encoding === enc && !except.closed) except.ws.publish(t, bytes, binary);
       else app.publish(t, bytes, binary);
+    }
+  }
+
+  conflate(conns: Iterable<Connection>, key: string, frame: ServerFrame): void {
+    const bytes: Partial<Record<Encoding, Uint8Array | string>> = {};
+    for (const c of conns) {
+      if (!(c instanceof WsConnection) || c.closed) continue;
+      const data = (bytes[c.encoding] ??= encode(frame, c.encoding));
+      c.offer(key, data);
     }
   }
 

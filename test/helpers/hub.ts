@@ -26,6 +26,7 @@ export async function testConfig(t: Test, opts: TestHubOptions = {}): Promise<Co
   const env: Record<string, string> = {
     HOST: '127.0.0.1',
     PORT: '0',
+    SB_ROBOT_PORT: '0',
     LOG_LEVEL: process.env.SB_TEST_LOG_LEVEL ?? 'silent',
     SB_DATA_DIR: opts.dataDir ?? (await tempDir(t)),
     SB_SHUTDOWN_TIMEOUT_MS: '5000',
