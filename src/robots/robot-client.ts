@@ -3,8 +3,8 @@
 // heartbeats, and reports the hub's frames as events. `switchboard robot-sim`, the tests and the
 // telemetry bench drive robots through it; it is also a reference for robot firmware authors.
 
-import { EventEmitter } from 'node:events';
 import tls from 'node:tls';
+import { Emitter } from '../client/emitter.js';
 import { type Channel, encodeRobotFrame, FrameReader, type HubFrame, parseHubFrame, ROBOT_PROTOCOL_VERSION, type RobotStage, Tag } from '../protocol/robot.js';
 
 export interface RobotClientOptions {
@@ -34,14 +34,14 @@ export class RobotConnectError extends Error {
   }
 }
 
-export interface RobotClient {
-  on(event: 'command', fn: (c: CommandFrame) => void): this;
-  on(event: 'estop', fn: (commandId: string) => void): this;
-  on(event: 'hubError', fn: (e: { code: string; message: string; ref: string | null }) => void): this;
-  on(event: 'close', fn: () => void): this;
+export interface RobotClientEvents {
+  command: (c: CommandFrame) => void;
+  estop: (commandId: string) => void;
+  hubError: (e: { code: string; message: string; ref: string | null }) => void;
+  close: () => void;
 }
 
-export class RobotClient extends EventEmitter {
+export class RobotClient extends Emitter<RobotClientEvents> {
   robotId = '';
   heartbeatMs = 0;
   /** The last ERROR frame the hub sent, if any. */

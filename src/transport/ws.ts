@@ -152,8 +152,8 @@ export class WsServer implements Fanout, Conflater {
     const bytes: Partial<Record<Encoding, Uint8Array | string>> = {};
     for (const c of conns) {
       if (!(c instanceof WsConnection) || c.closed) continue;
-      const data = (bytes[c.encoding] ??= encode(frame, c.encoding));
-      c.offer(key, data);
+      bytes[c.encoding] ??= encode(frame, c.encoding);
+      c.offer(key, bytes[c.encoding] as Uint8Array | string);
     }
   }
 
