@@ -118,6 +118,20 @@ export class RobotClient extends Emitter<RobotClientEvents> {
     return this.write(encodeRobotFrame({ tag: Tag.TELEMETRY, channel, ts, payload }));
   }
 
+  /** Resolves once the socket's write buffer has drained (after telemetry() returned false). */
+  drained(): Promise<void> {
+    if (!this.socket.writableNeedDrain || this.socket.destroyed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        this.socket.off('drain', done);
+        this.socket.off('close', done);
+        resolve();
+      };
+      this.socket.on('drain', done);
+      this.socket.on('close', done);
+    });
+  }
+
   /** Reports a command's stage: accepted, then completed or failed with a result / error; or rejected. */
   status(command: string, stage: RobotStage, detail: unknown = null): boolean {
     return this.write(encodeRobotFrame({ tag: Tag.STATUS, command, stage, detail }));

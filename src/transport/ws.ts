@@ -74,6 +74,10 @@ class WsConnection implements ClientConnection {
     return new Promise((resolve) => this.waiting.push(resolve));
   }
 
+  get held(): number {
+    return this.conflated?.size ?? 0;
+  }
+
   /** Sends now unless the socket is congested; then keeps only the newest frame per key until it drains. */
   offer(key: string, data: Uint8Array | string): void {
     if (this.closed) return;
@@ -132,6 +136,21 @@ export class WsServer implements Fanout, Conflater {
 
   get connections(): number {
     return this.conns.size;
+  }
+
+  /** Bytes queued in sockets and conflated frames held back, over every connection: what slow readers cost. */
+  stats(): { connections: number; bufferedBytes: number; maxBufferedBytes: number; heldFrames: number } {
+    let bufferedBytes = 0;
+    let maxBufferedBytes = 0;
+    let heldFrames = 0;
+    for (const c of this.conns) {
+      if (c.closed) continue;
+      const b = c.ws.getBufferedAmount();
+      bufferedBytes += b;
+      maxBufferedBytes = Math.max(maxBufferedBytes, b);
+      heldFrames += c.held;
+    }
+    return { connections: this.conns.size, bufferedBytes, maxBufferedBytes, heldFrames };
   }
 
   publish(topic: string, frame: ServerFrame, except?: Connection): void {
