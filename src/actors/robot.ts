@@ -80,6 +80,8 @@ interface PendingCommand {
 
 interface Lease {
   holder: UserRef;
+  /** The holder is an admin: keeps the lease whatever their grant. */
+  admin: boolean;
   expiresAt: number;
   timer: unknown;
   token: number;
@@ -284,9 +286,9 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
     throw notFound('robot');
   }
 
-  /** Owner, operator or admin: may drive the robot. */
+  /** Owner, operator or admin (whatever grant an admin also holds): may drive the robot. */
   private requireOperator(by: Requester, what: string): void {
-    if (this.roleOf(by) === 'viewer') throw new SbError('FORBIDDEN', `viewers cannot ${what}: it needs the operator role`);
+    if (this.roleOf(by) === 'viewer' && !by.admin) throw new SbError('FORBIDDEN', `viewers cannot ${what}: it needs the operator role`);
   }
 
   private watch(conn: Connection, by: Requester, reqId: number): void {
@@ -440,27 +442,27 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
         return reply();
       case 'renew':
         if (!mine) throw new SbError('LEASE_REQUIRED', 'you do not hold the control lease; acquire it');
-        this.setLease(by.user, now + ttlMs, 'renewed');
+        this.setLease(by, now + ttlMs, 'renewed');
         return reply();
       case 'acquire': {
         if (this.lease && !mine) {
           const role = this.roleOf(by);
           if (!force) throw new SbError('LEASE_HELD', `${this.lease.holder.username} holds the control lease`, { holder: this.lease.holder });
-          if (role !== 'owner' && !(role === null && by.admin)) throw new SbError('FORBIDDEN', "only the robot's owner or an admin can take over the lease");
-          this.setLease(by.user, now + ttlMs, 'taken_over');
+          if (role !== 'owner' && !by.admin) throw new SbError('FORBIDDEN', "only the robot's owner or an admin can take over the lease");
+          this.setLease(by, now + ttlMs, 'taken_over');
           return reply();
         }
-        this.setLease(by.user, now + ttlMs, mine ? 'renewed' : 'acquired');
+        this.setLease(by, now + ttlMs, mine ? 'renewed' : 'acquired');
         return reply();
       }
     }
   }
 
-  private setLease(holder: UserRef, expiresAt: number, reason: LeaseEventFrame['reason']): void {
+  private setLease(by: Requester, expiresAt: number, reason: LeaseEventFrame['reason']): void {
     this.clearLease();
     const token = ++this.leaseTokens;
     const timer = this.ctx.clock.setTimeout(() => this.ctx.self.tell({ type: 'leaseExpired', token }), expiresAt - this.ctx.clock.now());
-    this.lease = { holder, expiresAt, timer, token };
+    this.lease = { holder: by.user, admin: by.admin, expiresAt, timer, token };
     this.broadcast({ t: 'lease', robot: this.id, lease: this.leaseInfo(), reason });
   }
 
@@ -496,8 +498,8 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
       w.conn.send({ t: 'robot', robot: this.id, kind: 'access_revoked' });
       w.conn.unsubscribe(this.topic);
     }
-    const holder = this.lease?.holder.id;
-    if (holder !== undefined && holder !== this.ownerId && this.grants.get(holder) !== 'operator') this.endLease('access_revoked');
+    const l = this.lease;
+    if (l && !l.admin && l.holder.id !== this.ownerId && this.grants.get(l.holder.id) !== 'operator') this.endLease('access_revoked');
   }
 
   /** A certificate was revoked: a link authenticated with it is closed. */
