@@ -9,7 +9,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { Test } from 'tap';
 import t from 'tap';
 import { type CommandFrame, type RobotClient, RobotConnectError } from '../src/robots/robot-client.js';
-import { CHANNELS, type Enrolled, type RobotHub, startRobotHub, type User } from './helpers/robots.js';
+import { CHANNELS, type Enrolled, type RobotHub, startRobotHub, type User, waitUntil } from './helpers/robots.js';
 import type { Frame, RawClient } from './helpers/ws.js';
 
 const h = await startRobotHub(t);
@@ -142,20 +142,6 @@ async function auditLog(hub: RobotHub, robotId: string, as: User): Promise<Audit
   const r = await hub.api.get(`/api/v1/robots/${robotId}/audit?limit=200`, { token: as.token });
   if (r.status !== 200) throw new Error(`audit: ${r.status} ${r.text}`);
   return r.body.commands;
-}
-
-/**
- * Waits for an asynchronous write to show: re-queries until `ready` holds, up to a deadline, then
- * fails naming what it waited for and the last answer. (Audit rows are written after the stage frame.)
- */
-async function waitUntil<T>(query: () => Promise<T>, ready: (v: T) => boolean, what: string, ms = 5_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await query();
-    if (ready(v)) return v;
-    if (Date.now() > deadline) throw new Error(`still not ${what} after ${ms} ms; last: ${JSON.stringify(v).slice(0, 2000)}`);
-    await new Promise((r) => setTimeout(r, 15));
-  }
 }
 
 /** The robot's audit log once each of `settled` has its outcome (and each of `delivered` its delivery). */

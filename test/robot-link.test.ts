@@ -2,7 +2,7 @@
 // sends a command and an emergency stop.
 
 import t from 'tap';
-import { startRobotHub } from './helpers/robots.js';
+import { startRobotHub, waitUntil } from './helpers/robots.js';
 
 const h = await startRobotHub(t);
 
@@ -51,7 +51,12 @@ t.test('end to end', async (t) => {
   await robot.close();
   const off = await u.next((f) => f.t === 'robot' && f.kind === 'offline', 'offline');
   t.type(off.lastSeen, 'number');
-  const audit = await h.api.get(`/api/v1/robots/${r.id}/audit`, { token: owner.token });
+  // Outcomes are written after the frames that report them: wait for both rows to settle.
+  const audit = await waitUntil(
+    () => h.api.get(`/api/v1/robots/${r.id}/audit`, { token: owner.token }),
+    (a) => a.status !== 200 || a.body.commands.every((c: { outcome: string | null }) => c.outcome !== null),
+    'audit outcomes written',
+  );
   t.equal(audit.status, 200, audit.text);
   t.same(
     audit.body.commands.map((c: { command: string; outcome: string }) => [c.command, c.outcome]),

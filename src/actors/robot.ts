@@ -40,7 +40,8 @@ export type RobotMsg =
   | { type: 'status'; conn: RobotConnection; command: string; stage: RobotStage; detail: unknown }
   | { type: 'watch'; conn: Connection; by: Requester; reqId: number }
   | { type: 'unwatch'; conn: Connection }
-  | { type: 'command'; conn: Connection; by: Requester; reqId: number; name: string; args: unknown; timeoutMs: number }
+  /** `deadline`: when the command must have finished, ms on the clock, from when the hub received it. */
+  | { type: 'command'; conn: Connection; by: Requester; reqId: number; name: string; args: unknown; deadline: number }
   | { type: 'estop'; conn: Connection; by: Requester; reqId: number }
   | { type: 'lease'; by: Requester; op: 'acquire' | 'renew' | 'release'; ttlMs: number; force: boolean; reqId: number }
   | { type: 'leaseExpired'; token: number }
@@ -325,7 +326,10 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
       throw new SbError('RATE_LIMITED', `at most ${this.deps.maxPendingCommands} commands in flight per robot`);
     }
     const now = this.ctx.clock.now();
-    const deadline = now + m.timeoutMs;
+    const deadline = m.deadline;
+    // The requester's ask times out only after the deadline: a command still queued then is dropped
+    // here, never sent after its requester was told it timed out.
+    if (now >= deadline) throw new SbError('TIMEOUT', 'the deadline passed before the command could be sent');
     const id = randomUUID();
     // Audited before it is sent: no command reaches a robot without its row.
     await this.deps.store.robots.insertCommand({

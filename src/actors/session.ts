@@ -212,11 +212,12 @@ export class Session {
         return { t: 'ok', id: f.id };
       case 'cmd': {
         const timeoutMs = f.timeoutMs ?? COMMAND_TIMEOUT_MS;
-        // The actor answers `queued` itself, ahead of the command's later stages; the ask outlives the
-        // deadline so that a slow audit write is refused by the actor rather than answered twice.
+        const deadline = this.deps.clock.now() + timeoutMs;
+        // The actor answers `queued` itself, ahead of the command's later stages. The ask outlives the
+        // deadline, and the actor sends nothing after it: a TIMEOUT here means the command was not sent.
         await this.deps
           .robot(f.robot)
-          .ask({ type: 'command', conn: this.conn, by: this.requester(), reqId: f.id, name: f.name, args: f.args, timeoutMs }, timeoutMs + 5_000);
+          .ask({ type: 'command', conn: this.conn, by: this.requester(), reqId: f.id, name: f.name, args: f.args, deadline }, timeoutMs + 5_000);
         return undefined;
       }
       case 'estop':
@@ -257,7 +258,10 @@ export class Session {
         f.t === 'pub' || f.t === 'sub' || f.t === 'typing' ? 'the room is overloaded; retry with backoff' : 'the robot is overloaded; retry with backoff';
     } else if (e instanceof AskTimeoutError) {
       code = 'TIMEOUT';
-      message = 'the request timed out; retry (publishes with the same cid)';
+      message =
+        f.t === 'cmd'
+          ? 'the robot did not take the command before its deadline; it was not sent'
+          : 'the request timed out; retry (publishes with the same cid)';
     } else {
       this.deps.log.error({ err: e, frame: f.t, conn: this.conn.id }, 'request failed');
     }

@@ -137,13 +137,18 @@ export async function loadCa(files: CaFiles): Promise<Ca> {
   return { files, certPem, cert, x509: new x509.X509Certificate(certPem), signingKey, signingAlgorithm };
 }
 
-/** A client certificate for one robot: CN = its id, clientAuth only, with a fresh P-256 key. */
-export function issueRobotCert(ca: Ca, robotId: string, opts: { validDays?: number } = {}): Promise<IssuedCert> {
+/**
+ * A client certificate for one robot: CN = its id, clientAuth only, with a fresh P-256 key. Valid
+ * from a few minutes ago for `validDays`; given `notBefore` (tests: an already expired certificate),
+ * valid from then for `validDays`.
+ */
+export function issueRobotCert(ca: Ca, robotId: string, opts: { validDays?: number; notBefore?: Date } = {}): Promise<IssuedCert> {
   return issue(ca, {
     commonName: robotId,
     validDays: opts.validDays ?? 365,
     usage: x509.ExtendedKeyUsage.clientAuth,
     altNames: [],
+    notBefore: opts.notBefore,
   });
 }
 
@@ -160,12 +165,20 @@ export function issueServerCert(ca: Ca, opts: { validDays?: number; hostnames?: 
 
 async function issue(
   ca: Ca,
-  p: { commonName: string; validDays: number; usage: x509.ExtendedKeyUsage; altNames: { type: 'ip' | 'dns'; value: string }[] },
+  p: {
+    commonName: string;
+    validDays: number;
+    usage: x509.ExtendedKeyUsage;
+    altNames: { type: 'ip' | 'dns'; value: string }[];
+    notBefore?: Date;
+  },
 ): Promise<IssuedCert> {
   const keys = (await webcrypto.subtle.generateKey(EC_P256, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
   const now = Date.now();
+  const notBefore = p.notBefore ?? new Date(now - BACKDATE_MS);
+  const start = p.notBefore?.getTime() ?? now;
   // Never past the CA's own expiry: a chain is only as valid as its shortest link.
-  const notAfter = new Date(Math.min(now + p.validDays * DAY_MS, ca.x509.notAfter.getTime()));
+  const notAfter = new Date(Math.min(start + p.validDays * DAY_MS, ca.x509.notAfter.getTime()));
   notAfter.setUTCMilliseconds(0); // X.509 times have whole seconds; keep the returned value exact
   const serial = newSerial();
   const extensions: x509.Extension[] = [
@@ -180,7 +193,7 @@ async function issue(
     serialNumber: serial,
     subject: [{ CN: [p.commonName] }],
     issuer: ca.x509.subjectName,
-    notBefore: new Date(now - BACKDATE_MS),
+    notBefore,
     notAfter,
     publicKey: keys.publicKey as unknown as CryptoKey,
     signingKey: ca.signingKey as unknown as CryptoKey,

@@ -16,6 +16,9 @@
  * - `GAP`: a room's messages could not be made contiguous after repeated re-subscriptions;
  * - `PAYLOAD_TOO_LARGE`: a publish would exceed the hub's frame limit (never sent);
  * - `UNSUPPORTED`: the runtime lacks something the client needs (Web Crypto for cids).
+ *
+ * A robot command whose outcome became unknown (the connection dropped) does not fail: it resolves
+ * with stage `lost` (see RobotHandle.command).
  */
 export type ClientErrorCode =
   | 'TIMEOUT'
@@ -31,18 +34,32 @@ export type ClientErrorCode =
   | 'PAYLOAD_TOO_LARGE'
   | 'UNSUPPORTED';
 
+/** Where a failure happened: the room or robot it concerns, the request the hub refused. */
+export interface SwitchboardErrorOptions {
+  room?: string | undefined;
+  robot?: string | undefined;
+  requestId?: number | undefined;
+  cause?: unknown;
+}
+
 /** A failure with a stable `code`: the server's (`NOT_MEMBER`, `RATE_LIMITED`, …) or the client's own. */
 export class SwitchboardError extends Error {
   /** Stable, machine-readable: branch on this, not on `message`. */
   readonly code: string;
   /** The room the failure concerns, when there is one. */
   readonly room: string | undefined;
+  /** The robot the failure concerns, when there is one. */
+  readonly robot: string | undefined;
+  /** The id of the sb.v1 request the hub answered with this error (server refusals only), for matching the hub's logs and frames. */
+  readonly requestId: number | undefined;
 
-  constructor(code: ClientErrorCode | (string & {}), message: string, options: { room?: string | undefined; cause?: unknown } = {}) {
+  constructor(code: ClientErrorCode | (string & {}), message: string, options: SwitchboardErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'SwitchboardError';
     this.code = code;
     this.room = options.room;
+    this.robot = options.robot;
+    this.requestId = options.requestId;
   }
 }
 

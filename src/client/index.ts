@@ -1,19 +1,23 @@
 // The Switchboard client SDK, for Node and browsers: one WebSocket speaking sb.v1, kept open across
 // failures. Invariants: every request settles exactly once (reply, timeout, or the client's end);
 // a publish is resent with the same cid until acked or refused, so it is stored once; per room,
-// `message` events carry contiguous increasing seqs across reconnects (see rooms.ts). Imports only
-// ../protocol and msgpackr: no Node modules, so it bundles for browsers as is.
+// `message` events carry contiguous increasing seqs across reconnects (see rooms.ts); watched robots
+// are watched again after a reconnect, and robot commands are never resent (see robots.ts). Imports
+// only ../protocol and msgpackr: no Node modules, so it bundles for browsers as is.
 
 import { decode, encode } from '../protocol/codec.js';
 import {
+  type ChannelInfo,
   type ClientFrame,
   CloseCode,
   type Encoding,
   type EventFrame,
   type HelloFrame,
   isReconnectable,
+  type LeaseInfo,
   type MessageFrame,
   type PresenceFrame,
+  type RobotRoleName,
   type ServerFrame,
   SUBPROTOCOL_JSON,
   SUBPROTOCOL_MSGPACK,
@@ -25,17 +29,34 @@ import { Emitter } from './emitter.js';
 import { asSwitchboardError, SwitchboardError } from './errors.js';
 import { type Ack, newCid, Outbox } from './outbox.js';
 import { type ReplyFrame, Requests } from './requests.js';
+import { type RobotHandle, Robots } from './robots.js';
 import { Rooms, type Subscribed } from './rooms.js';
 import { isUnauthorizedUpgrade, overLimit, socketUrl, toBytes, type WebSocketConstructor, type WebSocketLike } from './socket.js';
 import type { ClientEvents, ClientState, HelloInfo, HistoryOptions, HistoryPage, SwitchboardClientOptions, TokenSource } from './types.js';
 
 export type { BackoffOptions } from './backoff.js';
-export { type ClientErrorCode, RETRYABLE_PUBLISH_CODES, SwitchboardError } from './errors.js';
+export { type ClientErrorCode, RETRYABLE_PUBLISH_CODES, SwitchboardError, type SwitchboardErrorOptions } from './errors.js';
 export type { Ack } from './outbox.js';
+export type {
+  CommandOptions,
+  CommandOutcome,
+  CommandOutcomeStage,
+  CommandProgressStage,
+  CommandStage,
+  LeaseAcquireOptions,
+  LeaseChangeReason,
+  RobotEndReason,
+  RobotEvents,
+  RobotHandle,
+  RobotLease,
+  RobotState,
+  RobotWatchStatus,
+  TelemetrySample,
+} from './robots.js';
 export type { Subscribed } from './rooms.js';
 export type { WebSocketConstructor, WebSocketLike } from './socket.js';
 export type { ClientEvents, ClientState, HelloInfo, HistoryOptions, HistoryPage, SwitchboardClientOptions, TokenSource } from './types.js';
-export type { EventFrame, MessageFrame, PresenceFrame, TypingNoticeFrame, UserRef };
+export type { ChannelInfo, EventFrame, LeaseInfo, MessageFrame, PresenceFrame, RobotRoleName, TypingNoticeFrame, UserRef };
 
 const noop = () => {};
 
@@ -64,6 +85,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   private readonly requests: Requests;
   private readonly rooms: Rooms;
   private readonly outbox: Outbox;
+  private readonly robots: Robots;
 
   private current: ClientState = 'idle';
   private socket: WebSocketLike | undefined;
@@ -109,6 +131,13 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       retryDelay: (attempt) => backoffDelay(attempt - 1, this.backoff),
     });
     this.outbox = new Outbox({ ...base, retryDelay: (attempt, code) => this.retryDelay(attempt, code) });
+    this.robots = new Robots({
+      ...base,
+      userId: () => this.info?.user.id,
+      ended: () => this.ended,
+      report: (e) => this.emit('error', e),
+      retryDelay: (attempt) => backoffDelay(attempt - 1, this.backoff),
+    });
   }
 
   /** The connection state. */
@@ -200,8 +229,27 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   }
 
   /**
+   * The handle of a robot (the same one for every call with `id`): watch it, command it, hold its
+   * control lease. Nothing is sent until you use it. See RobotHandle.
+   */
+  robot(id: string): RobotHandle {
+    return this.robots.handle(id);
+  }
+
+  /**
+   * Watches a robot; resolves with its handle once the hub answered (`handle.state` is then set).
+   * Rejects with the hub's code, e.g. `NOT_FOUND` for a robot that does not exist or that you hold
+   * no role on. After a reconnect the client watches it again by itself.
+   */
+  async watchRobot(id: string): Promise<RobotHandle> {
+    const handle = this.robots.handle(id);
+    await handle.watch();
+    return handle;
+  }
+
+  /**
    * Closes the connection (code 1000) and stops reconnecting; pending requests and publishes reject
-   * with `CLOSED`. Resolves once the socket has closed (or after the request timeout). Idempotent.
+   * with `CLOSED`; robot commands still awaiting their outcome resolve with stage `lost`. Resolves once the socket has closed (or after the request timeout). Idempotent.
    */
   close(): Promise<void> {
     this.closing ??= new Promise<void>((resolve) => {
@@ -286,6 +334,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     this.ready = false;
     this.requests.lost();
     this.rooms.lost();
+    this.robots.lost();
     if (this.ended) return;
     const why = `code ${code}${reason ? `, ${reason}` : ''}`;
     if (code === CloseCode.AUTH_FAILED || unauthorized) {
@@ -338,8 +387,9 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     const info = this.info;
     this.setState('open');
     for (const w of this.connectWaiters.splice(0)) w.resolve(info);
-    // Resubscriptions first, so replays start before anything else is asked.
+    // Resubscriptions and re-watches first, so replays start before anything else is asked.
     this.rooms.resume();
+    this.robots.resume();
     this.requests.flush();
     this.outbox.flush();
   }
@@ -370,6 +420,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     this.requests.failAll(err);
     this.rooms.failAll(err);
     this.outbox.failAll(err);
+    this.robots.failAll(err);
     for (const w of this.connectWaiters.splice(0)) w.reject(err);
   }
 
@@ -412,6 +463,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     if (max !== undefined && overLimit(data, max)) {
       throw new SwitchboardError('PAYLOAD_TOO_LARGE', `the ${frame.t} frame is over the hub's ${max}-byte frame limit`, {
         room: 'room' in frame ? frame.room : undefined,
+        robot: 'robot' in frame ? frame.robot : undefined,
       });
     }
     ws.send(data);
@@ -459,7 +511,22 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       case 'nack':
       case 'history':
       case 'pong':
+      case 'watching':
+      case 'leased':
+      case 'queued':
         this.requests.settle(f);
+        break;
+      case 'tm':
+        this.robots.onTelemetry(f);
+        break;
+      case 'robot':
+        this.robots.onRobotEvent(f);
+        break;
+      case 'lease':
+        this.robots.onLease(f);
+        break;
+      case 'cmd':
+        this.robots.onCommandStage(f);
         break;
       default:
         break; // a frame type from a newer hub

@@ -3,11 +3,33 @@
 // timeout, or the client's end. When the connection drops, idempotent requests wait for the next
 // one (still within their original timeout); the others fail with DISCONNECTED.
 
-import type { AckFrame, ClientFrame, ErrorFrame, HistoryReplyFrame, NackFrame, OkFrame, PongFrame, SubscribedFrame } from '../protocol/frames.js';
+import type {
+  AckFrame,
+  ClientFrame,
+  ErrorFrame,
+  HistoryReplyFrame,
+  LeasedFrame,
+  NackFrame,
+  OkFrame,
+  PongFrame,
+  QueuedFrame,
+  SubscribedFrame,
+  WatchingFrame,
+} from '../protocol/frames.js';
 import { asSwitchboardError, SwitchboardError } from './errors.js';
 
 /** The frames that answer a request (they carry its `id`). */
-export type ReplyFrame = SubscribedFrame | OkFrame | AckFrame | NackFrame | HistoryReplyFrame | PongFrame | ErrorFrame;
+export type ReplyFrame =
+  | SubscribedFrame
+  | OkFrame
+  | AckFrame
+  | NackFrame
+  | HistoryReplyFrame
+  | PongFrame
+  | ErrorFrame
+  | WatchingFrame
+  | LeasedFrame
+  | QueuedFrame;
 
 /** A client frame before it is given its id. */
 export type RequestBody = ClientFrame extends infer F ? (F extends ClientFrame ? Omit<F, 'id'> : never) : never;
@@ -39,7 +61,15 @@ interface Call {
   reject(e: SwitchboardError): void;
 }
 
-export const serverError = (f: ErrorFrame | NackFrame, room?: string): SwitchboardError => new SwitchboardError(f.code, f.message, { room });
+/** The hub's refusal of a request, as a SwitchboardError carrying the request's id. */
+export const serverError = (f: ErrorFrame | NackFrame, room?: string, robot?: string): SwitchboardError =>
+  new SwitchboardError(f.code, f.message, { room, robot, requestId: f.id ?? undefined });
+
+/** The room or robot a request concerns, for its errors. */
+const subject = (body: RequestBody): { room?: string; robot?: string } => ({
+  room: 'room' in body ? body.room : undefined,
+  robot: 'robot' in body ? body.robot : undefined,
+});
 
 export class Requests {
   private nextId = 1;
@@ -120,7 +150,11 @@ export class Requests {
   private dispatch(call: Call): void {
     try {
       call.id = this.send(call.body, {
-        reply: (f) => (f.t === 'error' ? this.finish(call, serverError(f)) : this.finish(call, undefined, f)),
+        reply: (f) => {
+          if (f.t !== 'error') return this.finish(call, undefined, f);
+          const { room, robot } = subject(call.body);
+          this.finish(call, serverError(f, room, robot));
+        },
         lost: () => {
           call.id = undefined;
           if (call.resend) this.waiting.add(call);

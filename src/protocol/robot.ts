@@ -4,7 +4,7 @@
 // docs/protocol.md ("Robot protocol") is the specification; this module is the one implementation,
 // shared by the hub and the robot simulator.
 
-import { Packr } from 'msgpackr';
+import { packPlain, unpackPlain } from './codec.js';
 
 export const ROBOT_PROTOCOL_VERSION = 1;
 
@@ -75,11 +75,9 @@ export class RobotProtocolError extends Error {
   }
 }
 
-const packr = new Packr({ useRecords: false, moreTypes: false, structuredClone: false, bundleStrings: false, mapsAsObjects: true, int64AsType: 'number' });
-
 /** Encodes a value as one length-prefixed frame. Integers beyond 32 bits go out as int64, not float. */
 export function frameBytes(value: unknown[]): Buffer {
-  const body = packr.pack(value.map((v) => (typeof v === 'number' && Number.isSafeInteger(v) && Math.abs(v) > 0xffffffff ? BigInt(v) : v)));
+  const body = packPlain(value);
   const out = Buffer.allocUnsafe(4 + body.length);
   out.writeUInt32BE(body.length, 0);
   body.copy(out, 4);
@@ -155,9 +153,9 @@ export class FrameReader {
 function unpackArray(body: Buffer): unknown[] {
   let value: unknown;
   try {
-    value = packr.unpack(body);
+    value = unpackPlain(body);
   } catch {
-    throw new RobotProtocolError('BAD_FRAME', 'not a valid MessagePack value');
+    throw new RobotProtocolError('BAD_FRAME', 'not a valid plain MessagePack value (no extension types, nesting at most 64 deep)');
   }
   if (!Array.isArray(value) || value.length === 0) throw new RobotProtocolError('BAD_FRAME', 'a frame is an array whose first element is its type tag');
   return value;
@@ -216,7 +214,7 @@ export function parseRobotFrame(body: Buffer): RobotFrame {
       return { tag: Tag.STATUS, command: text(a[1], 'STATUS commandId', COMMAND_ID_MAX) as string, stage, detail: a[3] ?? null };
     }
     default:
-      throw new RobotProtocolError('UNKNOWN_TYPE', `unknown frame type ${JSON.stringify(a[0])?.slice(0, 40)}`);
+      throw new RobotProtocolError('UNKNOWN_TYPE', `unknown frame type ${String(JSON.stringify(a[0])).slice(0, 40)}`);
   }
 }
 
@@ -235,6 +233,6 @@ export function parseHubFrame(body: Buffer): HubFrame {
     case Tag.ESTOP:
       return { tag: Tag.ESTOP, command: String(a[1]) };
     default:
-      throw new RobotProtocolError('UNKNOWN_TYPE', `unknown frame type ${JSON.stringify(a[0])?.slice(0, 40)}`);
+      throw new RobotProtocolError('UNKNOWN_TYPE', `unknown frame type ${String(JSON.stringify(a[0])).slice(0, 40)}`);
   }
 }

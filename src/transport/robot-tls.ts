@@ -123,7 +123,9 @@ export class RobotListener {
     server.on('secureConnection', (socket) => this.accept(socket));
     server.on('tlsClientError', (err, socket) => {
       this.refusals.handshake++;
-      o.log.info({ reason: (err as NodeJS.ErrnoException).code ?? err.message, remote: socket.remoteAddress }, 'robot TLS handshake refused');
+      // The certificate check's verdict, when there was one, says more than the socket error it caused.
+      const reason = (socket as tls.TLSSocket).authorizationError ?? (err as NodeJS.ErrnoException).code ?? err.message;
+      o.log.info({ reason: String(reason), remote: socket.remoteAddress }, 'robot TLS handshake refused');
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

@@ -93,3 +93,17 @@ export async function startRobotHub(t: Test, opts: TestHubOptions = {}): Promise
     },
   };
 }
+
+/**
+ * Waits for an asynchronous write to show: re-queries until `ready` holds, up to a deadline, then
+ * fails naming what it waited for and the last answer. (Audit rows are written after the stage frame.)
+ */
+export async function waitUntil<T>(query: () => Promise<T>, ready: (v: T) => boolean, what: string, ms = 5_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await query();
+    if (ready(v)) return v;
+    if (Date.now() > deadline) throw new Error(`still not ${what} after ${ms} ms; last: ${JSON.stringify(v).slice(0, 2000)}`);
+    await new Promise((r) => setTimeout(r, 15));
+  }
+}
