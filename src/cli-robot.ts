@@ -34,6 +34,7 @@ export async function pkiInit(cfg: Config, force: boolean): Promise<number> {
     `robot CA key:         ${files.keyFile} (mode 0600)`,
     `server certificate:   ${server.certFile} (development: localhost, 127.0.0.1, ::1)`,
     `server key:           ${server.keyFile} (mode 0600)`,
+    `(re)start the hub to open the robot endpoint on port ${cfg.robotPort}`,
   );
   return 0;
 }

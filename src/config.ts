@@ -26,7 +26,7 @@ export interface Limits {
   wsPublishPerSecond: number;
   /** Publishes a WebSocket may send at once before the rate applies. */
   wsPublishBurst: number;
-  /** Sustained other requests (sub, unsub, hist, typing, auth, ping) per second per WebSocket. */
+  /** Sustained requests per second per WebSocket other than publishes and emergency stops. */
   wsRequestsPerSecond: number;
   /** Seconds a WebSocket may stay silent (pings count) before it is closed. */
   wsIdleTimeoutS: number;
@@ -375,7 +375,7 @@ export const spec: Entry[] = [
     flag: 'ws-requests-per-second',
     parse: int(1, 1_000_000),
     def: 50,
-    doc: 'Sustained other requests (sub, unsub, hist, typing, auth, ping) per second per WebSocket; the burst is this twice, or the subscription limit plus 10 if larger, so a reconnect can resubscribe everything',
+    doc: 'Sustained requests per second per WebSocket other than `pub` (its own limit) and `estop` (never refused for rate); the burst is this twice, or the subscription limit plus 10 if larger, so a reconnect can resubscribe everything',
   },
   {
     key: 'limits.wsIdleTimeoutS',

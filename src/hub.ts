@@ -152,12 +152,12 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
     );
     const robotRef = (id: string) => actors.ref<RobotMsg, RobotReply>('robot', id);
     const tellRobot = (id: string, msg: RobotMsg) => {
-      if (!robotRef(id).tell(msg)) root.warn({ robot: id, msg: msg.type }, 'robot mailbox full; message dropped');
+      if (!robotRef(id).tell(msg)) root.warn({ robot: id, type: msg.type }, 'robot mailbox full; message dropped');
     };
     actors.register<RoomMsg, RoomReply>('room', (id, ctx) => new RoomActor(id, ctx, { store, bus, fanout: ws }));
     const roomRef = (id: string) => actors.ref<RoomMsg, RoomReply>('room', id);
     const tell = (id: string, msg: RoomMsg) => {
-      if (!roomRef(id).tell(msg)) root.warn({ room: id, msg: msg.type }, 'room mailbox full; notification dropped');
+      if (!roomRef(id).tell(msg)) root.warn({ room: id, type: msg.type }, 'room mailbox full; notification dropped');
     };
     const rooms = new RoomsService(store, L.maxMessageBytes, {
       async publish(roomId, sender, cid, body) {

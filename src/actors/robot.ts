@@ -42,6 +42,7 @@ export type RobotMsg =
   | { type: 'unwatch'; conn: Connection }
   /** `deadline`: when the command must have finished, ms on the clock, from when the hub received it. */
   | { type: 'command'; conn: Connection; by: Requester; reqId: number; name: string; args: unknown; deadline: number }
+  | { type: 'audited'; id: string; request: Extract<RobotMsg, { type: 'command' }> }
   | { type: 'estop'; conn: Connection; by: Requester; reqId: number }
   | { type: 'lease'; by: Requester; op: 'acquire' | 'renew' | 'release'; ttlMs: number; force: boolean; reqId: number }
   | { type: 'leaseExpired'; token: number }
@@ -77,6 +78,7 @@ interface PendingCommand {
   timer: unknown;
   /** The audit writes of this command, in order: a stage is appended only after the row exists. */
   audit: Promise<unknown>;
+  accepted: boolean;
 }
 
 interface Lease {
@@ -114,6 +116,8 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
   private lease: Lease | undefined;
   private leaseTokens = 0;
   private readonly commands = new Map<string, PendingCommand>();
+  /** Commands whose audit row is being written. */
+  private auditing = 0;
   private readonly topic: string;
 
   constructor(
@@ -146,7 +150,7 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
   }
 
   canPassivate(): boolean {
-    return !this.link && this.watchers.size === 0 && !this.lease && this.commands.size === 0;
+    return !this.link && this.watchers.size === 0 && !this.lease && this.commands.size === 0 && this.auditing === 0;
   }
 
   async stop(): Promise<void> {
@@ -175,7 +179,10 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
         this.unwatch(msg.conn);
         return undefined;
       case 'command':
-        await this.command(msg);
+        this.command(msg);
+        return undefined;
+      case 'audited':
+        this.audited(msg.id, msg.request);
         return undefined;
       case 'estop':
         this.estop(msg.conn, msg.by, msg.reqId);
@@ -268,6 +275,8 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
     }
     const s = STAGE[stage];
     if (stage === 'accepted') {
+      if (pending.accepted) return; // reported twice: the first report stands
+      pending.accepted = true;
       this.appendAudit(pending, 'accepted');
       this.notify(pending, 'accepted');
       return;
@@ -316,45 +325,64 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
     if (this.watchers.delete(conn.id)) conn.unsubscribe(this.topic);
   }
 
-  private async command(m: Extract<RobotMsg, { type: 'command' }>): Promise<void> {
+  /**
+   * Checks a command and records it in the audit log. The insert runs beside the mailbox, so
+   * telemetry and an emergency stop never wait for the database; the `audited` step then sends it,
+   * or refuses it if the robot, the lease or the deadline moved meanwhile. Either way this actor
+   * answers the request itself (`queued` or an error frame), exactly once.
+   */
+  private command(m: Extract<RobotMsg, { type: 'command' }>): void {
     this.requireOperator(m.by, 'send commands');
     if (this.lease?.holder.id !== m.by.user.id) {
       throw new SbError('LEASE_REQUIRED', this.lease ? `${this.lease.holder.username} holds the control lease` : 'acquire the control lease first');
     }
-    const link = this.requireOnline();
-    if (this.commands.size >= this.deps.maxPendingCommands) {
+    this.requireOnline();
+    if (this.commands.size + this.auditing >= this.deps.maxPendingCommands) {
       throw new SbError('RATE_LIMITED', `at most ${this.deps.maxPendingCommands} commands in flight per robot`);
     }
     const now = this.ctx.clock.now();
-    const deadline = m.deadline;
-    // The requester's ask times out only after the deadline: a command still queued then is dropped
-    // here, never sent after its requester was told it timed out.
-    if (now >= deadline) throw new SbError('TIMEOUT', 'the deadline passed before the command could be sent');
+    if (now >= m.deadline) throw new SbError('TIMEOUT', 'the deadline passed before the command could be sent');
     const id = randomUUID();
-    // Audited before it is sent: no command reaches a robot without its row.
-    await this.deps.store.robots.insertCommand({
-      id,
-      robotId: this.id,
-      userId: m.by.user.id,
-      command: m.name,
-      argsDigest: digest(m.args),
-      issuedAt: new Date(now),
-    });
-    // The insert took time: the robot may have gone, the lease may have moved, the deadline passed.
-    const remaining = deadline - this.ctx.clock.now();
-    const refusal =
-      this.link !== link
-        ? new SbError('ROBOT_OFFLINE', 'the robot went offline')
-        : this.lease?.holder.id !== m.by.user.id
-          ? new SbError('LEASE_REQUIRED', 'the control lease was lost')
-          : remaining <= 0
-            ? new SbError('TIMEOUT', 'the deadline passed before the command could be sent')
-            : undefined;
-    if (refusal) {
+    this.auditing++;
+    const audited: Extract<RobotMsg, { type: 'audited' }> = { type: 'audited', id, request: m };
+    this.deps.store.robots
+      .insertCommand({ id, robotId: this.id, userId: m.by.user.id, command: m.name, argsDigest: digest(m.args), issuedAt: new Date(now) })
+      .then(
+        () => {
+          if (!this.ctx.self.tell(audited))
+            this.audited(audited.id, audited.request, new SbError('UNAVAILABLE', 'the robot is overloaded; the command was not sent'));
+        },
+        (e: unknown) => {
+          this.ctx.log.warn({ err: e }, 'command refused: the audit log cannot be written');
+          this.auditing--;
+          m.conn.send({
+            t: 'error',
+            id: m.reqId,
+            code: 'UNAVAILABLE',
+            message: 'the command could not be recorded in the audit log, so it was not sent; retry',
+          });
+        },
+      );
+  }
+
+  /** The command's audit row exists: send it, unless something changed while it was written. */
+  private audited(id: string, m: Extract<RobotMsg, { type: 'command' }>, refusal?: SbError): void {
+    this.auditing--;
+    const remaining = m.deadline - this.ctx.clock.now();
+    const link = this.link;
+    refusal ??= !link
+      ? new SbError('ROBOT_OFFLINE', 'the robot went offline; the command was not sent')
+      : this.lease?.holder.id !== m.by.user.id
+        ? new SbError('LEASE_REQUIRED', 'the control lease was lost; the command was not sent')
+        : remaining <= 0
+          ? new SbError('TIMEOUT', 'the deadline passed before the command could be sent')
+          : undefined;
+    if (refusal || !link) {
       this.deps.store.robots
         .markCommand(id, 'completed', new Date(this.ctx.clock.now()), 'not_sent')
         .catch((e) => this.ctx.log.warn({ err: e, command: id }, 'audit write failed'));
-      throw refusal;
+      m.conn.send({ t: 'error', id: m.reqId, code: refusal?.code ?? 'ROBOT_OFFLINE', message: refusal?.message ?? 'the robot is offline' });
+      return;
     }
     this.dispatch(id, m.conn, m.reqId, remaining, Promise.resolve(), () =>
       link.send({ tag: Tag.COMMAND, command: id, name: m.name, args: m.args ?? null, timeoutMs: remaining }),
@@ -392,6 +420,7 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
       issuer,
       timer: this.ctx.clock.setTimeout(() => this.ctx.self.tell({ type: 'commandTimeout', command: id }), timeoutMs),
       audit: audit.catch((e) => this.ctx.log.warn({ err: e, command: id }, 'audit write failed')),
+      accepted: false,
     };
     this.commands.set(id, pending);
     issuer.send({ t: 'queued', id: reqId, robot: this.id, cmd: id });

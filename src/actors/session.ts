@@ -213,11 +213,12 @@ export class Session {
       case 'cmd': {
         const timeoutMs = f.timeoutMs ?? COMMAND_TIMEOUT_MS;
         const deadline = this.deps.clock.now() + timeoutMs;
-        // The actor answers `queued` itself, ahead of the command's later stages. The ask outlives the
-        // deadline, and the actor sends nothing after it: a TIMEOUT here means the command was not sent.
+        // The actor answers itself once the command is audited (`queued`, ahead of its later stages, or
+        // an error); it refuses a command whose deadline passed, so a TIMEOUT here means it was not sent.
+        // The ask outlives the deadline for the same reason: a message handled later is refused there.
         await this.deps
           .robot(f.robot)
-          .ask({ type: 'command', conn: this.conn, by: this.requester(), reqId: f.id, name: f.name, args: f.args, deadline }, timeoutMs + 5_000);
+          .ask({ type: 'command', conn: this.conn, by: this.requester(), reqId: f.id, name: f.name, args: f.args, deadline }, timeoutMs + 1_000);
         return undefined;
       }
       case 'estop':

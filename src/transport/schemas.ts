@@ -140,7 +140,8 @@ export const components: Record<string, Schema> = {
       lastSeenAt: { type: ['string', 'null'], format: 'date-time', description: 'When the robot last connected or disconnected; null if never' },
       channels: {
         type: 'array',
-        description: 'The telemetry channels it advertised when it last connected (empty before its first connection since the node started)',
+        description:
+          'The telemetry channels it advertised when it last connected; empty when this node has not seen it connect recently (its live state is let go about a minute after it was last connected, watched or asked about)',
         items: {
           type: 'object',
           required: ['id', 'name', 'encoding', 'schema', 'delivery'],
