@@ -7,47 +7,98 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { pathToFileURL } from 'node:url';
 import autocannon from 'autocannon';
 
 export interface Server {
   url: string;
   pid: number;
+  /** Every JSON line the process has printed so far (log lines, a baseline's stats). */
+  lines: Record<string, any>[];
+  /** The first line (printed so far or later) matching; rejects after `ms` or when the process exits. */
+  waitForLine(pred: (line: Record<string, any>) => boolean, what: string, ms?: number): Promise<Record<string, any>>;
   stop(): Promise<void>;
 }
 
 const TICKS = 100; // USER_HZ on Linux
 
+/** A child process's JSON stdout lines (other lines are ignored), and a way to wait for one. */
+export interface JsonLines {
+  lines: Record<string, any>[];
+  /** The first line (printed so far or later) matching; rejects after `ms` or once the process has exited. */
+  waitForLine(pred: (line: Record<string, any>) => boolean, what: string, ms?: number): Promise<Record<string, any>>;
+  /** Resolves when the process has exited and its output has been read. */
+  closed: Promise<void>;
+}
+
+export function jsonLines(child: ChildProcess): JsonLines {
+  const lines: Record<string, any>[] = [];
+  const waiters = new Set<() => void>();
+  let isClosed = false;
+  // 'close', not 'exit': every line the process printed has been read by then.
+  const closed = new Promise<void>((resolve) =>
+    child.on('close', () => {
+      isClosed = true;
+      for (const w of waiters) w();
+      resolve();
+    }),
+  );
+  createInterface({ input: child.stdout! }).on('line', (l) => {
+    try {
+      lines.push(JSON.parse(l));
+    } catch {
+      return; // not a JSON line
+    }
+    for (const w of waiters) w();
+  });
+  const waitForLine = (pred: (line: Record<string, any>) => boolean, what: string, ms = 30_000) =>
+    new Promise<Record<string, any>>((resolve, reject) => {
+      const timer = setTimeout(() => done(new Error(`no ${what} within ${ms} ms`)), ms);
+      const check = () => {
+        const hit = lines.find(pred);
+        if (hit) done(undefined, hit);
+        else if (isClosed) done(new Error(`the process exited (${child.exitCode ?? child.signalCode}) before ${what}`));
+      };
+      const done = (e?: Error, hit?: Record<string, any>) => {
+        clearTimeout(timer);
+        waiters.delete(check);
+        e ? reject(e) : resolve(hit as Record<string, any>);
+      };
+      waiters.add(check);
+      check();
+    });
+  return { lines, waitForLine, closed };
+}
+
 /** Spawns a process that logs a JSON line with `msg: 'listening'` and `url`. */
 export async function spawnServer(args: string[], env: Record<string, string>): Promise<Server> {
   const child: ChildProcess = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('server did not start in 30 s')), 30_000);
-    child.on('exit', (c) => reject(new Error(`server exited with ${c}`)));
-    createInterface({ input: child.stdout! }).on('line', (l) => {
-      try {
-        const j = JSON.parse(l);
-        if (j.msg === 'listening') {
-          clearTimeout(timer);
-          resolve(j.url);
-        }
-      } catch {
-        /* not a log line */
-      }
-    });
-  });
+  const out = jsonLines(child);
+  const url = (await out.waitForLine((j) => j.msg === 'listening', 'listening line (server start)')).url as string;
   return {
     url,
     pid: child.pid as number,
-    stop: () =>
-      new Promise((resolve) => {
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-      }),
+    lines: out.lines,
+    waitForLine: out.waitForLine,
+    stop: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      return out.closed;
+    },
   };
 }
 
-export async function startHub(store: 'embedded' | 'postgres', extraEnv: Record<string, string> = {}): Promise<Server & { dataDir: string }> {
+export async function startHub(
+  store: 'embedded' | 'postgres',
+  extraEnv: Record<string, string> = {},
+  opts: {
+    /** Runs on the fresh data dir before the hub starts (e.g. `pki init`). */
+    prepare?: (dataDir: string) => Promise<void>;
+    /** Preload bench/gc-probe.mjs: `gcProbe(hub)` then reads memory after a full GC. */
+    gcProbe?: boolean;
+  } = {},
+): Promise<Server & { dataDir: string }> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'sb-bench-'));
+  await opts.prepare?.(dataDir);
   const env: Record<string, string> = { PORT: '0', HOST: '127.0.0.1', SB_DATA_DIR: dataDir, LOG_LEVEL: 'info', ...extraEnv };
   if (store === 'postgres') {
     if (!process.env.DATABASE_URL) throw new Error('--store postgres needs DATABASE_URL');
@@ -57,6 +108,7 @@ export async function startHub(store: 'embedded' | 'postgres', extraEnv: Record<
   }
   // BENCH_HUB_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles the hub alone.
   const nodeArgs = (process.env.BENCH_HUB_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  if (opts.gcProbe) nodeArgs.push(...GC_PROBE_ARGS);
   const s = await spawnServer([...nodeArgs, path.resolve('dist/cli.js'), 'serve'], env);
   return {
     ...s,
@@ -66,6 +118,32 @@ export async function startHub(store: 'embedded' | 'postgres', extraEnv: Record<
       await rm(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** Node arguments that preload bench/gc-probe.mjs. */
+export const GC_PROBE_ARGS = ['--expose-gc', '--import', pathToFileURL(path.resolve('bench/gc-probe.mjs')).href];
+
+/** A server's RSS in MiB right after a full GC (it must run with GC_PROBE_ARGS). */
+export async function gcProbe(server: Server): Promise<number> {
+  const seq = server.lines.filter((l) => l.msg === 'gc-probe').length + 1;
+  process.kill(server.pid, 'SIGUSR2');
+  const line = await server.waitForLine((l) => l.msg === 'gc-probe' && l.seq === seq, 'a gc-probe line', 10_000);
+  return line.rss / 1_048_576;
+}
+
+/**
+ * RSS (MiB) once it has settled: GC, then again every half second until two readings agree within
+ * 0.5 MiB (at most 10 s). Freed buffers leave RSS some time after the GC that frees them.
+ */
+export async function settledRss(server: Server): Promise<number> {
+  let prev = await gcProbe(server);
+  for (let i = 0; i < 20; i++) {
+    await new Promise((r) => setTimeout(r, 500));
+    const rss = await gcProbe(server);
+    if (Math.abs(rss - prev) < 0.5) return rss;
+    prev = rss;
+  }
+  return prev;
 }
 
 /** CPU seconds used so far by a process. */

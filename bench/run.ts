@@ -1,5 +1,5 @@
 // `npm run bench -- <scenario> [--runs 3] [--duration 10] [--connections 16] [--store embedded|postgres]
-//                              [--rooms 10] [--members 20] [--rate 20]`
+//                              [--rooms 10] [--members 20] [--rate 20] [--robots 20] [--watchers 5] [--ingest-rate HZ]`
 // Scenarios:
 //   login    argon2id cost (ms per hash at the configured parameters) and end-to-end logins/s through
 //            the hub, against the ceiling of raw argon2 verifies/s on this machine in the same run.
@@ -7,8 +7,13 @@
 //            latency, against a bare uWebSockets.js server returning the same bytes (the ceiling).
 //   fanout   rooms × members × publish rate over WebSockets, against bare uWS pub/sub (bench/realtime.ts).
 //   idle     --connections idle authenticated WebSockets: server RSS per connection.
+//   telemetry --robots × --rate Hz × --watchers per robot: robot telemetry through the hub to
+//            watchers (deliveries/s, latency, command round trip, CPU, memory per connection),
+//            then the same robot load against a bare Node TLS and a bare uWS ingest server: the cost
+//            of the Node TLS robot listener against a uWS listener (bench/telemetry.ts).
 // Each figure is the median of --runs runs. The hub runs as a child process; the load generator
-// (autocannon) runs in this process, and its CPU use is printed so a saturated client shows.
+// (autocannon) runs in this process, and its CPU use is printed so a saturated client shows (the
+// telemetry scenario's robots run in a load-generator process of their own).
 
 import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -18,6 +23,7 @@ import { Passwords } from '../src/auth/passwords.js';
 import { resolveConfig } from '../src/config.js';
 import { fmt, json, type LoadResult, load, median, medianOf, spawnServer, startHub } from './lib.js';
 import { type FanoutResult, fanoutBaseline, fanoutHub, fanoutRow, idle } from './realtime.js';
+import { type HubTelemetryResult, hubTelemetryRows, type IngestResult, ingestBaseline, ingestPki, ingestRow, telemetryHub } from './telemetry.js';
 
 const { values, positionals } = parseArgs({
   args: process.argv.slice(2),
@@ -30,6 +36,9 @@ const { values, positionals } = parseArgs({
     rooms: { type: 'string', default: '10' },
     members: { type: 'string', default: '20' },
     rate: { type: 'string', default: '20' },
+    robots: { type: 'string', default: '20' },
+    watchers: { type: 'string', default: '5' },
+    'ingest-rate': { type: 'string' },
   },
 });
 const runs = Number(values.runs);
@@ -166,11 +175,47 @@ async function idleConnections() {
   );
 }
 
-const scenarios: Record<string, () => Promise<void>> = { login, history, fanout, idle: idleConnections };
+async function telemetry() {
+  const rate = Number(values.rate);
+  const ingestRate = values['ingest-rate'] === undefined ? rate : Number(values['ingest-rate']);
+  const o = { robots: Number(values.robots), rate, watchers: Number(values.watchers), durationS, store, ingestRate } as const;
+  const hubRuns: HubTelemetryResult[] = [];
+  const tlsRuns: IngestResult[] = [];
+  const uwsRuns: IngestResult[] = [];
+  const pki = await ingestPki(Math.max(o.robots, 200));
+  try {
+    for (let r = 0; r < runs; r++) {
+      hubRuns.push(await telemetryHub(o));
+      tlsRuns.push(await ingestBaseline('tls', o, pki));
+      uwsRuns.push(await ingestBaseline('uws', o, pki));
+    }
+  } finally {
+    await pki.remove();
+  }
+  const h = medianOf(hubRuns);
+  const tl = medianOf(tlsRuns);
+  const uw = medianOf(uwsRuns);
+  console.log(
+    `telemetry: ${o.robots} robots × ${o.rate} Hz pose (latest) + 1 Hz log (reliable) × ${o.watchers} watchers per robot, 1 command/s per robot, ${durationS} s, median of ${runs} runs`,
+  );
+  for (const line of hubTelemetryRows(`hub (${store})`, h)) console.log(line);
+  console.log(
+    `robot ingest alone: ${o.robots} robots × ${ingestRate} Hz (${ingestRate === rate ? 'the same load' : `--ingest-rate; the hub run had ${rate} Hz`}) from the load generator, decode only:`,
+  );
+  console.log(ingestRow('bare Node tls (mutual TLS)', tl));
+  console.log(ingestRow('bare uWS SSLApp WebSocket', uw));
+  console.log(
+    `ratio Node tls : uWS = ${fmt(tl.cpuPer10k / uw.cpuPer10k, 2)} CPU per 10k frames/s, ${fmt(tl.p50 / uw.p50, 2)} p50, ${fmt(tl.p99 / uw.p99, 2)} p99, ${fmt(tl.perConnKiB / uw.perConnKiB, 2)} memory per connection`,
+  );
+}
+
+const scenarios: Record<string, () => Promise<void>> = { login, history, fanout, idle: idleConnections, telemetry };
 const name = positionals[0] ?? '';
 const scenario = scenarios[name];
 if (!scenario) {
-  console.error(`usage: npm run bench -- <${Object.keys(scenarios).join('|')}> [--runs N] [--duration S] [--connections C] [--store embedded|postgres]`);
+  console.error(
+    `usage: npm run bench -- <${Object.keys(scenarios).join('|')}> [--runs N] [--duration S] [--connections C] [--store embedded|postgres] [--robots R] [--rate HZ] [--watchers W]`,
+  );
   process.exit(2);
 }
 await scenario();

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `switchboard` command: serve, migrate, user create, pki init, robot create | revoke | rotate. Configuration comes from flags, the
+// The `switchboard` command: serve, migrate, user create, pki init, robot create | revoke | rotate, robot-sim. Configuration comes from flags, the
 // environment and defaults (see config.ts); a bad value exits with status 2 and names the setting.
 
 import { randomBytes } from 'node:crypto';
@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { createAccount } from './auth/auth-service.js';
 import { Passwords } from './auth/passwords.js';
 import { pkiInit, robotCreate, robotRevoke, robotRotate } from './cli-robot.js';
+import { ROBOT_SIM_USAGE, robotSim } from './cli-robot-sim.js';
 import { type Config, ConfigError, resolveConfig, spec } from './config.js';
 import { SbError } from './errors.js';
 import { startHub } from './hub.js';
@@ -30,6 +31,17 @@ Usage:
   switchboard robot revoke <robot-id>    revoke every certificate of the robot
   switchboard robot rotate <robot-id> [--out DIR]
                                          issue a new certificate and key, revoke the old ones
+  switchboard robot-sim [--hub HOST:PORT] [--ca FILE] [--certs DIR] [--robots N] [--rate HZ]
+                        [--duration S] [--command-delay MS]
+                                         simulate robots: one per <robot-id>.crt + .key pair in
+                                         --certs (default: current dir; --robots N takes the first
+                                         N), connected to the robot endpoint at --hub (default
+                                         127.0.0.1:8443) trusting --ca (default <data dir>/pki/
+                                         robot-ca.crt); each publishes \`pose\` (latest) at --rate
+                                         Hz (default 10) and a \`log\` line (reliable) per second,
+                                         accepts commands and completes them after --command-delay
+                                         ms (default 0), answers e-stops; runs --duration seconds
+                                         or until Ctrl-C
   switchboard --help | --version
 
 Options (each also an environment variable; flags win):
@@ -47,6 +59,13 @@ async function main(argv: string[]): Promise<number> {
     owner: { type: 'string' },
     name: { type: 'string' },
     out: { type: 'string' },
+    hub: { type: 'string' },
+    ca: { type: 'string' },
+    certs: { type: 'string' },
+    robots: { type: 'string' },
+    rate: { type: 'string' },
+    duration: { type: 'string' },
+    'command-delay': { type: 'string' },
   };
   for (const e of spec) options[e.flag] = { type: 'string' };
   const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
@@ -73,6 +92,19 @@ async function main(argv: string[]): Promise<number> {
       if (sub === 'revoke') return robotRevoke(cfg, name);
       if (sub === 'rotate') return robotRotate(cfg, name, out);
       throw new ConfigError('usage: switchboard robot create --owner <username> --name <name> [--out DIR] | revoke <robot-id> | rotate <robot-id> [--out DIR]');
+    }
+    case 'robot-sim': {
+      if (sub) throw new ConfigError(ROBOT_SIM_USAGE);
+      const v = values as Record<string, string | undefined>;
+      return robotSim(cfg, {
+        hub: v.hub,
+        ca: v.ca,
+        certs: v.certs,
+        robots: v.robots,
+        rate: v.rate,
+        duration: v.duration,
+        commandDelay: v['command-delay'],
+      });
     }
     default:
       process.stderr.write(HELP);
