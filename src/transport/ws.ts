@@ -44,6 +44,34 @@ interface UserData {
 const TOPIC_SUFFIX: Record<Encoding, string> = { msgpack: ':m', json: ':j' };
 const ENCODINGS: Encoding[] = ['msgpack', 'json'];
 
+/** Who is in each topic (uWS does not say): the connections a publish may have pushed past the limit. */
+class Audience {
+  private readonly byTopic = new Map<string, Set<WsConnection>>();
+  join(topic: string, c: WsConnection): void {
+    let set = this.byTopic.get(topic);
+    if (!set) {
+      set = new Set();
+      this.byTopic.set(topic, set);
+    }
+    set.add(c);
+  }
+  leave(topic: string, c: WsConnection): void {
+    const set = this.byTopic.get(topic);
+    if (set?.delete(c) && set.size === 0) this.byTopic.delete(topic);
+  }
+  of(topic: string): Iterable<WsConnection> {
+    return this.byTopic.get(topic) ?? [];
+  }
+}
+
+/**
+ * uWS's own backpressure limit, far above ours. At its limit uWS drops a publish for that socket and
+ * closes it only later, so a reader could see a gap before the close. We close a socket ourselves at
+ * the end of the event-loop turn whose publishes took it past our limit; one turn can fan out a whole
+ * group commit (up to 512 messages), hence the headroom.
+ */
+const uwsBackpressureLimit = (ours: number) => ours * 4 + 32 * 1_048_576;
+
 class WsConnection implements ClientConnection {
   readonly id: string;
   readonly user: UserRef;
@@ -56,6 +84,7 @@ class WsConnection implements ClientConnection {
     readonly encoding: Encoding,
     claims: AccessClaims,
     private readonly maxBackpressure: number,
+    private readonly audience: Audience,
   ) {
     this.id = randomBytes(8).toString('base64url');
     this.user = { id: claims.sub, username: claims.username };
@@ -112,12 +141,21 @@ class WsConnection implements ClientConnection {
     if (status === 2 || this.ws.getBufferedAmount() > this.maxBackpressure) this.close(CloseCode.SLOW_CONSUMER, 'slow consumer: reconnect and resume');
   }
 
+  /** The topics this connection is in: what the slow-consumer sweep looks at. */
+  readonly topics = new Set<string>();
+
   subscribe(topic: string): void {
-    if (!this.closed) this.ws.subscribe(topic + TOPIC_SUFFIX[this.encoding]);
+    if (this.closed) return;
+    this.ws.subscribe(topic + TOPIC_SUFFIX[this.encoding]);
+    this.topics.add(topic);
+    this.audience.join(topic, this);
   }
 
   unsubscribe(topic: string): void {
-    if (!this.closed) this.ws.unsubscribe(topic + TOPIC_SUFFIX[this.encoding]);
+    if (this.closed) return;
+    this.ws.unsubscribe(topic + TOPIC_SUFFIX[this.encoding]);
+    this.topics.delete(topic);
+    this.audience.leave(topic, this);
   }
 
   close(code: number, reason: string): void {
@@ -129,6 +167,10 @@ class WsConnection implements ClientConnection {
 
 export class WsServer implements Fanout, Conflater {
   private readonly conns = new Set<WsConnection>();
+  private readonly audience = new Audience();
+  /** Topics published to since the last slow-consumer sweep. */
+  private readonly published = new Set<string>();
+  private sweepScheduled = false;
   private app: TemplatedApp | undefined;
   private accepting = true;
 
@@ -165,6 +207,23 @@ export class WsServer implements Fanout, Conflater {
       if (except instanceof WsConnection && except.encoding === enc && !except.closed) except.ws.publish(t, bytes, binary);
       else app.publish(t, bytes, binary);
     }
+    this.published.add(topic);
+    if (!this.sweepScheduled) {
+      this.sweepScheduled = true;
+      setImmediate(() => this.sweep());
+    }
+  }
+
+  /** Closes, as slow consumers, the subscribers that this turn's publishes took past the limit. */
+  private sweep(): void {
+    this.sweepScheduled = false;
+    const limit = this.opts.maxBackpressure;
+    for (const topic of this.published) {
+      for (const c of this.audience.of(topic)) {
+        if (!c.closed && c.ws.getBufferedAmount() > limit) c.close(CloseCode.SLOW_CONSUMER, 'slow consumer: reconnect and resume');
+      }
+    }
+    this.published.clear();
   }
 
   conflate(conns: Iterable<Connection>, key: string, frame: ServerFrame): void {
@@ -190,7 +249,7 @@ export class WsServer implements Fanout, Conflater {
     const o = this.opts;
     app.ws<UserData>('/ws', {
       maxPayloadLength: o.maxFrameBytes,
-      maxBackpressure: o.maxBackpressure,
+      maxBackpressure: uwsBackpressureLimit(o.maxBackpressure),
       closeOnBackpressureLimit: 1,
       idleTimeout: o.idleTimeoutS,
       sendPingsAutomatically: true,
@@ -241,7 +300,7 @@ export class WsServer implements Fanout, Conflater {
       },
       open: (ws) => {
         const data = ws.getUserData();
-        const conn = new WsConnection(ws, data.encoding, data.claims, o.maxBackpressure);
+        const conn = new WsConnection(ws, data.encoding, data.claims, o.maxBackpressure, this.audience);
         data.conn = conn;
         this.conns.add(conn);
         // uWS frees a socket's subscriber state when it leaves its last topic, dropping frames
@@ -291,6 +350,7 @@ export class WsServer implements Fanout, Conflater {
         conn.closed = true;
         conn.wake();
         this.conns.delete(conn);
+        for (const topic of conn.topics) this.audience.leave(topic, conn);
         conn.session.onClose();
       },
     });
