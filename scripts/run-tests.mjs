@@ -3,13 +3,18 @@
 // of their own ("N passed, N failed").
 // PostgreSQL: DATABASE_URL when it answers; otherwise a throwaway server from the installed
 // binaries (initdb/postgres) on a free port in a temp dir, installed from Debian's `postgresql`
-// package first when missing (needs root). Extra arguments go to tap (e.g. a test file).
+// package first when missing (needs root).
+// NATS with JetStream: NATS_URL when it answers with JetStream enabled; otherwise a throwaway
+// nats-server -js on a free port with its store in a temp dir, installed from Debian's
+// `nats-server` package first when missing. Extra arguments go to tap (e.g. a test file).
 
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect as natsConnect } from '@nats-io/transport-node';
 import postgres from 'postgres';
 
 const log = (msg) => process.stderr.write(`[test] ${msg}\n`);
@@ -24,6 +29,67 @@ async function answers(url) {
   } finally {
     await sql.end({ timeout: 1 }).catch(() => {});
   }
+}
+
+async function natsAnswers(url) {
+  let nc;
+  try {
+    nc = await natsConnect({ servers: url, timeout: 3_000, maxReconnectAttempts: 0 });
+    await (await jetstreamManager(nc)).getAccountInfo();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await nc?.close().catch(() => {});
+  }
+}
+
+function findOnPath(name, extra = []) {
+  for (const dir of [...(process.env.PATH ?? '').split(':'), ...extra]) {
+    if (dir && existsSync(path.join(dir, name))) return path.join(dir, name);
+  }
+  return undefined;
+}
+
+async function throwawayNats() {
+  let bin = findOnPath('nats-server', ['/usr/sbin', '/usr/bin']);
+  if (!bin) {
+    if (process.getuid?.() !== 0) throw new Error('nats-server is missing: install the Debian package `nats-server` (or set NATS_URL)');
+    log('installing nats-server from Debian packages (apt-get install nats-server)');
+    execFileSync('apt-get', ['update', '-q'], { stdio: 'inherit' });
+    execFileSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', 'nats-server'], {
+      stdio: 'inherit',
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    });
+    bin = findOnPath('nats-server', ['/usr/sbin', '/usr/bin']);
+    if (!bin) throw new Error('installed nats-server but cannot find it');
+  }
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'sb-test-nats-'));
+  const port = await freePort();
+  const server = spawn(bin, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  server.stderr.on('data', (d) => {
+    stderr = (stderr + d).slice(-4096);
+  });
+  const url = `nats://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  while (!(await natsAnswers(url))) {
+    if (server.exitCode !== null || Date.now() > deadline) throw new Error(`throwaway nats-server did not start:\n${stderr}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  log(`started throwaway nats-server on ${url} (${dir})`);
+  return {
+    url,
+    stop: () =>
+      new Promise((resolve) => {
+        server.once('exit', () => {
+          rmSync(dir, { recursive: true, force: true });
+          resolve();
+        });
+        server.kill('SIGTERM');
+        setTimeout(() => server.kill('SIGKILL'), 10_000).unref();
+      }),
+  };
 }
 
 function freePort() {
@@ -135,20 +201,31 @@ async function main() {
     if (process.env.DATABASE_URL) log('DATABASE_URL does not answer; starting a throwaway PostgreSQL');
     pg = await throwawayPostgres();
   }
+  let nats;
   let code = 1;
   try {
+    const natsUrl = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+    if (await natsAnswers(natsUrl)) {
+      log(`using ${natsUrl} for NATS`);
+      nats = { url: natsUrl, stop: async () => {} };
+    } else {
+      if (process.env.NATS_URL) log('NATS_URL does not answer with JetStream; starting a throwaway nats-server');
+      nats = await throwawayNats();
+    }
     execFileSync('npm', ['run', '-s', 'build'], { stdio: 'inherit' });
-    code = await runTap(pg.url, process.argv.slice(2));
+    code = await runTap(pg.url, nats.url, process.argv.slice(2));
   } finally {
+    await nats?.stop();
     await pg.stop();
   }
   return code;
 }
 
-function runTap(adminUrl, args) {
+function runTap(adminUrl, natsUrl, args) {
   return new Promise((resolve) => {
-    const env = { ...process.env, SB_TEST_ADMIN_URL: adminUrl };
+    const env = { ...process.env, SB_TEST_ADMIN_URL: adminUrl, SB_TEST_NATS_URL: natsUrl };
     delete env.DATABASE_URL;
+    delete env.NATS_URL;
     const tap = spawn(process.execPath, [path.resolve('node_modules/tap/dist/esm/run.mjs'), ...args], { env, stdio: ['ignore', 'pipe', 'inherit'] });
     let totals;
     let tail = '';

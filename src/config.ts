@@ -49,6 +49,7 @@ export interface Config {
   dataDir: string;
   dbPoolSize: number;
   natsUrl: string | undefined;
+  clusterName: string;
   tlsCertFile: string | undefined;
   tlsKeyFile: string | undefined;
   corsOrigins: string[];
@@ -180,6 +181,17 @@ export const spec: Entry[] = [
     parse: url(['nats:', 'tls:']),
     def: undefined,
     doc: 'NATS server URL for clustering; unset runs a single node with the in-process bus',
+  },
+  {
+    key: 'clusterName',
+    env: 'SB_CLUSTER_NAME',
+    flag: 'cluster-name',
+    parse: (v, name) => {
+      if (!/^[a-z0-9_-]{1,32}$/.test(v)) throw new ConfigError(`${name}: 1 to 32 characters of a-z, 0-9, _ and -`);
+      return v;
+    },
+    def: 'switchboard',
+    doc: 'Name of the cluster: nodes with the same NATS and name form one hub (it prefixes every NATS subject and bucket)',
   },
   {
     key: 'tlsCertFile',

@@ -14,7 +14,11 @@ import { AuthService } from './auth/auth-service.js';
 import { loadSigningKey } from './auth/keys.js';
 import { defaultPkiDir, lazyCa, robotCaFiles } from './auth/pki.js';
 import { RoomsService } from './chat/rooms-service.js';
+import type { Bus } from './cluster/bus.js';
 import { MemoryBus } from './cluster/bus-memory.js';
+import { NatsBus } from './cluster/bus-nats.js';
+import { Membership } from './cluster/membership.js';
+import { clusterNames, type NatsLink, openNats } from './cluster/nats.js';
 import { type Config, ConfigError } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { Tag } from './protocol/robot.js';
@@ -41,6 +45,8 @@ export interface Hub {
   readonly router: HttpRouter;
   readonly ws: WsServer;
   readonly actors: ActorSystem;
+  /** Cluster membership, when NATS_URL is set. */
+  readonly membership: Membership | undefined;
   /** The robot mTLS endpoint; undefined while the robot CA or server certificate is missing. */
   readonly robots: RobotListener | undefined;
   /** Idempotent graceful shutdown. */
@@ -94,6 +100,8 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
   checkReadable(cfg.tlsKeyFile, 'SB_TLS_KEY_FILE');
   const store = await Store.open({ databaseUrl: cfg.databaseUrl, dataDir: cfg.dataDir, poolSize: cfg.dbPoolSize, log: root });
   let listenSocket: us_listen_socket | undefined;
+  let nats: NatsLink | undefined;
+  let membership: Membership | undefined;
   try {
     const applied = await store.migrate();
     if (applied.length) root.info({ applied }, 'migrations applied');
@@ -103,8 +111,21 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
     const verify = (t: string) => auth.access.verify(t);
     const L = cfg.limits;
 
-    // Realtime: room actors sequence through the Bus and fan out through the WebSocket server.
-    const bus = new MemoryBus(store);
+    // Realtime: room actors sequence through the Bus and fan out through the WebSocket server. With
+    // NATS the Bus also carries each committed batch to the other nodes of the cluster.
+    const names = clusterNames(cfg.clusterName);
+    if (cfg.natsUrl) {
+      try {
+        nats = await openNats(cfg.natsUrl, nodeId, root.child({ component: 'nats' }));
+      } catch (e) {
+        throw new ConfigError(`NATS_URL: cannot connect to ${cfg.natsUrl} (${(e as Error).message})`);
+      }
+    }
+    const natsBus = nats && new NatsBus(store, nats.nc, names, root.child({ component: 'bus' }));
+    const bus: Bus = natsBus ?? new MemoryBus(store);
+    nats?.onReconnect(() => {
+      natsBus?.resync().catch((e) => root.warn({ err: e }, 'resync after NATS reconnect failed'));
+    });
     const actors = new ActorSystem(root.child({ component: 'actors' }));
     const ws = new WsServer({
       log: root.child({ component: 'ws' }),
@@ -224,9 +245,11 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
         },
         async ready() {
           if (closing) return { ok: false, detail: { reason: 'shutting down' } };
+          if (nats && !nats.up) return { ok: false, detail: { reason: 'NATS unreachable' } };
           try {
             const r = await store.ready();
-            return { ok: r.ok, detail: { schema: r.schema, expectedSchema: r.expected } };
+            const cluster = membership && { name: cfg.clusterName, nodes: membership.nodes().map((n) => n.id) };
+            return { ok: r.ok, detail: { schema: r.schema, expectedSchema: r.expected, ...(cluster ? { cluster } : {}) } };
           } catch (e) {
             root.warn({ err: e }, 'readiness check: store unreachable');
             return { ok: false, detail: { reason: 'store unreachable' } };
@@ -256,6 +279,9 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
     const scheme = cfg.tlsCertFile ? 'https' : 'http';
     const url = `${scheme}://${cfg.host === '0.0.0.0' ? '127.0.0.1' : cfg.host}:${port}`;
 
+    membership =
+      nats && (await Membership.join(nats.nc, { bucket: names.nodesBucket, self: { id: nodeId, url, startedAt: Date.now() }, heartbeatMs: 2_000, log: root }));
+
     const prune = setInterval(() => {
       store.refreshTokens.prune().catch((e) => root.warn({ err: e }, 'refresh token pruning failed'));
     }, PRUNE_EVERY_MS);
@@ -280,7 +306,9 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
         }
         // Room actors finish their group commits before the store goes away.
         await actors.stopAll(cfg.shutdownTimeoutMs);
+        await membership?.leave();
         await bus.close();
+        await nats?.nc.drain().catch((e) => root.warn({ err: e }, 'NATS drain failed'));
         await store.close();
         root.info('shut down');
         markClosed();
@@ -288,9 +316,10 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
       return done;
     };
     root.info({ url, version: VERSION, store: store.db.kind, port }, 'listening');
-    return { nodeId, port, url, store, auth, log: root, router, ws, actors, robots: robotListener, close, closed: () => closedP };
+    return { nodeId, port, url, store, auth, log: root, router, ws, actors, robots: robotListener, membership, close, closed: () => closedP };
   } catch (e) {
     if (listenSocket) uWS.us_listen_socket_close(listenSocket);
+    await nats?.nc.close();
     await store.close();
     throw e;
   }

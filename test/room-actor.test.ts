@@ -9,7 +9,7 @@ import { ActorSystem } from '../src/actors/runtime.js';
 import { MemoryBus } from '../src/cluster/bus-memory.js';
 import { createLogger } from '../src/log.js';
 import type { ServerFrame } from '../src/protocol/frames.js';
-import type { SequencedMessage } from '../src/store/messages.js';
+import type { Message } from '../src/store/messages.js';
 import { Store } from '../src/store/store.js';
 import { freshDatabase } from './helpers/db.js';
 
@@ -22,7 +22,7 @@ class LossyBus extends MemoryBus {
   ) {
     super(store);
   }
-  override listen(roomId: string, listener: (b: SequencedMessage[]) => void): () => void {
+  override listen(roomId: string, listener: (b: Message[]) => void): () => void {
     return super.listen(roomId, (batch) => {
       if (!this.lose.has(++this.appends)) listener(batch);
     });

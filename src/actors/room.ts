@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import type { Bus } from '../cluster/bus.js';
 import { notFound, SbError } from '../errors.js';
 import { CloseCode, type MessageFrame, type UserRef } from '../protocol/frames.js';
-import type { Message, SequencedMessage } from '../store/messages.js';
+import { type Message, type SequencedMessage, StaleSequenceError } from '../store/messages.js';
 import type { Store } from '../store/store.js';
 import { isUniqueViolation } from '../store/users.js';
 import { type Connection, type Fanout, roomTopic } from './ports.js';
@@ -27,7 +27,7 @@ export type RoomMsg =
   | { type: 'subscribe'; conn: Connection; reqId: number; since: number | undefined }
   | { type: 'unsubscribe'; conn: Connection }
   | { type: 'typing'; conn: Connection }
-  | { type: 'deliver'; batch: SequencedMessage[] }
+  | { type: 'deliver'; batch: Message[] }
   | { type: 'caughtUp'; connId: string; entry: CatchUp }
   | { type: 'member'; op: 'joined' | 'left'; user: UserRef }
   | { type: 'deleted' };
@@ -41,6 +41,8 @@ export interface RoomDeps {
   fanout: Fanout;
 }
 
+/** Tries per batch when a retry can fix the failure (another sequencer wrote first, a cid race). */
+const MAX_COMMIT_ATTEMPTS = 5;
 /** Largest group commit. */
 const MAX_BATCH = 512;
 /** Recent deliveries kept in memory so most resumes need no database read. */
@@ -222,13 +224,7 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, MAX_BATCH);
       try {
-        await this.commit(batch).catch((e) => {
-          // A cid raced into another room between our dedup read and the insert: read again, and
-          // the loser is then answered with a conflict (already settled promises ignore the retry).
-          if (!isUniqueViolation(e)) throw e;
-          this.ctx.log.warn({ room: this.id }, 'cid raced with another room; recommitting the batch');
-          return this.commit(batch);
-        });
+        await this.commitWithRetries(batch);
       } catch (e) {
         this.ctx.log.error({ err: e, room: this.id, batch: batch.length }, 'group commit failed; publishers get a retryable nack');
         const failure = new SbError('UNAVAILABLE', 'the message could not be stored; retry with the same cid', undefined, { cause: e });
@@ -236,6 +232,28 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
         // Re-read where the room really is before sequencing anything else.
         const room = await this.deps.store.rooms.byId(this.id).catch(() => undefined);
         if (room) this.lastSeq = Math.max(room.lastSeq, this.lastDelivered);
+      }
+    }
+  }
+
+  /**
+   * Commits, retrying what a retry fixes: a cid that raced into another room between the dedup read
+   * and the insert (read again: the loser is answered with a conflict), and, in a cluster, another
+   * node's sequencer having written to the room (re-read where it is, then sequence after it).
+   * Already settled promises ignore a retry.
+   */
+  private async commitWithRetries(batch: Pending[]): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.commit(batch);
+      } catch (e) {
+        const stale = e instanceof StaleSequenceError;
+        if ((!stale && !isUniqueViolation(e)) || attempt >= MAX_COMMIT_ATTEMPTS) throw e;
+        this.ctx.log.debug({ room: this.id, attempt, reason: stale ? 'stale sequence' : 'cid race' }, 'recommitting the batch');
+        if (stale) {
+          const room = await this.deps.store.rooms.byId(this.id);
+          if (room) this.lastSeq = Math.max(room.lastSeq, this.lastDelivered);
+        }
       }
     }
   }
@@ -249,7 +267,11 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
       const m = byKey.get(`${p.sender.id}\u0000${p.cid}`);
       if (!m) fresh.push(p);
       else if (m.roomId !== this.id || m.body !== p.body) p.reject(conflict());
-      else p.resolve({ message: m, duplicate: true });
+      else {
+        p.resolve({ message: m, duplicate: true });
+        // Its first attempt may have committed on a node that failed before fanning it out.
+        if (m.seq > this.lastDelivered) this.deps.bus.announce(this.id, [m]);
+      }
     }
     if (fresh.length === 0) return;
     const expected = this.lastSeq;
@@ -280,7 +302,7 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
    * lost on the way, e.g. to a full mailbox) is preceded by the missing messages, read from the
    * store in this mailbox step, so subscribers never see a gap.
    */
-  private deliver(batch: SequencedMessage[]): Promise<undefined> | undefined {
+  private deliver(batch: Message[]): Promise<undefined> | undefined {
     const next = batch.find((m) => m.seq > this.lastDelivered);
     if (!next) return;
     if (next.seq === this.lastDelivered + 1) {

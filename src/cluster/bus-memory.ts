@@ -1,7 +1,7 @@
 // The single-node Bus: durability is the PostgreSQL (or PGlite) group commit, and "every node" is
 // this process, so listeners are called right after the commit.
 
-import type { SequencedMessage } from '../store/messages.js';
+import type { Message, SequencedMessage } from '../store/messages.js';
 import type { Store } from '../store/store.js';
 import type { Bus, BusListener } from './bus.js';
 
@@ -12,6 +12,10 @@ export class MemoryBus implements Bus {
 
   async append(roomId: string, batch: SequencedMessage[], expectedLastSeq: number): Promise<void> {
     await this.store.messages.insertSequenced(roomId, batch, expectedLastSeq);
+    this.announce(roomId, batch);
+  }
+
+  announce(roomId: string, batch: Message[]): void {
     for (const l of this.listeners.get(roomId) ?? []) l(batch);
   }
 

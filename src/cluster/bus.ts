@@ -1,10 +1,10 @@
 // The Bus: how a room's sequencer makes messages durable and how every node with local subscribers
 // receives them. The room actor talks only to this interface, so the single-node build
-// (bus-memory.ts) and the cluster build (NATS JetStream, a later issue) run the same actor code.
+// (bus-memory.ts) and the cluster build (bus-nats.ts) run the same actor code.
 
-import type { SequencedMessage } from '../store/messages.js';
+import type { Message, SequencedMessage } from '../store/messages.js';
 
-export type BusListener = (messages: SequencedMessage[]) => void;
+export type BusListener = (messages: Message[]) => void;
 
 export interface Bus {
   /**
@@ -13,6 +13,11 @@ export interface Bus {
    * then every listener of the room, on every node, receives the batch in seq order.
    */
   append(roomId: string, batch: SequencedMessage[], expectedLastSeq: number): Promise<void>;
+  /**
+   * Fans already durable messages out again, e.g. a retried publish found in the store: its first
+   * attempt may have committed without reaching every node. Listeners ignore seqs they have.
+   */
+  announce(roomId: string, batch: Message[]): void;
   /** Registers this node's interest in a room's messages; returns the unsubscribe function. */
   listen(roomId: string, listener: BusListener): () => void;
   close(): Promise<void>;

@@ -1,0 +1,72 @@
+// Node membership: each node puts a heartbeat in a JetStream KV bucket whose entries expire
+// (bucket-level TTL: per-key TTLs are ignored by NATS 2.9), and reads the bucket's keys to know
+// which nodes are alive. A node that stops heartbeating drops out within the TTL; one that shuts
+// down deletes its key at once.
+
+import { type KV, Kvm } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from '../log.js';
+
+export interface NodeInfo {
+  id: string;
+  url: string;
+  startedAt: number;
+}
+
+export interface MembershipOptions {
+  bucket: string;
+  self: NodeInfo;
+  /** Heartbeat interval, ms; an entry expires after 5 of them. */
+  heartbeatMs: number;
+  log: Logger;
+}
+
+export class Membership {
+  private timer: NodeJS.Timeout | undefined;
+  private live = new Map<string, NodeInfo>();
+
+  private constructor(
+    private readonly kv: KV,
+    private readonly o: MembershipOptions,
+  ) {}
+
+  static async join(nc: NatsConnection, o: MembershipOptions): Promise<Membership> {
+    const kv = await new Kvm(nc).create(o.bucket, { ttl: 5 * o.heartbeatMs, history: 1 });
+    const m = new Membership(kv, o);
+    await m.beat();
+    m.timer = setInterval(() => {
+      m.beat().catch((e) => o.log.warn({ err: e }, 'node heartbeat failed'));
+    }, o.heartbeatMs);
+    m.timer.unref();
+    return m;
+  }
+
+  /** The nodes alive at the last heartbeat, this one included, by id. */
+  nodes(): NodeInfo[] {
+    return [...this.live.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
+  }
+
+  private async beat(): Promise<void> {
+    await this.kv.put(this.o.self.id, JSON.stringify(this.o.self));
+    const live = new Map<string, NodeInfo>();
+    for await (const key of await this.kv.keys()) {
+      const e = await this.kv.get(key);
+      if (!e || e.operation !== 'PUT') continue;
+      try {
+        live.set(key, e.json<NodeInfo>());
+      } catch {
+        this.o.log.warn({ key }, 'unreadable membership entry');
+      }
+    }
+    const joined = [...live.keys()].filter((id) => !this.live.has(id));
+    const left = [...this.live.keys()].filter((id) => !live.has(id));
+    if (joined.length || left.length) this.o.log.info({ joined, left, nodes: live.size }, 'cluster membership changed');
+    this.live = live;
+  }
+
+  /** Leaves at once (the other nodes see it gone at their next heartbeat). */
+  async leave(): Promise<void> {
+    clearInterval(this.timer);
+    await this.kv.delete(this.o.self.id).catch((e) => this.o.log.warn({ err: e }, 'could not leave the membership bucket'));
+  }
+}

@@ -1,0 +1,150 @@
+// Three nodes as one hub over real NATS and one PostgreSQL: membership through the KV bucket, one
+// total order per room whichever nodes its publishers and subscribers are on (each node sequences
+// behind PostgreSQL's last_seq fence and fans out through NATS), idempotent publishing across
+// nodes, and resume on another node than the one a client left.
+
+import type { Test } from 'tap';
+import t from 'tap';
+import { type Api, uniqueName } from './helpers/api.js';
+import { startCluster } from './helpers/cluster.js';
+import { waitUntil } from './helpers/robots.js';
+import { connect, type Frame, type RawClient } from './helpers/ws.js';
+
+const FAST = { SB_ARGON2_MEMORY_KIB: '8192', SB_ARGON2_TIME_COST: '1', SB_REGISTER_PER_IP_PER_HOUR: '10000', SB_LOGIN_PER_IP_PER_MINUTE: '10000' };
+const UNLIMITED = { SB_WS_PUBLISH_PER_SECOND: '1000000', SB_WS_PUBLISH_BURST: '1000000' };
+
+const cluster = await startCluster(t, 3, { ...FAST, ...UNLIMITED });
+const [n1, n2, n3] = cluster.nodes as [(typeof cluster.nodes)[0], (typeof cluster.nodes)[0], (typeof cluster.nodes)[0]];
+const api = cluster.apis[0] as Api;
+type User = Awaited<ReturnType<Api['signUp']>>;
+type Client = RawClient & { hello: Frame };
+
+const range = (from: number, to: number) => Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);
+
+async function roomWith(owner: User, ...members: User[]): Promise<string> {
+  const r = await api.post('/api/v1/rooms', { kind: 'group', name: `cluster ${uniqueName('r')}` }, { token: owner.token });
+  if (r.status !== 201) throw new Error(`create room: ${r.status} ${r.text}`);
+  for (const m of members) {
+    const j = await api.post(`/api/v1/rooms/${r.body.room.id}/join`, undefined, { token: m.token });
+    if (j.status !== 200) throw new Error(`join: ${j.status} ${j.text}`);
+  }
+  return r.body.room.id;
+}
+
+async function open(t: Test, u: User, url: string): Promise<Client> {
+  const c = await connect(url, { token: u.token });
+  t.teardown(() => c.ws.terminate());
+  return c;
+}
+
+async function subscribe(c: RawClient, room: string, since?: number): Promise<Frame> {
+  const f = await c.request({ t: 'sub', room, ...(since === undefined ? {} : { since }) });
+  if (f.t !== 'subscribed') throw new Error(`sub: ${JSON.stringify(f)}`);
+  return f;
+}
+
+t.test('every node sees every node in the membership bucket', async (t) => {
+  for (const node of cluster.nodes) {
+    const nodes = await waitUntil(
+      async () => node.membership?.nodes().map((x) => x.id) ?? [],
+      (ids) => ids.length === 3,
+      `${node.nodeId} to see 3 nodes`,
+      10_000,
+    );
+    t.same(nodes, ['node1', 'node2', 'node3'], `${node.nodeId} sees the whole cluster`);
+  }
+  const ready = await cluster.apis[1]?.get('/readyz');
+  t.equal(ready?.status, 200);
+  t.same(ready?.body.cluster, { name: cluster.env.SB_CLUSTER_NAME, nodes: ['node1', 'node2', 'node3'] }, '/readyz names the cluster and its nodes');
+});
+
+t.test('one order per room with publishers and subscribers spread over three nodes', async (t) => {
+  const people = await Promise.all([0, 1, 2].map(() => api.signUp(uniqueName('cl'))));
+  const [a, b, c] = people as [User, User, User];
+  const room = await roomWith(a, b, c);
+  const urls = [n1.url, n2.url, n3.url];
+  const clients = await Promise.all(people.map((u, i) => open(t, u, urls[i] as string)));
+  for (const cl of clients) await subscribe(cl, room);
+  const PER = 40;
+  // Everyone publishes at once, so the three nodes' sequencers contend for the room.
+  const acks = await Promise.all(
+    clients.map(async (cl, i) => {
+      const ids = range(1, PER).map(() => cl.id());
+      ids.forEach((id, k) => {
+        cl.send({ t: 'pub', id, room, cid: `n${i}-${k}`, body: `from node ${i + 1} #${k}` });
+      });
+      return Promise.all(ids.map((id) => cl.next((f) => f.id === id, `ack ${id}`, 20_000)));
+    }),
+  );
+  const flat = acks.flat();
+  t.ok(
+    flat.every((f) => f.t === 'ack'),
+    `every publish acked (${flat.filter((f) => f.t !== 'ack').map((f) => f.code)})`,
+  );
+  t.same(
+    flat.map((f) => f.seq as number).sort((x, y) => x - y),
+    range(1, 3 * PER),
+    'the acks hold seqs 1..N, each once',
+  );
+  const streams = await Promise.all(clients.map((cl) => cl.take((f) => f.t === 'msg' && f.room === room, 3 * PER, 'all messages', 20_000)));
+  for (const [i, s] of streams.entries()) {
+    t.same(
+      s.map((f) => f.seq),
+      range(1, 3 * PER),
+      `subscriber on node ${i + 1} got every seq in order`,
+    );
+  }
+  const bySeq = (s: Frame[]) => s.map((f) => `${f.seq}:${f.cid}`);
+  t.same(bySeq(streams[1] as Frame[]), bySeq(streams[0] as Frame[]), 'nodes 1 and 2 agree on the order');
+  t.same(bySeq(streams[2] as Frame[]), bySeq(streams[0] as Frame[]), 'nodes 1 and 3 agree on the order');
+  const ackBySeq = new Map(flat.map((f) => [f.seq as number, f.cid as string]));
+  t.ok(
+    (streams[0] as Frame[]).every((f) => ackBySeq.get(f.seq) === f.cid),
+    'each delivery carries the cid its ack announced for that seq',
+  );
+  const hist = await api.get(`/api/v1/rooms/${room}/messages?limit=200&after=0`, { token: a.token });
+  t.same(
+    hist.body.messages.map((m: { seq: number }) => m.seq),
+    range(1, 3 * PER),
+    'history agrees, right after the last ack',
+  );
+});
+
+t.test('a retry on another node gets the first seq', async (t) => {
+  const u = await api.signUp(uniqueName('cl'));
+  const room = await roomWith(u);
+  const c1 = await open(t, u, n1.url);
+  const first = await c1.request({ t: 'pub', room, cid: 'retry-me', body: 'once' });
+  t.equal(first.t, 'ack');
+  const c3 = await open(t, u, n3.url);
+  const again = await c3.request({ t: 'pub', room, cid: 'retry-me', body: 'once' });
+  t.match(again, { t: 'ack', seq: first.seq, mid: first.mid, dup: true }, 'the duplicate is recognised on another node');
+});
+
+t.test('resume on another node than the one the client left', async (t) => {
+  const [u, v] = await Promise.all([api.signUp(uniqueName('cl')), api.signUp(uniqueName('cl'))]);
+  const room = await roomWith(u, v);
+  const reader = await open(t, u, n1.url);
+  await subscribe(reader, room);
+  const writer = await open(t, v, n2.url);
+  for (let i = 1; i <= 5; i++) await writer.request({ t: 'pub', room, cid: `r${i}`, body: `m${i}` });
+  const seen = await reader.take((f) => f.t === 'msg', 5, 'first five');
+  t.same(
+    seen.map((f) => f.seq),
+    range(1, 5),
+  );
+  reader.ws.terminate();
+  for (let i = 6; i <= 12; i++) await writer.request({ t: 'pub', room, cid: `r${i}`, body: `m${i}` });
+  const back = await open(t, u, n3.url);
+  const sub = back.request({ t: 'sub', room, since: 5 });
+  const extraId = writer.id();
+  writer.send({ t: 'pub', id: extraId, room, cid: 'r13', body: 'm13' });
+  t.equal((await sub).t, 'subscribed');
+  await writer.next((f) => f.id === extraId, 'ack 13');
+  const missed = await back.take((f) => f.t === 'msg', 8, 'the missed and the live one');
+  t.same(
+    missed.map((f) => f.seq),
+    range(6, 13),
+    'the missed messages, then the live one, once each, in order',
+  );
+});
