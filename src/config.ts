@@ -178,9 +178,15 @@ export const spec: Entry[] = [
     key: 'natsUrl',
     env: 'NATS_URL',
     flag: 'nats-url',
-    parse: url(['nats:', 'tls:']),
+    parse: (raw, name) => {
+      const one = url(['nats:', 'tls:']);
+      return raw
+        .split(',')
+        .map((u) => one(u.trim(), name))
+        .join(',');
+    },
     def: undefined,
-    doc: 'NATS server URL for clustering; unset runs a single node with the in-process bus',
+    doc: 'NATS server URL(s), comma-separated, for clustering; unset runs a single node with the in-process bus',
   },
   {
     key: 'clusterName',

@@ -124,7 +124,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
     const natsBus = nats && new NatsBus(store, nats.nc, names, root.child({ component: 'bus' }));
     const bus: Bus = natsBus ?? new MemoryBus(store);
     nats?.onReconnect(() => {
-      natsBus?.resync().catch((e) => root.warn({ err: e }, 'resync after NATS reconnect failed'));
+      natsBus?.catchUp();
     });
     const actors = new ActorSystem(root.child({ component: 'actors' }));
     const ws = new WsServer({

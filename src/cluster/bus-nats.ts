@@ -3,7 +3,8 @@
 // (a node that lost track of the room is refused and re-reads it). NATS carries the committed
 // batch to every other node with local subscribers, at most once; a node that misses one repairs
 // the gap from PostgreSQL when the next batch or an announcement shows it (the room actor's
-// delivery path), and after a NATS reconnect every local room re-reads its tail.
+// delivery path), and a periodic comparison with the stored heads (catchUp) reveals a batch missed
+// when no later one arrives.
 // docs/architecture.md argues this design against a JetStream-first one.
 
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
@@ -26,17 +27,26 @@ function fromWire(roomId: string, data: Uint8Array): Message[] {
 interface Room {
   listeners: Set<BusListener>;
   sub: Subscription;
+  /** The highest seq handed to the listeners. */
+  seen: number;
 }
 
 export class NatsBus implements Bus {
   private readonly rooms = new Map<string, Room>();
+  private readonly timer: NodeJS.Timeout;
+  private catchingUp: Promise<void> | undefined;
 
   constructor(
     private readonly store: Store,
     private readonly nc: NatsConnection,
     private readonly names: ClusterNames,
     private readonly log: Logger,
-  ) {}
+    /** How often listened rooms are checked against the store for missed batches. */
+    catchUpMs = 2_000,
+  ) {
+    this.timer = setInterval(() => this.catchUp(), catchUpMs);
+    this.timer.unref();
+  }
 
   async append(roomId: string, batch: SequencedMessage[], expectedLastSeq: number): Promise<void> {
     await this.store.messages.insertSequenced(roomId, batch, expectedLastSeq);
@@ -44,7 +54,8 @@ export class NatsBus implements Bus {
   }
 
   announce(roomId: string, batch: Message[]): void {
-    for (const l of this.rooms.get(roomId)?.listeners ?? []) l(batch);
+    const r = this.rooms.get(roomId);
+    if (r) this.hand(r, batch);
     try {
       this.nc.publish(this.names.room(roomId), toWire(batch));
     } catch (e) {
@@ -57,6 +68,7 @@ export class NatsBus implements Bus {
     let room = this.rooms.get(roomId);
     if (!room) {
       const listeners = new Set<BusListener>();
+      const r: Partial<Room> = { listeners, seen: 0 };
       const sub = this.nc.subscribe(this.names.room(roomId), {
         callback: (err, msg) => {
           if (err) return this.log.warn({ err, room: roomId }, 'room subscription failed');
@@ -66,10 +78,11 @@ export class NatsBus implements Bus {
           } catch (e) {
             return this.log.error({ err: e, room: roomId }, 'undecodable batch from the cluster');
           }
-          for (const l of listeners) l(batch);
+          this.hand(r as Room, batch);
         },
       });
-      room = { listeners, sub };
+      r.sub = sub;
+      room = r as Room;
       this.rooms.set(roomId, room);
     }
     const r = room;
@@ -84,19 +97,41 @@ export class NatsBus implements Bus {
   }
 
   /**
-   * After a NATS outage: batches published meanwhile were missed. Each listened room is handed its
-   * latest stored message, which its actor sees as a gap to repair from the store, or ignores.
+   * Anti-entropy: NATS core delivery is at most once, so a batch can be missed (an outage of this
+   * node's or the publisher's NATS link, a node that died between its commit and its publish) and,
+   * when no later batch of the room arrives, nothing would show the gap. Every few seconds, and at
+   * once after a reconnect, the rooms this node listens to whose stored last seq is ahead of what
+   * their listeners were given are handed their latest stored message: their actors see a gap and
+   * repair it from the store.
    */
-  async resync(): Promise<void> {
-    for (const [roomId, r] of this.rooms) {
-      const room = await this.store.rooms.byId(roomId);
-      if (!room || room.lastSeq === 0) continue;
-      const last = await this.store.messages.range(roomId, room.lastSeq - 1, room.lastSeq);
-      for (const l of r.listeners) l(last);
+  catchUp(): Promise<void> {
+    this.catchingUp ??= this.compareHeads()
+      .catch((e) => this.log.warn({ err: e }, 'catch-up against the store failed'))
+      .finally(() => {
+        this.catchingUp = undefined;
+      });
+    return this.catchingUp;
+  }
+
+  private async compareHeads(): Promise<void> {
+    if (this.rooms.size === 0) return;
+    const heads = await this.store.rooms.lastSeqs([...this.rooms.keys()]);
+    for (const [roomId, head] of heads) {
+      const r = this.rooms.get(roomId);
+      if (!r || head <= r.seen) continue;
+      const last = await this.store.messages.range(roomId, head - 1, head);
+      this.hand(r, last);
     }
   }
 
+  private hand(r: Room, batch: Message[]): void {
+    const top = batch.at(-1)?.seq ?? 0;
+    if (top > r.seen) r.seen = top;
+    for (const l of r.listeners) l(batch);
+  }
+
   async close(): Promise<void> {
+    clearInterval(this.timer);
     for (const r of this.rooms.values()) r.sub.unsubscribe();
     this.rooms.clear();
   }

@@ -21,6 +21,21 @@ export interface MembershipOptions {
   log: Logger;
 }
 
+/**
+ * The bucket, replicated on three JetStream servers, or on one where NATS is not clustered (or an
+ * earlier node made it so). `create` opens an existing bucket of the same configuration.
+ */
+async function openBucket(kvm: Kvm, name: string, ttl: number): Promise<KV> {
+  try {
+    return await kvm.create(name, { ttl, history: 1, replicas: 3 });
+  } catch (e) {
+    // Only a NATS that is not clustered gets one replica; any other failure must not quietly put
+    // the bucket on a single server.
+    if (!/non-clustered|insufficient resources/i.test((e as Error).message)) throw e;
+    return kvm.create(name, { ttl, history: 1, replicas: 1 });
+  }
+}
+
 export class Membership {
   private timer: NodeJS.Timeout | undefined;
   private live = new Map<string, NodeInfo>();
@@ -31,7 +46,19 @@ export class Membership {
   ) {}
 
   static async join(nc: NatsConnection, o: MembershipOptions): Promise<Membership> {
-    const kv = await new Kvm(nc).create(o.bucket, { ttl: 5 * o.heartbeatMs, history: 1 });
+    // A NATS cluster that has just started answers before JetStream has elected its leader.
+    const deadline = Date.now() + 30_000;
+    let kv: KV;
+    for (;;) {
+      try {
+        kv = await openBucket(new Kvm(nc), o.bucket, 5 * o.heartbeatMs);
+        break;
+      } catch (e) {
+        if (Date.now() > deadline) throw e;
+        o.log.info({ err: e }, 'JetStream not ready for the membership bucket; retrying');
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
     const m = new Membership(kv, o);
     await m.beat();
     m.timer = setInterval(() => {
@@ -51,7 +78,7 @@ export class Membership {
     const live = new Map<string, NodeInfo>();
     for await (const key of await this.kv.keys()) {
       const e = await this.kv.get(key);
-      if (!e || e.operation !== 'PUT') continue;
+      if (e?.operation !== 'PUT') continue;
       try {
         live.set(key, e.json<NodeInfo>());
       } catch {

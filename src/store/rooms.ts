@@ -75,6 +75,13 @@ export class Rooms {
     return row && toRoom(row);
   }
 
+  /** The last seq of each of these rooms that exists, in one round trip. */
+  async lastSeqs(ids: string[]): Promise<Map<string, number>> {
+    if (ids.length === 0) return new Map();
+    const rows = await this.sql<{ id: string; last_seq: string }[]>`SELECT id, last_seq FROM rooms WHERE id = ANY(${ids}::uuid[])`;
+    return new Map(rows.map((r) => [r.id, Number(r.last_seq)]));
+  }
+
   /** The room and the user's role in it (null when not a member), in one round trip. */
   async withRole(roomId: string, userId: string): Promise<{ room: Room; role: Role | null } | undefined> {
     const [row] = await this.sql<(RoomRow & { role: Role | null })[]>`

@@ -1,0 +1,207 @@
+// Provisioning shared by `npm test` and `npm run cluster`: PostgreSQL and NATS (JetStream) from
+// what answers already, else throwaway servers from the installed binaries on free ports in temp
+// dirs, installed from Debian's packages first when missing (needs root).
+
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect as natsConnect } from '@nats-io/transport-node';
+import postgres from 'postgres';
+
+export const log = (msg) => process.stderr.write(`[test] ${msg}\n`);
+
+export async function answers(url) {
+  const sql = postgres(url, { max: 1, connect_timeout: 3, onnotice: () => {} });
+  try {
+    await sql`SELECT 1`;
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await sql.end({ timeout: 1 }).catch(() => {});
+  }
+}
+
+export async function natsAnswers(url) {
+  let nc;
+  try {
+    nc = await natsConnect({ servers: url, timeout: 3_000, maxReconnectAttempts: 0 });
+    await (await jetstreamManager(nc)).getAccountInfo();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await nc?.close().catch(() => {});
+  }
+}
+
+function findOnPath(name, extra = []) {
+  for (const dir of [...(process.env.PATH ?? '').split(':'), ...extra]) {
+    if (dir && existsSync(path.join(dir, name))) return path.join(dir, name);
+  }
+  return undefined;
+}
+
+/**
+ * Throwaway nats-server(s) with JetStream on free loopback ports, stores in a temp dir. With
+ * `servers` > 1 they form one cluster (routes between them, JetStream clustered). Returns the
+ * client URL list, one URL per server, `kill(i, signal)` for failure tests, and `stop()`.
+ */
+export async function throwawayNats({ servers = 1 } = {}) {
+  let bin = findOnPath('nats-server', ['/usr/sbin', '/usr/bin']);
+  if (!bin) {
+    if (process.getuid?.() !== 0) throw new Error('nats-server is missing: install the Debian package `nats-server` (or set NATS_URL)');
+    log('installing nats-server from Debian packages (apt-get install nats-server)');
+    execFileSync('apt-get', ['update', '-q'], { stdio: 'inherit' });
+    execFileSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', 'nats-server'], {
+      stdio: 'inherit',
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    });
+    bin = findOnPath('nats-server', ['/usr/sbin', '/usr/bin']);
+    if (!bin) throw new Error('installed nats-server but cannot find it');
+  }
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'sb-nats-'));
+  const ports = [];
+  for (let i = 0; i < servers; i++) ports.push({ client: await freePort(), route: await freePort() });
+  const routes = ports.map((p) => `nats://127.0.0.1:${p.route}`).join(',');
+  const procs = ports.map((p, i) => {
+    const args = ['-a', '127.0.0.1', '-p', String(p.client), '-js', '-sd', path.join(dir, `n${i + 1}`), '-n', `nats${i + 1}`];
+    if (servers > 1) args.push('--cluster_name', 'sb', '-cluster', `nats://127.0.0.1:${p.route}`, '-routes', routes);
+    const proc = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    proc.stderrTail = '';
+    proc.stderr.on('data', (d) => {
+      proc.stderrTail = (proc.stderrTail + d).slice(-4096);
+    });
+    return proc;
+  });
+  const urls = ports.map((p) => `nats://127.0.0.1:${p.client}`);
+  const deadline = Date.now() + 60_000;
+  for (const [i, url] of urls.entries()) {
+    // A clustered JetStream answers once a meta leader is elected: wait for every server.
+    while (!(await natsAnswers(url))) {
+      const proc = procs[i];
+      if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`throwaway nats-server ${url} did not start:\n${proc.stderrTail}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  log(`started ${servers === 1 ? 'a throwaway nats-server' : `a throwaway cluster of ${servers} nats-servers`} on ${urls.join(', ')} (${dir})`);
+  const stopOne = (proc) =>
+    new Promise((resolve) => {
+      if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
+      proc.once('exit', () => resolve());
+      proc.kill('SIGTERM');
+      setTimeout(() => proc.kill('SIGKILL'), 10_000).unref();
+    });
+  return {
+    url: urls.join(','),
+    urls,
+    kill: (i, signal = 'SIGKILL') => procs[i].kill(signal),
+    stop: async () => {
+      await Promise.all(procs.map(stopOne));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function findPgBin() {
+  const onPath = spawnSync('sh', ['-c', 'command -v initdb'], { encoding: 'utf8' }).stdout.trim();
+  if (onPath) return path.dirname(onPath);
+  const root = '/usr/lib/postgresql';
+  if (existsSync(root)) {
+    const versions = readdirSync(root)
+      .filter((v) => existsSync(path.join(root, v, 'bin', 'initdb')))
+      .sort((a, b) => Number(b) - Number(a));
+    if (versions.length) return path.join(root, versions[0], 'bin');
+  }
+  return undefined;
+}
+
+function installPostgres() {
+  if (process.getuid?.() !== 0) throw new Error('PostgreSQL binaries are missing: install the Debian package `postgresql` (or set DATABASE_URL)');
+  log('installing PostgreSQL from Debian packages (apt-get install postgresql)');
+  execFileSync('apt-get', ['update', '-q'], { stdio: 'inherit' });
+  execFileSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', 'postgresql'], {
+    stdio: 'inherit',
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+  });
+}
+
+export async function throwawayPostgres() {
+  let bin = findPgBin();
+  if (!bin) {
+    installPostgres();
+    bin = findPgBin();
+    if (!bin) throw new Error('installed postgresql but found no initdb');
+  }
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'sb-pg-'));
+  const data = path.join(dir, 'data');
+  // PostgreSQL refuses to run as root: run it as the `postgres` user the Debian package creates.
+  const asRoot = process.getuid?.() === 0;
+  const wrap = (cmd, args) => (asRoot ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args]);
+  if (asRoot) {
+    const ids = execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim();
+    const gid = execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim();
+    chownSync(dir, Number(ids), Number(gid));
+  }
+  const [c1, a1] = wrap(path.join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '-A', 'trust', '--no-sync', '-E', 'UTF8']);
+  execFileSync(c1, a1, { stdio: ['ignore', 'ignore', 'inherit'] });
+  const port = await freePort();
+  const [c2, a2] = wrap(path.join(bin, 'postgres'), [
+    '-D',
+    data,
+    '-p',
+    String(port),
+    '-k',
+    dir,
+    '-c',
+    'listen_addresses=127.0.0.1',
+    '-c',
+    'fsync=off',
+    '-c',
+    'synchronous_commit=off',
+    '-c',
+    'full_page_writes=off',
+    '-c',
+    'max_connections=300',
+  ]);
+  const server = spawn(c2, a2, { stdio: ['ignore', 'ignore', 'pipe'], detached: false });
+  let stderr = '';
+  server.stderr.on('data', (d) => {
+    stderr += d;
+  });
+  const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
+  const deadline = Date.now() + 30_000;
+  while (!(await answers(url))) {
+    if (server.exitCode !== null || Date.now() > deadline) throw new Error(`throwaway PostgreSQL did not start:\n${stderr}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  log(`started throwaway PostgreSQL on 127.0.0.1:${port} (${dir})`);
+  return {
+    url,
+    stop: () =>
+      new Promise((resolve) => {
+        server.once('exit', () => {
+          rmSync(dir, { recursive: true, force: true });
+          resolve();
+        });
+        // Signal the postmaster itself (runuser does not forward signals): SIGINT is a fast shutdown.
+        const pid = Number(readFileSync(path.join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
+        process.kill(pid, 'SIGINT');
+        setTimeout(() => process.kill(pid, 'SIGKILL'), 10_000).unref();
+      }),
+  };
+}
