@@ -15,5 +15,11 @@ export const log: (msg: string) => void;
 export function answers(url: string): Promise<boolean>;
 export function natsAnswers(url: string): Promise<boolean>;
 export function freePort(): Promise<number>;
-export function throwawayPostgres(): Promise<Throwaway>;
+export interface ThrowawayPostgres extends Throwaway {
+  /** Stops the server, keeping its data. */
+  halt(): Promise<void>;
+  /** Starts it again (after halt) on the same port. */
+  start(): Promise<void>;
+}
+export function throwawayPostgres(): Promise<ThrowawayPostgres>;
 export function throwawayNats(opts?: { servers?: number }): Promise<ThrowawayNats>;

@@ -178,30 +178,47 @@ export async function throwawayPostgres() {
     '-c',
     'max_connections=300',
   ]);
-  const server = spawn(c2, a2, { stdio: ['ignore', 'ignore', 'pipe'], detached: false });
-  let stderr = '';
-  server.stderr.on('data', (d) => {
-    stderr += d;
-  });
   const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
-  const deadline = Date.now() + 30_000;
-  while (!(await answers(url))) {
-    if (server.exitCode !== null || Date.now() > deadline) throw new Error(`throwaway PostgreSQL did not start:\n${stderr}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  let server;
+  const start = async () => {
+    server = spawn(c2, a2, { stdio: ['ignore', 'ignore', 'pipe'], detached: false });
+    let stderr = '';
+    server.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    const deadline = Date.now() + 30_000;
+    while (!(await answers(url))) {
+      if (server.exitCode !== null || Date.now() > deadline) throw new Error(`throwaway PostgreSQL did not start:\n${stderr}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  // Signal the postmaster itself (runuser does not forward signals): SIGINT is a fast shutdown.
+  const halt = () =>
+    new Promise((resolve) => {
+      if (server.exitCode !== null || server.signalCode !== null) return resolve();
+      const pid = Number(readFileSync(path.join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
+      const kill = (signal) => {
+        try {
+          process.kill(pid, signal);
+        } catch {} // already gone
+      };
+      const force = setTimeout(() => kill('SIGKILL'), 10_000);
+      server.once('exit', () => {
+        clearTimeout(force);
+        resolve();
+      });
+      kill('SIGINT');
+    });
+  await start();
   log(`started throwaway PostgreSQL on 127.0.0.1:${port} (${dir})`);
   return {
     url,
-    stop: () =>
-      new Promise((resolve) => {
-        server.once('exit', () => {
-          rmSync(dir, { recursive: true, force: true });
-          resolve();
-        });
-        // Signal the postmaster itself (runuser does not forward signals): SIGINT is a fast shutdown.
-        const pid = Number(readFileSync(path.join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
-        process.kill(pid, 'SIGINT');
-        setTimeout(() => process.kill(pid, 'SIGKILL'), 10_000).unref();
-      }),
+    /** Stops the server, keeping its data: `start()` brings it back on the same port. */
+    halt,
+    start,
+    stop: async () => {
+      await halt();
+      rmSync(dir, { recursive: true, force: true });
+    },
   };
 }

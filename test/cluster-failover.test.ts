@@ -133,58 +133,49 @@ function until(cond: () => boolean, what: string, ms = 60_000): Promise<void> {
   });
 }
 
-t.test('SIGKILL of a node under publishing: clients move, nothing acked is lost or doubled', async (t) => {
+async function startNode(t: Test, e: Record<string, string>, i: number): Promise<Node> {
+  const p = spawnCli(t, ['serve'], { ...e, SB_NODE_ID: `node${i}` });
+  const listening = await p.waitFor((l) => l.msg === 'listening', `node${i} listening`, 30_000);
+  return { p, url: listening.url as string };
+}
+
+/** Three nodes, three members of one room, each with a follower and a publisher on "their" node. */
+async function scenario(t: Test, per: number) {
   const e = await env(t);
   const nodes: Node[] = [];
-  for (let i = 1; i <= 3; i++) {
-    const p = spawnCli(t, ['serve'], { ...e, SB_NODE_ID: `node${i}` });
-    const listening = await p.waitFor((l) => l.msg === 'listening', `node${i} listening`, 30_000);
-    nodes.push({ p, url: listening.url as string });
-  }
-  const [n1, n2, n3] = nodes as [Node, Node, Node];
-  const api = new Api(n1.url);
+  for (let i = 1; i <= 3; i++) nodes.push(await startNode(t, e, i));
+  const api = new Api((nodes[0] as Node).url);
   const people = await Promise.all([0, 1, 2].map(() => api.signUp(uniqueName('fo'))));
   const room = (await api.post('/api/v1/rooms', { kind: 'group', name: 'failover' }, { token: people[0]?.token })).body.room.id as string;
   for (const u of people.slice(1)) await api.post(`/api/v1/rooms/${room}/join`, undefined, { token: u.token });
-
-  const PER = 300;
   const followers = people.map((u) => new Follower(u.token, room));
-  const publishers = people.map((u, i) => new Publisher(u.token, room, `p${i}`, PER));
+  const publishers = people.map((u, i) => new Publisher(u.token, room, `p${i}`, per));
   await Promise.all(followers.map((f, i) => f.attach((nodes[i] as Node).url)));
   await until(() => followers.every((f) => f.subscribed), 'subscribed');
   await Promise.all(publishers.map((p, i) => p.attach((nodes[i] as Node).url)));
+  const acked = () => publishers.reduce((n, p) => n + p.acked.size, 0);
+  return { e, nodes, people, room, followers, publishers, acked };
+}
 
-  // Kill node 2 once a third of the messages are acked; its follower and publisher move to node 3.
-  await until(() => publishers.reduce((n, p) => n + p.acked.size, 0) >= PER, 'a third acked');
-  const killedAt = Date.now();
-  n2.p.child.kill('SIGKILL');
-  const moved = [followers[1] as Follower, publishers[1] as Publisher];
-  await Promise.all(moved.map((c) => c.client.waitClose(10_000)));
-  await Promise.all(moved.map((c) => c.attach(n3.url)));
-  await until(() => (followers[1] as Follower).subscribed, 'resubscribed on node 3');
-  const resumeMs = Date.now() - killedAt;
-  t.comment(`clients of the killed node were publishing and subscribed on another node ${resumeMs} ms after the SIGKILL`);
-
-  await until(() => publishers.every((p) => p.done), 'every message acked', 120_000);
-  const total = 3 * PER;
-  await until(() => followers.every((f) => (f.seqs.at(-1) ?? 0) >= total), 'every follower to reach the last seq', 60_000);
-
+/** Every publish acked once at seqs 1..N, every follower saw 1..N in order, PostgreSQL holds each at its acked seq. */
+async function verify(t: Test, s: Awaited<ReturnType<typeof scenario>>, total: number, via: Node): Promise<void> {
+  await until(() => s.publishers.every((p) => p.done), 'every message acked', 120_000);
+  await until(() => s.followers.every((f) => (f.seqs.at(-1) ?? 0) >= total), 'every follower to reach the last seq', 60_000);
   const range = Array.from({ length: total }, (_, i) => i + 1);
-  for (const [i, f] of followers.entries()) t.same(f.seqs, range, `follower ${i + 1} saw every seq once, in order`);
+  for (const [i, f] of s.followers.entries()) t.same(f.seqs, range, `follower ${i + 1} saw every seq once, in order`);
   const acked = new Map<string, number>();
-  for (const p of publishers) for (const [cid, seq] of p.acked) acked.set(cid, seq);
+  for (const p of s.publishers) for (const [cid, seq] of p.acked) acked.set(cid, seq);
   t.equal(acked.size, total, 'every publish was acked');
   t.same(
     [...acked.values()].sort((a, b) => a - b),
     range,
     'the acks announce seqs 1..N, each once',
   );
-
-  const survivor = new Api(n3.url);
+  const api = new Api(via.url);
   const stored: { seq: number; cid: string }[] = [];
   let after = 0;
   for (;;) {
-    const page = await survivor.get(`/api/v1/rooms/${room}/messages?after=${after}&limit=200`, { token: people[0]?.token });
+    const page = await api.get(`/api/v1/rooms/${s.room}/messages?after=${after}&limit=200`, { token: s.people[0]?.token });
     if (page.status !== 200) throw new Error(`history: ${page.status} ${page.text}`);
     stored.push(...page.body.messages);
     if (page.body.messages.length < 200) break;
@@ -199,6 +190,54 @@ t.test('SIGKILL of a node under publishing: clients move, nothing acked is lost 
     stored.every((m) => acked.get(m.cid) === m.seq),
     'each stored message has the seq its ack announced',
   );
-  for (const n of [n1, n3]) n.p.child.kill('SIGTERM');
-  await Promise.all([n1.p.exited, n3.p.exited]);
+}
+
+async function stopAll(nodes: Node[]): Promise<void> {
+  for (const n of nodes) if (n.p.child.exitCode === null && n.p.child.signalCode === null) n.p.child.kill('SIGTERM');
+  await Promise.all(nodes.map((n) => n.p.exited));
+}
+
+t.test('SIGKILL of a node under publishing: clients move, nothing acked is lost or doubled', async (t) => {
+  const PER = 300;
+  const s = await scenario(t, PER);
+  const [, n2, n3] = s.nodes as [Node, Node, Node];
+  // Kill node 2 once a third of the messages are acked; its follower and publisher move to node 3.
+  await until(() => s.acked() >= PER, 'a third acked');
+  const killedAt = Date.now();
+  n2.p.child.kill('SIGKILL');
+  const moved = [s.followers[1] as Follower, s.publishers[1] as Publisher];
+  await Promise.all(moved.map((c) => c.client.waitClose(10_000)));
+  await Promise.all(moved.map((c) => c.attach(n3.url)));
+  await until(() => (s.followers[1] as Follower).subscribed, 'resubscribed on node 3');
+  t.comment(`clients of the killed node were publishing and subscribed on another node ${Date.now() - killedAt} ms after the SIGKILL`);
+  await verify(t, s, 3 * PER, n3);
+  await stopAll(s.nodes);
+});
+
+t.test('rolling restart of every node under publishing (SIGTERM, then start again)', async (t) => {
+  const PER = 300;
+  const s = await scenario(t, PER);
+  // Where each client is: moved to the next node whenever its own goes down.
+  const home = [0, 1, 2];
+  for (let i = 0; i < 3; i++) {
+    await until(() => s.acked() >= ((i + 1) * 3 * PER) / 4, `${i + 1}/4 acked`);
+    const node = s.nodes[i] as Node;
+    node.p.child.kill('SIGTERM');
+    const leaving = home.flatMap((h, k) => (h === i ? [k] : []));
+    const target = (i + 1) % 3;
+    const closes = await Promise.all(leaving.flatMap((k) => [s.followers[k] as Follower, s.publishers[k] as Publisher]).map((c) => c.client.waitClose(10_000)));
+    t.ok(
+      closes.every((c) => c.code === 4000),
+      `node${i + 1}'s clients were told to reconnect (4000): ${closes.map((c) => c.code)}`,
+    );
+    for (const k of leaving) {
+      await (s.followers[k] as Follower).attach((s.nodes[target] as Node).url);
+      await (s.publishers[k] as Publisher).attach((s.nodes[target] as Node).url);
+      home[k] = target;
+    }
+    t.same(await node.p.exited, { code: 0, signal: null }, `node${i + 1} exited cleanly`);
+    s.nodes[i] = await startNode(t, s.e, i + 1);
+  }
+  await verify(t, s, 3 * PER, s.nodes[0] as Node);
+  await stopAll(s.nodes);
 });
