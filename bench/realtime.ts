@@ -39,6 +39,9 @@ export interface FanoutResult {
   serverCpuPct: number;
   clientCpuPct: number;
   lost: number;
+  /** With several nodes: latency to subscribers on the publisher's node, and on the others. */
+  sameNode?: { p50: number; p99: number };
+  crossNode?: { p50: number; p99: number };
 }
 
 function connect(url: string, token?: string): Promise<WebSocket> {
@@ -85,22 +88,33 @@ async function setUp(url: string, o: FanoutOptions, hub: boolean): Promise<{ roo
   return { rooms, tokens };
 }
 
-export async function fanoutOnce(server: Server, o: FanoutOptions, hub: boolean): Promise<FanoutResult> {
+/**
+ * Runs the fan-out load. With several servers (cluster nodes), the publishers are on the first and
+ * the subscribers are spread over all of them, and latency is also kept apart for subscribers on the
+ * publisher's node and on the others.
+ */
+export async function fanoutOnce(servers: Server[], o: FanoutOptions, hub: boolean): Promise<FanoutResult> {
+  const server = servers[0] as Server;
   const { rooms, tokens } = await setUp(server.url, o, hub);
   const subscribers: WebSocket[] = [];
   const latency = createHistogram();
+  const byNode = [createHistogram(), createHistogram()]; // same node, other nodes
   let delivered = 0;
   let measuring = false;
   for (const room of rooms) {
     for (let i = 1; i <= o.members; i++) {
-      const ws = await connect(server.url, tokens[i]);
+      const node = subscribers.length % servers.length;
+      const ws = await connect((servers[node] as Server).url, tokens[i]);
       await subscribe(ws, room);
+      const split = byNode[node === 0 ? 0 : 1] as ReturnType<typeof createHistogram>;
       ws.on('message', (d: Buffer) => {
         const f = packr.unpack(d);
         if (f.t !== 'msg' || !measuring) return;
         delivered++;
         const sent = Number(f.body.slice(0, f.body.indexOf(' ')));
-        latency.record(Math.max(1, Math.round((performance.now() - sent) * 1000)));
+        const us = Math.max(1, Math.round((performance.now() - sent) * 1000));
+        latency.record(us);
+        split.record(us);
       });
       subscribers.push(ws);
     }
@@ -108,7 +122,8 @@ export async function fanoutOnce(server: Server, o: FanoutOptions, hub: boolean)
   const publishers = await Promise.all(rooms.map(() => connect(server.url, tokens[0])));
   let acked = 0;
   for (const p of publishers) p.on('message', (d: Buffer) => measuring && packr.unpack(d).t === 'ack' && acked++);
-  const cpu0 = cpuSeconds(server.pid);
+  const cpuAll = () => servers.reduce((s, x) => s + cpuSeconds(x.pid), 0);
+  const cpu0 = cpuAll();
   const client0 = process.cpuUsage();
   const t0 = performance.now();
   measuring = true;
@@ -145,10 +160,15 @@ export async function fanoutOnce(server: Server, o: FanoutOptions, hub: boolean)
     p50: latency.percentile(50) / 1000,
     p99: latency.percentile(99) / 1000,
     p999: latency.percentile(99.9) / 1000,
-    serverCpuPct: ((cpuSeconds(server.pid) - cpu0) / wall) * 100,
+    serverCpuPct: ((cpuAll() - cpu0) / wall) * 100,
     clientCpuPct: ((client.user + client.system) / 1e6 / wall) * 100,
     lost: expected - delivered,
   };
+  if (servers.length > 1) {
+    const [same, cross] = byNode as [ReturnType<typeof createHistogram>, ReturnType<typeof createHistogram>];
+    result.sameNode = { p50: same.percentile(50) / 1000, p99: same.percentile(99) / 1000 };
+    result.crossNode = { p50: cross.percentile(50) / 1000, p99: cross.percentile(99) / 1000 };
+  }
   for (const ws of [...subscribers, ...publishers]) ws.terminate();
   return result;
 }
@@ -156,7 +176,7 @@ export async function fanoutOnce(server: Server, o: FanoutOptions, hub: boolean)
 export async function fanoutBaseline(o: FanoutOptions): Promise<FanoutResult> {
   const bare = await spawnServer(['--import', 'tsx', path.resolve('bench/baseline-uws-pubsub.ts')], {});
   try {
-    return await fanoutOnce(bare, o, false);
+    return await fanoutOnce([bare], o, false);
   } finally {
     await bare.stop();
   }
@@ -165,7 +185,7 @@ export async function fanoutBaseline(o: FanoutOptions): Promise<FanoutResult> {
 export async function fanoutHub(o: FanoutOptions): Promise<FanoutResult> {
   const hub = await startHub(o.store, hubLimits);
   try {
-    return await fanoutOnce(hub, o, true);
+    return await fanoutOnce([hub], o, true);
   } finally {
     await hub.stop();
   }
@@ -192,5 +212,22 @@ export async function idle(n: number, store: 'embedded' | 'postgres'): Promise<{
   } finally {
     for (const ws of sockets) ws.terminate();
     await hub.stop();
+  }
+}
+
+/**
+ * The fan-out load on a cluster of `nodes` hub processes sharing one PostgreSQL (DATABASE_URL) and
+ * one NATS server (`nats`), publishers on the first node and subscribers spread over all.
+ */
+export async function fanoutCluster(o: FanoutOptions, nodes: number, nats: string, keyFile: string): Promise<FanoutResult> {
+  const cluster = `bench${Date.now().toString(36)}`;
+  const hubs: (Server & { dataDir: string })[] = [];
+  try {
+    for (let i = 1; i <= nodes; i++) {
+      hubs.push(await startHub('postgres', { ...hubLimits, NATS_URL: nats, SB_CLUSTER_NAME: cluster, SB_JWT_KEY_FILE: keyFile, SB_NODE_ID: `node${i}` }));
+    }
+    return await fanoutOnce(hubs, o, true);
+  } finally {
+    for (const h of hubs) await h.stop();
   }
 }

@@ -6,6 +6,9 @@
 //   history  GET /api/v1/rooms/:id/messages?limit=50 pages of a 1000-message room: requests/s and
 //            latency, against a bare uWebSockets.js server returning the same bytes (the ceiling).
 //   fanout   rooms × members × publish rate over WebSockets, against bare uWS pub/sub (bench/realtime.ts).
+//   cluster  the fanout load on 1, 2 and 3 hub nodes over NATS and PostgreSQL (publishers on node 1,
+//            subscribers spread over all): deliveries/s per cluster size, and same-node against
+//            cross-node latency. Starts a throwaway nats-server, and PostgreSQL unless DATABASE_URL.
 //   idle     --connections idle authenticated WebSockets: server RSS per connection.
 //   telemetry --robots × --rate Hz × --watchers per robot: robot telemetry through the hub to
 //            watchers (deliveries/s, latency, command round trip, CPU, memory per connection),
@@ -15,14 +18,16 @@
 // (autocannon) runs in this process, and its CPU use is printed so a saturated client shows (the
 // telemetry scenario's robots run in a load-generator process of their own).
 
+import { generateKeyPairSync } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { answers, throwawayNats, throwawayPostgres } from '../scripts/provision.mjs';
 import { Passwords } from '../src/auth/passwords.js';
 import { resolveConfig } from '../src/config.js';
 import { fmt, json, type LoadResult, load, median, medianOf, spawnServer, startHub } from './lib.js';
-import { type FanoutResult, fanoutBaseline, fanoutHub, fanoutRow, idle } from './realtime.js';
+import { type FanoutResult, fanoutBaseline, fanoutCluster, fanoutHub, fanoutRow, idle } from './realtime.js';
 import { type HubTelemetryResult, hubTelemetryRows, type IngestResult, ingestBaseline, ingestPki, ingestRow, telemetryHub } from './telemetry.js';
 
 const { values, positionals } = parseArgs({
@@ -166,6 +171,39 @@ async function fanout() {
   console.log(`ratio hub : bare uWS deliveries/s = ${fmt(h.deliveriesPerS / b.deliveriesPerS, 3)}`);
 }
 
+async function cluster() {
+  const o = { rooms: Number(values.rooms), members: Number(values.members), rate: Number(values.rate), durationS, store: 'postgres' } as const;
+  const nats = await throwawayNats();
+  const pg = process.env.DATABASE_URL && (await answers(process.env.DATABASE_URL)) ? undefined : await throwawayPostgres();
+  if (pg) process.env.DATABASE_URL = pg.url;
+  const keyFile = path.join(os.tmpdir(), `sb-bench-jwt-${process.pid}.pem`);
+  await writeFile(keyFile, generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
+  try {
+    const rows: [number, FanoutResult][] = [];
+    for (const nodes of [1, 2, 3]) {
+      const results: FanoutResult[] = [];
+      for (let r = 0; r < runs; r++) results.push(await fanoutCluster(o, nodes, nats.url, keyFile));
+      rows.push([nodes, medianOf(results)]);
+    }
+    console.log(
+      `cluster: ${o.rooms} rooms × ${o.members} members, ${o.rate} publishes/s per room, ${durationS} s, median of ${runs} runs; publishers on node 1, subscribers spread over the nodes`,
+    );
+    for (const [nodes, r] of rows) {
+      console.log(fanoutRow(`${nodes} node${nodes > 1 ? 's' : ''}`, r));
+      if (r.sameNode && r.crossNode) {
+        console.log(
+          `${''.padEnd(18)} same node p50 ${fmt(r.sameNode.p50, 2)} ms p99 ${fmt(r.sameNode.p99, 2)} ms; cross node p50 ${fmt(r.crossNode.p50, 2)} ms p99 ${fmt(r.crossNode.p99, 2)} ms`,
+        );
+      }
+    }
+    const one = rows[0]?.[1].deliveriesPerS ?? Number.NaN;
+    console.log(`deliveries/s relative to 1 node: ${rows.map(([n, r]) => `${n}: ${fmt(r.deliveriesPerS / one, 2)}`).join(', ')}`);
+  } finally {
+    await nats.stop();
+    await pg?.stop();
+  }
+}
+
 async function idleConnections() {
   const results = [];
   for (let r = 0; r < runs; r++) results.push(await idle(Number(values.connections), store));
@@ -209,7 +247,7 @@ async function telemetry() {
   );
 }
 
-const scenarios: Record<string, () => Promise<void>> = { login, history, fanout, idle: idleConnections, telemetry };
+const scenarios: Record<string, () => Promise<void>> = { login, history, fanout, cluster, idle: idleConnections, telemetry };
 const name = positionals[0] ?? '';
 const scenario = scenarios[name];
 if (!scenario) {
