@@ -121,7 +121,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
         throw new ConfigError(`NATS_URL: cannot connect to ${cfg.natsUrl} (${(e as Error).message})`);
       }
     }
-    const natsBus = nats && new NatsBus(store, nats.nc, names, root.child({ component: 'bus' }));
+    const natsBus = nats && new NatsBus(store, nats.nc, names, root.child({ component: 'bus' }), nodeId);
     const bus: Bus = natsBus ?? new MemoryBus(store);
     nats?.onReconnect(() => {
       natsBus?.catchUp();

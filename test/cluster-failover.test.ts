@@ -44,6 +44,8 @@ interface Node {
 /** A subscriber that follows the room across nodes: on a close it resubscribes elsewhere with `since`. */
 class Follower {
   seqs: number[] = [];
+  /** Presence frames received, on any connection. */
+  presence: Frame[] = [];
   client!: RawClient;
   subscribed = false;
   constructor(
@@ -57,6 +59,7 @@ class Follower {
     c.ws.on('message', () => {
       for (const f of c.frames.splice(0)) {
         if (f.t === 'msg') this.seqs.push(f.seq);
+        else if (f.t === 'presence') this.presence.push(f);
         else if (f.t === 'subscribed') this.subscribed = true;
         else if (f.t === 'error') throw new Error(`follower: ${JSON.stringify(f)}`);
       }
@@ -145,16 +148,26 @@ async function scenario(t: Test, per: number) {
   const nodes: Node[] = [];
   for (let i = 1; i <= 3; i++) nodes.push(await startNode(t, e, i));
   const api = new Api((nodes[0] as Node).url);
-  const people = await Promise.all([0, 1, 2].map(() => api.signUp(uniqueName('fo'))));
+  const people = await Promise.all([0, 1, 2, 3].map(() => api.signUp(uniqueName('fo'))));
   const room = (await api.post('/api/v1/rooms', { kind: 'group', name: 'failover' }, { token: people[0]?.token })).body.room.id as string;
   for (const u of people.slice(1)) await api.post(`/api/v1/rooms/${room}/join`, undefined, { token: u.token });
+  // A fourth member only watches, from node 2, and never reconnects: who is present after a node dies.
+  const lurker = people.pop() as (typeof people)[0];
   const followers = people.map((u) => new Follower(u.token, room));
   const publishers = people.map((u, i) => new Publisher(u.token, room, `p${i}`, per));
   await Promise.all(followers.map((f, i) => f.attach((nodes[i] as Node).url)));
   await until(() => followers.every((f) => f.subscribed), 'subscribed');
   await Promise.all(publishers.map((p, i) => p.attach((nodes[i] as Node).url)));
   const acked = () => publishers.reduce((n, p) => n + p.acked.size, 0);
-  return { e, nodes, people, room, followers, publishers, acked };
+  const lurking = new Follower(lurker.token, room);
+  await lurking.attach((nodes[1] as Node).url);
+  await until(() => lurking.subscribed, 'the lurker subscribed');
+  await until(
+    () => followers[0]?.presence.some((f) => f.op !== 'leave' && f.users.some((u: { id: string }) => u.id === lurker.id)) ?? false,
+    'node 1 to see the lurker on node 2',
+    15_000,
+  );
+  return { e, nodes, people, room, followers, publishers, acked, lurker };
 }
 
 /** Every publish acked once at seqs 1..N, every follower saw 1..N in order, PostgreSQL holds each at its acked seq. */
@@ -211,6 +224,13 @@ t.test('SIGKILL of a node under publishing: clients move, nothing acked is lost 
   await until(() => (s.followers[1] as Follower).subscribed, 'resubscribed on node 3');
   t.comment(`clients of the killed node were publishing and subscribed on another node ${Date.now() - killedAt} ms after the SIGKILL`);
   await verify(t, s, 3 * PER, n3);
+  // The killed node never said goodbye: its members' presence lapses on the others.
+  await until(
+    () => s.followers[0]?.presence.some((f) => f.op === 'leave' && f.users.some((u: { id: string }) => u.id === s.lurker.id)) ?? false,
+    'node 1 to see the lurker leave',
+    30_000,
+  );
+  t.comment(`the killed node's members were shown gone ${Date.now() - killedAt} ms after the SIGKILL`);
   await stopAll(s.nodes);
 });
 

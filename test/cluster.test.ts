@@ -148,3 +148,30 @@ t.test('resume on another node than the one the client left', async (t) => {
     'the missed messages, then the live one, once each, in order',
   );
 });
+
+t.test('presence spans the nodes: snapshot, join and leave whichever node a member is on', async (t) => {
+  const [a, b, c] = await Promise.all([0, 1, 2].map(() => api.signUp(uniqueName('pr'))));
+  const room = await roomWith(a as User, b as User, c as User);
+  const onA = await open(t, a as User, n1.url);
+  await subscribe(onA, room);
+  const onB = await open(t, b as User, n2.url);
+  await subscribe(onB, room);
+  // b's node asks the others when its first member arrives: a is in b's snapshot or arrives as a join.
+  const seen = (userId: string) => (f: Frame) =>
+    f.t === 'presence' && f.room === room && f.op !== 'leave' && f.users.some((u: { id: string }) => u.id === userId);
+  await onB.next(seen((a as User).id), 'a present, seen from node 2', 10_000);
+  await onA.next(seen((b as User).id), 'b joined, seen from node 1', 10_000);
+  const onC = await open(t, c as User, n3.url);
+  await subscribe(onC, room);
+  await onC.next(seen((a as User).id), 'a present, seen from node 3', 10_000);
+  await onC.next(seen((b as User).id), 'b present, seen from node 3', 10_000);
+  await onA.next(seen((c as User).id), 'c joined, seen from node 1', 10_000);
+  onB.ws.terminate();
+  const left = await onA.next((f) => f.t === 'presence' && f.op === 'leave', 'b left, seen from node 1', 10_000);
+  t.same(
+    left.users.map((u: { id: string }) => u.id),
+    [(b as User).id],
+    'the leave names b',
+  );
+  await onC.next((f) => f.t === 'presence' && f.op === 'leave' && f.users[0]?.id === (b as User).id, 'b left, seen from node 3', 10_000);
+});

@@ -30,6 +30,8 @@ export type RoomMsg =
   | { type: 'deliver'; batch: Message[] }
   | { type: 'caughtUp'; connId: string; entry: CatchUp }
   | { type: 'member'; op: 'joined' | 'left'; user: UserRef }
+  | { type: 'remotePresence'; node: string; users: UserRef[]; ask: boolean }
+  | { type: 'presenceTick' }
   | { type: 'deleted' };
 
 /** `publish` answers at once with the pending durability promise, so the mailbox keeps moving. */
@@ -41,6 +43,8 @@ export interface RoomDeps {
   fanout: Fanout;
 }
 
+/** In a cluster, each node shares its present users this often; another node's entry lapses after 3 missed shares. */
+export const PRESENCE_SHARE_MS = 3_000;
 /** Tries per batch when a retry can fix the failure (another sequencer wrote first, a cid race). */
 const MAX_COMMIT_ATTEMPTS = 5;
 /** Largest group commit. */
@@ -101,6 +105,12 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
   private readonly subs = new Map<string, Connection>();
   private readonly catchingUp = new Map<string, CatchUp>();
   private readonly present = new Map<string, { user: UserRef; conns: Set<string> }>();
+  /** Other nodes' present users (cluster only), with when each last shared them. */
+  private readonly remote = new Map<string, { users: UserRef[]; at: number }>();
+  /** Whether this node has asked the others for their presence in this room yet. */
+  private asked = false;
+  private presenceTimer: unknown;
+  private ticking = false;
   private readonly recent = new Map<string, Recent>();
   private queue: Pending[] = [];
   private flushing: Promise<void> | undefined;
@@ -124,13 +134,19 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
     this.members = new Set(await this.deps.store.rooms.memberIds(this.id));
     this.lastSeq = room.lastSeq;
     this.lastDelivered = room.lastSeq;
-    this.unlisten = this.deps.bus.listen(this.id, (batch) => {
-      // A lost delivery is repaired from the store by the next one (see deliver).
-      if (!this.ctx.self.tell({ type: 'deliver', batch })) this.ctx.log.error({ room: this.id, seq: batch[0]?.seq }, 'room mailbox full; delivery deferred');
-    });
+    this.unlisten = this.deps.bus.listen(
+      this.id,
+      (batch) => {
+        // A lost delivery is repaired from the store by the next one (see deliver).
+        if (!this.ctx.self.tell({ type: 'deliver', batch })) this.ctx.log.error({ room: this.id, seq: batch[0]?.seq }, 'room mailbox full; delivery deferred');
+      },
+      // Presence is shared in full and periodically: a dropped update is healed by the next.
+      (node, users, ask) => void this.ctx.self.tell({ type: 'remotePresence', node, users, ask }),
+    );
   }
 
   async stop(): Promise<void> {
+    this.ctx.clock.clearTimeout(this.presenceTimer);
     await this.flushing;
     this.unlisten?.();
     this.unlisten = undefined;
@@ -164,6 +180,12 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
         return;
       case 'deliver':
         return this.deliver(msg.batch);
+      case 'remotePresence':
+        this.remotePresence(msg.node, msg.users, msg.ask);
+        return undefined;
+      case 'presenceTick':
+        this.presenceTick();
+        return undefined;
       case 'member':
         this.member(msg.op, msg.user);
         return;
@@ -424,19 +446,77 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
     if (!p) return;
     p.conns.delete(conn.id);
     if (p.conns.size > 0) return;
-    this.present.delete(conn.user.id);
-    this.deps.fanout.publish(this.topic, { t: 'presence', room: this.id, op: 'leave', users: [p.user] });
+    this.changePresence(() => this.present.delete(conn.user.id));
+    this.sharePresence();
   }
 
   private arrive(conn: Connection): void {
     let p = this.present.get(conn.user.id);
     if (!p) {
-      p = { user: conn.user, conns: new Set() };
-      this.present.set(conn.user.id, p);
-      this.deps.fanout.publish(this.topic, { t: 'presence', room: this.id, op: 'join', users: [conn.user] }, conn);
-    }
+      const fresh = { user: conn.user, conns: new Set<string>() };
+      p = fresh;
+      this.changePresence(() => this.present.set(conn.user.id, fresh), conn);
+      this.sharePresence();
+    } else if (!this.asked) this.sharePresence();
     p.conns.add(conn.id);
-    conn.send({ t: 'presence', room: this.id, op: 'snapshot', users: [...this.present.values()].map((x) => x.user) });
+    conn.send({ t: 'presence', room: this.id, op: 'snapshot', users: [...this.visible().values()] });
+  }
+
+  /** Everyone present in the room: here, and on the other nodes of a cluster. */
+  private visible(): Map<string, UserRef> {
+    const all = new Map<string, UserRef>();
+    for (const p of this.present.values()) all.set(p.user.id, p.user);
+    for (const r of this.remote.values()) for (const u of r.users) all.set(u.id, u);
+    return all;
+  }
+
+  /** Keeps the presence timer running while anyone is present, here or elsewhere (and only then: it would keep the actor from passivating). */
+  private ensureTick(): void {
+    if (this.ticking || (this.present.size === 0 && this.remote.size === 0)) return;
+    this.ticking = true;
+    this.presenceTimer = this.ctx.clock.setTimeout(() => {
+      this.ticking = false;
+      this.ctx.self.tell({ type: 'presenceTick' });
+    }, PRESENCE_SHARE_MS);
+  }
+
+  /** Applies a change and tells the subscribers who appeared (except `arriving`, who gets a snapshot) and who left. */
+  private changePresence(change: () => void, arriving?: Connection): void {
+    const before = this.visible();
+    change();
+    const after = this.visible();
+    const joined = [...after.values()].filter((u) => !before.has(u.id));
+    const left = [...before.values()].filter((u) => !after.has(u.id));
+    if (joined.length) this.deps.fanout.publish(this.topic, { t: 'presence', room: this.id, op: 'join', users: joined }, arriving);
+    if (left.length) this.deps.fanout.publish(this.topic, { t: 'presence', room: this.id, op: 'leave', users: left });
+    this.ensureTick();
+  }
+
+  private sharePresence(): void {
+    this.deps.bus.sharePresence(
+      this.id,
+      [...this.present.values()].map((p) => p.user),
+      !this.asked,
+    );
+    this.asked = true;
+  }
+
+  private remotePresence(node: string, users: UserRef[], ask: boolean): void {
+    if (ask && this.present.size > 0) this.sharePresence();
+    const now = this.ctx.clock.now();
+    this.changePresence(() => {
+      if (users.length) this.remote.set(node, { users, at: now });
+      else this.remote.delete(node);
+    });
+  }
+
+  /** Re-shares this node's presence, and forgets other nodes' that lapsed (a node that died). */
+  private presenceTick(): void {
+    if (this.present.size > 0) this.sharePresence();
+    const stale = this.ctx.clock.now() - 3 * PRESENCE_SHARE_MS;
+    this.changePresence(() => {
+      for (const [node, r] of this.remote) if (r.at < stale) this.remote.delete(node);
+    });
   }
 
   private member(op: 'joined' | 'left', user: UserRef): void {

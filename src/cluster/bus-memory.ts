@@ -19,6 +19,8 @@ export class MemoryBus implements Bus {
     for (const l of this.listeners.get(roomId) ?? []) l(batch);
   }
 
+  sharePresence(): void {}
+
   listen(roomId: string, listener: BusListener): () => void {
     let set = this.listeners.get(roomId);
     if (!set) {

@@ -10,9 +10,10 @@
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from '../log.js';
 import { packPlain, unpackPlain } from '../protocol/codec.js';
+import type { UserRef } from '../protocol/frames.js';
 import type { Message, SequencedMessage } from '../store/messages.js';
 import type { Store } from '../store/store.js';
-import type { Bus, BusListener } from './bus.js';
+import type { Bus, BusListener, PresenceListener } from './bus.js';
 import type { ClusterNames } from './nats.js';
 
 type Wire = [id: string, seq: number, senderId: string | null, cid: string, body: string, createdAt: number][];
@@ -26,7 +27,9 @@ function fromWire(roomId: string, data: Uint8Array): Message[] {
 
 interface Room {
   listeners: Set<BusListener>;
+  presence: Set<PresenceListener>;
   sub: Subscription;
+  presenceSub: Subscription;
   /** The highest seq handed to the listeners. */
   seen: number;
 }
@@ -41,6 +44,7 @@ export class NatsBus implements Bus {
     private readonly nc: NatsConnection,
     private readonly names: ClusterNames,
     private readonly log: Logger,
+    private readonly nodeId: string,
     /** How often listened rooms are checked against the store for missed batches. */
     catchUpMs = 2_000,
   ) {
@@ -64,11 +68,32 @@ export class NatsBus implements Bus {
     }
   }
 
-  listen(roomId: string, listener: BusListener): () => void {
+  sharePresence(roomId: string, users: UserRef[], ask: boolean): void {
+    try {
+      this.nc.publish(this.names.presence(roomId), packPlain([this.nodeId, users.map((u) => [u.id, u.username]), ask]));
+    } catch (e) {
+      this.log.warn({ err: e, room: roomId }, 'could not share presence with the cluster');
+    }
+  }
+
+  listen(roomId: string, listener: BusListener, presence?: PresenceListener): () => void {
     let room = this.rooms.get(roomId);
     if (!room) {
       const listeners = new Set<BusListener>();
-      const r: Partial<Room> = { listeners, seen: 0 };
+      const presenceListeners = new Set<PresenceListener>();
+      const r: Partial<Room> = { listeners, presence: presenceListeners, seen: 0 };
+      r.presenceSub = this.nc.subscribe(this.names.presence(roomId), {
+        callback: (err, msg) => {
+          if (err) return this.log.warn({ err, room: roomId }, 'presence subscription failed');
+          try {
+            const [node, users, ask] = unpackPlain(msg.data) as [string, [string, string][], boolean];
+            const refs = users.map(([id, username]) => ({ id, username }));
+            for (const l of presenceListeners) l(node, refs, ask);
+          } catch (e) {
+            this.log.error({ err: e, room: roomId }, 'undecodable presence from the cluster');
+          }
+        },
+      });
       const sub = this.nc.subscribe(this.names.room(roomId), {
         callback: (err, msg) => {
           if (err) return this.log.warn({ err, room: roomId }, 'room subscription failed');
@@ -87,11 +112,14 @@ export class NatsBus implements Bus {
     }
     const r = room;
     r.listeners.add(listener);
+    if (presence) r.presence.add(presence);
     return () => {
       r.listeners.delete(listener);
+      if (presence) r.presence.delete(presence);
       if (r.listeners.size === 0 && this.rooms.get(roomId) === r) {
         this.rooms.delete(roomId);
         r.sub.unsubscribe();
+        r.presenceSub.unsubscribe();
       }
     };
   }
@@ -132,7 +160,10 @@ export class NatsBus implements Bus {
 
   async close(): Promise<void> {
     clearInterval(this.timer);
-    for (const r of this.rooms.values()) r.sub.unsubscribe();
+    for (const r of this.rooms.values()) {
+      r.sub.unsubscribe();
+      r.presenceSub.unsubscribe();
+    }
     this.rooms.clear();
   }
 }

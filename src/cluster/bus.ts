@@ -2,9 +2,12 @@
 // receives them. The room actor talks only to this interface, so the single-node build
 // (bus-memory.ts) and the cluster build (bus-nats.ts) run the same actor code.
 
+import type { UserRef } from '../protocol/frames.js';
 import type { Message, SequencedMessage } from '../store/messages.js';
 
 export type BusListener = (messages: Message[]) => void;
+/** Another node's users present in a room (all of them); `ask`: that node wants everyone's now. */
+export type PresenceListener = (node: string, users: UserRef[], ask: boolean) => void;
 
 export interface Bus {
   /**
@@ -18,7 +21,12 @@ export interface Bus {
    * attempt may have committed without reaching every node. Listeners ignore seqs they have.
    */
   announce(roomId: string, batch: Message[]): void;
-  /** Registers this node's interest in a room's messages; returns the unsubscribe function. */
-  listen(roomId: string, listener: BusListener): () => void;
+  /** Registers this node's interest in a room's messages (and other nodes' presence); returns the unsubscribe function. */
+  listen(roomId: string, listener: BusListener, presence?: PresenceListener): () => void;
+  /**
+   * Tells the other nodes which users are present in the room on this one (the whole set, so a lost
+   * update is healed by the next); `ask` asks them to answer with theirs. No-op on a single node.
+   */
+  sharePresence(roomId: string, users: UserRef[], ask: boolean): void;
   close(): Promise<void>;
 }
