@@ -175,3 +175,17 @@ t.test('presence spans the nodes: snapshot, join and leave whichever node a memb
   );
   await onC.next((f) => f.t === 'presence' && f.op === 'leave' && f.users[0]?.id === (b as User).id, 'b left, seen from node 3', 10_000);
 });
+
+t.test('typing notices reach the members on other nodes, not the typist', async (t) => {
+  const [a, b] = await Promise.all([0, 1].map(() => api.signUp(uniqueName('ty'))));
+  const room = await roomWith(a as User, b as User);
+  const onA = await open(t, a as User, n1.url);
+  await subscribe(onA, room);
+  const onB = await open(t, b as User, n2.url);
+  await subscribe(onB, room);
+  t.equal((await onA.request({ t: 'typing', room })).t, 'ok');
+  const notice = await onB.next((f) => f.t === 'typing', 'the typing notice on node 2');
+  t.match(notice, { room, user: { id: (a as User).id } }, 'names the typist');
+  await onA.barrier();
+  t.same(onA.all('typing'), [], 'the typist does not get its own notice');
+});

@@ -32,6 +32,7 @@ export type RoomMsg =
   | { type: 'member'; op: 'joined' | 'left'; user: UserRef }
   | { type: 'remotePresence'; node: string; users: UserRef[]; ask: boolean }
   | { type: 'presenceTick' }
+  | { type: 'remoteTyping'; user: UserRef }
   | { type: 'deleted' };
 
 /** `publish` answers at once with the pending durability promise, so the mailbox keeps moving. */
@@ -140,8 +141,11 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
         // A lost delivery is repaired from the store by the next one (see deliver).
         if (!this.ctx.self.tell({ type: 'deliver', batch })) this.ctx.log.error({ room: this.id, seq: batch[0]?.seq }, 'room mailbox full; delivery deferred');
       },
-      // Presence is shared in full and periodically: a dropped update is healed by the next.
-      (node, users, ask) => void this.ctx.self.tell({ type: 'remotePresence', node, users, ask }),
+      (node, signal) => {
+        // Presence is shared in full and periodically: a dropped update is healed by the next.
+        if (signal.kind === 'presence') this.ctx.self.tell({ type: 'remotePresence', node, users: signal.users, ask: signal.ask });
+        else this.ctx.self.tell({ type: 'remoteTyping', user: signal.user });
+      },
     );
   }
 
@@ -177,6 +181,7 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
       case 'typing':
         this.check(msg.conn.user.id);
         this.deps.fanout.publish(this.topic, { t: 'typing', room: this.id, user: msg.conn.user }, msg.conn);
+        this.deps.bus.signal(this.id, { kind: 'typing', user: msg.conn.user });
         return;
       case 'deliver':
         return this.deliver(msg.batch);
@@ -185,6 +190,9 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
         return undefined;
       case 'presenceTick':
         this.presenceTick();
+        return undefined;
+      case 'remoteTyping':
+        this.deps.fanout.publish(this.topic, { t: 'typing', room: this.id, user: msg.user });
         return undefined;
       case 'member':
         this.member(msg.op, msg.user);
@@ -493,11 +501,7 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
   }
 
   private sharePresence(): void {
-    this.deps.bus.sharePresence(
-      this.id,
-      [...this.present.values()].map((p) => p.user),
-      !this.asked,
-    );
+    this.deps.bus.signal(this.id, { kind: 'presence', users: [...this.present.values()].map((p) => p.user), ask: !this.asked });
     this.asked = true;
   }
 

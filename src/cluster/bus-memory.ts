@@ -19,7 +19,7 @@ export class MemoryBus implements Bus {
     for (const l of this.listeners.get(roomId) ?? []) l(batch);
   }
 
-  sharePresence(): void {}
+  signal(): void {}
 
   listen(roomId: string, listener: BusListener): () => void {
     let set = this.listeners.get(roomId);

@@ -10,10 +10,9 @@
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from '../log.js';
 import { packPlain, unpackPlain } from '../protocol/codec.js';
-import type { UserRef } from '../protocol/frames.js';
 import type { Message, SequencedMessage } from '../store/messages.js';
 import type { Store } from '../store/store.js';
-import type { Bus, BusListener, PresenceListener } from './bus.js';
+import type { Bus, BusListener, RoomSignal, SignalListener } from './bus.js';
 import type { ClusterNames } from './nats.js';
 
 type Wire = [id: string, seq: number, senderId: string | null, cid: string, body: string, createdAt: number][];
@@ -27,9 +26,9 @@ function fromWire(roomId: string, data: Uint8Array): Message[] {
 
 interface Room {
   listeners: Set<BusListener>;
-  presence: Set<PresenceListener>;
+  signals: Set<SignalListener>;
   sub: Subscription;
-  presenceSub: Subscription;
+  signalSub: Subscription;
   /** The highest seq handed to the listeners. */
   seen: number;
 }
@@ -68,30 +67,41 @@ export class NatsBus implements Bus {
     }
   }
 
-  sharePresence(roomId: string, users: UserRef[], ask: boolean): void {
+  signal(roomId: string, signal: RoomSignal): void {
+    const wire =
+      signal.kind === 'presence'
+        ? [this.nodeId, 'p', signal.users.map((u) => [u.id, u.username]), signal.ask]
+        : [this.nodeId, 't', [signal.user.id, signal.user.username]];
     try {
-      this.nc.publish(this.names.presence(roomId), packPlain([this.nodeId, users.map((u) => [u.id, u.username]), ask]));
+      this.nc.publish(this.names.signals(roomId), packPlain(wire));
     } catch (e) {
-      this.log.warn({ err: e, room: roomId }, 'could not share presence with the cluster');
+      this.log.warn({ err: e, room: roomId }, 'could not signal the cluster');
     }
   }
 
-  listen(roomId: string, listener: BusListener, presence?: PresenceListener): () => void {
+  listen(roomId: string, listener: BusListener, signals?: SignalListener): () => void {
     let room = this.rooms.get(roomId);
     if (!room) {
       const listeners = new Set<BusListener>();
-      const presenceListeners = new Set<PresenceListener>();
-      const r: Partial<Room> = { listeners, presence: presenceListeners, seen: 0 };
-      r.presenceSub = this.nc.subscribe(this.names.presence(roomId), {
+      const signalListeners = new Set<SignalListener>();
+      const r: Partial<Room> = { listeners, signals: signalListeners, seen: 0 };
+      r.signalSub = this.nc.subscribe(this.names.signals(roomId), {
         callback: (err, msg) => {
-          if (err) return this.log.warn({ err, room: roomId }, 'presence subscription failed');
+          if (err) return this.log.warn({ err, room: roomId }, 'signal subscription failed');
+          let node: string;
+          let signal: RoomSignal;
           try {
-            const [node, users, ask] = unpackPlain(msg.data) as [string, [string, string][], boolean];
-            const refs = users.map(([id, username]) => ({ id, username }));
-            for (const l of presenceListeners) l(node, refs, ask);
+            const w = unpackPlain(msg.data) as [string, 'p' | 't', unknown, boolean?];
+            node = w[0];
+            const ref = ([id, username]: [string, string]) => ({ id, username });
+            signal =
+              w[1] === 'p'
+                ? { kind: 'presence', users: (w[2] as [string, string][]).map(ref), ask: w[3] === true }
+                : { kind: 'typing', user: ref(w[2] as [string, string]) };
           } catch (e) {
-            this.log.error({ err: e, room: roomId }, 'undecodable presence from the cluster');
+            return this.log.error({ err: e, room: roomId }, 'undecodable signal from the cluster');
           }
+          for (const l of signalListeners) l(node, signal);
         },
       });
       const sub = this.nc.subscribe(this.names.room(roomId), {
@@ -112,14 +122,14 @@ export class NatsBus implements Bus {
     }
     const r = room;
     r.listeners.add(listener);
-    if (presence) r.presence.add(presence);
+    if (signals) r.signals.add(signals);
     return () => {
       r.listeners.delete(listener);
-      if (presence) r.presence.delete(presence);
+      if (signals) r.signals.delete(signals);
       if (r.listeners.size === 0 && this.rooms.get(roomId) === r) {
         this.rooms.delete(roomId);
         r.sub.unsubscribe();
-        r.presenceSub.unsubscribe();
+        r.signalSub.unsubscribe();
       }
     };
   }
@@ -162,7 +172,7 @@ export class NatsBus implements Bus {
     clearInterval(this.timer);
     for (const r of this.rooms.values()) {
       r.sub.unsubscribe();
-      r.presenceSub.unsubscribe();
+      r.signalSub.unsubscribe();
     }
     this.rooms.clear();
   }

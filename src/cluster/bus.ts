@@ -6,8 +6,12 @@ import type { UserRef } from '../protocol/frames.js';
 import type { Message, SequencedMessage } from '../store/messages.js';
 
 export type BusListener = (messages: Message[]) => void;
-/** Another node's users present in a room (all of them); `ask`: that node wants everyone's now. */
-export type PresenceListener = (node: string, users: UserRef[], ask: boolean) => void;
+/**
+ * Ephemeral room news between the nodes of a cluster: a node's users present in the room (the whole
+ * set; `ask`: that node wants everyone's now), or someone typing.
+ */
+export type RoomSignal = { kind: 'presence'; users: UserRef[]; ask: boolean } | { kind: 'typing'; user: UserRef };
+export type SignalListener = (node: string, signal: RoomSignal) => void;
 
 export interface Bus {
   /**
@@ -21,12 +25,9 @@ export interface Bus {
    * attempt may have committed without reaching every node. Listeners ignore seqs they have.
    */
   announce(roomId: string, batch: Message[]): void;
-  /** Registers this node's interest in a room's messages (and other nodes' presence); returns the unsubscribe function. */
-  listen(roomId: string, listener: BusListener, presence?: PresenceListener): () => void;
-  /**
-   * Tells the other nodes which users are present in the room on this one (the whole set, so a lost
-   * update is healed by the next); `ask` asks them to answer with theirs. No-op on a single node.
-   */
-  sharePresence(roomId: string, users: UserRef[], ask: boolean): void;
+  /** Registers this node's interest in a room's messages (and other nodes' signals); returns the unsubscribe function. */
+  listen(roomId: string, listener: BusListener, signals?: SignalListener): () => void;
+  /** Tells the other nodes (at most once; no-op on a single node). */
+  signal(roomId: string, signal: RoomSignal): void;
   close(): Promise<void>;
 }

@@ -7,8 +7,8 @@ import type { Logger } from '../log.js';
 export interface ClusterNames {
   /** Fan-out of a room's committed messages to every node with local subscribers. */
   room(roomId: string): string;
-  /** Each node's users present in a room. */
-  presence(roomId: string): string;
+  /** Ephemeral room news between nodes: presence and typing. */
+  signals(roomId: string): string;
   /** The KV bucket of node heartbeats. */
   nodesBucket: string;
 }
@@ -16,7 +16,7 @@ export interface ClusterNames {
 export function clusterNames(cluster: string): ClusterNames {
   return {
     room: (roomId) => `sb.${cluster}.room.${roomId}`,
-    presence: (roomId) => `sb.${cluster}.presence.${roomId}`,
+    signals: (roomId) => `sb.${cluster}.signal.${roomId}`,
     nodesBucket: `sb_${cluster}_nodes`,
   };
 }
