@@ -21,6 +21,7 @@ import { Membership } from './cluster/membership.js';
 import { clusterNames, type NatsLink, openNats } from './cluster/nats.js';
 import { type Config, ConfigError } from './config.js';
 import { createLogger, type Logger } from './log.js';
+import { HubMetrics } from './metrics.js';
 import { Tag } from './protocol/robot.js';
 import { type LiveStatus, RobotsService } from './robots/robots-service.js';
 import { Store } from './store/store.js';
@@ -122,7 +123,25 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
       }
     }
     const natsBus = nats && new NatsBus(store, nats.nc, names, root.child({ component: 'bus' }), nodeId);
-    const bus: Bus = natsBus ?? new MemoryBus(store);
+    const natsLink = nats;
+    const metrics = new HubMetrics({
+      wsConnections: () => ws.connections,
+      robotLinks: () => robotListener?.connections ?? 0,
+      actors: () => {
+        const m = actors.metrics();
+        return { actors: m.actors, mailboxMax: m.mailboxDepth.max, mailboxTotal: m.mailboxDepth.total, handled: m.handled, failed: m.failed };
+      },
+      cluster: () => natsLink && { natsUp: natsLink.up, nodes: membership?.nodes().length ?? 0 },
+      storeUp: () =>
+        Promise.race([
+          store.db.sql`SELECT 1`.then(
+            () => true,
+            () => false,
+          ),
+          new Promise<boolean>((r) => setTimeout(r, 2_000, false).unref()),
+        ]),
+    });
+    const bus: Bus = metrics.instrument(natsBus ?? new MemoryBus(store));
     nats?.onReconnect(() => {
       natsBus?.catchUp();
     });
@@ -142,6 +161,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
         publishBurst: L.wsPublishBurst,
       },
       verifyAccess: verify,
+      onDeliveries: (n) => metrics.deliveries.inc(n),
       createSession: (conn, claims) =>
         new Session(conn, claims, {
           rooms,
@@ -239,6 +259,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
     router.add(
       ...opsRoutes({
         key,
+        metrics: async () => ({ contentType: metrics.registry.contentType, data: await metrics.registry.metrics() }),
         openapi: () => {
           doc ??= openApiDocument(router.list(), VERSION);
           return doc;

@@ -189,3 +189,9 @@ t.test('typing notices reach the members on other nodes, not the typist', async 
   await onA.barrier();
   t.same(onA.all('typing'), [], 'the typist does not get its own notice');
 });
+
+t.test('/metrics of a cluster node: NATS up and the node count', async (t) => {
+  const text = await (await fetch(`${n2.url}/metrics`)).text();
+  t.match(text, /^sb_nats_up 1$/m, 'connected to NATS');
+  t.match(text, /^sb_cluster_nodes 3$/m, 'three live nodes');
+});

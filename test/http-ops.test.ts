@@ -9,6 +9,7 @@ import path from 'node:path';
 import t from 'tap';
 import { Api, uniqueName } from './helpers/api.js';
 import { startTestHub, tempDir } from './helpers/hub.js';
+import { connect } from './helpers/ws.js';
 
 t.test('readiness follows the store; requests get 503 UNAVAILABLE when it is gone', async (t) => {
   const hub = await startTestHub(t);
@@ -101,4 +102,35 @@ t.test('HTTPS with SB_TLS_CERT_FILE / SB_TLS_KEY_FILE', async (t) => {
   });
   t.equal(res.status, 200);
   t.same(JSON.parse(res.body), { status: 'ok' });
+});
+
+t.test('/metrics: Prometheus text with what the node is doing', async (t) => {
+  const hub = await startTestHub(t, { env: { SB_ARGON2_MEMORY_KIB: '8192', SB_ARGON2_TIME_COST: '1' } });
+  const api = new Api(hub.url);
+  const value = (text: string, name: string) => {
+    const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+    return m ? Number(m[1]) : undefined;
+  };
+  const before = await fetch(`${hub.url}/metrics`);
+  t.equal(before.status, 200);
+  t.match(before.headers.get('content-type'), /^text\/plain/);
+  const text0 = await before.text();
+  t.equal(value(text0, 'sb_messages_published_total'), 0, 'nothing published yet');
+  t.equal(value(text0, 'sb_store_up'), 1, 'the store answers');
+  t.ok(value(text0, 'process_resident_memory_bytes'), 'the process metrics are there');
+  t.notMatch(text0, /sb_nats_up/, 'no cluster gauges on a single node');
+
+  const u = await api.signUp(uniqueName());
+  const room = (await api.post('/api/v1/rooms', { kind: 'group', name: 'metrics' }, { token: u.token })).body.room.id as string;
+  const c = await connect(hub.url, { token: u.token });
+  t.teardown(() => c.ws.terminate());
+  t.equal((await c.request({ t: 'sub', room })).t, 'subscribed');
+  for (let i = 0; i < 3; i++) t.equal((await c.request({ t: 'pub', room, cid: `m${i}`, body: 'hello' })).t, 'ack');
+  await c.next((f) => f.t === 'msg' && f.seq === 3, 'the third delivery');
+  const text = await (await fetch(`${hub.url}/metrics`)).text();
+  t.equal(value(text, 'sb_messages_published_total'), 3, 'three messages published');
+  t.ok((value(text, 'sb_deliveries_total') ?? 0) >= 3, 'delivered to the subscriber');
+  t.equal(value(text, 'sb_ws_connections'), 1, 'one WebSocket');
+  t.ok((value(text, 'sb_actors') ?? 0) >= 1, 'the room actor is live');
+  t.ok((value(text, 'sb_commit_seconds_count') ?? 0) >= 1, 'commits were timed');
 });

@@ -4,7 +4,12 @@ import type { SigningKey } from '../auth/keys.js';
 import { docsPage } from './docs-page.js';
 import type { Route } from './http.js';
 
-export function opsRoutes(deps: { ready(): Promise<{ ok: boolean; detail: Record<string, unknown> }>; key: SigningKey; openapi(): unknown }): Route[] {
+export function opsRoutes(deps: {
+  ready(): Promise<{ ok: boolean; detail: Record<string, unknown> }>;
+  key: SigningKey;
+  openapi(): unknown;
+  metrics(): Promise<{ contentType: string; data: string }>;
+}): Route[] {
   const tags = ['operations'];
   const status = { type: 'object', properties: { status: { type: 'string' } } };
   return [
@@ -59,6 +64,16 @@ export function opsRoutes(deps: { ready(): Promise<{ ok: boolean; detail: Record
         raw: { contentType: 'text/html; charset=utf-8', data: docsPage },
         headers: { 'content-security-policy': "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'" },
       }),
+    },
+    {
+      method: 'GET',
+      path: '/metrics',
+      auth: false,
+      internal: true,
+      summary: 'Prometheus metrics',
+      tags,
+      responses: { 200: { description: 'Prometheus text exposition format' } },
+      handle: async () => ({ raw: await deps.metrics() }),
     },
     {
       method: 'GET',

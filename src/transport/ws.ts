@@ -32,6 +32,8 @@ export interface WsOptions {
   maxViolations: number;
   limits: { maxMessageBytes: number; maxSubscriptions: number; publishPerSecond: number; publishBurst: number };
   verifyAccess(token: string): Promise<AccessClaims>;
+  /** Called with the number of sockets each topic publish reached (for metrics). */
+  onDeliveries?(n: number): void;
   createSession(conn: ClientConnection, claims: AccessClaims): SessionLike;
 }
 
@@ -200,7 +202,9 @@ export class WsServer implements Fanout, Conflater {
     if (!app) return;
     for (const enc of ENCODINGS) {
       const t = topic + TOPIC_SUFFIX[enc];
-      if (app.numSubscribers(t) === 0) continue;
+      const n = app.numSubscribers(t);
+      if (n === 0) continue;
+      this.opts.onDeliveries?.(n);
       const bytes = encode(frame, enc);
       const binary = enc === 'msgpack';
       // ws.publish reaches every subscriber but the sender itself.
