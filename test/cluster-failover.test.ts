@@ -8,7 +8,7 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import t, { type Test } from 'tap';
-import { Api, uniqueName } from './helpers/api.js';
+import { Api, storedMessages, uniqueName } from './helpers/api.js';
 import { natsUrl } from './helpers/cluster.js';
 import { freshDatabase } from './helpers/db.js';
 import { tempDir } from './helpers/hub.js';
@@ -184,16 +184,7 @@ async function verify(t: Test, s: Awaited<ReturnType<typeof scenario>>, total: n
     range,
     'the acks announce seqs 1..N, each once',
   );
-  const api = new Api(via.url);
-  const stored: { seq: number; cid: string }[] = [];
-  let after = 0;
-  for (;;) {
-    const page = await api.get(`/api/v1/rooms/${s.room}/messages?after=${after}&limit=200`, { token: s.people[0]?.token });
-    if (page.status !== 200) throw new Error(`history: ${page.status} ${page.text}`);
-    stored.push(...page.body.messages);
-    if (page.body.messages.length < 200) break;
-    after = stored.at(-1)?.seq ?? after;
-  }
+  const stored = await storedMessages(new Api(via.url), s.room, s.people[0]?.token as string);
   t.same(
     stored.map((m) => m.seq),
     range,

@@ -7,11 +7,9 @@ import t from 'tap';
 import { throwawayNats } from '../scripts/provision.mjs';
 import { type Api, uniqueName } from './helpers/api.js';
 import { startCluster } from './helpers/cluster.js';
+import { FAST, UNLIMITED } from './helpers/hub.js';
 import { waitUntil } from './helpers/robots.js';
 import { connect } from './helpers/ws.js';
-
-const FAST = { SB_ARGON2_MEMORY_KIB: '8192', SB_ARGON2_TIME_COST: '1', SB_REGISTER_PER_IP_PER_HOUR: '10000', SB_LOGIN_PER_IP_PER_MINUTE: '10000' };
-const UNLIMITED = { SB_WS_PUBLISH_PER_SECOND: '1000000', SB_WS_PUBLISH_BURST: '1000000' };
 
 t.test('SIGKILL one server of a 3-server NATS cluster while two nodes publish', async (t) => {
   const nats = await throwawayNats({ servers: 3 });

@@ -6,13 +6,12 @@
 
 import t from 'tap';
 import { throwawayPostgres } from '../scripts/provision.mjs';
-import { type Api, uniqueName } from './helpers/api.js';
+import { type Api, storedMessages, uniqueName } from './helpers/api.js';
 import { startCluster } from './helpers/cluster.js';
+import { FAST, UNLIMITED } from './helpers/hub.js';
 import { waitUntil } from './helpers/robots.js';
 import { connect, type Frame, type RawClient } from './helpers/ws.js';
 
-const FAST = { SB_ARGON2_MEMORY_KIB: '8192', SB_ARGON2_TIME_COST: '1', SB_REGISTER_PER_IP_PER_HOUR: '10000', SB_LOGIN_PER_IP_PER_MINUTE: '10000' };
-const UNLIMITED = { SB_WS_PUBLISH_PER_SECOND: '1000000', SB_WS_PUBLISH_BURST: '1000000' };
 const RETRYABLE = ['UNAVAILABLE', 'TIMEOUT', 'OVERLOADED'];
 
 t.test('PostgreSQL down for 3 s while two nodes publish', async (t) => {
@@ -102,13 +101,7 @@ t.test('PostgreSQL down for 3 s while two nodes publish', async (t) => {
     range,
     'after the retries, seqs 1..N, each acked once',
   );
-  const stored: { seq: number; cid: string }[] = [];
-  for (let after = 0; ; ) {
-    const page = await api.get(`/api/v1/rooms/${room}/messages?after=${after}&limit=200`, { token: a.token });
-    stored.push(...page.body.messages);
-    if (page.body.messages.length < 200) break;
-    after = stored.at(-1)?.seq ?? after;
-  }
+  const stored = await storedMessages(api, room, a.token);
   t.same(
     stored.map((m) => m.seq),
     range,

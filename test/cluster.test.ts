@@ -5,13 +5,11 @@
 
 import type { Test } from 'tap';
 import t from 'tap';
-import { type Api, uniqueName } from './helpers/api.js';
+import { type Api, roomWith as roomWithOn, storedMessages, uniqueName } from './helpers/api.js';
 import { startCluster } from './helpers/cluster.js';
+import { FAST, UNLIMITED } from './helpers/hub.js';
 import { waitUntil } from './helpers/robots.js';
-import { connect, type Frame, type RawClient } from './helpers/ws.js';
-
-const FAST = { SB_ARGON2_MEMORY_KIB: '8192', SB_ARGON2_TIME_COST: '1', SB_REGISTER_PER_IP_PER_HOUR: '10000', SB_LOGIN_PER_IP_PER_MINUTE: '10000' };
-const UNLIMITED = { SB_WS_PUBLISH_PER_SECOND: '1000000', SB_WS_PUBLISH_BURST: '1000000' };
+import { type Frame, openFor, type RawClient, subscribe } from './helpers/ws.js';
 
 const cluster = await startCluster(t, 3, { ...FAST, ...UNLIMITED });
 const [n1, n2, n3] = cluster.nodes as [(typeof cluster.nodes)[0], (typeof cluster.nodes)[0], (typeof cluster.nodes)[0]];
@@ -21,27 +19,9 @@ type Client = RawClient & { hello: Frame };
 
 const range = (from: number, to: number) => Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);
 
-async function roomWith(owner: User, ...members: User[]): Promise<string> {
-  const r = await api.post('/api/v1/rooms', { kind: 'group', name: `cluster ${uniqueName('r')}` }, { token: owner.token });
-  if (r.status !== 201) throw new Error(`create room: ${r.status} ${r.text}`);
-  for (const m of members) {
-    const j = await api.post(`/api/v1/rooms/${r.body.room.id}/join`, undefined, { token: m.token });
-    if (j.status !== 200) throw new Error(`join: ${j.status} ${j.text}`);
-  }
-  return r.body.room.id;
-}
+const roomWith = (owner: User, ...members: User[]) => roomWithOn(api, owner, ...members);
 
-async function open(t: Test, u: User, url: string): Promise<Client> {
-  const c = await connect(url, { token: u.token });
-  t.teardown(() => c.ws.terminate());
-  return c;
-}
-
-async function subscribe(c: RawClient, room: string, since?: number): Promise<Frame> {
-  const f = await c.request({ t: 'sub', room, ...(since === undefined ? {} : { since }) });
-  if (f.t !== 'subscribed') throw new Error(`sub: ${JSON.stringify(f)}`);
-  return f;
-}
+const open = (t: Test, u: User, url: string): Promise<Client> => openFor(t, url, u.token);
 
 t.test('every node sees every node in the membership bucket', async (t) => {
   for (const node of cluster.nodes) {
@@ -102,9 +82,8 @@ t.test('one order per room with publishers and subscribers spread over three nod
     (streams[0] as Frame[]).every((f) => ackBySeq.get(f.seq) === f.cid),
     'each delivery carries the cid its ack announced for that seq',
   );
-  const hist = await api.get(`/api/v1/rooms/${room}/messages?limit=200&after=0`, { token: a.token });
   t.same(
-    hist.body.messages.map((m: { seq: number }) => m.seq),
+    (await storedMessages(api, room, a.token)).map((m) => m.seq),
     range(1, 3 * PER),
     'history agrees, right after the last ack',
   );

@@ -6,9 +6,9 @@
 
 import type { Test } from 'tap';
 import t from 'tap';
-import { Api, uniqueName } from './helpers/api.js';
+import { Api, roomWith as roomWithOn, uniqueName } from './helpers/api.js';
 import { startTestHub } from './helpers/hub.js';
-import { type ConnectOptions, connect, type Encoding, type Frame, type RawClient } from './helpers/ws.js';
+import { type ConnectOptions, type Encoding, type Frame, openFor, type RawClient, subscribe } from './helpers/ws.js';
 
 /** Cheap password hashing and no registration/login limits: these tests sign up many users. */
 const FAST = { SB_ARGON2_MEMORY_KIB: '8192', SB_ARGON2_TIME_COST: '1', SB_REGISTER_PER_IP_PER_HOUR: '10000', SB_LOGIN_PER_IP_PER_MINUTE: '10000' };
@@ -26,28 +26,8 @@ const users = (n: number) => Promise.all(Array.from({ length: n }, () => api.sig
 const encodingOf = (i: number): Encoding => (i % 2 === 0 ? 'msgpack' : 'json');
 
 /** A group room owned by the first user, with the others as members. */
-async function roomWith(owner: User, ...members: User[]): Promise<string> {
-  const r = await api.post('/api/v1/rooms', { kind: 'group', name: `delivery ${uniqueName('r')}` }, { token: owner.token });
-  if (r.status !== 201) throw new Error(`create room: ${r.status} ${r.text}`);
-  for (const m of members) {
-    const j = await api.post(`/api/v1/rooms/${r.body.room.id}/join`, undefined, { token: m.token });
-    if (j.status !== 200) throw new Error(`join: ${j.status} ${j.text}`);
-  }
-  return r.body.room.id;
-}
-
-async function open(t: Test, u: User, opts: ConnectOptions = {}, url = hub.url): Promise<Client> {
-  const c = await connect(url, { token: u.token, ...opts });
-  t.teardown(() => c.ws.terminate());
-  return c;
-}
-
-/** Subscribes and waits for `subscribed`. */
-async function subscribe(c: RawClient, room: string, since?: number): Promise<Frame> {
-  const f = await c.request({ t: 'sub', room, ...(since === undefined ? {} : { since }) });
-  if (f.t !== 'subscribed') throw new Error(`sub: ${JSON.stringify(f)}`);
-  return f;
-}
+const roomWith = (owner: User, ...members: User[]) => roomWithOn(api, owner, ...members);
+const open = (t: Test, u: User, opts: ConnectOptions = {}, url = hub.url): Promise<Client> => openFor(t, url, u.token, opts);
 
 const seqs = (fs: Frame[]) => fs.map((f) => f.seq as number);
 const msgsOf = (c: RawClient) => c.all('msg');

@@ -61,3 +61,26 @@ export class Api {
 let n = 0;
 /** A username unique within this process. */
 export const uniqueName = (prefix = 'user') => `${prefix}${process.pid.toString(36)}${(++n).toString(36)}`;
+
+/** A group room owned by `owner`, with `members` joined; its id. */
+export async function roomWith(api: Api, owner: { token: string }, ...members: { token: string }[]): Promise<string> {
+  const r = await api.post('/api/v1/rooms', { kind: 'group', name: `room ${uniqueName('r')}` }, { token: owner.token });
+  if (r.status !== 201) throw new Error(`create room: ${r.status} ${r.text}`);
+  for (const m of members) {
+    const j = await api.post(`/api/v1/rooms/${r.body.room.id}/join`, undefined, { token: m.token });
+    if (j.status !== 200) throw new Error(`join: ${j.status} ${j.text}`);
+  }
+  return r.body.room.id;
+}
+
+/** Every stored message of a room, read through REST history page by page. */
+export async function storedMessages(api: Api, room: string, token: string): Promise<{ seq: number; cid: string }[]> {
+  const stored: { seq: number; cid: string }[] = [];
+  for (let after = 0; ; ) {
+    const page = await api.get(`/api/v1/rooms/${room}/messages?after=${after}&limit=200`, { token });
+    if (page.status !== 200) throw new Error(`history: ${page.status} ${page.text}`);
+    stored.push(...page.body.messages);
+    if (page.body.messages.length < 200) return stored;
+    after = stored.at(-1)?.seq ?? after;
+  }
+}

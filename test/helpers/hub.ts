@@ -9,6 +9,11 @@ import { type Config, resolveConfig } from '../../src/config.js';
 import { type Hub, startHub } from '../../src/hub.js';
 import { freshDatabase } from './db.js';
 
+/** Cheap password hashing and no registration/login limits: for tests that sign up many users. */
+export const FAST = { SB_ARGON2_MEMORY_KIB: '8192', SB_ARGON2_TIME_COST: '1', SB_REGISTER_PER_IP_PER_HOUR: '10000', SB_LOGIN_PER_IP_PER_MINUTE: '10000' };
+/** No publish rate limit: for tests that publish in volume. */
+export const UNLIMITED = { SB_WS_PUBLISH_PER_SECOND: '1000000', SB_WS_PUBLISH_BURST: '1000000' };
+
 export interface TestHubOptions {
   embedded?: boolean;
   /** Extra environment variables for the config (e.g. limits). */

@@ -10,10 +10,8 @@ import type { Hub } from '../../src/hub.js';
 import type { Channel } from '../../src/protocol/robot.js';
 import { RobotClient } from '../../src/robots/robot-client.js';
 import { Api, uniqueName } from './api.js';
-import { startTestHub, type TestHubOptions, tempDir } from './hub.js';
+import { FAST, startTestHub, type TestHubOptions, tempDir } from './hub.js';
 import { connect } from './ws.js';
-
-export const FAST = { SB_ARGON2_MEMORY_KIB: '8192', SB_ARGON2_TIME_COST: '1', SB_REGISTER_PER_IP_PER_HOUR: '10000', SB_LOGIN_PER_IP_PER_MINUTE: '10000' };
 
 export type User = Awaited<ReturnType<Api['signUp']>>;
 

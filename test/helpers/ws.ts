@@ -4,6 +4,7 @@
 // for it up to a deadline, so tests wait on events and never sleep.
 
 import { Packr } from 'msgpackr';
+import type { Test } from 'tap';
 import WebSocket from 'ws';
 
 export type Encoding = 'msgpack' | 'json';
@@ -228,4 +229,18 @@ export function refusedUpgrade(httpUrl: string, opts: ConnectOptions = {}, ms = 
       });
     });
   });
+}
+
+/** Opens a socket for the test (terminated at teardown) and resolves once `hello` has arrived. */
+export async function openFor(t: Test, url: string, token: string, opts: ConnectOptions = {}): Promise<RawClient & { hello: Frame }> {
+  const c = await connect(url, { token, ...opts });
+  t.teardown(() => c.ws.terminate());
+  return c;
+}
+
+/** Subscribes to a room (from `since`, when given) and waits for `subscribed`. */
+export async function subscribe(c: RawClient, room: string, since?: number): Promise<Frame> {
+  const f = await c.request({ t: 'sub', room, ...(since === undefined ? {} : { since }) });
+  if (f.t !== 'subscribed') throw new Error(`sub: ${JSON.stringify(f)}`);
+  return f;
 }
