@@ -25,6 +25,13 @@ const basePort = Number(values['base-port']);
 if (!Number.isInteger(count) || count < 1 || count > 9) throw new Error('--nodes: 1 to 9');
 if (!Number.isInteger(basePort) || basePort < 0 || basePort > 65_000) throw new Error('--base-port: a port number, or 0 for free ports');
 
+/** The URL without its password, for printing. */
+const redact = (url) => {
+  const u = new URL(url);
+  if (u.password) u.password = '***';
+  return u.toString();
+};
+
 const dir = mkdtempSync(path.join(os.tmpdir(), 'sb-dev-cluster-'));
 const stops = [];
 let stopping;
@@ -71,6 +78,15 @@ try {
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    // Registered before it is up: Ctrl-C during start-up stops it too.
+    stops.push(
+      () =>
+        new Promise((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resolve();
+          child.once('exit', () => resolve());
+          child.kill('SIGTERM');
+        }),
+    );
     const out = createWriteStream(logFile);
     child.stderr.pipe(out);
     const url = await new Promise((resolve, reject) => {
@@ -87,14 +103,6 @@ try {
         reject(new Error(`node${i} exited (${code}) before listening:\n${tail}`));
       });
     });
-    stops.push(
-      () =>
-        new Promise((resolve) => {
-          if (child.exitCode !== null || child.signalCode !== null) return resolve();
-          child.once('exit', () => resolve());
-          child.kill('SIGTERM');
-        }),
-    );
     nodes.push({ name: `node${i}`, url, logFile, pid: child.pid });
   }
 
@@ -103,11 +111,11 @@ try {
     `Switchboard dev cluster (${count} nodes); Ctrl-C stops everything`,
     ...nodes.map((n) => `  ${n.name}  ${n.url}   ws ${n.url.replace(/^http/, 'ws')}/ws   pid ${n.pid}   log ${n.logFile}`),
     `  NATS      ${nats.urls.join('  ')}`,
-    `  database  ${databaseUrl}`,
+    `  database  ${redact(databaseUrl)}`,
     '',
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
-  process.stdout.write(`${JSON.stringify({ msg: 'cluster ready', nodes: nodes.map((n) => n.url), nats: nats.urls, databaseUrl })}\n`);
+  process.stdout.write(`${JSON.stringify({ msg: 'cluster ready', nodes: nodes.map((n) => n.url), nats: nats.urls, databaseUrl: redact(databaseUrl) })}\n`);
   if (values.duration) setTimeout(() => stop(0), Number(values.duration) * 1000);
 } catch (e) {
   log(e.stack ?? String(e));

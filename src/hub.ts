@@ -103,6 +103,8 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
   let listenSocket: us_listen_socket | undefined;
   let nats: NatsLink | undefined;
   let membership: Membership | undefined;
+  /** What a start that fails half-way must undo, besides the store (in reverse order). */
+  const undo: (() => Promise<unknown>)[] = [];
   try {
     const applied = await store.migrate();
     if (applied.length) root.info({ applied }, 'migrations applied');
@@ -124,6 +126,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
     }
     const natsBus = nats && new NatsBus(store, nats.nc, names, root.child({ component: 'bus' }), nodeId);
     const natsLink = nats;
+    const storeCheck = { at: 0, up: Promise.resolve(true) };
     const metrics = new HubMetrics({
       wsConnections: () => ws.connections,
       robotLinks: () => robotListener?.connections ?? 0,
@@ -132,20 +135,28 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
         return { actors: m.actors, mailboxMax: m.mailboxDepth.max, mailboxTotal: m.mailboxDepth.total, handled: m.handled, failed: m.failed };
       },
       cluster: () => natsLink && { natsUp: natsLink.up, nodes: membership?.nodes().length ?? 0 },
-      storeUp: () =>
-        Promise.race([
-          store.db.sql`SELECT 1`.then(
-            () => true,
-            () => false,
-          ),
-          new Promise<boolean>((r) => setTimeout(r, 2_000, false).unref()),
-        ]),
+      storeUp: () => {
+        // At most one database check per 5 s, however often /metrics is scraped.
+        if (Date.now() - storeCheck.at > 5_000) {
+          storeCheck.at = Date.now();
+          storeCheck.up = Promise.race([
+            store.db.sql`SELECT 1`.then(
+              () => true,
+              () => false,
+            ),
+            new Promise<boolean>((r) => setTimeout(r, 2_000, false).unref()),
+          ]);
+        }
+        return storeCheck.up;
+      },
     });
     const bus: Bus = metrics.instrument(natsBus ?? new MemoryBus(store));
+    undo.push(() => bus.close());
     nats?.onReconnect(() => {
       natsBus?.catchUp();
     });
     const actors = new ActorSystem(root.child({ component: 'actors' }));
+    undo.push(() => actors.stopAll(1_000));
     const ws = new WsServer({
       log: root.child({ component: 'ws' }),
       nodeId,
@@ -235,8 +246,9 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
           if (found.robot.id !== commonName) throw new RobotRefused('UNKNOWN_CERTIFICATE', 'the certificate subject does not name its robot');
           return { robotId: found.robot.id };
         },
-        connect(conn, channels) {
-          tellRobot(conn.robotId, { type: 'attach', conn, channels });
+        async connect(conn, channels) {
+          // Asked, not told: a robot is only welcomed once its actor has it.
+          await robotRef(conn.robotId).ask({ type: 'attach', conn, channels });
           return {
             onFrame(f) {
               if (f.tag === Tag.TELEMETRY) tellRobot(conn.robotId, { type: 'telemetry', conn, channel: f.channel, ts: f.ts, payload: f.payload });
@@ -292,6 +304,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
     if (robotListener) {
       try {
         await robotListener.listen();
+        undo.push(() => robotListener.close());
       } catch (e) {
         throw new ConfigError(`robot endpoint: cannot listen on ${cfg.host}:${cfg.robotPort} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
       }
@@ -340,6 +353,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
     return { nodeId, port, url, store, auth, log: root, router, ws, actors, robots: robotListener, membership, close, closed: () => closedP };
   } catch (e) {
     if (listenSocket) uWS.us_listen_socket_close(listenSocket);
+    for (const u of undo.reverse()) await u().catch((err) => root.warn({ err }, 'cleanup after a failed start failed'));
     await nats?.nc.close();
     await store.close();
     throw e;

@@ -38,17 +38,19 @@ export type RobotMsg =
   | { type: 'detach'; conn: RobotConnection }
   | { type: 'telemetry'; conn: RobotConnection; channel: number; ts: number; payload: unknown }
   | { type: 'status'; conn: RobotConnection; command: string; stage: RobotStage; detail: unknown }
-  | { type: 'watch'; conn: Connection; by: Requester; reqId: number }
+  | { type: 'watch'; conn: Connection; by: Requester; reqId: number; deadline: number }
   | { type: 'unwatch'; conn: Connection }
   /** `deadline`: when the command must have finished, ms on the clock, from when the hub received it. */
   | { type: 'command'; conn: Connection; by: Requester; reqId: number; name: string; args: unknown; deadline: number }
   | { type: 'audited'; id: string; request: Extract<RobotMsg, { type: 'command' }> }
-  | { type: 'estop'; conn: Connection; by: Requester; reqId: number }
-  | { type: 'lease'; by: Requester; op: 'acquire' | 'renew' | 'release'; ttlMs: number; force: boolean; reqId: number }
+  | { type: 'estop'; conn: Connection; by: Requester; reqId: number; deadline: number }
+  | { type: 'lease'; by: Requester; op: 'acquire' | 'renew' | 'release'; ttlMs: number; force: boolean; reqId: number; deadline: number }
   | { type: 'leaseExpired'; token: number }
   | { type: 'commandTimeout'; command: string }
   | { type: 'accessChanged' }
+  | { type: 'accessLoaded'; robot: { name: string; ownerId: string } | undefined; grants: Map<string, 'viewer' | 'operator'> }
   | { type: 'certificatesChanged' }
+  | { type: 'certificatesLoaded'; link: RobotConnection; revoked: boolean }
   | { type: 'deleted' }
   | { type: 'live' };
 
@@ -156,10 +158,13 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
   async stop(): Promise<void> {
     this.clearLease();
     for (const c of this.commands.values()) this.ctx.clock.clearTimeout(c.timer);
+    const pending = [...this.commands.values()];
     if (this.link) this.goOffline(this.link, 'the node shut down before the robot reported an outcome');
+    // Their last audit writes (the outcome `lost`) land before the store closes.
+    await Promise.all(pending.map((c) => c.audit));
   }
 
-  async handle(msg: RobotMsg): Promise<RobotReply> {
+  handle(msg: RobotMsg): RobotReply {
     switch (msg.type) {
       case 'attach':
         return this.attach(msg.conn, msg.channels);
@@ -173,6 +178,7 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
         if (msg.conn === this.link) this.robotStatus(msg.command, msg.stage, msg.detail);
         return undefined;
       case 'watch':
+        this.inTime(msg.deadline);
         this.watch(msg.conn, msg.by, msg.reqId);
         return undefined;
       case 'unwatch':
@@ -185,9 +191,11 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
         this.audited(msg.id, msg.request);
         return undefined;
       case 'estop':
+        this.inTime(msg.deadline);
         this.estop(msg.conn, msg.by, msg.reqId);
         return undefined;
       case 'lease':
+        this.inTime(msg.deadline);
         return this.leaseOp(msg.by, msg.op, msg.ttlMs, msg.force, msg.reqId);
       case 'leaseExpired':
         if (this.lease?.token === msg.token) this.endLease('expired');
@@ -196,10 +204,19 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
         this.finish(msg.command, 'timeout', 'completed', 'timeout', 'no outcome before the deadline');
         return undefined;
       case 'accessChanged':
-        await this.reloadAccess();
+        this.reloadAccess();
+        return undefined;
+      case 'accessLoaded':
+        this.accessLoaded(msg.robot, msg.grants);
         return undefined;
       case 'certificatesChanged':
-        await this.checkCertificate();
+        this.checkCertificate();
+        return undefined;
+      case 'certificatesLoaded':
+        if (msg.revoked && this.link === msg.link) {
+          msg.link.close('CERTIFICATE_REVOKED', 'the certificate of this link was revoked');
+          this.goOffline(msg.link, 'the robot certificate was revoked before the command finished');
+        }
         return undefined;
       case 'deleted':
         this.deleted();
@@ -402,6 +419,7 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
       argsDigest: digest(null),
       issuedAt: new Date(now),
     });
+    if (this.link?.closed) this.goOffline(this.link, 'the robot disconnected before reporting an outcome');
     const link = this.link;
     if (!link) {
       audit
@@ -433,6 +451,8 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
   }
 
   private requireOnline(): RobotConnection {
+    // A link that closed without its detach reaching us (a full mailbox) is offline all the same.
+    if (this.link?.closed) this.goOffline(this.link, 'the robot disconnected before reporting an outcome');
     if (!this.link) throw new SbError('ROBOT_OFFLINE', 'the robot is offline');
     return this.link;
   }
@@ -517,13 +537,33 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
   // ---- changes made elsewhere ----
 
   /** Grants or ownership changed: watchers and the lease holder who lost access are dropped. */
-  private async reloadAccess(): Promise<void> {
-    const robot = await this.deps.store.robots.byId(this.id);
+  /**
+   * A request that waited in the mailbox past its deadline is refused: its requester's ask has
+   * timed out (it outlives the deadline), so it was answered already and must not take effect.
+   */
+  private inTime(deadline: number): void {
+    if (this.ctx.clock.now() >= deadline) throw new SbError('TIMEOUT', 'the robot did not take the request in time; it had no effect');
+  }
+
+  /** Grants or ownership changed: read them beside the mailbox (a stop must not wait), then apply. */
+  private reloadAccess(): void {
+    const { robots } = this.deps.store;
+    Promise.all([robots.byId(this.id), robots.grants(this.id)]).then(
+      ([robot, grants]) => {
+        const loaded: RobotMsg = { type: 'accessLoaded', robot, grants: new Map(grants.map((g) => [g.userId, g.role])) };
+        if (!this.ctx.self.tell(loaded)) this.ctx.log.warn('robot mailbox full; access change dropped');
+      },
+      (e: unknown) => this.ctx.log.warn({ err: e }, 'could not reload who may use the robot'),
+    );
+  }
+
+  /** Applies reloaded grants: watchers and the lease holder who lost access are dropped. */
+  private accessLoaded(robot: { name: string; ownerId: string } | undefined, grants: Map<string, 'viewer' | 'operator'>): void {
     if (!robot) return this.deleted();
     this.missing = false;
     this.name = robot.name;
     this.ownerId = robot.ownerId;
-    this.grants = new Map((await this.deps.store.robots.grants(this.id)).map((g) => [g.userId, g.role]));
+    this.grants = grants;
     const allowed = (userId: string, admin: boolean) => userId === this.ownerId || this.grants.has(userId) || admin;
     for (const [id, w] of this.watchers) {
       if (allowed(w.userId, w.admin)) continue;
@@ -535,16 +575,17 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
     if (l && !l.admin && l.holder.id !== this.ownerId && this.grants.get(l.holder.id) !== 'operator') this.endLease('access_revoked');
   }
 
-  /** A certificate was revoked: a link authenticated with it is closed. */
-  private async checkCertificate(): Promise<void> {
+  /** A certificate was revoked: a link authenticated with it is closed (checked beside the mailbox). */
+  private checkCertificate(): void {
     const link = this.link;
     if (!link) return;
-    const certs = await this.deps.store.robots.certificates(this.id);
-    const current = certs.find((c) => c.fingerprint.toString('hex') === link.fingerprint);
-    if (this.link === link && (!current || current.revokedAt)) {
-      link.close('CERTIFICATE_REVOKED', 'the certificate of this link was revoked');
-      this.goOffline(link, 'the robot certificate was revoked before the command finished');
-    }
+    this.deps.store.robots.certificates(this.id).then(
+      (certs) => {
+        const current = certs.find((c) => c.fingerprint.toString('hex') === link.fingerprint);
+        this.ctx.self.tell({ type: 'certificatesLoaded', link, revoked: !current || current.revokedAt !== null });
+      },
+      (e: unknown) => this.ctx.log.warn({ err: e }, 'could not check the robot certificate'),
+    );
   }
 
   private deleted(): void {

@@ -506,6 +506,13 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
   }
 
   private remotePresence(node: string, users: UserRef[], ask: boolean): void {
+    // With nobody subscribed here, other nodes' presence is nobody's business (and tracking it would
+    // keep this actor from passivating); the first arrival asks for it again.
+    if (this.subs.size === 0 && this.catchingUp.size === 0) {
+      this.remote.clear();
+      this.asked = false;
+      return;
+    }
     if (ask && this.present.size > 0) this.sharePresence();
     const now = this.ctx.clock.now();
     this.changePresence(() => {

@@ -64,6 +64,9 @@ const SUBSCRIBE_TIMEOUT_MS = 30_000;
 /** Defaults for robot requests that leave them out. */
 const COMMAND_TIMEOUT_MS = 10_000;
 const LEASE_TTL_MS = 30_000;
+/** How long a watch, lease or e-stop may wait for the robot actor, and how long its ask waits. */
+const ROBOT_DEADLINE_MS = 5_000;
+const ROBOT_ASK_MS = ROBOT_DEADLINE_MS + 1_000;
 
 export class Session {
   private readonly subs = new Set<string>();
@@ -199,7 +202,7 @@ export class Session {
         this.watches.add(f.robot);
         try {
           // The robot actor sends `watching` itself, before any live frame of the robot.
-          await this.deps.robot(f.robot).ask({ type: 'watch', conn: this.conn, by: this.requester(), reqId: f.id });
+          await this.deps.robot(f.robot).ask({ type: 'watch', conn: this.conn, by: this.requester(), reqId: f.id, deadline: this.deadline() }, ROBOT_ASK_MS);
         } catch (e) {
           if (added) this.watches.delete(f.robot);
           throw e;
@@ -222,17 +225,21 @@ export class Session {
         return undefined;
       }
       case 'estop':
-        await this.deps.robot(f.robot).ask({ type: 'estop', conn: this.conn, by: this.requester(), reqId: f.id });
+        await this.deps.robot(f.robot).ask({ type: 'estop', conn: this.conn, by: this.requester(), reqId: f.id, deadline: this.deadline() }, ROBOT_ASK_MS);
         return undefined;
       case 'lease':
-        return (await this.deps.robot(f.robot).ask({
-          type: 'lease',
-          by: this.requester(),
-          op: f.op,
-          ttlMs: f.ttlMs ?? LEASE_TTL_MS,
-          force: f.force ?? false,
-          reqId: f.id,
-        })) as ServerFrame;
+        return (await this.deps.robot(f.robot).ask(
+          {
+            type: 'lease',
+            by: this.requester(),
+            op: f.op,
+            ttlMs: f.ttlMs ?? LEASE_TTL_MS,
+            force: f.force ?? false,
+            reqId: f.id,
+            deadline: this.deadline(),
+          },
+          ROBOT_ASK_MS,
+        )) as ServerFrame;
       case 'auth': {
         const claims = await this.deps.verify(f.token);
         if (claims.sub !== user.id) throw new SbError('FORBIDDEN', 'the token belongs to another user; open a new connection instead');
@@ -241,6 +248,11 @@ export class Session {
         return { t: 'ok', id: f.id };
       }
     }
+  }
+
+  /** When a robot request must have been taken; its ask (ROBOT_ASK_MS) outlives it, so a late one is refused, not answered twice. */
+  private deadline(): number {
+    return this.deps.clock.now() + ROBOT_DEADLINE_MS;
   }
 
   private requester() {

@@ -60,7 +60,11 @@ export class NatsBus implements Bus {
     const r = this.rooms.get(roomId);
     if (r) this.hand(r, batch);
     try {
-      this.nc.publish(this.names.room(roomId), toWire(batch));
+      // A group commit can exceed NATS's max_payload (1 MiB by default): then only its last message
+      // goes out, and the other nodes read the rest from the store as a gap.
+      let wire = toWire(batch);
+      if (wire.length > (this.nc.info?.max_payload ?? 1_048_576) && batch.length > 1) wire = toWire(batch.slice(-1));
+      this.nc.publish(this.names.room(roomId), wire);
     } catch (e) {
       // Closed or draining: the other nodes repair from the store when the next batch shows the gap.
       this.log.warn({ err: e, room: roomId }, 'could not fan a batch out to the cluster');

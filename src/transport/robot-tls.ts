@@ -48,8 +48,8 @@ export interface RobotListenerOptions {
   log: Logger;
   /** Maps a verified certificate (SHA-256 of its DER, its subject CN) to its robot, or throws RobotRefused. */
   authenticate(fingerprint: Buffer, commonName: string): Promise<{ robotId: string }>;
-  /** The robot said HELLO: attach it. */
-  connect(conn: RobotConnection, channels: Channel[]): RobotLinkHandler;
+  /** The robot said HELLO: attach it. WELCOME is sent once this resolves; if it rejects the link is refused with UNAVAILABLE. */
+  connect(conn: RobotConnection, channels: Channel[]): Promise<RobotLinkHandler>;
 }
 
 const HELLO_TIMEOUT_MS = 10_000;
@@ -220,7 +220,13 @@ export class RobotListener {
       return false;
     };
 
+    /** Frames that arrived while the robot was being attached: handled, in order, once it is. */
+    let attaching: Buffer[] | undefined;
     const onBody = (body: Buffer) => {
+      if (attaching) {
+        attaching.push(body);
+        return;
+      }
       let f: RobotFrame;
       try {
         f = parseRobotFrame(body);
@@ -233,8 +239,21 @@ export class RobotListener {
         if (f.tag !== Tag.HELLO) return conn.close('BAD_FRAME', 'the first frame must be HELLO');
         clearTimeout(helloTimer);
         channels = new Set(f.channels.map((c) => c.id));
-        conn.send({ tag: Tag.WELCOME, robotId: conn.robotId, heartbeatMs: o.heartbeatMs });
-        handler = o.connect(conn, f.channels);
+        const held: Buffer[] = [];
+        attaching = held;
+        o.connect(conn, f.channels).then(
+          (h) => {
+            attaching = undefined;
+            if (conn.closed) return h.onClose(); // gone while attaching: detach at once
+            handler = h;
+            conn.send({ tag: Tag.WELCOME, robotId: conn.robotId, heartbeatMs: o.heartbeatMs });
+            for (const b of held) if (!conn.closed) onBody(b);
+          },
+          (e: unknown) => {
+            log.warn({ err: e }, 'robot could not be attached');
+            conn.close('UNAVAILABLE', 'the hub could not take this robot right now; reconnect shortly');
+          },
+        );
         return;
       }
       if (f.tag === Tag.HELLO) return violation(new RobotProtocolError('VALIDATION', 'HELLO was already received; reconnect to change channels'));
