@@ -83,7 +83,11 @@ export async function throwawayNats({ servers = 1 } = {}) {
     // A clustered JetStream answers once a meta leader is elected: wait for every server.
     while (!(await natsAnswers(url))) {
       const proc = procs[i];
-      if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`throwaway nats-server ${url} did not start:\n${proc.stderrTail}`);
+      if (proc.exitCode !== null || Date.now() > deadline) {
+        for (const p of procs) p.kill('SIGKILL'); // none is left behind without its temp dir
+        rmSync(dir, { recursive: true, force: true });
+        throw new Error(`throwaway nats-server ${url} did not start:\n${proc.stderrTail}`);
+      }
       await new Promise((r) => setTimeout(r, 100));
     }
   }
