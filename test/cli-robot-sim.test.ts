@@ -65,7 +65,6 @@ t.test('robot-sim: telemetry reaches a watcher, a command and an e-stop are answ
     ['delivered', 'accepted', 'completed'],
   );
   t.same(stages[2]?.detail, { ok: true, name: 'dock' });
-  t.ok((stages[2]?.ts as number) - (stages[1]?.ts as number) >= 15, 'completed after --command-delay');
 
   const e = await u.request({ t: 'estop', robot: robot.id });
   t.equal(e.t, 'queued');

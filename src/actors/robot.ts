@@ -48,7 +48,6 @@ export type RobotMsg =
   | { type: 'leaseExpired'; token: number }
   | { type: 'commandTimeout'; command: string }
   | { type: 'accessChanged' }
-  | { type: 'accessLoaded'; robot: { name: string; ownerId: string } | undefined; grants: Map<string, 'viewer' | 'operator'> }
   | { type: 'certificatesChanged' }
   | { type: 'certificatesLoaded'; link: RobotConnection; revoked: boolean }
   | { type: 'deleted' }
@@ -164,7 +163,7 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
     await Promise.all(pending.map((c) => c.audit));
   }
 
-  handle(msg: RobotMsg): RobotReply {
+  handle(msg: RobotMsg): RobotReply | Promise<RobotReply> {
     switch (msg.type) {
       case 'attach':
         return this.attach(msg.conn, msg.channels);
@@ -204,11 +203,7 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
         this.finish(msg.command, 'timeout', 'completed', 'timeout', 'no outcome before the deadline');
         return undefined;
       case 'accessChanged':
-        this.reloadAccess();
-        return undefined;
-      case 'accessLoaded':
-        this.accessLoaded(msg.robot, msg.grants);
-        return undefined;
+        return this.reloadAccess();
       case 'certificatesChanged':
         this.checkCertificate();
         return undefined;
@@ -545,16 +540,16 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
     if (this.ctx.clock.now() >= deadline) throw new SbError('TIMEOUT', 'the robot did not take the request in time; it had no effect');
   }
 
-  /** Grants or ownership changed: read them beside the mailbox (a stop must not wait), then apply. */
-  private reloadAccess(): void {
+  /**
+   * Grants or ownership changed: re-read them inside the mailbox step, so that a request the change
+   * allows, sent right after it (a grantee's first watch), is judged by the new rules. Rare, and a
+   * millisecond's read: an e-stop may wait behind it, never behind a command's audit write.
+   */
+  private async reloadAccess(): Promise<undefined> {
     const { robots } = this.deps.store;
-    Promise.all([robots.byId(this.id), robots.grants(this.id)]).then(
-      ([robot, grants]) => {
-        const loaded: RobotMsg = { type: 'accessLoaded', robot, grants: new Map(grants.map((g) => [g.userId, g.role])) };
-        if (!this.ctx.self.tell(loaded)) this.ctx.log.warn('robot mailbox full; access change dropped');
-      },
-      (e: unknown) => this.ctx.log.warn({ err: e }, 'could not reload who may use the robot'),
-    );
+    const [robot, grants] = await Promise.all([robots.byId(this.id), robots.grants(this.id)]);
+    this.accessLoaded(robot, new Map(grants.map((g) => [g.userId, g.role])));
+    return undefined;
   }
 
   /** Applies reloaded grants: watchers and the lease holder who lost access are dropped. */
