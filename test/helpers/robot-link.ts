@@ -17,8 +17,7 @@ import {
   type RobotFrame,
   Tag,
 } from '../../src/protocol/robot.js';
-
-const DEFAULT_MS = 10_000;
+import { DEFAULT_MS, FrameInbox } from './inbox.js';
 
 export interface RawLinkOptions {
   port: number;
@@ -34,26 +33,22 @@ export interface LinkEnd {
   error: NodeJS.ErrnoException | undefined;
 }
 
-export class RawRobotLink {
-  /** Every frame the hub sent, in order. */
-  readonly frames: HubFrame[] = [];
+export class RawRobotLink extends FrameInbox<HubFrame> {
   readonly ended: Promise<LinkEnd>;
   endInfo: LinkEnd | undefined;
   error: NodeJS.ErrnoException | undefined;
-  private readonly consumed = new Set<HubFrame>();
-  private readonly waiters = new Set<() => void>();
   private readonly reader = new FrameReader(16_777_216);
   /** Answer every HEARTBEAT from the hub with one. */
   answerHeartbeats = false;
 
   private constructor(readonly socket: tls.TLSSocket) {
+    super();
     socket.on('data', (chunk: Buffer) => {
       for (const body of this.reader.push(chunk)) {
         const f = parseHubFrame(body);
-        this.frames.push(f);
+        this.receive(f);
         if (f.tag === Tag.HEARTBEAT && this.answerHeartbeats) this.send({ tag: Tag.HEARTBEAT });
       }
-      this.wake();
     });
     socket.on('error', (e: NodeJS.ErrnoException) => {
       this.error ??= e;
@@ -107,40 +102,13 @@ export class RawRobotLink {
     return w as Extract<HubFrame, { tag: typeof Tag.WELCOME }>;
   }
 
-  /** The first unconsumed frame matching `pred` (consumed now); rejects after `ms` or once the link closed without it. */
-  next(pred: (f: HubFrame) => boolean, what: string, ms = DEFAULT_MS): Promise<HubFrame> {
-    return this.take(pred, 1, what, ms).then((fs) => fs[0] as HubFrame);
-  }
-
   /** The next ERROR frame (consumed). */
   async nextError(what = 'an ERROR frame', ms = DEFAULT_MS): Promise<Extract<HubFrame, { tag: typeof Tag.ERROR }>> {
     return (await this.next((f) => f.tag === Tag.ERROR, what, ms)) as Extract<HubFrame, { tag: typeof Tag.ERROR }>;
   }
 
-  /** The first `n` unconsumed frames matching `pred`, in arrival order (consumed once all are there). */
-  take(pred: (f: HubFrame) => boolean, n: number, what: string, ms = DEFAULT_MS): Promise<HubFrame[]> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => done(new Error(`timed out after ${ms} ms waiting for ${what}; last frames: ${this.tail()}`)), ms);
-      const check = () => {
-        const hits: HubFrame[] = [];
-        for (const f of this.frames) {
-          if (!this.consumed.has(f) && pred(f)) hits.push(f);
-          if (hits.length === n) break;
-        }
-        if (hits.length === n) {
-          for (const f of hits) this.consumed.add(f);
-          return done(undefined, hits);
-        }
-        if (this.endInfo) done(new Error(`link closed (${this.endInfo.error?.code ?? 'no error'}) before ${what}; last frames: ${this.tail()}`));
-      };
-      const done = (e?: Error, hits?: HubFrame[]) => {
-        clearTimeout(timer);
-        this.waiters.delete(check);
-        e ? reject(e) : resolve(hits as HubFrame[]);
-      };
-      this.waiters.add(check);
-      check();
-    });
+  protected endReason(): string | undefined {
+    return this.endInfo && `link closed (${this.endInfo.error?.code ?? 'no error'})`;
   }
 
   /** Resolves once the link has closed, or rejects after `ms`. */
@@ -156,14 +124,6 @@ export class RawRobotLink {
 
   destroy(): void {
     this.socket.destroy();
-  }
-
-  private wake(): void {
-    for (const w of [...this.waiters]) w();
-  }
-
-  private tail(): string {
-    return JSON.stringify(this.frames.slice(-5)).slice(0, 600);
   }
 }
 

@@ -6,6 +6,7 @@
 import { Packr } from 'msgpackr';
 import type { Test } from 'tap';
 import WebSocket from 'ws';
+import { DEFAULT_MS, FrameInbox } from './inbox.js';
 
 export type Encoding = 'msgpack' | 'json';
 export const ENCODINGS: Encoding[] = ['msgpack', 'json'];
@@ -38,8 +39,6 @@ export interface Closed {
   reason: string;
 }
 
-const DEFAULT_MS = 10_000;
-
 function wsUrl(httpUrl: string, opts: ConnectOptions): string {
   const u = new URL('/ws', httpUrl.replace(/^http/, 'ws'));
   if (opts.queryToken !== undefined) u.searchParams.set('token', opts.queryToken);
@@ -55,23 +54,17 @@ function open(httpUrl: string, opts: ConnectOptions): WebSocket {
   return new WebSocket(wsUrl(httpUrl, opts), protocols, { headers });
 }
 
-export class RawClient {
-  /** Every frame received, in order. */
-  readonly frames: Frame[] = [];
+export class RawClient extends FrameInbox<Frame> {
   readonly closed: Promise<Closed>;
   closeInfo: Closed | undefined;
-  private readonly consumed = new Set<Frame>();
-  private readonly waiters = new Set<() => void>();
   private lastId = 0;
 
   constructor(
     readonly ws: WebSocket,
     readonly encoding: Encoding,
   ) {
-    ws.on('message', (data: Buffer, isBinary: boolean) => {
-      this.frames.push(this.decode(data, isBinary));
-      this.wake();
-    });
+    super();
+    ws.on('message', (data: Buffer, isBinary: boolean) => this.receive(this.decode(data, isBinary)));
     this.closed = new Promise((resolve) => {
       ws.on('close', (code, reason) => {
         this.closeInfo = { code, reason: reason.toString() };
@@ -104,35 +97,8 @@ export class RawClient {
     return this.next((f) => f.id === id && f.t !== 'msg', `reply to ${String(frame.t)} #${id}`, ms);
   }
 
-  /** The first unconsumed frame matching `pred` (consumed now); rejects after `ms` or on close. */
-  next(pred: Pred, what: string, ms = DEFAULT_MS): Promise<Frame> {
-    return this.take(pred, 1, what, ms).then((fs) => fs[0] as Frame);
-  }
-
-  /** The first `n` unconsumed frames matching `pred`, in arrival order (consumed once all are there). */
-  take(pred: Pred, n: number, what: string, ms = DEFAULT_MS): Promise<Frame[]> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => done(new Error(`timed out after ${ms} ms waiting for ${what}; last frames: ${this.tail()}`)), ms);
-      const check = () => {
-        const hits: Frame[] = [];
-        for (const f of this.frames) {
-          if (!this.consumed.has(f) && pred(f)) hits.push(f);
-          if (hits.length === n) break;
-        }
-        if (hits.length === n) {
-          for (const f of hits) this.consumed.add(f);
-          return done(undefined, hits);
-        }
-        if (this.closeInfo) done(new Error(`socket closed (${this.closeInfo.code} ${this.closeInfo.reason}) before ${what}; last frames: ${this.tail()}`));
-      };
-      const done = (e?: Error, hits?: Frame[]) => {
-        clearTimeout(timer);
-        this.waiters.delete(check);
-        e ? reject(e) : resolve(hits as Frame[]);
-      };
-      this.waiters.add(check);
-      check();
-    });
+  protected endReason(): string | undefined {
+    return this.closeInfo && `socket closed (${this.closeInfo.code} ${this.closeInfo.reason})`;
   }
 
   /** Every received frame of type `t` (consumed or not). */
@@ -174,14 +140,6 @@ export class RawClient {
     } catch (e) {
       return { t: '!undecodable', reason: (e as Error).message };
     }
-  }
-
-  private wake(): void {
-    for (const w of [...this.waiters]) w();
-  }
-
-  private tail(): string {
-    return JSON.stringify(this.frames.slice(-5)).slice(0, 600);
   }
 }
 
