@@ -19,6 +19,7 @@ import { MemoryBus } from './cluster/bus-memory.js';
 import { NatsBus } from './cluster/bus-nats.js';
 import { Membership } from './cluster/membership.js';
 import { clusterNames, type NatsLink, openNats } from './cluster/nats.js';
+import { NatsRobotCluster, type RobotChange } from './cluster/robots-nats.js';
 import { type Config, ConfigError } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { HubMetrics } from './metrics.js';
@@ -125,6 +126,19 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
       }
     }
     const natsBus = nats && new NatsBus(store, nats.nc, names, root.child({ component: 'bus' }), nodeId);
+    const robotChangeMsg = (what: RobotChange): RobotMsg => ({
+      type: what === 'access' ? 'accessChanged' : what === 'certificates' ? 'certificatesChanged' : 'deleted',
+    });
+    const robotCluster =
+      nats &&
+      (await NatsRobotCluster.open(nats.nc, {
+        nodeId,
+        names,
+        alive: (node) => node === nodeId || (membership?.alive(node) ?? false),
+        changed: (id, what) => tellRobot(id, robotChangeMsg(what)),
+        log: root.child({ component: 'robot-cluster' }),
+      }));
+    if (robotCluster) undo.push(() => robotCluster.close());
     const natsLink = nats;
     const storeCheck = { at: 0, up: Promise.resolve(true) };
     const metrics = new HubMetrics({
@@ -200,6 +214,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
           fanout: ws,
           presence: { online: (r) => onlineRobots.add(r), offline: (r) => onlineRobots.delete(r) },
           maxPendingCommands: L.robotMaxPendingCommands,
+          ...(robotCluster ? { cluster: robotCluster } : {}),
         }),
     );
     const robotRef = (id: string) => actors.ref<RobotMsg, RobotReply>('robot', id);
@@ -222,9 +237,12 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
 
     // The robot CA is read at the first enrollment, not at start: a node runs without one until then.
     const robots = new RobotsService(store, lazyCa(robotCaFiles(cfg)), root.child({ component: 'robots' }), {
-      isOnline: (id) => onlineRobots.has(id),
+      isOnline: (id) => onlineRobots.has(id) || (robotCluster?.isOnline(id) ?? false),
       status: async (id) => (await robotRef(id).ask({ type: 'live' })) as LiveStatus,
-      changed: (id, what) => tellRobot(id, { type: what === 'access' ? 'accessChanged' : what === 'certificates' ? 'certificatesChanged' : 'deleted' }),
+      changed: (id, what) => {
+        tellRobot(id, robotChangeMsg(what));
+        robotCluster?.announceChange(id, what);
+      },
     });
     const tlsMaterial = await robotTlsMaterial(cfg, root);
     const robotListener =
@@ -301,6 +319,17 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
       app.listen(cfg.host, cfg.port, (s) => (s ? resolve(s) : reject(new Error(`cannot listen on ${cfg.host}:${cfg.port} (in use, or not permitted)`))));
     });
     const port = uWS.us_socket_local_port(listenSocket as never);
+    const scheme = cfg.tlsCertFile ? 'https' : 'http';
+    const url = `${scheme}://${cfg.host === '0.0.0.0' ? '127.0.0.1' : cfg.host}:${port}`;
+
+    // Members before robots: a robot's home must be a node the others see alive.
+    membership =
+      nats && (await Membership.join(nats.nc, { bucket: names.nodesBucket, self: { id: nodeId, url, startedAt: Date.now() }, heartbeatMs: 2_000, log: root }));
+    if (membership) {
+      const m = membership;
+      undo.push(() => m.leave());
+      if (robotCluster) m.onLeft((node) => robotCluster.nodeLeft(node));
+    }
     if (robotListener) {
       try {
         await robotListener.listen();
@@ -310,11 +339,6 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
       }
       root.info({ port: robotListener.port }, 'robot endpoint listening (mutual TLS)');
     }
-    const scheme = cfg.tlsCertFile ? 'https' : 'http';
-    const url = `${scheme}://${cfg.host === '0.0.0.0' ? '127.0.0.1' : cfg.host}:${port}`;
-
-    membership =
-      nats && (await Membership.join(nats.nc, { bucket: names.nodesBucket, self: { id: nodeId, url, startedAt: Date.now() }, heartbeatMs: 2_000, log: root }));
 
     const prune = setInterval(() => {
       store.refreshTokens.prune().catch((e) => root.warn({ err: e }, 'refresh token pruning failed'));
@@ -341,6 +365,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
         // Room actors finish their group commits before the store goes away.
         await actors.stopAll(cfg.shutdownTimeoutMs);
         await membership?.leave();
+        await robotCluster?.close();
         await bus.close();
         await nats?.nc.drain().catch((e) => root.warn({ err: e }, 'NATS drain failed'));
         await store.close();

@@ -24,7 +24,16 @@ import type {
 import { type Channel, type RobotStage, Tag } from '../protocol/robot.js';
 import type { CommandStage } from '../store/robots.js';
 import type { Store } from '../store/store.js';
-import { type Conflater, type Connection, type Fanout, type RobotConnection, robotTopic } from './ports.js';
+import {
+  type Conflater,
+  type Connection,
+  type Fanout,
+  type RemoteRequest,
+  type RobotCluster,
+  type RobotConnection,
+  type RobotEvent,
+  robotTopic,
+} from './ports.js';
 import type { Actor, ActorContext } from './runtime.js';
 
 /** The user behind a request, as the permission rules need them. */
@@ -51,7 +60,15 @@ export type RobotMsg =
   | { type: 'certificatesChanged' }
   | { type: 'certificatesLoaded'; link: RobotConnection; revoked: boolean }
   | { type: 'deleted' }
-  | { type: 'live' };
+  | { type: 'live' }
+  /** A request of another node's actor: this node is the robot's home. */
+  | { type: 'remote'; req: RemoteRequest }
+  /** An event of the robot's home on another node, or the news that a node left the cluster. */
+  | { type: 'remoteEvent'; event: RobotEvent | { lost: string } }
+  /** A command sent through the home got no final stage in time. */
+  | { type: 'remoteTimeout'; command: string }
+  /** Another node became the robot's home while this one was. */
+  | { type: 'moved'; node: string };
 
 export interface LiveStatus {
   online: boolean;
@@ -68,7 +85,52 @@ export interface RobotDeps {
   presence: { online(robotId: string): void; offline(robotId: string): void };
   /** Commands in flight per robot. */
   maxPendingCommands: number;
+  /** The other nodes, in a cluster. */
+  cluster?: RobotCluster;
 }
+
+/** The robot's live state as its home sends it to a node that starts following it. */
+interface Snapshot {
+  node: string;
+  seq: number;
+  online: boolean;
+  lastSeen: number | null;
+  channels: Channel[];
+  latest: [number, number, unknown][];
+  lease: LeaseInfo | null;
+}
+
+/** What the home hands to the node the robot attached to instead. */
+interface Handoff {
+  lease: { holder: UserRef; admin: boolean; expiresAt: number } | null;
+}
+
+/**
+ * A node that is not the robot's home follows it: the home's events update this copy of the live
+ * state and reach this node's watchers; answers to this node's requests come back among them.
+ */
+interface Remote {
+  /** The home whose events apply (undefined: nobody is home, or not known yet). */
+  node: string | undefined;
+  /** The last of its events applied. */
+  seq: number;
+  online: boolean;
+  lease: LeaseInfo | null;
+  unfollow: () => void;
+  /** Connections of this node that sent a command or stop through the home, by id. */
+  issuers: Map<string, Connection>;
+  /** Those requests by `<conn>:<reqId>` until their `queued` (or error) arrives, with when their outcome is due. */
+  waiting: Map<string, { conn: Connection; reqId: number; outcomeBy: number; timer: unknown }>;
+  /** Their commands until the final stage: the issuer and a timer for a home that never answers. */
+  commands: Map<string, { conn: Connection; timer: unknown }>;
+}
+
+/** A command's final stages. */
+const FINAL = new Set<CommandStageName>(['completed', 'rejected', 'failed', 'timeout', 'lost']);
+/** How long past its deadline a command sent through another node waits for its outcome. */
+const REMOTE_GRACE_MS = 2_000;
+/** How long a sync, handoff or forwarded request may take at most. */
+const REMOTE_MS = 2_000;
 
 /** How long the robot has to answer an emergency stop. */
 const ESTOP_TIMEOUT_MS = 10_000;
@@ -120,6 +182,12 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
   /** Commands whose audit row is being written. */
   private auditing = 0;
   private readonly topic: string;
+  /** In a cluster: this node is the robot's home (it holds the link, or the lease). */
+  private homed = false;
+  /** Events sent to followers while home. */
+  private evSeq = 0;
+  /** In a cluster, while another node is (or may become) the robot's home and this one has watchers or commands there. */
+  private remote: Remote | undefined;
 
   constructor(
     private readonly id: string,
@@ -151,7 +219,15 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
   }
 
   canPassivate(): boolean {
-    return !this.link && this.watchers.size === 0 && !this.lease && this.commands.size === 0 && this.auditing === 0;
+    return (
+      !this.link &&
+      this.watchers.size === 0 &&
+      !this.lease &&
+      this.commands.size === 0 &&
+      this.auditing === 0 &&
+      !this.remote?.commands.size &&
+      !this.remote?.waiting.size
+    );
   }
 
   async stop(): Promise<void> {
@@ -159,6 +235,9 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
     for (const c of this.commands.values()) this.ctx.clock.clearTimeout(c.timer);
     const pending = [...this.commands.values()];
     if (this.link) this.goOffline(this.link, 'the node shut down before the robot reported an outcome');
+    this.stopFollowing('the node shut down before the outcome arrived');
+    if (this.homed) this.deps.cluster?.release(this.id);
+    this.homed = false;
     // Their last audit writes (the outcome `lost`) land before the store closes.
     await Promise.all(pending.map((c) => c.audit));
   }
@@ -178,24 +257,21 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
         return undefined;
       case 'watch':
         this.inTime(msg.deadline);
-        this.watch(msg.conn, msg.by, msg.reqId);
-        return undefined;
+        return this.watch(msg.conn, msg.by, msg.reqId, msg.deadline);
       case 'unwatch':
         this.unwatch(msg.conn);
         return undefined;
       case 'command':
-        this.command(msg);
-        return undefined;
+        return this.command(msg);
       case 'audited':
         this.audited(msg.id, msg.request);
         return undefined;
       case 'estop':
         this.inTime(msg.deadline);
-        this.estop(msg.conn, msg.by, msg.reqId);
-        return undefined;
+        return this.estop(msg.conn, msg.by, msg.reqId, msg.deadline);
       case 'lease':
         this.inTime(msg.deadline);
-        return this.leaseOp(msg.by, msg.op, msg.ttlMs, msg.force, msg.reqId);
+        return this.leaseRequest(msg);
       case 'leaseExpired':
         if (this.lease?.token === msg.token) this.endLease('expired');
         return undefined;
@@ -217,21 +293,31 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
         this.deleted();
         return undefined;
       case 'live':
-        return {
-          online: this.link !== undefined,
-          channels: [...this.channels.values()],
-          lease: this.leaseInfo(),
-        };
+        return this.live();
+      case 'remote':
+        return this.serve(msg.req) as Promise<RobotReply>;
+      case 'remoteEvent':
+        this.onRemote(msg.event);
+        return undefined;
+      case 'remoteTimeout':
+        this.remoteTimeout(msg.command);
+        return undefined;
+      case 'moved':
+        this.moved(msg.node);
+        return undefined;
     }
   }
 
   // ---- the robot's side ----
 
-  private attach(conn: RobotConnection, channels: Channel[]): undefined {
+  private async attach(conn: RobotConnection, channels: Channel[]): Promise<undefined> {
     if (this.missing) {
       conn.close('UNKNOWN_CERTIFICATE', 'the robot no longer exists');
       return undefined;
     }
+    const cluster = this.deps.cluster;
+    if (cluster && !this.homed) await this.moveHere(cluster);
+    else cluster?.setOnline(this.id, true);
     if (this.link && this.link !== conn) {
       // A second link replaces the first: the robot reconnected before the old one timed out.
       const old = this.link;
@@ -253,6 +339,7 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
     this.link = undefined;
     this.lastSeen = this.ctx.clock.now();
     this.deps.presence.offline(this.id);
+    if (this.homed) this.deps.cluster?.setOnline(this.id, false);
     this.touch();
     this.failAll(reason);
     if (!conn.closed) conn.close('SHUTDOWN', 'the node is shutting down: reconnect');
@@ -269,10 +356,16 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
     const channel = this.channels.get(ch);
     if (!channel) return;
     this.latest.set(ch, { ts, data });
-    if (this.watchers.size === 0) return;
     const frame: ServerFrame = { t: 'tm', robot: this.id, ch, ts, data };
+    this.emit(frame);
+    this.fan(channel, frame);
+  }
+
+  /** Telemetry to this node's watchers: every frame of a reliable channel, the newest of a latest one. */
+  private fan(channel: Channel, frame: ServerFrame): void {
+    if (this.watchers.size === 0) return;
     if (channel.delivery === 'reliable') this.deps.fanout.publish(this.topic, frame);
-    else this.deps.fanout.conflate(this.conns(), `${this.id}:${ch}`, frame);
+    else this.deps.fanout.conflate(this.conns(), `${this.id}:${channel.id}`, frame);
   }
 
   private *conns(): Iterable<Connection> {
@@ -313,16 +406,17 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
     if (this.roleOf(by) === 'viewer' && !by.admin) throw new SbError('FORBIDDEN', `viewers cannot ${what}: it needs the operator role`);
   }
 
-  private watch(conn: Connection, by: Requester, reqId: number): void {
+  private async watch(conn: Connection, by: Requester, reqId: number, deadline: number): Promise<undefined> {
     const role = this.roleOf(by);
-    if (conn.closed) return;
+    await this.view(deadline);
+    if (conn.closed) return undefined;
     const frame: WatchingFrame = {
       t: 'watching',
       id: reqId,
       robot: this.id,
       name: this.name,
       role,
-      online: this.link !== undefined,
+      online: this.online(),
       lastSeen: this.lastSeen,
       channels: [...this.channels.values()],
       latest: [...this.latest].map(([ch, s]) => ({ ch, ts: s.ts, data: s.data })),
@@ -331,10 +425,23 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
     conn.send(frame);
     conn.subscribe(this.topic);
     this.watchers.set(conn.id, { conn, userId: by.user.id, admin: by.admin });
+    return undefined;
   }
 
   private unwatch(conn: Connection): void {
     if (this.watchers.delete(conn.id)) conn.unsubscribe(this.topic);
+    const r = this.remote;
+    if (r && this.watchers.size === 0 && r.commands.size === 0 && r.waiting.size === 0) this.stopFollowing('');
+  }
+
+  private online(): boolean {
+    return this.link !== undefined || (this.remote?.online ?? false);
+  }
+
+  /** Live state for REST. */
+  private async live(): Promise<LiveStatus> {
+    await this.view(this.ctx.clock.now() + REMOTE_MS);
+    return { online: this.online(), channels: [...this.channels.values()], lease: this.leaseInfo() };
   }
 
   /**
@@ -343,8 +450,15 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
    * or refuses it if the robot, the lease or the deadline moved meanwhile. Either way this actor
    * answers the request itself (`queued` or an error frame), exactly once.
    */
-  private command(m: Extract<RobotMsg, { type: 'command' }>): void {
+  private async command(m: Extract<RobotMsg, { type: 'command' }>): Promise<undefined> {
     this.requireOperator(m.by, 'send commands');
+    const home = this.homeNode();
+    if (home !== 'here') {
+      if (!home) throw new SbError('ROBOT_OFFLINE', 'the robot is offline');
+      const req = { op: 'cmd', by: m.by, node: this.nodeId(), conn: m.conn.id, reqId: m.reqId, name: m.name, args: m.args ?? null } as const;
+      await this.forward(home, m.conn, m.reqId, m.deadline, m.deadline, req);
+      return undefined;
+    }
     if (this.lease?.holder.id !== m.by.user.id) {
       throw new SbError('LEASE_REQUIRED', this.lease ? `${this.lease.holder.username} holds the control lease` : 'acquire the control lease first');
     }
@@ -375,6 +489,7 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
           });
         },
       );
+    return undefined;
   }
 
   /** The command's audit row exists: send it, unless something changed while it was written. */
@@ -401,8 +516,19 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
     );
   }
 
-  private estop(conn: Connection, by: Requester, reqId: number): void {
+  private async estop(conn: Connection, by: Requester, reqId: number, deadline: number): Promise<undefined> {
     this.requireOperator(by, 'send an emergency stop');
+    const home = this.homeNode();
+    if (home !== 'here' && home !== undefined) {
+      const req = { op: 'estop', by, node: this.nodeId(), conn: conn.id, reqId } as const;
+      try {
+        await this.forward(home, conn, reqId, deadline, this.ctx.clock.now() + ESTOP_TIMEOUT_MS, req);
+        return undefined;
+      } catch (e) {
+        // Nobody home after all: recorded here, as a stop to an offline robot.
+        if (!(e instanceof SbError && e.code === 'ROBOT_OFFLINE')) throw e;
+      }
+    }
     if (this.lease) this.endLease('estop');
     const now = this.ctx.clock.now();
     const id = randomUUID();
@@ -424,6 +550,7 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
     }
     // Sent first, audited after: the stop must not wait for the database.
     this.dispatch(id, conn, reqId, ESTOP_TIMEOUT_MS, audit, () => link.send({ tag: Tag.ESTOP, command: id }));
+    return undefined;
   }
 
   /** Tracks a command, answers `queued`, sends it and reports `delivered`. */
@@ -506,12 +633,13 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
     }
   }
 
-  private setLease(by: Requester, expiresAt: number, reason: LeaseEventFrame['reason']): void {
+  /** `reason`: what the watchers are told (none for a lease handed over from another node). */
+  private setLease(by: Requester, expiresAt: number, reason: LeaseEventFrame['reason'] | undefined): void {
     this.clearLease();
     const token = ++this.leaseTokens;
     const timer = this.ctx.clock.setTimeout(() => this.ctx.self.tell({ type: 'leaseExpired', token }), expiresAt - this.ctx.clock.now());
     this.lease = { holder: by.user, admin: by.admin, expiresAt, timer, token };
-    this.broadcast({ t: 'lease', robot: this.id, lease: this.leaseInfo(), reason });
+    if (reason) this.broadcast({ t: 'lease', robot: this.id, lease: this.leaseInfo(), reason });
   }
 
   private endLease(reason: LeaseEventFrame['reason']): void {
@@ -526,7 +654,376 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
   }
 
   private leaseInfo(): LeaseInfo | null {
-    return this.lease ? { holder: this.lease.holder, expiresAt: this.lease.expiresAt } : null;
+    return this.lease ? { holder: this.lease.holder, expiresAt: this.lease.expiresAt } : (this.remote?.lease ?? null);
+  }
+
+  // ---- the cluster: this node as the robot's home, or following the home on another node ----
+
+  private nodeId(): string {
+    return (this.deps.cluster as RobotCluster).nodeId;
+  }
+
+  /** Where the robot's requests are decided: here (one node, or this node is home), on another node, or nowhere yet. */
+  private homeNode(): 'here' | string | undefined {
+    const c = this.deps.cluster;
+    if (!c || this.homed) return 'here';
+    const home = c.home(this.id);
+    return home === c.nodeId ? undefined : home;
+  }
+
+  /** Brings the live state up to date before it is shown, when another node is the robot's home. */
+  private async view(deadline: number): Promise<void> {
+    const home = this.homeNode();
+    if (home === 'here') return;
+    // Followed even while nobody is home: the robot coming online anywhere is heard here.
+    if (home) await this.syncWith(home, deadline);
+    else this.follow();
+  }
+
+  private follow(): Remote {
+    if (this.remote) return this.remote;
+    const unfollow = (this.deps.cluster as RobotCluster).follow(this.id, (event) => {
+      if (!this.ctx.self.tell({ type: 'remoteEvent', event })) this.ctx.log.warn('robot mailbox full; an event of its home was dropped');
+    });
+    this.remote = { node: undefined, seq: 0, online: false, lease: null, unfollow, issuers: new Map(), waiting: new Map(), commands: new Map() };
+    return this.remote;
+  }
+
+  /** Follows the robot and, unless already following `home`, takes its state from there. */
+  private async syncWith(home: string, deadline: number): Promise<Remote> {
+    const r = this.follow();
+    if (r.node === home) return r;
+    const now = this.ctx.clock.now();
+    try {
+      // Subscribed first, asked after: every event after the snapshot arrives, and those before it are skipped by seq.
+      const s = (await (this.deps.cluster as RobotCluster).request(this.id, { op: 'sync' }, Math.min(REMOTE_MS, deadline - now))) as Snapshot;
+      if (r.node !== undefined && r.node !== s.node) this.failRemote(r, 'the robot moved to another node before reporting an outcome');
+      r.node = s.node;
+      r.seq = s.seq;
+      r.online = s.online;
+      r.lease = s.lease;
+      this.lastSeen = s.lastSeen;
+      this.channels = new Map(s.channels.map((c) => [c.id, c]));
+      this.latest = new Map(s.latest.map(([ch, ts, data]) => [ch, { ts, data }]));
+    } catch (e) {
+      if (!(e instanceof SbError) || e.code !== 'ROBOT_OFFLINE') throw e;
+      // Nobody is home after all (the home let go of an offline robot, or its node just died).
+      if (r.node !== undefined) this.homeLost(r);
+    }
+    return r;
+  }
+
+  /**
+   * Sends a command or stop to the robot's home, which answers the issuer through its events:
+   * `queued` and the stages, or an error. A home that falls silent is reported here, after
+   * `outcomeBy` and a grace period, as `lost` (or as an error if it never queued the command).
+   */
+  private async forward(
+    home: string,
+    conn: Connection,
+    reqId: number,
+    deadline: number,
+    outcomeBy: number,
+    req: Omit<Extract<RemoteRequest, { op: 'cmd' } | { op: 'estop' }>, 'remainingMs'>,
+  ): Promise<void> {
+    const r = await this.syncWith(home, deadline);
+    if (r.node === undefined) throw new SbError('ROBOT_OFFLINE', 'the robot is offline');
+    const now = this.ctx.clock.now();
+    const key = `${conn.id}:${reqId}`;
+    r.issuers.set(conn.id, conn);
+    r.waiting.set(key, {
+      conn,
+      reqId,
+      outcomeBy,
+      timer: this.ctx.clock.setTimeout(() => this.ctx.self.tell({ type: 'remoteTimeout', command: key }), outcomeBy - now + REMOTE_GRACE_MS),
+    });
+    try {
+      await (this.deps.cluster as RobotCluster).request(this.id, { ...req, remainingMs: deadline - now } as RemoteRequest, Math.min(REMOTE_MS, deadline - now));
+    } catch (e) {
+      const w = r.waiting.get(key);
+      if (w) this.ctx.clock.clearTimeout(w.timer);
+      r.waiting.delete(key);
+      throw e;
+    }
+  }
+
+  private async leaseRequest(m: Extract<RobotMsg, { type: 'lease' }>): Promise<LeasedFrame> {
+    let home = this.homeNode();
+    const here = () => this.leaseOp(m.by, m.op, m.ttlMs, m.force, m.reqId);
+    if (home === 'here') return here();
+    this.requireOperator(m.by, 'hold the control lease');
+    for (let attempt = 0; attempt < 2; attempt++) {
+      if (home === undefined) {
+        // Nobody is home: this node becomes it, to hold the lease of an offline robot.
+        if (m.op !== 'acquire' || (await this.claimHome(false, false))) return here();
+        home = this.homeNode();
+        if (home === 'here') return here();
+        if (home === undefined) break;
+      }
+      const { by, op, ttlMs, force, reqId } = m;
+      try {
+        const remainingMs = m.deadline - this.ctx.clock.now();
+        const req = { op: 'lease', by, lease: op, ttlMs, force, reqId, remainingMs } as const;
+        return (await (this.deps.cluster as RobotCluster).request(this.id, req, Math.min(REMOTE_MS, remainingMs))) as LeasedFrame;
+      } catch (e) {
+        if (!(e instanceof SbError) || e.code !== 'ROBOT_OFFLINE') throw e;
+        home = undefined;
+      }
+    }
+    throw new SbError('UNAVAILABLE', 'the control lease of this robot is moving between nodes; retry');
+  }
+
+  /** A request of another node: this node is the robot's home. */
+  private async serve(req: RemoteRequest): Promise<unknown> {
+    if (!this.homed) throw new SbError('ROBOT_OFFLINE', 'the robot is offline');
+    const now = this.ctx.clock.now();
+    switch (req.op) {
+      case 'sync':
+        return {
+          node: this.nodeId(),
+          seq: this.evSeq,
+          online: this.link !== undefined,
+          lastSeen: this.lastSeen,
+          channels: [...this.channels.values()],
+          latest: [...this.latest].map(([ch, s]) => [ch, s.ts, s.data]),
+          lease: this.leaseInfo(),
+        } satisfies Snapshot;
+      case 'handoff':
+        return this.handOff();
+      case 'lease':
+        this.inTime(now + req.remainingMs);
+        return this.leaseOp(req.by, req.lease, req.ttlMs, req.force, req.reqId);
+      case 'cmd': {
+        const conn = this.issuer(req.node, req.conn, req.by.user);
+        return this.command({ type: 'command', conn, by: req.by, reqId: req.reqId, name: req.name, args: req.args, deadline: now + req.remainingMs });
+      }
+      case 'estop':
+        this.inTime(now + req.remainingMs);
+        return this.estop(this.issuer(req.node, req.conn, req.by.user), req.by, req.reqId, now + req.remainingMs);
+    }
+  }
+
+  /** A connection on another node, as this node's commands see their issuer: what it is sent goes out as an event. */
+  private issuer(node: string, conn: string, user: UserRef): Connection {
+    const to = { node, conn };
+    return {
+      id: `${node}/${conn}`,
+      user,
+      closed: false,
+      send: (frame) => this.emit(frame, { to }),
+      writable: () => Promise.resolve(),
+      subscribe() {},
+      unsubscribe() {},
+      close() {},
+    };
+  }
+
+  /** To the nodes that follow the robot, in order: every event while home; a connection's answers even just after. */
+  private emit(frame: ServerFrame, extra: { to?: { node: string; conn: string }; lease?: LeaseInfo | null } = {}): void {
+    if (this.homed || extra.to) this.deps.cluster?.emit(this.id, { seq: ++this.evSeq, frame, ...extra });
+  }
+
+  /** The robot attached here: this node becomes its home, taking the lease over from the previous one. */
+  private async moveHere(cluster: RobotCluster): Promise<void> {
+    const previous = cluster.home(this.id);
+    let handed: Handoff | undefined;
+    if (previous && previous !== cluster.nodeId) {
+      try {
+        handed = (await cluster.request(this.id, { op: 'handoff' }, REMOTE_MS)) as Handoff;
+      } catch (e) {
+        this.ctx.log.info({ err: e, from: previous }, 'no handoff from the previous home of the robot; its lease, if any, is lost');
+      }
+    }
+    if (!(await this.claimHome(true, true))) throw new SbError('UNAVAILABLE', 'the robot directory cannot be written');
+    const l = handed?.lease;
+    if (l && l.expiresAt > this.ctx.clock.now()) this.setLease({ user: l.holder, admin: l.admin }, l.expiresAt, undefined);
+  }
+
+  /** `online`: the robot is attaching here. */
+  private async claimHome(online: boolean, force: boolean): Promise<boolean> {
+    const claimed = await (this.deps.cluster as RobotCluster).claim(this.id, {
+      online,
+      force,
+      serve: (req) => this.ctx.self.ask({ type: 'remote', req }, REMOTE_MS + 1_000),
+      moved: (node) => this.ctx.self.tell({ type: 'moved', node }),
+    });
+    if (claimed) {
+      this.homed = true;
+      this.stopFollowing('the robot moved to this node before the outcome arrived');
+    }
+    return claimed;
+  }
+
+  /** The robot attached to another node: its link here (if any) is replaced and the lease goes there. */
+  private handOff(): Handoff {
+    const l = this.lease;
+    const handoff: Handoff = { lease: l ? { holder: l.holder, admin: l.admin, expiresAt: l.expiresAt } : null };
+    this.clearLease();
+    this.leaveHome();
+    return handoff;
+  }
+
+  /** Another node wrote itself into the directory as the robot's home while this one was. */
+  private moved(node: string): void {
+    if (!this.homed) return;
+    this.ctx.log.warn({ to: node }, 'another node took over the robot');
+    this.clearLease();
+    this.leaveHome();
+  }
+
+  private leaveHome(): void {
+    this.homed = false;
+    (this.deps.cluster as RobotCluster).release(this.id);
+    if (this.link) {
+      const old = this.link;
+      old.close('REPLACED', 'another connection of this robot replaced this one');
+      this.goOffline(old, 'the robot reconnected to another node before reporting an outcome');
+    }
+    // This node's watchers now hear the new home.
+    if (this.watchers.size) this.follow();
+  }
+
+  private onRemote(e: RobotEvent | { lost: string }): void {
+    const r = this.remote;
+    if (!r) return;
+    if ('lost' in e) {
+      if (e.lost === r.node) this.homeLost(r);
+      return;
+    }
+    if (e.node !== r.node) {
+      // Only an attach moves the home; what was sent through the old one will not hear from it again.
+      if (e.frame.t !== 'robot' || e.frame.kind !== 'online') return;
+      if (r.node !== undefined) this.failRemote(r, 'the robot moved to another node before reporting an outcome');
+      r.node = e.node;
+    } else if (e.seq <= r.seq) {
+      return;
+    }
+    r.seq = e.seq;
+    if (e.to) {
+      if (e.to.node === this.nodeId()) this.deliver(r, e.to.conn, e.frame);
+      return;
+    }
+    const f = e.frame;
+    switch (f.t) {
+      case 'tm': {
+        this.latest.set(f.ch, { ts: f.ts, data: f.data });
+        const channel = this.channels.get(f.ch);
+        if (channel) this.fan(channel, f);
+        return;
+      }
+      case 'robot':
+        if (f.kind === 'deleted') {
+          this.deleted();
+          return;
+        }
+        if (f.kind === 'online') {
+          r.online = true;
+          r.lease = e.lease ?? null;
+          this.channels = new Map((f.channels ?? []).map((c) => [c.id, c]));
+          for (const ch of this.latest.keys()) if (!this.channels.has(ch)) this.latest.delete(ch);
+          this.lastSeen = this.ctx.clock.now();
+        } else if (f.kind === 'offline') {
+          r.online = false;
+          this.lastSeen = f.lastSeen ?? this.ctx.clock.now();
+        }
+        break;
+      case 'lease':
+        r.lease = f.lease;
+        break;
+      default:
+        return;
+    }
+    if (this.watchers.size) this.deps.fanout.publish(this.topic, f);
+  }
+
+  /** An answer of the home to one of this node's connections. */
+  private deliver(r: Remote, connId: string, frame: ServerFrame): void {
+    const conn = r.issuers.get(connId);
+    if (!conn) return;
+    if (frame.t === 'queued' || frame.t === 'error') {
+      const key = `${connId}:${frame.id}`;
+      const w = r.waiting.get(key);
+      if (!w) return; // already reported as unknown
+      this.ctx.clock.clearTimeout(w.timer);
+      r.waiting.delete(key);
+      if (frame.t === 'queued') {
+        const wait = w.outcomeBy - this.ctx.clock.now() + REMOTE_GRACE_MS;
+        r.commands.set(frame.cmd, { conn, timer: this.ctx.clock.setTimeout(() => this.ctx.self.tell({ type: 'remoteTimeout', command: frame.cmd }), wait) });
+      }
+    } else if (frame.t === 'cmd') {
+      const c = r.commands.get(frame.cmd);
+      if (!c) return; // already reported as lost
+      if (FINAL.has(frame.stage)) {
+        this.ctx.clock.clearTimeout(c.timer);
+        r.commands.delete(frame.cmd);
+      }
+    }
+    conn.send(frame);
+    this.forgetIssuer(r, connId);
+  }
+
+  private forgetIssuer(r: Remote, connId: string): void {
+    for (const c of r.commands.values()) if (c.conn.id === connId) return;
+    for (const w of r.waiting.values()) if (w.conn.id === connId) return;
+    r.issuers.delete(connId);
+  }
+
+  /** No final stage (or no `queued`) came from the home in time. */
+  private remoteTimeout(key: string): void {
+    const r = this.remote;
+    if (!r) return;
+    const unknown = "no outcome came from the robot's node; it is unknown whether the command ran";
+    const c = r.commands.get(key);
+    if (c) {
+      r.commands.delete(key);
+      c.conn.send({ t: 'cmd', robot: this.id, cmd: key, stage: 'lost', ts: this.ctx.clock.now(), detail: unknown });
+      this.forgetIssuer(r, c.conn.id);
+      return;
+    }
+    const w = r.waiting.get(key);
+    if (!w) return;
+    r.waiting.delete(key);
+    w.conn.send({ t: 'error', id: w.reqId, code: 'UNAVAILABLE', message: `${unknown}; check the audit log before sending it again` });
+    this.forgetIssuer(r, w.conn.id);
+  }
+
+  /** Ends what was sent through the home: it will not report on it. */
+  private failRemote(r: Remote, reason: string): void {
+    const now = this.ctx.clock.now();
+    for (const [id, c] of r.commands) {
+      this.ctx.clock.clearTimeout(c.timer);
+      c.conn.send({ t: 'cmd', robot: this.id, cmd: id, stage: 'lost', ts: now, detail: reason });
+    }
+    for (const w of r.waiting.values()) {
+      this.ctx.clock.clearTimeout(w.timer);
+      w.conn.send({ t: 'error', id: w.reqId, code: 'UNAVAILABLE', message: `${reason}; check the audit log before sending it again` });
+    }
+    r.commands.clear();
+    r.waiting.clear();
+    r.issuers.clear();
+  }
+
+  /** The home's node left the cluster: the robot is offline until it attaches elsewhere, and its lease is gone. */
+  private homeLost(r: Remote): void {
+    r.node = undefined;
+    this.failRemote(r, "the robot's node left the cluster before reporting an outcome; it is unknown whether the command ran");
+    if (r.online) {
+      r.online = false;
+      this.lastSeen = this.ctx.clock.now();
+      if (this.watchers.size) this.deps.fanout.publish(this.topic, { t: 'robot', robot: this.id, kind: 'offline', lastSeen: this.lastSeen });
+    }
+    if (r.lease) {
+      r.lease = null;
+      if (this.watchers.size) this.deps.fanout.publish(this.topic, { t: 'lease', robot: this.id, lease: null, reason: 'node_lost' });
+    }
+  }
+
+  private stopFollowing(reason: string): void {
+    const r = this.remote;
+    if (!r) return;
+    this.failRemote(r, reason);
+    r.unfollow();
+    this.remote = undefined;
   }
 
   // ---- changes made elsewhere ----
@@ -554,7 +1051,10 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
 
   /** Applies reloaded grants: watchers and the lease holder who lost access are dropped. */
   private accessLoaded(robot: { name: string; ownerId: string } | undefined, grants: Map<string, 'viewer' | 'operator'>): void {
-    if (!robot) return this.deleted();
+    if (!robot) {
+      this.deleted();
+      return;
+    }
     this.missing = false;
     this.name = robot.name;
     this.ownerId = robot.ownerId;
@@ -594,9 +1094,14 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
     this.broadcast({ t: 'robot', robot: this.id, kind: 'deleted' });
     for (const w of this.watchers.values()) w.conn.unsubscribe(this.topic);
     this.watchers.clear();
+    this.stopFollowing('the robot was deleted');
+    if (this.homed) this.deps.cluster?.release(this.id);
+    this.homed = false;
   }
 
+  /** To this node's watchers, and to the other nodes' if this one is the robot's home. */
   private broadcast(frame: ServerFrame): void {
     if (this.watchers.size) this.deps.fanout.publish(this.topic, frame);
+    this.emit(frame, frame.t === 'robot' && frame.kind === 'online' ? { lease: this.leaseInfo() } : {});
   }
 }

@@ -25,7 +25,7 @@ export interface MembershipOptions {
  * The bucket, replicated on three JetStream servers, or on one where NATS is not clustered (or an
  * earlier node made it so). `create` opens an existing bucket of the same configuration.
  */
-async function openBucket(kvm: Kvm, name: string, ttl: number): Promise<KV> {
+export async function openBucket(kvm: Kvm, name: string, ttl: number): Promise<KV> {
   try {
     return await kvm.create(name, { ttl, history: 1, replicas: 3 });
   } catch (e) {
@@ -39,6 +39,7 @@ async function openBucket(kvm: Kvm, name: string, ttl: number): Promise<KV> {
 export class Membership {
   private timer: NodeJS.Timeout | undefined;
   private live = new Map<string, NodeInfo>();
+  private readonly leftListeners = new Set<(node: string) => void>();
 
   private constructor(
     private readonly kv: KV,
@@ -89,6 +90,17 @@ export class Membership {
     const left = [...this.live.keys()].filter((id) => !live.has(id));
     if (joined.length || left.length) this.o.log.info({ joined, left, nodes: live.size }, 'cluster membership changed');
     this.live = live;
+    for (const node of left) for (const l of this.leftListeners) l(node);
+  }
+
+  /** Whether the node heartbeated within the TTL, as of this node's last heartbeat. */
+  alive(node: string): boolean {
+    return node === this.o.self.id || this.live.has(node);
+  }
+
+  /** Calls `listener` with each node that drops out (stopped heartbeating, or left). */
+  onLeft(listener: (node: string) => void): void {
+    this.leftListeners.add(listener);
   }
 
   /** Leaves at once (the other nodes see it gone at their next heartbeat). */

@@ -11,6 +11,14 @@ export interface ClusterNames {
   signals(roomId: string): string;
   /** The KV bucket of node heartbeats. */
   nodesBucket: string;
+  /** Requests of other nodes to a robot's home. */
+  robotRequests(robotId: string): string;
+  /** A robot's home's events, to the nodes that follow it. */
+  robotEvents(robotId: string): string;
+  /** The KV bucket of robot homes. */
+  robotsBucket: string;
+  /** A robot's grants, certificates or existence changed (every node's actor re-reads them). */
+  robotChanges: string;
 }
 
 export function clusterNames(cluster: string): ClusterNames {
@@ -18,6 +26,10 @@ export function clusterNames(cluster: string): ClusterNames {
     room: (roomId) => `sb.${cluster}.room.${roomId}`,
     signals: (roomId) => `sb.${cluster}.signal.${roomId}`,
     nodesBucket: `sb_${cluster}_nodes`,
+    robotRequests: (robotId) => `sb.${cluster}.robot.${robotId}.req`,
+    robotEvents: (robotId) => `sb.${cluster}.robot.${robotId}.ev`,
+    robotsBucket: `sb_${cluster}_robots`,
+    robotChanges: `sb.${cluster}.robots.changed`,
   };
 }
 

@@ -264,7 +264,7 @@ export interface LeaseEventFrame {
   robot: string;
   /** The new holder, or null when nobody holds the lease. */
   lease: LeaseInfo | null;
-  reason: 'acquired' | 'renewed' | 'released' | 'expired' | 'taken_over' | 'estop' | 'access_revoked';
+  reason: 'acquired' | 'renewed' | 'released' | 'expired' | 'taken_over' | 'estop' | 'access_revoked' | 'node_lost';
 }
 export interface LeasedFrame {
   t: 'leased';

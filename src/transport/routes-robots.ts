@@ -212,7 +212,7 @@ export function robotRoutes(robots: RobotsService): Route[] {
       uuidParams: ['id', 'userId'],
       summary: 'Grant a user a role on a robot, or change it (owner or admin)',
       description:
-        '`viewer`: sees the robot and its audit log. `operator`: also also watches it, holds its control lease and sends it commands and emergency stops.',
+        '`viewer`: sees the robot and its audit log. `operator`: also watches it, holds its control lease and sends it commands and emergency stops.',
       tags,
       body: { type: 'object', additionalProperties: false, required: ['role'], properties: { role: { enum: ['viewer', 'operator'] } } },
       responses: {

@@ -1,0 +1,271 @@
+// Robots across the nodes of a cluster. A robot's home is the node that holds its link (or, while
+// it is offline, its control lease); the JetStream KV bucket `sb_<cluster>_robots` records it,
+// and every node watches the bucket, so listings know who is online anywhere and each node knows
+// where to send a robot's requests. The home takes them on `sb.<cluster>.robot.<id>.req` (core
+// NATS request/reply: no responders means nobody is home) and publishes the robot's events, in
+// order, on `sb.<cluster>.robot.<id>.ev` to the nodes that follow it. An entry naming a node that
+// left the membership is ignored, and its followers are told the node was lost.
+
+import type { KV } from '@nats-io/kv';
+import { Kvm } from '@nats-io/kv';
+import { type NatsConnection, RequestError, type Subscription, TimeoutError } from '@nats-io/transport-node';
+import type { RemoteRequest, RemoteServer, RobotCluster, RobotEvent } from '../actors/ports.js';
+import { type ErrorCode, httpStatus, SbError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { packPlain, unpackPlain } from '../protocol/codec.js';
+import type { LeaseInfo, ServerFrame } from '../protocol/frames.js';
+import { openBucket } from './membership.js';
+import type { ClusterNames } from './nats.js';
+
+interface Entry {
+  node: string;
+  online: boolean;
+}
+
+type EventWire = [node: string, seq: number, frame: ServerFrame, toNode: string | null, toConn: string | null, lease: [LeaseInfo | null] | null];
+type ReplyWire = [0, unknown] | [1, string, string, Record<string, unknown> | null];
+
+interface Served {
+  sub: Subscription;
+  moved: (node: string) => void;
+  /** The revision of this node's last write of the entry. */
+  revision: number;
+}
+
+type FollowListener = (e: RobotEvent | { lost: string }) => void;
+
+export interface RobotClusterOptions {
+  nodeId: string;
+  names: ClusterNames;
+  /** Whether a node is a live member of the cluster. */
+  alive(node: string): boolean;
+  /** Another node changed a robot's grants, certificates or existence. */
+  changed(robotId: string, what: RobotChange): void;
+  log: Logger;
+}
+
+export type RobotChange = 'access' | 'certificates' | 'deleted';
+
+export class NatsRobotCluster implements RobotCluster {
+  readonly nodeId: string;
+  private readonly entries = new Map<string, Entry>();
+  private readonly served = new Map<string, Served>();
+  private readonly followers = new Map<string, { sub: Subscription; listener: FollowListener }>();
+  /** Writes of each robot's entry, one after another. */
+  private readonly writes = new Map<string, Promise<unknown>>();
+  private stopWatch: (() => void) | undefined;
+  private readonly changes: Subscription;
+
+  private constructor(
+    private readonly nc: NatsConnection,
+    private readonly kv: KV,
+    private readonly o: RobotClusterOptions,
+  ) {
+    this.nodeId = o.nodeId;
+    this.changes = nc.subscribe(o.names.robotChanges, {
+      callback: (err, msg) => {
+        if (err) return o.log.warn({ err }, 'robot change subscription failed');
+        try {
+          const [robotId, what] = unpackPlain(msg.data) as [string, RobotChange];
+          o.changed(robotId, what);
+        } catch (e) {
+          o.log.error({ err: e }, 'undecodable robot change from the cluster');
+        }
+      },
+    });
+  }
+
+  /** Tells the other nodes that a robot's grants, certificates or existence changed. */
+  announceChange(robotId: string, what: RobotChange): void {
+    try {
+      this.nc.publish(this.o.names.robotChanges, packPlain([robotId, what]));
+    } catch (e) {
+      this.o.log.warn({ err: e, robot: robotId }, 'could not tell the cluster about a robot change');
+    }
+  }
+
+  static async open(nc: NatsConnection, o: RobotClusterOptions): Promise<NatsRobotCluster> {
+    const kv = await openBucket(new Kvm(nc), o.names.robotsBucket, 0);
+    const c = new NatsRobotCluster(nc, kv, o);
+    await c.watch();
+    return c;
+  }
+
+  /** Follows the bucket: its current entries first, then every change. Resolves once the current ones are in. */
+  private async watch(): Promise<void> {
+    const iter = await this.kv.watch();
+    this.stopWatch = () => iter.stop();
+    let caughtUp!: () => void;
+    const ready = new Promise<void>((r) => {
+      caughtUp = r;
+    });
+    if (iter.getPending() === 0) caughtUp();
+    (async () => {
+      for await (const e of iter) {
+        if (e.operation === 'PUT') {
+          let entry: Entry;
+          try {
+            entry = e.json<Entry>();
+          } catch {
+            this.o.log.warn({ robot: e.key }, 'unreadable robot directory entry');
+            continue;
+          }
+          this.entries.set(e.key, entry);
+          const served = this.served.get(e.key);
+          if (served && entry.node !== this.nodeId && e.revision > served.revision) served.moved(entry.node);
+        } else {
+          this.entries.delete(e.key);
+        }
+        if (e.delta === 0) caughtUp();
+      }
+    })().catch((err) => this.o.log.error({ err }, 'robot directory watch failed'));
+    await ready;
+  }
+
+  home(robotId: string): string | undefined {
+    const e = this.entries.get(robotId);
+    return e && this.o.alive(e.node) ? e.node : undefined;
+  }
+
+  /** Online at a live node. */
+  isOnline(robotId: string): boolean {
+    const e = this.entries.get(robotId);
+    return e !== undefined && e.online && this.o.alive(e.node);
+  }
+
+  async claim(robotId: string, o: { online: boolean; force: boolean; serve: RemoteServer; moved: (node: string) => void }): Promise<boolean> {
+    const value = JSON.stringify({ node: this.nodeId, online: o.online } satisfies Entry);
+    const revision = await this.write(robotId, async () => {
+      if (o.force) return this.kv.put(robotId, value);
+      const current = await this.kv.get(robotId);
+      if (current?.operation === 'PUT') {
+        const node = (current.json() as Entry).node;
+        if (node !== this.nodeId && this.o.alive(node)) return undefined;
+        // The entry of a node that left, or ours from before: replaced only if unchanged meanwhile.
+        return this.kv.update(robotId, value, current.revision).catch(() => undefined);
+      }
+      return this.kv.create(robotId, value).catch(() => undefined);
+    });
+    if (revision === undefined) return false;
+    const previous = this.served.get(robotId);
+    if (previous) {
+      previous.revision = revision;
+      previous.moved = o.moved;
+      return true;
+    }
+    const sub = this.nc.subscribe(this.o.names.robotRequests(robotId), {
+      callback: (err, msg) => {
+        if (err) return this.o.log.warn({ err, robot: robotId }, 'robot request subscription failed');
+        let req: RemoteRequest;
+        try {
+          req = unpackPlain(msg.data) as RemoteRequest;
+        } catch (e) {
+          return this.o.log.error({ err: e, robot: robotId }, 'undecodable robot request from the cluster');
+        }
+        o.serve(req).then(
+          (value) => msg.respond(packPlain([0, value ?? null] satisfies ReplyWire)),
+          (e: unknown) => {
+            const sb = e instanceof SbError ? e : new SbError('UNAVAILABLE', "the robot's node could not take the request");
+            if (!(e instanceof SbError)) this.o.log.warn({ err: e, robot: robotId, op: req.op }, 'robot request failed');
+            msg.respond(packPlain([1, sb.code, sb.message, (sb.details as Record<string, unknown> | undefined) ?? null] satisfies ReplyWire));
+          },
+        );
+      },
+    });
+    this.served.set(robotId, { sub, moved: o.moved, revision });
+    return true;
+  }
+
+  setOnline(robotId: string, online: boolean): void {
+    const served = this.served.get(robotId);
+    if (!served) return;
+    const value = JSON.stringify({ node: this.nodeId, online } satisfies Entry);
+    this.write(robotId, () => this.kv.put(robotId, value)).then((rev) => {
+      if (rev !== undefined) served.revision = rev;
+    });
+  }
+
+  release(robotId: string): void {
+    const served = this.served.get(robotId);
+    if (!served) return;
+    this.served.delete(robotId);
+    served.sub.unsubscribe();
+    // Only our own entry: if another node has written since, it is theirs.
+    this.write(robotId, () => this.kv.delete(robotId, { previousSeq: served.revision }).catch(() => undefined));
+  }
+
+  private write<T>(robotId: string, fn: () => Promise<T>): Promise<T | undefined> {
+    const next = (this.writes.get(robotId) ?? Promise.resolve()).then(fn).catch((e: unknown) => {
+      this.o.log.warn({ err: e, robot: robotId }, 'robot directory write failed');
+      return undefined;
+    });
+    this.writes.set(robotId, next);
+    next.finally(() => {
+      if (this.writes.get(robotId) === next) this.writes.delete(robotId);
+    });
+    return next;
+  }
+
+  emit(robotId: string, e: Omit<RobotEvent, 'node'>): void {
+    const wire: EventWire = [this.nodeId, e.seq, e.frame, e.to?.node ?? null, e.to?.conn ?? null, e.lease === undefined ? null : [e.lease]];
+    try {
+      this.nc.publish(this.o.names.robotEvents(robotId), packPlain(wire));
+    } catch (err) {
+      this.o.log.warn({ err, robot: robotId }, 'could not send a robot event to the cluster');
+    }
+  }
+
+  follow(robotId: string, listener: FollowListener): () => void {
+    this.followers.get(robotId)?.sub.unsubscribe();
+    const sub = this.nc.subscribe(this.o.names.robotEvents(robotId), {
+      callback: (err, msg) => {
+        if (err) return this.o.log.warn({ err, robot: robotId }, 'robot event subscription failed');
+        let w: EventWire;
+        try {
+          w = unpackPlain(msg.data) as EventWire;
+        } catch (e) {
+          return this.o.log.error({ err: e, robot: robotId }, 'undecodable robot event from the cluster');
+        }
+        const [node, seq, frame, toNode, toConn, lease] = w;
+        listener({ node, seq, frame, ...(toNode && toConn ? { to: { node: toNode, conn: toConn } } : {}), ...(lease ? { lease: lease[0] } : {}) });
+      },
+    });
+    const f = { sub, listener };
+    this.followers.set(robotId, f);
+    return () => {
+      sub.unsubscribe();
+      if (this.followers.get(robotId) === f) this.followers.delete(robotId);
+    };
+  }
+
+  /** A node left the cluster: whoever follows a robot there hears of it. */
+  nodeLeft(node: string): void {
+    for (const f of this.followers.values()) f.listener({ lost: node });
+  }
+
+  async request(robotId: string, req: RemoteRequest, timeoutMs: number): Promise<unknown> {
+    let reply: ReplyWire;
+    try {
+      const msg = await this.nc.request(this.o.names.robotRequests(robotId), packPlain(req), { timeout: Math.max(1, timeoutMs) });
+      reply = unpackPlain(msg.data) as ReplyWire;
+    } catch (e) {
+      if (e instanceof RequestError && e.isNoResponders()) throw new SbError('ROBOT_OFFLINE', 'the robot is offline');
+      if (e instanceof TimeoutError || (e instanceof RequestError && e.cause instanceof TimeoutError)) {
+        throw new SbError('TIMEOUT', "the robot's node did not answer in time");
+      }
+      throw new SbError('UNAVAILABLE', `the robot's node cannot be reached (${(e as Error).message})`);
+    }
+    if (reply[0] === 0) return reply[1];
+    const code = (Object.hasOwn(httpStatus, reply[1]) ? reply[1] : 'UNAVAILABLE') as ErrorCode;
+    throw new SbError(code, reply[2], reply[3] ?? undefined);
+  }
+
+  async close(): Promise<void> {
+    this.stopWatch?.();
+    this.changes.unsubscribe();
+    for (const id of [...this.served.keys()]) this.release(id);
+    for (const f of this.followers.values()) f.sub.unsubscribe();
+    this.followers.clear();
+    await Promise.all(this.writes.values());
+  }
+}

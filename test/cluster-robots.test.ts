@@ -1,0 +1,248 @@
+// Robots across the nodes of a cluster, over real NATS, PostgreSQL and TLS: a robot connected to
+// one node is watched, leased, commanded and stopped by users on the others; it moves to another
+// node with its lease; and when its node is SIGKILLed in the middle of a command, the user on the
+// surviving node is told the outcome is unknown (`lost`), never left waiting.
+
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import t, { type Test } from 'tap';
+import { defaultCaFiles, defaultPkiDir } from '../src/auth/pki.js';
+import type { Hub } from '../src/hub.js';
+import { RobotClient } from '../src/robots/robot-client.js';
+import { Api, uniqueName } from './helpers/api.js';
+import { natsUrl, startCluster } from './helpers/cluster.js';
+import { freshDatabase } from './helpers/db.js';
+import { FAST, tempDir } from './helpers/hub.js';
+import { spawnCli } from './helpers/process.js';
+import { CHANNELS, initPki, waitUntil } from './helpers/robots.js';
+import { connect, type RawClient } from './helpers/ws.js';
+
+/** One robot CA and server certificate for every node, as a cluster's nodes would share them. */
+async function sharedPki(t: Test): Promise<{ env: Record<string, string>; caPem: string }> {
+  const dir = await tempDir(t, 'sb-pki-');
+  const { caPem } = await initPki(dir);
+  const ca = defaultCaFiles(dir);
+  const pki = defaultPkiDir(dir);
+  return {
+    caPem,
+    env: {
+      SB_ROBOT_CA_CERT_FILE: ca.certFile,
+      SB_ROBOT_CA_KEY_FILE: ca.keyFile,
+      SB_ROBOT_TLS_CERT_FILE: path.join(pki, 'server.crt'),
+      SB_ROBOT_TLS_KEY_FILE: path.join(pki, 'server.key'),
+      SB_ROBOT_PORT: '0',
+      ...FAST,
+    },
+  };
+}
+
+type User = Awaited<ReturnType<Api['signUp']>>;
+
+async function enroll(api: Api, owner: User): Promise<{ id: string; cert: string; key: string }> {
+  const r = await api.post('/api/v1/robots', { name: `robot-${randomBytes(4).toString('hex')}` }, { token: owner.token });
+  if (r.status !== 201) throw new Error(`enroll: ${r.status} ${r.text}`);
+  return { id: r.body.robot.id, cert: r.body.certificatePem, key: r.body.privateKeyPem };
+}
+
+async function user(t: Test, url: string, token: string): Promise<RawClient> {
+  const c = await connect(url, { token });
+  t.teardown(() => c.close().catch(() => {}));
+  return c;
+}
+
+/** A robot that accepts every command and completes it with its name, and reports every stop. */
+function obedient(robot: RobotClient, seen: string[]): void {
+  robot.on('command', (c) => {
+    seen.push(c.name);
+    robot.status(c.command, 'accepted');
+    robot.status(c.command, 'completed', { done: c.name });
+  });
+  robot.on('estop', (id) => {
+    seen.push('estop');
+    robot.status(id, 'completed');
+  });
+}
+
+const listedOnline = (api: Api, robotId: string, token: string) => async () => (await api.get(`/api/v1/robots/${robotId}`, { token })).body.robot?.online;
+
+t.test('a robot on one node, driven from the others; it moves node and keeps its lease', async (t) => {
+  const pki = await sharedPki(t);
+  const cluster = await startCluster(t, 3, pki.env);
+  const [a, b, c] = cluster.nodes as [Hub, Hub, Hub];
+  const [apiA, , apiC] = cluster.apis as [Api, Api, Api];
+  for (const n of cluster.nodes)
+    await waitUntil(
+      async () => n.membership?.nodes().length,
+      (k) => k === 3,
+      'three members',
+    );
+
+  const owner = await apiA.signUp(uniqueName('own'));
+  const viewer = await apiA.signUp(uniqueName('view'));
+  const r = await enroll(apiA, owner);
+  t.equal((await apiA.request('PUT', `/api/v1/robots/${r.id}/grants/${viewer.id}`, { role: 'viewer' }, { token: owner.token })).status, 200);
+
+  const seen: string[] = [];
+  const robot = await RobotClient.connect({ host: '127.0.0.1', port: b.robots?.port as number, cert: r.cert, key: r.key, ca: pki.caPem, channels: CHANNELS });
+  t.teardown(() => robot.destroy());
+  obedient(robot, seen);
+  await waitUntil(listedOnline(apiA, r.id, owner.token), (v) => v === true, 'listed online on node A');
+
+  // Watching from A and C.
+  const ua = await user(t, a.url, owner.token);
+  const vc = await user(t, c.url, viewer.token);
+  const wa = await ua.request({ t: 'watch', robot: r.id });
+  t.match(wa, { t: 'watching', role: 'owner', online: true, lease: null }, 'A: watching, online');
+  t.same(
+    wa.channels.map((ch: { id: number }) => ch.id),
+    [1, 2],
+    'A: the channels the robot advertised on B',
+  );
+  t.match(await vc.request({ t: 'watch', robot: r.id }), { t: 'watching', role: 'viewer', online: true }, 'C: watching, online');
+  const status = await apiC.get(`/api/v1/robots/${r.id}/status`, { token: viewer.token });
+  t.match(status.body.status, { online: true, lease: null }, 'REST status through C');
+
+  // Telemetry crosses nodes: every reliable frame in order, and the newest latest sample.
+  for (let i = 0; i < 20; i++) robot.telemetry(2, { line: i });
+  robot.telemetry(1, { x: 7, y: 8, theta: 0 });
+  for (const w of [ua, vc]) {
+    const logs = await w.take((f) => f.t === 'tm' && f.ch === 2, 20, 'twenty log lines');
+    t.same(
+      logs.map((f) => f.data.line),
+      [...Array(20).keys()],
+      'reliable telemetry arrives whole and in order on another node',
+    );
+    t.match(await w.next((f) => f.t === 'tm' && f.ch === 1, 'pose'), { data: { x: 7, y: 8 } }, 'latest telemetry arrives');
+  }
+
+  // A viewer is refused on its own node; the owner's lease and command go to B.
+  t.match(await vc.request({ t: 'lease', robot: r.id, op: 'acquire' }), { t: 'error', code: 'FORBIDDEN' }, 'a viewer cannot take the lease');
+  t.match(await vc.request({ t: 'cmd', robot: r.id, name: 'go' }), { t: 'error', code: 'FORBIDDEN' }, 'a viewer cannot command');
+  const leased = await ua.request({ t: 'lease', robot: r.id, op: 'acquire', ttlMs: 60_000 });
+  t.match(leased, { t: 'leased', lease: { holder: { id: owner.id } } }, 'A: leased through B');
+  for (const w of [ua, vc]) t.match(await w.next((f) => f.t === 'lease', 'lease event'), { reason: 'acquired', lease: { holder: { id: owner.id } } });
+
+  const q = await ua.request({ t: 'cmd', robot: r.id, name: 'grip', args: { force: 3 } });
+  t.equal(q.t, 'queued', 'A: the command is queued at B');
+  const stages = await ua.take((f) => f.t === 'cmd' && f.cmd === q.cmd, 3, 'three stages');
+  t.same(
+    stages.map((f) => f.stage),
+    ['delivered', 'accepted', 'completed'],
+    'every stage reaches the issuer on A',
+  );
+  t.same(stages[2]?.detail, { done: 'grip' }, 'with the robot detail');
+  const rows = await waitUntil(
+    async () => (await apiC.get(`/api/v1/robots/${r.id}/audit`, { token: owner.token })).body.commands as { id: string; outcome: string | null }[],
+    (rows) => rows.some((x) => x.id === q.cmd && x.outcome === 'completed'),
+    'the command audited as completed',
+  );
+  t.ok(
+    rows.find((x) => x.id === q.cmd),
+    'the audit log (read on C) has the command',
+  );
+
+  // The owner stops it from C: the robot gets the stop; every watcher sees the lease end.
+  const uc = await user(t, c.url, owner.token);
+  const es = await uc.request({ t: 'estop', robot: r.id });
+  t.equal(es.t, 'queued', 'C: e-stop queued at B');
+  t.match(await uc.next((f) => f.t === 'cmd' && f.cmd === es.cmd && f.stage === 'completed', 'the stop completed'), { stage: 'completed' });
+  for (const w of [ua, vc]) t.match(await w.next((f) => f.t === 'lease', 'lease end'), { reason: 'estop', lease: null });
+  t.same(seen, ['grip', 'estop'], 'the robot got the command, then the stop');
+
+  // The robot goes offline and comes back on C; the lease taken meanwhile moves with it.
+  robot.destroy();
+  for (const w of [ua, vc]) await w.next((f) => f.t === 'robot' && f.kind === 'offline', 'offline on B');
+  t.match(await ua.request({ t: 'lease', robot: r.id, op: 'acquire', ttlMs: 60_000 }), { t: 'leased' }, 'a lease on the offline robot, held by B');
+  await ua.next((f) => f.t === 'lease' && f.reason === 'acquired', 'acquired while offline');
+  const seen2: string[] = [];
+  const again = await RobotClient.connect({ host: '127.0.0.1', port: c.robots?.port as number, cert: r.cert, key: r.key, ca: pki.caPem, channels: CHANNELS });
+  t.teardown(() => again.destroy());
+  obedient(again, seen2);
+  for (const w of [ua, vc]) {
+    t.match(await w.next((f) => f.t === 'robot' && f.kind === 'online', 'online on C'), { kind: 'online' }, 'watchers hear it come back on another node');
+  }
+  const moved = await apiA.get(`/api/v1/robots/${r.id}/status`, { token: owner.token });
+  t.match(moved.body.status, { online: true, lease: { holder: { id: owner.id } } }, 'the lease moved with the robot');
+  const q2 = await ua.request({ t: 'cmd', robot: r.id, name: 'wave' });
+  t.equal(q2.t, 'queued', 'the lease holder commands it on its new node without asking again');
+  t.match(await ua.next((f) => f.t === 'cmd' && f.cmd === q2.cmd && f.stage === 'completed', 'completed on C'), { stage: 'completed' });
+  t.same(seen2, ['wave']);
+});
+
+t.test("the robot's node is SIGKILLed mid-command: the issuer on another node learns the outcome is unknown", async (t) => {
+  const pki = await sharedPki(t);
+  const dir = await tempDir(t, 'sb-robot-crash-');
+  const keyFile = path.join(dir, 'jwt.pem');
+  await writeFile(keyFile, generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
+  const env = {
+    ...pki.env,
+    HOST: '127.0.0.1',
+    PORT: '0',
+    DATABASE_URL: await freshDatabase(t),
+    NATS_URL: natsUrl(),
+    SB_CLUSTER_NAME: `r${randomBytes(6).toString('hex')}`,
+    SB_JWT_KEY_FILE: keyFile,
+    SB_DATA_DIR: dir,
+  };
+  const start = async (i: number) => {
+    const p = spawnCli(t, ['serve'], { ...env, SB_NODE_ID: `node${i}` });
+    const robots = await p.waitFor((l) => l.msg === 'robot endpoint listening (mutual TLS)', `node${i}'s robot endpoint`);
+    const listening = await p.waitFor((l) => l.msg === 'listening', `node${i} listening`);
+    return { p, url: listening.url as string, robotPort: robots.port as number };
+  };
+  const a = await start(1);
+  const b = await start(2);
+  const api = new Api(a.url);
+  await waitUntil(
+    async () => (await api.get('/readyz')).body.cluster?.nodes,
+    (n) => n?.length === 2,
+    'both nodes members',
+    15_000,
+  );
+  const owner = await api.signUp(uniqueName('crash'));
+  const r = await enroll(api, owner);
+  const robot = await RobotClient.connect({ host: '127.0.0.1', port: b.robotPort, cert: r.cert, key: r.key, ca: pki.caPem, channels: CHANNELS });
+  t.teardown(() => robot.destroy());
+  // It accepts, and is still working when its node dies.
+  robot.on('command', (c) => robot.status(c.command, 'accepted'));
+  await waitUntil(listedOnline(api, r.id, owner.token), (v) => v === true, 'listed online on node A');
+
+  const u = await user(t, a.url, owner.token);
+  t.match(await u.request({ t: 'watch', robot: r.id }), { online: true });
+  t.match(await u.request({ t: 'lease', robot: r.id, op: 'acquire', ttlMs: 120_000 }), { t: 'leased' });
+  await u.next((f) => f.t === 'lease' && f.reason === 'acquired', 'acquired');
+  const q = await u.request({ t: 'cmd', robot: r.id, name: 'drill', timeoutMs: 120_000 });
+  t.equal(q.t, 'queued');
+  await u.take((f) => f.t === 'cmd' && f.cmd === q.cmd, 2, 'delivered and accepted');
+  const auditRow = async () =>
+    (
+      (await api.get(`/api/v1/robots/${r.id}/audit`, { token: owner.token })).body.commands as {
+        id: string;
+        outcome: string | null;
+        acceptedAt: string | null;
+      }[]
+    ).find((x) => x.id === q.cmd);
+  await waitUntil(auditRow, (row) => row?.acceptedAt != null, 'the acceptance audited');
+
+  b.p.child.kill('SIGKILL');
+  const killedAt = Date.now();
+  const lost = await u.next((f) => f.t === 'cmd' && f.cmd === q.cmd, 'the final stage', 30_000);
+  t.equal(lost.stage, 'lost', 'the command ends lost, long before its deadline');
+  t.match(lost.detail, /unknown/, 'and says its outcome is unknown');
+  t.match(await u.next((f) => f.t === 'robot', 'offline', 30_000), { kind: 'offline' }, 'the robot is shown offline');
+  t.match(await u.next((f) => f.t === 'lease', 'lease gone'), { lease: null, reason: 'node_lost' }, 'its lease went with the node');
+  t.comment(`outcome reported ${Date.now() - killedAt} ms after the SIGKILL (membership TTL 10 s)`);
+  t.match(await auditRow(), { outcome: null, acceptedAt: String }, 'the audit log shows it accepted with no outcome: the node died before writing one');
+  t.match(await u.request({ t: 'cmd', robot: r.id, name: 'drill' }), { t: 'error', code: 'ROBOT_OFFLINE' }, 'a new command: the robot is offline');
+
+  // The robot reconnects to the surviving node and is driven again.
+  const again = await RobotClient.connect({ host: '127.0.0.1', port: a.robotPort, cert: r.cert, key: r.key, ca: pki.caPem, channels: CHANNELS });
+  t.teardown(() => again.destroy());
+  again.on('command', (c) => again.status(c.command, 'completed'));
+  await u.next((f) => f.t === 'robot' && f.kind === 'online', 'online on A');
+  t.match(await u.request({ t: 'lease', robot: r.id, op: 'acquire' }), { t: 'leased' });
+  const q2 = await u.request({ t: 'cmd', robot: r.id, name: 'drill' });
+  t.equal(q2.t, 'queued');
+  t.match(await u.next((f) => f.t === 'cmd' && f.cmd === q2.cmd && f.stage === 'completed', 'completed'), { stage: 'completed' });
+});
