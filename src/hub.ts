@@ -148,7 +148,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
         const m = actors.metrics();
         return { actors: m.actors, mailboxMax: m.mailboxDepth.max, mailboxTotal: m.mailboxDepth.total, handled: m.handled, failed: m.failed };
       },
-      cluster: () => natsLink && { natsUp: natsLink.up, nodes: membership?.nodes().length ?? 0 },
+      cluster: () => natsLink && { natsUp: natsLink.up, jetstreamUp: membership?.jetstreamUp ?? false, nodes: membership?.nodes().length ?? 0 },
       storeUp: () => {
         // At most one database check per 5 s, however often /metrics is scraped.
         if (Date.now() - storeCheck.at > 5_000) {
@@ -299,7 +299,13 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
           if (nats && !nats.up) return { ok: false, detail: { reason: 'NATS unreachable' } };
           try {
             const r = await store.ready();
-            const cluster = membership && { name: cfg.clusterName, nodes: membership.nodes().map((n) => n.id) };
+            // JetStream only carries membership and robot homes (PostgreSQL acks messages), so a
+            // JetStream election is reported, not a reason to take every node out of rotation.
+            const cluster = membership && {
+              name: cfg.clusterName,
+              nodes: membership.nodes().map((n) => n.id),
+              jetstream: membership.jetstreamUp ? 'ok' : 'failing',
+            };
             return { ok: r.ok, detail: { schema: r.schema, expectedSchema: r.expected, ...(cluster ? { cluster } : {}) } };
           } catch (e) {
             root.warn({ err: e }, 'readiness check: store unreachable');
@@ -324,11 +330,21 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
 
     // Members before robots: a robot's home must be a node the others see alive.
     membership =
-      nats && (await Membership.join(nats.nc, { bucket: names.nodesBucket, self: { id: nodeId, url, startedAt: Date.now() }, heartbeatMs: 2_000, log: root }));
+      nats &&
+      (await Membership.join(nats.nc, {
+        bucket: names.nodesBucket,
+        pulseSubject: names.nodesPulse,
+        self: { id: nodeId, url, startedAt: Date.now() },
+        heartbeatMs: 2_000,
+        log: root,
+      }));
     if (membership) {
       const m = membership;
       undo.push(() => m.leave());
-      if (robotCluster) m.onLeft((node) => robotCluster.nodeLeft(node));
+      m.onLeft((node) => {
+        natsBus?.nodeLeft(node);
+        robotCluster?.nodeLeft(node);
+      });
     }
     if (robotListener) {
       try {

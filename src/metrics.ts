@@ -11,7 +11,7 @@ export interface MetricSources {
   robotLinks(): number;
   actors(): { actors: number; mailboxMax: number; mailboxTotal: number; handled: number; failed: number };
   /** Undefined on a single node. */
-  cluster(): { natsUp: boolean; nodes: number } | undefined;
+  cluster(): { natsUp: boolean; jetstreamUp: boolean; nodes: number } | undefined;
   /** Whether the store answers (a cheap query with a short timeout). */
   storeUp(): Promise<boolean>;
 }
@@ -66,6 +66,12 @@ export class HubMetrics {
     });
     if (sources.cluster()) {
       new Gauge({ name: 'sb_nats_up', help: '1 while connected to NATS', registers: r, collect: gauge(() => (sources.cluster()?.natsUp ? 1 : 0)) });
+      new Gauge({
+        name: 'sb_jetstream_up',
+        help: "1 while this node's membership heartbeats reach JetStream",
+        registers: r,
+        collect: gauge(() => (sources.cluster()?.jetstreamUp ? 1 : 0)),
+      });
       new Gauge({ name: 'sb_cluster_nodes', help: 'Live nodes in the membership bucket', registers: r, collect: gauge(() => sources.cluster()?.nodes ?? 0) });
     }
   }

@@ -232,7 +232,7 @@ t.test("the robot's node is SIGKILLed mid-command: the issuer on another node le
   t.match(lost.detail, /unknown/, 'and says its outcome is unknown');
   t.match(await u.next((f) => f.t === 'robot', 'offline', 30_000), { kind: 'offline' }, 'the robot is shown offline');
   t.match(await u.next((f) => f.t === 'lease', 'lease gone'), { lease: null, reason: 'node_lost' }, 'its lease went with the node');
-  t.comment(`outcome reported ${Date.now() - killedAt} ms after the SIGKILL (membership TTL 10 s)`);
+  t.comment(`outcome reported ${Date.now() - killedAt} ms after the SIGKILL (a node silent for 5 s is gone)`);
   t.match(await auditRow(), { outcome: null, acceptedAt: String }, 'the audit log shows it accepted with no outcome: the node died before writing one');
   t.match(await u.request({ t: 'cmd', robot: r.id, name: 'drill' }), { t: 'error', code: 'ROBOT_OFFLINE' }, 'a new command: the robot is offline');
 

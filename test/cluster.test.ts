@@ -35,7 +35,11 @@ t.test('every node sees every node in the membership bucket', async (t) => {
   }
   const ready = await cluster.apis[1]?.get('/readyz');
   t.equal(ready?.status, 200);
-  t.same(ready?.body.cluster, { name: cluster.env.SB_CLUSTER_NAME, nodes: ['node1', 'node2', 'node3'] }, '/readyz names the cluster and its nodes');
+  t.same(
+    ready?.body.cluster,
+    { name: cluster.env.SB_CLUSTER_NAME, nodes: ['node1', 'node2', 'node3'], jetstream: 'ok' },
+    '/readyz names the cluster and its nodes, and JetStream takes the heartbeats',
+  );
 });
 
 t.test('one order per room with publishers and subscribers spread over three nodes', async (t) => {
@@ -173,4 +177,5 @@ t.test('/metrics of a cluster node: NATS up and the node count', async (t) => {
   const text = await (await fetch(`${n2.url}/metrics`)).text();
   t.match(text, /^sb_nats_up 1$/m, 'connected to NATS');
   t.match(text, /^sb_cluster_nodes 3$/m, 'three live nodes');
+  t.match(text, /^sb_jetstream_up 1$/m, 'heartbeats reach JetStream');
 });

@@ -297,8 +297,7 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
       case 'remote':
         return this.serve(msg.req) as Promise<RobotReply>;
       case 'remoteEvent':
-        this.onRemote(msg.event);
-        return undefined;
+        return this.onRemote(msg.event);
       case 'remoteTimeout':
         this.remoteTimeout(msg.command);
         return undefined;
@@ -883,7 +882,7 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
     if (this.watchers.size) this.follow();
   }
 
-  private onRemote(e: RobotEvent | { lost: string }): void {
+  private onRemote(e: RobotEvent | { lost: string }): undefined | Promise<undefined> {
     const r = this.remote;
     if (!r) return;
     if ('lost' in e) {
@@ -891,8 +890,13 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
       return;
     }
     if (e.node !== r.node) {
+      if (e.frame.t !== 'robot' || e.frame.kind !== 'online') {
+        // Lost track of the home (its node seemed gone for a while, or nobody was home when this
+        // node began to follow) and now hearing from it: catch up.
+        if (r.node === undefined && e.node === this.deps.cluster?.home(this.id)) return this.resync(r, e);
+        return;
+      }
       // Only an attach moves the home; what was sent through the old one will not hear from it again.
-      if (e.frame.t !== 'robot' || e.frame.kind !== 'online') return;
       if (r.node !== undefined) this.failRemote(r, 'the robot moved to another node before reporting an outcome');
       r.node = e.node;
     } else if (e.seq <= r.seq) {
@@ -934,6 +938,25 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
         return;
     }
     if (this.watchers.size) this.deps.fanout.publish(this.topic, f);
+  }
+
+  private async resync(r: Remote, e: RobotEvent): Promise<undefined> {
+    const { online, lease } = r;
+    await this.syncWith(e.node, this.ctx.clock.now() + REMOTE_MS);
+    if (r.node !== e.node) return;
+    if (this.watchers.size) {
+      if (r.online !== online) {
+        const frame: ServerFrame = r.online
+          ? { t: 'robot', robot: this.id, kind: 'online', channels: [...this.channels.values()] }
+          : { t: 'robot', robot: this.id, kind: 'offline', lastSeen: this.lastSeen ?? this.ctx.clock.now() };
+        this.deps.fanout.publish(this.topic, frame);
+      }
+      if (r.lease?.holder.id !== lease?.holder.id || r.lease?.expiresAt !== lease?.expiresAt) {
+        this.deps.fanout.publish(this.topic, { t: 'lease', robot: this.id, lease: r.lease, reason: r.lease ? 'acquired' : 'released' });
+      }
+    }
+    // The event itself, if the snapshot predates it.
+    return this.onRemote(e);
   }
 
   /** An answer of the home to one of this node's connections. */

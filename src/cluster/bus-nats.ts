@@ -138,6 +138,11 @@ export class NatsBus implements Bus {
     };
   }
 
+  /** A node left the cluster: every room's listeners hear that nobody is present there any more. */
+  nodeLeft(node: string): void {
+    for (const r of this.rooms.values()) for (const l of r.signals) l(node, { kind: 'presence', users: [], ask: false });
+  }
+
   /**
    * Anti-entropy: NATS core delivery is at most once, so a batch can be missed (an outage of this
    * node's or the publisher's NATS link, a node that died between its commit and its publish) and,

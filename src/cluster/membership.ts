@@ -1,10 +1,12 @@
 // Node membership: each node puts a heartbeat in a JetStream KV bucket whose entries expire
 // (bucket-level TTL: per-key TTLs are ignored by NATS 2.9), and reads the bucket's keys to know
 // which nodes are alive. A node that stops heartbeating drops out within the TTL; one that shuts
-// down deletes its key at once.
+// down deletes its key at once. A second, cheaper pulse on core NATS (one tiny message per node
+// per second) detects a dead node faster than the TTL, and while JetStream itself is electing a
+// leader: a member silent for SUSPECT_MS is treated as gone until it is heard again.
 
 import { type KV, Kvm } from '@nats-io/kv';
-import type { NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from '../log.js';
 
 export interface NodeInfo {
@@ -15,6 +17,8 @@ export interface NodeInfo {
 
 export interface MembershipOptions {
   bucket: string;
+  /** The core NATS subject of the one-second pulse. */
+  pulseSubject: string;
   self: NodeInfo;
   /** Heartbeat interval, ms; an entry expires after 5 of them. */
   heartbeatMs: number;
@@ -36,12 +40,25 @@ export async function openBucket(kvm: Kvm, name: string, ttl: number): Promise<K
   }
 }
 
+/** The pulse interval, and how long a member may be silent before it is treated as gone. */
+const PULSE_MS = 1_000;
+const SUSPECT_MS = 5_000;
+
 export class Membership {
   private timer: NodeJS.Timeout | undefined;
+  private pulseTimer: NodeJS.Timeout | undefined;
+  private pulses: Subscription | undefined;
   private live = new Map<string, NodeInfo>();
+  /** When each other node was last heard on the pulse subject. */
+  private readonly heard = new Map<string, number>();
+  /** Members silent for SUSPECT_MS: gone until heard again. */
+  private readonly silent = new Set<string>();
   private readonly leftListeners = new Set<(node: string) => void>();
+  /** When the last heartbeat reached JetStream. */
+  private lastWrite = Date.now();
 
   private constructor(
+    private readonly nc: NatsConnection,
     private readonly kv: KV,
     private readonly o: MembershipOptions,
   ) {}
@@ -60,22 +77,61 @@ export class Membership {
         await new Promise((r) => setTimeout(r, 500));
       }
     }
-    const m = new Membership(kv, o);
+    const m = new Membership(nc, kv, o);
     await m.beat();
     m.timer = setInterval(() => {
       m.beat().catch((e) => o.log.warn({ err: e }, 'node heartbeat failed'));
     }, o.heartbeatMs);
     m.timer.unref();
+    m.startPulse();
     return m;
   }
 
-  /** The nodes alive at the last heartbeat, this one included, by id. */
+  private startPulse(): void {
+    this.pulses = this.nc.subscribe(this.o.pulseSubject, {
+      callback: (err, msg) => {
+        if (err) return this.o.log.warn({ err }, 'membership pulse subscription failed');
+        const node = msg.string();
+        this.heard.set(node, Date.now());
+        if (this.silent.delete(node)) this.o.log.info({ node }, 'a silent node is heard again');
+      },
+    });
+    const pulse = () => {
+      try {
+        this.nc.publish(this.o.pulseSubject, this.o.self.id);
+      } catch {
+        // Disconnected: the other nodes will hear us after the reconnect.
+      }
+      const now = Date.now();
+      for (const [node, at] of this.heard) {
+        if (now - at < SUSPECT_MS || this.silent.has(node) || !this.live.has(node)) continue;
+        this.silent.add(node);
+        this.o.log.warn({ node, silentMs: now - at }, 'a node fell silent; treating it as gone');
+        this.left(node);
+      }
+    };
+    pulse();
+    this.pulseTimer = setInterval(pulse, PULSE_MS);
+    this.pulseTimer.unref();
+  }
+
+  private left(node: string): void {
+    for (const l of this.leftListeners) l(node);
+  }
+
+  /** The nodes alive, this one included, by id. */
   nodes(): NodeInfo[] {
-    return [...this.live.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
+    return [...this.live.values()].filter((n) => !this.silent.has(n.id)).sort((a, b) => (a.id < b.id ? -1 : 1));
+  }
+
+  /** Whether this node's heartbeats reach JetStream (its last write is younger than two intervals). */
+  get jetstreamUp(): boolean {
+    return Date.now() - this.lastWrite < 2 * this.o.heartbeatMs + 1_000;
   }
 
   private async beat(): Promise<void> {
     await this.kv.put(this.o.self.id, JSON.stringify(this.o.self));
+    this.lastWrite = Date.now();
     const live = new Map<string, NodeInfo>();
     for await (const key of await this.kv.keys()) {
       const e = await this.kv.get(key);
@@ -90,12 +146,16 @@ export class Membership {
     const left = [...this.live.keys()].filter((id) => !live.has(id));
     if (joined.length || left.length) this.o.log.info({ joined, left, nodes: live.size }, 'cluster membership changed');
     this.live = live;
-    for (const node of left) for (const l of this.leftListeners) l(node);
+    for (const node of left) {
+      this.heard.delete(node);
+      // Already reported when it fell silent.
+      if (!this.silent.delete(node)) this.left(node);
+    }
   }
 
   /** Whether the node heartbeated within the TTL, as of this node's last heartbeat. */
   alive(node: string): boolean {
-    return node === this.o.self.id || this.live.has(node);
+    return node === this.o.self.id || (this.live.has(node) && !this.silent.has(node));
   }
 
   /** Calls `listener` with each node that drops out (stopped heartbeating, or left). */
@@ -106,6 +166,8 @@ export class Membership {
   /** Leaves at once (the other nodes see it gone at their next heartbeat). */
   async leave(): Promise<void> {
     clearInterval(this.timer);
+    clearInterval(this.pulseTimer);
+    this.pulses?.unsubscribe();
     await this.kv.delete(this.o.self.id).catch((e) => this.o.log.warn({ err: e }, 'could not leave the membership bucket'));
   }
 }

@@ -11,6 +11,8 @@ export interface ClusterNames {
   signals(roomId: string): string;
   /** The KV bucket of node heartbeats. */
   nodesBucket: string;
+  /** Every node's one-second pulse. */
+  nodesPulse: string;
   /** Requests of other nodes to a robot's home. */
   robotRequests(robotId: string): string;
   /** A robot's home's events, to the nodes that follow it. */
@@ -26,6 +28,7 @@ export function clusterNames(cluster: string): ClusterNames {
     room: (roomId) => `sb.${cluster}.room.${roomId}`,
     signals: (roomId) => `sb.${cluster}.signal.${roomId}`,
     nodesBucket: `sb_${cluster}_nodes`,
+    nodesPulse: `sb.${cluster}.nodes.pulse`,
     robotRequests: (robotId) => `sb.${cluster}.robot.${robotId}.req`,
     robotEvents: (robotId) => `sb.${cluster}.robot.${robotId}.ev`,
     robotsBucket: `sb_${cluster}_robots`,

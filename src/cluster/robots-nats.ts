@@ -130,7 +130,7 @@ export class NatsRobotCluster implements RobotCluster {
   /** Online at a live node. */
   isOnline(robotId: string): boolean {
     const e = this.entries.get(robotId);
-    return e !== undefined && e.online && this.o.alive(e.node);
+    return e?.online === true && this.o.alive(e.node);
   }
 
   async claim(robotId: string, o: { online: boolean; force: boolean; serve: RemoteServer; moved: (node: string) => void }): Promise<boolean> {
