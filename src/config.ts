@@ -313,7 +313,7 @@ export const spec: Entry[] = [
     flag: 'node-id',
     parse: str,
     def: undefined,
-    doc: 'Name of this node in logs and (later) the cluster; unset derives one from host name and pid',
+    doc: 'Name of this node in logs and in the cluster (unique per node); unset derives one from host name and pid',
   },
   {
     key: 'limits.maxBodyBytes',
