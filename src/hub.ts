@@ -95,6 +95,9 @@ function checkReadable(file: string | undefined, name: string): void {
   }
 }
 
+/** How long a draining node of a cluster waits for its leased robots to reconnect elsewhere. */
+const ROBOT_DRAIN_MS = 5_000;
+
 export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
   const nodeId = cfg.nodeId ?? `${os.hostname()}-${process.pid}`;
   const root = (log ?? createLogger(cfg.logLevel)).child({ node: nodeId });
@@ -206,6 +209,8 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
         }),
     });
     const onlineRobots = new Set<string>();
+    /** Robots whose lease this node holds: a draining node gives them time to move with it. */
+    const leasedRobots = new Set<string>();
     actors.register<RobotMsg, RobotReply>(
       'robot',
       (id, ctx) =>
@@ -215,6 +220,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
           presence: { online: (r) => onlineRobots.add(r), offline: (r) => onlineRobots.delete(r) },
           maxPendingCommands: L.robotMaxPendingCommands,
           ...(robotCluster ? { cluster: robotCluster } : {}),
+          leaseHeld: (r, held) => (held ? leasedRobots.add(r) : leasedRobots.delete(r)),
         }),
     );
     const robotRef = (id: string) => actors.ref<RobotMsg, RobotReply>('robot', id);
@@ -373,7 +379,16 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
         root.info({ inFlight: router.inFlight }, 'shutting down: no new connections');
         if (listenSocket) uWS.us_listen_socket_close(listenSocket);
         ws.shutdown(1_000);
+        const connected = [...onlineRobots];
         await robotListener?.close();
+        // The robots were told to reconnect elsewhere; each that does in time takes its lease along
+        // (the new node asks this one for it), so a rolling restart does not end leases.
+        const moving = () => connected.filter((r) => leasedRobots.has(r)).length;
+        if (robotCluster && moving() > 0) {
+          const until = Date.now() + Math.min(ROBOT_DRAIN_MS, cfg.shutdownTimeoutMs);
+          while (moving() > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+          if (moving() > 0) root.info({ robots: moving() }, 'leases not handed over: their robots did not reconnect elsewhere in time');
+        }
         const deadline = new Promise<'timeout'>((r) => setTimeout(r, cfg.shutdownTimeoutMs, 'timeout').unref());
         if ((await Promise.race([router.drain(), deadline])) === 'timeout') {
           root.warn({ inFlight: router.inFlight }, 'shutdown deadline passed with requests in flight');

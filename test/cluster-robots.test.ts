@@ -246,3 +246,46 @@ t.test("the robot's node is SIGKILLed mid-command: the issuer on another node le
   t.equal(q2.t, 'queued');
   t.match(await u.next((f) => f.t === 'cmd' && f.cmd === q2.cmd && f.stage === 'completed', 'completed'), { stage: 'completed' });
 });
+
+t.test("a draining node's robot reconnects elsewhere and takes its lease along", async (t) => {
+  const pki = await sharedPki(t);
+  const cluster = await startCluster(t, 2, pki.env);
+  const [a, b] = cluster.nodes as [Hub, Hub];
+  const [apiA] = cluster.apis as [Api, Api];
+  for (const n of cluster.nodes)
+    await waitUntil(
+      async () => n.membership?.nodes().length,
+      (k) => k === 2,
+      'two members',
+    );
+  const owner = await apiA.signUp(uniqueName('drain'));
+  const r = await enroll(apiA, owner);
+  const robot = await RobotClient.connect({ host: '127.0.0.1', port: b.robots?.port as number, cert: r.cert, key: r.key, ca: pki.caPem, channels: CHANNELS });
+  t.teardown(() => robot.destroy());
+  await waitUntil(listedOnline(apiA, r.id, owner.token), (v) => v === true, 'listed online on node A');
+  const u = await user(t, a.url, owner.token);
+  t.match(await u.request({ t: 'watch', robot: r.id }), { online: true });
+  const leased = await u.request({ t: 'lease', robot: r.id, op: 'acquire', ttlMs: 120_000 });
+  t.match(leased, { t: 'leased', lease: { holder: { id: owner.id } } });
+
+  // Node B drains: its robot is told to go, and reconnects to A while B waits for it.
+  const told = new Promise<{ code: string }>((resolve) => robot.on('hubError', (e) => resolve(e)));
+  const draining = b.close();
+  t.match(await told, { code: 'SHUTDOWN' }, 'the robot is told to reconnect elsewhere');
+  const seen: string[] = [];
+  const again = await RobotClient.connect({ host: '127.0.0.1', port: a.robots?.port as number, cert: r.cert, key: r.key, ca: pki.caPem, channels: CHANNELS });
+  t.teardown(() => again.destroy());
+  obedient(again, seen);
+  await draining;
+
+  const status = await apiA.get(`/api/v1/robots/${r.id}/status`, { token: owner.token });
+  t.match(
+    status.body.status,
+    { online: true, lease: { holder: { id: owner.id }, expiresAt: new Date(leased.lease.expiresAt).toISOString() } },
+    'same holder, same expiry',
+  );
+  const q = await u.request({ t: 'cmd', robot: r.id, name: 'after-restart' });
+  t.equal(q.t, 'queued', 'the holder commands it on the new node without acquiring again');
+  t.match(await u.next((f) => f.t === 'cmd' && f.cmd === q.cmd && f.stage === 'completed', 'completed'), { stage: 'completed' });
+  t.same(seen, ['after-restart']);
+});

@@ -87,6 +87,8 @@ export interface RobotDeps {
   maxPendingCommands: number;
   /** The other nodes, in a cluster. */
   cluster?: RobotCluster;
+  /** Told when this node starts or stops holding the robot's lease (a draining node waits for them to move). */
+  leaseHeld?(robotId: string, held: boolean): void;
 }
 
 /** The robot's live state as its home sends it to a node that starts following it. */
@@ -638,6 +640,7 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
     const token = ++this.leaseTokens;
     const timer = this.ctx.clock.setTimeout(() => this.ctx.self.tell({ type: 'leaseExpired', token }), expiresAt - this.ctx.clock.now());
     this.lease = { holder: by.user, admin: by.admin, expiresAt, timer, token };
+    this.deps.leaseHeld?.(this.id, true);
     if (reason) this.broadcast({ t: 'lease', robot: this.id, lease: this.leaseInfo(), reason });
   }
 
@@ -650,6 +653,7 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
     if (!this.lease) return;
     this.ctx.clock.clearTimeout(this.lease.timer);
     this.lease = undefined;
+    this.deps.leaseHeld?.(this.id, false);
   }
 
   private leaseInfo(): LeaseInfo | null {
