@@ -120,6 +120,30 @@ export async function startHub(
   };
 }
 
+/**
+ * `nodes` hub processes of one new cluster (a fresh SB_CLUSTER_NAME) on PostgreSQL (DATABASE_URL) and
+ * the NATS server at `nats`, sharing the JWT signing key in `keyFile`: node1, node2, … in that order.
+ */
+export async function startCluster(
+  nodes: number,
+  nats: string,
+  keyFile: string,
+  extraEnv: Record<string, string> = {},
+  opts: Parameters<typeof startHub>[2] = {},
+): Promise<(Server & { dataDir: string })[]> {
+  const cluster = `bench${Date.now().toString(36)}`;
+  const hubs: (Server & { dataDir: string })[] = [];
+  try {
+    for (let i = 1; i <= nodes; i++) {
+      hubs.push(await startHub('postgres', { ...extraEnv, NATS_URL: nats, SB_CLUSTER_NAME: cluster, SB_JWT_KEY_FILE: keyFile, SB_NODE_ID: `node${i}` }, opts));
+    }
+    return hubs;
+  } catch (e) {
+    for (const h of hubs) await h.stop();
+    throw e;
+  }
+}
+
 /** Node arguments that preload bench/gc-probe.mjs. */
 export const GC_PROBE_ARGS = ['--expose-gc', '--import', pathToFileURL(path.resolve('bench/gc-probe.mjs')).href];
 
@@ -200,10 +224,14 @@ export function median(xs: number[]): number {
   return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
-/** Median of each numeric field over runs. */
-export function medianOf<T extends object>(runs: T[]): T {
-  const out: Record<string, number> = {};
-  for (const k of Object.keys(runs[0] as object)) out[k] = median(runs.map((r) => (r as Record<string, number>)[k] as number));
+/** Median of each numeric field over runs, nested objects and arrays (e.g. per node) included. */
+export function medianOf<T>(runs: T[]): T {
+  const first = runs[0];
+  if (typeof first === 'number') return median(runs as number[]) as T;
+  if (Array.isArray(first)) return first.map((_, i) => medianOf(runs.map((r) => (r as unknown[])[i]))) as T;
+  if (first === null || typeof first !== 'object') return first as T;
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(first)) out[k] = medianOf(runs.map((r) => (r as Record<string, unknown>)[k]));
   return out as T;
 }
 

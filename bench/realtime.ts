@@ -8,7 +8,7 @@ import path from 'node:path';
 import { createHistogram } from 'node:perf_hooks';
 import { Packr } from 'msgpackr';
 import WebSocket from 'ws';
-import { cpuSeconds, fmt, json, rssMiB, type Server, spawnServer, startHub } from './lib.js';
+import { cpuSeconds, fmt, json, rssMiB, type Server, spawnServer, startCluster, startHub } from './lib.js';
 
 // Timestamps arrive as 64-bit integers; read them as JS numbers (they are below 2^53).
 const packr = new Packr({ useRecords: false, int64AsType: 'number' });
@@ -220,12 +220,8 @@ export async function idle(n: number, store: 'embedded' | 'postgres'): Promise<{
  * one NATS server (`nats`), publishers on the first node and subscribers spread over all.
  */
 export async function fanoutCluster(o: FanoutOptions, nodes: number, nats: string, keyFile: string): Promise<FanoutResult> {
-  const cluster = `bench${Date.now().toString(36)}`;
-  const hubs: (Server & { dataDir: string })[] = [];
+  const hubs = await startCluster(nodes, nats, keyFile, hubLimits);
   try {
-    for (let i = 1; i <= nodes; i++) {
-      hubs.push(await startHub('postgres', { ...hubLimits, NATS_URL: nats, SB_CLUSTER_NAME: cluster, SB_JWT_KEY_FILE: keyFile, SB_NODE_ID: `node${i}` }));
-    }
     return await fanoutOnce(hubs, o, true);
   } finally {
     for (const h of hubs) await h.stop();

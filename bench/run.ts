@@ -1,5 +1,6 @@
 // `npm run bench -- <scenario> [--runs 3] [--duration 10] [--connections 16] [--store embedded|postgres]
-//                              [--rooms 10] [--members 20] [--rate 20] [--robots 20] [--watchers 5] [--ingest-rate HZ]`
+//                              [--rooms 10] [--members 20] [--rate 20] [--robots 20] [--watchers 5] [--ingest-rate HZ]
+//                              [--nodes N]`
 // Scenarios:
 //   login    argon2id cost (ms per hash at the configured parameters) and end-to-end logins/s through
 //            the hub, against the ceiling of raw argon2 verifies/s on this machine in the same run.
@@ -13,13 +14,17 @@
 //   telemetry --robots × --rate Hz × --watchers per robot: robot telemetry through the hub to
 //            watchers (deliveries/s, latency, command round trip, CPU, memory per connection),
 //            then the same robot load against a bare Node TLS and a bare uWS ingest server: the cost
-//            of the Node TLS robot listener against a uWS listener (bench/telemetry.ts).
+//            of the Node TLS robot listener against a uWS listener (bench/telemetry.ts). With --nodes N,
+//            the hub run on a cluster of N nodes instead (NATS and PostgreSQL as for `cluster`, one
+//            robot CA and server certificate for all): robots on node 1, each robot's watchers
+//            round-robin over the nodes; same-node and cross-node deliveries and latency apart, CPU
+//            and RSS per node; no ingest baselines.
 // Each figure is the median of --runs runs. The hub runs as a child process; the load generator
 // (autocannon) runs in this process, and its CPU use is printed so a saturated client shows (the
 // telemetry scenario's robots run in a load-generator process of their own).
 
 import { generateKeyPairSync } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -28,7 +33,18 @@ import { Passwords } from '../src/auth/passwords.js';
 import { resolveConfig } from '../src/config.js';
 import { fmt, json, type LoadResult, load, median, medianOf, spawnServer, startHub } from './lib.js';
 import { type FanoutResult, fanoutBaseline, fanoutCluster, fanoutHub, fanoutRow, idle } from './realtime.js';
-import { type HubTelemetryResult, hubTelemetryRows, type IngestResult, ingestBaseline, ingestPki, ingestRow, telemetryHub } from './telemetry.js';
+import {
+  type HubTelemetryResult,
+  hubTelemetryRows,
+  type IngestResult,
+  ingestBaseline,
+  ingestPki,
+  ingestRow,
+  type TelemetryOptions,
+  telemetryCluster,
+  telemetryHub,
+  watcherSplit,
+} from './telemetry.js';
 
 const { values, positionals } = parseArgs({
   args: process.argv.slice(2),
@@ -44,6 +60,7 @@ const { values, positionals } = parseArgs({
     robots: { type: 'string', default: '20' },
     watchers: { type: 'string', default: '5' },
     'ingest-rate': { type: 'string' },
+    nodes: { type: 'string' },
   },
 });
 const runs = Number(values.runs);
@@ -171,18 +188,33 @@ async function fanout() {
   console.log(`ratio hub : bare uWS deliveries/s = ${fmt(h.deliveriesPerS / b.deliveriesPerS, 3)}`);
 }
 
+/**
+ * What a cluster's nodes share, for `fn`: a throwaway nats-server, PostgreSQL (DATABASE_URL if it
+ * answers, else a throwaway one) and a JWT signing key file.
+ */
+async function withClusterServices(fn: (nats: string, keyFile: string) => Promise<void>): Promise<void> {
+  const nats = await throwawayNats();
+  const keyFile = path.join(os.tmpdir(), `sb-bench-jwt-${process.pid}.pem`);
+  let pg: Awaited<ReturnType<typeof throwawayPostgres>> | undefined;
+  try {
+    pg = process.env.DATABASE_URL && (await answers(process.env.DATABASE_URL)) ? undefined : await throwawayPostgres();
+    if (pg) process.env.DATABASE_URL = pg.url;
+    await writeFile(keyFile, generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
+    await fn(nats.url, keyFile);
+  } finally {
+    await rm(keyFile, { force: true });
+    await nats.stop();
+    await pg?.stop();
+  }
+}
+
 async function cluster() {
   const o = { rooms: Number(values.rooms), members: Number(values.members), rate: Number(values.rate), durationS, store: 'postgres' } as const;
-  const nats = await throwawayNats();
-  const pg = process.env.DATABASE_URL && (await answers(process.env.DATABASE_URL)) ? undefined : await throwawayPostgres();
-  if (pg) process.env.DATABASE_URL = pg.url;
-  const keyFile = path.join(os.tmpdir(), `sb-bench-jwt-${process.pid}.pem`);
-  await writeFile(keyFile, generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
-  try {
+  await withClusterServices(async (nats, keyFile) => {
     const rows: [number, FanoutResult][] = [];
     for (const nodes of [1, 2, 3]) {
       const results: FanoutResult[] = [];
-      for (let r = 0; r < runs; r++) results.push(await fanoutCluster(o, nodes, nats.url, keyFile));
+      for (let r = 0; r < runs; r++) results.push(await fanoutCluster(o, nodes, nats, keyFile));
       rows.push([nodes, medianOf(results)]);
     }
     console.log(
@@ -198,10 +230,7 @@ async function cluster() {
     }
     const one = rows[0]?.[1].deliveriesPerS ?? Number.NaN;
     console.log(`deliveries/s relative to 1 node: ${rows.map(([n, r]) => `${n}: ${fmt(r.deliveriesPerS / one, 2)}`).join(', ')}`);
-  } finally {
-    await nats.stop();
-    await pg?.stop();
-  }
+  });
 }
 
 async function idleConnections() {
@@ -213,10 +242,14 @@ async function idleConnections() {
   );
 }
 
+const telemetryHeader = (o: TelemetryOptions) =>
+  `telemetry: ${o.robots} robots × ${o.rate} Hz pose (latest) + 1 Hz log (reliable) × ${o.watchers} watchers per robot, 1 command/s per robot, ${durationS} s, median of ${runs} runs`;
+
 async function telemetry() {
   const rate = Number(values.rate);
   const ingestRate = values['ingest-rate'] === undefined ? rate : Number(values['ingest-rate']);
   const o = { robots: Number(values.robots), rate, watchers: Number(values.watchers), durationS, store, ingestRate } as const;
+  if (values.nodes !== undefined) return telemetryNodes({ ...o, store: 'postgres' }, Number(values.nodes));
   const hubRuns: HubTelemetryResult[] = [];
   const tlsRuns: IngestResult[] = [];
   const uwsRuns: IngestResult[] = [];
@@ -233,9 +266,7 @@ async function telemetry() {
   const h = medianOf(hubRuns);
   const tl = medianOf(tlsRuns);
   const uw = medianOf(uwsRuns);
-  console.log(
-    `telemetry: ${o.robots} robots × ${o.rate} Hz pose (latest) + 1 Hz log (reliable) × ${o.watchers} watchers per robot, 1 command/s per robot, ${durationS} s, median of ${runs} runs`,
-  );
+  console.log(telemetryHeader(o));
   for (const line of hubTelemetryRows(`hub (${store})`, h)) console.log(line);
   console.log(
     `robot ingest alone: ${o.robots} robots × ${ingestRate} Hz (${ingestRate === rate ? 'the same load' : `--ingest-rate; the hub run had ${rate} Hz`}) from the load generator, decode only:`,
@@ -247,12 +278,32 @@ async function telemetry() {
   );
 }
 
+/** The telemetry hub run on a cluster of `nodes` nodes (--nodes): same-node against cross-node watchers. */
+async function telemetryNodes(o: TelemetryOptions, nodes: number) {
+  if (!Number.isInteger(nodes) || nodes < 1) throw new Error(`--nodes: a whole number of nodes, 1 or more (got ${values.nodes})`);
+  const hubRuns: HubTelemetryResult[] = [];
+  const pki = await ingestPki(0); // the robot CA and server certificate every node shares
+  try {
+    await withClusterServices(async (nats, keyFile) => {
+      for (let r = 0; r < runs; r++) hubRuns.push(await telemetryCluster(o, nodes, nats, keyFile, pki));
+    });
+  } finally {
+    await pki.remove();
+  }
+  const h = medianOf(hubRuns);
+  const split = watcherSplit(o.watchers, nodes);
+  console.log(
+    `${telemetryHeader(o)}; ${nodes} hub node${nodes > 1 ? 's' : ''} (NATS + PostgreSQL), robots and lease holders on node 1, watchers round-robin over the nodes (${split.same} per robot on node 1, ${split.cross} on the others)`,
+  );
+  for (const line of hubTelemetryRows(`hub (${nodes} node${nodes > 1 ? 's' : ''})`, h)) console.log(line);
+}
+
 const scenarios: Record<string, () => Promise<void>> = { login, history, fanout, cluster, idle: idleConnections, telemetry };
 const name = positionals[0] ?? '';
 const scenario = scenarios[name];
 if (!scenario) {
   console.error(
-    `usage: npm run bench -- <${Object.keys(scenarios).join('|')}> [--runs N] [--duration S] [--connections C] [--store embedded|postgres] [--robots R] [--rate HZ] [--watchers W]`,
+    `usage: npm run bench -- <${Object.keys(scenarios).join('|')}> [--runs N] [--duration S] [--connections C] [--store embedded|postgres] [--robots R] [--rate HZ] [--watchers W] [--nodes N]`,
   );
   process.exit(2);
 }

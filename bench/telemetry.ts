@@ -9,7 +9,12 @@
 //             robot→watcher latency (the pose payload carries CLOCK_MONOTONIC µs from the robot's
 //             process: the same clock here), command round trip (sending `cmd` → the `completed`
 //             stage), hub CPU and RSS, and RSS per robot link and per watcher.
-//   baselines The same load generator, robot count and rate against two bare ingest servers
+//   cluster   (--nodes N) The hub run on N nodes sharing PostgreSQL, NATS, the JWT key and one robot
+//             CA and server certificate: the robots on node 1, watcher k of each robot on node
+//             k mod N + 1 (so the lease holder and the commands stay on node 1). Also reported apart:
+//             deliveries and latency for watchers on node 1 (same node) and on the others (cross
+//             node: robot → node 1 → NATS → node → watcher), and CPU and RSS per node.
+//   baselines (not with --nodes) The same load generator, robot count and rate against two bare ingest servers
 //             (bench/baseline-robot-ingest.ts): Node `tls` with requestCert and uWS SSLApp
 //             WebSockets, both decoding every frame. Reported: server CPU per 10k frames/s and
 //             robot→server latency for each, and their ratio: what the Node TLS listener costs
@@ -28,7 +33,7 @@ import { promisify } from 'node:util';
 import { Packr } from 'msgpackr';
 import WebSocket from 'ws';
 import { initCa, issueRobotCert, issueServerCert, writePemPair } from '../src/auth/pki.js';
-import { cpuSeconds, fmt, GC_PROBE_ARGS, json, jsonLines, rssMiB, type Server, settledRss, spawnServer, startHub } from './lib.js';
+import { cpuSeconds, fmt, GC_PROBE_ARGS, json, jsonLines, rssMiB, type Server, settledRss, spawnServer, startCluster, startHub } from './lib.js';
 import type { LoadConfig } from './robot-load.js';
 
 const packr = new Packr({ useRecords: false, int64AsType: 'number' });
@@ -79,6 +84,21 @@ export interface HubTelemetryResult {
   watcherKiB: number;
   loadCpuPct: number;
   clientCpuPct: number;
+  /** With several nodes: watchers on the robots' node (node 1), and on the others. */
+  sameNode?: TelemetrySplit;
+  crossNode?: TelemetrySplit;
+  /** With several nodes: each node's CPU and RSS (serverCpuPct and serverRssMiB are their sums). */
+  nodes?: { cpuPct: number; rssMiB: number }[];
+}
+
+/** Deliveries and robot→watcher latency of one group of watchers. */
+export interface TelemetrySplit {
+  offeredPerS: number;
+  deliveredPerS: number;
+  deliveredPct: number;
+  p50: number;
+  p99: number;
+  p999: number;
 }
 
 export interface IngestResult {
@@ -146,17 +166,22 @@ class Watcher {
   /** Stage frames of a command whose `queued` reply has not been handled yet. */
   private readonly early = new Map<string, any[]>();
 
+  /** `latency`: the histograms each robot→watcher latency goes to; `node`: the index of the hub it is on. */
   constructor(
     readonly ws: WebSocket,
-    latency: RecordableHistogram,
+    latency: RecordableHistogram[],
     measuring: () => boolean,
+    readonly node = 0,
   ) {
     ws.on('message', (d: Buffer) => {
       const f = packr.unpack(d);
       if (f.t === 'tm') {
         if (!measuring()) return;
         this.delivered++;
-        if (typeof f.data?.mono === 'number') latency.record(Math.max(1, monoMicros() - f.data.mono));
+        if (typeof f.data?.mono === 'number') {
+          const us = Math.max(1, monoMicros() - f.data.mono);
+          for (const h of latency) h.record(us);
+        }
       } else if (f.t === 'cmd') {
         const handler = this.commands.get(f.cmd);
         if (handler) handler(f);
@@ -213,7 +238,7 @@ class Watcher {
   }
 }
 
-/** The hub run: users, robots, the load generator, watchers, commands. */
+/** One node: the hub with `pki init` run in its data dir. */
 export async function telemetryHub(o: TelemetryOptions): Promise<HubTelemetryResult> {
   const hub = await startHub(o.store, hubEnv, {
     gcProbe: true,
@@ -221,6 +246,47 @@ export async function telemetryHub(o: TelemetryOptions): Promise<HubTelemetryRes
       await execFileP(process.execPath, [path.resolve('dist/cli.js'), 'pki', 'init'], { env: { ...process.env, SB_DATA_DIR: dataDir } });
     },
   });
+  try {
+    return await telemetryOnce([hub], o, path.join(hub.dataDir, 'pki', 'robot-ca.crt'));
+  } finally {
+    await hub.stop();
+  }
+}
+
+/**
+ * A cluster of `nodes` hubs on PostgreSQL (DATABASE_URL) and the NATS server at `nats`, sharing the
+ * JWT key and one robot CA and server certificate (`pki`, as a cluster's nodes do): the robots on
+ * node 1, each robot's watchers round-robin over the nodes (watcher k on node k mod N + 1).
+ */
+export async function telemetryCluster(o: TelemetryOptions, nodes: number, nats: string, keyFile: string, pki: IngestPki): Promise<HubTelemetryResult> {
+  const hubs = await startCluster(
+    nodes,
+    nats,
+    keyFile,
+    { ...hubEnv, SB_ROBOT_CA_CERT_FILE: pki.ca, SB_ROBOT_CA_KEY_FILE: pki.caKey, SB_ROBOT_TLS_CERT_FILE: pki.cert, SB_ROBOT_TLS_KEY_FILE: pki.key },
+    { gcProbe: true },
+  );
+  try {
+    return await telemetryOnce(hubs, o, pki.ca);
+  } finally {
+    for (const h of hubs) await h.stop();
+  }
+}
+
+/** Watchers per robot on node 1 (the robots' node) and on the other nodes, placed round-robin. */
+export const watcherSplit = (watchers: number, nodes: number): { same: number; cross: number } => {
+  const same = Math.ceil(watchers / nodes);
+  return { same, cross: watchers - same };
+};
+
+/**
+ * The hub run: users, robots, the load generator, watchers, commands. The robots connect to the
+ * first hub; with several (cluster nodes), each robot's watchers are spread over all of them and
+ * deliveries and latency are also kept apart for watchers on the robots' node and on the others.
+ * The lease holder (and so every command) is the first watcher of each robot, on the robots' node.
+ */
+async function telemetryOnce(hubs: (Server & { dataDir: string })[], o: TelemetryOptions, caFile: string): Promise<HubTelemetryResult> {
+  const hub = hubs[0] as Server & { dataDir: string };
   let load: LoadGen | undefined;
   const sockets: WebSocket[] = [];
   try {
@@ -242,21 +308,30 @@ export async function telemetryHub(o: TelemetryOptions): Promise<HubTelemetryRes
     }
     robots.sort(); // the load generator takes pairs in name order
     robots.length = o.robots;
-    const link = { mode: 'hub', host: '127.0.0.1', port: robotPort, caFile: path.join(hub.dataDir, 'pki', 'robot-ca.crt'), certs } as const;
+    const link = { mode: 'hub', host: '127.0.0.1', port: robotPort, caFile, certs } as const;
     const robotLinkKiB = await memoryPerLink(hub, { ...link, robots: memLinksOf(o) });
 
     load = await startLoad({ ...link, robots: o.robots, rate: o.rate, durationS: o.durationS });
-    const rss1 = await settledRss(hub);
+    // The other nodes know the robots are online (their home is node 1) before anyone watches there.
+    for (const other of hubs.slice(1)) await waitOnline(other.url, token, robots);
+    const settledAll = async () => {
+      let sum = 0;
+      for (const h of hubs) sum += await settledRss(h);
+      return sum;
+    };
+    const rss1 = await settledAll();
 
     const latency = createHistogram();
+    const byNode = [createHistogram(), createHistogram()]; // the robots' node, the others
     let measuring = false;
     const watchers: Watcher[][] = [];
     for (let r = 0; r < robots.length; r++) {
       const row = await Promise.all(
-        Array.from({ length: o.watchers }, async () => {
-          const ws = await Watcher.open(hub.url, token);
+        Array.from({ length: o.watchers }, async (_, k) => {
+          const node = k % hubs.length;
+          const ws = await Watcher.open((hubs[node] as Server).url, token);
           sockets.push(ws);
-          const w = new Watcher(ws, latency, () => measuring);
+          const w = new Watcher(ws, [latency, byNode[node === 0 ? 0 : 1] as RecordableHistogram], () => measuring, node);
           const reply = await w.request({ t: 'watch', robot: robots[r] });
           if (reply.t !== 'watching') throw new Error(`watch: ${JSON.stringify(reply)}`);
           return w;
@@ -269,12 +344,13 @@ export async function telemetryHub(o: TelemetryOptions): Promise<HubTelemetryRes
       const reply = await holder.request({ t: 'lease', robot: robots[r], op: 'acquire', ttlMs: 300_000 });
       if (reply.t !== 'leased') throw new Error(`lease: ${JSON.stringify(reply)}`);
     }
-    const rss2 = await settledRss(hub);
+    const rss2 = await settledAll();
 
     const cmdRtt = createHistogram();
     let cmdOk = 0;
     let cmdFailed = 0;
-    const cpu0 = cpuSeconds(hub.pid);
+    const cpuEach = () => hubs.map((h) => cpuSeconds(h.pid));
+    const cpu0 = cpuEach();
     const load0 = cpuSeconds(load.pid);
     const client0 = process.cpuUsage();
     const t0 = performance.now();
@@ -296,12 +372,16 @@ export async function telemetryHub(o: TelemetryOptions): Promise<HubTelemetryRes
     });
     const done = await load.waitForLine((l) => l.msg === 'done', 'the load generator to finish', (o.durationS + 60) * 1000);
     const wall = (performance.now() - t0) / 1000;
-    const cpu1 = cpuSeconds(hub.pid);
+    const cpu1 = cpuEach();
     const load1 = cpuSeconds(load.pid);
     const client = process.cpuUsage(client0);
     await Promise.all(commandLoops);
     // Let in-flight deliveries land: until none arrives for 300 ms (at most 5 s).
-    const total = () => watchers.flat().reduce((a, w) => a + w.delivered, 0);
+    const total = (pred: (w: Watcher) => boolean = () => true) =>
+      watchers
+        .flat()
+        .filter(pred)
+        .reduce((a, w) => a + w.delivered, 0);
     for (let last = -1, until = performance.now() + 5000; total() !== last && performance.now() < until; ) {
       last = total();
       await sleep(300);
@@ -312,8 +392,10 @@ export async function telemetryHub(o: TelemetryOptions): Promise<HubTelemetryRes
     const delivered = total();
     const offered = done.sent * o.watchers;
     const windowS = o.durationS;
-    const serverCpuPct = ((cpu1 - cpu0) / wall) * 100;
-    return {
+    const nodeCpuPct = cpu1.map((c, i) => ((c - (cpu0[i] as number)) / wall) * 100);
+    const nodeRssMiB = hubs.map((h) => rssMiB(h.pid));
+    const serverCpuPct = nodeCpuPct.reduce((a, c) => a + c, 0);
+    const result: HubTelemetryResult = {
       robotFramesPerS: done.sent / windowS,
       offeredPerS: offered / windowS,
       deliveredPerS: delivered / windowS,
@@ -327,21 +409,73 @@ export async function telemetryHub(o: TelemetryOptions): Promise<HubTelemetryRes
       cmdFailed,
       serverCpuPct,
       cpuPer10k: serverCpuPct / (done.sent / wall / 10_000),
-      serverRssMiB: rssMiB(hub.pid),
+      serverRssMiB: nodeRssMiB.reduce((a, m) => a + m, 0),
       robotLinkKiB,
       watcherKiB: ((rss2 - rss1) * 1024) / (o.robots * o.watchers),
       loadCpuPct: ((load1 - load0) / wall) * 100,
       clientCpuPct: ((client.user + client.system) / 1e6 / wall) * 100,
     };
+    if (hubs.length > 1) {
+      const split = watcherSplit(o.watchers, hubs.length);
+      const part = (h: RecordableHistogram, n: number, perRobot: number): TelemetrySplit => ({
+        offeredPerS: (done.sent * perRobot) / windowS,
+        deliveredPerS: n / windowS,
+        deliveredPct: (n / (done.sent * perRobot)) * 100,
+        p50: ms(h, 50),
+        p99: ms(h, 99),
+        p999: ms(h, 99.9),
+      });
+      const [same, cross] = byNode as [RecordableHistogram, RecordableHistogram];
+      result.sameNode = part(
+        same,
+        total((w) => w.node === 0),
+        split.same,
+      );
+      result.crossNode = part(
+        cross,
+        total((w) => w.node !== 0),
+        split.cross,
+      );
+      result.nodes = hubs.map((_, i) => ({ cpuPct: nodeCpuPct[i] as number, rssMiB: nodeRssMiB[i] as number }));
+    }
+    return result;
   } finally {
     for (const ws of sockets) ws.terminate();
     await load?.stop();
-    await hub.stop();
   }
 }
 
-/** A CA, a server certificate and R robot certificates for the bare ingest servers. */
-export async function ingestPki(links: number): Promise<{ dir: string; cert: string; key: string; ca: string; certs: string; remove(): Promise<void> }> {
+/** Waits (at most 30 s) until the hub at `url` lists every one of `robots` online. */
+async function waitOnline(url: string, token: string, robots: string[]): Promise<void> {
+  const want = new Set(robots);
+  for (const until = performance.now() + 30_000; ; await sleep(100)) {
+    const online = new Set<string>();
+    let cursor: string | undefined;
+    do {
+      const page = await json(`${url}/api/v1/robots?limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, 'GET', undefined, token);
+      for (const r of page.robots as { id: string; online: boolean }[]) if (r.online) online.add(r.id);
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+    if ([...want].every((id) => online.has(id))) return;
+    if (performance.now() > until) throw new Error(`${url} does not list every robot online within 30 s`);
+  }
+}
+
+export interface IngestPki {
+  dir: string;
+  /** The server certificate and key. */
+  cert: string;
+  key: string;
+  /** The CA certificate and key. */
+  ca: string;
+  caKey: string;
+  /** <id>.crt + <id>.key robot pairs. */
+  certs: string;
+  remove(): Promise<void>;
+}
+
+/** A CA, a server certificate and R robot certificates for the bare ingest servers (and a cluster's nodes). */
+export async function ingestPki(links: number): Promise<IngestPki> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'sb-bench-ingest-'));
   const ca = await initCa({ certFile: path.join(dir, 'ca.crt'), keyFile: path.join(dir, 'ca.key') });
   const server = await issueServerCert(ca);
@@ -359,13 +493,14 @@ export async function ingestPki(links: number): Promise<{ dir: string; cert: str
     cert: path.join(dir, 'server.crt'),
     key: path.join(dir, 'server.key'),
     ca: path.join(dir, 'ca.crt'),
+    caKey: path.join(dir, 'ca.key'),
     certs,
     remove: () => rm(dir, { recursive: true, force: true }),
   };
 }
 
 /** One bare ingest server (tls or uws) under the same load as the hub's robot endpoint. */
-export async function ingestBaseline(mode: 'tls' | 'uws', o: TelemetryOptions, pki: Awaited<ReturnType<typeof ingestPki>>): Promise<IngestResult> {
+export async function ingestBaseline(mode: 'tls' | 'uws', o: TelemetryOptions, pki: IngestPki): Promise<IngestResult> {
   const server: Server = await spawnServer(
     [...GC_PROBE_ARGS, '--import', 'tsx', path.resolve('bench/baseline-robot-ingest.ts'), mode, pki.cert, pki.key, pki.ca],
     {},
@@ -405,10 +540,15 @@ export async function ingestBaseline(mode: 'tls' | 'uws', o: TelemetryOptions, p
   }
 }
 
+const deliveries = (r: TelemetrySplit) =>
+  `${fmt(r.deliveredPerS, 0).padStart(7)} of ${fmt(r.offeredPerS, 0)} deliveries/s (${fmt(r.deliveredPct, 1)}%)  robot→watcher p50 ${fmt(r.p50, 2)} ms  p99 ${fmt(r.p99, 2)} ms  p999 ${fmt(r.p999, 2)} ms`;
+
 export const hubTelemetryRows = (name: string, r: HubTelemetryResult): string[] => [
-  `${name.padEnd(18)} ${fmt(r.deliveredPerS, 0).padStart(7)} of ${fmt(r.offeredPerS, 0)} deliveries/s (${fmt(r.deliveredPct, 1)}%)  robot→watcher p50 ${fmt(r.p50, 2)} ms  p99 ${fmt(r.p99, 2)} ms  p999 ${fmt(r.p999, 2)} ms`,
+  `${name.padEnd(18)} ${deliveries(r)}`,
+  ...(r.sameNode && r.crossNode ? [`${''.padEnd(18)} same node  ${deliveries(r.sameNode)}`, `${''.padEnd(18)} cross node ${deliveries(r.crossNode)}`] : []),
   `${''.padEnd(18)} commands ${fmt(r.cmdPerS, 1)}/s  round trip p50 ${fmt(r.cmdP50, 2)} ms  p99 ${fmt(r.cmdP99, 2)} ms  failed ${r.cmdFailed}`,
-  `${''.padEnd(18)} hub CPU ${fmt(r.serverCpuPct, 1)}% (${fmt(r.cpuPer10k, 1)}% per 10k robot frames/s, fan-out included)  RSS ${fmt(r.serverRssMiB, 0)} MiB  ${fmt(r.robotLinkKiB, 0)} KiB per robot link  ${fmt(r.watcherKiB, 1)} KiB per watcher  load-gen CPU ${fmt(r.loadCpuPct, 0)}%  bench CPU ${fmt(r.clientCpuPct, 0)}%`,
+  `${''.padEnd(18)} hub CPU ${r.nodes ? '(all nodes) ' : ''}${fmt(r.serverCpuPct, 1)}% (${fmt(r.cpuPer10k, 1)}% per 10k robot frames/s, fan-out included)  RSS ${fmt(r.serverRssMiB, 0)} MiB  ${fmt(r.robotLinkKiB, 0)} KiB per robot link  ${fmt(r.watcherKiB, 1)} KiB per watcher  load-gen CPU ${fmt(r.loadCpuPct, 0)}%  bench CPU ${fmt(r.clientCpuPct, 0)}%`,
+  ...(r.nodes ? [`${''.padEnd(18)} ${r.nodes.map((n, i) => `node${i + 1} CPU ${fmt(n.cpuPct, 1)}% RSS ${fmt(n.rssMiB, 0)} MiB`).join('  ')}`] : []),
 ];
 
 export const ingestRow = (name: string, r: IngestResult): string =>
