@@ -83,6 +83,16 @@ export class RateLimitedError extends SbError {
   }
 }
 
+/**
+ * Cluster: no node is a robot's home (nobody answers for it), as opposed to its home answering that
+ * the robot is offline. The asking node then decides itself, as for a robot never seen.
+ */
+export class NobodyHomeError extends SbError {
+  constructor() {
+    super('ROBOT_OFFLINE', 'the robot is offline');
+  }
+}
+
 export const notFound = (what: string) => new SbError('NOT_FOUND', `${what} not found`);
 
 /** The JSON body every error response carries. */

@@ -153,6 +153,16 @@ t.test('a robot on one node, driven from the others; it moves node and keeps its
   // The robot goes offline and comes back on C; the lease taken meanwhile moves with it.
   robot.destroy();
   for (const w of [ua, vc]) await w.next((f) => f.t === 'robot' && f.kind === 'offline', 'offline on B');
+  // A stop for the offline robot is decided (and audited) once, by B, where the robot was.
+  const auditRows = async () =>
+    (await apiC.get(`/api/v1/robots/${r.id}/audit`, { token: owner.token })).body.commands as { command: string; outcome: string | null }[];
+  t.match(await ua.request({ t: 'estop', robot: r.id }), { t: 'error', code: 'ROBOT_OFFLINE' }, 'an e-stop to the offline robot');
+  const stops = await waitUntil(
+    async () => (await auditRows()).filter((x) => x.command === 'estop'),
+    (xs) => xs.some((x) => x.outcome === 'offline'),
+    'the refused stop audited',
+  );
+  t.equal(stops.length, 2, 'the earlier stop and this one, recorded once');
   t.match(await ua.request({ t: 'lease', robot: r.id, op: 'acquire', ttlMs: 60_000 }), { t: 'leased' }, 'a lease on the offline robot, held by B');
   await ua.next((f) => f.t === 'lease' && f.reason === 'acquired', 'acquired while offline');
   const seen2: string[] = [];

@@ -9,7 +9,7 @@
 // ends the lease. Every command is in the audit log, its stages appended as they happen.
 
 import { createHash, randomUUID } from 'node:crypto';
-import { notFound, SbError } from '../errors.js';
+import { NobodyHomeError, notFound, SbError } from '../errors.js';
 import type {
   ChannelInfo,
   CommandStageName,
@@ -527,7 +527,7 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
         return undefined;
       } catch (e) {
         // Nobody home after all: recorded here, as a stop to an offline robot.
-        if (!(e instanceof SbError && e.code === 'ROBOT_OFFLINE')) throw e;
+        if (!(e instanceof NobodyHomeError)) throw e;
       }
     }
     if (this.lease) this.endLease('estop');
@@ -709,7 +709,7 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
       this.channels = new Map(s.channels.map((c) => [c.id, c]));
       this.latest = new Map(s.latest.map(([ch, ts, data]) => [ch, { ts, data }]));
     } catch (e) {
-      if (!(e instanceof SbError) || e.code !== 'ROBOT_OFFLINE') throw e;
+      if (!(e instanceof NobodyHomeError)) throw e;
       // Nobody is home after all (the home let go of an offline robot, or its node just died).
       if (r.node !== undefined) this.homeLost(r);
     }
@@ -730,7 +730,7 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
     req: Omit<Extract<RemoteRequest, { op: 'cmd' } | { op: 'estop' }>, 'remainingMs'>,
   ): Promise<void> {
     const r = await this.syncWith(home, deadline);
-    if (r.node === undefined) throw new SbError('ROBOT_OFFLINE', 'the robot is offline');
+    if (r.node === undefined) throw new NobodyHomeError();
     const now = this.ctx.clock.now();
     const key = `${conn.id}:${reqId}`;
     r.issuers.set(conn.id, conn);
@@ -769,7 +769,7 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
         const req = { op: 'lease', by, lease: op, ttlMs, force, reqId, remainingMs } as const;
         return (await (this.deps.cluster as RobotCluster).request(this.id, req, Math.min(REMOTE_MS, remainingMs))) as LeasedFrame;
       } catch (e) {
-        if (!(e instanceof SbError) || e.code !== 'ROBOT_OFFLINE') throw e;
+        if (!(e instanceof NobodyHomeError)) throw e;
         home = undefined;
       }
     }
@@ -778,7 +778,7 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
 
   /** A request of another node: this node is the robot's home. */
   private async serve(req: RemoteRequest): Promise<unknown> {
-    if (!this.homed) throw new SbError('ROBOT_OFFLINE', 'the robot is offline');
+    if (!this.homed) throw new NobodyHomeError();
     const now = this.ctx.clock.now();
     switch (req.op) {
       case 'sync':

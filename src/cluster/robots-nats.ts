@@ -10,7 +10,7 @@ import type { KV } from '@nats-io/kv';
 import { Kvm } from '@nats-io/kv';
 import { type NatsConnection, RequestError, type Subscription, TimeoutError } from '@nats-io/transport-node';
 import type { RemoteRequest, RemoteServer, RobotCluster, RobotEvent } from '../actors/ports.js';
-import { type ErrorCode, httpStatus, SbError } from '../errors.js';
+import { type ErrorCode, httpStatus, NobodyHomeError, SbError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { packPlain, unpackPlain } from '../protocol/codec.js';
 import type { LeaseInfo, ServerFrame } from '../protocol/frames.js';
@@ -23,7 +23,8 @@ interface Entry {
 }
 
 type EventWire = [node: string, seq: number, frame: ServerFrame, toNode: string | null, toConn: string | null, lease: [LeaseInfo | null] | null];
-type ReplyWire = [0, unknown] | [1, string, string, Record<string, unknown> | null];
+/** An answer, an error, or: this node is not the robot's home (any more). */
+type ReplyWire = [0, unknown] | [1, string, string, Record<string, unknown> | null] | [2];
 
 interface Served {
   sub: Subscription;
@@ -165,6 +166,7 @@ export class NatsRobotCluster implements RobotCluster {
         o.serve(req).then(
           (value) => msg.respond(packPlain([0, value ?? null] satisfies ReplyWire)),
           (e: unknown) => {
+            if (e instanceof NobodyHomeError) return msg.respond(packPlain([2] satisfies ReplyWire));
             const sb = e instanceof SbError ? e : new SbError('UNAVAILABLE', "the robot's node could not take the request");
             if (!(e instanceof SbError)) this.o.log.warn({ err: e, robot: robotId, op: req.op }, 'robot request failed');
             msg.respond(packPlain([1, sb.code, sb.message, (sb.details as Record<string, unknown> | undefined) ?? null] satisfies ReplyWire));
@@ -249,13 +251,14 @@ export class NatsRobotCluster implements RobotCluster {
       const msg = await this.nc.request(this.o.names.robotRequests(robotId), packPlain(req), { timeout: Math.max(1, timeoutMs) });
       reply = unpackPlain(msg.data) as ReplyWire;
     } catch (e) {
-      if (e instanceof RequestError && e.isNoResponders()) throw new SbError('ROBOT_OFFLINE', 'the robot is offline');
+      if (e instanceof RequestError && e.isNoResponders()) throw new NobodyHomeError();
       if (e instanceof TimeoutError || (e instanceof RequestError && e.cause instanceof TimeoutError)) {
         throw new SbError('TIMEOUT', "the robot's node did not answer in time");
       }
       throw new SbError('UNAVAILABLE', `the robot's node cannot be reached (${(e as Error).message})`);
     }
     if (reply[0] === 0) return reply[1];
+    if (reply[0] === 2) throw new NobodyHomeError();
     const code = (Object.hasOwn(httpStatus, reply[1]) ? reply[1] : 'UNAVAILABLE') as ErrorCode;
     throw new SbError(code, reply[2], reply[3] ?? undefined);
   }
