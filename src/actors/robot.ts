@@ -701,6 +701,7 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
       // Subscribed first, asked after: every event after the snapshot arrives, and those before it are skipped by seq.
       const s = (await (this.deps.cluster as RobotCluster).request(this.id, { op: 'sync' }, Math.min(REMOTE_MS, deadline - now))) as Snapshot;
       if (r.node !== undefined && r.node !== s.node) this.failRemote(r, 'the robot moved to another node before reporting an outcome');
+      const { online, lease } = r;
       r.node = s.node;
       r.seq = s.seq;
       r.online = s.online;
@@ -708,6 +709,7 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
       this.lastSeen = s.lastSeen;
       this.channels = new Map(s.channels.map((c) => [c.id, c]));
       this.latest = new Map(s.latest.map(([ch, ts, data]) => [ch, { ts, data }]));
+      this.tellChanges(online, lease);
     } catch (e) {
       if (!(e instanceof NobodyHomeError)) throw e;
       // Nobody is home after all (the home let go of an offline robot, or its node just died).
@@ -896,8 +898,8 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
     if (e.node !== r.node) {
       if (e.frame.t !== 'robot' || e.frame.kind !== 'online') {
         // Lost track of the home (its node seemed gone for a while, or nobody was home when this
-        // node began to follow) and now hearing from it: catch up.
-        if (r.node === undefined && e.node === this.deps.cluster?.home(this.id)) return this.resync(r, e);
+        // node began to follow, and then a node took the lease) and now hearing from one: catch up.
+        if (r.node === undefined) return this.resync(r, e);
         return;
       }
       // Only an attach moves the home; what was sent through the old one will not hear from it again.
@@ -926,11 +928,17 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
         }
         if (f.kind === 'online') {
           r.online = true;
+          const lease = r.lease;
           r.lease = e.lease ?? null;
           this.channels = new Map((f.channels ?? []).map((c) => [c.id, c]));
+          if (this.watchers.size) this.deps.fanout.publish(this.topic, f);
+          // A lease this node had not heard of comes after the robot's `online`.
+          this.tellChanges(true, lease);
           for (const ch of this.latest.keys()) if (!this.channels.has(ch)) this.latest.delete(ch);
           this.lastSeen = this.ctx.clock.now();
-        } else if (f.kind === 'offline') {
+          return;
+        }
+        if (f.kind === 'offline') {
           r.online = false;
           this.lastSeen = f.lastSeen ?? this.ctx.clock.now();
         }
@@ -945,22 +953,25 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
   }
 
   private async resync(r: Remote, e: RobotEvent): Promise<undefined> {
-    const { online, lease } = r;
     await this.syncWith(e.node, this.ctx.clock.now() + REMOTE_MS);
-    if (r.node !== e.node) return;
-    if (this.watchers.size) {
-      if (r.online !== online) {
-        const frame: ServerFrame = r.online
-          ? { t: 'robot', robot: this.id, kind: 'online', channels: [...this.channels.values()] }
-          : { t: 'robot', robot: this.id, kind: 'offline', lastSeen: this.lastSeen ?? this.ctx.clock.now() };
-        this.deps.fanout.publish(this.topic, frame);
-      }
-      if (r.lease?.holder.id !== lease?.holder.id || r.lease?.expiresAt !== lease?.expiresAt) {
-        this.deps.fanout.publish(this.topic, { t: 'lease', robot: this.id, lease: r.lease, reason: r.lease ? 'acquired' : 'released' });
-      }
-    }
     // The event itself, if the snapshot predates it.
-    return this.onRemote(e);
+    return r.node === e.node ? this.onRemote(e) : undefined;
+  }
+
+  /** After a snapshot: this node's watchers hear what changed since they last heard. */
+  private tellChanges(online: boolean, lease: LeaseInfo | null): void {
+    const r = this.remote;
+    if (!r || this.watchers.size === 0) return;
+    if (r.online !== online) {
+      const frame: ServerFrame = r.online
+        ? { t: 'robot', robot: this.id, kind: 'online', channels: [...this.channels.values()] }
+        : { t: 'robot', robot: this.id, kind: 'offline', lastSeen: this.lastSeen ?? this.ctx.clock.now() };
+      this.deps.fanout.publish(this.topic, frame);
+    }
+    if (r.lease?.holder.id !== lease?.holder.id || r.lease?.expiresAt !== lease?.expiresAt) {
+      // Taken or ended while this node did not know the robot's home.
+      this.deps.fanout.publish(this.topic, { t: 'lease', robot: this.id, lease: r.lease, reason: r.lease ? 'acquired' : 'released' });
+    }
   }
 
   /** An answer of the home to one of this node's connections. */
