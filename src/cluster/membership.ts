@@ -27,16 +27,27 @@ export interface MembershipOptions {
 
 /**
  * The bucket, replicated on three JetStream servers, or on one where NATS is not clustered (or an
- * earlier node made it so). `create` opens an existing bucket of the same configuration.
+ * earlier node made it so). `create` opens an existing bucket of the same configuration. A NATS
+ * cluster that has just started answers before JetStream has elected its leader: retried for 30 s.
  */
-export async function openBucket(kvm: Kvm, name: string, ttl: number): Promise<KV> {
-  try {
-    return await kvm.create(name, { ttl, history: 1, replicas: 3 });
-  } catch (e) {
-    // Only a NATS that is not clustered gets one replica; any other failure must not quietly put
-    // the bucket on a single server.
-    if (!/non-clustered|insufficient resources/i.test((e as Error).message)) throw e;
-    return kvm.create(name, { ttl, history: 1, replicas: 1 });
+export async function openBucket(nc: NatsConnection, name: string, ttl: number, log: Logger): Promise<KV> {
+  const kvm = new Kvm(nc);
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      try {
+        return await kvm.create(name, { ttl, history: 1, replicas: 3 });
+      } catch (e) {
+        // Only a NATS that is not clustered gets one replica; any other failure must not quietly put
+        // the bucket on a single server.
+        if (!/non-clustered|insufficient resources/i.test((e as Error).message)) throw e;
+        return await kvm.create(name, { ttl, history: 1, replicas: 1 });
+      }
+    } catch (e) {
+      if (Date.now() > deadline) throw e;
+      log.info({ err: e, bucket: name }, 'JetStream not ready for a bucket; retrying');
+      await new Promise((r) => setTimeout(r, 500));
+    }
   }
 }
 
@@ -64,19 +75,7 @@ export class Membership {
   ) {}
 
   static async join(nc: NatsConnection, o: MembershipOptions): Promise<Membership> {
-    // A NATS cluster that has just started answers before JetStream has elected its leader.
-    const deadline = Date.now() + 30_000;
-    let kv: KV;
-    for (;;) {
-      try {
-        kv = await openBucket(new Kvm(nc), o.bucket, 5 * o.heartbeatMs);
-        break;
-      } catch (e) {
-        if (Date.now() > deadline) throw e;
-        o.log.info({ err: e }, 'JetStream not ready for the membership bucket; retrying');
-        await new Promise((r) => setTimeout(r, 500));
-      }
-    }
+    const kv = await openBucket(nc, o.bucket, 5 * o.heartbeatMs, o.log);
     const m = new Membership(nc, kv, o);
     await m.beat();
     m.timer = setInterval(() => {

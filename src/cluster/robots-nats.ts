@@ -7,7 +7,6 @@
 // left the membership is ignored, and its followers are told the node was lost.
 
 import type { KV } from '@nats-io/kv';
-import { Kvm } from '@nats-io/kv';
 import { type NatsConnection, RequestError, type Subscription, TimeoutError } from '@nats-io/transport-node';
 import type { RemoteRequest, RemoteServer, RobotCluster, RobotEvent } from '../actors/ports.js';
 import { type ErrorCode, httpStatus, NobodyHomeError, SbError } from '../errors.js';
@@ -86,7 +85,7 @@ export class NatsRobotCluster implements RobotCluster {
   }
 
   static async open(nc: NatsConnection, o: RobotClusterOptions): Promise<NatsRobotCluster> {
-    const kv = await openBucket(new Kvm(nc), o.names.robotsBucket, 0);
+    const kv = await openBucket(nc, o.names.robotsBucket, 0, o.log);
     const c = new NatsRobotCluster(nc, kv, o);
     await c.watch();
     return c;
