@@ -4,102 +4,25 @@
 // moves with the robot; a lease taken on a robot that never connected makes that node its home;
 // and requests refused on the issuer's own node never travel to the robot's home.
 
-import { randomBytes, randomUUID } from 'node:crypto';
-import path from 'node:path';
+import { randomUUID } from 'node:crypto';
 import { Kvm } from '@nats-io/kv';
 import { connect as natsConnect } from '@nats-io/transport-node';
 import t, { type Test } from 'tap';
-import { defaultCaFiles, defaultPkiDir } from '../src/auth/pki.js';
-import { clusterNames } from '../src/cluster/nats.js';
 import type { Hub } from '../src/hub.js';
 import { unpackPlain } from '../src/protocol/codec.js';
-import { RobotClient, RobotConnectError } from '../src/robots/robot-client.js';
-import { type Api, uniqueName } from './helpers/api.js';
-import { natsUrl, startCluster } from './helpers/cluster.js';
-import { FAST, tempDir } from './helpers/hub.js';
-import { CHANNELS, initPki, waitUntil } from './helpers/robots.js';
-import { connect, type Frame, type RawClient } from './helpers/ws.js';
+import { RobotConnectError } from '../src/robots/robot-client.js';
+import type { Api } from './helpers/api.js';
+import { natsUrl } from './helpers/cluster.js';
+import { leaseKept, listed, obedient, robotCluster } from './helpers/cluster-robots.js';
+import { waitUntil } from './helpers/robots.js';
+import type { Frame, RawClient } from './helpers/ws.js';
 
-type User = Awaited<ReturnType<Api['signUp']>>;
-interface Robot {
-  id: string;
-  cert: string;
-  key: string;
-}
-
-/** Three nodes sharing one robot CA and server certificate, all members of the cluster. */
+/** Three nodes of one cluster, robots on. */
 async function threeNodes(t: Test) {
-  const dir = await tempDir(t, 'sb-pki-');
-  const { caPem } = await initPki(dir);
-  const ca = defaultCaFiles(dir);
-  const pki = defaultPkiDir(dir);
-  const cluster = await startCluster(t, 3, {
-    SB_ROBOT_CA_CERT_FILE: ca.certFile,
-    SB_ROBOT_CA_KEY_FILE: ca.keyFile,
-    SB_ROBOT_TLS_CERT_FILE: path.join(pki, 'server.crt'),
-    SB_ROBOT_TLS_KEY_FILE: path.join(pki, 'server.key'),
-    SB_ROBOT_PORT: '0',
-    ...FAST,
-  });
-  for (const n of cluster.nodes)
-    await waitUntil(
-      async () => n.membership?.nodes().length,
-      (k) => k === 3,
-      'three members',
-    );
+  const cluster = await robotCluster(t, 3);
   const [a, b, c] = cluster.nodes as [Hub, Hub, Hub];
   const [apiA, , apiC] = cluster.apis as [Api, Api, Api];
-  return {
-    a,
-    b,
-    c,
-    apiA,
-    apiC,
-    names: clusterNames(cluster.env.SB_CLUSTER_NAME as string),
-    signUp: (prefix: string) => apiA.signUp(uniqueName(prefix)),
-    async enroll(owner: User): Promise<Robot> {
-      const r = await apiA.post('/api/v1/robots', { name: `robot-${randomBytes(4).toString('hex')}` }, { token: owner.token });
-      if (r.status !== 201) throw new Error(`enroll: ${r.status} ${r.text}`);
-      return { id: r.body.robot.id, cert: r.body.certificatePem, key: r.body.privateKeyPem };
-    },
-    /** Connects the robot to `node`; resolves after WELCOME. */
-    async attach(node: Hub, r: Robot): Promise<RobotClient> {
-      const robot = await RobotClient.connect({
-        host: '127.0.0.1',
-        port: node.robots?.port as number,
-        cert: r.cert,
-        key: r.key,
-        ca: caPem,
-        channels: CHANNELS,
-      });
-      t.teardown(() => robot.destroy());
-      return robot;
-    },
-    async user(node: Hub, u: User): Promise<RawClient> {
-      const ws = await connect(node.url, { token: u.token });
-      t.teardown(() => ws.close().catch(() => {}));
-      return ws;
-    },
-  };
-}
-
-/** Waits until node `api` lists the robot as `online` (its copy of the robot directory says so). */
-const listed = (api: Api, r: Robot, u: User, online = true) =>
-  waitUntil(
-    async () => (await api.get(`/api/v1/robots/${r.id}`, { token: u.token })).body.robot?.online,
-    (v) => v === online,
-    `listed ${online ? 'online' : 'offline'} on ${api.base}`,
-  );
-
-/** A robot that accepts every command and completes it, keeping their names. */
-function obedient(robot: RobotClient): string[] {
-  const seen: string[] = [];
-  robot.on('command', (c) => {
-    seen.push(c.name);
-    robot.status(c.command, 'accepted');
-    robot.status(c.command, 'completed', { done: c.name });
-  });
-  return seen;
+  return { ...cluster, a, b, c, apiA, apiC };
 }
 
 const FINAL = ['completed', 'rejected', 'failed', 'timeout', 'lost'];
@@ -110,11 +33,8 @@ const stageOf =
 const stages = (w: RawClient, cmd: string) => w.all('cmd').flatMap((f) => (f.cmd === cmd ? [f.stage] : []));
 
 t.test("revoking a viewer's grant on A ends that viewer's watch on C; the owner's watch on C goes on", async (t) => {
-  const { b, c, apiA, apiC, signUp, enroll, attach, user } = await threeNodes(t);
-  const owner = await signUp('own');
-  const viewer = await signUp('view');
-  const r = await enroll(owner);
-  t.equal((await apiA.request('PUT', `/api/v1/robots/${r.id}/grants/${viewer.id}`, { role: 'viewer' }, { token: owner.token })).status, 200);
+  const { b, c, apiA, apiC, withViewer, attach, user } = await threeNodes(t);
+  const { owner, viewer, r } = await withViewer();
   const robot = await attach(b, r);
   await listed(apiC, r, owner);
 
@@ -226,8 +146,7 @@ async function commandInFlight(t: Test) {
 /** After the move to C: the lease went along, and the holder's next command reaches the robot there. */
 async function drivenOnC(t: Test, s: Awaited<ReturnType<typeof commandInFlight>>, seen: string[]) {
   const { ua, apiA, r, owner, cmd } = s;
-  const status = await apiA.get(`/api/v1/robots/${r.id}/status`, { token: owner.token });
-  t.match(status.body.status, { online: true, lease: { holder: { id: owner.id } } }, 'the lease moved with the robot');
+  await leaseKept(t, apiA, owner, r, owner, 'the lease moved with the robot');
   const q2 = await ua.request({ t: 'cmd', robot: r.id, name: 'wave' });
   t.equal(q2.t, 'queued', 'the lease holder commands it on C without acquiring again');
   t.match(await ua.next(stageOf(q2.cmd, true), 'the outcome on C'), { stage: 'completed', detail: { done: 'wave' } });
@@ -277,11 +196,8 @@ t.test('a command in flight when the robot attaches to C while still linked to B
 });
 
 t.test('a lease taken on A for a robot that never connected: A holds it, C shows it, and the robot connecting to B obeys its holder', async (t) => {
-  const { a, b, c, apiC, names, signUp, enroll, attach, user } = await threeNodes(t);
-  const owner = await signUp('own');
-  const viewer = await signUp('view');
-  const r = await enroll(owner);
-  t.equal((await apiC.request('PUT', `/api/v1/robots/${r.id}/grants/${viewer.id}`, { role: 'viewer' }, { token: owner.token })).status, 200);
+  const { a, b, c, apiC, names, withViewer, attach, user } = await threeNodes(t);
+  const { owner, viewer, r } = await withViewer(apiC);
   const nc = await natsConnect({ servers: natsUrl() });
   t.teardown(() => nc.close());
   const kv = await new Kvm(nc).open(names.robotsBucket);
@@ -320,12 +236,7 @@ t.test('a lease taken on A for a robot that never connected: A holds it, C shows
   for (const w of [vc, late])
     t.match(await w.next((f) => f.t === 'robot' && f.kind === 'online', 'online on B'), { kind: 'online' }, 'watchers on C hear it come online on B');
   await waitUntil(entry, (e) => e?.node === b.nodeId && e.online, 'B home, online');
-  const moved = await apiC.get(`/api/v1/robots/${r.id}/status`, { token: viewer.token });
-  t.match(
-    moved.body.status,
-    { online: true, lease: { holder: { id: owner.id }, expiresAt: new Date(leased.lease.expiresAt).toISOString() } },
-    'the lease moved from A to B',
-  );
+  await leaseKept(t, apiC, viewer, r, owner, 'the lease moved from A to B', leased.lease.expiresAt);
   const q = await ua.request({ t: 'cmd', robot: r.id, name: 'go' });
   t.equal(q.t, 'queued', 'the holder on A commands it on B without acquiring again');
   t.match(await ua.next(stageOf(q.cmd, true), 'the outcome'), { stage: 'completed', detail: { done: 'go' } });
@@ -333,12 +244,9 @@ t.test('a lease taken on A for a robot that never connected: A holds it, C shows
 });
 
 t.test('requests refused on the issuer’s node stay there: nothing reaches the robot’s home', async (t) => {
-  const { a, b, apiA, names, signUp, enroll, attach, user } = await threeNodes(t);
-  const owner = await signUp('own');
-  const viewer = await signUp('view');
+  const { a, b, apiA, names, signUp, withViewer, attach, user } = await threeNodes(t);
+  const { owner, viewer, r } = await withViewer();
   const stranger = await signUp('str');
-  const r = await enroll(owner);
-  t.equal((await apiA.request('PUT', `/api/v1/robots/${r.id}/grants/${viewer.id}`, { role: 'viewer' }, { token: owner.token })).status, 200);
   const robot = await attach(b, r);
   const seen = obedient(robot);
   await listed(apiA, r, owner);

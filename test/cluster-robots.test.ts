@@ -6,92 +6,30 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import t, { type Test } from 'tap';
-import { defaultCaFiles, defaultPkiDir } from '../src/auth/pki.js';
+import t from 'tap';
 import type { Hub } from '../src/hub.js';
-import { RobotClient } from '../src/robots/robot-client.js';
 import { Api, uniqueName } from './helpers/api.js';
-import { natsUrl, startCluster } from './helpers/cluster.js';
+import { natsUrl } from './helpers/cluster.js';
+import { connectRobot, connectUser, enrollOn, leaseKept, listed, obedient, robotCluster, sharedPki } from './helpers/cluster-robots.js';
 import { freshDatabase } from './helpers/db.js';
-import { FAST, tempDir } from './helpers/hub.js';
+import { tempDir } from './helpers/hub.js';
 import { spawnCli } from './helpers/process.js';
-import { CHANNELS, initPki, waitUntil } from './helpers/robots.js';
-import { connect, type RawClient } from './helpers/ws.js';
-
-/** One robot CA and server certificate for every node, as a cluster's nodes would share them. */
-async function sharedPki(t: Test): Promise<{ env: Record<string, string>; caPem: string }> {
-  const dir = await tempDir(t, 'sb-pki-');
-  const { caPem } = await initPki(dir);
-  const ca = defaultCaFiles(dir);
-  const pki = defaultPkiDir(dir);
-  return {
-    caPem,
-    env: {
-      SB_ROBOT_CA_CERT_FILE: ca.certFile,
-      SB_ROBOT_CA_KEY_FILE: ca.keyFile,
-      SB_ROBOT_TLS_CERT_FILE: path.join(pki, 'server.crt'),
-      SB_ROBOT_TLS_KEY_FILE: path.join(pki, 'server.key'),
-      SB_ROBOT_PORT: '0',
-      ...FAST,
-    },
-  };
-}
-
-type User = Awaited<ReturnType<Api['signUp']>>;
-
-async function enroll(api: Api, owner: User): Promise<{ id: string; cert: string; key: string }> {
-  const r = await api.post('/api/v1/robots', { name: `robot-${randomBytes(4).toString('hex')}` }, { token: owner.token });
-  if (r.status !== 201) throw new Error(`enroll: ${r.status} ${r.text}`);
-  return { id: r.body.robot.id, cert: r.body.certificatePem, key: r.body.privateKeyPem };
-}
-
-async function user(t: Test, url: string, token: string): Promise<RawClient> {
-  const c = await connect(url, { token });
-  t.teardown(() => c.close().catch(() => {}));
-  return c;
-}
-
-/** A robot that accepts every command and completes it with its name, and reports every stop. */
-function obedient(robot: RobotClient, seen: string[]): void {
-  robot.on('command', (c) => {
-    seen.push(c.name);
-    robot.status(c.command, 'accepted');
-    robot.status(c.command, 'completed', { done: c.name });
-  });
-  robot.on('estop', (id) => {
-    seen.push('estop');
-    robot.status(id, 'completed');
-  });
-}
-
-const listedOnline = (api: Api, robotId: string, token: string) => async () => (await api.get(`/api/v1/robots/${robotId}`, { token })).body.robot?.online;
+import { waitUntil } from './helpers/robots.js';
 
 t.test('a robot on one node, driven from the others; it moves node and keeps its lease', async (t) => {
-  const pki = await sharedPki(t);
-  const cluster = await startCluster(t, 3, pki.env);
-  const [a, b, c] = cluster.nodes as [Hub, Hub, Hub];
-  const [apiA, , apiC] = cluster.apis as [Api, Api, Api];
-  for (const n of cluster.nodes)
-    await waitUntil(
-      async () => n.membership?.nodes().length,
-      (k) => k === 3,
-      'three members',
-    );
+  const { nodes, apis, withViewer, attach, user } = await robotCluster(t, 3);
+  const [a, b, c] = nodes as [Hub, Hub, Hub];
+  const [apiA, , apiC] = apis as [Api, Api, Api];
 
-  const owner = await apiA.signUp(uniqueName('own'));
-  const viewer = await apiA.signUp(uniqueName('view'));
-  const r = await enroll(apiA, owner);
-  t.equal((await apiA.request('PUT', `/api/v1/robots/${r.id}/grants/${viewer.id}`, { role: 'viewer' }, { token: owner.token })).status, 200);
+  const { owner, viewer, r } = await withViewer();
 
-  const seen: string[] = [];
-  const robot = await RobotClient.connect({ host: '127.0.0.1', port: b.robots?.port as number, cert: r.cert, key: r.key, ca: pki.caPem, channels: CHANNELS });
-  t.teardown(() => robot.destroy());
-  obedient(robot, seen);
-  await waitUntil(listedOnline(apiA, r.id, owner.token), (v) => v === true, 'listed online on node A');
+  const robot = await attach(b, r);
+  const seen = obedient(robot);
+  await listed(apiA, r, owner);
 
   // Watching from A and C.
-  const ua = await user(t, a.url, owner.token);
-  const vc = await user(t, c.url, viewer.token);
+  const ua = await user(a, owner);
+  const vc = await user(c, viewer);
   const wa = await ua.request({ t: 'watch', robot: r.id });
   t.match(wa, { t: 'watching', role: 'owner', online: true, lease: null }, 'A: watching, online');
   t.same(
@@ -143,7 +81,7 @@ t.test('a robot on one node, driven from the others; it moves node and keeps its
   );
 
   // The owner stops it from C: the robot gets the stop; every watcher sees the lease end.
-  const uc = await user(t, c.url, owner.token);
+  const uc = await user(c, owner);
   const es = await uc.request({ t: 'estop', robot: r.id });
   t.equal(es.t, 'queued', 'C: e-stop queued at B');
   t.match(await uc.next((f) => f.t === 'cmd' && f.cmd === es.cmd && f.stage === 'completed', 'the stop completed'), { stage: 'completed' });
@@ -165,15 +103,12 @@ t.test('a robot on one node, driven from the others; it moves node and keeps its
   t.equal(stops.length, 2, 'the earlier stop and this one, recorded once');
   t.match(await ua.request({ t: 'lease', robot: r.id, op: 'acquire', ttlMs: 60_000 }), { t: 'leased' }, 'a lease on the offline robot, held by B');
   await ua.next((f) => f.t === 'lease' && f.reason === 'acquired', 'acquired while offline');
-  const seen2: string[] = [];
-  const again = await RobotClient.connect({ host: '127.0.0.1', port: c.robots?.port as number, cert: r.cert, key: r.key, ca: pki.caPem, channels: CHANNELS });
-  t.teardown(() => again.destroy());
-  obedient(again, seen2);
+  const again = await attach(c, r);
+  const seen2 = obedient(again);
   for (const w of [ua, vc]) {
     t.match(await w.next((f) => f.t === 'robot' && f.kind === 'online', 'online on C'), { kind: 'online' }, 'watchers hear it come back on another node');
   }
-  const moved = await apiA.get(`/api/v1/robots/${r.id}/status`, { token: owner.token });
-  t.match(moved.body.status, { online: true, lease: { holder: { id: owner.id } } }, 'the lease moved with the robot');
+  await leaseKept(t, apiA, owner, r, owner, 'the lease moved with the robot');
   const q2 = await ua.request({ t: 'cmd', robot: r.id, name: 'wave' });
   t.equal(q2.t, 'queued', 'the lease holder commands it on its new node without asking again');
   t.match(await ua.next((f) => f.t === 'cmd' && f.cmd === q2.cmd && f.stage === 'completed', 'completed on C'), { stage: 'completed' });
@@ -211,14 +146,13 @@ t.test("the robot's node is SIGKILLed mid-command: the issuer on another node le
     15_000,
   );
   const owner = await api.signUp(uniqueName('crash'));
-  const r = await enroll(api, owner);
-  const robot = await RobotClient.connect({ host: '127.0.0.1', port: b.robotPort, cert: r.cert, key: r.key, ca: pki.caPem, channels: CHANNELS });
-  t.teardown(() => robot.destroy());
+  const r = await enrollOn(api, owner);
+  const robot = await connectRobot(t, b.robotPort, r, pki.caPem);
   // It accepts, and is still working when its node dies.
   robot.on('command', (c) => robot.status(c.command, 'accepted'));
-  await waitUntil(listedOnline(api, r.id, owner.token), (v) => v === true, 'listed online on node A');
+  await listed(api, r, owner);
 
-  const u = await user(t, a.url, owner.token);
+  const u = await connectUser(t, a.url, owner);
   t.match(await u.request({ t: 'watch', robot: r.id }), { online: true });
   t.match(await u.request({ t: 'lease', robot: r.id, op: 'acquire', ttlMs: 120_000 }), { t: 'leased' });
   await u.next((f) => f.t === 'lease' && f.reason === 'acquired', 'acquired');
@@ -247,8 +181,7 @@ t.test("the robot's node is SIGKILLed mid-command: the issuer on another node le
   t.match(await u.request({ t: 'cmd', robot: r.id, name: 'drill' }), { t: 'error', code: 'ROBOT_OFFLINE' }, 'a new command: the robot is offline');
 
   // The robot reconnects to the surviving node and is driven again.
-  const again = await RobotClient.connect({ host: '127.0.0.1', port: a.robotPort, cert: r.cert, key: r.key, ca: pki.caPem, channels: CHANNELS });
-  t.teardown(() => again.destroy());
+  const again = await connectRobot(t, a.robotPort, r, pki.caPem);
   again.on('command', (c) => again.status(c.command, 'completed'));
   await u.next((f) => f.t === 'robot' && f.kind === 'online', 'online on A');
   t.match(await u.request({ t: 'lease', robot: r.id, op: 'acquire' }), { t: 'leased' });
@@ -258,22 +191,14 @@ t.test("the robot's node is SIGKILLed mid-command: the issuer on another node le
 });
 
 t.test("a draining node's robot reconnects elsewhere and takes its lease along", async (t) => {
-  const pki = await sharedPki(t);
-  const cluster = await startCluster(t, 2, pki.env);
-  const [a, b] = cluster.nodes as [Hub, Hub];
-  const [apiA] = cluster.apis as [Api, Api];
-  for (const n of cluster.nodes)
-    await waitUntil(
-      async () => n.membership?.nodes().length,
-      (k) => k === 2,
-      'two members',
-    );
-  const owner = await apiA.signUp(uniqueName('drain'));
-  const r = await enroll(apiA, owner);
-  const robot = await RobotClient.connect({ host: '127.0.0.1', port: b.robots?.port as number, cert: r.cert, key: r.key, ca: pki.caPem, channels: CHANNELS });
-  t.teardown(() => robot.destroy());
-  await waitUntil(listedOnline(apiA, r.id, owner.token), (v) => v === true, 'listed online on node A');
-  const u = await user(t, a.url, owner.token);
+  const { nodes, apis, signUp, enroll, attach, user } = await robotCluster(t, 2);
+  const [a, b] = nodes as [Hub, Hub];
+  const [apiA] = apis as [Api, Api];
+  const owner = await signUp('drain');
+  const r = await enroll(owner);
+  const robot = await attach(b, r);
+  await listed(apiA, r, owner);
+  const u = await user(a, owner);
   t.match(await u.request({ t: 'watch', robot: r.id }), { online: true });
   const leased = await u.request({ t: 'lease', robot: r.id, op: 'acquire', ttlMs: 120_000 });
   t.match(leased, { t: 'leased', lease: { holder: { id: owner.id } } });
@@ -282,18 +207,11 @@ t.test("a draining node's robot reconnects elsewhere and takes its lease along",
   const told = new Promise<{ code: string }>((resolve) => robot.on('hubError', (e) => resolve(e)));
   const draining = b.close();
   t.match(await told, { code: 'SHUTDOWN' }, 'the robot is told to reconnect elsewhere');
-  const seen: string[] = [];
-  const again = await RobotClient.connect({ host: '127.0.0.1', port: a.robots?.port as number, cert: r.cert, key: r.key, ca: pki.caPem, channels: CHANNELS });
-  t.teardown(() => again.destroy());
-  obedient(again, seen);
+  const again = await attach(a, r);
+  const seen = obedient(again);
   await draining;
 
-  const status = await apiA.get(`/api/v1/robots/${r.id}/status`, { token: owner.token });
-  t.match(
-    status.body.status,
-    { online: true, lease: { holder: { id: owner.id }, expiresAt: new Date(leased.lease.expiresAt).toISOString() } },
-    'same holder, same expiry',
-  );
+  await leaseKept(t, apiA, owner, r, owner, 'same holder, same expiry', leased.lease.expiresAt);
   const q = await u.request({ t: 'cmd', robot: r.id, name: 'after-restart' });
   t.equal(q.t, 'queued', 'the holder commands it on the new node without acquiring again');
   t.match(await u.next((f) => f.t === 'cmd' && f.cmd === q.cmd && f.stage === 'completed', 'completed'), { stage: 'completed' });
