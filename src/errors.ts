@@ -93,6 +93,16 @@ export class NobodyHomeError extends SbError {
   }
 }
 
+/**
+ * Cluster: the robot's home did not answer in time. Unlike a refusal, the request may still take
+ * effect there, so its outcome is unknown.
+ */
+export class NoAnswerError extends SbError {
+  constructor() {
+    super('TIMEOUT', "the robot's node did not answer in time");
+  }
+}
+
 export const notFound = (what: string) => new SbError('NOT_FOUND', `${what} not found`);
 
 /** The JSON body every error response carries. */

@@ -171,6 +171,12 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
     undo.push(() => bus.close());
     nats?.onReconnect(() => {
       natsBus?.catchUp();
+      robotCluster?.reconnected();
+      // Grant and certificate changes announced while this node was away were missed: re-read them.
+      for (const id of actors.live('robot')) {
+        tellRobot(id, { type: 'accessChanged' });
+        tellRobot(id, { type: 'certificatesChanged' });
+      }
     });
     const actors = new ActorSystem(root.child({ component: 'actors' }));
     undo.push(() => actors.stopAll(1_000));
@@ -303,6 +309,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
         async ready() {
           if (closing) return { ok: false, detail: { reason: 'shutting down' } };
           if (nats && !nats.up) return { ok: false, detail: { reason: 'NATS unreachable' } };
+          if (nats && !membership) return { ok: false, detail: { reason: 'joining the cluster' } };
           try {
             const r = await store.ready();
             // JetStream only carries membership and robot homes (PostgreSQL acks messages), so a

@@ -6,7 +6,7 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import type { Hub } from '../src/hub.js';
 import { Api, uniqueName } from './helpers/api.js';
 import { natsUrl } from './helpers/cluster.js';
@@ -115,7 +115,8 @@ t.test('a robot on one node, driven from the others; it moves node and keeps its
   t.same(seen2, ['wave']);
 });
 
-t.test("the robot's node is SIGKILLed mid-command: the issuer on another node learns the outcome is unknown", async (t) => {
+/** Hub processes of one cluster (so one can be killed or frozen), sharing PKI, key and database. */
+async function processes(t: Test) {
   const pki = await sharedPki(t);
   const dir = await tempDir(t, 'sb-robot-crash-');
   const keyFile = path.join(dir, 'jwt.pem');
@@ -145,6 +146,11 @@ t.test("the robot's node is SIGKILLed mid-command: the issuer on another node le
     'both nodes members',
     15_000,
   );
+  return { pki, start, a, b, api };
+}
+
+t.test("the robot's node is SIGKILLed mid-command: the issuer on another node learns the outcome is unknown", async (t) => {
+  const { pki, start, a, b, api } = await processes(t);
   const owner = await api.signUp(uniqueName('crash'));
   const r = await enrollOn(api, owner);
   const robot = await connectRobot(t, b.robotPort, r, pki.caPem);
@@ -179,6 +185,19 @@ t.test("the robot's node is SIGKILLed mid-command: the issuer on another node le
   t.comment(`outcome reported ${Date.now() - killedAt} ms after the SIGKILL (a node silent for 5 s is gone)`);
   t.match(await auditRow(), { outcome: null, acceptedAt: String }, 'the audit log shows it accepted with no outcome: the node died before writing one');
   t.match(await u.request({ t: 'cmd', robot: r.id, name: 'drill' }), { t: 'error', code: 'ROBOT_OFFLINE' }, 'a new command: the robot is offline');
+
+  // The killed node comes back under the same id. The directory entry it left (the robot online
+  // there) is its own to clear: the robot is listed offline everywhere, and another node can hold
+  // its lease.
+  await start(2);
+  await waitUntil(
+    async () => (await api.get('/readyz')).body.cluster?.nodes,
+    (n) => n?.length === 2,
+    'the restarted node a member again',
+    15_000,
+  );
+  await listed(api, r, owner, false);
+  t.match(await u.request({ t: 'lease', robot: r.id, op: 'acquire', ttlMs: 120_000 }), { t: 'leased' }, 'a lease on the offline robot, on A');
 
   // The robot reconnects to the surviving node and is driven again.
   const again = await connectRobot(t, a.robotPort, r, pki.caPem);
@@ -216,4 +235,27 @@ t.test("a draining node's robot reconnects elsewhere and takes its lease along",
   t.equal(q.t, 'queued', 'the holder commands it on the new node without acquiring again');
   t.match(await u.next((f) => f.t === 'cmd' && f.cmd === q.cmd && f.stage === 'completed', 'completed'), { stage: 'completed' });
   t.same(seen, ['after-restart']);
+});
+
+t.test("the robot's node freezes for longer than the asker waits: a command it then runs is reported, not refused", async (t) => {
+  const { pki, a, b, api } = await processes(t);
+  const owner = await api.signUp(uniqueName('freeze'));
+  const r = await enrollOn(api, owner);
+  const robot = await connectRobot(t, a.robotPort, r, pki.caPem);
+  const seen = obedient(robot);
+  await listed(new Api(b.url), r, owner);
+  const u = await connectUser(t, b.url, owner);
+  t.match(await u.request({ t: 'watch', robot: r.id }), { online: true });
+  t.match(await u.request({ t: 'lease', robot: r.id, op: 'acquire', ttlMs: 60_000 }), { t: 'leased' });
+
+  // The fault: node A (the robot's) stops for 3 s, longer than B waits for A's answer (2 s).
+  a.p.child.kill('SIGSTOP');
+  const reply = u.request({ t: 'cmd', robot: r.id, name: 'late', timeoutMs: 20_000 }, 20_000);
+  await new Promise((resolve) => setTimeout(resolve, 3_000));
+  a.p.child.kill('SIGCONT');
+  const q = await reply;
+  t.equal(q.t, 'queued', 'the command A took after thawing is reported queued, not refused');
+  const last = await u.next((f) => f.t === 'cmd' && f.cmd === q.cmd && f.stage === 'completed', 'completed', 10_000);
+  t.match(last, { stage: 'completed', detail: { done: 'late' } });
+  t.same(seen, ['late'], 'the robot ran it once');
 });

@@ -76,29 +76,31 @@ export interface RobotCluster {
   release(robotId: string): void;
   /** Sends an event to the nodes following the robot. */
   emit(robotId: string, event: Omit<RobotEvent, 'node'>): void;
-  /** Receives the events of whichever node is the robot's home, and `{ lost }` when a node leaves. */
-  follow(robotId: string, listener: (e: RobotEvent | { lost: string }) => void): () => void;
+  /**
+   * Receives the events of whichever node is the robot's home, `{ lost }` when a node leaves, and
+   * `{ reconnected }` after this node's own NATS connection was down (events may be missing).
+   */
+  follow(robotId: string, listener: (e: RobotEvent | { lost: string } | { reconnected: true }) => void): () => void;
   /** Asks the robot's home; rejects with ROBOT_OFFLINE when no node serves it, TIMEOUT after `timeoutMs`. */
   request(robotId: string, req: RemoteRequest, timeoutMs: number): Promise<unknown>;
 }
 
-export type RemoteServer = (req: RemoteRequest) => Promise<unknown>;
+/** Answers a request of another node; `arrivedAt`: when it reached this node (ms on its clock). */
+export type RemoteServer = (req: RemoteRequest, arrivedAt: number) => Promise<unknown>;
 
-/** A request of another node's actor to the robot's home. `remainingMs`: the time left of its deadline. */
+/**
+ * A request of another node's actor to the robot's home. `remainingMs`: the time left of its
+ * deadline; `patienceMs`: how long the asking node waits for the answer (the home refuses a
+ * request that waited longer, since the asker has given up on it).
+ */
 export type RemoteRequest =
   | { op: 'sync' }
   | { op: 'handoff' }
-  | {
-      op: 'lease';
-      by: { user: UserRef; admin: boolean };
-      lease: 'acquire' | 'renew' | 'release';
-      ttlMs: number;
-      force: boolean;
-      reqId: number;
-      remainingMs: number;
-    }
-  | { op: 'cmd'; by: { user: UserRef; admin: boolean }; node: string; conn: string; reqId: number; name: string; args: unknown; remainingMs: number }
-  | { op: 'estop'; by: { user: UserRef; admin: boolean }; node: string; conn: string; reqId: number; remainingMs: number };
+  | ({ remainingMs: number; patienceMs: number; by: { user: UserRef; admin: boolean }; reqId: number } & (
+      | { op: 'lease'; lease: 'acquire' | 'renew' | 'release'; ttlMs: number; force: boolean }
+      | { op: 'cmd'; node: string; conn: string; name: string; args: unknown }
+      | { op: 'estop'; node: string; conn: string }
+    ));
 
 /**
  * What a robot's home tells its followers, in order (`seq` counts per home): a frame for every
@@ -106,6 +108,8 @@ export type RemoteRequest =
  */
 export interface RobotEvent {
   node: string;
+  /** The home's stint: a node that stops being home and becomes it again starts a new one (and seq again). */
+  epoch: string;
   seq: number;
   frame: ServerFrame;
   to?: { node: string; conn: string };

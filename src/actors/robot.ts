@@ -9,7 +9,7 @@
 // ends the lease. Every command is in the audit log, its stages appended as they happen.
 
 import { createHash, randomUUID } from 'node:crypto';
-import { NobodyHomeError, notFound, SbError } from '../errors.js';
+import { NoAnswerError, NobodyHomeError, notFound, SbError } from '../errors.js';
 import type {
   ChannelInfo,
   CommandStageName,
@@ -34,7 +34,7 @@ import {
   type RobotEvent,
   robotTopic,
 } from './ports.js';
-import type { Actor, ActorContext } from './runtime.js';
+import { type Actor, type ActorContext, ActorStoppedError } from './runtime.js';
 
 /** The user behind a request, as the permission rules need them. */
 export interface Requester {
@@ -62,9 +62,9 @@ export type RobotMsg =
   | { type: 'deleted' }
   | { type: 'live' }
   /** A request of another node's actor: this node is the robot's home. */
-  | { type: 'remote'; req: RemoteRequest }
-  /** An event of the robot's home on another node, or the news that a node left the cluster. */
-  | { type: 'remoteEvent'; event: RobotEvent | { lost: string } }
+  | { type: 'remote'; req: RemoteRequest; arrivedAt: number }
+  /** An event of the robot's home on another node; a node left the cluster; this node's NATS link came back. */
+  | { type: 'remoteEvent'; event: RobotEvent | { lost: string } | { reconnected: true } }
   /** A command sent through the home got no final stage in time. */
   | { type: 'remoteTimeout'; command: string }
   /** Another node became the robot's home while this one was. */
@@ -94,6 +94,7 @@ export interface RobotDeps {
 /** The robot's live state as its home sends it to a node that starts following it. */
 interface Snapshot {
   node: string;
+  epoch: string;
   seq: number;
   online: boolean;
   lastSeen: number | null;
@@ -112,8 +113,9 @@ interface Handoff {
  * state and reach this node's watchers; answers to this node's requests come back among them.
  */
 interface Remote {
-  /** The home whose events apply (undefined: nobody is home, or not known yet). */
+  /** The home whose events apply (undefined: nobody is home, or not known yet), and its stint. */
   node: string | undefined;
+  epoch: string;
   /** The last of its events applied. */
   seq: number;
   online: boolean;
@@ -133,6 +135,8 @@ const FINAL = new Set<CommandStageName>(['completed', 'rejected', 'failed', 'tim
 const REMOTE_GRACE_MS = 2_000;
 /** How long a sync, handoff or forwarded request may take at most. */
 const REMOTE_MS = 2_000;
+/** A forwarded request the home takes this close to the asker's patience is refused: the answer might come too late. */
+const PATIENCE_MARGIN_MS = 250;
 
 /** How long the robot has to answer an emergency stop. */
 const ESTOP_TIMEOUT_MS = 10_000;
@@ -186,8 +190,9 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
   private readonly topic: string;
   /** In a cluster: this node is the robot's home (it holds the link, or the lease). */
   private homed = false;
-  /** Events sent to followers while home. */
+  /** Events sent to followers while home, numbered within this stint as home. */
   private evSeq = 0;
+  private epoch = '';
   /** In a cluster, while another node is (or may become) the robot's home and this one has watchers or commands there. */
   private remote: Remote | undefined;
 
@@ -233,6 +238,8 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
   }
 
   async stop(): Promise<void> {
+    // The other nodes' watchers learn that the lease ends with this node's stint as home.
+    if (this.lease && this.homed) this.broadcast({ t: 'lease', robot: this.id, lease: null, reason: 'node_lost' });
     this.clearLease();
     for (const c of this.commands.values()) this.ctx.clock.clearTimeout(c.timer);
     const pending = [...this.commands.values()];
@@ -297,7 +304,7 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
       case 'live':
         return this.live();
       case 'remote':
-        return this.serve(msg.req) as Promise<RobotReply>;
+        return this.serve(msg.req, msg.arrivedAt) as Promise<RobotReply>;
       case 'remoteEvent':
         return this.onRemote(msg.event);
       case 'remoteTimeout':
@@ -319,6 +326,11 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
     const cluster = this.deps.cluster;
     if (cluster && !this.homed) await this.moveHere(cluster);
     else cluster?.setOnline(this.id, true);
+    if (conn.closed) {
+      // It went away while this node became its home (its close was not noticed as a detach).
+      if (this.homed) cluster?.setOnline(this.id, false);
+      return undefined;
+    }
     if (this.link && this.link !== conn) {
       // A second link replaces the first: the robot reconnected before the old one timed out.
       const old = this.link;
@@ -409,8 +421,16 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
 
   private async watch(conn: Connection, by: Requester, reqId: number, deadline: number): Promise<undefined> {
     const role = this.roleOf(by);
-    await this.view(deadline);
-    if (conn.closed) return undefined;
+    try {
+      await this.view(deadline);
+    } catch (e) {
+      this.unfollowIfIdle();
+      throw e;
+    }
+    if (conn.closed) {
+      this.unfollowIfIdle();
+      return undefined;
+    }
     const frame: WatchingFrame = {
       t: 'watching',
       id: reqId,
@@ -431,6 +451,11 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
 
   private unwatch(conn: Connection): void {
     if (this.watchers.delete(conn.id)) conn.unsubscribe(this.topic);
+    this.unfollowIfIdle();
+  }
+
+  /** Follows the robot's home only while this node has watchers of it or commands through it. */
+  private unfollowIfIdle(): void {
     const r = this.remote;
     if (r && this.watchers.size === 0 && r.commands.size === 0 && r.waiting.size === 0) this.stopFollowing('');
   }
@@ -441,8 +466,12 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
 
   /** Live state for REST. */
   private async live(): Promise<LiveStatus> {
-    await this.view(this.ctx.clock.now() + REMOTE_MS);
-    return { online: this.online(), channels: [...this.channels.values()], lease: this.leaseInfo() };
+    try {
+      await this.view(this.ctx.clock.now() + REMOTE_MS);
+      return { online: this.online(), channels: [...this.channels.values()], lease: this.leaseInfo() };
+    } finally {
+      this.unfollowIfIdle();
+    }
   }
 
   /**
@@ -688,14 +717,14 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
     const unfollow = (this.deps.cluster as RobotCluster).follow(this.id, (event) => {
       if (!this.ctx.self.tell({ type: 'remoteEvent', event })) this.ctx.log.warn('robot mailbox full; an event of its home was dropped');
     });
-    this.remote = { node: undefined, seq: 0, online: false, lease: null, unfollow, issuers: new Map(), waiting: new Map(), commands: new Map() };
+    this.remote = { node: undefined, epoch: '', seq: 0, online: false, lease: null, unfollow, issuers: new Map(), waiting: new Map(), commands: new Map() };
     return this.remote;
   }
 
-  /** Follows the robot and, unless already following `home`, takes its state from there. */
-  private async syncWith(home: string, deadline: number): Promise<Remote> {
+  /** Follows the robot and, unless already following `home` (and not `again`), takes its state from there. */
+  private async syncWith(home: string, deadline: number, again = false): Promise<Remote> {
     const r = this.follow();
-    if (r.node === home) return r;
+    if (r.node === home && !again) return r;
     const now = this.ctx.clock.now();
     try {
       // Subscribed first, asked after: every event after the snapshot arrives, and those before it are skipped by seq.
@@ -703,6 +732,7 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
       if (r.node !== undefined && r.node !== s.node) this.failRemote(r, 'the robot moved to another node before reporting an outcome');
       const { online, lease } = r;
       r.node = s.node;
+      r.epoch = s.epoch;
       r.seq = s.seq;
       r.online = s.online;
       r.lease = s.lease;
@@ -729,7 +759,7 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
     reqId: number,
     deadline: number,
     outcomeBy: number,
-    req: Omit<Extract<RemoteRequest, { op: 'cmd' } | { op: 'estop' }>, 'remainingMs'>,
+    req: Omit<Extract<RemoteRequest, { op: 'cmd' } | { op: 'estop' }>, 'remainingMs' | 'patienceMs'>,
   ): Promise<void> {
     const r = await this.syncWith(home, deadline);
     if (r.node === undefined) throw new NobodyHomeError();
@@ -742,12 +772,16 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
       outcomeBy,
       timer: this.ctx.clock.setTimeout(() => this.ctx.self.tell({ type: 'remoteTimeout', command: key }), outcomeBy - now + REMOTE_GRACE_MS),
     });
+    const patienceMs = Math.min(REMOTE_MS, deadline - now);
     try {
-      await (this.deps.cluster as RobotCluster).request(this.id, { ...req, remainingMs: deadline - now } as RemoteRequest, Math.min(REMOTE_MS, deadline - now));
+      await (this.deps.cluster as RobotCluster).request(this.id, { ...req, remainingMs: deadline - now, patienceMs } as RemoteRequest, patienceMs);
     } catch (e) {
+      // No answer: the home may still have taken it, so its `queued` (or the timer) answers the issuer.
+      if (e instanceof NoAnswerError) return;
       const w = r.waiting.get(key);
       if (w) this.ctx.clock.clearTimeout(w.timer);
       r.waiting.delete(key);
+      this.forgetIssuer(r, conn.id);
       throw e;
     }
   }
@@ -768,8 +802,9 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
       const { by, op, ttlMs, force, reqId } = m;
       try {
         const remainingMs = m.deadline - this.ctx.clock.now();
-        const req = { op: 'lease', by, lease: op, ttlMs, force, reqId, remainingMs } as const;
-        return (await (this.deps.cluster as RobotCluster).request(this.id, req, Math.min(REMOTE_MS, remainingMs))) as LeasedFrame;
+        const patienceMs = Math.min(REMOTE_MS, remainingMs);
+        const req = { op: 'lease', by, lease: op, ttlMs, force, reqId, remainingMs, patienceMs } as const;
+        return (await (this.deps.cluster as RobotCluster).request(this.id, req, patienceMs)) as LeasedFrame;
       } catch (e) {
         if (!(e instanceof NobodyHomeError)) throw e;
         home = undefined;
@@ -779,13 +814,17 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
   }
 
   /** A request of another node: this node is the robot's home. */
-  private async serve(req: RemoteRequest): Promise<unknown> {
+  private async serve(req: RemoteRequest, arrivedAt: number): Promise<unknown> {
     if (!this.homed) throw new NobodyHomeError();
-    const now = this.ctx.clock.now();
+    if (req.op !== 'sync' && req.op !== 'handoff' && this.ctx.clock.now() - arrivedAt > req.patienceMs - PATIENCE_MARGIN_MS) {
+      throw new SbError('TIMEOUT', "the robot's node was too busy to take the request in time; it had no effect");
+    }
+    const now = arrivedAt;
     switch (req.op) {
       case 'sync':
         return {
           node: this.nodeId(),
+          epoch: this.epoch,
           seq: this.evSeq,
           online: this.link !== undefined,
           lastSeen: this.lastSeen,
@@ -825,7 +864,7 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
 
   /** To the nodes that follow the robot, in order: every event while home; a connection's answers even just after. */
   private emit(frame: ServerFrame, extra: { to?: { node: string; conn: string }; lease?: LeaseInfo | null } = {}): void {
-    if (this.homed || extra.to) this.deps.cluster?.emit(this.id, { seq: ++this.evSeq, frame, ...extra });
+    if (this.homed || extra.to) this.deps.cluster?.emit(this.id, { epoch: this.epoch, seq: ++this.evSeq, frame, ...extra });
   }
 
   /** The robot attached here: this node becomes its home, taking the lease over from the previous one. */
@@ -849,10 +888,18 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
     const claimed = await (this.deps.cluster as RobotCluster).claim(this.id, {
       online,
       force,
-      serve: (req) => this.ctx.self.ask({ type: 'remote', req }, REMOTE_MS + 1_000),
+      serve: (req, arrivedAt) =>
+        this.ctx.self.ask({ type: 'remote', req, arrivedAt }, REMOTE_MS + 1_000).catch((e: unknown) => {
+          // Stopping (passivated or shutting down): not home any more.
+          throw e instanceof ActorStoppedError ? new NobodyHomeError() : e;
+        }),
       moved: (node) => this.ctx.self.tell({ type: 'moved', node }),
     });
     if (claimed) {
+      if (!this.homed) {
+        this.epoch = randomUUID();
+        this.evSeq = 0;
+      }
       this.homed = true;
       this.stopFollowing('the robot moved to this node before the outcome arrived');
     }
@@ -888,23 +935,25 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
     if (this.watchers.size) this.follow();
   }
 
-  private onRemote(e: RobotEvent | { lost: string }): undefined | Promise<undefined> {
+  private onRemote(e: RobotEvent | { lost: string } | { reconnected: true }): undefined | Promise<undefined> {
     const r = this.remote;
     if (!r) return;
     if ('lost' in e) {
       if (e.lost === r.node) this.homeLost(r);
       return;
     }
-    if (e.node !== r.node) {
+    if ('reconnected' in e) return this.afterReconnect(r);
+    if (e.node !== r.node || e.epoch !== r.epoch) {
       if (e.frame.t !== 'robot' || e.frame.kind !== 'online') {
-        // Lost track of the home (its node seemed gone for a while, or nobody was home when this
-        // node began to follow, and then a node took the lease) and now hearing from one: catch up.
-        if (r.node === undefined) return this.resync(r, e);
+        // Lost track of the home (its node seemed gone for a while, nobody was home when this node
+        // began to follow and then a node took the lease, or the home began a new stint): catch up.
+        if (r.node === undefined || e.node === r.node) return this.resync(r, e);
         return;
       }
-      // Only an attach moves the home; what was sent through the old one will not hear from it again.
+      // An attach moves the home; what was sent through the old one will not hear from it again.
       if (r.node !== undefined) this.failRemote(r, 'the robot moved to another node before reporting an outcome');
       r.node = e.node;
+      r.epoch = e.epoch;
     } else if (e.seq <= r.seq) {
       return;
     }
@@ -953,9 +1002,17 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
   }
 
   private async resync(r: Remote, e: RobotEvent): Promise<undefined> {
-    await this.syncWith(e.node, this.ctx.clock.now() + REMOTE_MS);
+    await this.syncWith(e.node, this.ctx.clock.now() + REMOTE_MS, true);
     // The event itself, if the snapshot predates it.
-    return r.node === e.node ? this.onRemote(e) : undefined;
+    return r.node === e.node && r.epoch === e.epoch ? this.onRemote(e) : undefined;
+  }
+
+  /** This node's NATS link was down: whatever it missed of the home, a snapshot brings back. */
+  private async afterReconnect(r: Remote): Promise<undefined> {
+    const home = this.homeNode();
+    if (home === undefined && r.node !== undefined) this.homeLost(r);
+    else if (home !== undefined && home !== 'here') await this.syncWith(home, this.ctx.clock.now() + REMOTE_MS, true);
+    return undefined;
   }
 
   /** After a snapshot: this node's watchers hear what changed since they last heard. */
@@ -1004,6 +1061,7 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
     for (const c of r.commands.values()) if (c.conn.id === connId) return;
     for (const w of r.waiting.values()) if (w.conn.id === connId) return;
     r.issuers.delete(connId);
+    this.unfollowIfIdle();
   }
 
   /** No final stage (or no `queued`) came from the home in time. */
@@ -1054,6 +1112,7 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
       r.lease = null;
       if (this.watchers.size) this.deps.fanout.publish(this.topic, { t: 'lease', robot: this.id, lease: null, reason: 'node_lost' });
     }
+    this.unfollowIfIdle();
   }
 
   private stopFollowing(reason: string): void {

@@ -162,6 +162,13 @@ export class ActorSystem {
     return (this.closing ? this.makeRef(kind, id) : this.cell(kind, id).ctx.self) as ActorRef<M, R>;
   }
 
+  /** The ids of the live actors of a kind (started, or with messages queued). */
+  live(kind: string): string[] {
+    const ids: string[] = [];
+    for (const cell of this.cells.values()) if (cell.ctx.kind === kind && (cell.actor || cell.mailbox.length)) ids.push(cell.ctx.id);
+    return ids;
+  }
+
   metrics(): ActorMetrics {
     let actors = 0;
     let max = 0;

@@ -154,7 +154,12 @@ export class Membership {
 
   /** Whether the node heartbeated within the TTL, as of this node's last heartbeat. */
   alive(node: string): boolean {
-    return node === this.o.self.id || (this.live.has(node) && !this.silent.has(node));
+    if (node === this.o.self.id) return true;
+    // Heard on the pulse lately (a node that just joined, before the next heartbeat read), or a
+    // member not silent.
+    const at = this.heard.get(node);
+    if (at !== undefined && Date.now() - at < SUSPECT_MS) return true;
+    return this.live.has(node) && !this.silent.has(node);
   }
 
   /** Calls `listener` with each node that drops out (stopped heartbeating, or left). */

@@ -9,7 +9,7 @@
 import type { KV } from '@nats-io/kv';
 import { type NatsConnection, RequestError, type Subscription, TimeoutError } from '@nats-io/transport-node';
 import type { RemoteRequest, RemoteServer, RobotCluster, RobotEvent } from '../actors/ports.js';
-import { type ErrorCode, httpStatus, NobodyHomeError, SbError } from '../errors.js';
+import { type ErrorCode, httpStatus, NoAnswerError, NobodyHomeError, SbError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { packPlain, unpackPlain } from '../protocol/codec.js';
 import type { LeaseInfo, ServerFrame } from '../protocol/frames.js';
@@ -21,7 +21,10 @@ interface Entry {
   online: boolean;
 }
 
-type EventWire = [node: string, seq: number, frame: ServerFrame, toNode: string | null, toConn: string | null, lease: [LeaseInfo | null] | null];
+/** How long a claim waits to learn whether the node an entry names still serves the robot. */
+const PROBE_MS = 1_000;
+
+type EventWire = [node: string, epoch: string, seq: number, frame: ServerFrame, toNode: string | null, toConn: string | null, lease: [LeaseInfo | null] | null];
 /** An answer, an error, or: this node is not the robot's home (any more). */
 type ReplyWire = [0, unknown] | [1, string, string, Record<string, unknown> | null] | [2];
 
@@ -32,7 +35,7 @@ interface Served {
   revision: number;
 }
 
-type FollowListener = (e: RobotEvent | { lost: string }) => void;
+type FollowListener = (e: RobotEvent | { lost: string } | { reconnected: true }) => void;
 
 export interface RobotClusterOptions {
   nodeId: string;
@@ -48,7 +51,7 @@ export type RobotChange = 'access' | 'certificates' | 'deleted';
 
 export class NatsRobotCluster implements RobotCluster {
   readonly nodeId: string;
-  private readonly entries = new Map<string, Entry>();
+  private readonly entries = new Map<string, Entry & { revision: number }>();
   private readonly served = new Map<string, Served>();
   private readonly followers = new Map<string, { sub: Subscription; listener: FollowListener }>();
   /** Writes of each robot's entry, one after another. */
@@ -88,6 +91,10 @@ export class NatsRobotCluster implements RobotCluster {
     const kv = await openBucket(nc, o.names.robotsBucket, 0, o.log);
     const c = new NatsRobotCluster(nc, kv, o);
     await c.watch();
+    // Entries a previous run of this node left (it crashed, and restarts under the same id) name
+    // robots it does not serve: without this they would look online here for good.
+    const stale = [...c.entries].filter(([, e]) => e.node === o.nodeId);
+    await Promise.all(stale.map(([robotId, e]) => c.write(robotId, () => kv.delete(robotId, { previousSeq: e.revision }).catch(() => undefined))));
     return c;
   }
 
@@ -99,7 +106,10 @@ export class NatsRobotCluster implements RobotCluster {
     const ready = new Promise<void>((r) => {
       caughtUp = r;
     });
-    if (iter.getPending() === 0) caughtUp();
+    // The current entries come first; the last of them has delta 0. An empty bucket sends none.
+    if ((await this.kv.status()).values === 0) caughtUp();
+    // Should the bucket have emptied between the two reads, start without waiting for ever.
+    setTimeout(caughtUp, 5_000).unref();
     (async () => {
       for await (const e of iter) {
         if (e.operation === 'PUT') {
@@ -110,7 +120,7 @@ export class NatsRobotCluster implements RobotCluster {
             this.o.log.warn({ robot: e.key }, 'unreadable robot directory entry');
             continue;
           }
-          this.entries.set(e.key, entry);
+          this.entries.set(e.key, { ...entry, revision: e.revision });
           const served = this.served.get(e.key);
           if (served && entry.node !== this.nodeId && e.revision > served.revision) served.moved(entry.node);
         } else {
@@ -135,64 +145,94 @@ export class NatsRobotCluster implements RobotCluster {
 
   async claim(robotId: string, o: { online: boolean; force: boolean; serve: RemoteServer; moved: (node: string) => void }): Promise<boolean> {
     const value = JSON.stringify({ node: this.nodeId, online: o.online } satisfies Entry);
-    const revision = await this.write(robotId, async () => {
-      if (o.force) return this.kv.put(robotId, value);
-      const current = await this.kv.get(robotId);
-      if (current?.operation === 'PUT') {
-        const node = (current.json() as Entry).node;
-        if (node !== this.nodeId && this.o.alive(node)) return undefined;
-        // The entry of a node that left, or ours from before: replaced only if unchanged meanwhile.
-        return this.kv.update(robotId, value, current.revision).catch(() => undefined);
+    let current = this.served.has(robotId) || o.force ? undefined : await this.kv.get(robotId);
+    if (current?.operation === 'PUT' && (current.json() as Entry).node !== this.nodeId) {
+      // Another node's entry: taken over only if nobody serves the robot there (a node this one
+      // has not heard of yet may be alive; one that left may have left its entry behind).
+      try {
+        await this.request(robotId, { op: 'sync' }, PROBE_MS);
+        return false;
+      } catch (e) {
+        if (!(e instanceof NobodyHomeError)) return false;
       }
-      return this.kv.create(robotId, value).catch(() => undefined);
-    });
-    if (revision === undefined) return false;
-    const previous = this.served.get(robotId);
-    if (previous) {
-      previous.revision = revision;
-      previous.moved = o.moved;
-      return true;
     }
+    if (current && current.operation !== 'PUT') current = undefined;
+    // Subscribed before the entry is written: whoever reads the entry finds this node answering.
+    const served = this.served.get(robotId) ?? this.serve(robotId, o.serve);
+    served.moved = o.moved;
+    const revision = await this.write(robotId, () =>
+      o.force || served.revision > 0
+        ? this.kv.put(robotId, value)
+        : current
+          ? this.kv.update(robotId, value, current.revision).catch(() => undefined)
+          : this.kv.create(robotId, value).catch(() => undefined),
+    );
+    if (revision === undefined) {
+      if (served.revision === 0) this.unserve(robotId);
+      return false;
+    }
+    served.revision = revision;
+    return true;
+  }
+
+  /** Takes the robot's requests; `revision` stays 0 until this node's entry is written. */
+  private serve(robotId: string, serve: RemoteServer): Served {
     const sub = this.nc.subscribe(this.o.names.robotRequests(robotId), {
       callback: (err, msg) => {
         if (err) return this.o.log.warn({ err, robot: robotId }, 'robot request subscription failed');
+        const arrivedAt = Date.now();
         let req: RemoteRequest;
         try {
           req = unpackPlain(msg.data) as RemoteRequest;
         } catch (e) {
           return this.o.log.error({ err: e, robot: robotId }, 'undecodable robot request from the cluster');
         }
-        o.serve(req).then(
-          (value) => msg.respond(packPlain([0, value ?? null] satisfies ReplyWire)),
+        const respond = (wire: ReplyWire) => {
+          try {
+            msg.respond(packPlain(wire));
+          } catch (e) {
+            this.o.log.warn({ err: e, robot: robotId }, 'could not answer a robot request (NATS closed?)');
+          }
+        };
+        serve(req, arrivedAt).then(
+          (value) => respond([0, value ?? null]),
           (e: unknown) => {
-            if (e instanceof NobodyHomeError) return msg.respond(packPlain([2] satisfies ReplyWire));
+            if (e instanceof NobodyHomeError) return respond([2]);
             const sb = e instanceof SbError ? e : new SbError('UNAVAILABLE', "the robot's node could not take the request");
             if (!(e instanceof SbError)) this.o.log.warn({ err: e, robot: robotId, op: req.op }, 'robot request failed');
-            msg.respond(packPlain([1, sb.code, sb.message, (sb.details as Record<string, unknown> | undefined) ?? null] satisfies ReplyWire));
+            respond([1, sb.code, sb.message, (sb.details as Record<string, unknown> | undefined) ?? null]);
           },
         );
       },
     });
-    this.served.set(robotId, { sub, moved: o.moved, revision });
-    return true;
+    const served: Served = { sub, moved: () => {}, revision: 0 };
+    this.served.set(robotId, served);
+    return served;
+  }
+
+  private unserve(robotId: string): Served | undefined {
+    const served = this.served.get(robotId);
+    if (!served) return undefined;
+    this.served.delete(robotId);
+    served.sub.unsubscribe();
+    return served;
   }
 
   setOnline(robotId: string, online: boolean): void {
     const served = this.served.get(robotId);
     if (!served) return;
     const value = JSON.stringify({ node: this.nodeId, online } satisfies Entry);
-    this.write(robotId, () => this.kv.put(robotId, value)).then((rev) => {
+    // Only over this node's own entry: if another node wrote since, the robot is theirs.
+    this.write(robotId, () => this.kv.update(robotId, value, served.revision)).then((rev) => {
       if (rev !== undefined) served.revision = rev;
+      else if (this.served.get(robotId) === served) served.moved('another node');
     });
   }
 
   release(robotId: string): void {
-    const served = this.served.get(robotId);
-    if (!served) return;
-    this.served.delete(robotId);
-    served.sub.unsubscribe();
+    const served = this.unserve(robotId);
     // Only our own entry: if another node has written since, it is theirs.
-    this.write(robotId, () => this.kv.delete(robotId, { previousSeq: served.revision }).catch(() => undefined));
+    if (served && served.revision > 0) this.write(robotId, () => this.kv.delete(robotId, { previousSeq: served.revision }).catch(() => undefined));
   }
 
   private write<T>(robotId: string, fn: () => Promise<T>): Promise<T | undefined> {
@@ -208,7 +248,7 @@ export class NatsRobotCluster implements RobotCluster {
   }
 
   emit(robotId: string, e: Omit<RobotEvent, 'node'>): void {
-    const wire: EventWire = [this.nodeId, e.seq, e.frame, e.to?.node ?? null, e.to?.conn ?? null, e.lease === undefined ? null : [e.lease]];
+    const wire: EventWire = [this.nodeId, e.epoch, e.seq, e.frame, e.to?.node ?? null, e.to?.conn ?? null, e.lease === undefined ? null : [e.lease]];
     try {
       this.nc.publish(this.o.names.robotEvents(robotId), packPlain(wire));
     } catch (err) {
@@ -227,8 +267,8 @@ export class NatsRobotCluster implements RobotCluster {
         } catch (e) {
           return this.o.log.error({ err: e, robot: robotId }, 'undecodable robot event from the cluster');
         }
-        const [node, seq, frame, toNode, toConn, lease] = w;
-        listener({ node, seq, frame, ...(toNode && toConn ? { to: { node: toNode, conn: toConn } } : {}), ...(lease ? { lease: lease[0] } : {}) });
+        const [node, epoch, seq, frame, toNode, toConn, lease] = w;
+        listener({ node, epoch, seq, frame, ...(toNode && toConn ? { to: { node: toNode, conn: toConn } } : {}), ...(lease ? { lease: lease[0] } : {}) });
       },
     });
     const f = { sub, listener };
@@ -244,6 +284,11 @@ export class NatsRobotCluster implements RobotCluster {
     for (const f of this.followers.values()) f.listener({ lost: node });
   }
 
+  /** This node's NATS connection came back: events may have been missed meanwhile. */
+  reconnected(): void {
+    for (const f of this.followers.values()) f.listener({ reconnected: true });
+  }
+
   async request(robotId: string, req: RemoteRequest, timeoutMs: number): Promise<unknown> {
     let reply: ReplyWire;
     try {
@@ -251,9 +296,7 @@ export class NatsRobotCluster implements RobotCluster {
       reply = unpackPlain(msg.data) as ReplyWire;
     } catch (e) {
       if (e instanceof RequestError && e.isNoResponders()) throw new NobodyHomeError();
-      if (e instanceof TimeoutError || (e instanceof RequestError && e.cause instanceof TimeoutError)) {
-        throw new SbError('TIMEOUT', "the robot's node did not answer in time");
-      }
+      if (e instanceof TimeoutError || (e instanceof RequestError && e.cause instanceof TimeoutError)) throw new NoAnswerError();
       throw new SbError('UNAVAILABLE', `the robot's node cannot be reached (${(e as Error).message})`);
     }
     if (reply[0] === 0) return reply[1];
