@@ -25,6 +25,20 @@ async function threeNodes(t: Test) {
   return { ...cluster, a, b, c, apiA, apiC };
 }
 
+/** A robot of a new owner linked to B, what the hub tells it recorded, and its owner watching on A. */
+async function watchedOnA(t: Test, n: Awaited<ReturnType<typeof threeNodes>>) {
+  const owner = await n.signUp('own');
+  const r = await n.enroll(owner);
+  const robot = await n.attach(n.b, r);
+  const errors: string[] = [];
+  robot.on('hubError', (e) => errors.push(e.code));
+  const closed = new Promise<void>((resolve) => robot.once('close', resolve));
+  await listed(n.apiA, r, owner);
+  const wa = await n.user(n.a, owner);
+  t.match(await wa.request({ t: 'watch', robot: r.id }), { t: 'watching', online: true }, 'watching on A');
+  return { owner, r, robot, errors, closed, wa };
+}
+
 const FINAL = ['completed', 'rejected', 'failed', 'timeout', 'lost'];
 const stageOf =
   (cmd: string, final = false) =>
@@ -69,16 +83,9 @@ t.test("revoking a viewer's grant on A ends that viewer's watch on C; the owner'
 });
 
 t.test("revoking the robot's certificate on A closes its link on B; watchers on A see it go offline", async (t) => {
-  const { a, b, c, apiA, signUp, enroll, attach, user } = await threeNodes(t);
-  const owner = await signUp('own');
-  const r = await enroll(owner);
-  const robot = await attach(b, r);
-  const errors: string[] = [];
-  robot.on('hubError', (e) => errors.push(e.code));
-  const closed = new Promise<void>((resolve) => robot.once('close', resolve));
-  await listed(apiA, r, owner);
-  const wa = await user(a, owner);
-  t.match(await wa.request({ t: 'watch', robot: r.id }), { t: 'watching', online: true }, 'watching on A');
+  const n = await threeNodes(t);
+  const { c, apiA, attach } = n;
+  const { owner, r, errors, closed, wa } = await watchedOnA(t, n);
 
   const res = await apiA.delete(`/api/v1/robots/${r.id}/certificate`, { token: owner.token });
   t.equal(res.status, 200, res.text);
@@ -96,16 +103,9 @@ t.test("revoking the robot's certificate on A closes its link on B; watchers on 
 });
 
 t.test('deleting the robot on C: a watcher on A is told `deleted`, and its link on B closes', async (t) => {
-  const { a, b, apiA, apiC, signUp, enroll, attach, user } = await threeNodes(t);
-  const owner = await signUp('own');
-  const r = await enroll(owner);
-  const robot = await attach(b, r);
-  const errors: string[] = [];
-  robot.on('hubError', (e) => errors.push(e.code));
-  const closed = new Promise<void>((resolve) => robot.once('close', resolve));
-  await listed(apiA, r, owner);
-  const wa = await user(a, owner);
-  t.match(await wa.request({ t: 'watch', robot: r.id }), { t: 'watching', online: true }, 'watching on A');
+  const n = await threeNodes(t);
+  const { apiA, apiC } = n;
+  const { owner, r, errors, closed, wa } = await watchedOnA(t, n);
   t.match(await wa.request({ t: 'lease', robot: r.id, op: 'acquire', ttlMs: 60_000 }), { t: 'leased' }, 'the lease, held at B');
   await wa.next((f) => f.t === 'lease' && f.reason === 'acquired', 'acquired');
 
