@@ -79,6 +79,10 @@ t.test('a robot on one node, driven from the others; it moves node and keeps its
     rows.find((x) => x.id === q.cmd),
     'the audit log (read on C) has the command',
   );
+  // A short deadline crosses nodes too (the home's patience margin scales with it).
+  const quick = await ua.request({ t: 'cmd', robot: r.id, name: 'quick', timeoutMs: 200 });
+  t.equal(quick.t, 'queued', 'a command with a 200 ms deadline is queued at B');
+  await ua.next((f) => f.t === 'cmd' && f.cmd === quick.cmd && ['completed', 'timeout'].includes(f.stage), 'its final stage');
 
   // The owner stops it from C: the robot gets the stop; every watcher sees the lease end.
   const uc = await user(c, owner);
@@ -86,7 +90,7 @@ t.test('a robot on one node, driven from the others; it moves node and keeps its
   t.equal(es.t, 'queued', 'C: e-stop queued at B');
   t.match(await uc.next((f) => f.t === 'cmd' && f.cmd === es.cmd && f.stage === 'completed', 'the stop completed'), { stage: 'completed' });
   for (const w of [ua, vc]) t.match(await w.next((f) => f.t === 'lease', 'lease end'), { reason: 'estop', lease: null });
-  t.same(seen, ['grip', 'estop'], 'the robot got the command, then the stop');
+  t.same(seen, ['grip', 'quick', 'estop'], 'the robot got the commands, then the stop');
 
   // The robot goes offline and comes back on C; the lease taken meanwhile moves with it.
   robot.destroy();

@@ -118,6 +118,8 @@ interface Remote {
   epoch: string;
   /** The last of its events applied. */
   seq: number;
+  /** When an unknown home's event last made this node sync (at most once per RESYNC_EVERY_MS). */
+  resyncedAt: number;
   online: boolean;
   lease: LeaseInfo | null;
   unfollow: () => void;
@@ -137,6 +139,8 @@ const REMOTE_GRACE_MS = 2_000;
 const REMOTE_MS = 2_000;
 /** A forwarded request the home takes this close to the asker's patience is refused: the answer might come too late. */
 const PATIENCE_MARGIN_MS = 250;
+/** Events of a home this node does not know make it sync at most this often (its telemetry would otherwise ask once per frame). */
+const RESYNC_EVERY_MS = 1_000;
 
 /** How long the robot has to answer an emergency stop. */
 const ESTOP_TIMEOUT_MS = 10_000;
@@ -326,11 +330,7 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
     const cluster = this.deps.cluster;
     if (cluster && !this.homed) await this.moveHere(cluster);
     else cluster?.setOnline(this.id, true);
-    if (conn.closed) {
-      // It went away while this node became its home (its close was not noticed as a detach).
-      if (this.homed) cluster?.setOnline(this.id, false);
-      return undefined;
-    }
+
     if (this.link && this.link !== conn) {
       // A second link replaces the first: the robot reconnected before the old one timed out.
       const old = this.link;
@@ -345,6 +345,8 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
     this.touch();
     this.ctx.log.info({ link: conn.id, channels: channels.length }, 'robot online');
     this.broadcast({ t: 'robot', robot: this.id, kind: 'online', channels: [...this.channels.values()] });
+    // It went away while this node became its home (its close came before the attach, so no detach follows).
+    if (conn.closed) this.goOffline(conn, 'the robot disconnected before reporting an outcome');
     return undefined;
   }
 
@@ -446,6 +448,8 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
     conn.send(frame);
     conn.subscribe(this.topic);
     this.watchers.set(conn.id, { conn, userId: by.user.id, admin: by.admin });
+    // The view may have found nobody home and stopped following; a watcher always hears the robot come online.
+    if (this.deps.cluster && !this.homed) this.follow();
     return undefined;
   }
 
@@ -717,7 +721,18 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
     const unfollow = (this.deps.cluster as RobotCluster).follow(this.id, (event) => {
       if (!this.ctx.self.tell({ type: 'remoteEvent', event })) this.ctx.log.warn('robot mailbox full; an event of its home was dropped');
     });
-    this.remote = { node: undefined, epoch: '', seq: 0, online: false, lease: null, unfollow, issuers: new Map(), waiting: new Map(), commands: new Map() };
+    this.remote = {
+      node: undefined,
+      epoch: '',
+      seq: 0,
+      resyncedAt: 0,
+      online: false,
+      lease: null,
+      unfollow,
+      issuers: new Map(),
+      waiting: new Map(),
+      commands: new Map(),
+    };
     return this.remote;
   }
 
@@ -816,7 +831,10 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
   /** A request of another node: this node is the robot's home. */
   private async serve(req: RemoteRequest, arrivedAt: number): Promise<unknown> {
     if (!this.homed) throw new NobodyHomeError();
-    if (req.op !== 'sync' && req.op !== 'handoff' && this.ctx.clock.now() - arrivedAt > req.patienceMs - PATIENCE_MARGIN_MS) {
+    // A stop is never refused for being late: sent late is better than not at all, and its asker
+    // keeps waiting for the outcome.
+    const margin = req.op === 'sync' || req.op === 'handoff' ? 0 : Math.min(PATIENCE_MARGIN_MS, req.patienceMs / 4);
+    if (req.op !== 'sync' && req.op !== 'handoff' && req.op !== 'estop' && this.ctx.clock.now() - arrivedAt > req.patienceMs - margin) {
       throw new SbError('TIMEOUT', "the robot's node was too busy to take the request in time; it had no effect");
     }
     const now = arrivedAt;
@@ -947,7 +965,7 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
       if (e.frame.t !== 'robot' || e.frame.kind !== 'online') {
         // Lost track of the home (its node seemed gone for a while, nobody was home when this node
         // began to follow and then a node took the lease, or the home began a new stint): catch up.
-        if (r.node === undefined || e.node === r.node) return this.resync(r, e);
+        if ((r.node === undefined || e.node === r.node) && this.ctx.clock.now() - r.resyncedAt >= RESYNC_EVERY_MS) return this.resync(r, e);
         return;
       }
       // An attach moves the home; what was sent through the old one will not hear from it again.
@@ -1002,6 +1020,7 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
   }
 
   private async resync(r: Remote, e: RobotEvent): Promise<undefined> {
+    r.resyncedAt = this.ctx.clock.now();
     await this.syncWith(e.node, this.ctx.clock.now() + REMOTE_MS, true);
     // The event itself, if the snapshot predates it.
     return r.node === e.node && r.epoch === e.epoch ? this.onRemote(e) : undefined;

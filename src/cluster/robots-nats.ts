@@ -112,21 +112,23 @@ export class NatsRobotCluster implements RobotCluster {
     setTimeout(caughtUp, 5_000).unref();
     (async () => {
       for await (const e of iter) {
-        if (e.operation === 'PUT') {
-          let entry: Entry;
-          try {
-            entry = e.json<Entry>();
-          } catch {
-            this.o.log.warn({ robot: e.key }, 'unreadable robot directory entry');
-            continue;
-          }
-          this.entries.set(e.key, { ...entry, revision: e.revision });
-          const served = this.served.get(e.key);
-          if (served && entry.node !== this.nodeId && e.revision > served.revision) served.moved(entry.node);
-        } else {
-          this.entries.delete(e.key);
-        }
         if (e.delta === 0) caughtUp();
+        if (e.operation !== 'PUT') {
+          this.entries.delete(e.key);
+          continue;
+        }
+        let entry: Entry;
+        try {
+          entry = e.json<Entry>();
+        } catch {
+          this.o.log.warn({ robot: e.key }, 'unreadable robot directory entry');
+          continue;
+        }
+        this.entries.set(e.key, { ...entry, revision: e.revision });
+        // Another node wrote after this one's own write (not while this one's claim is in flight:
+        // the claim checks when its write is done).
+        const served = this.served.get(e.key);
+        if (served && served.revision > 0 && entry.node !== this.nodeId && e.revision > served.revision) served.moved(entry.node);
       }
     })().catch((err) => this.o.log.error({ err }, 'robot directory watch failed'));
     await ready;
@@ -172,6 +174,8 @@ export class NatsRobotCluster implements RobotCluster {
       return false;
     }
     served.revision = revision;
+    const seen = this.entries.get(robotId);
+    if (seen && seen.node !== this.nodeId && seen.revision > revision) served.moved(seen.node);
     return true;
   }
 
@@ -222,10 +226,21 @@ export class NatsRobotCluster implements RobotCluster {
     const served = this.served.get(robotId);
     if (!served) return;
     const value = JSON.stringify({ node: this.nodeId, online } satisfies Entry);
-    // Only over this node's own entry: if another node wrote since, the robot is theirs.
-    this.write(robotId, () => this.kv.update(robotId, value, served.revision)).then((rev) => {
-      if (rev !== undefined) served.revision = rev;
-      else if (this.served.get(robotId) === served) served.moved('another node');
+    // Only over this node's own entry: if another node wrote since, the robot is theirs. Any other
+    // failure (JetStream electing a leader) is logged and leaves this node home.
+    this.write(robotId, async () => {
+      try {
+        return await this.kv.update(robotId, value, served.revision);
+      } catch (e) {
+        if (/wrong last sequence/i.test((e as Error).message)) return 'conflict' as const;
+        throw e;
+      }
+    }).then((rev) => {
+      if (rev === 'conflict') {
+        if (this.served.get(robotId) === served) served.moved(this.entries.get(robotId)?.node ?? 'another node');
+      } else if (rev !== undefined) {
+        served.revision = rev;
+      }
     });
   }
 
