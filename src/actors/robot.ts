@@ -794,7 +794,9 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
       // No answer: the home may still have taken it, so its `queued` (or the timer) answers the issuer.
       if (e instanceof NoAnswerError) return;
       const w = r.waiting.get(key);
-      if (w) this.ctx.clock.clearTimeout(w.timer);
+      // Answered already, among the home's events (a refusal it also sent that way).
+      if (!w) return;
+      this.ctx.clock.clearTimeout(w.timer);
       r.waiting.delete(key);
       this.forgetIssuer(r, conn.id);
       throw e;
@@ -835,7 +837,7 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
     // keeps waiting for the outcome.
     const margin = req.op === 'sync' || req.op === 'handoff' ? 0 : Math.min(PATIENCE_MARGIN_MS, req.patienceMs / 4);
     if (req.op !== 'sync' && req.op !== 'handoff' && req.op !== 'estop' && this.ctx.clock.now() - arrivedAt > req.patienceMs - margin) {
-      throw new SbError('TIMEOUT', "the robot's node was too busy to take the request in time; it had no effect");
+      throw this.refuse(req, new SbError('TIMEOUT', "the robot's node was too busy to take the request in time; it had no effect"));
     }
     const now = arrivedAt;
     switch (req.op) {
@@ -860,9 +862,23 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
         return this.command({ type: 'command', conn, by: req.by, reqId: req.reqId, name: req.name, args: req.args, deadline: now + req.remainingMs });
       }
       case 'estop':
-        this.inTime(now + req.remainingMs);
+        try {
+          this.inTime(now + req.remainingMs);
+        } catch (e) {
+          throw this.refuse(req, e as SbError);
+        }
         return this.estop(this.issuer(req.node, req.conn, req.by.user), req.by, req.reqId, now + req.remainingMs);
     }
+  }
+
+  /**
+   * A refusal of a command or stop also goes to its issuer among the events: its node may have
+   * stopped waiting for the reply (then this is how it learns that the request had no effect).
+   */
+  private refuse(req: RemoteRequest, e: SbError): SbError {
+    if (req.op === 'cmd' || req.op === 'estop')
+      this.issuer(req.node, req.conn, req.by.user).send({ t: 'error', id: req.reqId, code: e.code, message: e.message });
+    return e;
   }
 
   /** A connection on another node, as this node's commands see their issuer: what it is sent goes out as an event. */
