@@ -246,7 +246,13 @@ t.test("the robot's node freezes for longer than the asker waits: a command it t
   const owner = await api.signUp(uniqueName('freeze'));
   const r = await enrollOn(api, owner);
   const robot = await connectRobot(t, a.robotPort, r, pki.caPem);
-  const seen = obedient(robot);
+  // It completes every command but `hang`, which it only accepts.
+  const seen: string[] = [];
+  robot.on('command', (c) => {
+    seen.push(c.name);
+    robot.status(c.command, 'accepted');
+    if (c.name !== 'hang') robot.status(c.command, 'completed', { done: c.name });
+  });
   await listed(new Api(b.url), r, owner);
   const u = await connectUser(t, b.url, owner);
   t.match(await u.request({ t: 'watch', robot: r.id }), { online: true });
@@ -262,4 +268,18 @@ t.test("the robot's node freezes for longer than the asker waits: a command it t
   const last = await u.next((f) => f.t === 'cmd' && f.cmd === q.cmd && f.stage === 'completed', 'completed', 10_000);
   t.match(last, { stage: 'completed', detail: { done: 'late' } });
   t.same(seen, ['late'], 'the robot ran it once');
+
+  // A freezes again after taking a command, past the command's deadline plus B's grace (2.5 s)
+  // but not long enough to be taken for dead (5 s): B reports the outcome unknown itself.
+  const hang = await u.request({ t: 'cmd', robot: r.id, name: 'hang', timeoutMs: 500 });
+  t.equal(hang.t, 'queued');
+  await u.take((f) => f.t === 'cmd' && f.cmd === hang.cmd, 2, 'delivered and accepted');
+  a.p.child.kill('SIGSTOP');
+  const final = await u.next((f) => f.t === 'cmd' && f.cmd === hang.cmd, 'the final stage', 10_000);
+  a.p.child.kill('SIGCONT');
+  t.match(final, { stage: 'lost', detail: /no outcome came from the robot's node; it is unknown/ }, 'lost, outcome unknown');
+  // A's own `timeout` for it, sent once thawed, is not passed on: two requests through B's robot
+  // actor and A make sure it has arrived and been handled by then.
+  for (let i = 0; i < 2; i++) t.match(await u.request({ t: 'lease', robot: r.id, op: 'renew', ttlMs: 60_000 }), { t: 'leased' });
+  t.equal(u.all('cmd').filter((f) => f.cmd === hang.cmd && !['delivered', 'accepted'].includes(f.stage)).length, 1, 'one final stage only');
 });
