@@ -64,15 +64,10 @@ export interface TelemetryOptions {
 
 const memLinksOf = (o: TelemetryOptions) => o.memLinks ?? 200;
 
-export interface HubTelemetryResult {
+/** Deliveries and latency of every watcher (TelemetrySplit), and the rest of a run's figures. */
+export interface HubTelemetryResult extends TelemetrySplit {
   /** Telemetry frames the robots sent per second. */
   robotFramesPerS: number;
-  offeredPerS: number;
-  deliveredPerS: number;
-  deliveredPct: number;
-  p50: number;
-  p99: number;
-  p999: number;
   cmdPerS: number;
   cmdP50: number;
   cmdP99: number;

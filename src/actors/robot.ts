@@ -123,13 +123,14 @@ interface Remote {
   online: boolean;
   lease: LeaseInfo | null;
   unfollow: () => void;
-  /** Connections of this node that sent a command or stop through the home, by id. */
-  issuers: Map<string, Connection>;
-  /** Those requests by `<conn>:<reqId>` until their `queued` (or error) arrives, with when their outcome is due. */
+  /** Commands and stops this node's connections sent through the home, by `<conn>:<reqId>` until their `queued` (or error) arrives, with when their outcome is due. */
   waiting: Map<string, { conn: Connection; reqId: number; outcomeBy: number; timer: unknown }>;
   /** Their commands until the final stage: the issuer and a timer for a home that never answers. */
   commands: Map<string, { conn: Connection; timer: unknown }>;
 }
+
+/** `homeNode()`: this node decides (one node, or this node is the robot's home). Not a string: any string may be a node id. */
+const HERE = Symbol('here');
 
 /** A command's final stages. */
 const FINAL = new Set<CommandStageName>(['completed', 'rejected', 'failed', 'timeout', 'lost']);
@@ -338,9 +339,7 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
       old.close('REPLACED', 'another connection of this robot replaced this one');
     }
     this.link = conn;
-    this.channels = new Map(channels.map((c) => [c.id, c]));
-    for (const ch of this.latest.keys()) if (!this.channels.has(ch)) this.latest.delete(ch);
-    this.lastSeen = this.ctx.clock.now();
+    this.cameOnline(channels);
     this.deps.presence.online(this.id);
     this.touch();
     this.ctx.log.info({ link: conn.id, channels: channels.length }, 'robot online');
@@ -468,6 +467,13 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
     return this.link !== undefined || (this.remote?.online ?? false);
   }
 
+  /** The robot (re)connected, here or at its home, with these channels: older samples of channels it dropped go. */
+  private cameOnline(channels: Channel[]): void {
+    this.channels = new Map(channels.map((c) => [c.id, c]));
+    for (const ch of this.latest.keys()) if (!this.channels.has(ch)) this.latest.delete(ch);
+    this.lastSeen = this.ctx.clock.now();
+  }
+
   /** Live state for REST. */
   private async live(): Promise<LiveStatus> {
     try {
@@ -487,7 +493,7 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
   private async command(m: Extract<RobotMsg, { type: 'command' }>): Promise<undefined> {
     this.requireOperator(m.by, 'send commands');
     const home = this.homeNode();
-    if (home !== 'here') {
+    if (home !== HERE) {
       if (!home) throw new SbError('ROBOT_OFFLINE', 'the robot is offline');
       const req = { op: 'cmd', by: m.by, node: this.nodeId(), conn: m.conn.id, reqId: m.reqId, name: m.name, args: m.args ?? null } as const;
       await this.forward(home, m.conn, m.reqId, m.deadline, m.deadline, req);
@@ -553,7 +559,7 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
   private async estop(conn: Connection, by: Requester, reqId: number, deadline: number): Promise<undefined> {
     this.requireOperator(by, 'send an emergency stop');
     const home = this.homeNode();
-    if (home !== 'here' && home !== undefined) {
+    if (home !== HERE && home !== undefined) {
       const req = { op: 'estop', by, node: this.nodeId(), conn: conn.id, reqId } as const;
       try {
         await this.forward(home, conn, reqId, deadline, this.ctx.clock.now() + ESTOP_TIMEOUT_MS, req);
@@ -700,9 +706,9 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
   }
 
   /** Where the robot's requests are decided: here (one node, or this node is home), on another node, or nowhere yet. */
-  private homeNode(): 'here' | string | undefined {
+  private homeNode(): typeof HERE | string | undefined {
     const c = this.deps.cluster;
-    if (!c || this.homed) return 'here';
+    if (!c || this.homed) return HERE;
     const home = c.home(this.id);
     return home === c.nodeId ? undefined : home;
   }
@@ -710,7 +716,7 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
   /** Brings the live state up to date before it is shown, when another node is the robot's home. */
   private async view(deadline: number): Promise<void> {
     const home = this.homeNode();
-    if (home === 'here') return;
+    if (home === HERE) return;
     // Followed even while nobody is home: the robot coming online anywhere is heard here.
     if (home) await this.syncWith(home, deadline);
     else this.follow();
@@ -729,7 +735,6 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
       online: false,
       lease: null,
       unfollow,
-      issuers: new Map(),
       waiting: new Map(),
       commands: new Map(),
     };
@@ -780,7 +785,6 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
     if (r.node === undefined) throw new NobodyHomeError();
     const now = this.ctx.clock.now();
     const key = `${conn.id}:${reqId}`;
-    r.issuers.set(conn.id, conn);
     r.waiting.set(key, {
       conn,
       reqId,
@@ -798,7 +802,7 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
       if (!w) return;
       this.ctx.clock.clearTimeout(w.timer);
       r.waiting.delete(key);
-      this.forgetIssuer(r, conn.id);
+      this.unfollowIfIdle();
       throw e;
     }
   }
@@ -806,14 +810,14 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
   private async leaseRequest(m: Extract<RobotMsg, { type: 'lease' }>): Promise<LeasedFrame> {
     let home = this.homeNode();
     const here = () => this.leaseOp(m.by, m.op, m.ttlMs, m.force, m.reqId);
-    if (home === 'here') return here();
+    if (home === HERE) return here();
     this.requireOperator(m.by, 'hold the control lease');
     for (let attempt = 0; attempt < 2; attempt++) {
       if (home === undefined) {
         // Nobody is home: this node becomes it, to hold the lease of an offline robot.
         if (m.op !== 'acquire' || (await this.claimHome(false, false))) return here();
         home = this.homeNode();
-        if (home === 'here') return here();
+        if (home === HERE) return here();
         if (home === undefined) break;
       }
       const { by, op, ttlMs, force, reqId } = m;
@@ -1013,12 +1017,10 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
           r.online = true;
           const lease = r.lease;
           r.lease = e.lease ?? null;
-          this.channels = new Map((f.channels ?? []).map((c) => [c.id, c]));
+          this.cameOnline(f.channels ?? []);
           if (this.watchers.size) this.deps.fanout.publish(this.topic, f);
           // A lease this node had not heard of comes after the robot's `online`.
           this.tellChanges(true, lease);
-          for (const ch of this.latest.keys()) if (!this.channels.has(ch)) this.latest.delete(ch);
-          this.lastSeen = this.ctx.clock.now();
           return;
         }
         if (f.kind === 'offline') {
@@ -1046,7 +1048,7 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
   private async afterReconnect(r: Remote): Promise<undefined> {
     const home = this.homeNode();
     if (home === undefined && r.node !== undefined) this.homeLost(r);
-    else if (home !== undefined && home !== 'here') await this.syncWith(home, this.ctx.clock.now() + REMOTE_MS, true);
+    else if (home !== undefined && home !== HERE) await this.syncWith(home, this.ctx.clock.now() + REMOTE_MS, true);
     return undefined;
   }
 
@@ -1068,12 +1070,12 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
 
   /** An answer of the home to one of this node's connections. */
   private deliver(r: Remote, connId: string, frame: ServerFrame): void {
-    const conn = r.issuers.get(connId);
-    if (!conn) return;
+    let conn: Connection;
     if (frame.t === 'queued' || frame.t === 'error') {
       const key = `${connId}:${frame.id}`;
       const w = r.waiting.get(key);
       if (!w) return; // already reported as unknown
+      conn = w.conn;
       this.ctx.clock.clearTimeout(w.timer);
       r.waiting.delete(key);
       if (frame.t === 'queued') {
@@ -1083,19 +1085,15 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
     } else if (frame.t === 'cmd') {
       const c = r.commands.get(frame.cmd);
       if (!c) return; // already reported as lost
+      conn = c.conn;
       if (FINAL.has(frame.stage)) {
         this.ctx.clock.clearTimeout(c.timer);
         r.commands.delete(frame.cmd);
       }
+    } else {
+      return;
     }
     conn.send(frame);
-    this.forgetIssuer(r, connId);
-  }
-
-  private forgetIssuer(r: Remote, connId: string): void {
-    for (const c of r.commands.values()) if (c.conn.id === connId) return;
-    for (const w of r.waiting.values()) if (w.conn.id === connId) return;
-    r.issuers.delete(connId);
     this.unfollowIfIdle();
   }
 
@@ -1108,14 +1106,14 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
     if (c) {
       r.commands.delete(key);
       c.conn.send({ t: 'cmd', robot: this.id, cmd: key, stage: 'lost', ts: this.ctx.clock.now(), detail: unknown });
-      this.forgetIssuer(r, c.conn.id);
+      this.unfollowIfIdle();
       return;
     }
     const w = r.waiting.get(key);
     if (!w) return;
     r.waiting.delete(key);
     w.conn.send({ t: 'error', id: w.reqId, code: 'UNAVAILABLE', message: `${unknown}; check the audit log before sending it again` });
-    this.forgetIssuer(r, w.conn.id);
+    this.unfollowIfIdle();
   }
 
   /** Ends what was sent through the home: it will not report on it. */
@@ -1131,7 +1129,6 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
     }
     r.commands.clear();
     r.waiting.clear();
-    r.issuers.clear();
   }
 
   /** The home's node left the cluster: the robot is offline until it attaches elsewhere, and its lease is gone. */
