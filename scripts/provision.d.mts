@@ -15,6 +15,8 @@ export const log: (msg: string) => void;
 export function answers(url: string): Promise<boolean>;
 export function natsAnswers(url: string): Promise<boolean>;
 export function freePort(): Promise<number>;
+/** The path of `binary`, installing Debian's `pkg` first when missing (root only). */
+export function debianBinary(binary: string, pkg: string, alternative?: string): string;
 export interface ThrowawayPostgres extends Throwaway {
   /** Stops the server, keeping its data. */
   halt(): Promise<void>;

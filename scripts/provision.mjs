@@ -45,24 +45,39 @@ function findOnPath(name, extra = []) {
   return undefined;
 }
 
+const SBIN = ['/usr/sbin', '/usr/bin', '/sbin', '/bin'];
+
+function aptInstall(pkg, missing) {
+  if (process.getuid?.() !== 0) throw new Error(missing);
+  log(`installing ${pkg} from Debian packages (apt-get install ${pkg})`);
+  execFileSync('apt-get', ['update', '-q'], { stdio: 'inherit' });
+  execFileSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', pkg], {
+    stdio: 'inherit',
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+  });
+}
+
+/**
+ * The path of `binary`, installing the Debian package `pkg` first when it is not on PATH or in
+ * the sbin directories (needs root; otherwise the error names the package, and `alternative`,
+ * e.g. the variable that points at a running server instead).
+ */
+export function debianBinary(binary, pkg, alternative) {
+  const found = findOnPath(binary, SBIN);
+  if (found) return found;
+  aptInstall(pkg, `${binary} is missing: install the Debian package \`${pkg}\`${alternative ? ` (or set ${alternative})` : ''}`);
+  const installed = findOnPath(binary, SBIN);
+  if (!installed) throw new Error(`installed ${pkg} but cannot find ${binary}`);
+  return installed;
+}
+
 /**
  * Throwaway nats-server(s) with JetStream on free loopback ports, stores in a temp dir. With
  * `servers` > 1 they form one cluster (routes between them, JetStream clustered). Returns the
  * client URL list, one URL per server, `kill(i, signal)` for failure tests, and `stop()`.
  */
 export async function throwawayNats({ servers = 1 } = {}) {
-  let bin = findOnPath('nats-server', ['/usr/sbin', '/usr/bin']);
-  if (!bin) {
-    if (process.getuid?.() !== 0) throw new Error('nats-server is missing: install the Debian package `nats-server` (or set NATS_URL)');
-    log('installing nats-server from Debian packages (apt-get install nats-server)');
-    execFileSync('apt-get', ['update', '-q'], { stdio: 'inherit' });
-    execFileSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', 'nats-server'], {
-      stdio: 'inherit',
-      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-    });
-    bin = findOnPath('nats-server', ['/usr/sbin', '/usr/bin']);
-    if (!bin) throw new Error('installed nats-server but cannot find it');
-  }
+  const bin = debianBinary('nats-server', 'nats-server', 'NATS_URL');
   const dir = mkdtempSync(path.join(os.tmpdir(), 'sb-nats-'));
   const ports = [];
   for (let i = 0; i < servers; i++) ports.push({ client: await freePort(), route: await freePort() });
@@ -134,20 +149,10 @@ function findPgBin() {
   return undefined;
 }
 
-function installPostgres() {
-  if (process.getuid?.() !== 0) throw new Error('PostgreSQL binaries are missing: install the Debian package `postgresql` (or set DATABASE_URL)');
-  log('installing PostgreSQL from Debian packages (apt-get install postgresql)');
-  execFileSync('apt-get', ['update', '-q'], { stdio: 'inherit' });
-  execFileSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', 'postgresql'], {
-    stdio: 'inherit',
-    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-  });
-}
-
 export async function throwawayPostgres() {
   let bin = findPgBin();
   if (!bin) {
-    installPostgres();
+    aptInstall('postgresql', 'PostgreSQL binaries are missing: install the Debian package `postgresql` (or set DATABASE_URL)');
     bin = findPgBin();
     if (!bin) throw new Error('installed postgresql but found no initdb');
   }

@@ -4,13 +4,21 @@
 // PostgreSQL: DATABASE_URL when it answers; otherwise a throwaway server from the installed
 // binaries (initdb/postgres) on a free port in a temp dir, installed from Debian's `postgresql`
 // package first when missing (needs root).
+// HAProxy, nginx and promtool: from Debian's packages when missing.
 // NATS with JetStream: NATS_URL when it answers with JetStream enabled; otherwise a throwaway
 // nats-server -js on a free port with its store in a temp dir, installed from Debian's
 // `nats-server` package first when missing. Extra arguments go to tap (e.g. a test file).
 
 import { execFileSync, spawn } from 'node:child_process';
 import path from 'node:path';
-import { answers, log, natsAnswers, throwawayNats, throwawayPostgres } from './provision.mjs';
+import { answers, debianBinary, log, natsAnswers, throwawayNats, throwawayPostgres } from './provision.mjs';
+
+/** Binaries the suite runs, with the Debian package that brings each. */
+const TOOLS = [
+  ['haproxy', 'haproxy'],
+  ['nginx', 'nginx'],
+  ['promtool', 'prometheus'],
+];
 
 async function main() {
   let pg;
@@ -32,6 +40,10 @@ async function main() {
       if (process.env.NATS_URL) log('NATS_URL does not answer with JetStream; starting a throwaway nats-server');
       nats = await throwawayNats();
     }
+    // The operator tests run the shipped proxy files and check the shipped monitoring files with
+    // real tools: installed once here, before tap runs test files in parallel (two apt-gets at
+    // once would fight over dpkg's lock).
+    for (const [binary, pkg] of TOOLS) debianBinary(binary, pkg);
     execFileSync('npm', ['run', '-s', 'build'], { stdio: 'inherit' });
     code = await runTap(pg.url, nats.url, process.argv.slice(2));
   } finally {
