@@ -115,7 +115,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
     const key = await loadSigningKey({ keyFile: cfg.jwtKeyFile, dataDir: cfg.dataDir });
     if (key.generated) root.info({ kid: key.kid }, 'generated a new JWT signing key in the data dir');
     const auth = new AuthService(store, key, cfg, root.child({ component: 'auth' }));
-    const verify = (t: string) => auth.access.verify(t);
+    const verify = (t: string) => auth.verifyPrincipal(t);
     const L = cfg.limits;
 
     // Realtime: room actors sequence through the Bus and fan out through the WebSocket server. With
@@ -371,6 +371,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
 
     const prune = setInterval(() => {
       store.refreshTokens.prune().catch((e) => root.warn({ err: e }, 'refresh token pruning failed'));
+      store.rateLimits.prune().catch((e) => root.warn({ err: e }, 'rate-limit pruning failed'));
     }, PRUNE_EVERY_MS);
     prune.unref();
 

@@ -1,5 +1,6 @@
 // /api/v1/users and /api/v1/rooms: user search, the room lifecycle, members and message history.
 
+import { USERNAME_RE } from '../auth/auth-service.js';
 import type { RoomsService } from '../chat/rooms-service.js';
 import { notFound } from '../errors.js';
 import type { Store } from '../store/store.js';
@@ -28,7 +29,7 @@ export function chatRoutes(rooms: RoomsService, store: Store): Route[] {
       query: { type: 'object', properties: { q: { type: 'string', maxLength: 32, default: '' }, limit: limitParam(20, 100), cursor: cursorParam } },
       responses: { 200: { description: 'A page of users, ordered by username', schema: page({ users: { type: 'array', items: refs.User } }) } },
       async handle(ctx: Ctx<unknown, { q: string; limit: number; cursor?: string }>) {
-        const after = decodeCursor(ctx.query.cursor, (k) => k.length <= 32);
+        const after = decodeCursor(ctx.query.cursor, (k) => USERNAME_RE.test(k));
         const found = await store.users.search(ctx.query.q, ctx.query.limit, after);
         return { body: { users: found.map(publicUser), nextCursor: nextCursor(found, ctx.query.limit, (u) => u.username.toLowerCase()) } };
       },
