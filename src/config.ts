@@ -26,9 +26,9 @@ export interface Limits {
   wsMaxBackpressureBytes: number;
   /** Rooms one WebSocket may subscribe to. */
   wsMaxSubscriptions: number;
-  /** Sustained publishes per second per WebSocket. */
+  /** Sustained publishes per second per user on a node (REST posts and WebSocket `pub` together). */
   wsPublishPerSecond: number;
-  /** Publishes a WebSocket may send at once before the rate applies. */
+  /** Publishes a user may send at once before the rate applies. */
   wsPublishBurst: number;
   /** Sustained requests per second per WebSocket other than publishes and emergency stops. */
   wsRequestsPerSecond: number;
@@ -397,7 +397,7 @@ export const spec: Entry[] = [
     flag: 'ws-publish-per-second',
     parse: int(1, 1_000_000),
     def: 50,
-    doc: 'Sustained publishes per second per WebSocket (token bucket; excess gets a RATE_LIMITED nack)',
+    doc: 'Sustained publishes per second per user and node: REST posts and WebSocket `pub` on all of the user’s sockets share one token bucket (excess: a RATE_LIMITED nack, or 429 over REST). Per node, so a user spread over N nodes gets at most N times this',
   },
   {
     key: 'limits.wsPublishBurst',
@@ -405,7 +405,7 @@ export const spec: Entry[] = [
     flag: 'ws-publish-burst',
     parse: int(1, 1_000_000),
     def: 100,
-    doc: 'Publishes a WebSocket may send at once before the rate applies',
+    doc: 'Publishes a user may send at once (REST and WebSocket together) before the rate applies',
   },
   {
     key: 'limits.wsRequestsPerSecond',

@@ -9,12 +9,14 @@ import net from 'node:net';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import t, { type Test } from 'tap';
+import { PublishBudget } from '../src/chat/publish-budget.js';
+import { RateLimitedError } from '../src/errors.js';
 import { startHub } from '../src/hub.js';
 import type { Logger } from '../src/log.js';
 import { Api, type ApiResponse, roomWith, uniqueName } from './helpers/api.js';
 import { freshDatabase } from './helpers/db.js';
 import { FAST, startTestHub, testConfig } from './helpers/hub.js';
-import { refusedUpgrade } from './helpers/ws.js';
+import { type Frame, openFor, refusedUpgrade } from './helpers/ws.js';
 
 const AUTH = '/api/v1/auth';
 const PW = 'correct horse battery';
@@ -259,4 +261,61 @@ t.test('#17 the JWKS is cacheable: exactly one Cache-Control, the intended max-a
   t.equal(r.status, 200);
   t.equal(r.headers.get('cache-control'), 'public, max-age=300', 'one header (fetch would join two with a comma)');
   t.equal((await api.get('/healthz')).headers.get('cache-control'), 'no-store', 'other JSON keeps no-store');
+});
+
+t.test('#11 one publish budget per user for REST and WebSocket together', async (t) => {
+  const burst = 6;
+  const hub = await startTestHub(t, { env: { ...FAST, SB_WS_PUBLISH_PER_SECOND: '1', SB_WS_PUBLISH_BURST: String(burst) } });
+  const api = new Api(hub.url);
+  const [u, bystander] = [await api.signUp(uniqueName('flood')), await api.signUp(uniqueName('calm'))];
+  const room = await roomWith(api, u, bystander);
+  const [s1, s2] = [await openFor(t, hub.url, u.token), await openFor(t, hub.url, u.token)];
+
+  // 3 × burst publishes at once: a third over REST, a third on each of two sockets.
+  const started = Date.now();
+  const rest = Array.from({ length: burst }, (_, i) => api.post(`/api/v1/rooms/${room}/messages`, { cid: `rest-${i}`, body: 'x' }, { token: u.token }));
+  const ws = [s1, s2].flatMap((c, k) => Array.from({ length: burst }, (_, i) => c.request({ t: 'pub', room, cid: `ws${k}-${i}`, body: 'x' }, 10_000)));
+  const [restReplies, wsReplies] = await Promise.all([Promise.all(rest), Promise.all(ws)]);
+  const elapsedS = (Date.now() - started) / 1000;
+
+  const accepted = restReplies.filter((r) => r.status === 201).length + wsReplies.filter((f: Frame) => f.t === 'ack').length;
+  // The bucket refills at 1/s while the requests are served: allow what refilled, nothing more.
+  t.ok(
+    accepted >= burst && accepted <= burst + Math.floor(elapsedS),
+    `${accepted} accepted of ${3 * burst}: the burst (${burst}) plus at most ${Math.floor(elapsedS)} refilled`,
+  );
+  const refusedRest = restReplies.filter((r) => r.status !== 201);
+  const refusedWs = wsReplies.filter((f: Frame) => f.t !== 'ack');
+  t.ok(refusedRest.length > 0 && refusedWs.length > 0, 'both paths were refused once the shared budget ran out');
+  for (const r of refusedRest) isRateLimited(t, r, 1, 'REST post over budget');
+  for (const f of refusedWs) t.match(f, { t: 'nack', code: 'RATE_LIMITED' }, 'WebSocket pub over budget: nack RATE_LIMITED');
+  const [stored] = await hub.store.db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM messages WHERE room_id = ${room}`;
+  t.equal(stored?.n, accepted, 'only accepted publishes were stored');
+  t.equal(
+    (await api.post(`/api/v1/rooms/${room}/messages`, { cid: 'b', body: 'y' }, { token: bystander.token })).status,
+    201,
+    'another user has a budget of their own',
+  );
+});
+
+t.test('#11 publish budget: token bucket per user under a fake clock, bounded in users', async (t) => {
+  let now = 0;
+  const b = new PublishBudget(2, 3, () => now, 4);
+  for (let i = 0; i < 3; i++) b.take('u');
+  const refused = t.throws(() => b.take('u')) as unknown;
+  t.ok(refused instanceof RateLimitedError && refused.retryAfterS === 1, 'the 4th is refused with a 1 s wait');
+  b.take('v');
+  now += 500;
+  b.take('u');
+  t.throws(() => b.take('u'), 'one token per half second at 2/s');
+  now += 10_000;
+  for (let i = 0; i < 3; i++) b.take('u');
+  t.throws(() => b.take('u'), 'refills only up to the burst');
+  for (const id of ['a', 'b', 'c', 'd', 'e', 'f']) b.take(id);
+  t.ok(b.size <= 4, `at most 4 users tracked (${b.size})`);
+  const slow = new PublishBudget(1, 1, () => now);
+  slow.take('w');
+  now += 100;
+  const e = t.throws(() => slow.take('w')) as unknown;
+  t.equal((e as RateLimitedError).retryAfterS, 1, 'Retry-After rounds the wait up to whole seconds');
 });

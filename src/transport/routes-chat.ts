@@ -1,6 +1,7 @@
 // /api/v1/users and /api/v1/rooms: user search, the room lifecycle, members and message history.
 
 import { USERNAME_RE } from '../auth/auth-service.js';
+import type { PublishBudget } from '../chat/publish-budget.js';
 import type { RoomsService } from '../chat/rooms-service.js';
 import { notFound } from '../errors.js';
 import type { Store } from '../store/store.js';
@@ -15,7 +16,7 @@ const page = (items: Record<string, unknown>) => ({
 });
 const noContent = { 204: { description: 'Done' } };
 
-export function chatRoutes(rooms: RoomsService, store: Store): Route[] {
+export function chatRoutes(rooms: RoomsService, store: Store, publishBudget: PublishBudget): Route[] {
   const users = ['users'];
   const tags = ['rooms'];
   const roomParams = { uuidParams: ['id'] };
@@ -229,8 +230,11 @@ export function chatRoutes(rooms: RoomsService, store: Store): Route[] {
         200: { description: 'A retry: the original message', schema: { type: 'object', properties: { message: refs.Message, duplicate: { const: true } } } },
         403: { description: 'Not a member (NOT_MEMBER)' },
         409: { description: 'cid already used for a different message' },
+        429: { description: 'Over your publish budget (shared with WebSocket `pub`); wait Retry-After seconds (RATE_LIMITED)' },
       },
       async handle(ctx: Ctx<{ cid: string; body: string }>) {
+        // The same per-user budget as WebSocket `pub`: posting over REST is no way around it.
+        publishBudget.take(ctx.user.id);
         const r = await rooms.post(ctx.user, ctx.params.id as string, ctx.body);
         return { status: r.duplicate ? 200 : 201, body: r };
       },
