@@ -9,6 +9,7 @@ import net from 'node:net';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import t, { type Test } from 'tap';
+import { LoginLimits } from '../src/auth/login-limits.js';
 import { PublishBudget } from '../src/chat/publish-budget.js';
 import { RateLimitedError } from '../src/errors.js';
 import { startHub } from '../src/hub.js';
@@ -203,6 +204,10 @@ t.test('#12 login limits: per username + IP, per IP per day, shared by the clust
   for (let i = 0; i < 6; i++) isError(t, await login(i % 2 ? a : b, uniqueName('nobody'), 'wrong password!', spray), 401, 'UNAUTHENTICATED', 'spray');
   isRateLimited(t, await login(a, victim.username, PW, spray), 86_400, 'the spraying address is refused for the day');
 
+  // A forwarded address longer than the counters' key column is still counted, not a 500.
+  const long = `2001:db8::${'f'.repeat(300)}`;
+  isError(t, await login(a, victim.username, 'wrong password!', long), 401, 'UNAUTHENTICATED', 'a 300-character client address');
+
   // A restarted node (a fresh process on the same database) remembers.
   await one.close();
   const three = await startTestHub(t, { env });
@@ -318,4 +323,17 @@ t.test('#11 publish budget: token bucket per user under a fake clock, bounded in
   now += 100;
   const e = t.throws(() => slow.take('w')) as unknown;
   t.equal((e as RateLimitedError).retryAfterS, 1, 'Retry-After rounds the wait up to whole seconds');
+});
+
+t.test('#12 login limits: a failing store is an error, never a silent pass or a fake 429', async (t) => {
+  const down = { query: async () => Promise.reject(Object.assign(new Error('connection refused'), { code: 'ECONNREFUSED' })) };
+  const limits = new LoginLimits(down, {
+    loginPerIpPerMinute: 5,
+    loginFailsPerUserAndIp: 3,
+    loginBlockS: 60,
+    loginFailsPerIpPerDay: 10,
+    registerPerIpPerHour: 5,
+  });
+  await t.rejects(limits.beforeLogin('ada', '192.0.2.1'), { code: 'ECONNREFUSED' }, 'login check');
+  await t.rejects(limits.register('192.0.2.1'), { code: 'ECONNREFUSED' }, 'registration check');
 });
