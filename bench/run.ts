@@ -102,7 +102,7 @@ async function login() {
 
   const results: LoadResult[] = [];
   for (let r = 0; r < runs; r++) {
-    const hub = await startHub(store, { SB_LOGIN_PER_IP_PER_MINUTE: '100000', SB_LOGIN_PER_USER_PER_15MIN: '100000' });
+    const hub = await startHub(store, { SB_LOGIN_PER_IP_PER_MINUTE: '100000', SB_LOGIN_FAILS_PER_USER_IP: '100000' });
     try {
       const username = `bench${Date.now().toString(36)}`;
       await json(`${hub.url}/api/v1/auth/register`, 'POST', { username, password: 'correct horse battery staple' });

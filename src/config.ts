@@ -12,8 +12,12 @@ export interface Limits {
   maxMessageBytes: number;
   /** Login attempts per client IP per minute. */
   loginPerIpPerMinute: number;
-  /** Failed login attempts per username per 15 minutes. */
-  loginPerUserPer15Min: number;
+  /** Consecutive failed logins for one username from one client IP before the pair is blocked. */
+  loginFailsPerUserAndIp: number;
+  /** How long a username + IP pair stays blocked, seconds. */
+  loginBlockS: number;
+  /** Failed logins per client IP per day, whatever the username. */
+  loginFailsPerIpPerDay: number;
   /** Registrations per client IP per hour. */
   registerPerIpPerHour: number;
   /** Largest WebSocket frame a client may send, bytes. */
@@ -22,9 +26,9 @@ export interface Limits {
   wsMaxBackpressureBytes: number;
   /** Rooms one WebSocket may subscribe to. */
   wsMaxSubscriptions: number;
-  /** Sustained publishes per second per WebSocket. */
+  /** Sustained publishes per second per user on a node (REST posts and WebSocket `pub` together). */
   wsPublishPerSecond: number;
-  /** Publishes a WebSocket may send at once before the rate applies. */
+  /** Publishes a user may send at once before the rate applies. */
   wsPublishBurst: number;
   /** Sustained requests per second per WebSocket other than publishes and emergency stops. */
   wsRequestsPerSecond: number;
@@ -340,12 +344,28 @@ export const spec: Entry[] = [
     doc: 'Login attempts per client IP per minute',
   },
   {
-    key: 'limits.loginPerUserPer15Min',
-    env: 'SB_LOGIN_PER_USER_PER_15MIN',
-    flag: 'login-per-user-per-15min',
+    key: 'limits.loginFailsPerUserAndIp',
+    env: 'SB_LOGIN_FAILS_PER_USER_IP',
+    flag: 'login-fails-per-user-ip',
     parse: int(1, 100_000),
     def: 10,
-    doc: 'Failed logins per username per 15 minutes',
+    doc: 'Consecutive failed logins for one username from one client IP before that pair is blocked for SB_LOGIN_BLOCK_S (a success resets the count; other IPs are unaffected). Shared by the cluster through the database',
+  },
+  {
+    key: 'limits.loginBlockS',
+    env: 'SB_LOGIN_BLOCK_S',
+    flag: 'login-block-s',
+    parse: int(1, 86_400),
+    def: 900,
+    doc: 'How long a username + IP pair is blocked after SB_LOGIN_FAILS_PER_USER_IP failures, seconds',
+  },
+  {
+    key: 'limits.loginFailsPerIpPerDay',
+    env: 'SB_LOGIN_FAILS_PER_IP_PER_DAY',
+    flag: 'login-fails-per-ip-per-day',
+    parse: int(1, 1_000_000),
+    def: 100,
+    doc: 'Failed logins per client IP per day, whatever the username (then that IP may not log in until the day window ends). Shared by the cluster through the database',
   },
   {
     key: 'limits.wsMaxFrameBytes',
@@ -377,7 +397,7 @@ export const spec: Entry[] = [
     flag: 'ws-publish-per-second',
     parse: int(1, 1_000_000),
     def: 50,
-    doc: 'Sustained publishes per second per WebSocket (token bucket; excess gets a RATE_LIMITED nack)',
+    doc: 'Sustained publishes per second per user and node: REST posts and WebSocket `pub` on all of the user’s sockets share one token bucket (excess: a RATE_LIMITED nack, or 429 over REST). Per node, so a user spread over N nodes gets at most N times this',
   },
   {
     key: 'limits.wsPublishBurst',
@@ -385,7 +405,7 @@ export const spec: Entry[] = [
     flag: 'ws-publish-burst',
     parse: int(1, 1_000_000),
     def: 100,
-    doc: 'Publishes a WebSocket may send at once before the rate applies',
+    doc: 'Publishes a user may send at once (REST and WebSocket together) before the rate applies',
   },
   {
     key: 'limits.wsRequestsPerSecond',

@@ -77,8 +77,8 @@ export class ValidationError extends SbError {
 
 export class RateLimitedError extends SbError {
   readonly retryAfterS: number;
-  constructor(retryAfterS: number) {
-    super('RATE_LIMITED', 'too many requests; retry later', { retryAfterS });
+  constructor(retryAfterS: number, message = 'too many requests; retry later') {
+    super('RATE_LIMITED', message, { retryAfterS });
     this.retryAfterS = retryAfterS;
   }
 }

@@ -13,6 +13,7 @@ import { Session } from './actors/session.js';
 import { AuthService } from './auth/auth-service.js';
 import { loadSigningKey } from './auth/keys.js';
 import { defaultPkiDir, lazyCa, robotCaFiles } from './auth/pki.js';
+import { PublishBudget } from './chat/publish-budget.js';
 import { RoomsService } from './chat/rooms-service.js';
 import type { Bus } from './cluster/bus.js';
 import { MemoryBus } from './cluster/bus-memory.js';
@@ -115,7 +116,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
     const key = await loadSigningKey({ keyFile: cfg.jwtKeyFile, dataDir: cfg.dataDir });
     if (key.generated) root.info({ kid: key.kid }, 'generated a new JWT signing key in the data dir');
     const auth = new AuthService(store, key, cfg, root.child({ component: 'auth' }));
-    const verify = (t: string) => auth.access.verify(t);
+    const verify = (t: string) => auth.verifyPrincipal(t);
     const L = cfg.limits;
 
     // Realtime: room actors sequence through the Bus and fan out through the WebSocket server. With
@@ -179,6 +180,8 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
       }
     });
     const actors = new ActorSystem(root.child({ component: 'actors' }));
+    // One budget per user for REST posts and WebSocket publishes alike (per node: see the module).
+    const publishBudget = new PublishBudget(L.wsPublishPerSecond, L.wsPublishBurst);
     undo.push(() => actors.stopAll(1_000));
     const ws = new WsServer({
       log: root.child({ component: 'ws' }),
@@ -199,13 +202,12 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
       createSession: (conn, claims) =>
         new Session(conn, claims, {
           rooms,
+          publishBudget,
           room: roomRef,
           robot: robotRef,
           verify,
           limits: {
             maxSubscriptions: L.wsMaxSubscriptions,
-            publishPerSecond: L.wsPublishPerSecond,
-            publishBurst: L.wsPublishBurst,
             requestsPerSecond: L.wsRequestsPerSecond,
             maxMessageBytes: L.maxMessageBytes,
             reauthGraceMs: L.reauthGraceMs,
@@ -327,7 +329,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
         },
       }),
       ...authRoutes(auth, store, cfg),
-      ...chatRoutes(rooms, store),
+      ...chatRoutes(rooms, store, publishBudget),
       ...robotRoutes(robots),
     );
 
@@ -371,6 +373,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
 
     const prune = setInterval(() => {
       store.refreshTokens.prune().catch((e) => root.warn({ err: e }, 'refresh token pruning failed'));
+      store.rateLimits.prune().catch((e) => root.warn({ err: e }, 'rate-limit pruning failed'));
     }, PRUNE_EVERY_MS);
     prune.unref();
 

@@ -18,7 +18,10 @@ for (const [name, open] of Object.entries(backends)) {
 
     t.test('migrations apply once and the schema reports ready', async (t) => {
       t.same(await store.ready(), { ok: false, schema: 0, expected: latestVersion });
-      t.same(await store.migrate(), [1, 2]);
+      t.same(
+        await store.migrate(),
+        migrations.map((m) => m.version),
+      );
       t.same(await store.migrate(), [], 'second run applies nothing');
       t.same(await store.ready(), { ok: true, schema: latestVersion, expected: latestVersion });
     });
@@ -60,9 +63,11 @@ for (const [name, open] of Object.entries(backends)) {
       const results = [one, two].map((r) => (r && 'ok' in r ? 'ok' : r && 'stale' in r ? 'stale' : 'none')).sort();
       t.same(results, ['ok', 'stale'], 'two racing consumes: exactly one wins');
       t.equal(await store.refreshTokens.consume(Buffer.alloc(32, 9)), undefined, 'unknown token');
-      t.equal(await store.refreshTokens.revokeFamily(family), 2);
+      t.equal(await store.refreshTokens.familyOf(b), family, 'familyOf finds the session without consuming');
+      t.equal(await store.refreshTokens.revokeFamily(family, 'logout'), 2);
       const revoked = await store.refreshTokens.consume(b);
       t.ok(revoked && 'stale' in revoked && revoked.stale.revoked_at, 'revoked with its family');
+      t.equal(revoked && 'stale' in revoked && revoked.stale.revoked_reason, 'logout', 'and the reason is kept');
       const c = Buffer.alloc(32, 3);
       await store.refreshTokens.insert({ hash: c, familyId: randomUUID(), userId: u.id, expiresAt: new Date(Date.now() - 1000) });
       const expired = await store.refreshTokens.consume(c);

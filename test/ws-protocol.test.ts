@@ -387,12 +387,18 @@ t.test('limits: publish rate and subscriptions', async (t) => {
   });
   const lapi = new Api(limited.url);
   const u = await lapi.signUp(uniqueName('lim'));
+  // The publish budget is per user (#11): each encoding's socket belongs to a user of its own.
+  const other = await lapi.signUp(uniqueName('lim'));
   const rooms: string[] = [];
   for (let i = 0; i < 3; i++) rooms.push((await lapi.post('/api/v1/rooms', { kind: 'group', name: `lim ${i}` }, { token: u.token })).body.room.id);
+  for (const r of rooms) await lapi.post(`/api/v1/rooms/${r}/join`, undefined, { token: other.token });
   const [r1, r2, r3] = rooms as [string, string, string];
 
-  for (const encoding of ENCODINGS) {
-    const c = await open(t, limited.url, { encoding, token: u.token });
+  for (const [encoding, who] of [
+    ['msgpack', u],
+    ['json', other],
+  ] as const) {
+    const c = await open(t, limited.url, { encoding, token: who.token });
     t.match(c.hello.limits, { publishPerSecond: 1, publishBurst: 2, maxSubscriptions: 2 });
     const ids = [c.id(), c.id(), c.id()];
     for (const [i, id] of ids.entries()) c.send({ t: 'pub', id, room: r1, cid: `${encoding}-${i}`, body: `m${i}` });

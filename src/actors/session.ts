@@ -4,6 +4,7 @@
 // for a fresh one (`reauth`) and closes the connection if none comes within the grace period.
 
 import type { AccessClaims } from '../auth/access-tokens.js';
+import type { PublishBudget } from '../chat/publish-budget.js';
 import type { RoomsService } from '../chat/rooms-service.js';
 import { SbError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -15,8 +16,6 @@ import { type ActorRef, AskTimeoutError, type Clock, MailboxFullError } from './
 
 export interface SessionLimits {
   maxSubscriptions: number;
-  publishPerSecond: number;
-  publishBurst: number;
   /** Every other request shares one bucket: a flood of `sub`s (each may start a room actor) is refused. */
   requestsPerSecond: number;
   maxMessageBytes: number;
@@ -26,6 +25,8 @@ export interface SessionLimits {
 
 export interface SessionDeps {
   rooms: RoomsService;
+  /** The user's publish budget on this node, shared with REST posting and the user's other sockets. */
+  publishBudget: PublishBudget;
   room(id: string): ActorRef<RoomMsg, RoomReply>;
   robot(id: string): ActorRef<RobotMsg, RobotReply>;
   verify(token: string): Promise<AccessClaims>;
@@ -72,7 +73,6 @@ export class Session {
   private readonly subs = new Set<string>();
   private readonly watches = new Set<string>();
   private readonly admin: boolean;
-  private readonly bucket: TokenBucket;
   private readonly requests: TokenBucket;
   private readonly lastTyping = new Map<string, number>();
   private exp: number;
@@ -88,7 +88,6 @@ export class Session {
     this.admin = claims.admin;
     const now = () => deps.clock.now();
     const L = deps.limits;
-    this.bucket = new TokenBucket(L.publishPerSecond, L.publishBurst, now);
     this.requests = new TokenBucket(L.requestsPerSecond, Math.max(2 * L.requestsPerSecond, L.maxSubscriptions + 10), now);
     this.armReauth();
   }
@@ -119,7 +118,7 @@ export class Session {
 
   private async dispatch(f: ClientFrame): Promise<ServerFrame | undefined> {
     const user = this.conn.user;
-    // Publishes have their own bucket; an emergency stop is never refused for rate.
+    // Publishes have their own (per-user) budget; an emergency stop is never refused for rate.
     if (f.t !== 'pub' && f.t !== 'estop' && !this.requests.take()) {
       throw new SbError('RATE_LIMITED', `at most ${this.deps.limits.requestsPerSecond} requests per second besides publishes`);
     }
@@ -149,8 +148,7 @@ export class Session {
         if (this.subs.delete(f.room)) await this.deps.room(f.room).ask({ type: 'unsubscribe', conn: this.conn });
         return { t: 'ok', id: f.id };
       case 'pub': {
-        if (!this.bucket.take())
-          throw new SbError('RATE_LIMITED', `at most ${this.deps.limits.publishPerSecond} publishes per second (burst ${this.deps.limits.publishBurst})`);
+        this.deps.publishBudget.take(user.id);
         const bytes = Buffer.byteLength(f.body, 'utf8');
         if (bytes > this.deps.limits.maxMessageBytes) {
           throw new SbError('PAYLOAD_TOO_LARGE', `message body is ${bytes} bytes; the limit is ${this.deps.limits.maxMessageBytes}`, { field: 'body' });

@@ -1,5 +1,6 @@
 // Accounts and sessions: register, login, refresh (rotating, with reuse detection), logout. The
-// transport calls this; it calls the store. Rate limits live here so every entry point gets them.
+// transport calls this; it calls the store. Rate limits live here so every entry point gets them
+// (counted in the store, shared by the cluster: see login-limits.ts).
 
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { Config } from '../config.js';
@@ -7,10 +8,10 @@ import { RateLimitedError, SbError, ValidationError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import type { User } from '../store/users.js';
-import { AccessTokens } from './access-tokens.js';
+import { type AccessClaims, AccessTokens } from './access-tokens.js';
 import type { SigningKey } from './keys.js';
+import { LoginLimits } from './login-limits.js';
 import { Passwords } from './passwords.js';
-import { type Clock, RateLimiter } from './rate-limit.js';
 
 export const USERNAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{2,31}$/;
 export const PASSWORD_MIN = 10;
@@ -30,46 +31,56 @@ const sha256 = (s: string): Buffer => createHash('sha256').update(s).digest();
 export class AuthService {
   readonly passwords: Passwords;
   readonly access: AccessTokens;
-  private readonly loginIp: RateLimiter;
-  private readonly loginUser: RateLimiter;
-  private readonly registerIp: RateLimiter;
+  private readonly limits: LoginLimits;
 
   constructor(
     private readonly store: Store,
     key: SigningKey,
     private readonly cfg: Config,
     private readonly log: Logger,
-    clock: Clock = Date.now,
   ) {
     this.passwords = new Passwords({ memoryKiB: cfg.argon2MemoryKiB, timeCost: cfg.argon2TimeCost });
     this.access = new AccessTokens(key, cfg.accessTokenTtlS);
-    this.loginIp = new RateLimiter(cfg.limits.loginPerIpPerMinute, 60_000, clock);
-    this.loginUser = new RateLimiter(cfg.limits.loginPerUserPer15Min, 15 * 60_000, clock);
-    this.registerIp = new RateLimiter(cfg.limits.registerPerIpPerHour, 3_600_000, clock);
+    this.limits = new LoginLimits(store.rateLimits.client, cfg.limits);
+  }
+
+  /**
+   * Verifies an access token and that its account still exists: a token outlives the deletion of
+   * its user, whose id would otherwise reach the store (a foreign-key violation, not a 401). One
+   * primary-key lookup per authenticated request or WebSocket (re)authentication.
+   */
+  async verifyPrincipal(token: string): Promise<AccessClaims> {
+    const claims = await this.access.verify(token);
+    if (!(await this.store.users.exists(claims.sub))) throw new SbError('UNAUTHENTICATED', 'this account no longer exists');
+    return claims;
   }
 
   /** Self-service registration, rate-limited per client IP. */
   async register(input: NewAccount, ip: string): Promise<User> {
     checkUsername(input.username);
     checkPassword(input.password);
-    const wait = this.registerIp.take(ip);
-    if (wait) throw new RateLimitedError(wait);
+    await this.limits.register(ip);
     const user = await createAccount(this.store, this.passwords, input, false);
     this.log.info({ userId: user.id }, 'user registered');
     return user;
   }
 
   async login(input: { username: string; password: string }, ip: string, csrfToken?: string): Promise<Session> {
-    const userKey = input.username.toLowerCase();
-    const wait = Math.max(this.loginIp.take(ip), this.loginUser.blockedFor(userKey));
-    if (wait) throw new RateLimitedError(wait);
+    try {
+      await this.limits.beforeLogin(input.username, ip);
+    } catch (e) {
+      if (e instanceof RateLimitedError) this.log.warn({ username: input.username, ip, retryAfterS: e.retryAfterS }, 'login refused: rate limited');
+      throw e;
+    }
     const found = input.password.length <= PASSWORD_MAX ? await this.store.users.byUsername(input.username) : undefined;
     const ok = await this.passwords.verify(found?.passwordHash, input.password.slice(0, PASSWORD_MAX));
     if (!ok || !found) {
-      this.loginUser.hit(userKey);
+      // Who tried and from where, for intrusion detection; never the password.
+      this.log.warn({ username: input.username, ip, reason: found ? 'wrong password' : 'unknown username' }, 'login failed');
+      await this.limits.failed(input.username, ip);
       throw new SbError('UNAUTHENTICATED', 'invalid username or password');
     }
-    this.loginUser.reset(userKey);
+    await this.limits.succeeded(input.username, ip);
     if (this.passwords.needsRehash(found.passwordHash)) {
       await this.store.users.setPasswordHash(found.id, await this.passwords.hash(input.password));
     }
@@ -83,8 +94,13 @@ export class AuthService {
     if (!result) throw new SbError('TOKEN_INVALID', 'refresh token is invalid');
     if ('stale' in result) {
       const t = result.stale;
+      // A logout revokes its session's tokens without using them: presenting one afterwards is a
+      // client that missed the logout, not a replay (a used token still is, logged out or not).
+      if (!t.used_at && t.revoked_at && t.revoked_reason === 'logout') {
+        throw new SbError('TOKEN_INVALID', 'this session has ended (logged out); log in again');
+      }
       if (t.used_at || t.revoked_at) {
-        const n = await this.store.refreshTokens.revokeFamily(t.family_id);
+        const n = await this.store.refreshTokens.revokeFamily(t.family_id, 'reuse');
         this.log.warn({ userId: t.user_id, family: t.family_id, revoked: n }, 'refresh token reused; session family revoked');
         throw new SbError('REFRESH_REUSED', 'refresh token was already used; the session is revoked, log in again');
       }
@@ -97,10 +113,8 @@ export class AuthService {
 
   /** Ends the session the refresh token belongs to (all its tokens). Unknown tokens are ignored. */
   async logout(refreshToken: string): Promise<void> {
-    const result = await this.store.refreshTokens.consume(sha256(refreshToken));
-    if (!result) return;
-    const family = 'ok' in result ? result.ok.family_id : result.stale.family_id;
-    await this.store.refreshTokens.revokeFamily(family);
+    const family = await this.store.refreshTokens.familyOf(sha256(refreshToken));
+    if (family) await this.store.refreshTokens.revokeFamily(family, 'logout');
   }
 
   private async startSession(user: User, familyId: string, csrfToken: string | undefined): Promise<Session> {

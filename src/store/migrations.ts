@@ -145,6 +145,24 @@ CREATE TRIGGER command_audit_fill_once BEFORE UPDATE ON command_audit
   FOR EACH ROW EXECUTE FUNCTION command_audit_fill_once();
 `,
   },
+  {
+    version: 3,
+    name: 'why a session ended; shared rate-limit counters',
+    sql: `
+-- 'logout' or 'reuse': a refresh after a logout is not reported as a stolen token.
+ALTER TABLE refresh_tokens ADD COLUMN revoked_reason text CHECK (revoked_reason IN ('logout', 'reuse'));
+
+-- rate-limiter-flexible's PostgreSQL layout (its queries name the columns in this order): one row
+-- per limited key, points consumed and the window's end in ms since the epoch. Shared by the
+-- cluster's nodes and kept across restarts; expired rows are pruned.
+CREATE TABLE rate_limits (
+  key     varchar(255) PRIMARY KEY,
+  points  integer NOT NULL DEFAULT 0,
+  expire  bigint
+);
+CREATE INDEX rate_limits_expire ON rate_limits (expire);
+`,
+  },
 ];
 
 export const latestVersion = Math.max(...migrations.map((m) => m.version));

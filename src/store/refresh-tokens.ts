@@ -10,7 +10,11 @@ export interface RefreshTokenRow {
   expires_at: Date;
   used_at: Date | null;
   revoked_at: Date | null;
+  revoked_reason: RevokedReason | null;
 }
+
+/** Why a session's tokens were revoked: its user logged out, or one of its tokens was presented twice. */
+export type RevokedReason = 'logout' | 'reuse';
 
 export class RefreshTokens {
   constructor(private readonly sql: Sql) {}
@@ -29,16 +33,22 @@ export class RefreshTokens {
     const [ok] = await this.sql<RefreshTokenRow[]>`
       UPDATE refresh_tokens SET used_at = now()
       WHERE token_hash = ${hash} AND used_at IS NULL AND revoked_at IS NULL AND expires_at > now()
-      RETURNING family_id, user_id, expires_at, used_at, revoked_at`;
+      RETURNING family_id, user_id, expires_at, used_at, revoked_at, revoked_reason`;
     if (ok) return { ok };
     const [stale] = await this.sql<RefreshTokenRow[]>`
-      SELECT family_id, user_id, expires_at, used_at, revoked_at FROM refresh_tokens WHERE token_hash = ${hash}`;
+      SELECT family_id, user_id, expires_at, used_at, revoked_at, revoked_reason FROM refresh_tokens WHERE token_hash = ${hash}`;
     return stale && { stale };
   }
 
-  async revokeFamily(familyId: string): Promise<number> {
+  /** The session (family) a token belongs to, without consuming it. */
+  async familyOf(hash: Buffer): Promise<string | undefined> {
+    const [row] = await this.sql<{ family_id: string }[]>`SELECT family_id FROM refresh_tokens WHERE token_hash = ${hash}`;
+    return row?.family_id;
+  }
+
+  async revokeFamily(familyId: string, reason: RevokedReason): Promise<number> {
     const r = await this.sql`
-      UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = ${familyId} AND revoked_at IS NULL`;
+      UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = ${reason} WHERE family_id = ${familyId} AND revoked_at IS NULL`;
     return r.count;
   }
 

@@ -5,6 +5,7 @@ import type { Logger } from '../log.js';
 import { type Database, openDatabase } from './db.js';
 import { Messages } from './messages.js';
 import { appliedVersion, latestVersion, migrate } from './migrations.js';
+import { RateLimits } from './rate-limits.js';
 import { RefreshTokens } from './refresh-tokens.js';
 import { Robots } from './robots.js';
 import { Rooms } from './rooms.js';
@@ -16,6 +17,7 @@ export class Store {
   readonly rooms: Rooms;
   readonly messages: Messages;
   readonly robots: Robots;
+  readonly rateLimits: RateLimits;
 
   constructor(readonly db: Database) {
     this.users = new Users(db.sql);
@@ -23,6 +25,7 @@ export class Store {
     this.rooms = new Rooms(db.sql);
     this.messages = new Messages(db.sql);
     this.robots = new Robots(db.sql);
+    this.rateLimits = new RateLimits(db.sql);
   }
 
   static async open(opts: { databaseUrl: string | undefined; dataDir: string; poolSize: number; log: Logger }): Promise<Store> {

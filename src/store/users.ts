@@ -62,6 +62,12 @@ export class Users {
     return row && toUser(row);
   }
 
+  /** Whether the account still exists (a signed access token outlives a deleted account). */
+  async exists(id: string): Promise<boolean> {
+    const rows = await this.sql`SELECT 1 FROM users WHERE id = ${id}`;
+    return rows.length > 0;
+  }
+
   async setPasswordHash(id: string, passwordHash: string): Promise<void> {
     await this.sql`UPDATE users SET password_hash = ${passwordHash} WHERE id = ${id}`;
   }

@@ -108,6 +108,8 @@ interface Compiled {
 interface ReqState {
   aborted: boolean;
   done: boolean;
+  /** Set while the body is being read: fails that read when the client goes away mid-body. */
+  onAbort?: () => void;
 }
 
 export class HttpRouter {
@@ -151,6 +153,9 @@ export class HttpRouter {
     const state: ReqState = { aborted: false, done: false };
     res.onAborted(() => {
       state.aborted = true;
+      // uWS sends no more data for an aborted request: without this the body would never settle
+      // and the request would stay in flight forever (holding up every later shutdown).
+      state.onAbort?.();
     });
     // Everything from `req` must be read now: it is invalid after this function returns.
     const method = req.getMethod().toUpperCase();
@@ -187,6 +192,7 @@ export class HttpRouter {
       }
       const chunks: Buffer[] = [];
       let size = 0;
+      state.onAbort = () => reject(new SbError('BAD_JSON', 'the client closed the connection before the body was complete'));
       res.onData((chunk, isLast) => {
         if (state.done || state.aborted) return;
         size += chunk.byteLength;
@@ -369,7 +375,8 @@ export class HttpRouter {
       res.writeStatus(`${status} ${STATUS_TEXT[status] ?? ''}`);
       if (type) res.writeHeader('content-type', type);
       res.writeHeader('x-content-type-options', 'nosniff');
-      if (!reply.raw) res.writeHeader('cache-control', 'no-store');
+      // A route's own Cache-Control (the JWKS) replaces the default: two headers would mean no-store.
+      if (!reply.raw && headers['cache-control'] === undefined) res.writeHeader('cache-control', 'no-store');
       for (const [k, v] of Object.entries(headers)) res.writeHeader(k, v);
       for (const c of reply.cookies ?? []) res.writeHeader('set-cookie', c);
       // After a 413 the rest of the body is still on the wire: close rather than parse it as a request.

@@ -1,5 +1,7 @@
 // /api/v1/users and /api/v1/rooms: user search, the room lifecycle, members and message history.
 
+import { USERNAME_RE } from '../auth/auth-service.js';
+import type { PublishBudget } from '../chat/publish-budget.js';
 import type { RoomsService } from '../chat/rooms-service.js';
 import { notFound } from '../errors.js';
 import type { Store } from '../store/store.js';
@@ -14,7 +16,7 @@ const page = (items: Record<string, unknown>) => ({
 });
 const noContent = { 204: { description: 'Done' } };
 
-export function chatRoutes(rooms: RoomsService, store: Store): Route[] {
+export function chatRoutes(rooms: RoomsService, store: Store, publishBudget: PublishBudget): Route[] {
   const users = ['users'];
   const tags = ['rooms'];
   const roomParams = { uuidParams: ['id'] };
@@ -28,7 +30,7 @@ export function chatRoutes(rooms: RoomsService, store: Store): Route[] {
       query: { type: 'object', properties: { q: { type: 'string', maxLength: 32, default: '' }, limit: limitParam(20, 100), cursor: cursorParam } },
       responses: { 200: { description: 'A page of users, ordered by username', schema: page({ users: { type: 'array', items: refs.User } }) } },
       async handle(ctx: Ctx<unknown, { q: string; limit: number; cursor?: string }>) {
-        const after = decodeCursor(ctx.query.cursor, (k) => k.length <= 32);
+        const after = decodeCursor(ctx.query.cursor, (k) => USERNAME_RE.test(k));
         const found = await store.users.search(ctx.query.q, ctx.query.limit, after);
         return { body: { users: found.map(publicUser), nextCursor: nextCursor(found, ctx.query.limit, (u) => u.username.toLowerCase()) } };
       },
@@ -228,8 +230,11 @@ export function chatRoutes(rooms: RoomsService, store: Store): Route[] {
         200: { description: 'A retry: the original message', schema: { type: 'object', properties: { message: refs.Message, duplicate: { const: true } } } },
         403: { description: 'Not a member (NOT_MEMBER)' },
         409: { description: 'cid already used for a different message' },
+        429: { description: 'Over your publish budget (shared with WebSocket `pub`); wait Retry-After seconds (RATE_LIMITED)' },
       },
       async handle(ctx: Ctx<{ cid: string; body: string }>) {
+        // The same per-user budget as WebSocket `pub`: posting over REST is no way around it.
+        publishBudget.take(ctx.user.id);
         const r = await rooms.post(ctx.user, ctx.params.id as string, ctx.body);
         return { status: r.duplicate ? 200 : 201, body: r };
       },

@@ -62,7 +62,11 @@ export function opsRoutes(deps: {
       responses: { 200: { description: 'HTML' } },
       handle: () => ({
         raw: { contentType: 'text/html; charset=utf-8', data: docsPage },
-        headers: { 'content-security-policy': "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'" },
+        // frame-ancestors: no other site may frame the page (clickjacking); X-Frame-Options for old browsers.
+        headers: {
+          'content-security-policy': "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+          'x-frame-options': 'DENY',
+        },
       }),
     },
     {

@@ -27,9 +27,10 @@ const auditKey = (c: { issuedAt: Date; id: string }) => `${c.issuedAt.toISOStrin
 function auditCursor(raw: string | undefined): AuditCursor | undefined {
   let parsed: AuditCursor | undefined;
   const key = decodeCursor(raw, (k) => {
-    const [at, id] = k.split('|');
+    const parts = k.split('|');
+    const [at, id] = parts;
     const issuedAt = new Date(at ?? '');
-    if (id === undefined || !isUuid(id) || Number.isNaN(issuedAt.getTime()) || issuedAt.toISOString() !== at) return false;
+    if (parts.length !== 2 || id === undefined || !isUuid(id) || Number.isNaN(issuedAt.getTime()) || issuedAt.toISOString() !== at) return false;
     parsed = { issuedAt, id };
     return true;
   });

@@ -231,10 +231,15 @@ export const cursorParam: Schema = { type: 'string', maxLength: 512, description
 /** Cursors are opaque to clients: base64url of the last key of the page. */
 export const encodeCursor = (key: string): string => Buffer.from(key, 'utf8').toString('base64url');
 
+/**
+ * The key inside a cursor, or a 400 VALIDATION for anything this server did not issue. A cursor must
+ * be the canonical encoding of its key (so stray bytes, invalid UTF-8 and NULs, which PostgreSQL
+ * refuses in text, never reach a query), and `check` must accept the key's shape.
+ */
 export function decodeCursor(cursor: string | undefined, check: (key: string) => boolean): string | undefined {
   if (cursor === undefined) return undefined;
   const key = Buffer.from(cursor, 'base64url').toString('utf8');
-  if (!check(key)) throw new ValidationError('cursor', 'is not a cursor this endpoint issued');
+  if (encodeCursor(key) !== cursor || key.includes('\0') || !check(key)) throw new ValidationError('cursor', 'is not a cursor this endpoint issued');
   return key;
 }
 

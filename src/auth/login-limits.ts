@@ -1,0 +1,89 @@
+// Limits on logins and registrations, counted by rate-limiter-flexible in the database every node
+// shares, so a cluster enforces one budget and a restart forgets nothing. The login policy is the
+// library's "login endpoint protection": failures are counted per username *and* client IP (a user
+// is never locked out by someone failing from elsewhere), plus a per-IP daily cap on failures (one
+// address cannot spray many usernames) and a per-IP cap on attempts per minute.
+
+import { createHash } from 'node:crypto';
+import { RateLimiterPostgres, RateLimiterRes } from 'rate-limiter-flexible';
+import type { Limits } from '../config.js';
+import { RateLimitedError } from '../errors.js';
+import { type PgQueryable, RATE_LIMITS_TABLE } from '../store/rate-limits.js';
+
+const DAY_S = 86_400;
+
+/** Whole seconds to wait, at least 1 (a Retry-After of 0 invites an immediate retry). */
+const seconds = (ms: number): number => Math.max(1, Math.ceil(ms / 1000));
+
+export class LoginLimits {
+  private readonly attemptsByIp: RateLimiterPostgres;
+  private readonly failsByUserIp: RateLimiterPostgres;
+  private readonly failsByIp: RateLimiterPostgres;
+  private readonly registrationsByIp: RateLimiterPostgres;
+
+  constructor(
+    client: PgQueryable,
+    private readonly limits: Pick<Limits, 'loginPerIpPerMinute' | 'loginFailsPerUserAndIp' | 'loginBlockS' | 'loginFailsPerIpPerDay' | 'registerPerIpPerHour'>,
+  ) {
+    // The table comes from our migrations, and our hourly prune clears it: no library timers.
+    const base = { storeClient: client, storeType: 'pool', tableName: RATE_LIMITS_TABLE, tableCreated: true, clearExpiredByTimeout: false };
+    this.attemptsByIp = new RateLimiterPostgres({ ...base, keyPrefix: 'login_ip', points: limits.loginPerIpPerMinute, duration: 60 });
+    // Consecutive failures: the window is long (a day) and a success deletes the key; reaching the
+    // limit blocks the pair for loginBlockS.
+    this.failsByUserIp = new RateLimiterPostgres({ ...base, keyPrefix: 'login_fail_user_ip', points: limits.loginFailsPerUserAndIp, duration: DAY_S });
+    this.failsByIp = new RateLimiterPostgres({ ...base, keyPrefix: 'login_fail_ip', points: limits.loginFailsPerIpPerDay, duration: DAY_S });
+    this.registrationsByIp = new RateLimiterPostgres({ ...base, keyPrefix: 'register_ip', points: limits.registerPerIpPerHour, duration: 3_600 });
+  }
+
+  /**
+   * Before a login is checked: counts the attempt against its IP, and refuses (RATE_LIMITED with
+   * the wait) if the IP or the username + IP pair is over its limit.
+   */
+  async beforeLogin(username: string, ip: string): Promise<void> {
+    await consume(this.attemptsByIp, bounded(ip));
+    const [pair, byIp] = await Promise.all([this.failsByUserIp.get(pairKey(username, ip)), this.failsByIp.get(bounded(ip))]);
+    const waits = [
+      pair && pair.consumedPoints >= this.limits.loginFailsPerUserAndIp ? pair.msBeforeNext : 0,
+      byIp && byIp.consumedPoints >= this.limits.loginFailsPerIpPerDay ? byIp.msBeforeNext : 0,
+    ];
+    const wait = Math.max(...waits);
+    if (wait > 0) throw new RateLimitedError(seconds(wait));
+  }
+
+  /** After a wrong username or password: counts it; the failure that reaches the limit starts the block. */
+  async failed(username: string, ip: string): Promise<void> {
+    const key = pairKey(username, ip);
+    const [pair] = await Promise.all([
+      this.failsByUserIp.penalty(key),
+      // The per-IP count is refused only at the next attempt (beforeLogin): this one already failed.
+      this.failsByIp.penalty(bounded(ip)),
+    ]);
+    if (pair.consumedPoints >= this.limits.loginFailsPerUserAndIp) await this.failsByUserIp.block(key, this.limits.loginBlockS);
+  }
+
+  /** After a successful login: the pair's consecutive failures start again from zero. */
+  async succeeded(username: string, ip: string): Promise<void> {
+    await this.failsByUserIp.delete(pairKey(username, ip));
+  }
+
+  /** Counts a registration attempt against its IP; refuses past the hourly limit. */
+  async register(ip: string): Promise<void> {
+    await consume(this.registrationsByIp, bounded(ip));
+  }
+}
+
+/** Usernames are case-insensitive: one key per account whatever case an attacker types. */
+const pairKey = (username: string, ip: string): string => bounded(`${username.toLowerCase()}|${ip}`);
+
+/** Keys fit the table's varchar(255) with the prefix: a long one (a forwarded address) is hashed. */
+const bounded = (key: string): string => (key.length <= 200 ? key : `sha256:${createHash('sha256').update(key).digest('base64url')}`);
+
+async function consume(limiter: RateLimiterPostgres, key: string): Promise<void> {
+  try {
+    await limiter.consume(key);
+  } catch (e) {
+    // The library rejects with a RateLimiterRes when over the limit, with an Error when the store fails.
+    if (e instanceof RateLimiterRes) throw new RateLimitedError(seconds(e.msBeforeNext));
+    throw e;
+  }
+}

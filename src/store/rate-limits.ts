@@ -1,0 +1,36 @@
+// Counters for rate limits that every node of a cluster shares and that survive restarts, in the
+// `rate_limits` table. rate-limiter-flexible owns the counting (its PostgreSQL limiter and its SQL);
+// this module only lets that limiter run on our postgres.js pool (embedded PGlite included) instead
+// of node-postgres, and prunes rows whose window has ended.
+
+import type { Sql } from './db.js';
+
+/** The table rate-limiter-flexible is pointed at (created by migration 3, not by the library). */
+export const RATE_LIMITS_TABLE = 'rate_limits';
+
+/** The slice of node-postgres's `Pool` that rate-limiter-flexible's PostgreSQL limiter calls. */
+export interface PgQueryable {
+  query(q: { text: string; values?: unknown[] }): Promise<{ rows: Record<string, unknown>[]; rowCount: number }>;
+}
+
+export class RateLimits {
+  constructor(private readonly sql: Sql) {}
+
+  /** A node-postgres-shaped client over our pool; the library's queries are parameterised. */
+  get client(): PgQueryable {
+    return {
+      query: async ({ text, values = [] }) => {
+        const rows = await this.sql.unsafe(text, values as never[]);
+        // int8 comes back as a string from postgres.js; the library does arithmetic on `expire`.
+        const out = rows.map((r) => ({ ...r, ...(r.expire != null ? { expire: Number(r.expire) } : {}) }));
+        return { rows: out, rowCount: rows.count };
+      },
+    };
+  }
+
+  /** Drops counters whose window ended more than a minute ago; returns how many. */
+  async prune(now = Date.now()): Promise<number> {
+    const r = await this.sql`DELETE FROM rate_limits WHERE expire < ${now - 60_000}`;
+    return r.count;
+  }
+}
