@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { createAccount } from './auth/auth-service.js';
 import { Passwords } from './auth/passwords.js';
+import { CaExistsError } from './auth/pki.js';
 import { pkiInit, robotCreate, robotRevoke, robotRotate } from './cli-robot.js';
 import { ROBOT_SIM_USAGE, robotSim } from './cli-robot-sim.js';
 import { type Config, ConfigError, resolveConfig, spec } from './config.js';
@@ -24,7 +25,8 @@ Usage:
                                          create an account; without --password-stdin a random
                                          password is generated and printed once
   switchboard pki init [--force]         create the robot CA and a development server certificate
-                                         in <data dir>/pki (--force replaces an existing CA)
+                                         in <data dir>/pki (--force replaces an existing CA;
+                                         without it, an existing CA exits with status 3)
   switchboard robot create --owner <username> --name <name> [--out DIR]
                                          register a robot; writes its client certificate and key
                                          (<id>.crt, <id>.key) into DIR (default: current dir)
@@ -184,6 +186,11 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (e: unknown) => {
+    if (e instanceof CaExistsError) {
+      process.stderr.write(`switchboard: ${e.message}\n`);
+      process.exitCode = 3;
+      return;
+    }
     if (e instanceof ConfigError || e instanceof SbError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`switchboard: ${(e as Error).message}\n`);
       process.exitCode = 2;

@@ -44,6 +44,12 @@ export interface Limits {
   robotHeartbeatMs: number;
   /** Commands in flight per robot. */
   robotMaxPendingCommands: number;
+  /** From accept to the end of the TLS handshake, and again to HELLO, ms. */
+  robotHandshakeTimeoutMs: number;
+  /** Robot connections not yet welcomed, per client IP. */
+  robotMaxPendingPerIp: number;
+  /** Robot connections not yet welcomed, in all. */
+  robotMaxPending: number;
 }
 
 export interface Config {
@@ -470,6 +476,30 @@ export const spec: Entry[] = [
     parse: int(1, 10_000),
     def: 64,
     doc: 'Commands in flight per robot (more get RATE_LIMITED)',
+  },
+  {
+    key: 'limits.robotHandshakeTimeoutMs',
+    env: 'SB_ROBOT_HANDSHAKE_TIMEOUT_MS',
+    flag: 'robot-handshake-timeout-ms',
+    parse: int(100, 600_000),
+    def: 10_000,
+    doc: 'Time a robot connection has for its TLS handshake, and then again for its HELLO, ms; past it the connection is closed',
+  },
+  {
+    key: 'limits.robotMaxPendingPerIp',
+    env: 'SB_ROBOT_MAX_PENDING_PER_IP',
+    flag: 'robot-max-pending-per-ip',
+    parse: int(1, 1_000_000),
+    def: 64,
+    doc: 'Robot connections from one client IP not yet welcomed (handshake, certificate check, HELLO); more are closed at accept',
+  },
+  {
+    key: 'limits.robotMaxPending',
+    env: 'SB_ROBOT_MAX_PENDING',
+    flag: 'robot-max-pending',
+    parse: int(1, 1_000_000),
+    def: 1_024,
+    doc: 'Robot connections not yet welcomed, from all clients together; more are closed at accept',
   },
 ];
 

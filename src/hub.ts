@@ -270,6 +270,9 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
         telemetryPerSecond: L.robotTelemetryPerSecond,
         maxWriteBufferBytes: 1_048_576,
         maxViolations: 10,
+        handshakeTimeoutMs: L.robotHandshakeTimeoutMs,
+        maxPendingPerIp: L.robotMaxPendingPerIp,
+        maxPending: L.robotMaxPending,
         log: root.child({ component: 'robot-link' }),
         async authenticate(fingerprint, commonName) {
           const found = await store.robots.certificateByFingerprint(fingerprint);

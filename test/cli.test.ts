@@ -100,7 +100,7 @@ t.test('pki init, robot create / rotate / revoke: files, fingerprints and the st
   t.equal((await stat(path.join(dataDir, 'pki', 'robot-ca.key'))).mode & 0o777, 0o600);
   const caCert = new X509Certificate(await readFile(caFile));
   const again = await run(['pki', 'init']);
-  t.equal(again.code, 2, 'a second init is refused');
+  t.equal(again.code, 3, '#19 a second init is refused with its own status, not the usage-error 2');
   t.match(again.err, /already exists; pass --force/);
   t.ok(new X509Certificate(await readFile(caFile)).raw.equals(caCert.raw), 'and the CA is unchanged');
 

@@ -9,8 +9,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import * as x509 from '@peculiar/x509';
 import t from 'tap';
-import { type CaFiles, caPublicKey, formatFingerprint, initCa, issueRobotCert, issueServerCert, loadCa } from '../src/auth/pki.js';
-import { ConfigError } from '../src/config.js';
+import { CaExistsError, type CaFiles, caPublicKey, formatFingerprint, initCa, issueRobotCert, issueServerCert, loadCa } from '../src/auth/pki.js';
 import { tempDir } from './helpers/hub.js';
 
 const filesIn = (dir: string): CaFiles => ({ certFile: path.join(dir, 'ca.crt'), keyFile: path.join(dir, 'ca.key') });
@@ -45,7 +44,7 @@ t.test('init refuses to overwrite a CA unless forced; load checks what it is giv
   const dir = await tempDir(t);
   const files = filesIn(dir);
   const first = await initCa(files);
-  await t.rejects(initCa(files), ConfigError);
+  await t.rejects(initCa(files), CaExistsError);
   t.equal((await loadCa(files)).certPem, first.certPem, 'the refused init left the CA as it was');
   const second = await initCa(files, { force: true });
   t.not(second.certPem, first.certPem, 'forced: a new CA');

@@ -83,6 +83,11 @@ export function lazyCa(files: CaFiles): () => Promise<Ca> {
 /** `AB:CD:...`, the form `X509Certificate.fingerprint256` and `openssl x509 -fingerprint` print. */
 export const formatFingerprint = (fp: Buffer): string => (fp.toString('hex').match(/../g) ?? []).join(':').toUpperCase();
 
+/** `pki init` without --force found a robot CA: nothing was changed (the CLI exits with status 3). */
+export class CaExistsError extends Error {
+  override name = 'CaExistsError';
+}
+
 /**
  * Creates a self-signed robot CA (ECDSA P-256, 10 years). Refuses to replace an existing CA unless
  * `force`: every certificate the old CA issued stops being trusted.
@@ -91,7 +96,7 @@ export async function initCa(files: CaFiles, opts: { force?: boolean; commonName
   if (!opts.force) {
     for (const f of [files.certFile, files.keyFile]) {
       if (await exists(f)) {
-        throw new ConfigError(`${f} already exists; pass --force to replace the robot CA (certificates it issued stop working)`);
+        throw new CaExistsError(`${f} already exists; pass --force to replace the robot CA (certificates it issued stop working)`);
       }
     }
   }

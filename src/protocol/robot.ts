@@ -163,9 +163,14 @@ function unpackArray(body: Buffer): unknown[] {
 
 const isUint = (v: unknown, max: number): v is number => Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= max;
 
+/** C0 and C1 control characters and DEL: NUL and friends would reach logs, JSON watchers and the console. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
 function text(v: unknown, what: string, max: number, optional = false): string | null {
   if (optional && v === null) return null;
   if (typeof v !== 'string' || v.length < 1 || [...v].length > max) throw new RobotProtocolError('VALIDATION', `${what}: a string of 1 to ${max} characters`);
+  if (CONTROL.test(v)) throw new RobotProtocolError('VALIDATION', `${what}: no control characters (U+0000 to U+001F, U+007F to U+009F)`);
   return v;
 }
 

@@ -23,14 +23,31 @@ export interface RobotClientOptions {
 
 export type CommandFrame = Extract<HubFrame, { tag: typeof Tag.COMMAND }>;
 
+/**
+ * Refusals that retrying with the same certificate cannot change (docs/protocol.md, "Refusals"):
+ * a robot stops reconnecting and reports, instead of backing off forever.
+ */
+export const TERMINAL_REFUSALS: ReadonlySet<string> = new Set([
+  'CERTIFICATE_REQUIRED',
+  'CERTIFICATE_UNTRUSTED',
+  'CERTIFICATE_EXPIRED',
+  'CERTIFICATE_NOT_YET_VALID',
+  'CERTIFICATE_REVOKED',
+  'UNKNOWN_CERTIFICATE',
+]);
+
 /** The hub refused the link or closed it before WELCOME; `code` is from its ERROR frame, or the TLS error's. */
 export class RobotConnectError extends Error {
+  /** Whether reconnecting with the same certificate is pointless (see TERMINAL_REFUSALS). */
+  readonly terminal: boolean;
+
   constructor(
     readonly code: string,
     message: string,
   ) {
     super(message);
     this.name = 'RobotConnectError';
+    this.terminal = TERMINAL_REFUSALS.has(code);
   }
 }
 

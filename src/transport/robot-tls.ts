@@ -1,12 +1,17 @@
 // The robot endpoint: a TLS listener that requires a client certificate chained to the robot CA
-// (Node's TLS stack: the uWS build cannot require or expose client certificates). The handshake
-// fails for a missing, foreign or expired certificate; after it, the certificate's fingerprint must
-// name a registered, unrevoked certificate of the robot in its CN, or the link is refused before any
-// of its frames is read. Then the robot says HELLO (its channels) and its frames go to its actor.
+// (Node's TLS stack: the uWS build cannot require or expose client certificates). A missing,
+// foreign, expired or not-yet-valid certificate completes the handshake but gets an ERROR frame with
+// a terminal code and is closed before any of its frames is read: a TLS alert alone reads as a
+// network failure to a robot (under TLS 1.3 it only shows on the first read), which would retry it
+// forever. Then the certificate's fingerprint must name a registered, unrevoked certificate of the
+// robot in its CN, or the link is refused the same way. Then the robot says HELLO (its channels)
+// and its frames go to its actor. Until it is welcomed a connection is *pending*: pending ones are
+// capped per client IP and in all, and each must reach WELCOME within the handshake deadline, so
+// no one without a certificate can make the node hold more than the caps' worth of sockets.
 // This module knows the robot wire protocol and the link's limits, nothing of commands or watchers.
 
 import { randomBytes } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import tls from 'node:tls';
 import type { RobotConnection } from '../actors/ports.js';
 import type { Logger } from '../log.js';
@@ -15,7 +20,14 @@ import { type Channel, encodeHubFrame, FrameReader, type HubFrame, parseRobotFra
 /** Why a certificate that passed the handshake is still refused; the robot gets the code in an ERROR frame. */
 export class RobotRefused extends Error {
   constructor(
-    readonly code: 'UNKNOWN_CERTIFICATE' | 'CERTIFICATE_REVOKED' | 'UNAVAILABLE',
+    readonly code:
+      | 'UNKNOWN_CERTIFICATE'
+      | 'CERTIFICATE_REVOKED'
+      | 'CERTIFICATE_REQUIRED'
+      | 'CERTIFICATE_UNTRUSTED'
+      | 'CERTIFICATE_EXPIRED'
+      | 'CERTIFICATE_NOT_YET_VALID'
+      | 'UNAVAILABLE',
     message: string,
   ) {
     super(message);
@@ -45,6 +57,11 @@ export interface RobotListenerOptions {
   maxWriteBufferBytes: number;
   /** Bad frames tolerated before the link is closed. */
   maxViolations: number;
+  /** From TCP accept to the end of the TLS handshake, and again from then to HELLO, ms. */
+  handshakeTimeoutMs: number;
+  /** Connections not yet welcomed, from one client IP and in all; more are closed at accept. */
+  maxPendingPerIp: number;
+  maxPending: number;
   log: Logger;
   /** Maps a verified certificate (SHA-256 of its DER, its subject CN) to its robot, or throws RobotRefused. */
   authenticate(fingerprint: Buffer, commonName: string): Promise<{ robotId: string }>;
@@ -52,8 +69,78 @@ export interface RobotListenerOptions {
   connect(conn: RobotConnection, channels: Channel[]): Promise<RobotLinkHandler>;
 }
 
-const HELLO_TIMEOUT_MS = 10_000;
-const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** Refusal log lines per second; past it they are counted and summed up in the next line. */
+const REFUSAL_LOGS_PER_SECOND = 10;
+
+/** What a certificate that failed verification is told, by OpenSSL's verdict. */
+function untrusted(verdict: string): RobotRefused {
+  switch (verdict) {
+    case 'CERT_HAS_EXPIRED':
+      return new RobotRefused('CERTIFICATE_EXPIRED', 'this certificate has expired; the robot needs a new one (do not retry with this one)');
+    case 'CERT_NOT_YET_VALID':
+      return new RobotRefused('CERTIFICATE_NOT_YET_VALID', "this certificate is not valid yet; check the robot's clock");
+    default:
+      return new RobotRefused('CERTIFICATE_UNTRUSTED', `this certificate is not signed by the hub's robot CA (${verdict}); do not retry with it`);
+  }
+}
+
+/** Counts connections not yet welcomed per client IP and in all, refusing past the caps. */
+class PendingLinks {
+  private readonly perIp = new Map<string, number>();
+  total = 0;
+  refused = 0;
+
+  constructor(
+    private readonly maxTotal: number,
+    private readonly maxPerIp: number,
+  ) {}
+
+  /** Takes a slot for a connection from `ip`; false when a cap is reached. Every slot taken is released once. */
+  admit(ip: string): boolean {
+    const n = this.perIp.get(ip) ?? 0;
+    if (this.total >= this.maxTotal || n >= this.maxPerIp) {
+      this.refused++;
+      return false;
+    }
+    this.perIp.set(ip, n + 1);
+    this.total++;
+    return true;
+  }
+
+  release(ip: string): void {
+    const n = this.perIp.get(ip) ?? 1;
+    if (n <= 1) this.perIp.delete(ip);
+    else this.perIp.set(ip, n - 1);
+    this.total--;
+  }
+}
+
+/** At most `perSecond` lines a second; the next line after a full second says how many were dropped. */
+class LogBudget {
+  private windowStart = 0;
+  private used = 0;
+  private dropped = 0;
+
+  constructor(private readonly perSecond: number) {}
+
+  /** Whether to log now; `suppressed` is how many lines were dropped since the last one logged. */
+  take(now = Date.now()): { ok: boolean; suppressed: number } {
+    if (now - this.windowStart >= 1_000) {
+      this.windowStart = now;
+      this.used = 0;
+    }
+    if (this.used >= this.perSecond) {
+      this.dropped++;
+      return { ok: false, suppressed: 0 };
+    }
+    this.used++;
+    const suppressed = this.dropped;
+    this.dropped = 0;
+    return { ok: true, suppressed };
+  }
+}
+
+const linkKey = (s: { remoteAddress?: string; remotePort?: number }) => `${s.remoteAddress ?? ''}|${s.remotePort ?? 0}`;
 
 class TlsRobotConnection implements RobotConnection {
   readonly id = randomBytes(8).toString('base64url');
@@ -96,10 +183,27 @@ function endWithError(socket: tls.TLSSocket, code: string, message: string): voi
 export class RobotListener {
   private server: tls.Server | undefined;
   private readonly sockets = new Set<tls.TLSSocket>();
-  /** Handshakes refused (no, foreign or expired certificate) and links refused after it. */
+  /** Handshakes that failed or whose certificate did not verify (none, foreign, expired), and registered-certificate refusals. */
   readonly refusals = { handshake: 0, certificate: 0 };
+  private readonly pending: PendingLinks;
+  /** Releases a pending connection's slot, by its client address and port (the TLS socket and the TCP one share them). */
+  private readonly pendingRelease = new Map<string, () => void>();
+  private readonly logBudget = new LogBudget(REFUSAL_LOGS_PER_SECOND);
 
-  constructor(private readonly opts: RobotListenerOptions) {}
+  constructor(private readonly opts: RobotListenerOptions) {
+    this.pending = new PendingLinks(opts.maxPending, opts.maxPendingPerIp);
+  }
+
+  /** Connections not yet welcomed, and how many were closed at accept for the caps. */
+  get pendingConnections(): { open: number; refused: number } {
+    return { open: this.pending.total, refused: this.pending.refused };
+  }
+
+  /** Logs a refusal at info, within the log budget, so a flood cannot flood the log. */
+  private logRefusal(fields: Record<string, unknown>, msg: string): void {
+    const { ok, suppressed } = this.logBudget.take();
+    if (ok) this.opts.log.info(suppressed ? { ...fields, suppressed } : fields, msg);
+  }
 
   get port(): number {
     return (this.server?.address() as AddressInfo | null)?.port ?? 0;
@@ -116,16 +220,36 @@ export class RobotListener {
       key: o.key,
       ca: o.ca,
       requestCert: true,
-      rejectUnauthorized: true,
+      // Verified below, so that a refused certificate gets a readable ERROR frame, not a bare close.
+      rejectUnauthorized: false,
       minVersion: 'TLSv1.2',
-      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+      handshakeTimeout: o.handshakeTimeoutMs,
+    });
+    // Before TLS: the raw TCP connection takes a pending slot or is closed at once.
+    server.on('connection', (raw: Socket) => {
+      const ip = raw.remoteAddress ?? '';
+      if (!this.pending.admit(ip)) {
+        raw.destroy();
+        this.logRefusal({ remote: ip, pending: this.pending.total }, 'robot connection refused: too many pending connections');
+        return;
+      }
+      const key = linkKey(raw);
+      let held = true;
+      const release = () => {
+        if (!held) return;
+        held = false;
+        this.pending.release(ip);
+        this.pendingRelease.delete(key);
+      };
+      this.pendingRelease.set(key, release);
+      raw.once('close', release);
     });
     server.on('secureConnection', (socket) => this.accept(socket));
     server.on('tlsClientError', (err, socket) => {
       this.refusals.handshake++;
-      // The certificate check's verdict, when there was one, says more than the socket error it caused.
-      const reason = (socket as tls.TLSSocket).authorizationError ?? (err as NodeJS.ErrnoException).code ?? err.message;
-      o.log.info({ reason: String(reason), remote: socket.remoteAddress }, 'robot TLS handshake refused');
+      // With a listener here Node leaves the socket open (a handshake timeout included): close it.
+      socket.destroy();
+      this.logRefusal({ reason: (err as NodeJS.ErrnoException).code ?? err.message, remote: socket.remoteAddress }, 'robot TLS handshake failed');
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -155,6 +279,17 @@ export class RobotListener {
     this.sockets.add(socket);
     socket.on('close', () => this.sockets.delete(socket));
     socket.on('error', (e) => o.log.debug({ err: e }, 'robot socket error'));
+    if (!socket.authorized) {
+      this.refusals.handshake++;
+      const verdict = String(socket.authorizationError ?? '');
+      const noCert = Object.keys(socket.getPeerCertificate()).length === 0;
+      const refused = noCert
+        ? new RobotRefused('CERTIFICATE_REQUIRED', 'the robot endpoint needs a client certificate signed by the robot CA')
+        : untrusted(verdict);
+      this.logRefusal({ code: refused.code, reason: verdict, remote: socket.remoteAddress }, 'robot refused');
+      endWithError(socket, refused.code, refused.message);
+      return;
+    }
     const peer = socket.getPeerCertificate();
     const fingerprint = Buffer.from((peer.fingerprint256 ?? '').replaceAll(':', ''), 'hex');
     const cn = typeof peer.subject?.CN === 'string' ? peer.subject.CN : '';
@@ -167,7 +302,7 @@ export class RobotListener {
         this.refusals.certificate++;
         const refused = e instanceof RobotRefused ? e : new RobotRefused('UNAVAILABLE', 'the hub cannot check certificates right now; retry later');
         if (!(e instanceof RobotRefused)) o.log.error({ err: e }, 'robot authentication failed');
-        o.log.info({ code: refused.code, fingerprint: fingerprint.toString('hex'), remote: socket.remoteAddress }, 'robot refused');
+        this.logRefusal({ code: refused.code, fingerprint: fingerprint.toString('hex'), remote: socket.remoteAddress }, 'robot refused');
         endWithError(socket, refused.code, refused.message);
       },
     );
@@ -186,7 +321,7 @@ export class RobotListener {
     let lastLimitError = 0;
     const log = o.log.child({ robot: conn.robotId, link: conn.id });
 
-    const helloTimer = setTimeout(() => conn.close('TIMEOUT', `send HELLO within ${HELLO_TIMEOUT_MS} ms`), HELLO_TIMEOUT_MS);
+    const helloTimer = setTimeout(() => conn.close('TIMEOUT', `send HELLO within ${o.handshakeTimeoutMs} ms`), o.handshakeTimeoutMs);
     helloTimer.unref();
     const beat = setInterval(() => {
       const now = Date.now();
@@ -231,8 +366,10 @@ export class RobotListener {
       try {
         f = parseRobotFrame(body);
       } catch (e) {
-        if (e instanceof RobotProtocolError) return violation(e);
-        throw e;
+        if (!(e instanceof RobotProtocolError)) throw e;
+        // Before HELLO, a frame that is not even a frame means the robot speaks something else:
+        // closed. A HELLO that fails validation may still be corrected.
+        return handler || e.code === 'VALIDATION' ? violation(e) : conn.close(e.code, e.message);
       }
       if (f.tag === Tag.HEARTBEAT) return;
       if (!handler) {
@@ -246,6 +383,7 @@ export class RobotListener {
             attaching = undefined;
             if (conn.closed) return h.onClose(); // gone while attaching: detach at once
             handler = h;
+            this.pendingRelease.get(linkKey(socket))?.();
             conn.send({ tag: Tag.WELCOME, robotId: conn.robotId, heartbeatMs: o.heartbeatMs });
             for (const b of held) if (!conn.closed) onBody(b);
           },
@@ -265,7 +403,6 @@ export class RobotListener {
     };
 
     socket.on('data', (chunk: Buffer) => {
-      conn.lastRead = Date.now();
       let bodies: Buffer[];
       try {
         bodies = reader.push(chunk);
@@ -274,6 +411,9 @@ export class RobotListener {
         conn.close(e.code, e.message); // the stream cannot be resynchronised after a bad length
         return;
       }
+      // Only whole frames count as hearing from the robot: a frame trickled a byte at a time
+      // cannot keep a link open past 3 heartbeats.
+      if (bodies.length) conn.lastRead = Date.now();
       for (const b of bodies) {
         if (conn.closed) return;
         try {

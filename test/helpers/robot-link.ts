@@ -26,6 +26,8 @@ export interface RawLinkOptions {
   /** The robot's certificate and key; omitted: no client certificate at all. */
   cert?: string;
   key?: string;
+  /** Highest TLS version to offer (default: Node's, TLS 1.3). */
+  maxVersion?: tls.SecureVersion;
 }
 
 /** How the link ended: the TLS or socket error, if any. */
@@ -69,7 +71,7 @@ export class RawRobotLink extends FrameInbox<HubFrame> {
    */
   static open(o: RawLinkOptions, ms = DEFAULT_MS): Promise<RawRobotLink> {
     return new Promise((resolve, reject) => {
-      const socket = tls.connect({ host: '127.0.0.1', port: o.port, ca: o.ca, cert: o.cert, key: o.key, servername: 'localhost' });
+      const socket = tls.connect({ host: '127.0.0.1', port: o.port, ca: o.ca, cert: o.cert, key: o.key, servername: 'localhost', maxVersion: o.maxVersion });
       socket.setNoDelay(true);
       const link = new RawRobotLink(socket);
       const timer = setTimeout(() => {
