@@ -33,7 +33,7 @@ import { authRoutes } from './transport/routes-auth.js';
 import { chatRoutes } from './transport/routes-chat.js';
 import { opsRoutes } from './transport/routes-ops.js';
 import { robotRoutes } from './transport/routes-robots.js';
-import { type us_listen_socket, uWS } from './transport/uws.js';
+import { listenExclusive, type us_listen_socket, uWS } from './transport/uws.js';
 import { WsServer } from './transport/ws.js';
 import { VERSION } from './version.js';
 
@@ -334,9 +334,8 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
     const app = cfg.tlsCertFile ? uWS.SSLApp({ cert_file_name: cfg.tlsCertFile, key_file_name: cfg.tlsKeyFile as string }) : uWS.App();
     ws.mount(app);
     router.mount(app);
-    listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
-      app.listen(cfg.host, cfg.port, (s) => (s ? resolve(s) : reject(new Error(`cannot listen on ${cfg.host}:${cfg.port} (in use, or not permitted)`))));
-    });
+    listenSocket = (await listenExclusive(app, cfg.host, cfg.port)) || undefined;
+    if (!listenSocket) throw new ConfigError(`PORT: cannot listen on ${cfg.host}:${cfg.port} (in use by another process, or not permitted)`);
     const port = uWS.us_socket_local_port(listenSocket as never);
     const scheme = cfg.tlsCertFile ? 'https' : 'http';
     const url = `${scheme}://${cfg.host === '0.0.0.0' ? '127.0.0.1' : cfg.host}:${port}`;
@@ -364,7 +363,9 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
         await robotListener.listen();
         undo.push(() => robotListener.close());
       } catch (e) {
-        throw new ConfigError(`robot endpoint: cannot listen on ${cfg.host}:${cfg.robotPort} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+        throw new ConfigError(
+          `SB_ROBOT_PORT: robot endpoint cannot listen on ${cfg.host}:${cfg.robotPort} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+        );
       }
       root.info({ port: robotListener.port }, 'robot endpoint listening (mutual TLS)');
     }
