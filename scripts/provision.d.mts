@@ -24,4 +24,4 @@ export interface ThrowawayPostgres extends Throwaway {
   start(): Promise<void>;
 }
 export function throwawayPostgres(): Promise<ThrowawayPostgres>;
-export function throwawayNats(opts?: { servers?: number }): Promise<ThrowawayNats>;
+export function throwawayNats(opts?: { servers?: number; onSpawned?: (urls: string[]) => void }): Promise<ThrowawayNats>;

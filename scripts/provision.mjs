@@ -75,8 +75,10 @@ export function debianBinary(binary, pkg, alternative) {
  * Throwaway nats-server(s) with JetStream on free loopback ports, stores in a temp dir. With
  * `servers` > 1 they form one cluster (routes between them, JetStream clustered). Returns the
  * client URL list, one URL per server, `kill(i, signal)` for failure tests, and `stop()`.
+ * `onSpawned(urls)` is called as soon as the servers are spawned, before they answer: a test
+ * starts nodes at the same moment as a fresh NATS cluster through it.
  */
-export async function throwawayNats({ servers = 1 } = {}) {
+export async function throwawayNats({ servers = 1, onSpawned } = {}) {
   const bin = debianBinary('nats-server', 'nats-server', 'NATS_URL');
   const dir = mkdtempSync(path.join(os.tmpdir(), 'sb-nats-'));
   const ports = [];
@@ -93,6 +95,7 @@ export async function throwawayNats({ servers = 1 } = {}) {
     return proc;
   });
   const urls = ports.map((p) => `nats://127.0.0.1:${p.client}`);
+  onSpawned?.(urls);
   const deadline = Date.now() + 60_000;
   for (const [i, url] of urls.entries()) {
     // A clustered JetStream answers once a meta leader is elected: wait for every server.

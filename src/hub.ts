@@ -19,7 +19,7 @@ import type { Bus } from './cluster/bus.js';
 import { MemoryBus } from './cluster/bus-memory.js';
 import { NatsBus } from './cluster/bus-nats.js';
 import { Membership } from './cluster/membership.js';
-import { clusterNames, type NatsLink, openNats } from './cluster/nats.js';
+import { clusterNames, type JoinStatus, type NatsLink, openNats, untilJoined } from './cluster/nats.js';
 import { NatsRobotCluster, type RobotChange } from './cluster/robots-nats.js';
 import { type Config, ConfigError } from './config.js';
 import { createLogger, type Logger } from './log.js';
@@ -34,7 +34,8 @@ import { authRoutes } from './transport/routes-auth.js';
 import { chatRoutes } from './transport/routes-chat.js';
 import { opsRoutes } from './transport/routes-ops.js';
 import { robotRoutes } from './transport/routes-robots.js';
-import { type us_listen_socket, uWS } from './transport/uws.js';
+import { listenStandby, type Standby } from './transport/standby.js';
+import { listenExclusive, type us_listen_socket, uWS } from './transport/uws.js';
 import { WsServer } from './transport/ws.js';
 import { VERSION } from './version.js';
 
@@ -108,6 +109,8 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
   let listenSocket: us_listen_socket | undefined;
   let nats: NatsLink | undefined;
   let membership: Membership | undefined;
+  /** The stand-in holding the port while the node joins its cluster. */
+  let standby: Standby | undefined;
   /** What a start that fails half-way must undo, besides the store (in reverse order). */
   const undo: (() => Promise<unknown>)[] = [];
   try {
@@ -122,27 +125,60 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
     // Realtime: room actors sequence through the Bus and fan out through the WebSocket server. With
     // NATS the Bus also carries each committed batch to the other nodes of the cluster.
     const names = clusterNames(cfg.clusterName);
-    if (cfg.natsUrl) {
-      try {
-        nats = await openNats(cfg.natsUrl, nodeId, root.child({ component: 'nats' }));
-      } catch (e) {
-        throw new ConfigError(`NATS_URL: cannot connect to ${cfg.natsUrl} (${(e as Error).message})`);
-      }
-    }
-    const natsBus = nats && new NatsBus(store, nats.nc, names, root.child({ component: 'bus' }), nodeId);
+    const newApp = () => (cfg.tlsCertFile ? uWS.SSLApp({ cert_file_name: cfg.tlsCertFile, key_file_name: cfg.tlsKeyFile as string }) : uWS.App());
+    const portTaken = () => new ConfigError(`PORT: cannot listen on ${cfg.host}:${cfg.port} (in use by another process, or not permitted)`);
     const robotChangeMsg = (what: RobotChange): RobotMsg => ({
       type: what === 'access' ? 'accessChanged' : what === 'certificates' ? 'certificatesChanged' : 'deleted',
     });
-    const robotCluster =
-      nats &&
-      (await NatsRobotCluster.open(nats.nc, {
-        nodeId,
-        names,
-        alive: (node) => node === nodeId || (membership?.alive(node) ?? false),
-        changed: (id, what) => tellRobot(id, robotChangeMsg(what)),
-        log: root.child({ component: 'robot-cluster' }),
-      }));
-    if (robotCluster) undo.push(() => robotCluster.close());
+    let port = cfg.port;
+    const scheme = cfg.tlsCertFile ? 'https' : 'http';
+    const urlOf = (p: number) => `${scheme}://${cfg.host === '0.0.0.0' ? '127.0.0.1' : cfg.host}:${p}`;
+    let robotCluster: NatsRobotCluster | undefined;
+    if (cfg.natsUrl) {
+      // A node never exits because NATS or JetStream is not ready yet (a cluster started together
+      // with its NATS servers): it holds its port with a stand-in whose /readyz says what it waits
+      // for, and keeps trying; members before robots, so a robot's home is a node others see alive.
+      const natsUrl = cfg.natsUrl;
+      const joining: JoinStatus = { reason: 'connecting to NATS' };
+      standby = await listenStandby(newApp(), cfg.host, cfg.port, () => joining.reason);
+      if (!standby) throw portTaken();
+      port = standby.port;
+      root.info({ url: urlOf(port), port }, 'joining the cluster; /readyz says what it waits for');
+      const natsLog = root.child({ component: 'nats' });
+      const link = await untilJoined('connecting to NATS', () => openNats(natsUrl, nodeId, natsLog), joining, natsLog);
+      nats = link;
+      const opened = await untilJoined(
+        'opening the robots bucket',
+        () =>
+          NatsRobotCluster.open(link.nc, {
+            nodeId,
+            names,
+            alive: (node) => node === nodeId || (membership?.alive(node) ?? false),
+            changed: (id, what) => tellRobot(id, robotChangeMsg(what)),
+            log: root.child({ component: 'robot-cluster' }),
+          }),
+        joining,
+        natsLog,
+      );
+      robotCluster = opened;
+      undo.push(() => opened.close());
+      const m = await untilJoined(
+        'joining the membership',
+        () =>
+          Membership.join(link.nc, {
+            bucket: names.nodesBucket,
+            pulseSubject: names.nodesPulse,
+            self: { id: nodeId, url: urlOf(port), startedAt: Date.now() },
+            heartbeatMs: 2_000,
+            log: root,
+          }),
+        joining,
+        natsLog,
+      );
+      membership = m;
+      undo.push(() => m.leave());
+    }
+    const natsBus = nats && new NatsBus(store, nats.nc, names, root.child({ component: 'bus' }), nodeId);
     const natsLink = nats;
     const storeCheck = { at: 0, up: Promise.resolve(true) };
     const metrics = new HubMetrics({
@@ -314,7 +350,6 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
         async ready() {
           if (closing) return { ok: false, detail: { reason: 'shutting down' } };
           if (nats && !nats.up) return { ok: false, detail: { reason: 'NATS unreachable' } };
-          if (nats && !membership) return { ok: false, detail: { reason: 'joining the cluster' } };
           try {
             const r = await store.ready();
             // JetStream only carries membership and robot homes (PostgreSQL acks messages), so a
@@ -323,6 +358,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
               name: cfg.clusterName,
               nodes: membership.nodes().map((n) => n.id),
               jetstream: membership.jetstreamUp ? 'ok' : 'failing',
+              ...(membership.jetstreamFailure ? { jetstreamFailure: membership.jetstreamFailure } : {}),
             };
             return { ok: r.ok, detail: { schema: r.schema, expectedSchema: r.expected, ...(cluster ? { cluster } : {}) } };
           } catch (e) {
@@ -336,40 +372,29 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
       ...robotRoutes(robots),
     );
 
-    const app = cfg.tlsCertFile ? uWS.SSLApp({ cert_file_name: cfg.tlsCertFile, key_file_name: cfg.tlsKeyFile as string }) : uWS.App();
+    const app = newApp();
     ws.mount(app);
     router.mount(app);
-    listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
-      app.listen(cfg.host, cfg.port, (s) => (s ? resolve(s) : reject(new Error(`cannot listen on ${cfg.host}:${cfg.port} (in use, or not permitted)`))));
-    });
-    const port = uWS.us_socket_local_port(listenSocket as never);
-    const scheme = cfg.tlsCertFile ? 'https' : 'http';
-    const url = `${scheme}://${cfg.host === '0.0.0.0' ? '127.0.0.1' : cfg.host}:${port}`;
+    // The stand-in hands the port over (the same one, when PORT=0 picked it).
+    standby?.close();
+    standby = undefined;
+    listenSocket = (await listenExclusive(app, cfg.host, port)) || undefined;
+    if (!listenSocket) throw portTaken();
+    port = uWS.us_socket_local_port(listenSocket as never);
+    const url = urlOf(port);
 
-    // Members before robots: a robot's home must be a node the others see alive.
-    membership =
-      nats &&
-      (await Membership.join(nats.nc, {
-        bucket: names.nodesBucket,
-        pulseSubject: names.nodesPulse,
-        self: { id: nodeId, url, startedAt: Date.now() },
-        heartbeatMs: 2_000,
-        log: root,
-      }));
-    if (membership) {
-      const m = membership;
-      undo.push(() => m.leave());
-      m.onLeft((node) => {
-        natsBus?.nodeLeft(node);
-        robotCluster?.nodeLeft(node);
-      });
-    }
+    membership?.onLeft((node) => {
+      natsBus?.nodeLeft(node);
+      robotCluster?.nodeLeft(node);
+    });
     if (robotListener) {
       try {
         await robotListener.listen();
         undo.push(() => robotListener.close());
       } catch (e) {
-        throw new ConfigError(`robot endpoint: cannot listen on ${cfg.host}:${cfg.robotPort} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+        throw new ConfigError(
+          `SB_ROBOT_PORT: robot endpoint cannot listen on ${cfg.host}:${cfg.robotPort} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+        );
       }
       root.info({ port: robotListener.port }, 'robot endpoint listening (mutual TLS)');
     }
@@ -421,6 +446,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
     root.info({ url, version: VERSION, store: store.db.kind, port }, 'listening');
     return { nodeId, port, url, store, auth, log: root, router, ws, actors, robots: robotListener, membership, close, closed: () => closedP };
   } catch (e) {
+    standby?.close();
     if (listenSocket) uWS.us_listen_socket_close(listenSocket);
     for (const u of undo.reverse()) await u().catch((err) => root.warn({ err }, 'cleanup after a failed start failed'));
     await nats?.nc.close();

@@ -28,26 +28,18 @@ export interface MembershipOptions {
 /**
  * The bucket, replicated on three JetStream servers, or on one where NATS is not clustered (or an
  * earlier node made it so). `create` opens an existing bucket of the same configuration. A NATS
- * cluster that has just started answers before JetStream has elected its leader: retried for 30 s.
+ * cluster that has just started answers before JetStream has elected its leader: the caller
+ * retries (the node keeps joining until JetStream is ready; see `untilJoined`).
  */
-export async function openBucket(nc: NatsConnection, name: string, ttl: number, log: Logger): Promise<KV> {
+export async function openBucket(nc: NatsConnection, name: string, ttl: number): Promise<KV> {
   const kvm = new Kvm(nc);
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    try {
-      try {
-        return await kvm.create(name, { ttl, history: 1, replicas: 3 });
-      } catch (e) {
-        // Only a NATS that is not clustered gets one replica; any other failure must not quietly put
-        // the bucket on a single server.
-        if (!/non-clustered|insufficient resources/i.test((e as Error).message)) throw e;
-        return await kvm.create(name, { ttl, history: 1, replicas: 1 });
-      }
-    } catch (e) {
-      if (Date.now() > deadline) throw e;
-      log.info({ err: e, bucket: name }, 'JetStream not ready for a bucket; retrying');
-      await new Promise((r) => setTimeout(r, 500));
-    }
+  try {
+    return await kvm.create(name, { ttl, history: 1, replicas: 3 });
+  } catch (e) {
+    // Only a NATS that is not clustered gets one replica; any other failure must not quietly put
+    // the bucket on a single server.
+    if (!/non-clustered|insufficient resources/i.test((e as Error).message)) throw e;
+    return await kvm.create(name, { ttl, history: 1, replicas: 1 });
   }
 }
 
@@ -65,8 +57,11 @@ export class Membership {
   /** Members silent for SUSPECT_MS: gone until heard again. */
   private readonly silent = new Set<string>();
   private readonly leftListeners = new Set<(node: string) => void>();
-  /** When the last heartbeat reached JetStream. */
-  private lastWrite = Date.now();
+  /** When the last complete heartbeat (write and read of the bucket) succeeded. */
+  private lastBeat = Date.now();
+  /** Why the last heartbeat failed; undefined while they succeed. The one JetStream health state. */
+  private failure: string | undefined;
+  private beating = false;
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -75,12 +70,10 @@ export class Membership {
   ) {}
 
   static async join(nc: NatsConnection, o: MembershipOptions): Promise<Membership> {
-    const kv = await openBucket(nc, o.bucket, 5 * o.heartbeatMs, o.log);
+    const kv = await openBucket(nc, o.bucket, 5 * o.heartbeatMs);
     const m = new Membership(nc, kv, o);
     await m.beat();
-    m.timer = setInterval(() => {
-      m.beat().catch((e) => o.log.warn({ err: e }, 'node heartbeat failed'));
-    }, o.heartbeatMs);
+    m.timer = setInterval(() => m.tick(), o.heartbeatMs);
     m.timer.unref();
     m.startPulse();
     return m;
@@ -123,14 +116,50 @@ export class Membership {
     return [...this.live.values()].filter((n) => !this.silent.has(n.id)).sort((a, b) => (a.id < b.id ? -1 : 1));
   }
 
-  /** Whether this node's heartbeats reach JetStream (its last write is younger than two intervals). */
+  /**
+   * Whether JetStream works for this node: its last heartbeat (a write and a read of the bucket)
+   * succeeded and is younger than two intervals. /readyz, `sb_jetstream_up` and the log all read
+   * this one state, so they never disagree.
+   */
   get jetstreamUp(): boolean {
-    return Date.now() - this.lastWrite < 2 * this.o.heartbeatMs + 1_000;
+    return this.failure === undefined && Date.now() - this.lastBeat < 2 * this.o.heartbeatMs + 1_000;
+  }
+
+  /** Why JetStream is failing for this node, while it is. */
+  get jetstreamFailure(): string | undefined {
+    if (this.failure !== undefined) return this.failure;
+    return this.jetstreamUp ? undefined : 'node heartbeat overdue';
+  }
+
+  /** One heartbeat; the log tells each change of state once (failing, recovered), not every beat. */
+  private tick(): void {
+    if (this.beating) {
+      // A beat still waiting on JetStream past two intervals is a failure too.
+      if (this.failure === undefined && !this.jetstreamUp) this.failed('node heartbeat overdue');
+      return;
+    }
+    this.beating = true;
+    this.beat()
+      .then(
+        () => {
+          if (this.failure === undefined) return;
+          this.o.log.info({ failure: this.failure }, 'JetStream recovered: node heartbeats succeed again');
+          this.failure = undefined;
+        },
+        (e: Error) => this.failed(e.message, e),
+      )
+      .finally(() => {
+        this.beating = false;
+      });
+  }
+
+  private failed(reason: string, err?: Error): void {
+    if (this.failure === undefined) this.o.log.warn({ err, reason }, 'JetStream failing: node heartbeat failed');
+    this.failure = reason;
   }
 
   private async beat(): Promise<void> {
     await this.kv.put(this.o.self.id, JSON.stringify(this.o.self));
-    this.lastWrite = Date.now();
     const live = new Map<string, NodeInfo>();
     for await (const key of await this.kv.keys()) {
       const e = await this.kv.get(key);
@@ -145,6 +174,7 @@ export class Membership {
     const left = [...this.live.keys()].filter((id) => !live.has(id));
     if (joined.length || left.length) this.o.log.info({ joined, left, nodes: live.size }, 'cluster membership changed');
     this.live = live;
+    this.lastBeat = Date.now();
     for (const node of left) {
       this.heard.delete(node);
       // Already reported when it fell silent.

@@ -88,9 +88,16 @@ export class NatsRobotCluster implements RobotCluster {
   }
 
   static async open(nc: NatsConnection, o: RobotClusterOptions): Promise<NatsRobotCluster> {
-    const kv = await openBucket(nc, o.names.robotsBucket, 0, o.log);
+    const kv = await openBucket(nc, o.names.robotsBucket, 0);
     const c = new NatsRobotCluster(nc, kv, o);
-    await c.watch();
+    try {
+      await c.watch();
+    } catch (e) {
+      // JetStream not ready yet: the caller tries again, with a new instance.
+      c.changes.unsubscribe();
+      c.stopWatch?.();
+      throw e;
+    }
     // Entries a previous run of this node left (it crashed, and restarts under the same id) name
     // robots it does not serve: without this they would look online here for good.
     const stale = [...c.entries].filter(([, e]) => e.node === o.nodeId);

@@ -32,6 +32,8 @@ export interface ConnectOptions {
   origin?: string;
   /** The subprotocols offered; default: the encoding's one. `[]` offers none. */
   protocols?: string[];
+  /** PEM of the CA to trust for a wss:// URL (e.g. a test proxy's throwaway certificate). */
+  ca?: string;
 }
 
 export interface Closed {
@@ -51,7 +53,7 @@ function open(httpUrl: string, opts: ConnectOptions): WebSocket {
   if (opts.cookie !== undefined) headers.cookie = opts.cookie;
   if (opts.origin !== undefined) headers.origin = opts.origin;
   const protocols = opts.protocols ?? [SUBPROTOCOL[opts.encoding ?? 'msgpack']];
-  return new WebSocket(wsUrl(httpUrl, opts), protocols, { headers });
+  return new WebSocket(wsUrl(httpUrl, opts), protocols, { headers, ...(opts.ca ? { ca: opts.ca } : {}) });
 }
 
 export class RawClient extends FrameInbox<Frame> {
