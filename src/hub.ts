@@ -144,7 +144,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
     if (robotCluster) undo.push(() => robotCluster.close());
     const natsLink = nats;
     const storeCheck = { at: 0, up: Promise.resolve(true) };
-    const metrics = new HubMetrics({
+    const metrics: HubMetrics = new HubMetrics({
       wsConnections: () => ws.connections,
       robotLinks: () => robotListener?.connections ?? 0,
       actors: () => {
@@ -196,6 +196,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
       },
       verifyAccess: verify,
       onDeliveries: (n) => metrics.deliveries.inc(n),
+      observe: metrics.ws,
       createSession: (conn, claims) =>
         new Session(conn, claims, {
           rooms,
@@ -296,6 +297,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
       corsOrigins: cfg.corsOrigins,
       trustProxy: cfg.trustProxy,
       verifyAccess: verify,
+      onResponse: (method, route, status, seconds) => metrics.httpResponse(method, route, status, seconds),
     });
     let doc: unknown;
     router.add(
