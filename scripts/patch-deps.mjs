@@ -11,12 +11,32 @@
 // release is pinned.
 
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 
-const root = path.resolve(import.meta.dirname, '..', 'node_modules', 'postgres');
 const MARK = '/* switchboard: nextWrite guard */';
 
-if (!existsSync(path.join(root, 'package.json'))) process.exit(0); // not installed (e.g. a production prune)
+/**
+ * The postgres package the hub itself loads, found the way Node finds it from here: nested under
+ * this package or hoisted beside it (installed as a dependency, npm puts it in the app's
+ * node_modules). Undefined when it is not installed at all.
+ */
+function postgresRoot() {
+  let entry;
+  try {
+    entry = createRequire(import.meta.url).resolve('postgres');
+  } catch {
+    return undefined;
+  }
+  for (let dir = path.dirname(entry); dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    const pkg = path.join(dir, 'package.json');
+    if (existsSync(pkg) && JSON.parse(readFileSync(pkg, 'utf8')).name === 'postgres') return dir;
+  }
+  return undefined;
+}
+
+const root = postgresRoot();
+if (!root) process.exit(0); // not installed (e.g. a production prune)
 const version = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')).version;
 if (version !== '3.4.9') {
   process.stderr.write(

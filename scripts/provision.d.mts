@@ -17,6 +17,8 @@ export function natsAnswers(url: string): Promise<boolean>;
 export function freePort(): Promise<number>;
 /** The path of `binary`, installing Debian's `pkg` first when missing (root only). */
 export function debianBinary(binary: string, pkg: string, alternative?: string): string;
+/** `file` (e.g. an nginx module), installing Debian's `pkg` first when missing (root only). */
+export function debianFile(file: string, pkg: string): string;
 export interface ThrowawayPostgres extends Throwaway {
   /** Stops the server, keeping its data. */
   halt(): Promise<void>;

@@ -72,6 +72,17 @@ export function debianBinary(binary, pkg, alternative) {
 }
 
 /**
+ * `file` (e.g. an nginx dynamic module, which is no binary on PATH), installing the Debian package
+ * `pkg` first when it is missing (needs root; otherwise the error names the package).
+ */
+export function debianFile(file, pkg) {
+  if (existsSync(file)) return file;
+  aptInstall(pkg, `${file} is missing: install the Debian package \`${pkg}\``);
+  if (!existsSync(file)) throw new Error(`installed ${pkg} but ${file} is still missing`);
+  return file;
+}
+
+/**
  * Throwaway nats-server(s) with JetStream on free loopback ports, stores in a temp dir. With
  * `servers` > 1 they form one cluster (routes between them, JetStream clustered). Returns the
  * client URL list, one URL per server, `kill(i, signal)` for failure tests, and `stop()`.

@@ -4,14 +4,14 @@
 // PostgreSQL: DATABASE_URL when it answers; otherwise a throwaway server from the installed
 // binaries (initdb/postgres) on a free port in a temp dir, installed from Debian's `postgresql`
 // package first when missing (needs root).
-// HAProxy, nginx and promtool: from Debian's packages when missing.
+// HAProxy, nginx (with its stream module) and promtool: from Debian's packages when missing.
 // NATS with JetStream: NATS_URL when it answers with JetStream enabled; otherwise a throwaway
 // nats-server -js on a free port with its store in a temp dir, installed from Debian's
 // `nats-server` package first when missing. Extra arguments go to tap (e.g. a test file).
 
 import { execFileSync, spawn } from 'node:child_process';
 import path from 'node:path';
-import { answers, debianBinary, log, natsAnswers, throwawayNats, throwawayPostgres } from './provision.mjs';
+import { answers, debianBinary, debianFile, log, natsAnswers, throwawayNats, throwawayPostgres } from './provision.mjs';
 
 /** Binaries the suite runs, with the Debian package that brings each. */
 const TOOLS = [
@@ -19,6 +19,9 @@ const TOOLS = [
   ['nginx', 'nginx'],
   ['promtool', 'prometheus'],
 ];
+/** Files that are no binary on PATH (nginx's stream module, for the robot TLS passthrough). */
+const NGINX_STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
+const FILES = [[NGINX_STREAM_MODULE, 'libnginx-mod-stream']];
 
 async function main() {
   let pg;
@@ -44,6 +47,7 @@ async function main() {
     // real tools: installed once here, before tap runs test files in parallel (two apt-gets at
     // once would fight over dpkg's lock).
     for (const [binary, pkg] of TOOLS) debianBinary(binary, pkg);
+    for (const [file, pkg] of FILES) debianFile(file, pkg);
     execFileSync('npm', ['run', '-s', 'build'], { stdio: 'inherit' });
     code = await runTap(pg.url, nats.url, process.argv.slice(2));
   } finally {

@@ -181,7 +181,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
     const natsBus = nats && new NatsBus(store, nats.nc, names, root.child({ component: 'bus' }), nodeId);
     const natsLink = nats;
     const storeCheck = { at: 0, up: Promise.resolve(true) };
-    const metrics = new HubMetrics({
+    const metrics: HubMetrics = new HubMetrics({
       wsConnections: () => ws.connections,
       robotLinks: () => robotListener?.connections ?? 0,
       actors: () => {
@@ -235,6 +235,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
       },
       verifyAccess: verify,
       onDeliveries: (n) => metrics.deliveries.inc(n),
+      observe: metrics.ws,
       createSession: (conn, claims) =>
         new Session(conn, claims, {
           rooms,
@@ -337,6 +338,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
       corsOrigins: cfg.corsOrigins,
       trustProxy: cfg.trustProxy,
       verifyAccess: verify,
+      onResponse: (method, route, status, seconds) => metrics.httpResponse(method, route, status, seconds),
     });
     let doc: unknown;
     router.add(

@@ -76,6 +76,8 @@ export interface HttpOptions {
   corsOrigins: string[];
   trustProxy: boolean;
   verifyAccess(token: string): Promise<AccessClaims>;
+  /** Called once per response with the matched route pattern (for metrics). */
+  onResponse?(method: string, route: string, status: number, seconds: number): void;
 }
 
 const STATUS_TEXT: Record<number, string> = {
@@ -216,7 +218,8 @@ export class HttpRouter {
     const log = this.opts.log.child({ reqId: r.reqId });
     const cors = this.corsHeaders(r.headers.origin);
     let reply: Reply;
-    let routePath = r.path;
+    // Unmatched paths share one label: a scanner must not grow the metrics' series count.
+    let routePath = 'unmatched';
     try {
       if (r.method === 'OPTIONS') {
         reply = this.preflight(r.path, r.headers, cors);
@@ -232,7 +235,10 @@ export class HttpRouter {
     r.body.catch(() => {});
     const status = reply.status ?? 200;
     this.send(res, state, status, { ...cors, 'x-request-id': r.reqId, ...reply.headers }, reply);
-    log.debug({ method: r.method, route: routePath, status, ms: Math.round(performance.now() - started) }, 'request');
+    const seconds = (performance.now() - started) / 1000;
+    this.opts.onResponse?.(r.method, routePath, status, seconds);
+    // The access log: the path without its query string (which may carry a token), never a body.
+    log.info({ method: r.method, path: r.path.slice(0, 200), route: routePath, status, ms: Math.round(seconds * 1000), ip: r.ip }, 'request');
   }
 
   private async run(

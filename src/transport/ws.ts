@@ -34,8 +34,21 @@ export interface WsOptions {
   verifyAccess(token: string): Promise<AccessClaims>;
   /** Called with the number of sockets each topic publish reached (for metrics). */
   onDeliveries?(n: number): void;
+  /** Connections and frames, as they happen (for metrics). */
+  observe?: WsObserver;
   createSession(conn: ClientConnection, claims: AccessClaims): SessionLike;
 }
+
+/** What the server reports for metrics: frame types are the protocol's `t` values (or "invalid"). */
+export interface WsObserver {
+  opened(): void;
+  closed(code: number | 'other'): void;
+  received(type: string): void;
+  sent(type: string, n?: number): void;
+}
+
+/** Close codes a client may choose freely are reported as one label value: the series count stays fixed. */
+const closeLabel = (code: number): number | 'other' => ((code >= 1000 && code <= 1015) || Object.values(CloseCode).includes(code as never) ? code : 'other');
 
 interface UserData {
   claims: AccessClaims;
@@ -80,6 +93,7 @@ class WsConnection implements ClientConnection {
   closed = false;
   violations = 0;
   session!: SessionLike;
+  observe: WsObserver | undefined;
 
   constructor(
     readonly ws: WebSocket<UserData>,
@@ -97,6 +111,7 @@ class WsConnection implements ClientConnection {
   private conflated: Map<string, Uint8Array | string> | undefined;
 
   send(frame: ServerFrame): void {
+    this.observe?.sent(frame.t);
     this.sendBytes(encode(frame, this.encoding));
   }
 
@@ -205,6 +220,7 @@ export class WsServer implements Fanout, Conflater {
       const n = app.numSubscribers(t);
       if (n === 0) continue;
       this.opts.onDeliveries?.(n);
+      this.opts.observe?.sent(frame.t, n);
       const bytes = encode(frame, enc);
       const binary = enc === 'msgpack';
       // ws.publish reaches every subscriber but the sender itself.
@@ -235,6 +251,7 @@ export class WsServer implements Fanout, Conflater {
     for (const c of conns) {
       if (!(c instanceof WsConnection) || c.closed) continue;
       bytes[c.encoding] ??= encode(frame, c.encoding);
+      this.opts.observe?.sent(frame.t);
       c.offer(key, bytes[c.encoding] as Uint8Array | string);
     }
   }
@@ -306,6 +323,8 @@ export class WsServer implements Fanout, Conflater {
         const data = ws.getUserData();
         const conn = new WsConnection(ws, data.encoding, data.claims, o.maxBackpressure, this.audience);
         data.conn = conn;
+        conn.observe = o.observe;
+        o.observe?.opened();
         this.conns.add(conn);
         // uWS frees a socket's subscriber state when it leaves its last topic, dropping frames
         // published to it but not yet flushed (`room_deleted` is published just before the room
@@ -338,19 +357,22 @@ export class WsServer implements Fanout, Conflater {
           }
           frame = toClientFrame(value);
         } catch (e) {
+          o.observe?.received('invalid');
           const fe = e instanceof FrameError ? e : new FrameError(null, 'BAD_FRAME', 'unreadable frame');
           conn.send({ t: 'error', id: fe.id, code: fe.frameCode, message: fe.message });
           if (++conn.violations > o.maxViolations) conn.close(CloseCode.PROTOCOL_VIOLATION, 'too many protocol violations');
           return;
         }
+        o.observe?.received(frame.t);
         conn.session.onFrame(frame).catch((e) => o.log.error({ err: e, conn: conn.id }, 'frame handler failed'));
       },
       drain: (ws) => {
         ws.getUserData().conn?.wake();
       },
-      close: (ws) => {
+      close: (ws, code) => {
         const conn = ws.getUserData().conn;
         if (!conn) return;
+        o.observe?.closed(closeLabel(code));
         conn.closed = true;
         conn.wake();
         this.conns.delete(conn);

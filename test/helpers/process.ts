@@ -17,8 +17,9 @@ export interface Spawned {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-export function spawnCli(t: Test, args: string[], env: Record<string, string>): Spawned {
-  const child = spawn(process.execPath, [CLI, ...args], {
+/** `cli`: another entry point than this checkout's build (e.g. an installed package's bin). */
+export function spawnCli(t: Test, args: string[], env: Record<string, string>, cli = CLI): Spawned {
+  const child = spawn(process.execPath, [cli, ...args], {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
   });

@@ -1,0 +1,185 @@
+// The nginx example as an operator runs it: deploy/nginx.conf.example with only its "EDIT" lines
+// substituted (ports, certificate, upstream, log and pid paths), run by Debian's nginx in the
+// foreground in front of a real node. Browsers' HTTPS and WSS and a robot's mutual TLS go through
+// it; /metrics must be refused and no token may reach its access log.
+
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { watch } from 'node:fs';
+import { readFile, symlink, writeFile } from 'node:fs/promises';
+import https from 'node:https';
+import path from 'node:path';
+import t from 'tap';
+import WebSocket from 'ws';
+import { debianBinary, debianFile, freePort } from '../scripts/provision.mjs';
+import { defaultCaFiles, initCa, issueServerCert } from '../src/auth/pki.js';
+import { RobotClient } from '../src/robots/robot-client.js';
+import { tempDir } from './helpers/hub.js';
+import { CHANNELS, startRobotHub } from './helpers/robots.js';
+import { RawClient, SUBPROTOCOL } from './helpers/ws.js';
+
+const nginx = debianBinary('nginx', 'nginx');
+const streamModule = debianFile('/usr/lib/nginx/modules/ngx_stream_module.so', 'libnginx-mod-stream');
+
+/** Replaces `from` exactly `count` times: the test fails when the example drifts from what it substitutes. */
+function substitute(conf: string, from: string, to: string, count = 1): string {
+  const parts = conf.split(from);
+  if (parts.length - 1 !== count) throw new Error(`deploy/nginx.conf.example: expected ${count} × ${JSON.stringify(from)}, found ${parts.length - 1}`);
+  return parts.join(to);
+}
+
+/** Resolves once `file` exists in `dir` (nginx writes its pid file after binding its listeners). */
+function appears(dir: string, file: string, proc: ChildProcess, stderr: () => string, ms = 15_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const w = watch(dir);
+    const done = (e?: Error) => {
+      clearTimeout(timer);
+      w.close();
+      proc.off('exit', exited);
+      e ? reject(e) : resolve();
+    };
+    const timer = setTimeout(() => done(new Error(`nginx did not write ${file} within ${ms} ms: ${stderr()}`)), ms);
+    const exited = () => done(new Error(`nginx exited: ${stderr()}`));
+    proc.once('exit', exited);
+    w.on('change', (_type, name) => {
+      if (name === file) done();
+    });
+  });
+}
+
+function get(port: number, ca: string, p: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.get({ host: '127.0.0.1', port, path: p, ca, servername: 'localhost', headers }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => {
+        body += d;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.setTimeout(10_000, () => req.destroy(new Error(`GET ${p}: no answer within 10 s`)));
+    req.on('error', reject);
+  });
+}
+
+t.setTimeout(90_000);
+
+t.test('#16 nginx example: HTTPS, WSS and robot passthrough reach the node; /metrics is refused; no token in the access log', async (t) => {
+  const rh = await startRobotHub(t, { env: { SB_TRUST_PROXY: 'true' } });
+  const nodePort = Number(new URL(rh.hub.url).port);
+  const robotPort = rh.hub.robots?.port as number;
+
+  // The proxy's own certificate, as an operator's would come from their CA.
+  const dir = await tempDir(t, 'sb-nginx-');
+  const proxyCa = await initCa(defaultCaFiles(path.join(dir, 'ca')));
+  const server = await issueServerCert(proxyCa);
+  await writeFile(path.join(dir, 'fullchain.pem'), server.certPem);
+  await writeFile(path.join(dir, 'privkey.pem'), server.keyPem, { mode: 0o600 });
+  // Debian's nginx loads modules relative to its prefix (/usr/share/nginx/modules links here).
+  await symlink(path.dirname(streamModule), path.join(dir, 'modules'));
+
+  const [httpPort, httpsPort, robotProxyPort] = [await freePort(), await freePort(), await freePort()];
+  let conf = await readFile('deploy/nginx.conf.example', 'utf8');
+  conf = substitute(conf, 'pid /run/nginx.pid;', `pid ${dir}/nginx.pid;`);
+  conf = substitute(conf, 'error_log /var/log/nginx/error.log warn;', `error_log ${dir}/error.log warn;`);
+  conf = substitute(conf, 'access_log /var/log/nginx/switchboard-access.log switchboard;', `access_log ${dir}/access.log switchboard;`);
+  conf = substitute(conf, 'server 127.0.0.1:8080;', `server 127.0.0.1:${nodePort};`);
+  conf = substitute(conf, 'proxy_pass 127.0.0.1:9443;', `proxy_pass 127.0.0.1:${robotPort};`);
+  conf = substitute(conf, 'listen 80;', `listen 127.0.0.1:${httpPort};`);
+  conf = substitute(conf, 'listen [::]:80;', `listen [::1]:${httpPort};`);
+  conf = substitute(conf, 'listen 443 ssl http2;', `listen 127.0.0.1:${httpsPort} ssl http2;`);
+  conf = substitute(conf, 'listen [::]:443 ssl http2;', `listen [::1]:${httpsPort} ssl http2;`);
+  conf = substitute(conf, 'listen 8443;', `listen 127.0.0.1:${robotProxyPort};`);
+  conf = substitute(conf, 'listen [::]:8443;', `listen [::1]:${robotProxyPort};`);
+  conf = substitute(conf, '/etc/letsencrypt/live/chat.example.com/fullchain.pem', `${dir}/fullchain.pem`);
+  conf = substitute(conf, '/etc/letsencrypt/live/chat.example.com/privkey.pem', `${dir}/privkey.pem`);
+  const confFile = path.join(dir, 'nginx.conf');
+  await writeFile(confFile, conf);
+
+  const check = spawnSync(nginx, ['-t', '-p', `${dir}/`, '-c', confFile], { encoding: 'utf8', timeout: 20_000 });
+  t.equal(check.status, 0, `nginx -t: ${check.stderr}`);
+
+  const proc = spawn(nginx, ['-p', `${dir}/`, '-c', confFile, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  proc.stderr?.on('data', (d) => {
+    stderr += d;
+  });
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  t.teardown(async () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+    await exited;
+  });
+  await appears(dir, 'nginx.pid', proc, () => stderr);
+  const ca = proxyCa.certPem;
+
+  // HTTPS to the node.
+  const ready = await get(httpsPort, ca, '/readyz');
+  t.equal(ready.status, 200, 'GET /readyz over HTTPS');
+  t.equal(JSON.parse(ready.body).status, 'ready');
+
+  // /metrics: served by the node, refused by the proxy however the path is spelled.
+  t.equal((await fetch(`${rh.hub.url}/metrics`)).status, 200, 'the node itself serves /metrics (to the scraper)');
+  for (const p of ['/metrics', '/metrics?format=text', '//metrics', '/%6Detrics', '/./metrics']) {
+    const r = await get(httpsPort, ca, p);
+    t.equal(r.status, 403, `${p} refused at the proxy`);
+    t.notMatch(r.body, /sb_build_info/);
+  }
+  t.equal((await get(httpsPort, ca, '/metrics/')).status, 404, 'no other spelling reaches the metrics');
+
+  // Plain HTTP is redirected.
+  const plain = await fetch(`http://127.0.0.1:${httpPort}/readyz?x=1`, { redirect: 'manual' });
+  t.equal(plain.status, 301);
+  t.match(plain.headers.get('location'), /^https:\/\/[^/]+\/readyz\?x=1$/);
+
+  // WSS with the token in the query string (what browsers must do) and in the header.
+  const owner = await rh.signUp('owner');
+  for (const how of ['query', 'header'] as const) {
+    const url = `wss://127.0.0.1:${httpsPort}/ws${how === 'query' ? `?token=${owner.token}` : ''}`;
+    const ws = new WebSocket(url, [SUBPROTOCOL.json], {
+      ca,
+      headers: how === 'header' ? { authorization: `Bearer ${owner.token}` } : {},
+    });
+    const c = new RawClient(ws, 'json');
+    const hello = await c.next((f) => f.t === 'hello', `hello over WSS (token in the ${how})`);
+    t.equal(hello.user.id, owner.id, `WSS with the token in the ${how}`);
+    await c.barrier();
+    t.equal((await c.close()).code, 1000);
+  }
+
+  // A robot through the stream proxy: the node checks its client certificate end to end.
+  const enrolled = await rh.enroll(owner);
+  const robot = await RobotClient.connect({
+    host: '127.0.0.1',
+    port: robotProxyPort,
+    cert: enrolled.cert,
+    key: enrolled.key,
+    ca: rh.caPem,
+    channels: CHANNELS,
+  });
+  t.teardown(() => robot.destroy());
+  t.ok(robot, 'the robot was welcomed through nginx');
+  const seen = await rh.api.get(`/api/v1/robots/${enrolled.id}/status`, { token: owner.token });
+  t.equal(seen.body.status.online, true, 'the node sees the robot online');
+  // Without a client certificate the node (not nginx) refuses the handshake.
+  const anonymous = { host: '127.0.0.1', port: robotProxyPort, ca: rh.caPem, channels: CHANNELS, cert: '', key: '' };
+  const refused = await RobotClient.connect(anonymous).then(
+    (c) => {
+      c.destroy();
+      return false;
+    },
+    () => true,
+  );
+  t.ok(refused, 'a robot without a certificate is refused through the proxy');
+
+  // Stop nginx (its access log is unbuffered: every line is written when its request ends).
+  robot.destroy();
+  proc.kill('SIGTERM');
+  await exited;
+  const access = await readFile(path.join(dir, 'access.log'), 'utf8');
+  t.match(access, /"GET \/readyz HTTP\/[\d.]+" 200 /, 'requests are logged');
+  t.match(access, /"GET \/ws HTTP\/1\.1" 101 /, 'WebSocket upgrades are logged, path only');
+  t.match(access, /"GET \/metrics HTTP\/[\d.]+" 403 /);
+  t.notMatch(access, owner.token, 'no access token in the access log');
+  t.notMatch(access, /token=/, 'no query string in the access log');
+  const errors = await readFile(path.join(dir, 'error.log'), 'utf8');
+  t.notMatch(errors, owner.token, 'no access token in the error log');
+});
