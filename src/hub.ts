@@ -178,13 +178,14 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
         tellRobot(id, { type: 'certificatesChanged' });
       }
     });
-    const actors = new ActorSystem(root.child({ component: 'actors' }));
+    const actors = new ActorSystem(root.child({ component: 'actors' }), { maxActors: L.maxActors });
     undo.push(() => actors.stopAll(1_000));
     const ws = new WsServer({
       log: root.child({ component: 'ws' }),
       nodeId,
       maxFrameBytes: L.wsMaxFrameBytes,
       maxBackpressure: L.wsMaxBackpressureBytes,
+      bufferedBudget: L.wsBufferedBytesBudget,
       idleTimeoutS: L.wsIdleTimeoutS,
       corsOrigins: cfg.corsOrigins,
       maxViolations: 10,
@@ -193,7 +194,10 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
         maxSubscriptions: L.wsMaxSubscriptions,
         publishPerSecond: L.wsPublishPerSecond,
         publishBurst: L.wsPublishBurst,
+        maxConnectionsPerUser: L.wsMaxConnectionsPerUser,
+        maxConnectionsPerIp: L.wsMaxConnectionsPerIp,
       },
+      trustProxy: cfg.trustProxy,
       verifyAccess: verify,
       onDeliveries: (n) => metrics.deliveries.inc(n),
       createSession: (conn, claims) =>
