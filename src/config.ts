@@ -24,6 +24,12 @@ export interface Limits {
   wsMaxFrameBytes: number;
   /** Bytes queued for one WebSocket before it is closed as a slow consumer. */
   wsMaxBackpressureBytes: number;
+  /** Bytes queued across every WebSocket of the node before the furthest behind are closed. */
+  wsBufferedBytesBudget: number;
+  /** WebSockets one user may hold open on a node. */
+  wsMaxConnectionsPerUser: number;
+  /** WebSockets one client IP may hold open on a node. */
+  wsMaxConnectionsPerIp: number;
   /** Rooms one WebSocket may subscribe to. */
   wsMaxSubscriptions: number;
   /** Sustained publishes per second per user on a node (REST posts and WebSocket `pub` together). */
@@ -50,6 +56,8 @@ export interface Limits {
   robotMaxPendingPerIp: number;
   /** Robot connections not yet welcomed, in all. */
   robotMaxPending: number;
+  /** Live room and robot actors per node. */
+  maxActors: number;
 }
 
 export interface Config {
@@ -390,6 +398,30 @@ export const spec: Entry[] = [
     doc: 'Bytes queued for one WebSocket before it is closed as a slow consumer (it resumes on reconnect)',
   },
   {
+    key: 'limits.wsBufferedBytesBudget',
+    env: 'SB_WS_BUFFERED_BYTES_BUDGET',
+    flag: 'ws-buffered-bytes-budget',
+    parse: int(1_048_576, 68_719_476_736),
+    def: 268_435_456,
+    doc: 'Bytes queued across all WebSockets of a node; above it the sockets furthest behind are closed as slow consumers until it is back under',
+  },
+  {
+    key: 'limits.wsMaxConnectionsPerUser',
+    env: 'SB_WS_MAX_CONNECTIONS_PER_USER',
+    flag: 'ws-max-connections-per-user',
+    parse: int(1, 1_000_000),
+    def: 32,
+    doc: 'WebSockets one user may hold open on a node (more: the upgrade is refused with 429)',
+  },
+  {
+    key: 'limits.wsMaxConnectionsPerIp',
+    env: 'SB_WS_MAX_CONNECTIONS_PER_IP',
+    flag: 'ws-max-connections-per-ip',
+    parse: int(1, 1_000_000),
+    def: 256,
+    doc: 'WebSockets one client IP (per SB_TRUST_PROXY) may hold open on a node (more: the upgrade is refused with 429)',
+  },
+  {
     key: 'limits.wsMaxSubscriptions',
     env: 'SB_WS_MAX_SUBSCRIPTIONS',
     flag: 'ws-max-subscriptions',
@@ -500,6 +532,14 @@ export const spec: Entry[] = [
     parse: int(1, 1_000_000),
     def: 1_024,
     doc: 'Robot connections not yet welcomed, from all clients together; more are closed at accept',
+  },
+  {
+    key: 'limits.maxActors',
+    env: 'SB_MAX_ACTORS',
+    flag: 'max-actors',
+    parse: int(100, 10_000_000),
+    def: 100_000,
+    doc: 'Live room and robot actors per node (a request that would start one more gets OVERLOADED; idle actors stop after 60 s)',
   },
 ];
 

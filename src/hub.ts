@@ -215,7 +215,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
         tellRobot(id, { type: 'certificatesChanged' });
       }
     });
-    const actors = new ActorSystem(root.child({ component: 'actors' }));
+    const actors = new ActorSystem(root.child({ component: 'actors' }), { maxActors: L.maxActors });
     // One budget per user for REST posts and WebSocket publishes alike (per node: see the module).
     const publishBudget = new PublishBudget(L.wsPublishPerSecond, L.wsPublishBurst);
     undo.push(() => actors.stopAll(1_000));
@@ -224,6 +224,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
       nodeId,
       maxFrameBytes: L.wsMaxFrameBytes,
       maxBackpressure: L.wsMaxBackpressureBytes,
+      bufferedBudget: L.wsBufferedBytesBudget,
       idleTimeoutS: L.wsIdleTimeoutS,
       corsOrigins: cfg.corsOrigins,
       maxViolations: 10,
@@ -232,7 +233,10 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
         maxSubscriptions: L.wsMaxSubscriptions,
         publishPerSecond: L.wsPublishPerSecond,
         publishBurst: L.wsPublishBurst,
+        maxConnectionsPerUser: L.wsMaxConnectionsPerUser,
+        maxConnectionsPerIp: L.wsMaxConnectionsPerIp,
       },
+      trustProxy: cfg.trustProxy,
       verifyAccess: verify,
       onDeliveries: (n) => metrics.deliveries.inc(n),
       observe: metrics.ws,

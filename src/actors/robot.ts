@@ -242,6 +242,11 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
     );
   }
 
+  /** A robot that does not exist (or was deleted) is not kept for whoever asked about it. */
+  passivateNow(): boolean {
+    return this.missing && this.canPassivate();
+  }
+
   async stop(): Promise<void> {
     // The other nodes' watchers learn that the lease ends with this node's stint as home.
     if (this.lease && this.homed) this.broadcast({ t: 'lease', robot: this.id, lease: null, reason: 'node_lost' });

@@ -165,6 +165,11 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
     return this.subs.size === 0 && this.catchingUp.size === 0 && this.queue.length === 0 && !this.flushing;
   }
 
+  /** A room that does not exist (or was deleted) is not kept for whoever asked about it. */
+  passivateNow(): boolean {
+    return this.gone && this.canPassivate();
+  }
+
   handle(msg: RoomMsg): RoomReply | Promise<RoomReply> {
     switch (msg.type) {
       case 'publish':

@@ -1,6 +1,8 @@
 // The actor runtime hosting room, robot and session actors: actors are addressed by (kind, id) and
 // created on the first message. Invariants: one message at a time per actor, in arrival order;
 // mailboxes are bounded; every ask times out; an actor failure is supervised, never a process crash.
+// The number of live actors is bounded too: an address holds runtime state only while it has an
+// instance or queued messages, and a message that would create one past the limit is refused.
 
 import type { Logger } from '../log.js';
 
@@ -33,6 +35,11 @@ export interface Actor<M, R = void> {
   onError?(err: unknown): SupervisionDecision;
   /** Vetoes passivation while false (e.g. live subscribers); asked again after another idle period. */
   canPassivate?(): boolean;
+  /**
+   * Asked whenever the mailbox runs empty: true stops and forgets the actor at once instead of after
+   * the idle period (its entity does not exist, so keeping it would only hold memory for a stranger).
+   */
+  passivateNow?(): boolean;
 }
 
 /** The address of an actor: stays valid across passivation and restarts (the instance behind it changes). */
@@ -69,6 +76,8 @@ export interface ActorSystemOptions {
   askTimeoutMs?: number; // default 5_000 ms
   /** An actor that received no message for this long is stopped and forgotten (Orleans-style). */
   idleMs?: number; // default 60_000 ms
+  /** Addresses with an instance or queued messages; a message to a new address beyond it is refused. */
+  maxActors?: number; // default 100_000 actors
 }
 
 export interface ActorMetrics {
@@ -88,6 +97,15 @@ export class MailboxFullError extends Error {
   constructor(kind: string, id: string, limit: number) {
     super(`actor ${kind}/${id}: mailbox full (${limit} messages)`);
     this.name = 'MailboxFullError';
+  }
+}
+
+/** The node hosts as many actors as it may: shed load, retry later. */
+export class ActorLimitError extends Error {
+  readonly code = 'OVERLOADED';
+  constructor(kind: string, id: string, limit: number) {
+    super(`actor ${kind}/${id}: not started, the node hosts its limit of ${limit} actors`);
+    this.name = 'ActorLimitError';
   }
 }
 
@@ -134,6 +152,7 @@ export class ActorSystem {
   private readonly mailboxLimit: number;
   private readonly askTimeoutMs: number;
   private readonly idleMs: number;
+  private readonly maxActors: number;
   private readonly factories = new Map<string, ActorFactory<any, any>>();
   private readonly cells = new Map<string, Cell>();
   private closing: Promise<void> | undefined;
@@ -149,6 +168,7 @@ export class ActorSystem {
     this.mailboxLimit = options.mailboxLimit ?? 10_000;
     this.askTimeoutMs = options.askTimeoutMs ?? 5_000;
     this.idleMs = options.idleMs ?? 60_000;
+    this.maxActors = options.maxActors ?? 100_000;
   }
 
   /** Registers the factory for a kind; the factory is called on an address's first message and on restarts. */
@@ -157,9 +177,10 @@ export class ActorSystem {
     this.factories.set(kind, factory);
   }
 
-  /** The address of an actor, cached until it is passivated; the instance is created on its first message. */
+  /** The address of an actor; the instance is created on its first message (a bare address holds nothing). */
   ref<M, R = void>(kind: string, id: string): ActorRef<M, R> {
-    return (this.closing ? this.makeRef(kind, id) : this.cell(kind, id).ctx.self) as ActorRef<M, R>;
+    if (!this.factories.has(kind)) throw new Error(`unknown actor kind: ${kind}`);
+    return (this.cells.get(`${kind}\u0000${id}`)?.ctx.self ?? this.makeRef(kind, id)) as ActorRef<M, R>;
   }
 
   /** The ids of the live actors of a kind (started, or with messages queued). */
@@ -170,11 +191,12 @@ export class ActorSystem {
   }
 
   metrics(): ActorMetrics {
+    // Addresses holding state (an instance, or messages waiting for one): what maxActors bounds.
     let actors = 0;
     let max = 0;
     let total = 0;
     for (const cell of this.cells.values()) {
-      if (cell.actor) actors++;
+      if (cell.actor || cell.mailbox.length) actors++;
       max = Math.max(max, cell.mailbox.length);
       total += cell.mailbox.length;
     }
@@ -220,10 +242,11 @@ export class ActorSystem {
     };
   }
 
-  private cell(kind: string, id: string): Cell {
+  private cell(kind: string, id: string): Cell | undefined {
     const key = `${kind}\u0000${id}`;
     const existing = this.cells.get(key);
     if (existing) return existing;
+    if (this.cells.size >= this.maxActors) return undefined;
     const factory = this.factories.get(kind);
     if (!factory) throw new Error(`unknown actor kind: ${kind}`);
     const ctx = { kind, id, self: this.makeRef(kind, id), log: this.log.child({ kind, id }), clock: this.clock };
@@ -234,9 +257,10 @@ export class ActorSystem {
   }
 
   /** Queues a message; returns why it was refused, if it was. Processing starts on a microtask, never inside the caller. */
-  private enqueue(kind: string, id: string, env: Envelope): 'stopped' | 'full' | undefined {
+  private enqueue(kind: string, id: string, env: Envelope): 'stopped' | 'full' | 'limit' | undefined {
     if (this.closing) return 'stopped';
     const cell = this.cell(kind, id);
+    if (!cell) return 'limit';
     if (cell.mailbox.length >= this.mailboxLimit) return 'full';
     cell.lastIncoming = this.clock.now();
     cell.mailbox.push(env);
@@ -248,7 +272,9 @@ export class ActorSystem {
     let timer: unknown;
     const reply = new Promise((resolve, reject) => {
       const refused = this.enqueue(kind, id, { msg, resolve, reject });
-      if (refused) return reject(refused === 'full' ? new MailboxFullError(kind, id, this.mailboxLimit) : new ActorStoppedError(kind, id));
+      if (refused === 'full') return reject(new MailboxFullError(kind, id, this.mailboxLimit));
+      if (refused === 'limit') return reject(new ActorLimitError(kind, id, this.maxActors));
+      if (refused) return reject(new ActorStoppedError(kind, id));
       timer = this.clock.setTimeout(() => reject(new AskTimeoutError(kind, id, timeoutMs)), timeoutMs);
     });
     return reply.finally(() => this.clock.clearTimeout(timer));
@@ -263,6 +289,21 @@ export class ActorSystem {
       }
     } finally {
       cell.running = undefined;
+    }
+    if (!this.closing && cell.mailbox.length === 0 && this.cells.get(cell.key) === cell && this.wantsOut(cell)) {
+      this.clock.clearTimeout(cell.idleTimer);
+      cell.running = this.passivate(cell);
+    }
+  }
+
+  /** An actor whose start failed, or that asks to go (passivateNow), leaves as soon as its mailbox is empty. */
+  private wantsOut(cell: Cell): boolean {
+    if (!cell.actor) return true;
+    try {
+      return cell.actor.passivateNow?.() ?? false;
+    } catch (err) {
+      cell.ctx.log.error({ err }, 'actor passivateNow threw; staying alive');
+      return false;
     }
   }
 

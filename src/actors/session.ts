@@ -12,7 +12,7 @@ import { type ClientFrame, CloseCode, type ServerFrame } from '../protocol/frame
 import type { ClientConnection } from './ports.js';
 import type { RobotMsg, RobotReply } from './robot.js';
 import { type PublishResult, type RoomMsg, type RoomReply, toMessageFrame } from './room.js';
-import { type ActorRef, AskTimeoutError, type Clock, MailboxFullError } from './runtime.js';
+import { ActorLimitError, type ActorRef, AskTimeoutError, type Clock, MailboxFullError } from './runtime.js';
 
 export interface SessionLimits {
   maxSubscriptions: number;
@@ -267,6 +267,9 @@ export class Session {
       code = 'OVERLOADED';
       message =
         f.t === 'pub' || f.t === 'sub' || f.t === 'typing' ? 'the room is overloaded; retry with backoff' : 'the robot is overloaded; retry with backoff';
+    } else if (e instanceof ActorLimitError) {
+      code = 'OVERLOADED';
+      message = 'the node is at its limit of active rooms and robots; retry with backoff or connect to another node';
     } else if (e instanceof AskTimeoutError) {
       code = 'TIMEOUT';
       message =

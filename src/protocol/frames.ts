@@ -119,7 +119,17 @@ export interface HelloFrame {
   user: UserRef;
   /** When the access token expires (ms since the epoch); send `auth` with a fresh one before. */
   exp: number;
-  limits: { maxFrameBytes: number; maxMessageBytes: number; maxSubscriptions: number; publishPerSecond: number; publishBurst: number };
+  limits: {
+    maxFrameBytes: number;
+    maxMessageBytes: number;
+    maxSubscriptions: number;
+    publishPerSecond: number;
+    publishBurst: number;
+    /** WebSockets this user may hold open on the node at once (more are refused at upgrade with 429). */
+    maxConnectionsPerUser: number;
+    /** WebSockets one client IP may hold open on the node at once. */
+    maxConnectionsPerIp: number;
+  };
 }
 export interface MessageFrame {
   t: 'msg';

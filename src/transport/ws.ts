@@ -1,7 +1,11 @@
 // The WebSocket endpoint /ws: authenticates the upgrade (before upgrading, handling clients that
 // abort meanwhile), negotiates the encoding by subprotocol, turns sockets into Connections for the
 // actors, decodes and validates frames, and enforces the socket limits: frame size, backpressure
-// (a subscriber too far behind is closed with a reconnect code and resumes), protocol violations.
+// (a subscriber too far behind is closed with a reconnect code and resumes), protocol violations,
+// sockets per user and per client IP, and a node-wide budget of queued bytes.
+// Invariant: a frame is queued for a socket only if the socket's queue stays within
+// SB_WS_MAX_BACKPRESSURE_BYTES (or was empty); otherwise the socket is closed first, so what a
+// slow reader received is always a gapless prefix and it resumes from its last seq.
 
 import { randomBytes } from 'node:crypto';
 import type { ClientConnection, Conflater, Connection, Fanout } from '../actors/ports.js';
@@ -26,11 +30,22 @@ export interface WsOptions {
   maxFrameBytes: number;
   /** Bytes buffered for one socket before it counts as a slow consumer. */
   maxBackpressure: number;
+  /** Bytes buffered across all sockets before the furthest behind are closed as slow consumers. */
+  bufferedBudget: number;
   idleTimeoutS: number;
   corsOrigins: string[];
   /** Violations (bad frames) tolerated before the socket is closed with PROTOCOL_VIOLATION. */
   maxViolations: number;
-  limits: { maxMessageBytes: number; maxSubscriptions: number; publishPerSecond: number; publishBurst: number };
+  limits: {
+    maxMessageBytes: number;
+    maxSubscriptions: number;
+    publishPerSecond: number;
+    publishBurst: number;
+    maxConnectionsPerUser: number;
+    maxConnectionsPerIp: number;
+  };
+  /** Take the client IP from the last X-Forwarded-For entry, as the HTTP routes do. */
+  trustProxy: boolean;
   verifyAccess(token: string): Promise<AccessClaims>;
   /** Called with the number of sockets each topic publish reached (for metrics). */
   onDeliveries?(n: number): void;
@@ -53,7 +68,21 @@ const closeLabel = (code: number): number | 'other' => ((code >= 1000 && code <=
 interface UserData {
   claims: AccessClaims;
   encoding: Encoding;
+  ip: string;
   conn?: WsConnection;
+}
+
+/** Open sockets per key (user id, client IP); a key leaves the map at zero so it cannot grow unbounded. */
+class Counts {
+  private readonly n = new Map<string, number>();
+  get(key: string): number {
+    return this.n.get(key) ?? 0;
+  }
+  add(key: string, d: 1 | -1): void {
+    const v = this.get(key) + d;
+    if (v > 0) this.n.set(key, v);
+    else this.n.delete(key);
+  }
 }
 
 const TOPIC_SUFFIX: Record<Encoding, string> = { msgpack: ':m', json: ':j' };
@@ -80,12 +109,28 @@ class Audience {
 }
 
 /**
- * uWS's own backpressure limit, far above ours. At its limit uWS drops a publish for that socket and
- * closes it only later, so a reader could see a gap before the close. We close a socket ourselves at
- * the end of the event-loop turn whose publishes took it past our limit; one turn can fan out a whole
- * group commit (up to 512 messages), hence the headroom.
+ * uWS's own backpressure limit, a backstop above ours: at its limit uWS silently drops a publish for
+ * that socket (a gap the reader could see), so we must always close first. We check before every
+ * frame is queued (see `fits`); one frame may exceed our limit only on an empty queue (a history
+ * page), hence the headroom.
  */
-const uwsBackpressureLimit = (ours: number) => ours * 4 + 32 * 1_048_576;
+const uwsBackpressureLimit = (ours: number) => ours + 32 * 1_048_576;
+
+/** A server-to-client WebSocket frame header is at most 10 bytes (no mask); counted with each frame. */
+const FRAME_HEADER_BYTES = 10;
+
+const SLOW = 'slow consumer: reconnect and resume';
+
+/**
+ * uWS keeps a socket closed with `end()` (and its queue) until the peer reads the close frame or a
+ * timeout of 4, 8 or 16 s depending on the idle timeout (its `idleTimeoutComponents`); we count those
+ * bytes against the node budget for that long.
+ */
+const lingerMs = (idleTimeoutS: number) => {
+  let margin = 4;
+  while (idleTimeoutS - margin * 2 >= margin * 2 && margin < 16) margin *= 2;
+  return margin * 1_000;
+};
 
 class WsConnection implements ClientConnection {
   readonly id: string;
@@ -101,6 +146,7 @@ class WsConnection implements ClientConnection {
     claims: AccessClaims,
     private readonly maxBackpressure: number,
     private readonly audience: Audience,
+    private readonly server: { backlogged(c: WsConnection): void; slow(c: WsConnection): void },
   ) {
     this.id = randomBytes(8).toString('base64url');
     this.user = { id: claims.sub, username: claims.username };
@@ -154,8 +200,20 @@ class WsConnection implements ClientConnection {
 
   sendBytes(data: Uint8Array | string): void {
     if (this.closed) return;
+    if (!this.fits(typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength)) {
+      this.server.slow(this);
+      return;
+    }
     const status = this.ws.send(data, this.encoding === 'msgpack');
-    if (status === 2 || this.ws.getBufferedAmount() > this.maxBackpressure) this.close(CloseCode.SLOW_CONSUMER, 'slow consumer: reconnect and resume');
+    // Dropped by uWS (its backstop): never leave a gap open.
+    if (status === 2) this.server.slow(this);
+    else this.server.backlogged(this);
+  }
+
+  /** Whether a frame of `bytes` may be queued: the queue stays within the limit, or it is empty. */
+  fits(bytes: number): boolean {
+    const queued = this.ws.getBufferedAmount();
+    return queued === 0 || queued + bytes + FRAME_HEADER_BYTES <= this.maxBackpressure;
   }
 
   /** The topics this connection is in: what the slow-consumer sweep looks at. */
@@ -185,11 +243,17 @@ class WsConnection implements ClientConnection {
 export class WsServer implements Fanout, Conflater {
   private readonly conns = new Set<WsConnection>();
   private readonly audience = new Audience();
-  /** Topics published to since the last slow-consumer sweep. */
-  private readonly published = new Set<string>();
+  /** Sockets sent to since they last had an empty queue: the only ones that can hold buffered bytes. */
+  private readonly backlog = new Set<WsConnection>();
+  /** Queues of sockets closed as slow consumers that uWS still holds, and until when (see lingerMs). */
+  private lingering: { bytes: number; until: number }[] = [];
+  private lingeringBytes = 0;
   private sweepScheduled = false;
+  private readonly hooks = { backlogged: (c: WsConnection) => this.backlogged(c), slow: (c: WsConnection) => this.slow(c) };
   private app: TemplatedApp | undefined;
   private accepting = true;
+  private readonly perUser = new Counts();
+  private readonly perIp = new Counts();
 
   constructor(private readonly opts: WsOptions) {}
 
@@ -197,8 +261,12 @@ export class WsServer implements Fanout, Conflater {
     return this.conns.size;
   }
 
-  /** Bytes queued in sockets and conflated frames held back, over every connection: what slow readers cost. */
-  stats(): { connections: number; bufferedBytes: number; maxBufferedBytes: number; heldFrames: number } {
+  /**
+   * Bytes queued in sockets and conflated frames held back, over every connection: what slow readers
+   * cost. `lingeringBytes`: queues of sockets already closed as slow consumers that uWS still holds.
+   */
+  stats(): { connections: number; bufferedBytes: number; maxBufferedBytes: number; heldFrames: number; lingeringBytes: number; slowClosed: number } {
+    this.pruneLingering();
     let bufferedBytes = 0;
     let maxBufferedBytes = 0;
     let heldFrames = 0;
@@ -209,41 +277,109 @@ export class WsServer implements Fanout, Conflater {
       maxBufferedBytes = Math.max(maxBufferedBytes, b);
       heldFrames += c.held;
     }
-    return { connections: this.conns.size, bufferedBytes, maxBufferedBytes, heldFrames };
+    return { connections: this.conns.size, bufferedBytes, maxBufferedBytes, heldFrames, lingeringBytes: this.lingeringBytes, slowClosed: this.slowClosed };
+  }
+
+  /** Sockets closed as slow consumers since start (per-socket bound or node budget). */
+  private slowClosed = 0;
+
+  private backlogged(c: WsConnection): void {
+    this.backlog.add(c);
+    this.scheduleSweep();
+  }
+
+  /** Closes a slow consumer; its queue (at most the limit) stays with uWS until the close completes. */
+  private slow(c: WsConnection): void {
+    if (c.closed) return;
+    const bytes = c.ws.getBufferedAmount();
+    c.close(CloseCode.SLOW_CONSUMER, SLOW);
+    this.slowClosed++;
+    if (bytes > 0) {
+      this.lingering.push({ bytes, until: Date.now() + lingerMs(this.opts.idleTimeoutS) });
+      this.lingeringBytes += bytes;
+    }
+  }
+
+  private pruneLingering(): void {
+    const now = Date.now();
+    if (this.lingering.length === 0 || this.lingering[0]!.until > now) return;
+    const keep = this.lingering.filter((l) => l.until > now);
+    this.lingeringBytes = keep.reduce((n, l) => n + l.bytes, 0);
+    this.lingering = keep;
+  }
+
+  private scheduleSweep(): void {
+    if (this.sweepScheduled) return;
+    this.sweepScheduled = true;
+    setImmediate(() => this.sweep());
   }
 
   publish(topic: string, frame: ServerFrame, except?: Connection): void {
     const app = this.app;
     if (!app) return;
+    const bytes: Partial<Record<Encoding, Uint8Array | string>> = {};
+    const size: Partial<Record<Encoding, number>> = {};
     for (const enc of ENCODINGS) {
+      if (app.numSubscribers(topic + TOPIC_SUFFIX[enc]) === 0) continue;
+      const b = encode(frame, enc);
+      bytes[enc] = b;
+      size[enc] = typeof b === 'string' ? Buffer.byteLength(b) : b.byteLength;
+    }
+    // Before queueing: a subscriber this frame would take past its limit is closed now (uWS drops the
+    // publish for it), so it never holds more than the limit and never sees a gap.
+    for (const c of this.audience.of(topic)) {
+      if (c === except || c.closed) continue;
+      const n = size[c.encoding];
+      if (n === undefined) continue;
+      if (c.fits(n)) this.backlog.add(c);
+      else this.slow(c);
+    }
+    for (const enc of ENCODINGS) {
+      const b = bytes[enc];
+      if (b === undefined) continue;
       const t = topic + TOPIC_SUFFIX[enc];
       const n = app.numSubscribers(t);
       if (n === 0) continue;
       this.opts.onDeliveries?.(n);
       this.opts.observe?.sent(frame.t, n);
-      const bytes = encode(frame, enc);
       const binary = enc === 'msgpack';
       // ws.publish reaches every subscriber but the sender itself.
-      if (except instanceof WsConnection && except.encoding === enc && !except.closed) except.ws.publish(t, bytes, binary);
-      else app.publish(t, bytes, binary);
+      if (except instanceof WsConnection && except.encoding === enc && !except.closed) except.ws.publish(t, b, binary);
+      else app.publish(t, b, binary);
     }
-    this.published.add(topic);
-    if (!this.sweepScheduled) {
-      this.sweepScheduled = true;
-      setImmediate(() => this.sweep());
-    }
+    this.scheduleSweep();
   }
 
-  /** Closes, as slow consumers, the subscribers that this turn's publishes took past the limit. */
+  /**
+   * After a turn with sends: forgets sockets that drained, and if the node's queued bytes (live
+   * sockets plus lingering closed ones) exceed the budget, closes the sockets furthest behind until
+   * they fit. Only the backlog is read, so the cost follows the sockets written to, not all sockets.
+   */
   private sweep(): void {
     this.sweepScheduled = false;
-    const limit = this.opts.maxBackpressure;
-    for (const topic of this.published) {
-      for (const c of this.audience.of(topic)) {
-        if (!c.closed && c.ws.getBufferedAmount() > limit) c.close(CloseCode.SLOW_CONSUMER, 'slow consumer: reconnect and resume');
+    this.pruneLingering();
+    let total = this.lingeringBytes;
+    const queued: [WsConnection, number][] = [];
+    for (const c of this.backlog) {
+      const b = c.closed ? 0 : c.ws.getBufferedAmount();
+      if (b === 0) this.backlog.delete(c);
+      else {
+        total += b;
+        queued.push([c, b]);
       }
     }
-    this.published.clear();
+    if (total <= this.opts.bufferedBudget) return;
+    queued.sort((a, b) => b[1] - a[1]);
+    let cut = 0;
+    for (const [c, b] of queued) {
+      if (total <= this.opts.bufferedBudget) break;
+      this.backlog.delete(c);
+      this.slow(c);
+      // Its queue still lingers in uWS for a while (counted by slow()); what we free is future growth.
+      total -= b;
+      cut++;
+    }
+    if (cut > 0) this.opts.log.warn({ cut, budget: this.opts.bufferedBudget }, 'buffered-bytes budget exceeded; closed the slowest consumers');
   }
 
   conflate(conns: Iterable<Connection>, key: string, frame: ServerFrame): void {
@@ -293,7 +429,19 @@ export class WsServer implements Fanout, Conflater {
               .end(JSON.stringify({ error: { code, message } }), true);
           });
         };
+        const fwd = o.trustProxy ? headers['x-forwarded-for']?.split(',').pop()?.trim() : undefined;
+        const ip = fwd || Buffer.from(res.getRemoteAddressAsText()).toString();
+        // Checked before and after the token is verified: uWS calls `open` inside `res.upgrade`, so the
+        // second check and the count it guards see every socket opened meanwhile.
+        const tooMany = (userId: string | undefined): string | undefined => {
+          if (this.perIp.get(ip) >= o.limits.maxConnectionsPerIp) return `at most ${o.limits.maxConnectionsPerIp} WebSockets per client IP on this node`;
+          if (userId !== undefined && this.perUser.get(userId) >= o.limits.maxConnectionsPerUser)
+            return `at most ${o.limits.maxConnectionsPerUser} WebSockets per user on this node; close one first`;
+          return undefined;
+        };
         if (!this.accepting) return refuse('503 Service Unavailable', 'UNAVAILABLE', 'the node is shutting down; connect to another');
+        const ipFull = tooMany(undefined);
+        if (ipFull) return refuse('429 Too Many Requests', 'RATE_LIMITED', ipFull);
         const offered = (headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim());
         const protocol = offered.find((p) => p === SUBPROTOCOL_MSGPACK || p === SUBPROTOCOL_JSON);
         if (!protocol) return refuse('400 Bad Request', 'VALIDATION', `offer the WebSocket subprotocol ${SUBPROTOCOL_MSGPACK} or ${SUBPROTOCOL_JSON}`);
@@ -306,8 +454,10 @@ export class WsServer implements Fanout, Conflater {
         o.verifyAccess(token).then(
           (claims) => {
             if (aborted) return;
+            const full = tooMany(claims.sub);
+            if (full) return refuse('429 Too Many Requests', 'RATE_LIMITED', full);
             res.cork(() => {
-              res.upgrade<UserData>({ claims, encoding: protocol === SUBPROTOCOL_MSGPACK ? 'msgpack' : 'json' }, key, protocol, extensions, context);
+              res.upgrade<UserData>({ claims, encoding: protocol === SUBPROTOCOL_MSGPACK ? 'msgpack' : 'json', ip }, key, protocol, extensions, context);
             });
           },
           (e: unknown) => {
@@ -321,11 +471,13 @@ export class WsServer implements Fanout, Conflater {
       },
       open: (ws) => {
         const data = ws.getUserData();
-        const conn = new WsConnection(ws, data.encoding, data.claims, o.maxBackpressure, this.audience);
+        const conn = new WsConnection(ws, data.encoding, data.claims, o.maxBackpressure, this.audience, this.hooks);
         data.conn = conn;
         conn.observe = o.observe;
         o.observe?.opened();
         this.conns.add(conn);
+        this.perUser.add(conn.user.id, 1);
+        this.perIp.add(data.ip, 1);
         // uWS frees a socket's subscriber state when it leaves its last topic, dropping frames
         // published to it but not yet flushed (`room_deleted` is published just before the room
         // unsubscribes everyone). A private topic nobody publishes to keeps that state for life.
@@ -376,6 +528,9 @@ export class WsServer implements Fanout, Conflater {
         conn.closed = true;
         conn.wake();
         this.conns.delete(conn);
+        this.backlog.delete(conn);
+        this.perUser.add(conn.user.id, -1);
+        this.perIp.add(ws.getUserData().ip, -1);
         for (const topic of conn.topics) this.audience.leave(topic, conn);
         conn.session.onClose();
       },
