@@ -121,7 +121,7 @@ t.test('#17 access log: every request at the default level, with no query string
   t.notMatch(all, secret, 'the token (query, header or body) is nowhere in the log');
 });
 
-t.test('#17 monitoring: the shipped alert rules pass promtool, and every metric they and the dashboard use is exposed', async (t) => {
+t.test('#18 monitoring: the shipped alert rules pass promtool, and every metric they and the dashboard use is exposed', async (t) => {
   const rules = 'deploy/prometheus-alerts.yml';
   const r = spawnSync(promtool, ['check', 'rules', rules], { encoding: 'utf8', timeout: 20_000 });
   t.equal(r.status, 0, `promtool check rules: ${r.stdout}${r.stderr}`);
