@@ -11,7 +11,7 @@ import path from 'node:path';
 import { pino } from 'pino';
 import t, { type Test } from 'tap';
 import { freePort, throwawayNats } from '../scripts/provision.mjs';
-import { untilJoined } from '../src/cluster/nats.js';
+import { untilJoined } from '../src/cluster/join.js';
 import { listenStandby } from '../src/transport/standby.js';
 import { uWS } from '../src/transport/uws.js';
 import { Api } from './helpers/api.js';
