@@ -18,9 +18,10 @@ import { RoomsService } from './chat/rooms-service.js';
 import type { Bus } from './cluster/bus.js';
 import { MemoryBus } from './cluster/bus-memory.js';
 import { NatsBus } from './cluster/bus-nats.js';
-import { Membership } from './cluster/membership.js';
-import { clusterNames, type JoinStatus, type NatsLink, openNats, untilJoined } from './cluster/nats.js';
-import { NatsRobotCluster, type RobotChange } from './cluster/robots-nats.js';
+import { type JoinStatus, joinCluster } from './cluster/join.js';
+import type { Membership } from './cluster/membership.js';
+import { clusterNames, type NatsLink } from './cluster/nats.js';
+import type { NatsRobotCluster, RobotChange } from './cluster/robots-nats.js';
 import { type Config, ConfigError } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { HubMetrics } from './metrics.js';
@@ -135,48 +136,28 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
     const urlOf = (p: number) => `${scheme}://${cfg.host === '0.0.0.0' ? '127.0.0.1' : cfg.host}:${p}`;
     let robotCluster: NatsRobotCluster | undefined;
     if (cfg.natsUrl) {
-      // A node never exits because NATS or JetStream is not ready yet (a cluster started together
-      // with its NATS servers): it holds its port with a stand-in whose /readyz says what it waits
-      // for, and keeps trying; members before robots, so a robot's home is a node others see alive.
-      const natsUrl = cfg.natsUrl;
+      // A node never exits because NATS or JetStream is not ready yet: it holds its port with a
+      // stand-in whose /readyz says what it waits for, and keeps trying.
       const joining: JoinStatus = { reason: 'connecting to NATS' };
       standby = await listenStandby(newApp(), cfg.host, cfg.port, () => joining.reason);
       if (!standby) throw portTaken();
       port = standby.port;
       root.info({ url: urlOf(port), port }, 'joining the cluster; /readyz says what it waits for');
-      const natsLog = root.child({ component: 'nats' });
-      const link = await untilJoined('connecting to NATS', () => openNats(natsUrl, nodeId, natsLog), joining, natsLog);
-      nats = link;
-      const opened = await untilJoined(
-        'opening the robots bucket',
-        () =>
-          NatsRobotCluster.open(link.nc, {
-            nodeId,
-            names,
-            alive: (node) => node === nodeId || (membership?.alive(node) ?? false),
-            changed: (id, what) => tellRobot(id, robotChangeMsg(what)),
-            log: root.child({ component: 'robot-cluster' }),
-          }),
-        joining,
-        natsLog,
-      );
-      robotCluster = opened;
-      undo.push(() => opened.close());
-      const m = await untilJoined(
-        'joining the membership',
-        () =>
-          Membership.join(link.nc, {
-            bucket: names.nodesBucket,
-            pulseSubject: names.nodesPulse,
-            self: { id: nodeId, url: urlOf(port), startedAt: Date.now() },
-            heartbeatMs: 2_000,
-            log: root,
-          }),
-        joining,
-        natsLog,
-      );
-      membership = m;
-      undo.push(() => m.leave());
+      const joined = await joinCluster({
+        natsUrl: cfg.natsUrl,
+        nodeId,
+        names,
+        url: urlOf(port),
+        robots: {
+          alive: (node) => node === nodeId || (membership?.alive(node) ?? false),
+          changed: (id, what) => tellRobot(id, robotChangeMsg(what)),
+        },
+        status: joining,
+        log: root,
+      });
+      ({ nats, robotCluster, membership } = joined);
+      undo.push(() => joined.robotCluster.close());
+      undo.push(() => joined.membership.leave());
     }
     const natsBus = nats && new NatsBus(store, nats.nc, names, root.child({ component: 'bus' }), nodeId);
     const natsLink = nats;

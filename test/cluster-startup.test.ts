@@ -8,8 +8,12 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { pino } from 'pino';
 import t, { type Test } from 'tap';
 import { freePort, throwawayNats } from '../scripts/provision.mjs';
+import { untilJoined } from '../src/cluster/join.js';
+import { listenStandby } from '../src/transport/standby.js';
+import { uWS } from '../src/transport/uws.js';
 import { Api } from './helpers/api.js';
 import { freshDatabase } from './helpers/db.js';
 import { FAST, tempDir } from './helpers/hub.js';
@@ -141,4 +145,51 @@ t.test('#3 one JetStream truth: after a NATS server is SIGKILLed, /readyz, sb_je
     t.equal(p.lines.filter((l) => l.msg === 'node heartbeat failed').length, 0, `node${i + 1}: no heartbeat failure repeated every interval`);
   }
   await stop(nodes);
+});
+
+t.test('#2 untilJoined: retries until the step succeeds, says why meanwhile, logs each distinct failure once', async (t) => {
+  const lines: Record<string, any>[] = [];
+  const log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const status = { reason: 'starting' };
+  const failures = ['JetStreamNotEnabled', 'JetStreamNotEnabled', 'timeout'];
+  const seen: string[] = [];
+  const r = await untilJoined(
+    'joining the membership',
+    async () => {
+      const f = failures.shift();
+      if (f) throw new Error(f);
+      seen.push(status.reason);
+      return 'joined';
+    },
+    status,
+    log,
+  );
+  t.equal(r, 'joined');
+  t.same(seen, ['joining the membership: timeout'], 'the reason names the step and its last failure');
+  t.same(
+    lines.filter((l) => l.msg === 'NATS or JetStream not ready yet; retrying').map((l) => l.err.message),
+    ['JetStreamNotEnabled', 'timeout'],
+    'a repeated failure is logged once',
+  );
+  t.match(lines.at(-1), { msg: 'joined after waiting for NATS / JetStream', step: 'joining the membership', tries: 4 });
+});
+
+t.test('#2 the stand-in: /healthz 200, /readyz 503 with the reason, anything else 503 UNAVAILABLE; a taken port is refused', async (t) => {
+  let reason = 'connecting to NATS: ECONNREFUSED';
+  const standby = await listenStandby(uWS.App(), '127.0.0.1', 0, () => reason);
+  if (!standby) throw new Error('no port');
+  t.teardown(() => standby.close());
+  const api = new Api(`http://127.0.0.1:${standby.port}`);
+  t.same((await api.get('/healthz')).body, { status: 'ok' });
+  const ready = await api.get('/readyz');
+  t.equal(ready.status, 503);
+  t.same(ready.body, { status: 'unavailable', reason: 'connecting to NATS: ECONNREFUSED' });
+  reason = 'joining the membership: timeout';
+  t.equal((await api.get('/readyz')).body.reason, 'joining the membership: timeout', 'the reason is read at each request');
+  const post = await api.post('/api/v1/rooms', { name: 'x' });
+  t.equal(post.status, 503);
+  t.equal(post.headers.get('retry-after'), '1');
+  t.equal(post.headers.get('connection'), 'close', 'the connection is not kept for after the switch');
+  t.match(post.body.error, { code: 'UNAVAILABLE', message: /joining its cluster \(joining the membership: timeout\)/ });
+  t.equal(await listenStandby(uWS.App(), '127.0.0.1', standby.port, () => reason), undefined, 'a taken port: no stand-in');
 });

@@ -8,6 +8,7 @@
 import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from '../log.js';
+import { JetStreamHealth } from './jetstream-health.js';
 
 export interface NodeInfo {
   id: string;
@@ -57,23 +58,22 @@ export class Membership {
   /** Members silent for SUSPECT_MS: gone until heard again. */
   private readonly silent = new Set<string>();
   private readonly leftListeners = new Set<(node: string) => void>();
-  /** When the last complete heartbeat (write and read of the bucket) succeeded. */
-  private lastBeat = Date.now();
-  /** Why the last heartbeat failed; undefined while they succeed. The one JetStream health state. */
-  private failure: string | undefined;
-  private beating = false;
+  /** Whether the last heartbeat (write and read of the bucket) succeeded: the one JetStream health state. */
+  private readonly health: JetStreamHealth;
 
   private constructor(
     private readonly nc: NatsConnection,
     private readonly kv: KV,
     private readonly o: MembershipOptions,
-  ) {}
+  ) {
+    this.health = new JetStreamHealth(o.heartbeatMs, o.log);
+  }
 
   static async join(nc: NatsConnection, o: MembershipOptions): Promise<Membership> {
     const kv = await openBucket(nc, o.bucket, 5 * o.heartbeatMs);
     const m = new Membership(nc, kv, o);
     await m.beat();
-    m.timer = setInterval(() => m.tick(), o.heartbeatMs);
+    m.timer = setInterval(() => m.health.run(() => m.beat()), o.heartbeatMs);
     m.timer.unref();
     m.startPulse();
     return m;
@@ -122,40 +122,12 @@ export class Membership {
    * this one state, so they never disagree.
    */
   get jetstreamUp(): boolean {
-    return this.failure === undefined && Date.now() - this.lastBeat < 2 * this.o.heartbeatMs + 1_000;
+    return this.health.up;
   }
 
   /** Why JetStream is failing for this node, while it is. */
   get jetstreamFailure(): string | undefined {
-    if (this.failure !== undefined) return this.failure;
-    return this.jetstreamUp ? undefined : 'node heartbeat overdue';
-  }
-
-  /** One heartbeat; the log tells each change of state once (failing, recovered), not every beat. */
-  private tick(): void {
-    if (this.beating) {
-      // A beat still waiting on JetStream past two intervals is a failure too.
-      if (this.failure === undefined && !this.jetstreamUp) this.failed('node heartbeat overdue');
-      return;
-    }
-    this.beating = true;
-    this.beat()
-      .then(
-        () => {
-          if (this.failure === undefined) return;
-          this.o.log.info({ failure: this.failure }, 'JetStream recovered: node heartbeats succeed again');
-          this.failure = undefined;
-        },
-        (e: Error) => this.failed(e.message, e),
-      )
-      .finally(() => {
-        this.beating = false;
-      });
-  }
-
-  private failed(reason: string, err?: Error): void {
-    if (this.failure === undefined) this.o.log.warn({ err, reason }, 'JetStream failing: node heartbeat failed');
-    this.failure = reason;
+    return this.health.failure;
   }
 
   private async beat(): Promise<void> {
@@ -174,7 +146,6 @@ export class Membership {
     const left = [...this.live.keys()].filter((id) => !live.has(id));
     if (joined.length || left.length) this.o.log.info({ joined, left, nodes: live.size }, 'cluster membership changed');
     this.live = live;
-    this.lastBeat = Date.now();
     for (const node of left) {
       this.heard.delete(node);
       // Already reported when it fell silent.

@@ -82,33 +82,3 @@ export async function openNats(url: string, nodeId: string, log: Logger): Promis
     onReconnect: (fn) => reconnected.add(fn),
   };
 }
-
-/** Where a node that is joining its cluster stands: /readyz reports `reason` until it has joined. */
-export interface JoinStatus {
-  reason: string;
-}
-
-/** The pause between two attempts to join, ms. */
-const JOIN_RETRY_MS = 500;
-
-/**
- * Runs `attempt` until it succeeds: a node never gives up because NATS or JetStream is not ready
- * yet (servers still starting, JetStream still electing its leader). `status.reason` says what it
- * waits for; a failure is logged when its message changes, not at every attempt.
- */
-export async function untilJoined<T>(what: string, attempt: () => Promise<T>, status: JoinStatus, log: Logger): Promise<T> {
-  let last: string | undefined;
-  for (let tries = 1; ; tries++) {
-    try {
-      const r = await attempt();
-      if (last !== undefined) log.info({ step: what, tries }, 'joined after waiting for NATS / JetStream');
-      return r;
-    } catch (e) {
-      const message = (e as Error).message;
-      status.reason = `${what}: ${message}`;
-      if (message !== last) log.warn({ step: what, err: e }, 'NATS or JetStream not ready yet; retrying');
-      last = message;
-      await new Promise((r) => setTimeout(r, JOIN_RETRY_MS));
-    }
-  }
-}
