@@ -1,6 +1,6 @@
 // The cluster Bus. PostgreSQL stays the point of durability and order: a batch is durable, and its
-// seqs final, once its `last_seq`-fenced insert commits, whichever node's room actor sequenced it
-// (a node that lost track of the room is refused and re-reads it). NATS carries the committed
+// seqs final, once its insert commits under the room row's lock, whichever node's room actor
+// sequenced it (a batch numbered before another node's commit is renumbered after it). NATS carries the committed
 // batch to every other node with local subscribers, at most once; a node that misses one repairs
 // the gap from PostgreSQL when the next batch or an announcement shows it (the room actor's
 // delivery path), and a periodic comparison with the stored heads (catchUp) reveals a batch missed
