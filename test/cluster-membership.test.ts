@@ -9,6 +9,7 @@ import type { Test } from 'tap';
 import t from 'tap';
 import { type Api, roomWith as roomWithOn, storedMessages, uniqueName } from './helpers/api.js';
 import { startCluster } from './helpers/cluster.js';
+import { listed, robotCluster } from './helpers/cluster-robots.js';
 import { FAST, UNLIMITED } from './helpers/hub.js';
 import { type Frame, openFor, type RawClient, subscribe } from './helpers/ws.js';
 
@@ -124,6 +125,58 @@ t.test('#1 failover: a client that joined through node 2 resumes on node 1 after
   t.equal(resumed.t, 'subscribed', `b resumes on node 1 (${JSON.stringify(resumed)})`);
   t.equal((await pub(bOn1, room, 'from node 1')).t, 'ack', 'and publishes there');
   await ownerOn1.next((f) => f.t === 'msg' && f.body === 'from node 1', "the owner receives b's message");
+});
+
+t.test("#1 a robot grant through node 2 works at once on node 1, where the robot's actor is active", async (t) => {
+  const rc = await robotCluster(t, 2);
+  const [r1, r2] = rc.nodes as [(typeof rc.nodes)[0], (typeof rc.nodes)[0]];
+  const [ra1, ra2] = rc.apis as [Api, Api];
+  const [owner, viewer, other] = await Promise.all([rc.signUp('own'), rc.signUp('view'), rc.signUp('other')]);
+  const r = await rc.enroll(owner);
+  await rc.attach(r1, r);
+  await listed(ra1, r, owner);
+  const ownerOn1 = await rc.user(r1, owner);
+  t.match(
+    await ownerOn1.request({ t: 'watch', robot: r.id }),
+    { t: 'watching', role: 'owner' },
+    "the owner watches on node 1: its actor caches the robot's grants",
+  );
+  const viewerOn1 = await rc.user(r1, viewer);
+  t.match(await viewerOn1.request({ t: 'watch', robot: r.id }), { t: 'error', code: 'NOT_FOUND' }, 'no grant yet: the robot is hidden');
+  const granted = await ra2.request('PUT', `/api/v1/robots/${r.id}/grants/${viewer.id}`, { role: 'viewer' }, { token: owner.token });
+  t.equal(granted.status, 200, 'granted through node 2');
+  t.match(await viewerOn1.request({ t: 'watch', robot: r.id }), { t: 'watching', role: 'viewer' }, 'the new viewer watches on node 1 at once');
+
+  // A grant whose cluster notice never arrives (written to the store on node 2 with no announcement):
+  // node 1's actor re-reads the grants on the miss instead of refusing.
+  const otherOn1 = await rc.user(r1, other);
+  t.equal(await r2.store.robots.grant(r.id, other.id, 'operator'), true);
+  t.match(await otherOn1.request({ t: 'watch', robot: r.id }), { t: 'watching', role: 'operator' }, 'a grant whose notice was lost works on node 1 too');
+});
+
+t.test('#1 the store is the truth when a membership notice is lost', async (t) => {
+  const [a, b] = await Promise.all([signUp(), signUp()]);
+  const { room, ownerOn1 } = await activeOnNode1(t, a);
+  const bOn1 = await open(t, b, n1.url);
+  // Written on node 2 with no notice to the cluster: node 1's cache misses and asks the store.
+  t.equal(await n2.store.rooms.join(room, b.id), true);
+  t.equal((await pub(bOn1, room, 'joined quietly')).t, 'ack', 'a join whose notice was lost: pub on node 1 is acked');
+  t.equal((await bOn1.request({ t: 'sub', room })).t, 'subscribed', 'and sub is accepted');
+  // Removed the same way: node 1 still caches b as a member, and the commit refuses b.
+  t.equal(await n2.store.rooms.leave(room, b.id), true);
+  const nack = await pub(bOn1, room, 'left quietly');
+  t.match(nack, { t: 'nack', code: 'NOT_MEMBER' }, 'a leave whose notice was lost: pub on node 1 is refused');
+  t.equal((await pub(ownerOn1, room, 'still open to members')).t, 'ack', 'the members still publish');
+  await ownerOn1.next((f) => f.t === 'msg' && f.body === 'still open to members', 'the owner sees its message');
+  await bOn1.barrier();
+  t.notOk(
+    bOn1.all('msg').some((f) => f.body === 'still open to members'),
+    "the refusal ended b's subscription on node 1",
+  );
+  t.notOk(
+    (await storedMessages(api1, room, a.token)).some((m) => (m as { body?: string }).body === 'left quietly'),
+    'nothing b sent after leaving was stored',
+  );
 });
 
 t.test('#4 publishers of one room on two nodes contend: every publish is acked, none UNAVAILABLE', async (t) => {

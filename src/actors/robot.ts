@@ -271,21 +271,21 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
         return undefined;
       case 'watch':
         this.inTime(msg.deadline);
-        return this.watch(msg.conn, msg.by, msg.reqId, msg.deadline);
+        return this.knowing(msg.by, () => this.watch(msg.conn, msg.by, msg.reqId, msg.deadline));
       case 'unwatch':
         this.unwatch(msg.conn);
         return undefined;
       case 'command':
-        return this.command(msg);
+        return this.knowing(msg.by, () => this.command(msg));
       case 'audited':
         this.audited(msg.id, msg.request);
         return undefined;
       case 'estop':
         this.inTime(msg.deadline);
-        return this.estop(msg.conn, msg.by, msg.reqId, msg.deadline);
+        return this.knowing(msg.by, () => this.estop(msg.conn, msg.by, msg.reqId, msg.deadline));
       case 'lease':
         this.inTime(msg.deadline);
-        return this.leaseRequest(msg);
+        return this.knowing(msg.by, () => this.leaseRequest(msg));
       case 'leaseExpired':
         if (this.lease?.token === msg.token) this.endLease('expired');
         return undefined;
@@ -309,7 +309,7 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
       case 'live':
         return this.live();
       case 'remote':
-        return this.serve(msg.req, msg.arrivedAt) as Promise<RobotReply>;
+        return this.knowing('by' in msg.req ? msg.req.by : undefined, () => this.serve(msg.req, msg.arrivedAt) as Promise<RobotReply>);
       case 'remoteEvent':
         return this.onRemote(msg.event);
       case 'remoteTimeout':
@@ -404,6 +404,16 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
   }
 
   // ---- the users' side ----
+
+  /**
+   * Runs `then` once the cached grants can judge `by`: a user they do not name (neither the owner
+   * nor a grantee nor an admin) has them re-read first, in this mailbox step, so a grant made
+   * through another node whose notice has not arrived here (or was lost) is honoured, not refused.
+   */
+  private knowing<T>(by: Requester | undefined, then: () => T | Promise<T>): T | Promise<T> {
+    if (!by || this.missing || by.admin || by.user.id === this.ownerId || this.grants.has(by.user.id)) return then();
+    return this.reloadAccess().then(then);
+  }
 
   /** The caller's role, or null for an admin without one; NOT_FOUND for anyone else. */
   private roleOf(by: Requester): RobotRoleName | null {
