@@ -177,6 +177,11 @@ t.test('#1 the store is the truth when a membership notice is lost', async (t) =
     (await storedMessages(api1, room, a.token)).some((m) => (m as { body?: string }).body === 'left quietly'),
     'nothing b sent after leaving was stored',
   );
+  // Deleted the same way: a non-member's miss finds no room, and a member's commit finds none.
+  t.equal(await n2.store.rooms.delete(room), true);
+  t.match(await bOn1.request({ t: 'sub', room }), { t: 'error', code: 'NOT_FOUND' }, 'a deletion whose notice was lost: sub on node 1 is refused');
+  await ownerOn1.next((f) => f.t === 'event' && f.kind === 'room_deleted', 'room_deleted for the subscribers on node 1');
+  t.match(await pub(ownerOn1, room, 'into the void'), { t: 'nack', code: 'NOT_FOUND' }, "and the owner's pub too");
 });
 
 t.test('#4 publishers of one room on two nodes contend: every publish is acked, none UNAVAILABLE', async (t) => {
