@@ -9,7 +9,7 @@ import type { Test } from 'tap';
 import t from 'tap';
 import { type Api, roomWith as roomWithOn, storedMessages, uniqueName } from './helpers/api.js';
 import { startCluster } from './helpers/cluster.js';
-import { listed, robotCluster } from './helpers/cluster-robots.js';
+import { listed, obedient, robotCluster } from './helpers/cluster-robots.js';
 import { FAST, UNLIMITED } from './helpers/hub.js';
 import { type Frame, openFor, type RawClient, subscribe } from './helpers/ws.js';
 
@@ -133,7 +133,8 @@ t.test("#1 a robot grant through node 2 works at once on node 1, where the robot
   const [ra1, ra2] = rc.apis as [Api, Api];
   const [owner, viewer, other] = await Promise.all([rc.signUp('own'), rc.signUp('view'), rc.signUp('other')]);
   const r = await rc.enroll(owner);
-  await rc.attach(r1, r);
+  const robot = await rc.attach(r1, r);
+  const obeyed = obedient(robot);
   await listed(ra1, r, owner);
   const ownerOn1 = await rc.user(r1, owner);
   t.match(
@@ -152,6 +153,19 @@ t.test("#1 a robot grant through node 2 works at once on node 1, where the robot
   const otherOn1 = await rc.user(r1, other);
   t.equal(await r2.store.robots.grant(r.id, other.id, 'operator'), true);
   t.match(await otherOn1.request({ t: 'watch', robot: r.id }), { t: 'watching', role: 'operator' }, 'a grant whose notice was lost works on node 1 too');
+  t.match(await otherOn1.request({ t: 'lease', robot: r.id, op: 'acquire', ttlMs: 60_000 }), { t: 'leased' }, 'the operator takes the lease');
+  t.match(await otherOn1.request({ t: 'cmd', robot: r.id, name: 'first' }), { t: 'queued' }, 'and commands');
+  // Revoked the same way: node 1's actor still caches the grant and the lease, and the audit write
+  // (which checks the role in the store) refuses the command before it reaches the robot.
+  t.equal(await r2.store.robots.revokeGrant(r.id, other.id), true);
+  t.match(
+    await otherOn1.request({ t: 'cmd', robot: r.id, name: 'after revocation' }),
+    { t: 'error', code: 'FORBIDDEN' },
+    'a revocation whose notice was lost: the command is refused',
+  );
+  await otherOn1.next((f) => f.t === 'robot' && f.kind === 'access_revoked', 'the refusal ends the watch');
+  await ownerOn1.barrier();
+  t.notOk(obeyed.includes('after revocation'), 'the robot never got it');
 });
 
 t.test('#1 the store is the truth when a membership notice is lost', async (t) => {

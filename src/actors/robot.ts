@@ -521,24 +521,31 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
     const id = randomUUID();
     this.auditing++;
     const audited: Extract<RobotMsg, { type: 'audited' }> = { type: 'audited', id, request: m };
-    this.deps.store.robots
-      .insertCommand({ id, robotId: this.id, userId: m.by.user.id, command: m.name, argsDigest: digest(m.args), issuedAt: new Date(now) })
-      .then(
-        () => {
-          if (!this.ctx.self.tell(audited))
-            this.audited(audited.id, audited.request, new SbError('UNAVAILABLE', 'the robot is overloaded; the command was not sent'));
-        },
-        (e: unknown) => {
-          this.ctx.log.warn({ err: e }, 'command refused: the audit log cannot be written');
+    const record = { id, robotId: this.id, userId: m.by.user.id, command: m.name, argsDigest: digest(m.args), issuedAt: new Date(now) };
+    // An admin may command without a role; anyone else must still be the owner or an operator in
+    // the store (the cached grants may predate a revocation made through another node).
+    (m.by.admin ? this.deps.store.robots.insertCommand(record) : this.deps.store.robots.insertOperatorCommand(record)).then(
+      (written) => {
+        if (!written) {
           this.auditing--;
-          m.conn.send({
-            t: 'error',
-            id: m.reqId,
-            code: 'UNAVAILABLE',
-            message: 'the command could not be recorded in the audit log, so it was not sent; retry',
-          });
-        },
-      );
+          m.conn.send({ t: 'error', id: m.reqId, code: 'FORBIDDEN', message: 'commands need the operator role, which you no longer hold' });
+          this.ctx.self.tell({ type: 'accessChanged' });
+          return;
+        }
+        if (!this.ctx.self.tell(audited))
+          this.audited(audited.id, audited.request, new SbError('UNAVAILABLE', 'the robot is overloaded; the command was not sent'));
+      },
+      (e: unknown) => {
+        this.ctx.log.warn({ err: e }, 'command refused: the audit log cannot be written');
+        this.auditing--;
+        m.conn.send({
+          t: 'error',
+          id: m.reqId,
+          code: 'UNAVAILABLE',
+          message: 'the command could not be recorded in the audit log, so it was not sent; retry',
+        });
+      },
+    );
     return undefined;
   }
 
