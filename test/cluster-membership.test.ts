@@ -7,10 +7,10 @@
 
 import type { Test } from 'tap';
 import t from 'tap';
-import { type Api, roomWith as roomWithOn, storedMessages, uniqueName } from './helpers/api.js';
+import { type Api, Api as ApiClient, roomWith as roomWithOn, storedMessages, uniqueName } from './helpers/api.js';
 import { startCluster } from './helpers/cluster.js';
 import { listed, obedient, robotCluster } from './helpers/cluster-robots.js';
-import { FAST, UNLIMITED } from './helpers/hub.js';
+import { FAST, startTestHub, UNLIMITED } from './helpers/hub.js';
 import { type Frame, openFor, type RawClient, subscribe } from './helpers/ws.js';
 
 const cluster = await startCluster(t, 2, { ...FAST, ...UNLIMITED });
@@ -196,6 +196,25 @@ t.test('#1 the store is the truth when a membership notice is lost', async (t) =
   t.match(await bOn1.request({ t: 'sub', room }), { t: 'error', code: 'NOT_FOUND' }, 'a deletion whose notice was lost: sub on node 1 is refused');
   await ownerOn1.next((f) => f.t === 'event' && f.kind === 'room_deleted', 'room_deleted for the subscribers on node 1');
   t.match(await pub(ownerOn1, room, 'into the void'), { t: 'nack', code: 'NOT_FOUND' }, "and the owner's pub too");
+});
+
+t.test('#1 one node with the in-process bus and the embedded database: the store is the truth there too', async (t) => {
+  const hub = await startTestHub(t, { embedded: true, env: { ...FAST } });
+  const api = new ApiClient(hub.url);
+  const [a, b] = await Promise.all([api.signUp(uniqueName('em')), api.signUp(uniqueName('em'))]);
+  const room = await roomWithOn(api, a);
+  const aWs = await open(t, a, hub.url);
+  await subscribe(aWs, room);
+  t.equal((await pub(aWs, room, 'warm')).t, 'ack', 'the room is active');
+  const bWs = await open(t, b, hub.url);
+  // Changes written past the service (no notice to the actor): the cache miss and the commit decide.
+  t.equal(await hub.store.rooms.join(room, b.id), true);
+  t.equal((await pub(bWs, room, 'joined quietly')).t, 'ack', "a join the actor was not told of: b's pub is acked");
+  t.equal(await hub.store.rooms.leave(room, b.id), true);
+  t.match(await pub(bWs, room, 'left quietly'), { t: 'nack', code: 'NOT_MEMBER' }, "a leave the actor was not told of: b's pub is refused");
+  t.equal(await hub.store.rooms.delete(room), true);
+  t.match(await pub(aWs, room, 'gone'), { t: 'nack', code: 'NOT_FOUND' }, 'a deletion the actor was not told of: the pub is refused');
+  await aWs.next((f) => f.t === 'event' && f.kind === 'room_deleted', 'room_deleted for the subscriber');
 });
 
 t.test('#4 publishers of one room on two nodes contend: every publish is acked, none UNAVAILABLE', async (t) => {
