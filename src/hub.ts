@@ -267,8 +267,16 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
         const reply = await roomRef(roomId).ask({ type: 'publish', sender, cid, body });
         return (reply as { pending: Promise<PublishResult> }).pending;
       },
-      memberChanged: (roomId, op, user) => tell(roomId, { type: 'member', op, user }),
-      deleted: (roomId) => tell(roomId, { type: 'deleted' }),
+      // This node's actor is told in its mailbox; the others' caches and live subscriptions hear it
+      // through the Bus (the store, not this notice, is what refuses a removed member's publish).
+      memberChanged: (roomId, op, user) => {
+        tell(roomId, { type: 'member', op, user });
+        bus.signal(roomId, { kind: 'member', op, user });
+      },
+      deleted: (roomId) => {
+        tell(roomId, { type: 'deleted' });
+        bus.signal(roomId, { kind: 'deleted' });
+      },
     });
 
     // The robot CA is read at the first enrollment, not at start: a node runs without one until then.

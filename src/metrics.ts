@@ -136,11 +136,12 @@ export class HubMetrics {
   /** The Bus, counting what it commits and timing each commit. */
   instrument(bus: Bus): Bus {
     return {
-      append: async (roomId, batch, expectedLastSeq) => {
+      append: async (roomId, batch) => {
         const end = this.commitSeconds.startTimer();
         try {
-          await bus.append(roomId, batch, expectedLastSeq);
+          const committed = await bus.append(roomId, batch);
           this.published.inc(batch.length);
+          return committed;
         } catch (e) {
           this.commitFailures.inc();
           throw e;

@@ -69,3 +69,31 @@ t.test('a lost delivery is repaired from the store before the next one', async (
   );
   t.match(frames[0], { t: 'subscribed', id: 1, seq: 5 });
 });
+
+t.test('#1 a membership re-check the store cannot answer is a retryable UNAVAILABLE, and the actor keeps going', async (t) => {
+  const log = createLogger('silent');
+  const store = await Store.open({ databaseUrl: await freshDatabase(t), dataDir: '/nonexistent', poolSize: 2, log });
+  t.teardown(() => store.close());
+  await store.migrate();
+  const [owner, other] = await Promise.all(
+    ['re-owner', 're-other'].map((username) => store.users.create({ id: randomUUID(), username, displayName: null, passwordHash: 'x', isAdmin: false })),
+  );
+  const room = await store.rooms.createGroup(randomUUID(), 'recheck', owner!.id);
+  const system = new ActorSystem(log);
+  system.register<RoomMsg, RoomReply>('room', (id, ctx) => new RoomActor(id, ctx, { store, bus: new MemoryBus(store), fanout: { publish: () => {} } }));
+  t.teardown(() => system.stopAll(5000));
+  const ref = system.ref<RoomMsg, RoomReply>('room', room.id);
+  const publish = async (u: { id: string; username: string }, cid: string) =>
+    ((await ref.ask({ type: 'publish', sender: { id: u.id, username: u.username }, cid, body: cid })) as { pending: Promise<PublishResult> }).pending;
+  t.equal((await publish(owner!, 'o1')).message.seq, 1, 'the owner (cached) publishes');
+  // The store fails only for the miss's re-check (a fault injected into this one read).
+  const withRole = store.rooms.withRole.bind(store.rooms);
+  store.rooms.withRole = () => Promise.reject(new Error('connection lost'));
+  t.teardown(() => {
+    store.rooms.withRole = withRole;
+  });
+  await t.rejects(publish(other!, 'x1'), { code: 'UNAVAILABLE' }, 'an uncached user is answered UNAVAILABLE, not NOT_MEMBER');
+  store.rooms.withRole = withRole;
+  await t.rejects(publish(other!, 'x2'), { code: 'NOT_MEMBER' }, 'once the store answers: NOT_MEMBER');
+  t.equal((await publish(owner!, 'o2')).message.seq, 2, 'the actor went on');
+});

@@ -112,13 +112,23 @@ for (const [name, open] of Object.entries(backends)) {
           body: `m-${from + i}`,
           createdAt: new Date(),
         }));
-      await store.messages.insertSequenced(room.id, seqd(1, 20), 0);
-      await store.messages.insertSequenced(room.id, seqd(21, 20, b.id), 20);
-      await store.messages.insertSequenced(room.id, [], 40);
+      await t.rejects(
+        store.messages.insertSequenced(room.id, seqd(1, 1, b.id)),
+        { name: 'CommitRefusedError', roomGone: false, notMembers: [b.id] },
+        'a sender who is not a member is refused',
+      );
+      await store.rooms.join(room.id, b.id);
+      await store.messages.insertSequenced(room.id, seqd(1, 20));
+      await store.messages.insertSequenced(room.id, seqd(21, 20, b.id));
+      t.same(await store.messages.insertSequenced(room.id, []), []);
       t.equal((await store.rooms.byId(room.id))?.lastSeq, 40, 'last_seq follows the batches');
-      await t.rejects(store.messages.insertSequenced(room.id, seqd(41, 1), 39), { name: 'StaleSequenceError' }, 'a stale sequencer is fenced off');
-      await t.rejects(store.messages.insertSequenced(room.id, [{ ...seqd(41, 1)[0]!, cid: 'c1' }], 40), { code: '23505' }, 'a cid is unique per sender');
+      await t.rejects(store.messages.insertSequenced(room.id, [{ ...seqd(41, 1)[0]!, cid: 'c1' }]), { code: '23505' }, 'a cid is unique per sender');
       t.equal((await store.rooms.byId(room.id))?.lastSeq, 40, 'a failed batch changes nothing');
+      await t.rejects(
+        store.messages.insertSequenced(randomUUID(), seqd(41, 1)),
+        { name: 'CommitRefusedError', roomGone: true },
+        'a commit to a room that does not exist is refused',
+      );
       const found = await store.messages.byCids([
         { senderId: a.id, cid: 'c3' },
         { senderId: b.id, cid: 'c25' },
@@ -134,7 +144,7 @@ for (const [name, open] of Object.entries(backends)) {
         (await store.messages.range(room.id, 35, 38)).map((m) => m.seq),
         [36, 37, 38],
       );
-      t.same(await store.rooms.memberIds(room.id), [a.id]);
+      t.same((await store.rooms.memberIds(room.id)).sort(), [a.id, b.id].sort());
       const latest = await store.messages.page(room.id, { limit: 10 });
       t.same(
         latest.map((m) => m.seq),
@@ -156,8 +166,18 @@ for (const [name, open] of Object.entries(backends)) {
         [11, 12, 13],
       );
       const body = "'; DROP TABLE messages; -- \u{1F600} \\ % _";
-      await store.messages.insertSequenced(room.id, [{ ...seqd(41, 1)[0]!, cid: 'meta', body }], 40);
+      await store.messages.insertSequenced(room.id, [{ ...seqd(41, 1)[0]!, cid: 'meta', body }]);
       t.equal((await store.messages.range(room.id, 40, 41))[0]?.body, body, 'stored verbatim');
+      const stale = await store.messages.insertSequenced(room.id, seqd(40, 2));
+      t.same(
+        stale.map((m) => m.seq),
+        [42, 43],
+        'a batch numbered from a stale last seq (another sequencer wrote) is committed right after the last message',
+      );
+      t.same(
+        (await store.messages.range(room.id, 41, 43)).map((m) => m.cid),
+        ['c40', 'c41'],
+      );
     });
   });
 }
@@ -180,11 +200,9 @@ t.test('embedded: data survives closing and reopening the data dir', async (t) =
   await first.migrate();
   const u = await user(first, 'persist');
   const room = await first.rooms.createGroup(randomUUID(), 'kept', u.id);
-  await first.messages.insertSequenced(
-    room.id,
-    [{ id: randomUUID(), roomId: room.id, seq: 1, senderId: u.id, cid: 'k1', body: 'still here', createdAt: new Date() }],
-    0,
-  );
+  await first.messages.insertSequenced(room.id, [
+    { id: randomUUID(), roomId: room.id, seq: 1, senderId: u.id, cid: 'k1', body: 'still here', createdAt: new Date() },
+  ]);
   await first.close();
   await first.close(); // idempotent
   const second = await Store.open({ databaseUrl: undefined, dataDir, poolSize: 1, log });

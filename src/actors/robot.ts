@@ -276,21 +276,21 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
         return undefined;
       case 'watch':
         this.inTime(msg.deadline);
-        return this.watch(msg.conn, msg.by, msg.reqId, msg.deadline);
+        return this.knowing(msg.by, () => this.watch(msg.conn, msg.by, msg.reqId, msg.deadline));
       case 'unwatch':
         this.unwatch(msg.conn);
         return undefined;
       case 'command':
-        return this.command(msg);
+        return this.knowing(msg.by, () => this.command(msg));
       case 'audited':
         this.audited(msg.id, msg.request);
         return undefined;
       case 'estop':
         this.inTime(msg.deadline);
-        return this.estop(msg.conn, msg.by, msg.reqId, msg.deadline);
+        return this.knowing(msg.by, () => this.estop(msg.conn, msg.by, msg.reqId, msg.deadline));
       case 'lease':
         this.inTime(msg.deadline);
-        return this.leaseRequest(msg);
+        return this.knowing(msg.by, () => this.leaseRequest(msg));
       case 'leaseExpired':
         if (this.lease?.token === msg.token) this.endLease('expired');
         return undefined;
@@ -314,7 +314,7 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
       case 'live':
         return this.live();
       case 'remote':
-        return this.serve(msg.req, msg.arrivedAt) as Promise<RobotReply>;
+        return this.knowing('by' in msg.req ? msg.req.by : undefined, () => this.serve(msg.req, msg.arrivedAt) as Promise<RobotReply>);
       case 'remoteEvent':
         return this.onRemote(msg.event);
       case 'remoteTimeout':
@@ -409,6 +409,16 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
   }
 
   // ---- the users' side ----
+
+  /**
+   * Runs `then` once the cached grants can judge `by`: a user they do not name (neither the owner
+   * nor a grantee nor an admin) has them re-read first, in this mailbox step, so a grant made
+   * through another node whose notice has not arrived here (or was lost) is honoured, not refused.
+   */
+  private knowing<T>(by: Requester | undefined, then: () => T | Promise<T>): T | Promise<T> {
+    if (!by || this.missing || by.admin || by.user.id === this.ownerId || this.grants.has(by.user.id)) return then();
+    return this.reloadAccess().then(then);
+  }
 
   /** The caller's role, or null for an admin without one; NOT_FOUND for anyone else. */
   private roleOf(by: Requester): RobotRoleName | null {
@@ -516,24 +526,31 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
     const id = randomUUID();
     this.auditing++;
     const audited: Extract<RobotMsg, { type: 'audited' }> = { type: 'audited', id, request: m };
-    this.deps.store.robots
-      .insertCommand({ id, robotId: this.id, userId: m.by.user.id, command: m.name, argsDigest: digest(m.args), issuedAt: new Date(now) })
-      .then(
-        () => {
-          if (!this.ctx.self.tell(audited))
-            this.audited(audited.id, audited.request, new SbError('UNAVAILABLE', 'the robot is overloaded; the command was not sent'));
-        },
-        (e: unknown) => {
-          this.ctx.log.warn({ err: e }, 'command refused: the audit log cannot be written');
+    const record = { id, robotId: this.id, userId: m.by.user.id, command: m.name, argsDigest: digest(m.args), issuedAt: new Date(now) };
+    // An admin may command without a role; anyone else must still be the owner or an operator in
+    // the store (the cached grants may predate a revocation made through another node).
+    (m.by.admin ? this.deps.store.robots.insertCommand(record) : this.deps.store.robots.insertOperatorCommand(record)).then(
+      (written) => {
+        if (!written) {
           this.auditing--;
-          m.conn.send({
-            t: 'error',
-            id: m.reqId,
-            code: 'UNAVAILABLE',
-            message: 'the command could not be recorded in the audit log, so it was not sent; retry',
-          });
-        },
-      );
+          m.conn.send({ t: 'error', id: m.reqId, code: 'FORBIDDEN', message: 'commands need the operator role, which you no longer hold' });
+          this.ctx.self.tell({ type: 'accessChanged' });
+          return;
+        }
+        if (!this.ctx.self.tell(audited))
+          this.audited(audited.id, audited.request, new SbError('UNAVAILABLE', 'the robot is overloaded; the command was not sent'));
+      },
+      (e: unknown) => {
+        this.ctx.log.warn({ err: e }, 'command refused: the audit log cannot be written');
+        this.auditing--;
+        m.conn.send({
+          t: 'error',
+          id: m.reqId,
+          code: 'UNAVAILABLE',
+          message: 'the command could not be recorded in the audit log, so it was not sent; retry',
+        });
+      },
+    );
     return undefined;
   }
 

@@ -1,5 +1,7 @@
 // The room actor: one per active room on a node, and the only writer of its messages. It checks
-// membership (cached; told of joins, leaves and deletion), sequences publishes and makes them
+// membership (cached; told of joins, leaves and deletion on any node; a miss re-checks the store
+// before refusing, and the commit itself refuses a sender who is no longer a member, so a change
+// made through any node holds here by the time its reply is sent), sequences publishes and makes them
 // durable in groups through the Bus (the messages that arrive while a commit is in flight go
 // together in the next one; each sender's promise resolves only once its message is durable), dedups
 // by (sender, cid), fans deliveries out once per encoding, and serves resume: a subscriber gets
@@ -11,7 +13,7 @@ import { randomUUID } from 'node:crypto';
 import type { Bus } from '../cluster/bus.js';
 import { notFound, SbError } from '../errors.js';
 import { CloseCode, type MessageFrame, type UserRef } from '../protocol/frames.js';
-import { type Message, type SequencedMessage, StaleSequenceError } from '../store/messages.js';
+import { CommitRefusedError, type Message, type SequencedMessage } from '../store/messages.js';
 import type { Store } from '../store/store.js';
 import { isUniqueViolation } from '../store/users.js';
 import { type Connection, type Fanout, roomTopic } from './ports.js';
@@ -30,6 +32,8 @@ export type RoomMsg =
   | { type: 'deliver'; batch: Message[] }
   | { type: 'caughtUp'; connId: string; entry: CatchUp }
   | { type: 'member'; op: 'joined' | 'left'; user: UserRef }
+  /** The store refused these senders at commit: they left (the notice may not have arrived yet). */
+  | { type: 'evict'; userIds: string[] }
   | { type: 'remotePresence'; node: string; users: UserRef[]; ask: boolean }
   | { type: 'presenceTick' }
   | { type: 'remoteTyping'; user: UserRef }
@@ -46,7 +50,7 @@ export interface RoomDeps {
 
 /** In a cluster, each node shares its present users this often; another node's entry lapses after 3 missed shares. */
 export const PRESENCE_SHARE_MS = 3_000;
-/** Tries per batch when a retry can fix the failure (another sequencer wrote first, a cid race). */
+/** Tries per batch when a retry can fix the failure (a cid race). */
 const MAX_COMMIT_ATTEMPTS = 5;
 /** Largest group commit. */
 const MAX_BATCH = 512;
@@ -144,7 +148,11 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
       (node, signal) => {
         // Presence is shared in full and periodically: a dropped update is healed by the next.
         if (signal.kind === 'presence') this.ctx.self.tell({ type: 'remotePresence', node, users: signal.users, ask: signal.ask });
-        else this.ctx.self.tell({ type: 'remoteTyping', user: signal.user });
+        else if (signal.kind === 'typing') this.ctx.self.tell({ type: 'remoteTyping', user: signal.user });
+        // A lost membership notice leaves only a live subscription running longer: access is
+        // re-checked on a miss and the commit refuses a removed sender.
+        else if (signal.kind === 'member') this.ctx.self.tell({ type: 'member', op: signal.op, user: signal.user });
+        else this.ctx.self.tell({ type: 'deleted' });
       },
     );
   }
@@ -173,10 +181,12 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
   handle(msg: RoomMsg): RoomReply | Promise<RoomReply> {
     switch (msg.type) {
       case 'publish':
-        return { pending: this.publish(msg.sender, msg.cid, msg.body) };
+        return this.checked(msg.sender.id, () => ({ pending: this.publish(msg.sender, msg.cid, msg.body) }));
       case 'subscribe':
-        this.subscribe(msg.conn, msg.reqId, msg.since);
-        return;
+        return this.checked(msg.conn.user.id, () => {
+          this.subscribe(msg.conn, msg.reqId, msg.since);
+          return undefined;
+        });
       case 'caughtUp':
         this.caughtUp(msg.connId, msg.entry);
         return;
@@ -184,10 +194,11 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
         this.unsubscribe(msg.conn);
         return;
       case 'typing':
-        this.check(msg.conn.user.id);
-        this.deps.fanout.publish(this.topic, { t: 'typing', room: this.id, user: msg.conn.user }, msg.conn);
-        this.deps.bus.signal(this.id, { kind: 'typing', user: msg.conn.user });
-        return;
+        return this.checked(msg.conn.user.id, () => {
+          this.deps.fanout.publish(this.topic, { t: 'typing', room: this.id, user: msg.conn.user }, msg.conn);
+          this.deps.bus.signal(this.id, { kind: 'typing', user: msg.conn.user });
+          return undefined;
+        });
       case 'deliver':
         return this.deliver(msg.batch);
       case 'remotePresence':
@@ -202,22 +213,45 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
       case 'member':
         this.member(msg.op, msg.user);
         return;
+      case 'evict':
+        for (const id of msg.userIds) this.evict(id);
+        return;
       case 'deleted':
         this.deleted();
         return;
     }
   }
 
-  private check(userId: string): void {
+  /**
+   * Runs `then` (in this mailbox step) if the user is a member. A cache miss asks the store before
+   * refusing: a join through another node may not have reached this cache yet.
+   */
+  private checked<T>(userId: string, then: () => T): T | Promise<T> {
     if (this.gone) throw notFound('room');
-    if (this.members.has(userId)) return;
-    // A direct room does not exist for anyone but its two members (as over REST).
-    if (this.direct) throw notFound('room');
-    throw new SbError('NOT_MEMBER', 'you are not a member of this room');
+    if (this.members.has(userId)) return then();
+    return this.deps.store.rooms.withRole(this.id, userId).then(
+      (found) => {
+        if (this.gone) throw notFound('room');
+        if (!found) {
+          // Deleted through another node, and the notice has not arrived (or was lost).
+          this.deleted();
+          throw notFound('room');
+        }
+        if (found.role) {
+          this.members.add(userId);
+          return then();
+        }
+        // A direct room does not exist for anyone but its two members (as over REST).
+        if (this.direct) throw notFound('room');
+        throw new SbError('NOT_MEMBER', 'you are not a member of this room');
+      },
+      (e: unknown) => {
+        throw new SbError('UNAVAILABLE', 'membership could not be checked; retry', undefined, { cause: e });
+      },
+    );
   }
 
   private publish(sender: UserRef, cid: string, body: string): Promise<PublishResult> {
-    this.check(sender.id);
     const key = `${sender.id}\u0000${cid}`;
     const known = this.recent.get(key);
     if (known) {
@@ -261,6 +295,11 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
       try {
         await this.commitWithRetries(batch);
       } catch (e) {
+        if (e instanceof CommitRefusedError && e.roomGone) {
+          for (const p of batch) p.reject(notFound('room'));
+          this.ctx.self.tell({ type: 'deleted' });
+          continue;
+        }
         this.ctx.log.error({ err: e, room: this.id, batch: batch.length }, 'group commit failed; publishers get a retryable nack');
         const failure = new SbError('UNAVAILABLE', 'the message could not be stored; retry with the same cid', undefined, { cause: e });
         for (const p of batch) p.reject(failure);
@@ -273,22 +312,29 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
 
   /**
    * Commits, retrying what a retry fixes: a cid that raced into another room between the dedup read
-   * and the insert (read again: the loser is answered with a conflict), and, in a cluster, another
-   * node's sequencer having written to the room (re-read where it is, then sequence after it).
-   * Already settled promises ignore a retry.
+   * and the insert (read again: the loser is answered with a conflict), and senders the store
+   * refused as no longer members (they get NOT_MEMBER, the others are committed without them).
+   * Another node's sequencer having written meanwhile needs no retry: the store renumbers the
+   * batch after it. Already settled promises ignore a retry.
    */
-  private async commitWithRetries(batch: Pending[]): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
+  private async commitWithRetries(initial: Pending[]): Promise<void> {
+    let batch = initial;
+    for (let attempt = 1; ; ) {
       try {
         return await this.commit(batch);
       } catch (e) {
-        const stale = e instanceof StaleSequenceError;
-        if ((!stale && !isUniqueViolation(e)) || attempt >= MAX_COMMIT_ATTEMPTS) throw e;
-        this.ctx.log.debug({ room: this.id, attempt, reason: stale ? 'stale sequence' : 'cid race' }, 'recommitting the batch');
-        if (stale) {
-          const room = await this.deps.store.rooms.byId(this.id);
-          if (room) this.lastSeq = Math.max(room.lastSeq, this.lastDelivered);
+        if (e instanceof CommitRefusedError && !e.roomGone) {
+          // Each refusal shrinks the batch, so this ends.
+          const refused = new Set(e.notMembers);
+          const notMember = new SbError('NOT_MEMBER', 'you are not a member of this room');
+          for (const p of batch) if (refused.has(p.sender.id)) p.reject(notMember);
+          batch = batch.filter((p) => !refused.has(p.sender.id));
+          this.ctx.self.tell({ type: 'evict', userIds: e.notMembers });
+          continue;
         }
+        if (!isUniqueViolation(e) || attempt >= MAX_COMMIT_ATTEMPTS) throw e;
+        attempt++;
+        this.ctx.log.debug({ room: this.id, attempt }, 'a cid raced into the store; recommitting the batch');
       }
     }
   }
@@ -320,15 +366,17 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
       body: p.body,
       createdAt: now,
     }));
-    this.lastSeq = expected + fresh.length;
+    let committed: SequencedMessage[];
     try {
-      await this.deps.bus.append(this.id, sequenced, expected);
+      committed = await this.deps.bus.append(this.id, sequenced);
     } catch (e) {
       this.lastSeq = expected;
       throw e;
     }
+    // Renumbered when another node wrote meanwhile; its messages reach this node as a gap to repair.
+    this.lastSeq = Math.max((committed.at(-1) as SequencedMessage).seq, this.lastDelivered);
     fresh.forEach((p, i) => {
-      p.resolve({ message: sequenced[i] as SequencedMessage, duplicate: false });
+      p.resolve({ message: committed[i] as SequencedMessage, duplicate: false });
     });
   }
 
@@ -372,7 +420,6 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
   }
 
   private subscribe(conn: Connection, reqId: number, since: number | undefined): void {
-    this.check(conn.user.id);
     this.leaveCatchUp(conn.id);
     if (since === undefined || since >= this.lastDelivered) {
       this.join(conn, reqId);
@@ -542,9 +589,14 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
       this.deps.fanout.publish(this.topic, { t: 'event', room: this.id, kind: 'member_joined', user });
       return;
     }
-    this.members.delete(user.id);
     this.deps.fanout.publish(this.topic, { t: 'event', room: this.id, kind: 'member_left', user });
-    for (const conn of this.connections()) if (conn.user.id === user.id) this.unsubscribe(conn);
+    this.evict(user.id);
+  }
+
+  /** Forgets a member and ends their subscriptions here. */
+  private evict(userId: string): void {
+    this.members.delete(userId);
+    for (const conn of this.connections()) if (conn.user.id === userId) this.unsubscribe(conn);
   }
 
   /** Every connection subscribed or catching up, as a snapshot. */
@@ -553,6 +605,7 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
   }
 
   private deleted(): void {
+    if (this.gone) return;
     this.deps.fanout.publish(this.topic, { t: 'event', room: this.id, kind: 'room_deleted' });
     for (const conn of this.connections()) this.unsubscribe(conn);
     this.gone = true;

@@ -10,9 +10,10 @@ export class MemoryBus implements Bus {
 
   constructor(private readonly store: Store) {}
 
-  async append(roomId: string, batch: SequencedMessage[], expectedLastSeq: number): Promise<void> {
-    await this.store.messages.insertSequenced(roomId, batch, expectedLastSeq);
-    this.announce(roomId, batch);
+  async append(roomId: string, batch: SequencedMessage[]): Promise<SequencedMessage[]> {
+    const committed = await this.store.messages.insertSequenced(roomId, batch);
+    this.announce(roomId, committed);
+    return committed;
   }
 
   announce(roomId: string, batch: Message[]): void {

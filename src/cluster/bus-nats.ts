@@ -1,6 +1,6 @@
 // The cluster Bus. PostgreSQL stays the point of durability and order: a batch is durable, and its
-// seqs final, once its `last_seq`-fenced insert commits, whichever node's room actor sequenced it
-// (a node that lost track of the room is refused and re-reads it). NATS carries the committed
+// seqs final, once its insert commits under the room row's lock, whichever node's room actor
+// sequenced it (a batch numbered before another node's commit is renumbered after it). NATS carries the committed
 // batch to every other node with local subscribers, at most once; a node that misses one repairs
 // the gap from PostgreSQL when the next batch or an announcement shows it (the room actor's
 // delivery path), and a periodic comparison with the stored heads (catchUp) reveals a batch missed
@@ -51,9 +51,10 @@ export class NatsBus implements Bus {
     this.timer.unref();
   }
 
-  async append(roomId: string, batch: SequencedMessage[], expectedLastSeq: number): Promise<void> {
-    await this.store.messages.insertSequenced(roomId, batch, expectedLastSeq);
-    this.announce(roomId, batch);
+  async append(roomId: string, batch: SequencedMessage[]): Promise<SequencedMessage[]> {
+    const committed = await this.store.messages.insertSequenced(roomId, batch);
+    this.announce(roomId, committed);
+    return committed;
   }
 
   announce(roomId: string, batch: Message[]): void {
@@ -75,7 +76,9 @@ export class NatsBus implements Bus {
     const wire =
       signal.kind === 'presence'
         ? [this.nodeId, 'p', signal.users.map((u) => [u.id, u.username]), signal.ask]
-        : [this.nodeId, 't', [signal.user.id, signal.user.username]];
+        : signal.kind === 'deleted'
+          ? [this.nodeId, 'd']
+          : [this.nodeId, signal.kind === 'typing' ? 't' : signal.op === 'joined' ? 'j' : 'l', [signal.user.id, signal.user.username]];
     try {
       this.nc.publish(this.names.signals(roomId), packPlain(wire));
     } catch (e) {
@@ -95,13 +98,13 @@ export class NatsBus implements Bus {
           let node: string;
           let signal: RoomSignal;
           try {
-            const w = unpackPlain(msg.data) as [string, 'p' | 't', unknown, boolean?];
+            const w = unpackPlain(msg.data) as [string, 'p' | 't' | 'j' | 'l' | 'd', unknown, boolean?];
             node = w[0];
             const ref = ([id, username]: [string, string]) => ({ id, username });
-            signal =
-              w[1] === 'p'
-                ? { kind: 'presence', users: (w[2] as [string, string][]).map(ref), ask: w[3] === true }
-                : { kind: 'typing', user: ref(w[2] as [string, string]) };
+            if (w[1] === 'p') signal = { kind: 'presence', users: (w[2] as [string, string][]).map(ref), ask: w[3] === true };
+            else if (w[1] === 'd') signal = { kind: 'deleted' };
+            else if (w[1] === 't') signal = { kind: 'typing', user: ref(w[2] as [string, string]) };
+            else signal = { kind: 'member', op: w[1] === 'j' ? 'joined' : 'left', user: ref(w[2] as [string, string]) };
           } catch (e) {
             return this.log.error({ err: e, room: roomId }, 'undecodable signal from the cluster');
           }

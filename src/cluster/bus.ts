@@ -7,19 +7,27 @@ import type { Message, SequencedMessage } from '../store/messages.js';
 
 export type BusListener = (messages: Message[]) => void;
 /**
- * Ephemeral room news between the nodes of a cluster: a node's users present in the room (the whole
- * set; `ask`: that node wants everyone's now), or someone typing.
+ * Room news between the nodes of a cluster: a node's users present in the room (the whole set;
+ * `ask`: that node wants everyone's now), someone typing, a member who joined or left, the room
+ * deleted. Membership news only updates the other nodes' caches and ends their live subscriptions
+ * promptly: what a removal forbids is enforced by the store at commit, and a join is found by a
+ * cache miss re-checking the store, so a lost signal costs neither safety nor access.
  */
-export type RoomSignal = { kind: 'presence'; users: UserRef[]; ask: boolean } | { kind: 'typing'; user: UserRef };
+export type RoomSignal =
+  | { kind: 'presence'; users: UserRef[]; ask: boolean }
+  | { kind: 'typing'; user: UserRef }
+  | { kind: 'member'; op: 'joined' | 'left'; user: UserRef }
+  | { kind: 'deleted' };
 export type SignalListener = (node: string, signal: RoomSignal) => void;
 
 export interface Bus {
   /**
-   * Makes a batch of sequenced messages durable, in order, provided the room's last durable seq is
-   * still `expectedLastSeq` (otherwise rejects: another sequencer wrote). Resolves once durable;
-   * then every listener of the room, on every node, receives the batch in seq order.
+   * Makes a batch durable, in order, right after the room's last durable message: resolves once
+   * durable with the batch as committed (renumbered if another sequencer wrote since `batch` was
+   * numbered); then every listener of the room, on every node, receives it in seq order. Rejects
+   * with CommitRefusedError when the room is gone or a sender is no longer a member.
    */
-  append(roomId: string, batch: SequencedMessage[], expectedLastSeq: number): Promise<void>;
+  append(roomId: string, batch: SequencedMessage[]): Promise<SequencedMessage[]>;
   /**
    * Fans already durable messages out again, e.g. a retried publish found in the store: its first
    * attempt may have committed without reaching every node. Listeners ignore seqs they have.

@@ -50,17 +50,36 @@ export class Messages {
   }
 
   /**
-   * Group commit for a room's sequencer: inserts a batch of already-sequenced messages and advances
-   * the room's `last_seq` in one transaction, only if `last_seq` still equals `expectedLastSeq` (a
-   * fence: a sequencer that lost track of the room is refused with StaleSequenceError).
+   * Group commit for a room's sequencers: inserts a batch and advances the room's `last_seq` in one
+   * transaction. The store has the last word on both order and membership, so contending sequencers
+   * (one per node in a cluster) never fail each other and a removal holds everywhere at once:
+   * - the `UPDATE ... RETURNING` takes the room row's lock, so commits to a room run one after the
+   *   other, each taking the seqs right after the last committed one: a batch numbered from a stale
+   *   `last_seq` (another node wrote meanwhile) is renumbered, and the committed batch is returned;
+   * - under that lock, every sender must still be a member (the rows are read `FOR SHARE`, so a
+   *   concurrent leave waits for this commit, and one that committed first is seen): otherwise, as
+   *   when the room is gone, nothing is written and CommitRefusedError names who was refused.
    */
-  async insertSequenced(roomId: string, batch: SequencedMessage[], expectedLastSeq: number): Promise<void> {
-    if (batch.length === 0) return;
-    const last = (batch[batch.length - 1] as SequencedMessage).seq;
-    await this.sql.begin(async (tx) => {
-      const moved = await tx`UPDATE rooms SET last_seq = ${last} WHERE id = ${roomId} AND last_seq = ${expectedLastSeq}`;
-      if (moved.count !== 1) throw new StaleSequenceError(`room ${roomId} is not at seq ${expectedLastSeq}`);
-      const rows = batch.map((m) => ({
+  async insertSequenced(roomId: string, batch: SequencedMessage[]): Promise<SequencedMessage[]> {
+    if (batch.length === 0) return batch;
+    return this.sql.begin(async (tx) => {
+      const [moved] = await tx<{ last_seq: string }[]>`
+        UPDATE rooms SET last_seq = last_seq + ${batch.length} WHERE id = ${roomId} RETURNING last_seq`;
+      if (!moved) throw new CommitRefusedError(roomId, true, []);
+      const senders = [...new Set(batch.map((m) => m.senderId))];
+      const members = await tx<{ user_id: string }[]>`
+        SELECT user_id FROM room_members WHERE room_id = ${roomId} AND user_id = ANY(${senders}::uuid[]) FOR SHARE`;
+      if (members.length !== senders.length) {
+        const still = new Set(members.map((r) => r.user_id));
+        throw new CommitRefusedError(
+          roomId,
+          false,
+          senders.filter((s) => !still.has(s)),
+        );
+      }
+      const first = Number(moved.last_seq) - batch.length + 1;
+      const committed = (batch[0] as SequencedMessage).seq === first ? batch : batch.map((m, i) => ({ ...m, seq: first + i }));
+      const rows = committed.map((m) => ({
         room_id: m.roomId,
         seq: m.seq,
         id: m.id,
@@ -70,6 +89,7 @@ export class Messages {
         created_at: m.createdAt,
       }));
       await tx`INSERT INTO messages ${tx(rows, 'room_id', 'seq', 'id', 'sender_id', 'client_msg_id', 'body', 'created_at')}`;
+      return committed;
     });
   }
 
@@ -110,7 +130,15 @@ export interface SequencedMessage {
   createdAt: Date;
 }
 
-export class StaleSequenceError extends Error {
-  override name = 'StaleSequenceError';
-  readonly code = 'STALE_SEQUENCE';
+/** A commit the store refused: the room no longer exists, or these senders are no longer its members. */
+export class CommitRefusedError extends Error {
+  override name = 'CommitRefusedError';
+  constructor(
+    roomId: string,
+    readonly roomGone: boolean,
+    /** Senders of the batch who are not members (when the room exists). */
+    readonly notMembers: string[],
+  ) {
+    super(roomGone ? `room ${roomId} does not exist` : `${notMembers.length} sender(s) are not members of room ${roomId}`);
+  }
 }

@@ -268,6 +268,28 @@ export class Robots {
   }
 
   /**
+   * Appends a command to the audit log only if its issuer is, in the same statement, the robot's
+   * owner or holds the operator grant: a revocation made through any node holds at once, whatever
+   * the issuing node has cached. Undefined (nothing written) when not.
+   */
+  async insertOperatorCommand(c: {
+    id: string;
+    robotId: string;
+    userId: string;
+    command: string;
+    argsDigest: Buffer;
+    issuedAt: Date;
+  }): Promise<CommandRecord | undefined> {
+    const [row] = await this.sql<AuditRow[]>`
+      INSERT INTO command_audit (id, robot_id, user_id, command, args_digest, issued_at)
+      SELECT ${c.id}, ${c.robotId}, ${c.userId}, ${c.command}, ${c.argsDigest}, ${c.issuedAt}
+      WHERE EXISTS (SELECT 1 FROM robots WHERE id = ${c.robotId} AND owner_id = ${c.userId})
+         OR EXISTS (SELECT 1 FROM robot_grants WHERE robot_id = ${c.robotId} AND user_id = ${c.userId} AND role = 'operator')
+      RETURNING *`;
+    return row && toRecord(row);
+  }
+
+  /**
    * Fills a later stage's timestamp (and, with `completed`, the outcome) once. False when the
    * command is unknown or that stage was already recorded: the first report wins.
    */
