@@ -32,6 +32,8 @@ export interface ConnectOptions {
   origin?: string;
   /** The subprotocols offered; default: the encoding's one. `[]` offers none. */
   protocols?: string[];
+  /** Extra request headers (e.g. X-Forwarded-For). */
+  headers?: Record<string, string>;
 }
 
 export interface Closed {
@@ -46,7 +48,7 @@ function wsUrl(httpUrl: string, opts: ConnectOptions): string {
 }
 
 function open(httpUrl: string, opts: ConnectOptions): WebSocket {
-  const headers: Record<string, string> = {};
+  const headers: Record<string, string> = { ...opts.headers };
   if (opts.token !== undefined) headers.authorization = `Bearer ${opts.token}`;
   if (opts.cookie !== undefined) headers.cookie = opts.cookie;
   if (opts.origin !== undefined) headers.origin = opts.origin;
