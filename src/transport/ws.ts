@@ -244,6 +244,13 @@ class WsConnection implements ClientConnection {
     this.closed = true;
     this.ws.end(code, reason);
   }
+
+  /** Closes at once, without a close frame: uWS frees the queue now instead of after its close timeout. */
+  abort(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.ws.close();
+  }
 }
 
 export class WsServer implements Fanout, Conflater {
@@ -294,12 +301,19 @@ export class WsServer implements Fanout, Conflater {
     this.scheduleSweep();
   }
 
-  /** Closes a slow consumer; its queue (at most the limit) stays with uWS until the close completes. */
-  private slow(c: WsConnection): void {
+  /**
+   * Closes a slow consumer with 4001; its queue (at most the limit) stays with uWS until the close
+   * completes. `abort`: drop it at once instead, freeing the queue now (the node is over its budget).
+   */
+  private slow(c: WsConnection, abort = false): void {
     if (c.closed) return;
     const bytes = c.ws.getBufferedAmount();
-    c.close(CloseCode.SLOW_CONSUMER, SLOW);
     this.slowClosed++;
+    if (abort) {
+      c.abort();
+      return;
+    }
+    c.close(CloseCode.SLOW_CONSUMER, SLOW);
     if (bytes > 0) {
       this.lingering.push({ bytes, until: Date.now() + lingerMs(this.opts.idleTimeoutS) });
       this.lingeringBytes += bytes;
@@ -359,7 +373,8 @@ export class WsServer implements Fanout, Conflater {
 
   /**
    * After a turn with sends: forgets sockets that drained, and if the node's queued bytes (live
-   * sockets plus lingering closed ones) exceed the budget, closes sockets until they fit: first those
+   * sockets plus lingering closed ones) exceed the budget, drops sockets at once (freeing their queues;
+   * a 4001 close frame would wait behind them for seconds) until they fit: first those
    * that drained nothing since the last sweep (stalled readers), largest queue first, then those at
    * least a quarter of their limit behind. A reader that keeps up is never cut for others' sake.
    * Only the backlog is read, so the cost follows the sockets written to, not all sockets.
@@ -367,18 +382,29 @@ export class WsServer implements Fanout, Conflater {
   private sweep(): void {
     this.sweepScheduled = false;
     this.pruneLingering();
-    let total = this.lingeringBytes;
+    let estimate = this.lingeringBytes;
     const queued: { c: WsConnection; b: number; stalled: boolean }[] = [];
     for (const c of this.backlog) {
       const b = c.closed ? 0 : c.ws.getBufferedAmount();
       // Behind at two sweeps in a row and not shrinking: it read nothing meanwhile.
       const stalled = b > 0 && c.lastBuffered > 0 && b >= c.lastBuffered;
       c.lastBuffered = b;
-      if (b === 0) this.backlog.delete(c);
+      if (c.closed || (b === 0 && c.unflushed === 0)) this.backlog.delete(c);
       else {
-        total += b;
+        estimate += b + c.unflushed;
         queued.push({ c, b, stalled });
       }
+    }
+    if (estimate <= this.opts.bufferedBudget) return;
+    // Over by the estimate: measure exactly (a ping makes uWS write what its topic tree holds).
+    let total = this.lingeringBytes;
+    for (const q of queued) {
+      if (q.c.unflushed > 0) {
+        q.c.ws.ping();
+        q.c.unflushed = 0;
+        q.b = q.c.ws.getBufferedAmount();
+      }
+      total += q.b;
     }
     if (total <= this.opts.bufferedBudget) return;
     queued.sort((x, y) => Number(y.stalled) - Number(x.stalled) || y.b - x.b);
@@ -387,12 +413,11 @@ export class WsServer implements Fanout, Conflater {
       if (total <= this.opts.bufferedBudget) break;
       if (!stalled && b < this.opts.maxBackpressure / 4) break;
       this.backlog.delete(c);
-      this.slow(c);
-      // Its queue still lingers in uWS for a while (counted by slow()); what we free is future growth.
+      this.slow(c, true);
       total -= b;
       cut++;
     }
-    if (cut > 0) this.opts.log.warn({ cut, budget: this.opts.bufferedBudget }, 'buffered-bytes budget exceeded; closed the slowest consumers');
+    if (cut > 0) this.opts.log.warn({ cut, budget: this.opts.bufferedBudget }, 'buffered-bytes budget exceeded; dropped the slowest consumers');
   }
 
   conflate(conns: Iterable<Connection>, key: string, frame: ServerFrame): void {
