@@ -309,7 +309,9 @@ export class WsServer implements Fanout, Conflater {
     if (c.closed) return;
     const bytes = c.ws.getBufferedAmount();
     this.slowClosed++;
-    if (abort) {
+    this.pruneLingering();
+    // Queues left behind a 4001 close must not pile up past the budget either.
+    if (abort || this.lingeringBytes + bytes > this.opts.bufferedBudget) {
       c.abort();
       return;
     }
