@@ -4,7 +4,16 @@
 
 import { pino } from 'pino';
 import t from 'tap';
-import { type Actor, ActorStoppedError, ActorSystem, type ActorSystemOptions, AskTimeoutError, type Clock, MailboxFullError } from '../src/actors/runtime.js';
+import {
+  type Actor,
+  ActorLimitError,
+  ActorStoppedError,
+  ActorSystem,
+  type ActorSystemOptions,
+  AskTimeoutError,
+  type Clock,
+  MailboxFullError,
+} from '../src/actors/runtime.js';
 
 class FakeClock implements Clock {
   t = 0;
@@ -563,4 +572,54 @@ t.test('stopAll during a passivation lets it finish, drains what arrived meanwhi
   t.equal(await during, 'during');
   t.same(events, ['a by 1', 'stop 1', 'during by 2', 'stop 2']);
   t.equal(clock.pending, 0);
+});
+
+t.test('#8 actor cap: a message to a new address past maxActors is refused; absent entities and failed starts leave at once', async (t) => {
+  const { system, clock } = setup({ maxActors: 2 });
+  const gate = deferred();
+  system.register<string, string>('thing', (id) => ({
+    async start() {
+      if (id === 'broken') throw new Error('cannot load');
+    },
+    async handle(m) {
+      if (m === 'hold') await gate.promise;
+      return `${id}:${m}`;
+    },
+    passivateNow: () => id.startsWith('absent'),
+  }));
+  // An absent entity answers, then is forgotten: it never holds a slot.
+  for (let i = 0; i < 10; i++) t.equal(await system.ref<string, string>('thing', `absent${i}`).ask('hi'), `absent${i}:hi`);
+  await flush();
+  t.equal(system.metrics().actors, 0, 'no absent entity lingers');
+  t.match(
+    await system
+      .ref('thing', 'broken')
+      .ask('x')
+      .catch((e: unknown) => e),
+    { message: 'cannot load' },
+  );
+  await flush();
+  t.equal(system.metrics().actors, 0, 'a failed start does not linger either');
+  // Two live actors fill the node.
+  const a = system.ref<string, string>('thing', 'a');
+  const b = system.ref<string, string>('thing', 'b');
+  const held = a.ask('hold', 60_000);
+  t.equal(await b.ask('x'), 'b:x');
+  t.equal(system.metrics().actors, 2);
+  const err = await system
+    .ref('thing', 'c')
+    .ask('x')
+    .catch((e: unknown) => e);
+  t.type(err, ActorLimitError);
+  t.match(err, { code: 'OVERLOADED', message: /not started, the node hosts its limit of 2 actors/ });
+  t.notOk(system.ref('thing', 'c').tell('x'), 'tell to a new address is refused too');
+  t.equal(await b.ask('y'), 'b:y', 'live actors are still served');
+  gate.resolve();
+  t.equal(await held, 'a:hold');
+  // Idle actors passivate and free their slots.
+  clock.advance(60_000);
+  await flush();
+  await flush();
+  t.equal(system.metrics().actors, 0);
+  t.equal(await system.ref<string, string>('thing', 'c').ask('x'), 'c:x', 'a freed slot is reused');
 });

@@ -205,15 +205,36 @@ class WsConnection implements ClientConnection {
       return;
     }
     const status = this.ws.send(data, this.encoding === 'msgpack');
+    this.unflushed = 0; // a send first flushes what uWS still holds for this socket's topics
     // Dropped by uWS (its backstop): never leave a gap open.
     if (status === 2) this.server.slow(this);
     else this.server.backlogged(this);
   }
 
-  /** Whether a frame of `bytes` may be queued: the queue stays within the limit, or it is empty. */
+  /** The queue at the last sweep: one that never shrinks belongs to a reader that stopped. */
+  lastBuffered = 0;
+
+  /**
+   * Bytes published to this socket's topics that uWS may still hold in its topic tree: it batches
+   * small publishes (under 16 KiB) and writes them later, so getBufferedAmount() does not count them yet.
+   */
+  unflushed = 0;
+
+  /**
+   * Whether a frame of `bytes` may be queued: the queue stays within the limit, or it is empty. When
+   * the estimate says no, a ping makes uWS flush this socket's topic messages (a send always does),
+   * so the answer rests on the exact queue; that costs one 2-byte ping per limit's worth of traffic.
+   */
   fits(bytes: number): boolean {
-    const queued = this.ws.getBufferedAmount();
-    return queued === 0 || queued + bytes + FRAME_HEADER_BYTES <= this.maxBackpressure;
+    const need = bytes + FRAME_HEADER_BYTES;
+    let queued = this.ws.getBufferedAmount();
+    if (queued + this.unflushed + need <= this.maxBackpressure) return true;
+    if (this.unflushed > 0) {
+      this.ws.ping();
+      this.unflushed = 0;
+      queued = this.ws.getBufferedAmount();
+    }
+    return queued === 0 || queued + need <= this.maxBackpressure;
   }
 
   /** The topics this connection is in: what the slow-consumer sweep looks at. */
@@ -237,6 +258,13 @@ class WsConnection implements ClientConnection {
     if (this.closed) return;
     this.closed = true;
     this.ws.end(code, reason);
+  }
+
+  /** Closes at once, without a close frame: uWS frees the queue now instead of after its close timeout. */
+  abort(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.ws.close();
   }
 }
 
@@ -288,12 +316,21 @@ export class WsServer implements Fanout, Conflater {
     this.scheduleSweep();
   }
 
-  /** Closes a slow consumer; its queue (at most the limit) stays with uWS until the close completes. */
-  private slow(c: WsConnection): void {
+  /**
+   * Closes a slow consumer with 4001; its queue (at most the limit) stays with uWS until the close
+   * completes. `abort`: drop it at once instead, freeing the queue now (the node is over its budget).
+   */
+  private slow(c: WsConnection, abort = false): void {
     if (c.closed) return;
     const bytes = c.ws.getBufferedAmount();
-    c.close(CloseCode.SLOW_CONSUMER, SLOW);
     this.slowClosed++;
+    this.pruneLingering();
+    // Queues left behind a 4001 close must not pile up past the budget either.
+    if (abort || this.lingeringBytes + bytes > this.opts.bufferedBudget) {
+      c.abort();
+      return;
+    }
+    c.close(CloseCode.SLOW_CONSUMER, SLOW);
     if (bytes > 0) {
       this.lingering.push({ bytes, until: Date.now() + lingerMs(this.opts.idleTimeoutS) });
       this.lingeringBytes += bytes;
@@ -331,8 +368,10 @@ export class WsServer implements Fanout, Conflater {
       if (c === except || c.closed) continue;
       const n = size[c.encoding];
       if (n === undefined) continue;
-      if (c.fits(n)) this.backlog.add(c);
-      else this.slow(c);
+      if (c.fits(n)) {
+        c.unflushed += n + FRAME_HEADER_BYTES;
+        this.backlog.add(c);
+      } else this.slow(c);
     }
     for (const enc of ENCODINGS) {
       const b = bytes[enc];
@@ -352,34 +391,51 @@ export class WsServer implements Fanout, Conflater {
 
   /**
    * After a turn with sends: forgets sockets that drained, and if the node's queued bytes (live
-   * sockets plus lingering closed ones) exceed the budget, closes the sockets furthest behind until
-   * they fit. Only the backlog is read, so the cost follows the sockets written to, not all sockets.
+   * sockets plus lingering closed ones) exceed the budget, drops sockets at once (freeing their queues;
+   * a 4001 close frame would wait behind them for seconds) until they fit: first those
+   * that drained nothing since the last sweep (stalled readers), largest queue first, then those at
+   * least a quarter of their limit behind. A reader that keeps up is never cut for others' sake.
+   * Only the backlog is read, so the cost follows the sockets written to, not all sockets.
    */
   private sweep(): void {
     this.sweepScheduled = false;
     this.pruneLingering();
-    let total = this.lingeringBytes;
-    const queued: [WsConnection, number][] = [];
+    let estimate = this.lingeringBytes;
+    const queued: { c: WsConnection; b: number; stalled: boolean }[] = [];
     for (const c of this.backlog) {
       const b = c.closed ? 0 : c.ws.getBufferedAmount();
-      if (b === 0) this.backlog.delete(c);
+      // Behind at two sweeps in a row and not shrinking: it read nothing meanwhile.
+      const stalled = b > 0 && c.lastBuffered > 0 && b >= c.lastBuffered;
+      c.lastBuffered = b;
+      if (c.closed || (b === 0 && c.unflushed === 0)) this.backlog.delete(c);
       else {
-        total += b;
-        queued.push([c, b]);
+        estimate += b + c.unflushed;
+        queued.push({ c, b, stalled });
       }
     }
+    if (estimate <= this.opts.bufferedBudget) return;
+    // Over by the estimate: measure exactly (a ping makes uWS write what its topic tree holds).
+    let total = this.lingeringBytes;
+    for (const q of queued) {
+      if (q.c.unflushed > 0) {
+        q.c.ws.ping();
+        q.c.unflushed = 0;
+        q.b = q.c.ws.getBufferedAmount();
+      }
+      total += q.b;
+    }
     if (total <= this.opts.bufferedBudget) return;
-    queued.sort((a, b) => b[1] - a[1]);
+    queued.sort((x, y) => Number(y.stalled) - Number(x.stalled) || y.b - x.b);
     let cut = 0;
-    for (const [c, b] of queued) {
+    for (const { c, b, stalled } of queued) {
       if (total <= this.opts.bufferedBudget) break;
+      if (!stalled && b < this.opts.maxBackpressure / 4) break;
       this.backlog.delete(c);
-      this.slow(c);
-      // Its queue still lingers in uWS for a while (counted by slow()); what we free is future growth.
+      this.slow(c, true);
       total -= b;
       cut++;
     }
-    if (cut > 0) this.opts.log.warn({ cut, budget: this.opts.bufferedBudget }, 'buffered-bytes budget exceeded; closed the slowest consumers');
+    if (cut > 0) this.opts.log.warn({ cut, budget: this.opts.bufferedBudget }, 'buffered-bytes budget exceeded; dropped the slowest consumers');
   }
 
   conflate(conns: Iterable<Connection>, key: string, frame: ServerFrame): void {

@@ -34,6 +34,8 @@ export interface ConnectOptions {
   protocols?: string[];
   /** PEM of the CA to trust for a wss:// URL (e.g. a test proxy's throwaway certificate). */
   ca?: string;
+  /** Extra request headers (e.g. X-Forwarded-For). */
+  headers?: Record<string, string>;
 }
 
 export interface Closed {
@@ -48,7 +50,7 @@ function wsUrl(httpUrl: string, opts: ConnectOptions): string {
 }
 
 function open(httpUrl: string, opts: ConnectOptions): WebSocket {
-  const headers: Record<string, string> = {};
+  const headers: Record<string, string> = { ...opts.headers };
   if (opts.token !== undefined) headers.authorization = `Bearer ${opts.token}`;
   if (opts.cookie !== undefined) headers.cookie = opts.cookie;
   if (opts.origin !== undefined) headers.origin = opts.origin;
