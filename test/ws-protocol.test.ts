@@ -116,7 +116,15 @@ for (const encoding of ENCODINGS) {
     t.match(h.session, /^[A-Za-z0-9_-]{8,}$/);
     t.same(h.user, { id: u.id, username: u.username });
     t.equal(h.exp, jwtPayload(u.token).exp * 1000, 'exp is the token expiry, ms');
-    t.same(h.limits, { maxFrameBytes: 65_536, maxMessageBytes: MAX_MESSAGE_BYTES, maxSubscriptions: 200, publishPerSecond: 50, publishBurst: 100 });
+    t.same(h.limits, {
+      maxFrameBytes: 65_536,
+      maxMessageBytes: MAX_MESSAGE_BYTES,
+      maxSubscriptions: 200,
+      publishPerSecond: 50,
+      publishBurst: 100,
+      maxConnectionsPerUser: 32,
+      maxConnectionsPerIp: 256,
+    });
     const other = await open(t, hub.url, as(u));
     t.not(other.hello.session, h.session, 'each connection is its own session');
     t.same(c.frames, [h], 'nothing but hello until asked');
