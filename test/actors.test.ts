@@ -623,3 +623,17 @@ t.test('#8 actor cap: a message to a new address past maxActors is refused; abse
   t.equal(system.metrics().actors, 0);
   t.equal(await system.ref<string, string>('thing', 'c').ask('x'), 'c:x', 'a freed slot is reused');
 });
+
+t.test('#8 actor cap: a passivateNow that throws is logged and the actor stays', async (t) => {
+  const { system, lines } = setup();
+  system.register<string, string>('odd', () => ({
+    handle: (m) => m,
+    passivateNow: () => {
+      throw new Error('boom');
+    },
+  }));
+  t.equal(await system.ref<string, string>('odd', 'o').ask('x'), 'x');
+  await flush();
+  t.equal(system.metrics().actors, 1, 'still live');
+  t.ok(lines.some((l) => l.msg === 'actor passivateNow threw; staying alive'));
+});
