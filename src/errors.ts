@@ -25,6 +25,7 @@ export type ErrorCode =
   | 'LEASE_HELD'
   | 'TIMEOUT'
   | 'UNAVAILABLE'
+  | 'OVERLOADED'
   | 'INTERNAL';
 
 /** HTTP status per code: the one table that maps a condition to its status. */
@@ -51,6 +52,7 @@ export const httpStatus: Record<ErrorCode, number> = {
   LEASE_HELD: 409,
   TIMEOUT: 504,
   UNAVAILABLE: 503,
+  OVERLOADED: 503,
   INTERNAL: 500,
 };
 

@@ -337,3 +337,25 @@ t.test('#12 login limits: a failing store is an error, never a silent pass or a 
   await t.rejects(limits.beforeLogin('ada', '192.0.2.1'), { code: 'ECONNREFUSED' }, 'login check');
   await t.rejects(limits.register('192.0.2.1'), { code: 'ECONNREFUSED' }, 'registration check');
 });
+
+t.test('#8 over REST: a post that would wake one room too many gets 503 OVERLOADED with Retry-After, never a 500', async (t) => {
+  const maxActors = 100;
+  const hub = await startTestHub(t, { env: { ...FAST, SB_MAX_ACTORS: String(maxActors), SB_WS_PUBLISH_PER_SECOND: '100000', SB_WS_PUBLISH_BURST: '100000' } });
+  const api = new Api(hub.url);
+  const u = await api.signUp(uniqueName('busy'));
+  const post = (room: string, cid: string) => api.post(`/api/v1/rooms/${room}/messages`, { cid, body: 'hi' }, { token: u.token });
+  const rooms: string[] = [];
+  for (let i = 0; i <= maxActors; i++) rooms.push(await roomWith(api, u));
+  // Each first post wakes its room's actor, which then stays alive while idle (60 s): the node
+  // holds its limit of live rooms once the first `maxActors` rooms have a message.
+  for (const room of rooms.slice(0, maxActors)) {
+    const r = await post(room, `c-${room}`);
+    t.equal(r.status, 201, r.text);
+  }
+  const over = await post(rooms[maxActors] as string, 'c-over');
+  isError(t, over, 503, 'OVERLOADED', 'the post to one room more');
+  t.equal(over.headers.get('retry-after'), '1', 'with Retry-After');
+  const stored = await api.get(`/api/v1/rooms/${rooms[maxActors]}/messages`, { token: u.token });
+  t.same(stored.body.messages, [], 'and nothing was stored');
+  t.equal((await post(rooms[0] as string, 'c-again')).status, 201, 'a room already awake is still served');
+});

@@ -4,6 +4,7 @@
 // client went away; no exception escapes to uWS.
 
 import { randomBytes } from 'node:crypto';
+import { ActorLimitError, AskTimeoutError, MailboxFullError } from '../actors/runtime.js';
 import type { AccessClaims } from '../auth/access-tokens.js';
 import { hashCsrf } from '../auth/access-tokens.js';
 import { errorBody, RateLimitedError, SbError } from '../errors.js';
@@ -352,6 +353,22 @@ export class HttpRouter {
       if (e.code === 'METHOD_NOT_ALLOWED') headers.allow = ((e.details?.allow as string[]) ?? []).join(', ');
       if (e.status >= 500) log.error({ err: e }, 'request failed');
       return { status: e.status, headers, body: errorBody(e) };
+    }
+    // The actor runtime sheds load with errors of its own: over REST they are the same retryable
+    // conditions the WebSocket session reports, never a 500.
+    if (e instanceof MailboxFullError || e instanceof ActorLimitError) {
+      return {
+        status: 503,
+        headers: { 'retry-after': '1' },
+        body: errorBody(new SbError('OVERLOADED', `the node is overloaded; retry shortly (request ${reqId})`)),
+      };
+    }
+    if (e instanceof AskTimeoutError) {
+      return {
+        status: 504,
+        headers: { 'retry-after': '1' },
+        body: errorBody(new SbError('TIMEOUT', `no answer in time; the request may still take effect (a post: retry with the same cid) (request ${reqId})`)),
+      };
     }
     if (isConnectionError(e)) {
       log.error({ err: e }, 'request failed: store unreachable');
