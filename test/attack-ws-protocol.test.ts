@@ -225,3 +225,16 @@ t.test('#11 invalid UTF-8 in a MessagePack string is refused, not stored as U+FF
   t.equal(hist.messages.length, 0, 'nothing was stored');
   t.match(await c.request({ t: 'pub', room, cid: 'good', body: 'a\u00e9b' }), { t: 'ack' }, 'valid UTF-8 is accepted');
 });
+
+t.test('#19 a repeated sub with since replays without a second presence snapshot', async (t) => {
+  const u = await signUp();
+  const room = (await api.post('/api/v1/rooms', { kind: 'group', name: 'resub' }, { token: u.token })).body.room.id;
+  const c = await open(t, u);
+  t.match(await c.request({ t: 'pub', room, cid: 'one', body: 'hello' }), { t: 'ack', seq: 1 });
+  t.match(await c.request({ t: 'sub', room }), { t: 'subscribed', seq: 1 });
+  await c.next((f) => f.t === 'presence', 'the first snapshot');
+  t.match(await c.request({ t: 'sub', room, since: 0 }), { t: 'subscribed', seq: 1 }, 'resumed on the live connection');
+  t.match(c.all('msg'), [{ seq: 1, body: 'hello' }], 'the message was replayed');
+  await c.barrier();
+  t.equal(c.all('presence').length, 1, 'one snapshot only');
+});
