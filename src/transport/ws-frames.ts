@@ -2,7 +2,8 @@
 // problem (and the request id when the frame had a usable one), never an exception to uWS.
 
 import { SbError } from '../errors.js';
-import type { ClientFrame } from '../protocol/frames.js';
+import { decode, InvalidUtf8Error } from '../protocol/codec.js';
+import type { ClientFrame, Encoding } from '../protocol/frames.js';
 import { UUID_PATTERN } from './schemas.js';
 import { type Schema, validateBody } from './validate.js';
 
@@ -64,6 +65,21 @@ export class FrameError extends SbError {
     this.frameCode = code;
   }
   readonly frameCode: string;
+}
+
+/** Decodes and validates one WebSocket message of a connection using `encoding`; throws only FrameErrors. */
+export function parseFrame(message: Uint8Array, isBinary: boolean, encoding: Encoding): ClientFrame {
+  if (isBinary !== (encoding === 'msgpack')) {
+    throw new FrameError(null, 'BAD_FRAME', `${encoding} connections send ${encoding === 'msgpack' ? 'binary' : 'text'} frames`);
+  }
+  let value: unknown;
+  try {
+    value = decode(message, encoding);
+  } catch (e) {
+    if (e instanceof InvalidUtf8Error) throw new FrameError(requestId(e.value), 'VALIDATION', e.message);
+    throw new FrameError(null, 'BAD_FRAME', `not a valid ${encoding === 'msgpack' ? 'MessagePack' : 'JSON'} value`);
+  }
+  return toClientFrame(value);
 }
 
 /** The request id of a decoded value, when it has a usable one (errors about it carry it). */

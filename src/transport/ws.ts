@@ -12,11 +12,11 @@ import type { ClientConnection, Conflater, Connection, Fanout } from '../actors/
 import type { AccessClaims } from '../auth/access-tokens.js';
 import { SbError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { decode, encode, InvalidUtf8Error } from '../protocol/codec.js';
+import { encode } from '../protocol/codec.js';
 import { type ClientFrame, CloseCode, type Encoding, type ServerFrame, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK, type UserRef } from '../protocol/frames.js';
 import { COOKIE_ACCESS, parseCookies } from './http.js';
 import type { HttpResponse, TemplatedApp, WebSocket } from './uws.js';
-import { FrameError, requestId, toClientFrame } from './ws-frames.js';
+import { FrameError, parseFrame } from './ws-frames.js';
 
 export interface SessionLike {
   onFrame(f: ClientFrame): Promise<void>;
@@ -534,17 +534,7 @@ export class WsServer implements Fanout, Conflater {
         }
         let frame: ClientFrame;
         try {
-          if (isBinary !== (conn.encoding === 'msgpack')) {
-            throw new FrameError(null, 'BAD_FRAME', `${conn.encoding} connections send ${conn.encoding === 'msgpack' ? 'binary' : 'text'} frames`);
-          }
-          let value: unknown;
-          try {
-            value = decode(new Uint8Array(message), conn.encoding);
-          } catch (e) {
-            if (e instanceof InvalidUtf8Error) throw new FrameError(requestId(e.value), 'VALIDATION', e.message);
-            throw new FrameError(null, 'BAD_FRAME', `not a valid ${conn.encoding === 'msgpack' ? 'MessagePack' : 'JSON'} value`);
-          }
-          frame = toClientFrame(value);
+          frame = parseFrame(new Uint8Array(message), isBinary, conn.encoding);
         } catch (e) {
           o.observe?.received('invalid');
           const fe = e instanceof FrameError ? e : new FrameError(null, 'BAD_FRAME', 'unreadable frame');
