@@ -238,3 +238,28 @@ t.test('#19 a repeated sub with since replays without a second presence snapshot
   await c.barrier();
   t.equal(c.all('presence').length, 1, 'one snapshot only');
 });
+
+t.test('#19 cookie authentication: the Origin must match the Host in host and port', async (t) => {
+  const u = await signUp();
+  const { port } = new URL(url);
+  const cookie = `sb_access=${u.token}`;
+  const same = await connect(url, { encoding: 'json', cookie, origin: `http://127.0.0.1:${port}` });
+  t.teardown(() => same.ws.terminate());
+  t.equal(same.hello.user.id, u.id, 'same host and port: accepted');
+  for (const origin of [`http://127.0.0.1:${Number(port) + 1}`, 'http://127.0.0.1', 'http://evil.example']) {
+    const r = await raw('GET', upgradeHeaders({ 'sec-websocket-protocol': SUBPROTOCOL.json, cookie, origin }));
+    t.equal(r.status, 403, `${origin}: refused`);
+    t.equal(r.body.error.code, 'FORBIDDEN');
+  }
+});
+
+t.test('#11 a JSON text frame with invalid UTF-8 is dropped (1006), and the hub serves on', async (t) => {
+  const u = await signUp();
+  const c = await open(t, u);
+  c.ws.send(Buffer.from([0x7b, 0xff, 0x7d]), { binary: false });
+  const closed = await c.waitClose();
+  // The WebSocket layer checks text frames itself and drops the connection (documented as 1006).
+  t.equal(closed.code, 1006, 'dropped');
+  const again = await open(t, u);
+  t.match(await again.request({ t: 'ping' }), { t: 'pong' });
+});
