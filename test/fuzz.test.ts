@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import t from 'tap';
 import { httpStatus, SbError } from '../src/errors.js';
-import { packPlain } from '../src/protocol/codec.js';
+import { InvalidUtf8Error, packPlain, unpackPlain } from '../src/protocol/codec.js';
 import { FrameReader, parseHubFrame, parseRobotFrame, RobotProtocolError } from '../src/protocol/robot.js';
 import type { Route } from '../src/transport/http.js';
 import { authRoutes } from '../src/transport/routes-auth.js';
@@ -272,6 +272,41 @@ t.test('fuzz corpus: every known-nasty input gets a documented FrameError', asyn
   const deepBody = JSON.parse(`{"name":${deep(100_000)}}`);
   for (const r of routes.filter((x) => x.body))
     t.doesNotThrow(() => checkValidation(() => validateBody(r.body as Schema, deepBody)), `${r.method} ${r.path}: deep body`);
+});
+
+t.test('#11 MessagePack UTF-8 check: every type is stepped over, every string width checked', async (t) => {
+  const str = (n: number) => 'é'.repeat(n / 2);
+  const value = {
+    small: [0, 1, -1, -33, 200, -200, 70_000, -70_000, 2 ** 40, -(2 ** 40), 1.5, true, false, null],
+    bytes: [new Uint8Array(10), new Uint8Array(300), new Uint8Array(70_000)],
+    strings: [str(10), str(40), str(300), str(70_000)],
+    array16: new Array(20).fill(1),
+    array32: new Array(70_000).fill(0),
+    map16: Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`k${i}`, i])),
+  };
+  const bytes = packPlain(value);
+  // Byte arrays come back as Buffers: compare through a form both share.
+  const plain = (v: unknown) =>
+    JSON.stringify(v, function (this: Record<string, unknown>, k, x) {
+      const raw = this[k]; // before Buffer's toJSON
+      return raw instanceof Uint8Array ? `bytes:${raw.length}` : x;
+    });
+  t.ok(plain(unpackPlain(bytes)) === plain(value), 'valid: decoded as sent');
+  // What this encoder never writes but another may: map32, float32, a str8 key.
+  const other = new Uint8Array([0xdf, 0, 0, 0, 2, 0xa1, 0x61, 0xca, 0x3f, 0x80, 0, 0, 0xd9, 1, 0x62, 0xd0, 0x80]);
+  t.same(unpackPlain(other), { a: 1, b: -128 }, 'map32, float32, str8, int8');
+  // Break one byte inside each string width: a lead byte of "é" becomes a lone continuation byte.
+  for (const n of [10, 40, 300, 70_000]) {
+    const broken = Buffer.from(packPlain({ s: str(n) }));
+    broken[broken.length - 2] = 0x80;
+    let thrown: unknown;
+    try {
+      unpackPlain(broken);
+    } catch (e) {
+      thrown = e;
+    }
+    t.ok(thrown instanceof InvalidUtf8Error, `str of ${n} bytes with invalid UTF-8: refused`);
+  }
 });
 
 t.test('fuzz: a live hub answers a few hundred random frames with documented errors, then serves normally', async (t) => {
