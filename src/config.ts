@@ -40,6 +40,10 @@ export interface Limits {
   wsRequestsPerSecond: number;
   /** Seconds a WebSocket may stay silent (pings count) before it is closed. */
   wsIdleTimeoutS: number;
+  /** Bad frames one WebSocket may send at once before it is closed with 4101 (the budget refills). */
+  wsMaxViolations: number;
+  /** Time over which a spent violation budget refills completely, ms. */
+  wsViolationWindowMs: number;
   /** How long a client has to send a fresh token after `reauth`, ms. */
   reauthGraceMs: number;
   /** Largest frame a robot may send, bytes. */
@@ -460,6 +464,22 @@ export const spec: Entry[] = [
     parse: int(8, 3_600),
     def: 120,
     doc: 'Seconds without traffic before a WebSocket is closed (the server pings automatically)',
+  },
+  {
+    key: 'limits.wsMaxViolations',
+    env: 'SB_WS_MAX_VIOLATIONS',
+    flag: 'ws-max-violations',
+    parse: int(1, 10_000),
+    def: 10,
+    doc: 'Bad frames (error replies for unreadable, unknown or invalid frames) one WebSocket may send at once; one more closes it with 4101. The budget refills evenly over SB_WS_VIOLATION_WINDOW_MS',
+  },
+  {
+    key: 'limits.wsViolationWindowMs',
+    env: 'SB_WS_VIOLATION_WINDOW_MS',
+    flag: 'ws-violation-window-ms',
+    parse: int(100, 86_400_000),
+    def: 60_000,
+    doc: 'Time over which a spent violation budget refills completely, ms (the default: 10 bad frames a minute are tolerated indefinitely)',
   },
   {
     key: 'limits.reauthGraceMs',

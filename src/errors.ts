@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'NOT_OWNER'
   | 'NOT_FOUND'
   | 'METHOD_NOT_ALLOWED'
+  | 'UPGRADE_REQUIRED'
   | 'CONFLICT'
   | 'USERNAME_TAKEN'
   | 'PAYLOAD_TOO_LARGE'
@@ -42,6 +43,7 @@ export const httpStatus: Record<ErrorCode, number> = {
   NOT_OWNER: 403,
   NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
+  UPGRADE_REQUIRED: 426,
   CONFLICT: 409,
   USERNAME_TAKEN: 409,
   PAYLOAD_TOO_LARGE: 413,
@@ -79,9 +81,12 @@ export class ValidationError extends SbError {
 
 export class RateLimitedError extends SbError {
   readonly retryAfterS: number;
-  constructor(retryAfterS: number, message = 'too many requests; retry later') {
+  /** The same wait in ms (WebSocket replies carry it as `retryAfterMs`); whole seconds unless given. */
+  readonly retryAfterMs: number;
+  constructor(retryAfterS: number, message = 'too many requests; retry later', retryAfterMs = retryAfterS * 1000) {
     super('RATE_LIMITED', message, { retryAfterS });
     this.retryAfterS = retryAfterS;
+    this.retryAfterMs = retryAfterMs;
   }
 }
 

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { RobotActor, type RobotMsg, type RobotReply } from './actors/robot.js';
-import { type PublishResult, RoomActor, type RoomMsg, type RoomReply } from './actors/room.js';
+import { MAX_REPLAY, type PublishResult, RoomActor, type RoomMsg, type RoomReply } from './actors/room.js';
 import { ActorSystem, systemClock } from './actors/runtime.js';
 import { Session } from './actors/session.js';
 import { AuthService } from './auth/auth-service.js';
@@ -208,7 +208,8 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
       bufferedBudget: L.wsBufferedBytesBudget,
       idleTimeoutS: L.wsIdleTimeoutS,
       corsOrigins: cfg.corsOrigins,
-      maxViolations: 10,
+      maxViolations: L.wsMaxViolations,
+      violationWindowMs: L.wsViolationWindowMs,
       limits: {
         maxMessageBytes: L.maxMessageBytes,
         maxSubscriptions: L.wsMaxSubscriptions,
@@ -216,6 +217,9 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
         publishBurst: L.wsPublishBurst,
         maxConnectionsPerUser: L.wsMaxConnectionsPerUser,
         maxConnectionsPerIp: L.wsMaxConnectionsPerIp,
+        requestsPerSecond: L.wsRequestsPerSecond,
+        reauthGraceMs: L.reauthGraceMs,
+        maxResumeMessages: MAX_REPLAY,
       },
       trustProxy: cfg.trustProxy,
       verifyAccess: verify,

@@ -79,6 +79,8 @@ interface CatchUp {
   reqId: number;
   /** Deliveries that happened during the replay, sent right after it. */
   held: MessageFrame[];
+  /** It was live before (a re-subscribe with `since`): already present, so no second snapshot. */
+  wasLive: boolean;
 }
 
 interface Recent {
@@ -425,18 +427,19 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
       this.join(conn, reqId);
       return;
     }
-    // Already live (a re-subscribe with `since`): step off the topic so replay and live cannot
-    // interleave; `join` puts it back after the replay. Presence is unchanged.
-    if (this.subs.delete(conn.id)) conn.unsubscribe(this.topic);
     if (this.lastDelivered - since > MAX_REPLAY) {
       throw new SbError('VALIDATION', `since is more than ${MAX_REPLAY} messages back; page through history, then subscribe`, { field: 'since' });
     }
+    // Already live (a re-subscribe with `since`): step off the topic so replay and live cannot
+    // interleave; `join` puts it back after the replay. Presence is unchanged.
+    const wasLive = this.subs.delete(conn.id);
+    if (wasLive) conn.unsubscribe(this.topic);
     // Replay (since, upTo] at the pace the socket drains, beside the mailbox; deliveries after upTo
     // are held for this connection meanwhile, and `caughtUp` (a mailbox step) sends them and joins.
     const upTo = this.lastDelivered;
     const first = this.tail[0];
     const fromTail = first && first.seq <= since + 1 ? this.tail.filter((f) => f.seq > since) : undefined;
-    const entry: CatchUp = { conn, reqId, held: [] };
+    const entry: CatchUp = { conn, reqId, held: [], wasLive };
     this.catchingUp.set(conn.id, entry);
     this.replay(entry, since, upTo, fromTail).then(
       () => this.ctx.self.tell({ type: 'caughtUp', connId: conn.id, entry }),
@@ -476,7 +479,7 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
     this.catchingUp.delete(connId);
     if (entry.conn.closed) return;
     for (const f of entry.held) entry.conn.send(f);
-    this.join(entry.conn, entry.reqId);
+    this.join(entry.conn, entry.reqId, entry.wasLive);
   }
 
   /** Cancels a replay in progress; its `sub` request still gets its one reply. Returns whether there was one. */
@@ -489,9 +492,9 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
   }
 
   /** Joins the live stream: from here on deliveries reach the connection through the topic. */
-  private join(conn: Connection, reqId: number): void {
+  private join(conn: Connection, reqId: number, wasLive = false): void {
     conn.subscribe(this.topic);
-    const first = !this.subs.has(conn.id);
+    const first = !wasLive && !this.subs.has(conn.id);
     this.subs.set(conn.id, conn);
     conn.send({ t: 'subscribed', id: reqId, room: this.id, seq: this.lastDelivered });
     if (first) this.arrive(conn);

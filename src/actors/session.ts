@@ -6,7 +6,7 @@
 import type { AccessClaims } from '../auth/access-tokens.js';
 import type { PublishBudget } from '../chat/publish-budget.js';
 import type { RoomsService } from '../chat/rooms-service.js';
-import { SbError } from '../errors.js';
+import { RateLimitedError, SbError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { type ClientFrame, CloseCode, type ServerFrame } from '../protocol/frames.js';
 import type { ClientConnection } from './ports.js';
@@ -47,13 +47,14 @@ class TokenBucket {
     this.tokens = burst;
     this.at = now();
   }
-  take(): boolean {
+  /** Takes a token: 0 when one was there, else the ms until one will be. */
+  take(): number {
     const t = this.now();
     this.tokens = Math.min(this.burst, this.tokens + ((t - this.at) / 1000) * this.perSecond);
     this.at = t;
-    if (this.tokens < 1) return false;
+    if (this.tokens < 1) return Math.max(1, Math.ceil(((1 - this.tokens) / this.perSecond) * 1000));
     this.tokens -= 1;
-    return true;
+    return 0;
   }
 }
 
@@ -119,8 +120,9 @@ export class Session {
   private async dispatch(f: ClientFrame): Promise<ServerFrame | undefined> {
     const user = this.conn.user;
     // Publishes have their own (per-user) budget; an emergency stop is never refused for rate.
-    if (f.t !== 'pub' && f.t !== 'estop' && !this.requests.take()) {
-      throw new SbError('RATE_LIMITED', `at most ${this.deps.limits.requestsPerSecond} requests per second besides publishes`);
+    const waitMs = f.t !== 'pub' && f.t !== 'estop' ? this.requests.take() : 0;
+    if (waitMs > 0) {
+      throw new RateLimitedError(Math.ceil(waitMs / 1000), `at most ${this.deps.limits.requestsPerSecond} requests per second besides publishes`, waitMs);
     }
     switch (f.t) {
       case 'ping':
@@ -260,6 +262,7 @@ export class Session {
   private failure(f: ClientFrame, e: unknown): ServerFrame {
     let code = 'INTERNAL';
     let message = 'internal error';
+    const retry = e instanceof RateLimitedError ? { retryAfterMs: e.retryAfterMs } : {};
     if (e instanceof SbError) {
       code = e.code;
       message = e.message;
@@ -279,8 +282,8 @@ export class Session {
     } else {
       this.deps.log.error({ err: e, frame: f.t, conn: this.conn.id }, 'request failed');
     }
-    if (f.t === 'pub') return { t: 'nack', id: f.id, cid: f.cid, code, message };
-    return { t: 'error', id: f.id, code, message };
+    if (f.t === 'pub') return { t: 'nack', id: f.id, cid: f.cid, code, message, ...retry };
+    return { t: 'error', id: f.id, code, message, ...retry };
   }
 
   /** At expiry, ask for a fresh token; after the grace period without one, close. */

@@ -33,8 +33,12 @@ export class PublishBudget {
     b.tokens = Math.min(this.burst, b.tokens + ((t - b.at) / 1000) * this.perSecond);
     b.at = t;
     if (b.tokens < 1) {
-      const waitS = Math.max(1, Math.ceil((1 - b.tokens) / this.perSecond));
-      throw new RateLimitedError(waitS, `at most ${this.perSecond} publishes per second per user (burst ${this.burst}), REST and WebSocket together`);
+      const waitMs = Math.ceil(((1 - b.tokens) / this.perSecond) * 1000);
+      throw new RateLimitedError(
+        Math.max(1, Math.ceil(waitMs / 1000)),
+        `at most ${this.perSecond} publishes per second per user (burst ${this.burst}), REST and WebSocket together`,
+        Math.max(1, waitMs),
+      );
     }
     b.tokens -= 1;
   }

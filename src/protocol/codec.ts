@@ -74,7 +74,61 @@ function isPlain(v: unknown, depth: number): boolean {
 export function unpackPlain(data: Uint8Array): unknown {
   const value = packr.unpack(data);
   if (!isPlain(value, 0)) throw new Error('MessagePack extension types are not accepted (plain MessagePack only), nor nesting deeper than 64');
+  // msgpackr decodes invalid UTF-8 as U+FFFD: the value would be stored altered, so refuse it.
+  if (!stringsAreUtf8(data)) throw new InvalidUtf8Error(value);
   return value;
+}
+
+/** Well-formed MessagePack whose strings are not all valid UTF-8; `value` is what it decoded to (for the request id). */
+export class InvalidUtf8Error extends Error {
+  constructor(readonly value: unknown) {
+    super('MessagePack strings must be valid UTF-8');
+  }
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Whether every str in well-formed MessagePack bytes is valid UTF-8. Containers carry no payload of
+ * their own (their items follow), so one linear pass over the item headers visits every string.
+ */
+function stringsAreUtf8(b: Uint8Array): boolean {
+  const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  let i = 0;
+  while (i < b.length) {
+    const h = b[i++] as number;
+    let str = -1;
+    let skip = 0;
+    if (h <= 0x9f || h >= 0xe0 || (h >= 0xc0 && h <= 0xc3))
+      skip = 0; // fixint, fixmap, fixarray, nil, bool
+    else if (h <= 0xbf) str = h & 0x1f;
+    else if (h === 0xd9) str = view.getUint8(i++);
+    else if (h === 0xda) {
+      str = view.getUint16(i);
+      i += 2;
+    } else if (h === 0xdb) {
+      str = view.getUint32(i);
+      i += 4;
+    } else if (h === 0xc4) skip = 1 + view.getUint8(i);
+    else if (h === 0xc5) skip = 2 + view.getUint16(i);
+    else if (h === 0xc6) skip = 4 + view.getUint32(i);
+    else if (h === 0xc7) skip = 2 + view.getUint8(i);
+    else if (h === 0xc8) skip = 3 + view.getUint16(i);
+    else if (h === 0xc9) skip = 5 + view.getUint32(i);
+    else if (h >= 0xd4 && h <= 0xd8) skip = 1 + (1 << (h - 0xd4));
+    else if (h === 0xdc || h === 0xde) skip = 2;
+    else if (h === 0xdd || h === 0xdf) skip = 4;
+    else skip = [4, 8, 1, 2, 4, 8, 1, 2, 4, 8][h - 0xca] as number; // float32/64, uint8-64, int8-64
+    if (str >= 0) {
+      try {
+        utf8.decode(b.subarray(i, i + str));
+      } catch {
+        return false;
+      }
+      i += str;
+    } else i += skip;
+  }
+  return true;
 }
 
 export function encode(frame: unknown, encoding: Encoding): Uint8Array | string {

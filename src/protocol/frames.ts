@@ -129,6 +129,17 @@ export interface HelloFrame {
     maxConnectionsPerUser: number;
     /** WebSockets one client IP may hold open on the node at once. */
     maxConnectionsPerIp: number;
+    /** Sustained requests per second on this socket other than `pub` and `estop`. */
+    requestsPerSecond: number;
+    /** How long after `reauth` a fresh token is awaited before the socket closes with 4100, ms. */
+    reauthGraceMs: number;
+    /** How many messages back `sub` with `since` may resume; further back, page through history. */
+    maxResumeMessages: number;
+    /** Seconds without traffic before the socket is closed (the server pings). */
+    idleTimeoutS: number;
+    /** Violation budget: this many bad frames at once, refilled evenly over `violationWindowMs`; one more closes with 4101. */
+    maxViolations: number;
+    violationWindowMs: number;
   };
 }
 export interface MessageFrame {
@@ -171,6 +182,8 @@ export interface NackFrame {
   cid: string;
   code: string;
   message: string;
+  /** With RATE_LIMITED: ms until a retry will be accepted. */
+  retryAfterMs?: number;
 }
 export interface HistoryReplyFrame {
   t: 'history';
@@ -207,6 +220,8 @@ export interface ErrorFrame {
   id: number | null;
   code: string;
   message: string;
+  /** With RATE_LIMITED: ms until a retry will be accepted (absent when waiting does not help). */
+  retryAfterMs?: number;
 }
 export interface ReauthFrame {
   t: 'reauth';
@@ -334,6 +349,8 @@ export const CloseCode = {
   SHUTDOWN: 4000,
   /** The client fell too far behind (backpressure): reconnect and resume with `since`. */
   SLOW_CONSUMER: 4001,
+  /** A frame over `hello.limits.maxFrameBytes` (RFC 6455 "message too big"): a client bug. */
+  MESSAGE_TOO_BIG: 1009,
   /** The node is overloaded or failed internally: reconnect with backoff. */
   OVERLOADED: 4002,
   /** Authentication failed or expired without `auth` in time: refresh the token, then reconnect. */

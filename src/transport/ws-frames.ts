@@ -2,7 +2,8 @@
 // problem (and the request id when the frame had a usable one), never an exception to uWS.
 
 import { SbError } from '../errors.js';
-import type { ClientFrame } from '../protocol/frames.js';
+import { decode, InvalidUtf8Error } from '../protocol/codec.js';
+import type { ClientFrame, Encoding } from '../protocol/frames.js';
 import { UUID_PATTERN } from './schemas.js';
 import { type Schema, validateBody } from './validate.js';
 
@@ -39,6 +40,21 @@ const schemas: Record<ClientFrame['t'], Schema> = {
   ),
 };
 
+/** How deep a frame's values (a command's `args`) may nest. */
+export const MAX_DEPTH = 64;
+
+/** Whether `value` nests deeper than `max` arrays and maps; iterative, so any depth is safe to ask about. */
+function deeperThan(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, d] = stack.pop() as [unknown, number];
+    if (v === null || typeof v !== 'object' || ArrayBuffer.isView(v)) continue;
+    if (d > max) return true;
+    for (const x of Object.values(v)) stack.push([x, d + 1]);
+  }
+  return false;
+}
+
 export class FrameError extends SbError {
   constructor(
     readonly id: number | null,
@@ -51,6 +67,27 @@ export class FrameError extends SbError {
   readonly frameCode: string;
 }
 
+/** Decodes and validates one WebSocket message of a connection using `encoding`; throws only FrameErrors. */
+export function parseFrame(message: Uint8Array, isBinary: boolean, encoding: Encoding): ClientFrame {
+  if (isBinary !== (encoding === 'msgpack')) {
+    throw new FrameError(null, 'BAD_FRAME', `${encoding} connections send ${encoding === 'msgpack' ? 'binary' : 'text'} frames`);
+  }
+  let value: unknown;
+  try {
+    value = decode(message, encoding);
+  } catch (e) {
+    if (e instanceof InvalidUtf8Error) throw new FrameError(requestId(e.value), 'VALIDATION', e.message);
+    throw new FrameError(null, 'BAD_FRAME', `not a valid ${encoding === 'msgpack' ? 'MessagePack' : 'JSON'} value`);
+  }
+  return toClientFrame(value);
+}
+
+/** The request id of a decoded value, when it has a usable one (errors about it carry it). */
+export function requestId(value: unknown): number | null {
+  const id = value !== null && typeof value === 'object' ? (value as Record<string, unknown>).id : undefined;
+  return Number.isSafeInteger(id) && (id as number) > 0 ? (id as number) : null;
+}
+
 /** Checks a decoded value against the frame schemas. */
 export function toClientFrame(value: unknown): ClientFrame {
   // Plain objects only: MessagePack also decodes to arrays, byte arrays, dates and the 0xc1 marker.
@@ -58,7 +95,9 @@ export function toClientFrame(value: unknown): ClientFrame {
     throw new FrameError(null, 'BAD_FRAME', 'a frame is a map with a type field `t`');
   }
   const v = value as Record<string, unknown>;
-  const reqId = Number.isSafeInteger(v.id) && (v.id as number) > 0 ? (v.id as number) : null;
+  const reqId = requestId(v);
+  // As the robot protocol: deeper values are refused here, before anything walks them recursively.
+  if (deeperThan(value, MAX_DEPTH + 1)) throw new FrameError(reqId, 'VALIDATION', `values may nest at most ${MAX_DEPTH} levels deep`);
   const schema = typeof v.t === 'string' ? schemas[v.t as ClientFrame['t']] : undefined;
   if (!schema || !Object.hasOwn(schemas, v.t as string))
     throw new FrameError(reqId, 'UNKNOWN_TYPE', `unknown frame type ${JSON.stringify(String(v.t)).slice(0, 40)}`);

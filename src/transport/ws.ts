@@ -12,11 +12,11 @@ import type { ClientConnection, Conflater, Connection, Fanout } from '../actors/
 import type { AccessClaims } from '../auth/access-tokens.js';
 import { SbError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { decode, encode } from '../protocol/codec.js';
+import { encode } from '../protocol/codec.js';
 import { type ClientFrame, CloseCode, type Encoding, type ServerFrame, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK, type UserRef } from '../protocol/frames.js';
 import { COOKIE_ACCESS, parseCookies } from './http.js';
-import type { TemplatedApp, WebSocket } from './uws.js';
-import { FrameError, toClientFrame } from './ws-frames.js';
+import type { HttpResponse, TemplatedApp, WebSocket } from './uws.js';
+import { FrameError, parseFrame } from './ws-frames.js';
 
 export interface SessionLike {
   onFrame(f: ClientFrame): Promise<void>;
@@ -34,8 +34,14 @@ export interface WsOptions {
   bufferedBudget: number;
   idleTimeoutS: number;
   corsOrigins: string[];
-  /** Violations (bad frames) tolerated before the socket is closed with PROTOCOL_VIOLATION. */
+  /**
+   * Violations (bad frames) tolerated before the socket is closed with PROTOCOL_VIOLATION: a token
+   * bucket of `maxViolations` refilled evenly over `violationWindowMs`, so a long-lived client with
+   * one recurring bug is not closed for it, while a client sending little else but bad frames is.
+   */
   maxViolations: number;
+  violationWindowMs: number;
+  /** What hello.limits reports besides the fields above (see HelloFrame). */
   limits: {
     maxMessageBytes: number;
     maxSubscriptions: number;
@@ -43,6 +49,9 @@ export interface WsOptions {
     publishBurst: number;
     maxConnectionsPerUser: number;
     maxConnectionsPerIp: number;
+    requestsPerSecond: number;
+    reauthGraceMs: number;
+    maxResumeMessages: number;
   };
   /** Take the client IP from the last X-Forwarded-For entry, as the HTTP routes do. */
   trustProxy: boolean;
@@ -121,6 +130,9 @@ const FRAME_HEADER_BYTES = 10;
 
 const SLOW = 'slow consumer: reconnect and resume';
 
+/** The frame size at which uWS itself drops the connection (see `maxPayloadLength` in mount). */
+export const wsBackstopFrameBytes = (maxFrameBytes: number) => 2 * maxFrameBytes;
+
 /**
  * uWS keeps a socket closed with `end()` (and its queue) until the peer reads the close frame or a
  * timeout of 4, 8 or 16 s depending on the idle timeout (its `idleTimeoutComponents`); we count those
@@ -136,7 +148,9 @@ class WsConnection implements ClientConnection {
   readonly id: string;
   readonly user: UserRef;
   closed = false;
-  violations = 0;
+  /** The violation budget: tokens left and when they were last refilled (see WsOptions.maxViolations). */
+  violationTokens = 0;
+  violationsAt = 0;
   session!: SessionLike;
   observe: WsObserver | undefined;
 
@@ -282,6 +296,9 @@ export class WsServer implements Fanout, Conflater {
   private accepting = true;
   private readonly perUser = new Counts();
   private readonly perIp = new Counts();
+  /** Upgrade refusals carry an X-Request-Id like every HTTP reply: this node's prefix and a counter. */
+  private readonly reqPrefix = `ws${randomBytes(3).toString('hex')}`;
+  private reqSeq = 0;
 
   constructor(private readonly opts: WsOptions) {}
 
@@ -461,7 +478,9 @@ export class WsServer implements Fanout, Conflater {
     this.app = app;
     const o = this.opts;
     app.ws<UserData>('/ws', {
-      maxPayloadLength: o.maxFrameBytes,
+      // uWS drops a frame over its limit without a close frame (the peer sees 1006, no reason), so
+      // its limit is a backstop at twice ours: up to there, `message` closes with 1009 and a reason.
+      maxPayloadLength: wsBackstopFrameBytes(o.maxFrameBytes),
       maxBackpressure: uwsBackpressureLimit(o.maxBackpressure),
       closeOnBackpressureLimit: 1,
       idleTimeout: o.idleTimeoutS,
@@ -476,17 +495,20 @@ export class WsServer implements Fanout, Conflater {
         res.onAborted(() => {
           aborted = true;
         });
+        const fwd = o.trustProxy ? headers['x-forwarded-for']?.split(',').pop()?.trim() : undefined;
+        const ip = fwd || Buffer.from(res.getRemoteAddressAsText()).toString();
+        const reqId = this.nextReqId();
         const refuse = (status: string, code: string, message: string) => {
+          o.log.info({ reqId, ip, status: Number.parseInt(status, 10), code }, 'websocket upgrade refused');
           if (aborted) return;
           res.cork(() => {
             res
               .writeStatus(status)
               .writeHeader('content-type', 'application/json; charset=utf-8')
+              .writeHeader('x-request-id', reqId)
               .end(JSON.stringify({ error: { code, message } }), true);
           });
         };
-        const fwd = o.trustProxy ? headers['x-forwarded-for']?.split(',').pop()?.trim() : undefined;
-        const ip = fwd || Buffer.from(res.getRemoteAddressAsText()).toString();
         // Checked before and after the token is verified: uWS calls `open` inside `res.upgrade`, so the
         // second check and the count it guards see every socket opened meanwhile.
         const tooMany = (userId: string | undefined): string | undefined => {
@@ -530,7 +552,10 @@ export class WsServer implements Fanout, Conflater {
         const conn = new WsConnection(ws, data.encoding, data.claims, o.maxBackpressure, this.audience, this.hooks);
         data.conn = conn;
         conn.observe = o.observe;
+        conn.violationTokens = o.maxViolations;
+        conn.violationsAt = Date.now();
         o.observe?.opened();
+        o.log.info({ conn: conn.id, user: conn.user.id, ip: data.ip, encoding: data.encoding }, 'websocket connected');
         this.conns.add(conn);
         this.perUser.add(conn.user.id, 1);
         this.perIp.add(data.ip, 1);
@@ -546,29 +571,31 @@ export class WsServer implements Fanout, Conflater {
           session: conn.id,
           user: conn.user,
           exp: conn.session.expiresAt,
-          limits: { maxFrameBytes: o.maxFrameBytes, ...o.limits },
+          limits: {
+            maxFrameBytes: o.maxFrameBytes,
+            ...o.limits,
+            idleTimeoutS: o.idleTimeoutS,
+            maxViolations: o.maxViolations,
+            violationWindowMs: o.violationWindowMs,
+          },
         });
       },
       message: (ws, message, isBinary) => {
         const conn = ws.getUserData().conn;
         if (!conn || conn.closed) return;
+        if (message.byteLength > o.maxFrameBytes) {
+          o.observe?.received('invalid');
+          conn.close(CloseCode.MESSAGE_TOO_BIG, `frame of ${message.byteLength} bytes; the limit is ${o.maxFrameBytes}`);
+          return;
+        }
         let frame: ClientFrame;
         try {
-          if (isBinary !== (conn.encoding === 'msgpack')) {
-            throw new FrameError(null, 'BAD_FRAME', `${conn.encoding} connections send ${conn.encoding === 'msgpack' ? 'binary' : 'text'} frames`);
-          }
-          let value: unknown;
-          try {
-            value = decode(new Uint8Array(message), conn.encoding);
-          } catch {
-            throw new FrameError(null, 'BAD_FRAME', `not a valid ${conn.encoding === 'msgpack' ? 'MessagePack' : 'JSON'} value`);
-          }
-          frame = toClientFrame(value);
+          frame = parseFrame(new Uint8Array(message), isBinary, conn.encoding);
         } catch (e) {
           o.observe?.received('invalid');
           const fe = e instanceof FrameError ? e : new FrameError(null, 'BAD_FRAME', 'unreadable frame');
           conn.send({ t: 'error', id: fe.id, code: fe.frameCode, message: fe.message });
-          if (++conn.violations > o.maxViolations) conn.close(CloseCode.PROTOCOL_VIOLATION, 'too many protocol violations');
+          if (!this.takeViolation(conn)) conn.close(CloseCode.PROTOCOL_VIOLATION, 'too many protocol violations');
           return;
         }
         o.observe?.received(frame.t);
@@ -581,6 +608,8 @@ export class WsServer implements Fanout, Conflater {
         const conn = ws.getUserData().conn;
         if (!conn) return;
         o.observe?.closed(closeLabel(code));
+        // The code only: a reason is free text the peer chose.
+        o.log.info({ conn: conn.id, user: conn.user.id, ip: ws.getUserData().ip, code }, 'websocket closed');
         conn.closed = true;
         conn.wake();
         this.conns.delete(conn);
@@ -591,6 +620,42 @@ export class WsServer implements Fanout, Conflater {
         conn.session.onClose();
       },
     });
+    // Requests to /ws that are no WebSocket upgrade (uWS passes them on): say what is wrong rather
+    // than fall through to the HTTP router's 404.
+    const plain = (res: HttpResponse, status: string, code: string, message: string, header: [string, string]) => {
+      const reqId = this.nextReqId();
+      o.log.info({ reqId, ip: Buffer.from(res.getRemoteAddressAsText()).toString(), status: Number.parseInt(status, 10), code }, 'websocket upgrade refused');
+      res.cork(() => {
+        res
+          .writeStatus(status)
+          .writeHeader('content-type', 'application/json; charset=utf-8')
+          .writeHeader('x-request-id', reqId)
+          .writeHeader(header[0], header[1])
+          .end(JSON.stringify({ error: { code, message } }));
+      });
+    };
+    app.get('/ws', (res) =>
+      plain(res, '426 Upgrade Required', 'UPGRADE_REQUIRED', '/ws is a WebSocket endpoint: send a WebSocket upgrade request (GET with Upgrade: websocket)', [
+        'upgrade',
+        'websocket',
+      ]),
+    );
+    app.any('/ws', (res) => plain(res, '405 Method Not Allowed', 'METHOD_NOT_ALLOWED', '/ws accepts only GET with Upgrade: websocket', ['allow', 'GET']));
+  }
+
+  private nextReqId(): string {
+    return `${this.reqPrefix}-${(++this.reqSeq).toString(36)}`;
+  }
+
+  /** Takes one violation from the connection's budget; false when it is spent. */
+  private takeViolation(conn: WsConnection): boolean {
+    const { maxViolations, violationWindowMs } = this.opts;
+    const now = Date.now();
+    conn.violationTokens = Math.min(maxViolations, conn.violationTokens + ((now - conn.violationsAt) / violationWindowMs) * maxViolations);
+    conn.violationsAt = now;
+    if (conn.violationTokens < 1) return false;
+    conn.violationTokens -= 1;
+    return true;
   }
 
   private tokenFrom(headers: Record<string, string>, query: URLSearchParams): { token: string | undefined; viaCookie: boolean } {
