@@ -10,7 +10,7 @@ import { spawnCli } from './helpers/process.js';
 
 const serve = async (t: Parameters<typeof spawnCli>[0], dataDir: string) => {
   const p = spawnCli(t, ['serve'], { SB_DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1' });
-  const listening = await p.waitFor((l) => l.msg === 'listening', 'listening', 15_000);
+  const listening = await p.waitFor((l) => l.msg === 'listening', 'listening', 60_000);
   return { p, api: new Api(listening.url as string), port: listening.port as number };
 };
 
