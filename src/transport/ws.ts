@@ -13,7 +13,16 @@ import type { AccessClaims } from '../auth/access-tokens.js';
 import { SbError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { encode } from '../protocol/codec.js';
-import { type ClientFrame, CloseCode, type Encoding, type ServerFrame, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK, type UserRef } from '../protocol/frames.js';
+import {
+  type ClientFrame,
+  CloseCode,
+  type Encoding,
+  type HelloFrame,
+  type ServerFrame,
+  SUBPROTOCOL_JSON,
+  SUBPROTOCOL_MSGPACK,
+  type UserRef,
+} from '../protocol/frames.js';
 import { COOKIE_ACCESS, parseCookies } from './http.js';
 import type { HttpResponse, TemplatedApp, WebSocket } from './uws.js';
 import { FrameError, parseFrame } from './ws-frames.js';
@@ -41,18 +50,8 @@ export interface WsOptions {
    */
   maxViolations: number;
   violationWindowMs: number;
-  /** What hello.limits reports besides the fields above (see HelloFrame). */
-  limits: {
-    maxMessageBytes: number;
-    maxSubscriptions: number;
-    publishPerSecond: number;
-    publishBurst: number;
-    maxConnectionsPerUser: number;
-    maxConnectionsPerIp: number;
-    requestsPerSecond: number;
-    reauthGraceMs: number;
-    maxResumeMessages: number;
-  };
+  /** What hello.limits reports besides the fields above. */
+  limits: Omit<HelloFrame['limits'], 'maxFrameBytes' | 'idleTimeoutS' | 'maxViolations' | 'violationWindowMs'>;
   /** Take the client IP from the last X-Forwarded-For entry, as the HTTP routes do. */
   trustProxy: boolean;
   verifyAccess(token: string): Promise<AccessClaims>;
