@@ -5,6 +5,7 @@
 // per second) detects a dead node faster than the TTL, and while JetStream itself is electing a
 // leader: a member silent for SUSPECT_MS is treated as gone until it is heard again.
 
+import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from '../log.js';
@@ -64,6 +65,7 @@ export class Membership {
   private constructor(
     private readonly nc: NatsConnection,
     private readonly kv: KV,
+    private readonly jsm: JetStreamManager,
     private readonly o: MembershipOptions,
   ) {
     this.health = new JetStreamHealth(o.heartbeatMs, o.log);
@@ -71,7 +73,7 @@ export class Membership {
 
   static async join(nc: NatsConnection, o: MembershipOptions): Promise<Membership> {
     const kv = await openBucket(nc, o.bucket, 5 * o.heartbeatMs);
-    const m = new Membership(nc, kv, o);
+    const m = new Membership(nc, kv, await jetstreamManager(nc, { checkAPI: false }), o);
     await m.beat();
     m.timer = setInterval(() => m.health.run(() => m.beat()), o.heartbeatMs);
     m.timer.unref();
@@ -133,7 +135,7 @@ export class Membership {
   private async beat(): Promise<void> {
     await this.kv.put(this.o.self.id, JSON.stringify(this.o.self));
     const live = new Map<string, NodeInfo>();
-    for await (const key of await this.kv.keys()) {
+    for (const key of await this.keys()) {
       const e = await this.kv.get(key);
       if (e?.operation !== 'PUT') continue;
       try {
@@ -151,6 +153,17 @@ export class Membership {
       // Already reported when it fell silent.
       if (!this.silent.delete(node)) this.left(node);
     }
+  }
+
+  /**
+   * The bucket's keys, from the stream's per-subject counts (answered by the stream leader).
+   * Not `kv.keys()`: that creates a consumer at every call, and while a NATS server is down the
+   * consumer may be placed on it, so the call timed out every few heartbeats.
+   */
+  private async keys(): Promise<string[]> {
+    const prefix = `$KV.${this.o.bucket}.`;
+    const info = await this.jsm.streams.info(`KV_${this.o.bucket}`, { subjects_filter: `${prefix}>` });
+    return Object.keys(info.state.subjects ?? {}).map((s) => s.slice(prefix.length));
   }
 
   /** Whether the node heartbeated within the TTL, as of this node's last heartbeat. */
