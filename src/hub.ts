@@ -6,7 +6,7 @@ import { accessSync, constants } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { RobotActor, type RobotMsg, type RobotReply } from './actors/robot.js';
+import { RobotActor, type RobotMsg, type RobotReplies, type RobotReply } from './actors/robot.js';
 import { MAX_REPLAY, type PublishResult, RoomActor, type RoomMsg, type RoomReply } from './actors/room.js';
 import { ActorSystem, systemClock } from './actors/runtime.js';
 import { Session } from './actors/session.js';
@@ -21,12 +21,13 @@ import { NatsBus } from './cluster/bus-nats.js';
 import { type JoinStatus, joinCluster } from './cluster/join.js';
 import type { Membership } from './cluster/membership.js';
 import { clusterNames, type NatsLink } from './cluster/nats.js';
+import { LocalRobotCluster } from './cluster/robots-local.js';
 import type { NatsRobotCluster, RobotChange } from './cluster/robots-nats.js';
 import { type Config, ConfigError } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { HubMetrics } from './metrics.js';
 import { Tag } from './protocol/robot.js';
-import { type LiveStatus, RobotsService } from './robots/robots-service.js';
+import { RobotsService } from './robots/robots-service.js';
 import { Store } from './store/store.js';
 import { HttpRouter } from './transport/http.js';
 import { openApiDocument } from './transport/openapi.js';
@@ -242,10 +243,11 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
           clock: systemClock,
         }),
     });
+    const localRobots = new LocalRobotCluster(nodeId);
     const onlineRobots = new Set<string>();
     /** Robots whose lease this node holds: a draining node gives them time to move with it. */
     const leasedRobots = new Set<string>();
-    actors.register<RobotMsg, RobotReply>(
+    actors.register<RobotMsg, RobotReply, RobotReplies>(
       'robot',
       (id, ctx) =>
         new RobotActor(id, ctx, {
@@ -253,11 +255,11 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
           fanout: ws,
           presence: { online: (r) => onlineRobots.add(r), offline: (r) => onlineRobots.delete(r) },
           maxPendingCommands: L.robotMaxPendingCommands,
-          ...(robotCluster ? { cluster: robotCluster } : {}),
+          cluster: robotCluster ?? localRobots,
           leaseHeld: (r, held) => (held ? leasedRobots.add(r) : leasedRobots.delete(r)),
         }),
     );
-    const robotRef = (id: string) => actors.ref<RobotMsg, RobotReply>('robot', id);
+    const robotRef = (id: string) => actors.ref<RobotMsg, RobotReply, RobotReplies>('robot', id);
     const tellRobot = (id: string, msg: RobotMsg) => {
       if (!robotRef(id).tell(msg)) root.warn({ robot: id, type: msg.type }, 'robot mailbox full; message dropped');
     };
@@ -286,7 +288,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
     // The robot CA is read at the first enrollment, not at start: a node runs without one until then.
     const robots = new RobotsService(store, lazyCa(robotCaFiles(cfg)), root.child({ component: 'robots' }), {
       isOnline: (id) => onlineRobots.has(id) || (robotCluster?.isOnline(id) ?? false),
-      status: async (id) => (await robotRef(id).ask({ type: 'live' })) as LiveStatus,
+      status: (id) => robotRef(id).ask({ type: 'live' }),
       changed: (id, what) => {
         tellRobot(id, robotChangeMsg(what));
         robotCluster?.announceChange(id, what);

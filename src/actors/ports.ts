@@ -1,7 +1,7 @@
 // What the actors need from the transport, as interfaces (the transport implements them; actors
 // never import it): a client connection, and topic fan-out that encodes each frame once.
 
-import type { LeaseInfo, ServerFrame, UserRef } from '../protocol/frames.js';
+import type { ServerFrame, UserRef } from '../protocol/frames.js';
 import type { HubFrame } from '../protocol/robot.js';
 
 export interface Connection {
@@ -53,65 +53,4 @@ export interface RobotConnection {
   send(frame: HubFrame): boolean;
   /** Sends an ERROR frame with this code and message, then closes. */
   close(code: string, message: string): void;
-}
-
-/**
- * A robot's home in a cluster: the node that holds its link (or, while it is offline, its control
- * lease). Only the home's actor changes the robot's live state; the other nodes' actors follow its
- * events for their own watchers and forward requests to it.
- */
-export interface RobotCluster {
-  readonly nodeId: string;
-  /** The robot's home if it is a live node, per the directory. */
-  home(robotId: string): string | undefined;
-  /**
-   * Makes this node the robot's home, recording `online`, and routes the requests of other nodes to
-   * `serve`. `force`: take it whoever holds it (a robot attached here); otherwise only when no live
-   * node does, resolving false if one does. `moved` is called if another node takes it later.
-   */
-  claim(robotId: string, o: { online: boolean; force: boolean; serve: RemoteServer; moved: (node: string) => void }): Promise<boolean>;
-  /** Records whether the robot is online at its home (this node). */
-  setOnline(robotId: string, online: boolean): void;
-  /** Stops being the robot's home. */
-  release(robotId: string): void;
-  /** Sends an event to the nodes following the robot. */
-  emit(robotId: string, event: Omit<RobotEvent, 'node'>): void;
-  /**
-   * Receives the events of whichever node is the robot's home, `{ lost }` when a node leaves, and
-   * `{ reconnected }` after this node's own NATS connection was down (events may be missing).
-   */
-  follow(robotId: string, listener: (e: RobotEvent | { lost: string } | { reconnected: true }) => void): () => void;
-  /** Asks the robot's home; rejects with ROBOT_OFFLINE when no node serves it, TIMEOUT after `timeoutMs`. */
-  request(robotId: string, req: RemoteRequest, timeoutMs: number): Promise<unknown>;
-}
-
-/** Answers a request of another node; `arrivedAt`: when it reached this node (ms on its clock). */
-export type RemoteServer = (req: RemoteRequest, arrivedAt: number) => Promise<unknown>;
-
-/**
- * A request of another node's actor to the robot's home. `remainingMs`: the time left of its
- * deadline; `patienceMs`: how long the asking node waits for the answer (the home refuses a
- * request that waited longer, since the asker has given up on it).
- */
-export type RemoteRequest =
-  | { op: 'sync' }
-  | { op: 'handoff' }
-  | ({ remainingMs: number; patienceMs: number; by: { user: UserRef; admin: boolean }; reqId: number } & (
-      | { op: 'lease'; lease: 'acquire' | 'renew' | 'release'; ttlMs: number; force: boolean }
-      | { op: 'cmd'; node: string; conn: string; name: string; args: unknown }
-      | { op: 'estop'; node: string; conn: string }
-    ));
-
-/**
- * What a robot's home tells its followers, in order (`seq` counts per home): a frame for every
- * watcher, or (`to`) for one connection on one node. An `online` frame carries the `lease`.
- */
-export interface RobotEvent {
-  node: string;
-  /** The home's stint: a node that stops being home and becomes it again starts a new one (and seq again). */
-  epoch: string;
-  seq: number;
-  frame: ServerFrame;
-  to?: { node: string; conn: string };
-  lease?: LeaseInfo | null;
 }

@@ -42,8 +42,20 @@ export interface Actor<M, R = void> {
   passivateNow?(): boolean;
 }
 
-/** The address of an actor: stays valid across passivation and restarts (the instance behind it changes). */
-export interface ActorRef<M, R = void> {
+/** An actor whose every message answers with the same type. */
+export type NoReplies = Record<never, never>;
+
+/**
+ * The reply an ask of `msg` gets: `Replies[msg.type]` for the message types that map names (an
+ * actor whose messages answer differently), else `R`.
+ */
+export type AskReply<M, R, Replies> = M extends { type: infer K } ? (K extends keyof Replies ? Replies[K] : R) : R;
+
+/**
+ * The address of an actor: stays valid across passivation and restarts (the instance behind it
+ * changes). `Replies` maps message types to their replies, so each ask is typed by what it asks.
+ */
+export interface ActorRef<M, R = void, Replies = NoReplies> {
   readonly kind: string;
   readonly id: string;
   /** Messages queued and not yet being handled. */
@@ -55,19 +67,26 @@ export interface ActorRef<M, R = void> {
    * or AskTimeoutError after `timeoutMs` (default: the system's askTimeoutMs). A timed-out message
    * stays queued and may still be handled later; only its reply is dropped.
    */
-  ask(msg: M, timeoutMs?: number): Promise<R>;
+  ask<T extends M>(msg: T, timeoutMs?: number): Promise<AskReply<T, R, Replies>>;
 }
 
 /** What a factory gets: the actor's address, a logger bound to kind and id, and the clock. */
-export interface ActorContext<M = unknown, R = unknown> {
+export interface ActorContext<M = unknown, R = unknown, Replies = NoReplies> {
   readonly kind: string;
   readonly id: string;
-  readonly self: ActorRef<M, R>;
+  readonly self: ActorRef<M, R, Replies>;
   readonly log: Logger;
   readonly clock: Clock;
 }
 
-export type ActorFactory<M, R> = (id: string, ctx: ActorContext<M, R>) => Actor<M, R>;
+/** What a part of an actor (a class it delegates to) needs of its context: telling the actor, the log, the clock. */
+export interface PartContext<M> {
+  readonly self: Pick<ActorRef<M>, 'tell'>;
+  readonly log: Logger;
+  readonly clock: Clock;
+}
+
+export type ActorFactory<M, R, Replies = NoReplies> = (id: string, ctx: ActorContext<M, R, Replies>) => Actor<M, R>;
 
 export interface ActorSystemOptions {
   clock?: Clock; // default systemClock
@@ -136,7 +155,7 @@ interface Envelope {
 /** Runtime state of one address; outlives instances (restart) until passivated or shut down. */
 interface Cell {
   readonly key: string;
-  readonly factory: ActorFactory<any, any>;
+  readonly factory: ActorFactory<any, any, any>;
   readonly ctx: ActorContext;
   actor: Actor<unknown, unknown> | undefined;
   readonly mailbox: Envelope[];
@@ -153,7 +172,7 @@ export class ActorSystem {
   private readonly askTimeoutMs: number;
   private readonly idleMs: number;
   private readonly maxActors: number;
-  private readonly factories = new Map<string, ActorFactory<any, any>>();
+  private readonly factories = new Map<string, ActorFactory<any, any, any>>();
   private readonly cells = new Map<string, Cell>();
   private closing: Promise<void> | undefined;
   private handled = 0;
@@ -172,15 +191,15 @@ export class ActorSystem {
   }
 
   /** Registers the factory for a kind; the factory is called on an address's first message and on restarts. */
-  register<M, R = void>(kind: string, factory: ActorFactory<M, R>): void {
+  register<M, R = void, Replies = NoReplies>(kind: string, factory: ActorFactory<M, R, Replies>): void {
     if (this.factories.has(kind)) throw new Error(`actor kind already registered: ${kind}`);
     this.factories.set(kind, factory);
   }
 
   /** The address of an actor; the instance is created on its first message (a bare address holds nothing). */
-  ref<M, R = void>(kind: string, id: string): ActorRef<M, R> {
+  ref<M, R = void, Replies = NoReplies>(kind: string, id: string): ActorRef<M, R, Replies> {
     if (!this.factories.has(kind)) throw new Error(`unknown actor kind: ${kind}`);
-    return (this.cells.get(`${kind}\u0000${id}`)?.ctx.self ?? this.makeRef(kind, id)) as ActorRef<M, R>;
+    return (this.cells.get(`${kind}\u0000${id}`)?.ctx.self ?? this.makeRef(kind, id)) as unknown as ActorRef<M, R, Replies>;
   }
 
   /** The ids of the live actors of a kind (started, or with messages queued). */
@@ -228,7 +247,7 @@ export class ActorSystem {
     return this.closing;
   }
 
-  private makeRef(kind: string, id: string): ActorRef<unknown, unknown> {
+  private makeRef(kind: string, id: string): ActorRef<unknown, unknown, any> {
     const cells = this.cells;
     const key = `${kind}\u0000${id}`;
     return {
@@ -238,7 +257,8 @@ export class ActorSystem {
         return cells.get(key)?.mailbox.length ?? 0;
       },
       tell: (msg) => this.enqueue(kind, id, { msg }) === undefined,
-      ask: (msg, timeoutMs) => this.ask(kind, id, msg, timeoutMs ?? this.askTimeoutMs),
+      // The reply's type is the caller's ActorRef's to state: the runtime only carries it.
+      ask: (msg, timeoutMs) => this.ask(kind, id, msg, timeoutMs ?? this.askTimeoutMs) as Promise<never>,
     };
   }
 

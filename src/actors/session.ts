@@ -10,7 +10,7 @@ import { RateLimitedError, SbError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { type ClientFrame, CloseCode, type ServerFrame } from '../protocol/frames.js';
 import type { ClientConnection } from './ports.js';
-import type { RobotMsg, RobotReply } from './robot.js';
+import type { RobotMsg, RobotReplies, RobotReply } from './robot.js';
 import { type PublishResult, type RoomMsg, type RoomReply, toMessageFrame } from './room.js';
 import { ActorLimitError, type ActorRef, AskTimeoutError, type Clock, MailboxFullError } from './runtime.js';
 
@@ -28,7 +28,7 @@ export interface SessionDeps {
   /** The user's publish budget on this node, shared with REST posting and the user's other sockets. */
   publishBudget: PublishBudget;
   room(id: string): ActorRef<RoomMsg, RoomReply>;
-  robot(id: string): ActorRef<RobotMsg, RobotReply>;
+  robot(id: string): ActorRef<RobotMsg, RobotReply, RobotReplies>;
   verify(token: string): Promise<AccessClaims>;
   limits: SessionLimits;
   log: Logger;
@@ -228,7 +228,7 @@ export class Session {
         await this.deps.robot(f.robot).ask({ type: 'estop', conn: this.conn, by: this.requester(), reqId: f.id, deadline: this.deadline() }, ROBOT_ASK_MS);
         return undefined;
       case 'lease':
-        return (await this.deps.robot(f.robot).ask(
+        return await this.deps.robot(f.robot).ask(
           {
             type: 'lease',
             by: this.requester(),
@@ -239,7 +239,7 @@ export class Session {
             deadline: this.deadline(),
           },
           ROBOT_ASK_MS,
-        )) as ServerFrame;
+        );
       case 'auth': {
         const claims = await this.deps.verify(f.token);
         if (claims.sub !== user.id) throw new SbError('FORBIDDEN', 'the token belongs to another user; open a new connection instead');

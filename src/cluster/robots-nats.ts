@@ -8,13 +8,13 @@
 
 import type { KV } from '@nats-io/kv';
 import { type NatsConnection, RequestError, type Subscription, TimeoutError } from '@nats-io/transport-node';
-import type { RemoteRequest, RemoteServer, RobotCluster, RobotEvent } from '../actors/ports.js';
 import { type ErrorCode, httpStatus, NoAnswerError, NobodyHomeError, SbError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { packPlain, unpackPlain } from '../protocol/codec.js';
 import type { LeaseInfo, ServerFrame } from '../protocol/frames.js';
 import { openBucket } from './membership.js';
 import type { ClusterNames } from './nats.js';
+import type { FollowEvent, RemoteRequest, RemoteServer, ReplyTo, RobotCluster, RobotEvent } from './robots.js';
 
 interface Entry {
   node: string;
@@ -35,7 +35,7 @@ interface Served {
   revision: number;
 }
 
-type FollowListener = (e: RobotEvent | { lost: string } | { reconnected: true }) => void;
+type FollowListener = (e: FollowEvent) => void;
 
 export interface RobotClusterOptions {
   nodeId: string;
@@ -143,6 +143,9 @@ export class NatsRobotCluster implements RobotCluster {
 
   home(robotId: string): string | undefined {
     const e = this.entries.get(robotId);
+    // This node's own entry is only true while it serves the robot: otherwise it is a leftover
+    // (released, or written by a previous run) and nobody is home.
+    if (e?.node === this.nodeId && !this.served.has(robotId)) return undefined;
     return e && this.o.alive(e.node) ? e.node : undefined;
   }
 
@@ -269,7 +272,7 @@ export class NatsRobotCluster implements RobotCluster {
     return next;
   }
 
-  emit(robotId: string, e: Omit<RobotEvent, 'node'>): void {
+  emit(robotId: string, e: Omit<RobotEvent, 'kind' | 'node'>): void {
     const wire: EventWire = [this.nodeId, e.epoch, e.seq, e.frame, e.to?.node ?? null, e.to?.conn ?? null, e.lease === undefined ? null : [e.lease]];
     try {
       this.nc.publish(this.o.names.robotEvents(robotId), packPlain(wire));
@@ -290,7 +293,15 @@ export class NatsRobotCluster implements RobotCluster {
           return this.o.log.error({ err: e, robot: robotId }, 'undecodable robot event from the cluster');
         }
         const [node, epoch, seq, frame, toNode, toConn, lease] = w;
-        listener({ node, epoch, seq, frame, ...(toNode && toConn ? { to: { node: toNode, conn: toConn } } : {}), ...(lease ? { lease: lease[0] } : {}) });
+        listener({
+          kind: 'event',
+          node,
+          epoch,
+          seq,
+          frame,
+          ...(toNode && toConn ? { to: { node: toNode, conn: toConn } } : {}),
+          ...(lease ? { lease: lease[0] } : {}),
+        });
       },
     });
     const f = { sub, listener };
@@ -303,15 +314,15 @@ export class NatsRobotCluster implements RobotCluster {
 
   /** A node left the cluster: whoever follows a robot there hears of it. */
   nodeLeft(node: string): void {
-    for (const f of this.followers.values()) f.listener({ lost: node });
+    for (const f of this.followers.values()) f.listener({ kind: 'lost', node });
   }
 
   /** This node's NATS connection came back: events may have been missed meanwhile. */
   reconnected(): void {
-    for (const f of this.followers.values()) f.listener({ reconnected: true });
+    for (const f of this.followers.values()) f.listener({ kind: 'reconnected' });
   }
 
-  async request(robotId: string, req: RemoteRequest, timeoutMs: number): Promise<unknown> {
+  async request<R extends RemoteRequest>(robotId: string, req: R, timeoutMs: number): Promise<ReplyTo<R>> {
     let reply: ReplyWire;
     try {
       const msg = await this.nc.request(this.o.names.robotRequests(robotId), packPlain(req), { timeout: Math.max(1, timeoutMs) });
@@ -321,7 +332,8 @@ export class NatsRobotCluster implements RobotCluster {
       if (e instanceof TimeoutError || (e instanceof RequestError && e.cause instanceof TimeoutError)) throw new NoAnswerError();
       throw new SbError('UNAVAILABLE', `the robot's node cannot be reached (${(e as Error).message})`);
     }
-    if (reply[0] === 0) return reply[1];
+    // Decoded from the wire: the home answered this op (nodes of one cluster run one version).
+    if (reply[0] === 0) return reply[1] as ReplyTo<R>;
     if (reply[0] === 2) throw new NobodyHomeError();
     const code = (Object.hasOwn(httpStatus, reply[1]) ? reply[1] : 'UNAVAILABLE') as ErrorCode;
     throw new SbError(code, reply[2], reply[3] ?? undefined);

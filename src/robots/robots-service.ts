@@ -1,4 +1,4 @@
-// Robot operations with their permission rules. The owner holds every right; a grant gives `viewer`
+// Robot operations, under the permission rules of robot-rules.ts. The owner holds every right; a grant gives `viewer`
 // or `operator`; an admin may act as the owner of any robot. Anyone else gets 404, as if the robot
 // did not exist (ids must not be probeable). Viewers and operators read; only the owner or an admin
 // renames, deletes, manages grants and enrolls, rotates or revokes certificates. Private keys are
@@ -11,12 +11,9 @@ import type { Logger } from '../log.js';
 import type { ChannelInfo, LeaseInfo } from '../protocol/frames.js';
 import type { AuditCursor, CommandRecord, Grant, GrantRole, Robot, RobotCertificate, RobotRole } from '../store/robots.js';
 import type { Store } from '../store/store.js';
+import { type Caller, requireManager, roleOf } from './robot-rules.js';
 
-/** Who is asking: the parts of an authenticated user the rules look at. */
-export interface Caller {
-  id: string;
-  admin: boolean;
-}
+export type { Caller };
 
 export interface RobotView {
   id: string;
@@ -218,15 +215,14 @@ export class RobotsService {
   private async visible(caller: Caller, robotId: string): Promise<RobotView> {
     const robot = await this.store.robots.byId(robotId);
     if (!robot) throw notFound('robot');
-    const role = robot.ownerId === caller.id ? 'owner' : ((await this.store.robots.role(robotId, caller.id)) ?? null);
-    if (role === null && !caller.admin) throw notFound('robot');
-    return this.view(robot, role);
+    const grant = robot.ownerId === caller.id ? undefined : await this.store.robots.role(robotId, caller.id);
+    return this.view(robot, roleOf(robot.ownerId, grant, caller));
   }
 
   /** The robot, which the caller must own or administer: 404 if hidden from them, 403 if only granted. */
   private async managed(caller: Caller, robotId: string, what: string): Promise<RobotView> {
     const r = await this.visible(caller, robotId);
-    if (r.role !== 'owner' && !caller.admin) throw new SbError('NOT_OWNER', `only the robot's owner or an admin can ${what}`);
+    requireManager(r.role, caller.admin, what);
     return r;
   }
 
