@@ -19,8 +19,11 @@ export interface NodeInfo {
 
 export interface MembershipOptions {
   bucket: string;
-  /** The core NATS subject of the one-second pulse. */
+  /** The core NATS subject of the pulse. */
   pulseSubject: string;
+  /** The pulse interval, and how long a member may be silent before it is treated as gone, ms. */
+  pulseMs?: number; // default 1_000 ms
+  suspectMs?: number; // default 5_000 ms
   self: NodeInfo;
   /** Heartbeat interval, ms; an entry expires after 5 of them. */
   heartbeatMs: number;
@@ -45,7 +48,6 @@ export async function openBucket(nc: NatsConnection, name: string, ttl: number):
   }
 }
 
-/** The pulse interval, and how long a member may be silent before it is treated as gone. */
 const PULSE_MS = 1_000;
 const SUSPECT_MS = 5_000;
 
@@ -56,7 +58,7 @@ export class Membership {
   private live = new Map<string, NodeInfo>();
   /** When each other node was last heard on the pulse subject. */
   private readonly heard = new Map<string, number>();
-  /** Members silent for SUSPECT_MS: gone until heard again. */
+  /** Members silent for suspectMs: gone until heard again. */
   private readonly silent = new Set<string>();
   private readonly leftListeners = new Set<(node: string) => void>();
   /** Whether the last heartbeat (write and read of the bucket) succeeded: the one JetStream health state. */
@@ -98,14 +100,14 @@ export class Membership {
       }
       const now = Date.now();
       for (const [node, at] of this.heard) {
-        if (now - at < SUSPECT_MS || this.silent.has(node) || !this.live.has(node)) continue;
+        if (now - at < (this.o.suspectMs ?? SUSPECT_MS) || this.silent.has(node) || !this.live.has(node)) continue;
         this.silent.add(node);
         this.o.log.warn({ node, silentMs: now - at }, 'a node fell silent; treating it as gone');
         this.left(node);
       }
     };
     pulse();
-    this.pulseTimer = setInterval(pulse, PULSE_MS);
+    this.pulseTimer = setInterval(pulse, this.o.pulseMs ?? PULSE_MS);
     this.pulseTimer.unref();
   }
 
@@ -172,7 +174,7 @@ export class Membership {
     // Heard on the pulse lately (a node that just joined, before the next heartbeat read), or a
     // member not silent.
     const at = this.heard.get(node);
-    if (at !== undefined && Date.now() - at < SUSPECT_MS) return true;
+    if (at !== undefined && Date.now() - at < (this.o.suspectMs ?? SUSPECT_MS)) return true;
     return this.live.has(node) && !this.silent.has(node);
   }
 
