@@ -18,7 +18,8 @@ export const PASSWORD_MIN = 10;
 /** argon2 cost grows with input; no real password needs more. */
 export const PASSWORD_MAX = 256;
 
-export interface Session {
+/** What a login or a refresh hands out: the user's tokens with their expiries. */
+export interface IssuedTokens {
   user: User;
   accessToken: string;
   accessExpiresAt: Date;
@@ -65,7 +66,7 @@ export class AuthService {
     return user;
   }
 
-  async login(input: { username: string; password: string }, ip: string, csrfToken?: string): Promise<Session> {
+  async login(input: { username: string; password: string }, ip: string, csrfToken?: string): Promise<IssuedTokens> {
     try {
       await this.limits.beforeLogin(input.username, ip);
     } catch (e) {
@@ -89,7 +90,7 @@ export class AuthService {
   }
 
   /** Exchanges a refresh token for a new pair. A token presented twice revokes its whole family. */
-  async refresh(refreshToken: string, csrfToken?: string): Promise<Session> {
+  async refresh(refreshToken: string, csrfToken?: string): Promise<IssuedTokens> {
     const result = await this.store.refreshTokens.consume(sha256(refreshToken));
     if (!result) throw new SbError('TOKEN_INVALID', 'refresh token is invalid');
     if ('stale' in result) {
@@ -117,7 +118,7 @@ export class AuthService {
     if (family) await this.store.refreshTokens.revokeFamily(family, 'logout');
   }
 
-  private async startSession(user: User, familyId: string, csrfToken: string | undefined): Promise<Session> {
+  private async startSession(user: User, familyId: string, csrfToken: string | undefined): Promise<IssuedTokens> {
     const refreshToken = randomBytes(32).toString('base64url');
     const refreshExpiresAt = new Date(Date.now() + this.cfg.refreshTokenTtlS * 1000);
     await this.store.refreshTokens.insert({ hash: sha256(refreshToken), familyId, userId: user.id, expiresAt: refreshExpiresAt });

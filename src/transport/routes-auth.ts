@@ -2,7 +2,7 @@
 // JSON body, for apps and bots) and cookie (HttpOnly cookies plus a CSRF token, for browsers).
 
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import type { AuthService, Session } from '../auth/auth-service.js';
+import type { AuthService, IssuedTokens } from '../auth/auth-service.js';
 import type { Config } from '../config.js';
 import { notFound, SbError } from '../errors.js';
 import type { Store } from '../store/store.js';
@@ -25,7 +25,7 @@ export function authRoutes(auth: AuthService, store: Store, cfg: Config): Route[
     cookie(COOKIE_CSRF, '', 0, '/', false),
   ];
 
-  function sessionReply(s: Session, csrfToken: string | undefined, status = 200): Reply {
+  function sessionReply(s: IssuedTokens, csrfToken: string | undefined, status = 200): Reply {
     if (csrfToken === undefined) {
       return {
         status,
