@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { RobotActor, type RobotMsg, type RobotReplies, type RobotReply } from './actors/robot.js';
-import { MAX_REPLAY, type PublishResult, RoomActor, type RoomMsg, type RoomReply } from './actors/room.js';
+import { MAX_REPLAY, RoomActor, type RoomMsg, type RoomReplies, type RoomReply } from './actors/room.js';
 import { ActorSystem, systemClock } from './actors/runtime.js';
 import { Session } from './actors/session.js';
 import { AuthService } from './auth/auth-service.js';
@@ -263,15 +263,14 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
     const tellRobot = (id: string, msg: RobotMsg) => {
       if (!robotRef(id).tell(msg)) root.warn({ robot: id, type: msg.type }, 'robot mailbox full; message dropped');
     };
-    actors.register<RoomMsg, RoomReply>('room', (id, ctx) => new RoomActor(id, ctx, { store, bus, fanout: ws }));
-    const roomRef = (id: string) => actors.ref<RoomMsg, RoomReply>('room', id);
+    actors.register<RoomMsg, RoomReply, RoomReplies>('room', (id, ctx) => new RoomActor(id, ctx, { store, bus, fanout: ws }));
+    const roomRef = (id: string) => actors.ref<RoomMsg, RoomReply, RoomReplies>('room', id);
     const tell = (id: string, msg: RoomMsg) => {
       if (!roomRef(id).tell(msg)) root.warn({ room: id, type: msg.type }, 'room mailbox full; notification dropped');
     };
     const rooms = new RoomsService(store, L.maxMessageBytes, {
       async publish(roomId, sender, cid, body) {
-        const reply = await roomRef(roomId).ask({ type: 'publish', sender, cid, body });
-        return (reply as { pending: Promise<PublishResult> }).pending;
+        return (await roomRef(roomId).ask({ type: 'publish', sender, cid, body })).pending;
       },
       // This node's actor is told in its mailbox; the others' caches and live subscriptions hear it
       // through the Bus (the store, not this notice, is what refuses a removed member's publish).

@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import t from 'tap';
 import type { Connection, Fanout } from '../src/actors/ports.js';
-import { type PublishResult, RoomActor, type RoomMsg, type RoomReply } from '../src/actors/room.js';
+import { RoomActor, type RoomMsg, type RoomReplies, type RoomReply } from '../src/actors/room.js';
 import { ActorSystem } from '../src/actors/runtime.js';
 import { MemoryBus } from '../src/cluster/bus-memory.js';
 import { createLogger } from '../src/log.js';
@@ -40,13 +40,13 @@ t.test('a lost delivery is repaired from the store before the next one', async (
   const fanout: Fanout = { publish: (_topic, frame) => void published.push(frame) };
   const bus = new LossyBus(store, new Set([2, 3]));
   const system = new ActorSystem(log);
-  system.register<RoomMsg, RoomReply>('room', (id, ctx) => new RoomActor(id, ctx, { store, bus, fanout }));
+  system.register<RoomMsg, RoomReply, RoomReplies>('room', (id, ctx) => new RoomActor(id, ctx, { store, bus, fanout }));
   t.teardown(() => system.stopAll(5000));
-  const ref = system.ref<RoomMsg, RoomReply>('room', room.id);
+  const ref = system.ref<RoomMsg, RoomReply, RoomReplies>('room', room.id);
   const sender = { id: user!.id, username: 'actor-user' };
   // One publish at a time, so each is its own append (and appends 2 and 3 lose their delivery).
   for (let i = 1; i <= 5; i++) {
-    const reply = (await ref.ask({ type: 'publish', sender, cid: `c${i}`, body: `m${i}` })) as { pending: Promise<PublishResult> };
+    const reply = await ref.ask({ type: 'publish', sender, cid: `c${i}`, body: `m${i}` });
     t.equal((await reply.pending).message.seq, i);
   }
   // A subscriber with a plain connection stub, to flush the mailbox and see the live state.
@@ -80,11 +80,14 @@ t.test('#1 a membership re-check the store cannot answer is a retryable UNAVAILA
   );
   const room = await store.rooms.createGroup(randomUUID(), 'recheck', owner!.id);
   const system = new ActorSystem(log);
-  system.register<RoomMsg, RoomReply>('room', (id, ctx) => new RoomActor(id, ctx, { store, bus: new MemoryBus(store), fanout: { publish: () => {} } }));
+  system.register<RoomMsg, RoomReply, RoomReplies>(
+    'room',
+    (id, ctx) => new RoomActor(id, ctx, { store, bus: new MemoryBus(store), fanout: { publish: () => {} } }),
+  );
   t.teardown(() => system.stopAll(5000));
-  const ref = system.ref<RoomMsg, RoomReply>('room', room.id);
+  const ref = system.ref<RoomMsg, RoomReply, RoomReplies>('room', room.id);
   const publish = async (u: { id: string; username: string }, cid: string) =>
-    ((await ref.ask({ type: 'publish', sender: { id: u.id, username: u.username }, cid, body: cid })) as { pending: Promise<PublishResult> }).pending;
+    (await ref.ask({ type: 'publish', sender: { id: u.id, username: u.username }, cid, body: cid })).pending;
   t.equal((await publish(owner!, 'o1')).message.seq, 1, 'the owner (cached) publishes');
   // The store fails only for the miss's re-check (a fault injected into this one read).
   const withRole = store.rooms.withRole.bind(store.rooms);

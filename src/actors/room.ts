@@ -40,7 +40,11 @@ export type RoomMsg =
   | { type: 'deleted' };
 
 /** `publish` answers at once with the pending durability promise, so the mailbox keeps moving. */
-export type RoomReply = { pending: Promise<PublishResult> } | undefined;
+/** The reply to each message that has one: a publish answers with the promise of its ack. */
+export interface RoomReplies {
+  publish: { pending: Promise<PublishResult> };
+}
+export type RoomReply = RoomReplies['publish'] | undefined;
 
 export interface RoomDeps {
   store: Store;
@@ -125,7 +129,7 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
 
   constructor(
     private readonly id: string,
-    private readonly ctx: ActorContext<RoomMsg, RoomReply>,
+    private readonly ctx: ActorContext<RoomMsg, RoomReply, RoomReplies>,
     private readonly deps: RoomDeps,
   ) {
     this.topic = roomTopic(id);

@@ -11,7 +11,7 @@ import type { Logger } from '../log.js';
 import { type ClientFrame, CloseCode, type ServerFrame } from '../protocol/frames.js';
 import type { ClientConnection } from './ports.js';
 import type { RobotMsg, RobotReplies, RobotReply } from './robot.js';
-import { type PublishResult, type RoomMsg, type RoomReply, toMessageFrame } from './room.js';
+import { type RoomMsg, type RoomReplies, type RoomReply, toMessageFrame } from './room.js';
 import { ActorLimitError, type ActorRef, AskTimeoutError, type Clock, MailboxFullError } from './runtime.js';
 
 export interface SessionLimits {
@@ -27,7 +27,7 @@ export interface SessionDeps {
   rooms: RoomsService;
   /** The user's publish budget on this node, shared with REST posting and the user's other sockets. */
   publishBudget: PublishBudget;
-  room(id: string): ActorRef<RoomMsg, RoomReply>;
+  room(id: string): ActorRef<RoomMsg, RoomReply, RoomReplies>;
   robot(id: string): ActorRef<RobotMsg, RobotReply, RobotReplies>;
   verify(token: string): Promise<AccessClaims>;
   limits: SessionLimits;
@@ -156,7 +156,7 @@ export class Session {
           throw new SbError('PAYLOAD_TOO_LARGE', `message body is ${bytes} bytes; the limit is ${this.deps.limits.maxMessageBytes}`, { field: 'body' });
         }
         const reply = await this.deps.room(f.room).ask({ type: 'publish', sender: user, cid: f.cid, body: f.body });
-        const { message, duplicate } = await (reply as { pending: Promise<PublishResult> }).pending;
+        const { message, duplicate } = await reply.pending;
         return {
           t: 'ack',
           id: f.id,
