@@ -6,25 +6,26 @@ import t from 'tap';
 import type { Connection, Fanout } from '../src/actors/ports.js';
 import { type PublishResult, RoomActor, type RoomMsg, type RoomReply } from '../src/actors/room.js';
 import { ActorSystem } from '../src/actors/runtime.js';
+import type { RoomListener } from '../src/cluster/bus.js';
 import { MemoryBus } from '../src/cluster/bus-memory.js';
+import { MemoryPresence } from '../src/cluster/presence-memory.js';
 import { createLogger } from '../src/log.js';
 import type { ServerFrame } from '../src/protocol/frames.js';
-import type { Message } from '../src/store/messages.js';
 import { Store } from '../src/store/store.js';
 import { freshDatabase } from './helpers/db.js';
 
-/** Drops the listener call for the chosen appends (the batch is still made durable). */
+/** Drops the listener call for the chosen announcements (the batch is still durable). */
 class LossyBus extends MemoryBus {
   appends = 0;
-  constructor(
-    store: Store,
-    private readonly lose: Set<number>,
-  ) {
-    super(store);
+  constructor(private readonly lose: Set<number>) {
+    super();
   }
-  override listen(roomId: string, listener: (b: Message[]) => void): () => void {
-    return super.listen(roomId, (batch) => {
-      if (!this.lose.has(++this.appends)) listener(batch);
+  override listen(roomId: string, listener: RoomListener): () => void {
+    return super.listen(roomId, {
+      ...listener,
+      messages: (batch) => {
+        if (!this.lose.has(++this.appends)) listener.messages(batch);
+      },
     });
   }
 }
@@ -38,9 +39,9 @@ t.test('a lost delivery is repaired from the store before the next one', async (
   const room = await store.rooms.createGroup(randomUUID(), 'lossy', user!.id);
   const published: ServerFrame[] = [];
   const fanout: Fanout = { publish: (_topic, frame) => void published.push(frame) };
-  const bus = new LossyBus(store, new Set([2, 3]));
+  const bus = new LossyBus(new Set([2, 3]));
   const system = new ActorSystem(log);
-  system.register<RoomMsg, RoomReply>('room', (id, ctx) => new RoomActor(id, ctx, { store, bus, fanout }));
+  system.register<RoomMsg, RoomReply>('room', (id, ctx) => new RoomActor(id, ctx, { store, bus, presence: new MemoryPresence(), fanout }));
   t.teardown(() => system.stopAll(5000));
   const ref = system.ref<RoomMsg, RoomReply>('room', room.id);
   const sender = { id: user!.id, username: 'actor-user' };
@@ -80,7 +81,10 @@ t.test('#1 a membership re-check the store cannot answer is a retryable UNAVAILA
   );
   const room = await store.rooms.createGroup(randomUUID(), 'recheck', owner!.id);
   const system = new ActorSystem(log);
-  system.register<RoomMsg, RoomReply>('room', (id, ctx) => new RoomActor(id, ctx, { store, bus: new MemoryBus(store), fanout: { publish: () => {} } }));
+  system.register<RoomMsg, RoomReply>(
+    'room',
+    (id, ctx) => new RoomActor(id, ctx, { store, bus: new MemoryBus(), presence: new MemoryPresence(), fanout: { publish: () => {} } }),
+  );
   t.teardown(() => system.stopAll(5000));
   const ref = system.ref<RoomMsg, RoomReply>('room', room.id);
   const publish = async (u: { id: string; username: string }, cid: string) =>
