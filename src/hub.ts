@@ -21,6 +21,9 @@ import { NatsBus } from './cluster/bus-nats.js';
 import { type JoinStatus, joinCluster } from './cluster/join.js';
 import type { Membership } from './cluster/membership.js';
 import { clusterNames, type NatsLink } from './cluster/nats.js';
+import type { Presence } from './cluster/presence.js';
+import { MemoryPresence } from './cluster/presence-memory.js';
+import { NatsPresence } from './cluster/presence-nats.js';
 import { LocalRobotCluster } from './cluster/robots-local.js';
 import type { NatsRobotCluster, RobotChange } from './cluster/robots-nats.js';
 import { type Config, ConfigError } from './config.js';
@@ -124,8 +127,9 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
     const verify = (t: string) => auth.verifyPrincipal(t);
     const L = cfg.limits;
 
-    // Realtime: room actors sequence through the Bus and fan out through the WebSocket server. With
-    // NATS the Bus also carries each committed batch to the other nodes of the cluster.
+    // Realtime: room actors sequence and commit to the store, announce through the Bus and fan out
+    // through the WebSocket server. With NATS the Bus carries each committed batch, and Presence who
+    // is present and typing, to the other nodes of the cluster.
     const names = clusterNames(cfg.clusterName);
     const newApp = () => (cfg.tlsCertFile ? uWS.SSLApp({ cert_file_name: cfg.tlsCertFile, key_file_name: cfg.tlsKeyFile as string }) : uWS.App());
     const portTaken = () => new ConfigError(`PORT: cannot listen on ${cfg.host}:${cfg.port} (in use by another process, or not permitted)`);
@@ -160,7 +164,8 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
       undo.push(() => joined.robotCluster.close());
       undo.push(() => joined.membership.leave());
     }
-    const natsBus = nats && new NatsBus(store, nats.nc, names, root.child({ component: 'bus' }), nodeId);
+    const natsBus = nats && new NatsBus(nats.nc, names, root.child({ component: 'bus' }), nodeId);
+    const presence: Presence = nats ? new NatsPresence(nats.nc, names, root.child({ component: 'presence' }), nodeId) : new MemoryPresence();
     const natsLink = nats;
     const storeCheck = { at: 0, up: Promise.resolve(true) };
     const metrics: HubMetrics = new HubMetrics({
@@ -186,10 +191,11 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
         return storeCheck.up;
       },
     });
-    const bus: Bus = metrics.instrument(natsBus ?? new MemoryBus(store));
+    const bus: Bus = natsBus ?? new MemoryBus();
     undo.push(() => bus.close());
+    undo.push(() => presence.close());
     nats?.onReconnect(() => {
-      natsBus?.catchUp();
+      natsBus?.reconnected();
       robotCluster?.reconnected();
       // Grant and certificate changes announced while this node was away were missed: re-read them.
       for (const id of actors.live('robot')) {
@@ -263,7 +269,10 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
     const tellRobot = (id: string, msg: RobotMsg) => {
       if (!robotRef(id).tell(msg)) root.warn({ robot: id, type: msg.type }, 'robot mailbox full; message dropped');
     };
-    actors.register<RoomMsg, RoomReply, RoomReplies>('room', (id, ctx) => new RoomActor(id, ctx, { store, bus, fanout: ws }));
+    actors.register<RoomMsg, RoomReply, RoomReplies>(
+      'room',
+      (id, ctx) => new RoomActor(id, ctx, { store, bus, presence, fanout: ws, observeCommit: metrics.observeCommit }),
+    );
     const roomRef = (id: string) => actors.ref<RoomMsg, RoomReply, RoomReplies>('room', id);
     const tell = (id: string, msg: RoomMsg) => {
       if (!roomRef(id).tell(msg)) root.warn({ room: id, type: msg.type }, 'room mailbox full; notification dropped');
@@ -384,7 +393,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
     const url = urlOf(port);
 
     membership?.onLeft((node) => {
-      natsBus?.nodeLeft(node);
+      presence.nodeLeft(node);
       robotCluster?.nodeLeft(node);
     });
     if (robotListener) {
@@ -436,6 +445,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
         await membership?.leave();
         await robotCluster?.close();
         await bus.close();
+        await presence.close();
         await nats?.nc.drain().catch((e) => root.warn({ err: e }, 'NATS drain failed'));
         await store.close();
         root.info('shut down');

@@ -7,7 +7,6 @@
 // raw paths; status classes; frame types; close codes), so a client cannot grow the series count.
 
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { Bus } from './cluster/bus.js';
 import type { WsObserver } from './transport/ws.js';
 import { VERSION } from './version.js';
 
@@ -133,28 +132,20 @@ export class HubMetrics {
     sent: (type, n = 1) => this.wsFramesOut.inc({ type }, n),
   };
 
-  /** The Bus, counting what it commits and timing each commit. */
-  instrument(bus: Bus): Bus {
-    return {
-      append: async (roomId, batch) => {
-        const end = this.commitSeconds.startTimer();
-        try {
-          const committed = await bus.append(roomId, batch);
-          this.published.inc(batch.length);
-          return committed;
-        } catch (e) {
-          this.commitFailures.inc();
-          throw e;
-        } finally {
-          end();
-        }
-      },
-      announce: (roomId, batch) => bus.announce(roomId, batch),
-      listen: (roomId, listener, signals) => bus.listen(roomId, listener, signals),
-      signal: (roomId, s) => bus.signal(roomId, s),
-      close: () => bus.close(),
-    };
-  }
+  /** Wraps a room's group commit of `size` messages: times it, and counts what it committed or that it failed. */
+  readonly observeCommit = async <T>(size: number, commit: () => Promise<T>): Promise<T> => {
+    const end = this.commitSeconds.startTimer();
+    try {
+      const committed = await commit();
+      this.published.inc(size);
+      return committed;
+    } catch (e) {
+      this.commitFailures.inc();
+      throw e;
+    } finally {
+      end();
+    }
+  };
 }
 
 /** A count its owner keeps since start, exposed as the counter it is. */

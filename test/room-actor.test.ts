@@ -6,25 +6,37 @@ import t from 'tap';
 import type { Connection, Fanout } from '../src/actors/ports.js';
 import { RoomActor, type RoomMsg, type RoomReplies, type RoomReply } from '../src/actors/room.js';
 import { ActorSystem } from '../src/actors/runtime.js';
+import type { RoomListener } from '../src/cluster/bus.js';
 import { MemoryBus } from '../src/cluster/bus-memory.js';
+import { MemoryPresence } from '../src/cluster/presence-memory.js';
 import { createLogger } from '../src/log.js';
 import type { ServerFrame } from '../src/protocol/frames.js';
 import type { Message } from '../src/store/messages.js';
 import { Store } from '../src/store/store.js';
 import { freshDatabase } from './helpers/db.js';
 
-/** Drops the listener call for the chosen appends (the batch is still made durable). */
+/** Drops the listener call for the chosen announcements (the batch is still durable). */
 class LossyBus extends MemoryBus {
   appends = 0;
-  constructor(
-    store: Store,
-    private readonly lose: Set<number>,
-  ) {
-    super(store);
+  private readonly rooms = new Map<string, RoomListener>();
+  constructor(private readonly lose: Set<number>) {
+    super();
   }
-  override listen(roomId: string, listener: (b: Message[]) => void): () => void {
-    return super.listen(roomId, (batch) => {
-      if (!this.lose.has(++this.appends)) listener(batch);
+  /** Tells the room's listener what a NATS bus tells it after a reconnect. */
+  missedAll(roomId: string): void {
+    this.rooms.get(roomId)?.missed();
+  }
+  /** Hands the room's listener a batch directly, bypassing the losses. */
+  deliverAll(roomId: string, batch: Message[]): void {
+    this.rooms.get(roomId)?.messages(batch);
+  }
+  override listen(roomId: string, listener: RoomListener): () => void {
+    this.rooms.set(roomId, listener);
+    return super.listen(roomId, {
+      ...listener,
+      messages: (batch) => {
+        if (!this.lose.has(++this.appends)) listener.messages(batch);
+      },
     });
   }
 }
@@ -38,9 +50,9 @@ t.test('a lost delivery is repaired from the store before the next one', async (
   const room = await store.rooms.createGroup(randomUUID(), 'lossy', user!.id);
   const published: ServerFrame[] = [];
   const fanout: Fanout = { publish: (_topic, frame) => void published.push(frame) };
-  const bus = new LossyBus(store, new Set([2, 3]));
+  const bus = new LossyBus(new Set([2, 3]));
   const system = new ActorSystem(log);
-  system.register<RoomMsg, RoomReply, RoomReplies>('room', (id, ctx) => new RoomActor(id, ctx, { store, bus, fanout }));
+  system.register<RoomMsg, RoomReply, RoomReplies>('room', (id, ctx) => new RoomActor(id, ctx, { store, bus, presence: new MemoryPresence(), fanout }));
   t.teardown(() => system.stopAll(5000));
   const ref = system.ref<RoomMsg, RoomReply, RoomReplies>('room', room.id);
   const sender = { id: user!.id, username: 'actor-user' };
@@ -82,7 +94,7 @@ t.test('#1 a membership re-check the store cannot answer is a retryable UNAVAILA
   const system = new ActorSystem(log);
   system.register<RoomMsg, RoomReply, RoomReplies>(
     'room',
-    (id, ctx) => new RoomActor(id, ctx, { store, bus: new MemoryBus(store), fanout: { publish: () => {} } }),
+    (id, ctx) => new RoomActor(id, ctx, { store, bus: new MemoryBus(), presence: new MemoryPresence(), fanout: { publish: () => {} } }),
   );
   t.teardown(() => system.stopAll(5000));
   const ref = system.ref<RoomMsg, RoomReply, RoomReplies>('room', room.id);
@@ -99,4 +111,44 @@ t.test('#1 a membership re-check the store cannot answer is a retryable UNAVAILA
   store.rooms.withRole = withRole;
   await t.rejects(publish(other!, 'x2'), { code: 'NOT_MEMBER' }, 'once the store answers: NOT_MEMBER');
   t.equal((await publish(owner!, 'o2')).message.seq, 2, 'the actor went on');
+});
+
+t.test('news the Bus missed is read from the store when the Bus says so, in order and once', async (t) => {
+  const log = createLogger('silent');
+  const store = await Store.open({ databaseUrl: await freshDatabase(t), dataDir: '/nonexistent', poolSize: 4, log });
+  t.teardown(() => store.close());
+  await store.migrate();
+  const user = await store.users.create({ id: randomUUID(), username: 'missed-user', displayName: null, passwordHash: 'x', isAdmin: false });
+  const room = await store.rooms.createGroup(randomUUID(), 'missed', user!.id);
+  const seqs: number[] = [];
+  let wake: (() => void) | undefined;
+  const fanout: Fanout = {
+    publish: (_topic, frame) => {
+      if (frame.t !== 'msg') return;
+      seqs.push(frame.seq);
+      wake?.();
+    },
+  };
+  // Every announcement is lost, as on a node whose NATS link was down.
+  const bus = new LossyBus(new Set([1, 2, 3]));
+  const system = new ActorSystem(log);
+  system.register<RoomMsg, RoomReply, RoomReplies>('room', (id, ctx) => new RoomActor(id, ctx, { store, bus, presence: new MemoryPresence(), fanout }));
+  t.teardown(() => system.stopAll(5000));
+  const ref = system.ref<RoomMsg, RoomReply, RoomReplies>('room', room.id);
+  const sender = { id: user!.id, username: 'missed-user' };
+  for (let i = 1; i <= 3; i++) {
+    const reply = await ref.ask({ type: 'publish', sender, cid: `c${i}`, body: `m${i}` });
+    await reply.pending;
+  }
+  t.same(seqs, [], 'nothing delivered yet');
+  bus.missedAll(room.id);
+  bus.missedAll(room.id);
+  while (seqs.length < 3) await new Promise<void>((r) => (wake = r));
+  t.same(seqs, [1, 2, 3], 'every seq once, in order');
+  // A later announcement that repeats them changes nothing.
+  bus.deliverAll(room.id, await store.messages.range(room.id, 0, 3));
+  const reply = await ref.ask({ type: 'publish', sender, cid: 'c4', body: 'm4' });
+  await reply.pending;
+  while (seqs.length < 4) await new Promise<void>((r) => (wake = r));
+  t.same(seqs, [1, 2, 3, 4]);
 });

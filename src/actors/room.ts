@@ -1,22 +1,27 @@
 // The room actor: one per active room on a node, and the only writer of its messages. It checks
 // membership (cached; told of joins, leaves and deletion on any node; a miss re-checks the store
 // before refusing, and the commit itself refuses a sender who is no longer a member, so a change
-// made through any node holds here by the time its reply is sent), sequences publishes and makes them
-// durable in groups through the Bus (the messages that arrive while a commit is in flight go
-// together in the next one; each sender's promise resolves only once its message is durable), dedups
-// by (sender, cid), fans deliveries out once per encoding, and serves resume: a subscriber gets
+// made through any node holds here by the time its reply is sent), sequences publishes and commits
+// them to the store in groups (the messages that arrive while a commit is in flight go together in
+// the next one; each sender's promise resolves only once its message is durable), then announces
+// them on the Bus, which only carries news; it dedups by (sender, cid), reads from the store what
+// the Bus says was missed, fans deliveries out once per encoding, and serves resume: a subscriber gets
 // every message after `since`, then the live ones, with no gap and no duplicate. The replay runs
 // beside the mailbox at the socket's pace; deliveries meanwhile are held for that connection and
 // sent in the mailbox step that joins it to the live topic.
 
 import { randomUUID } from 'node:crypto';
+import { assertMember, notMember } from '../chat/room-rules.js';
 import type { Bus } from '../cluster/bus.js';
+import type { Presence } from '../cluster/presence.js';
 import { notFound, SbError } from '../errors.js';
 import { CloseCode, type MessageFrame, type UserRef } from '../protocol/frames.js';
 import { CommitRefusedError, type Message, type SequencedMessage } from '../store/messages.js';
 import type { Store } from '../store/store.js';
 import { isUniqueViolation } from '../store/users.js';
 import { type Connection, type Fanout, roomTopic } from './ports.js';
+import { storedHead } from './room-heads.js';
+import { RoomPresence } from './room-presence.js';
 import type { Actor, ActorContext } from './runtime.js';
 
 export interface PublishResult {
@@ -30,6 +35,8 @@ export type RoomMsg =
   | { type: 'unsubscribe'; conn: Connection }
   | { type: 'typing'; conn: Connection }
   | { type: 'deliver'; batch: Message[] }
+  /** The store holds messages up to `head` that this node was not given (the Bus missed them). */
+  | { type: 'behind'; head: number }
   | { type: 'caughtUp'; connId: string; entry: CatchUp }
   | { type: 'member'; op: 'joined' | 'left'; user: UserRef }
   /** The store refused these senders at commit: they left (the notice may not have arrived yet). */
@@ -49,11 +56,14 @@ export type RoomReply = RoomReplies['publish'] | undefined;
 export interface RoomDeps {
   store: Store;
   bus: Bus;
+  presence: Presence;
   fanout: Fanout;
+  /** Wraps each group commit of `size` messages (metrics time it and count its outcome). */
+  observeCommit?: <T>(size: number, commit: () => Promise<T>) => Promise<T>;
 }
 
-/** In a cluster, each node shares its present users this often; another node's entry lapses after 3 missed shares. */
-export const PRESENCE_SHARE_MS = 3_000;
+export { PRESENCE_SHARE_MS } from './room-presence.js';
+
 /** Tries per batch when a retry can fix the failure (a cid race). */
 const MAX_COMMIT_ATTEMPTS = 5;
 /** Largest group commit. */
@@ -106,7 +116,6 @@ export const toMessageFrame = (m: Message | SequencedMessage): MessageFrame => (
 export class RoomActor implements Actor<RoomMsg, RoomReply> {
   private readonly topic: string;
   private gone = false;
-  private direct = false;
   private members = new Set<string>();
   /** Highest seq assigned (durable or in flight). */
   private lastSeq = 0;
@@ -115,17 +124,12 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
   private readonly tail: MessageFrame[] = [];
   private readonly subs = new Map<string, Connection>();
   private readonly catchingUp = new Map<string, CatchUp>();
-  private readonly present = new Map<string, { user: UserRef; conns: Set<string> }>();
-  /** Other nodes' present users (cluster only), with when each last shared them. */
-  private readonly remote = new Map<string, { users: UserRef[]; at: number }>();
-  /** Whether this node has asked the others for their presence in this room yet. */
-  private asked = false;
-  private presenceTimer: unknown;
-  private ticking = false;
+  private readonly presence: RoomPresence;
   private readonly recent = new Map<string, Recent>();
   private queue: Pending[] = [];
   private flushing: Promise<void> | undefined;
   private unlisten: (() => void) | undefined;
+  private unlistenPresence: (() => void) | undefined;
 
   constructor(
     private readonly id: string,
@@ -133,6 +137,9 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
     private readonly deps: RoomDeps,
   ) {
     this.topic = roomTopic(id);
+    this.presence = new RoomPresence(id, this.topic, { presence: deps.presence, fanout: deps.fanout, clock: ctx.clock }, () =>
+      this.ctx.self.tell({ type: 'presenceTick' }),
+    );
   }
 
   async start(): Promise<void> {
@@ -141,33 +148,47 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
       this.gone = true;
       return;
     }
-    this.direct = room.kind === 'direct';
     this.members = new Set(await this.deps.store.rooms.memberIds(this.id));
     this.lastSeq = room.lastSeq;
     this.lastDelivered = room.lastSeq;
-    this.unlisten = this.deps.bus.listen(
-      this.id,
-      (batch) => {
+    this.unlisten = this.deps.bus.listen(this.id, {
+      messages: (batch) => {
         // A lost delivery is repaired from the store by the next one (see deliver).
         if (!this.ctx.self.tell({ type: 'deliver', batch })) this.ctx.log.error({ room: this.id, seq: batch[0]?.seq }, 'room mailbox full; delivery deferred');
       },
-      (node, signal) => {
-        // Presence is shared in full and periodically: a dropped update is healed by the next.
-        if (signal.kind === 'presence') this.ctx.self.tell({ type: 'remotePresence', node, users: signal.users, ask: signal.ask });
-        else if (signal.kind === 'typing') this.ctx.self.tell({ type: 'remoteTyping', user: signal.user });
-        // A lost membership notice leaves only a live subscription running longer: access is
-        // re-checked on a miss and the commit refuses a removed sender.
-        else if (signal.kind === 'member') this.ctx.self.tell({ type: 'member', op: signal.op, user: signal.user });
-        else this.ctx.self.tell({ type: 'deleted' });
-      },
+      missed: () => void this.compareHead(),
+      // A lost membership notice leaves only a live subscription running longer: access is
+      // re-checked on a miss and the commit refuses a removed sender.
+      signal: (_node, signal) => this.ctx.self.tell(signal.kind === 'member' ? { type: 'member', op: signal.op, user: signal.user } : { type: 'deleted' }),
+    });
+    // Presence is shared in full and periodically: a dropped update is healed by the next.
+    this.unlistenPresence = this.deps.presence.listen(this.id, (node, news) =>
+      this.ctx.self.tell(
+        news.kind === 'present' ? { type: 'remotePresence', node, users: news.users, ask: news.ask } : { type: 'remoteTyping', user: news.user },
+      ),
     );
   }
 
   async stop(): Promise<void> {
-    this.ctx.clock.clearTimeout(this.presenceTimer);
+    this.presence.stop();
     await this.flushing;
     this.unlisten?.();
-    this.unlisten = undefined;
+    this.unlistenPresence?.();
+    this.unlisten = this.unlistenPresence = undefined;
+  }
+
+  /**
+   * The Bus may have missed news of this room: compares the stored head with what was delivered.
+   * Outside the mailbox (the mailbox step re-checks), so a room that is not behind costs no message
+   * (which would keep it from passivating) and all rooms' heads are read in one query.
+   */
+  private async compareHead(): Promise<void> {
+    try {
+      const head = await storedHead(this.deps.store, this.id);
+      if (this.unlisten && head !== undefined && head > this.lastDelivered) this.ctx.self.tell({ type: 'behind', head });
+    } catch (e) {
+      this.ctx.log.warn({ err: e, room: this.id }, 'could not compare with the stored head; the next check retries');
+    }
   }
 
   /** A client's mistake (not a member, a conflict) leaves the state valid; anything else reloads it. */
@@ -202,16 +223,22 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
       case 'typing':
         return this.checked(msg.conn.user.id, () => {
           this.deps.fanout.publish(this.topic, { t: 'typing', room: this.id, user: msg.conn.user }, msg.conn);
-          this.deps.bus.signal(this.id, { kind: 'typing', user: msg.conn.user });
+          this.deps.presence.typing(this.id, msg.conn.user);
           return undefined;
         });
       case 'deliver':
         return this.deliver(msg.batch);
+      case 'behind':
+        if (msg.head <= this.lastDelivered) return;
+        return this.deps.store.messages.range(this.id, this.lastDelivered, msg.head).then((missing) => {
+          this.fanOut(missing);
+          return undefined;
+        });
       case 'remotePresence':
-        this.remotePresence(msg.node, msg.users, msg.ask);
+        this.presence.remoteShared(msg.node, msg.users, msg.ask, this.subs.size > 0 || this.catchingUp.size > 0);
         return undefined;
       case 'presenceTick':
-        this.presenceTick();
+        this.presence.tick();
         return undefined;
       case 'remoteTyping':
         this.deps.fanout.publish(this.topic, { t: 'typing', room: this.id, user: msg.user });
@@ -238,18 +265,11 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
     return this.deps.store.rooms.withRole(this.id, userId).then(
       (found) => {
         if (this.gone) throw notFound('room');
-        if (!found) {
-          // Deleted through another node, and the notice has not arrived (or was lost).
-          this.deleted();
-          throw notFound('room');
-        }
-        if (found.role) {
-          this.members.add(userId);
-          return then();
-        }
-        // A direct room does not exist for anyone but its two members (as over REST).
-        if (this.direct) throw notFound('room');
-        throw new SbError('NOT_MEMBER', 'you are not a member of this room');
+        // Deleted through another node, and the notice has not arrived (or was lost).
+        if (!found) this.deleted();
+        assertMember(found);
+        this.members.add(userId);
+        return then();
       },
       (e: unknown) => {
         throw new SbError('UNAVAILABLE', 'membership could not be checked; retry', undefined, { cause: e });
@@ -279,9 +299,7 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
     );
     this.remember(key, entry);
     this.queue.push(pending);
-    this.flushing ??= this.flush().finally(() => {
-      this.flushing = undefined;
-    });
+    this.flushing ??= this.flush();
     return promise;
   }
 
@@ -294,25 +312,34 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
     }
   }
 
-  /** Commits the queue in batches until it is empty. Runs beside the mailbox, never inside it. */
+  /**
+   * Commits the queue in batches until it is empty. Runs beside the mailbox, never inside it. It
+   * clears `flushing` in the same step that finds the queue empty: a publish queued after that
+   * check must start a new flush, not join one that is ending.
+   */
   private async flush(): Promise<void> {
-    while (this.queue.length > 0) {
-      const batch = this.queue.splice(0, MAX_BATCH);
-      try {
-        await this.commitWithRetries(batch);
-      } catch (e) {
-        if (e instanceof CommitRefusedError && e.roomGone) {
-          for (const p of batch) p.reject(notFound('room'));
-          this.ctx.self.tell({ type: 'deleted' });
-          continue;
-        }
-        this.ctx.log.error({ err: e, room: this.id, batch: batch.length }, 'group commit failed; publishers get a retryable nack');
-        const failure = new SbError('UNAVAILABLE', 'the message could not be stored; retry with the same cid', undefined, { cause: e });
-        for (const p of batch) p.reject(failure);
-        // Re-read where the room really is before sequencing anything else.
-        const room = await this.deps.store.rooms.byId(this.id).catch(() => undefined);
-        if (room) this.lastSeq = Math.max(room.lastSeq, this.lastDelivered);
+    try {
+      while (this.queue.length > 0) await this.commitGroup(this.queue.splice(0, MAX_BATCH));
+    } finally {
+      this.flushing = undefined;
+    }
+  }
+
+  private async commitGroup(batch: Pending[]): Promise<void> {
+    try {
+      await this.commitWithRetries(batch);
+    } catch (e) {
+      if (e instanceof CommitRefusedError && e.roomGone) {
+        for (const p of batch) p.reject(notFound('room'));
+        this.ctx.self.tell({ type: 'deleted' });
+        return;
       }
+      this.ctx.log.error({ err: e, room: this.id, batch: batch.length }, 'group commit failed; publishers get a retryable nack');
+      const failure = new SbError('UNAVAILABLE', 'the message could not be stored; retry with the same cid', undefined, { cause: e });
+      for (const p of batch) p.reject(failure);
+      // Re-read where the room really is before sequencing anything else.
+      const room = await this.deps.store.rooms.byId(this.id).catch(() => undefined);
+      if (room) this.lastSeq = Math.max(room.lastSeq, this.lastDelivered);
     }
   }
 
@@ -332,8 +359,8 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
         if (e instanceof CommitRefusedError && !e.roomGone) {
           // Each refusal shrinks the batch, so this ends.
           const refused = new Set(e.notMembers);
-          const notMember = new SbError('NOT_MEMBER', 'you are not a member of this room');
-          for (const p of batch) if (refused.has(p.sender.id)) p.reject(notMember);
+          const refusal = notMember();
+          for (const p of batch) if (refused.has(p.sender.id)) p.reject(refusal);
           batch = batch.filter((p) => !refused.has(p.sender.id));
           this.ctx.self.tell({ type: 'evict', userIds: e.notMembers });
           continue;
@@ -374,11 +401,15 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
     }));
     let committed: SequencedMessage[];
     try {
-      committed = await this.deps.bus.append(this.id, sequenced);
+      // Durable, in order, right after the room's last durable message (renumbered if another
+      // node's sequencer wrote since `expected`); refused when the room is gone or a sender left.
+      const insert = () => this.deps.store.messages.insertSequenced(this.id, sequenced);
+      committed = await (this.deps.observeCommit ? this.deps.observeCommit(sequenced.length, insert) : insert());
     } catch (e) {
       this.lastSeq = expected;
       throw e;
     }
+    this.deps.bus.announce(this.id, committed);
     // Renumbered when another node wrote meanwhile; its messages reach this node as a gap to repair.
     this.lastSeq = Math.max((committed.at(-1) as SequencedMessage).seq, this.lastDelivered);
     fresh.forEach((p, i) => {
@@ -501,7 +532,7 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
     const first = !wasLive && !this.subs.has(conn.id);
     this.subs.set(conn.id, conn);
     conn.send({ t: 'subscribed', id: reqId, room: this.id, seq: this.lastDelivered });
-    if (first) this.arrive(conn);
+    if (first) this.presence.arrive(conn);
   }
 
   private unsubscribe(conn: Connection): void {
@@ -509,84 +540,7 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
     const wasLive = this.subs.delete(conn.id);
     if (!wasCatchingUp && !wasLive) return;
     if (wasLive) conn.unsubscribe(this.topic);
-    const p = this.present.get(conn.user.id);
-    if (!p) return;
-    p.conns.delete(conn.id);
-    if (p.conns.size > 0) return;
-    this.changePresence(() => this.present.delete(conn.user.id));
-    this.sharePresence();
-  }
-
-  private arrive(conn: Connection): void {
-    let p = this.present.get(conn.user.id);
-    if (!p) {
-      const fresh = { user: conn.user, conns: new Set<string>() };
-      p = fresh;
-      this.changePresence(() => this.present.set(conn.user.id, fresh), conn);
-      this.sharePresence();
-    } else if (!this.asked) this.sharePresence();
-    p.conns.add(conn.id);
-    conn.send({ t: 'presence', room: this.id, op: 'snapshot', users: [...this.visible().values()] });
-  }
-
-  /** Everyone present in the room: here, and on the other nodes of a cluster. */
-  private visible(): Map<string, UserRef> {
-    const all = new Map<string, UserRef>();
-    for (const p of this.present.values()) all.set(p.user.id, p.user);
-    for (const r of this.remote.values()) for (const u of r.users) all.set(u.id, u);
-    return all;
-  }
-
-  /** Keeps the presence timer running while anyone is present, here or elsewhere (and only then: it would keep the actor from passivating). */
-  private ensureTick(): void {
-    if (this.ticking || (this.present.size === 0 && this.remote.size === 0)) return;
-    this.ticking = true;
-    this.presenceTimer = this.ctx.clock.setTimeout(() => {
-      this.ticking = false;
-      this.ctx.self.tell({ type: 'presenceTick' });
-    }, PRESENCE_SHARE_MS);
-  }
-
-  /** Applies a change and tells the subscribers who appeared (except `arriving`, who gets a snapshot) and who left. */
-  private changePresence(change: () => void, arriving?: Connection): void {
-    const before = this.visible();
-    change();
-    const after = this.visible();
-    const joined = [...after.values()].filter((u) => !before.has(u.id));
-    const left = [...before.values()].filter((u) => !after.has(u.id));
-    if (joined.length) this.deps.fanout.publish(this.topic, { t: 'presence', room: this.id, op: 'join', users: joined }, arriving);
-    if (left.length) this.deps.fanout.publish(this.topic, { t: 'presence', room: this.id, op: 'leave', users: left });
-    this.ensureTick();
-  }
-
-  private sharePresence(): void {
-    this.deps.bus.signal(this.id, { kind: 'presence', users: [...this.present.values()].map((p) => p.user), ask: !this.asked });
-    this.asked = true;
-  }
-
-  private remotePresence(node: string, users: UserRef[], ask: boolean): void {
-    // With nobody subscribed here, other nodes' presence is nobody's business (and tracking it would
-    // keep this actor from passivating); the first arrival asks for it again.
-    if (this.subs.size === 0 && this.catchingUp.size === 0) {
-      this.remote.clear();
-      this.asked = false;
-      return;
-    }
-    if (ask && this.present.size > 0) this.sharePresence();
-    const now = this.ctx.clock.now();
-    this.changePresence(() => {
-      if (users.length) this.remote.set(node, { users, at: now });
-      else this.remote.delete(node);
-    });
-  }
-
-  /** Re-shares this node's presence, and forgets other nodes' that lapsed (a node that died). */
-  private presenceTick(): void {
-    if (this.present.size > 0) this.sharePresence();
-    const stale = this.ctx.clock.now() - 3 * PRESENCE_SHARE_MS;
-    this.changePresence(() => {
-      for (const [node, r] of this.remote) if (r.at < stale) this.remote.delete(node);
-    });
+    this.presence.depart(conn);
   }
 
   private member(op: 'joined' | 'left', user: UserRef): void {

@@ -1,15 +1,17 @@
 // Room operations with their permission rules. Group rooms: anyone signed in may see and join them;
 // only members read, post and list members; only the owner deletes; the owner cannot leave (delete
 // instead). Direct rooms: exactly two members, invisible (404) to everyone else, neither joined nor
-// left. The REST routes call this; the realtime room actors will share it.
+// left. The REST routes call this; the rules themselves are in room-rules.ts, which the realtime
+// room actors share.
 
 import { randomUUID } from 'node:crypto';
-import { notFound, SbError, ValidationError } from '../errors.js';
+import { SbError, ValidationError } from '../errors.js';
 import type { UserRef } from '../protocol/frames.js';
 import type { Message } from '../store/messages.js';
 import type { Role, Room } from '../store/rooms.js';
 import type { Store } from '../store/store.js';
 import { escapeLike } from '../store/users.js';
+import { assertDeletable, assertJoinable, assertLeavable, assertMember, assertVisible } from './room-rules.js';
 
 export interface RoomView extends Room {
   /** The caller's role, or null when the caller is not a member. */
@@ -55,7 +57,7 @@ export class RoomsService {
   /** The room as the caller may see it; 404 for a missing room or someone else's direct room. */
   async get(userId: string, roomId: string): Promise<RoomView> {
     const found = await this.store.rooms.withRole(roomId, userId);
-    if (!found || (found.room.kind === 'direct' && !found.role)) throw notFound('room');
+    assertVisible(found);
     return { ...found.room, role: found.role };
   }
 
@@ -66,21 +68,20 @@ export class RoomsService {
 
   async delete(userId: string, roomId: string): Promise<void> {
     const room = await this.get(userId, roomId);
-    if (room.ownerId !== userId) throw new SbError('NOT_OWNER', 'only the room owner can delete it');
+    assertDeletable(room, userId);
     if (await this.store.rooms.delete(roomId)) this.gateway.deleted(roomId);
   }
 
   async join(user: UserRef, roomId: string): Promise<RoomView> {
     const room = await this.get(user.id, roomId);
-    if (room.kind === 'direct') throw new SbError('FORBIDDEN', 'direct rooms cannot be joined');
+    assertJoinable(room);
     if (!room.role && (await this.store.rooms.join(roomId, user.id))) this.gateway.memberChanged(roomId, 'joined', { id: user.id, username: user.username });
     return { ...room, role: room.role ?? 'member' };
   }
 
   async leave(user: UserRef, roomId: string): Promise<void> {
     const room = await this.member(user.id, roomId);
-    if (room.kind === 'direct') throw new SbError('FORBIDDEN', 'direct rooms cannot be left');
-    if (room.role === 'owner') throw new SbError('CONFLICT', 'the owner cannot leave a room; delete it instead');
+    assertLeavable(room, room.role);
     if (await this.store.rooms.leave(roomId, user.id)) this.gateway.memberChanged(roomId, 'left', { id: user.id, username: user.username });
   }
 
@@ -114,7 +115,7 @@ export class RoomsService {
   /** The room, which the caller must belong to: 404 if it is hidden from them, 403 if not a member. */
   private async member(userId: string, roomId: string): Promise<RoomView> {
     const room = await this.get(userId, roomId);
-    if (!room.role) throw new SbError('NOT_MEMBER', 'you are not a member of this room');
+    assertMember({ room, role: room.role });
     return room;
   }
 }

@@ -1,28 +1,19 @@
-// The single-node Bus: durability is the PostgreSQL (or PGlite) group commit, and "every node" is
-// this process, so listeners are called right after the commit.
+// The single-node Bus: "every node" is this process, so an announced batch goes straight to the
+// room's listeners (the room actor calls it right after its commit) and nothing is ever missed.
 
-import type { Message, SequencedMessage } from '../store/messages.js';
-import type { Store } from '../store/store.js';
-import type { Bus, BusListener } from './bus.js';
+import type { Message } from '../store/messages.js';
+import type { Bus, RoomListener } from './bus.js';
 
 export class MemoryBus implements Bus {
-  private readonly listeners = new Map<string, Set<BusListener>>();
-
-  constructor(private readonly store: Store) {}
-
-  async append(roomId: string, batch: SequencedMessage[]): Promise<SequencedMessage[]> {
-    const committed = await this.store.messages.insertSequenced(roomId, batch);
-    this.announce(roomId, committed);
-    return committed;
-  }
+  private readonly listeners = new Map<string, Set<RoomListener>>();
 
   announce(roomId: string, batch: Message[]): void {
-    for (const l of this.listeners.get(roomId) ?? []) l(batch);
+    for (const l of this.listeners.get(roomId) ?? []) l.messages(batch);
   }
 
   signal(): void {}
 
-  listen(roomId: string, listener: BusListener): () => void {
+  listen(roomId: string, listener: RoomListener): () => void {
     let set = this.listeners.get(roomId);
     if (!set) {
       set = new Set();

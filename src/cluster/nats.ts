@@ -7,8 +7,10 @@ import type { Logger } from '../log.js';
 export interface ClusterNames {
   /** Fan-out of a room's committed messages to every node with local subscribers. */
   room(roomId: string): string;
-  /** Ephemeral room news between nodes: presence and typing. */
+  /** Room news between nodes: a member joined or left, the room deleted. */
   signals(roomId: string): string;
+  /** Ephemeral room news between nodes: who is present, who is typing. */
+  presence(roomId: string): string;
   /** The KV bucket of node heartbeats. */
   nodesBucket: string;
   /** Every node's one-second pulse. */
@@ -27,6 +29,7 @@ export function clusterNames(cluster: string): ClusterNames {
   return {
     room: (roomId) => `sb.${cluster}.room.${roomId}`,
     signals: (roomId) => `sb.${cluster}.signal.${roomId}`,
+    presence: (roomId) => `sb.${cluster}.presence.${roomId}`,
     nodesBucket: `sb_${cluster}_nodes`,
     nodesPulse: `sb.${cluster}.nodes.pulse`,
     robotRequests: (robotId) => `sb.${cluster}.robot.${robotId}.req`,

@@ -1,0 +1,188 @@
+// The Bus's conformance suite, run against every implementation: the in-process one (a cluster of
+// one node) and NATS (two nodes on the test NATS server, a cluster name of their own). What one
+// node announces reaches every listener of the room on every node, in order; a signal reaches
+// every other node and never its sender; unlisten stops both.
+
+import { randomUUID } from 'node:crypto';
+import t, { type Test } from 'tap';
+import type { Bus, RoomListener, RoomSignal } from '../src/cluster/bus.js';
+import { MemoryBus } from '../src/cluster/bus-memory.js';
+import { NatsBus } from '../src/cluster/bus-nats.js';
+import type { Message } from '../src/store/messages.js';
+import { Heard, log, natsNodes } from './helpers/conformance.js';
+
+interface Nodes {
+  /** The cluster's nodes, with their ids; a single-node implementation has one. */
+  buses: { node: string; bus: Bus }[];
+  /** Resolves once everything sent so far has been handled by every node. */
+  settle(): Promise<void>;
+}
+
+const implementations: Record<string, (t: Test) => Promise<Nodes>> = {
+  memory: async (t) => {
+    const bus = new MemoryBus();
+    t.teardown(() => bus.close());
+    return { buses: [{ node: 'node1', bus }], settle: async () => {} };
+  },
+  nats: async (t) => {
+    const { names, links, settle } = await natsNodes(t, 2);
+    const buses = links.map((l, i) => {
+      const bus = new NatsBus(l.nc, names, log, `node${i + 1}`);
+      t.teardown(() => bus.close());
+      return { node: `node${i + 1}`, bus };
+    });
+    return { buses, settle };
+  },
+};
+
+const message = (roomId: string, seq: number, body = `m${seq}`): Message => ({
+  id: randomUUID(),
+  roomId,
+  seq,
+  senderId: randomUUID(),
+  cid: `c${seq}`,
+  body,
+  createdAt: new Date(1_700_000_000_000 + seq),
+});
+
+/** A listener that records what it hears. */
+function listener() {
+  const batches = new Heard<Message[]>();
+  const signals = new Heard<[string, RoomSignal]>();
+  let missed = 0;
+  const l: RoomListener = {
+    messages: batches.push,
+    missed: () => void missed++,
+    signal: (node, s) => signals.push([node, s]),
+  };
+  return { l, batches, signals, missed: () => missed };
+}
+
+for (const [name, nodes] of Object.entries(implementations)) {
+  t.test(`${name}: an announced batch reaches every listener of the room on every node, in order`, async (t) => {
+    const { buses, settle } = await nodes(t);
+    const room = randomUUID();
+    const heard = buses.map(({ bus }) => {
+      const a = listener();
+      const b = listener();
+      bus.listen(room, a.l);
+      bus.listen(room, b.l);
+      return [a, b];
+    });
+    await settle(); // every subscription is in place at the server
+    const [origin] = buses;
+    const first = [message(room, 1), message(room, 2)];
+    const second = [message(room, 3)];
+    origin!.bus.announce(room, first);
+    origin!.bus.announce(room, second);
+    for (const [i, pair] of heard.entries()) {
+      for (const h of pair) {
+        const got = await h.batches.until(2);
+        t.same(
+          got.map((b) => b.map((m) => m.seq)),
+          [[1, 2], [3]],
+          `node${i + 1}: both batches, in order`,
+        );
+        t.same(got[0], first, 'every field of every message');
+      }
+    }
+  });
+
+  t.test(`${name}: a room's listeners hear only that room`, async (t) => {
+    const { buses, settle } = await nodes(t);
+    const [r1, r2] = [randomUUID(), randomUUID()];
+    const heard = buses.map(({ bus }) => {
+      const h = listener();
+      bus.listen(r2, h.l);
+      return h;
+    });
+    await settle(); // every subscription is in place at the server
+    buses[0]!.bus.announce(r1, [message(r1, 1)]);
+    buses[0]!.bus.announce(r2, [message(r2, 7)]);
+    await settle();
+    for (const h of heard)
+      t.same(
+        (await h.batches.until(1)).map((b) => b.map((m) => m.seq)),
+        [[7]],
+        'only the batch of its room',
+      );
+  });
+
+  t.test(`${name}: unlisten stops delivery to that listener, not to the others`, async (t) => {
+    const { buses, settle } = await nodes(t);
+    const room = randomUUID();
+    const kept = buses.map(({ bus }) => {
+      const h = listener();
+      bus.listen(room, h.l);
+      return h;
+    });
+    const gone = buses.map(({ bus }) => {
+      const h = listener();
+      bus.listen(room, h.l)();
+      return h;
+    });
+    // A node with no listener left for the room hears nothing of it either.
+    const last = buses.at(-1)!;
+    const other = randomUUID();
+    const dropped = listener();
+    last.bus.listen(other, dropped.l)();
+    await settle(); // every subscription is in place at the server
+    buses[0]!.bus.announce(room, [message(room, 1)]);
+    buses[0]!.bus.announce(other, [message(other, 1)]);
+    await settle();
+    for (const h of kept) await h.batches.until(1);
+    for (const h of [...gone, dropped]) t.same(h.batches.items, [], 'an unlistened listener hears nothing');
+  });
+
+  t.test(`${name}: a signal reaches every other node, never its sender`, async (t) => {
+    const { buses, settle } = await nodes(t);
+    const room = randomUUID();
+    const heard = buses.map(({ bus }) => {
+      const h = listener();
+      bus.listen(room, h.l);
+      return h;
+    });
+    await settle(); // every subscription is in place at the server
+    const user = { id: randomUUID(), username: 'sig' };
+    const [origin] = buses;
+    origin!.bus.signal(room, { kind: 'member', op: 'joined', user });
+    origin!.bus.signal(room, { kind: 'member', op: 'left', user });
+    origin!.bus.signal(room, { kind: 'deleted' });
+    await settle();
+    t.same(heard[0]!.signals.items, [], 'the sender does not hear itself');
+    for (const h of heard.slice(1)) {
+      t.same(await h.signals.until(3), [
+        [origin!.node, { kind: 'member', op: 'joined', user }],
+        [origin!.node, { kind: 'member', op: 'left', user }],
+        [origin!.node, { kind: 'deleted' }],
+      ]);
+    }
+    for (const h of heard) t.same(h.batches.items, [], 'signals are not messages');
+  });
+}
+
+t.test('nats: missed() tells every listener after a reconnect, and a batch over max_payload arrives as its last message', async (t) => {
+  const { names, links, settle } = await natsNodes(t, 2);
+  const [a, b] = links.map((l, i) => new NatsBus(l.nc, names, log, `node${i + 1}`, 3_600_000));
+  t.teardown(() => Promise.all([a!.close(), b!.close()]));
+  const room = randomUUID();
+  const here = listener();
+  const there = listener();
+  a!.listen(room, here.l);
+  b!.listen(room, there.l);
+  b!.reconnected();
+  t.equal(there.missed(), 1, 'told to compare with the store');
+  t.equal(here.missed(), 0, 'only the reconnected node');
+
+  await settle(); // every subscription is in place at the server
+  const big = 'x'.repeat(Math.ceil((links[0]!.nc.info?.max_payload ?? 1_048_576) * 0.6));
+  const batch = [message(room, 1, big), message(room, 2, big)];
+  a!.announce(room, batch);
+  await settle();
+  t.same((await here.batches.until(1))[0], batch, 'the announcing node hears the whole batch');
+  t.same(
+    (await there.batches.until(1))[0]!.map((m) => m.seq),
+    [2],
+    'the other node hears its last message, and its room actor reads the rest as a gap',
+  );
+});
