@@ -80,7 +80,8 @@ export interface HttpOptions {
   onResponse?(method: string, route: string, status: number, seconds: number): void;
 }
 
-const STATUS_TEXT: Record<number, string> = {
+/** Reason phrases; every status of the error code table has one (a test checks). */
+export const STATUS_TEXT: Record<number, string> = {
   200: 'OK',
   201: 'Created',
   204: 'No Content',
@@ -93,9 +94,11 @@ const STATUS_TEXT: Record<number, string> = {
   409: 'Conflict',
   413: 'Payload Too Large',
   415: 'Unsupported Media Type',
+  426: 'Upgrade Required',
   429: 'Too Many Requests',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
+  504: 'Gateway Timeout',
 };
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
