@@ -7,6 +7,7 @@ import t from 'tap';
 import { ActorLimitError, ActorStoppedError, AskTimeoutError, MailboxFullError } from '../src/actors/runtime.js';
 import { RETRYABLE_PUBLISH_CODES } from '../src/client/errors.js';
 import { ERROR_CODES, type ErrorCode, httpStatus, isErrorCode, RateLimitedError, SbError } from '../src/errors.js';
+import type { ErrorFrame, NackFrame } from '../src/protocol/frames.js';
 import { StoreUnavailableError } from '../src/store/errors.js';
 import { FrameError } from '../src/transport/ws-frames.js';
 
@@ -60,6 +61,16 @@ t.test('a frame error carries its own code, with that code’s status', async (t
     t.equal(e.frameCode, code);
     t.equal(e.status, 400);
   }
+});
+
+t.test('a code outside the table does not compile, in a frame or an SbError', async (t) => {
+  // @ts-expect-error: NOPE is not a code of the table
+  const frame: ErrorFrame = { t: 'error', id: 1, code: 'NOPE', message: 'x' };
+  // @ts-expect-error: nor in a nack
+  const nack: NackFrame = { t: 'nack', id: 1, cid: 'c', code: 'NOPE', message: 'x' };
+  // @ts-expect-error: nor in an SbError
+  const err = new SbError('NOPE', 'x');
+  t.ok(frame && nack && err, 'checked by the type checker (tsc over the tests)');
 });
 
 /** The rows `| \`CODE\` | …cells… |` of the first table after `heading`. */
