@@ -355,7 +355,8 @@ export class HttpRouter {
       const headers: Record<string, string> = {};
       if (e.retryAfterS !== undefined) headers['retry-after'] = String(e.retryAfterS);
       if (e.code === 'METHOD_NOT_ALLOWED') headers.allow = ((e.details?.allow as string[]) ?? []).join(', ');
-      if (e.status >= 500) log.error({ err: e }, 'request failed');
+      // Shed load is counted, not logged per request: a log line each would add to the overload.
+      if (e.status >= 500 && e.code !== 'OVERLOADED') log.error({ err: e }, 'request failed');
       return { status: e.status, headers, body: errorBody(e) };
     }
     log.error({ err: e }, 'request failed');
