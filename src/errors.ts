@@ -1,75 +1,37 @@
 // Errors are values with stable codes. Every failure a client can see is an SbError: its `code` is
-// part of the public API (REST error bodies, later WebSocket error frames), `status` is the HTTP
-// status, and `message` is safe to show (never a stack, a query or a secret).
+// part of the public API (REST error bodies and WebSocket error and nack frames alike), `status` is
+// the HTTP status from the one code table, and `message` is safe to show (never a stack, a query or
+// a secret). Errors of the actor runtime and of the store are SbErrors too, so every transport
+// answers a condition the same way.
 
-export type ErrorCode =
-  | 'BAD_JSON'
-  | 'VALIDATION'
-  | 'UNAUTHENTICATED'
-  | 'TOKEN_EXPIRED'
-  | 'TOKEN_INVALID'
-  | 'REFRESH_REUSED'
-  | 'CSRF'
-  | 'FORBIDDEN'
-  | 'NOT_MEMBER'
-  | 'NOT_OWNER'
-  | 'NOT_FOUND'
-  | 'METHOD_NOT_ALLOWED'
-  | 'UPGRADE_REQUIRED'
-  | 'CONFLICT'
-  | 'USERNAME_TAKEN'
-  | 'PAYLOAD_TOO_LARGE'
-  | 'UNSUPPORTED_MEDIA_TYPE'
-  | 'RATE_LIMITED'
-  | 'ROBOT_OFFLINE'
-  | 'LEASE_REQUIRED'
-  | 'LEASE_HELD'
-  | 'TIMEOUT'
-  | 'UNAVAILABLE'
-  | 'OVERLOADED'
-  | 'INTERNAL';
+import { ERROR_CODES, type ErrorCode } from './protocol/error-codes.js';
 
-/** HTTP status per code: the one table that maps a condition to its status. */
-export const httpStatus: Record<ErrorCode, number> = {
-  BAD_JSON: 400,
-  VALIDATION: 400,
-  UNAUTHENTICATED: 401,
-  TOKEN_EXPIRED: 401,
-  TOKEN_INVALID: 401,
-  REFRESH_REUSED: 401,
-  CSRF: 403,
-  FORBIDDEN: 403,
-  NOT_MEMBER: 403,
-  NOT_OWNER: 403,
-  NOT_FOUND: 404,
-  METHOD_NOT_ALLOWED: 405,
-  UPGRADE_REQUIRED: 426,
-  CONFLICT: 409,
-  USERNAME_TAKEN: 409,
-  PAYLOAD_TOO_LARGE: 413,
-  UNSUPPORTED_MEDIA_TYPE: 415,
-  RATE_LIMITED: 429,
-  ROBOT_OFFLINE: 409,
-  LEASE_REQUIRED: 409,
-  LEASE_HELD: 409,
-  TIMEOUT: 504,
-  UNAVAILABLE: 503,
-  OVERLOADED: 503,
-  INTERNAL: 500,
-};
+export { ERROR_CODES, type ErrorCode, type ErrorCodeSpec, isErrorCode, type WsMeaning } from './protocol/error-codes.js';
+
+/** HTTP status per code, derived from the one code table in src/protocol/error-codes.ts. */
+export const httpStatus = Object.fromEntries(Object.entries(ERROR_CODES).map(([code, spec]) => [code, spec.http])) as Record<ErrorCode, number>;
+
+export interface SbErrorOptions {
+  cause?: unknown;
+  /** Seconds a client should wait before retrying: REST sends it as `Retry-After`. */
+  retryAfterS?: number;
+}
 
 export class SbError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
   /** Extra fields for the error body, e.g. the invalid `field` or `retryAfterS`. */
   readonly details: Record<string, unknown> | undefined;
+  /** Seconds to wait before a retry may succeed, when the condition says (REST: `Retry-After`). */
+  readonly retryAfterS: number | undefined;
 
-  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>, options?: { cause?: unknown }) {
-    super(message, options);
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>, options?: SbErrorOptions) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'SbError';
     this.code = code;
     this.status = httpStatus[code];
     this.details = details;
+    this.retryAfterS = options?.retryAfterS;
   }
 }
 
@@ -80,12 +42,12 @@ export class ValidationError extends SbError {
 }
 
 export class RateLimitedError extends SbError {
-  readonly retryAfterS: number;
+  declare readonly retryAfterS: number;
   /** The same wait in ms (WebSocket replies carry it as `retryAfterMs`); whole seconds unless given. */
   readonly retryAfterMs: number;
   constructor(retryAfterS: number, message = 'too many requests; retry later', retryAfterMs = retryAfterS * 1000) {
-    super('RATE_LIMITED', message, { retryAfterS });
-    this.retryAfterS = retryAfterS;
+    super('RATE_LIMITED', message, { retryAfterS }, { retryAfterS });
+    this.name = 'RateLimitedError';
     this.retryAfterMs = retryAfterMs;
   }
 }

@@ -2,6 +2,7 @@
 
 import { randomUUID } from 'node:crypto';
 import t from 'tap';
+import { UniqueViolationError } from '../src/store/errors.js';
 import { latestVersion, migrations } from '../src/store/migrations.js';
 import { Store } from '../src/store/store.js';
 import { freshDatabase } from './helpers/db.js';
@@ -122,7 +123,7 @@ for (const [name, open] of Object.entries(backends)) {
       await store.messages.insertSequenced(room.id, seqd(21, 20, b.id));
       t.same(await store.messages.insertSequenced(room.id, []), []);
       t.equal((await store.rooms.byId(room.id))?.lastSeq, 40, 'last_seq follows the batches');
-      await t.rejects(store.messages.insertSequenced(room.id, [{ ...seqd(41, 1)[0]!, cid: 'c1' }]), { code: '23505' }, 'a cid is unique per sender');
+      await t.rejects(store.messages.insertSequenced(room.id, [{ ...seqd(41, 1)[0]!, cid: 'c1' }]), UniqueViolationError, 'a cid is unique per sender');
       t.equal((await store.rooms.byId(room.id))?.lastSeq, 40, 'a failed batch changes nothing');
       await t.rejects(
         store.messages.insertSequenced(randomUUID(), seqd(41, 1)),

@@ -16,9 +16,9 @@ import type { Bus } from '../cluster/bus.js';
 import type { Presence } from '../cluster/presence.js';
 import { notFound, SbError } from '../errors.js';
 import { CloseCode, type MessageFrame, type UserRef } from '../protocol/frames.js';
+import { StoreUnavailableError, UniqueViolationError } from '../store/errors.js';
 import { CommitRefusedError, type Message, type SequencedMessage } from '../store/messages.js';
 import type { Store } from '../store/store.js';
-import { isUniqueViolation } from '../store/users.js';
 import { type Connection, type Fanout, roomTopic } from './ports.js';
 import { storedHead } from './room-heads.js';
 import { RoomPresence } from './room-presence.js';
@@ -191,9 +191,12 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
     }
   }
 
-  /** A client's mistake (not a member, a conflict) leaves the state valid; anything else reloads it. */
+  /**
+   * A client's mistake (not a member, a conflict) leaves the state valid; anything else reloads it,
+   * a store outage included (the store's errors are SbErrors for the clients' sake).
+   */
   onError(err: unknown): 'resume' | 'restart' {
-    return err instanceof SbError ? 'resume' : 'restart';
+    return err instanceof SbError && !(err instanceof StoreUnavailableError) ? 'resume' : 'restart';
   }
 
   canPassivate(): boolean {
@@ -365,7 +368,7 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
           this.ctx.self.tell({ type: 'evict', userIds: e.notMembers });
           continue;
         }
-        if (!isUniqueViolation(e) || attempt >= MAX_COMMIT_ATTEMPTS) throw e;
+        if (!(e instanceof UniqueViolationError) || attempt >= MAX_COMMIT_ATTEMPTS) throw e;
         attempt++;
         this.ctx.log.debug({ room: this.id, attempt }, 'a cid raced into the store; recommitting the batch');
       }

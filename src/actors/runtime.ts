@@ -4,6 +4,7 @@
 // The number of live actors is bounded too: an address holds runtime state only while it has an
 // instance or queued messages, and a message that would create one past the limit is refused.
 
+import { SbError } from '../errors.js';
 import type { Logger } from '../log.js';
 
 /** Time and timers, injectable so tests drive ask timeouts and passivation deterministically. */
@@ -110,38 +111,49 @@ export interface ActorMetrics {
   handleMs: { count: number; sum: number; max: number };
 }
 
+// The runtime's refusals are SbErrors with the codes clients see, so a room or robot that sheds
+// load answers the same over REST and WebSocket. Their messages name the actor, for the logs, and
+// end with what the client should do.
+
+/** Seconds a client should wait before retrying a shed request (REST: `Retry-After`). */
+const SHED_RETRY_AFTER_S = 1;
+
 /** The mailbox is full: shed load, retry later. */
-export class MailboxFullError extends Error {
-  readonly code = 'OVERLOADED';
+export class MailboxFullError extends SbError {
+  declare readonly code: 'OVERLOADED';
   constructor(kind: string, id: string, limit: number) {
-    super(`actor ${kind}/${id}: mailbox full (${limit} messages)`);
+    super('OVERLOADED', `actor ${kind}/${id}: mailbox full (${limit} messages); retry with backoff`, undefined, { retryAfterS: SHED_RETRY_AFTER_S });
     this.name = 'MailboxFullError';
   }
 }
 
 /** The node hosts as many actors as it may: shed load, retry later. */
-export class ActorLimitError extends Error {
-  readonly code = 'OVERLOADED';
+export class ActorLimitError extends SbError {
+  declare readonly code: 'OVERLOADED';
   constructor(kind: string, id: string, limit: number) {
-    super(`actor ${kind}/${id}: not started, the node hosts its limit of ${limit} actors`);
+    super('OVERLOADED', `actor ${kind}/${id}: not started, the node hosts its limit of ${limit} actors; retry with backoff or on another node`, undefined, {
+      retryAfterS: SHED_RETRY_AFTER_S,
+    });
     this.name = 'ActorLimitError';
   }
 }
 
 /** No reply within the ask timeout; the message may still be handled later. */
-export class AskTimeoutError extends Error {
-  readonly code = 'TIMEOUT';
+export class AskTimeoutError extends SbError {
+  declare readonly code: 'TIMEOUT';
   constructor(kind: string, id: string, timeoutMs: number) {
-    super(`actor ${kind}/${id}: no reply within ${timeoutMs} ms`);
+    super('TIMEOUT', `actor ${kind}/${id}: no reply within ${timeoutMs} ms; the request may still take effect`, undefined, {
+      retryAfterS: SHED_RETRY_AFTER_S,
+    });
     this.name = 'AskTimeoutError';
   }
 }
 
 /** The actor was stopped (a 'stop' decision or system shutdown) before the message was handled. */
-export class ActorStoppedError extends Error {
-  readonly code = 'STOPPED';
-  constructor(kind: string, id: string) {
-    super(`actor ${kind}/${id}: stopped`);
+export class ActorStoppedError extends SbError {
+  declare readonly code: 'STOPPED';
+  constructor(kind: string, id: string, options?: { cause?: unknown }) {
+    super('STOPPED', `actor ${kind}/${id}: stopped`, undefined, { cause: options?.cause, retryAfterS: SHED_RETRY_AFTER_S });
     this.name = 'ActorStoppedError';
   }
 }
@@ -373,7 +385,7 @@ export class ActorSystem {
     env.reject?.(failure.err);
     if (decision === 'resume') return;
     // 'stop' refuses what is queued now; messages arriving during stop() go to a fresh instance.
-    if (decision === 'stop') this.refuseQueued(cell, new ActorStoppedError(cell.ctx.kind, cell.ctx.id));
+    if (decision === 'stop') this.refuseQueued(cell, new ActorStoppedError(cell.ctx.kind, cell.ctx.id, { cause: failure.err }));
     await this.stopActor(cell, decision);
     if (decision === 'restart') await this.startActor(cell);
   }

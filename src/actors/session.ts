@@ -6,7 +6,7 @@
 import type { AccessClaims } from '../auth/access-tokens.js';
 import type { PublishBudget } from '../chat/publish-budget.js';
 import type { RoomsService } from '../chat/rooms-service.js';
-import { RateLimitedError, SbError } from '../errors.js';
+import { type ErrorCode, RateLimitedError, SbError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { type ClientFrame, CloseCode, type ServerFrame } from '../protocol/frames.js';
 import type { ClientConnection } from './ports.js';
@@ -260,25 +260,24 @@ export class Session {
   }
 
   private failure(f: ClientFrame, e: unknown): ServerFrame {
-    let code = 'INTERNAL';
+    let code: ErrorCode = 'INTERNAL';
     let message = 'internal error';
     const retry = e instanceof RateLimitedError ? { retryAfterMs: e.retryAfterMs } : {};
     if (e instanceof SbError) {
       code = e.code;
       message = e.message;
-    } else if (e instanceof MailboxFullError) {
-      code = 'OVERLOADED';
-      message =
-        f.t === 'pub' || f.t === 'sub' || f.t === 'typing' ? 'the room is overloaded; retry with backoff' : 'the robot is overloaded; retry with backoff';
-    } else if (e instanceof ActorLimitError) {
-      code = 'OVERLOADED';
-      message = 'the node is at its limit of active rooms and robots; retry with backoff or connect to another node';
-    } else if (e instanceof AskTimeoutError) {
-      code = 'TIMEOUT';
-      message =
-        f.t === 'cmd'
-          ? 'the robot did not take the command before its deadline; it was not sent'
-          : 'the request timed out; retry (publishes with the same cid)';
+      // The runtime's refusals carry their code; here they are worded for the request they refused.
+      if (e instanceof MailboxFullError) {
+        message =
+          f.t === 'pub' || f.t === 'sub' || f.t === 'typing' ? 'the room is overloaded; retry with backoff' : 'the robot is overloaded; retry with backoff';
+      } else if (e instanceof ActorLimitError) {
+        message = 'the node is at its limit of active rooms and robots; retry with backoff or connect to another node';
+      } else if (e instanceof AskTimeoutError) {
+        message =
+          f.t === 'cmd'
+            ? 'the robot did not take the command before its deadline; it was not sent'
+            : 'the request timed out; retry (publishes with the same cid)';
+      }
     } else {
       this.deps.log.error({ err: e, frame: f.t, conn: this.conn.id }, 'request failed');
     }

@@ -3,6 +3,8 @@
 // same `id`. These are wire types, shared by the server and the client SDK; docs/protocol.md is
 // their specification.
 
+import type { ErrorCode } from './error-codes.js';
+
 export const PROTOCOL_VERSION = 'sb.v1';
 export const SUBPROTOCOL_MSGPACK = 'sb.v1.msgpack';
 export const SUBPROTOCOL_JSON = 'sb.v1.json';
@@ -180,7 +182,7 @@ export interface NackFrame {
   t: 'nack';
   id: number;
   cid: string;
-  code: string;
+  code: ErrorCode;
   message: string;
   /** With RATE_LIMITED: ms until a retry will be accepted. */
   retryAfterMs?: number;
@@ -218,7 +220,7 @@ export interface ErrorFrame {
   t: 'error';
   /** The id of the request this answers, or null when the frame had none (unparseable). */
   id: number | null;
-  code: string;
+  code: ErrorCode;
   message: string;
   /** With RATE_LIMITED: ms until a retry will be accepted (absent when waiting does not help). */
   retryAfterMs?: number;

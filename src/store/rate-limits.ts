@@ -4,6 +4,7 @@
 // of node-postgres, and prunes rows whose window has ended.
 
 import type { Sql } from './db.js';
+import { translateDriverError } from './errors.js';
 
 /** The table rate-limiter-flexible is pointed at (created by migration 3, not by the library). */
 export const RATE_LIMITS_TABLE = 'rate_limits';
@@ -20,7 +21,8 @@ export class RateLimits {
   get client(): PgQueryable {
     return {
       query: async ({ text, values = [] }) => {
-        const rows = await this.sql.unsafe(text, values as never[]);
+        // The limiter rethrows what this rejects with: the store's own errors, like every repository's.
+        const rows = await this.sql.unsafe(text, values as never[]).catch((e: unknown) => Promise.reject(translateDriverError(e)));
         // int8 comes back as a string from postgres.js; the library does arithmetic on `expire`.
         const out = rows.map((r) => ({ ...r, ...(r.expire != null ? { expire: Number(r.expire) } : {}) }));
         return { rows: out, rowCount: rows.count };

@@ -4,7 +4,7 @@
 // trigger refuses anything else).
 
 import type { Sql } from './db.js';
-import { isUniqueViolation } from './users.js';
+import { translateDriverError, UniqueViolationError } from './errors.js';
 
 export type GrantRole = 'viewer' | 'operator';
 export type RobotRole = 'owner' | GrantRole;
@@ -135,8 +135,9 @@ export class Robots {
         return toRobot(row as RobotRow);
       });
     } catch (e) {
-      if (isUniqueViolation(e) && (e as { constraint_name?: string }).constraint_name === 'robots_owner_name_lower') return undefined;
-      throw e;
+      const err = translateDriverError(e);
+      if (err instanceof UniqueViolationError && err.constraint === 'robots_owner_name_lower') return undefined;
+      throw err;
     }
   }
 
@@ -167,8 +168,9 @@ export class Robots {
       const [row] = await this.sql<RobotRow[]>`UPDATE robots SET name = ${name} WHERE id = ${id} RETURNING *`;
       return row && toRobot(row);
     } catch (e) {
-      if (isUniqueViolation(e) && (e as { constraint_name?: string }).constraint_name === 'robots_owner_name_lower') return 'taken';
-      throw e;
+      const err = translateDriverError(e);
+      if (err instanceof UniqueViolationError && err.constraint === 'robots_owner_name_lower') return 'taken';
+      throw err;
     }
   }
 

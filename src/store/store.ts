@@ -1,8 +1,10 @@
 // The store: the database plus one repository per table family. Layers above reach PostgreSQL (or
-// the embedded PGlite) only through this object.
+// the embedded PGlite) only through this object, and see its failures only as the store's own
+// errors (errors.ts): every repository is wrapped so that driver errors are translated.
 
 import type { Logger } from '../log.js';
 import { type Database, openDatabase } from './db.js';
+import { translateDriverError, translatingErrors } from './errors.js';
 import { Messages } from './messages.js';
 import { appliedVersion, latestVersion, migrate } from './migrations.js';
 import { RateLimits } from './rate-limits.js';
@@ -20,12 +22,12 @@ export class Store {
   readonly rateLimits: RateLimits;
 
   constructor(readonly db: Database) {
-    this.users = new Users(db.sql);
-    this.refreshTokens = new RefreshTokens(db.sql);
-    this.rooms = new Rooms(db.sql);
-    this.messages = new Messages(db.sql);
-    this.robots = new Robots(db.sql);
-    this.rateLimits = new RateLimits(db.sql);
+    this.users = translatingErrors(new Users(db.sql));
+    this.refreshTokens = translatingErrors(new RefreshTokens(db.sql));
+    this.rooms = translatingErrors(new Rooms(db.sql));
+    this.messages = translatingErrors(new Messages(db.sql));
+    this.robots = translatingErrors(new Robots(db.sql));
+    this.rateLimits = translatingErrors(new RateLimits(db.sql));
   }
 
   static async open(opts: { databaseUrl: string | undefined; dataDir: string; poolSize: number; log: Logger }): Promise<Store> {
@@ -33,7 +35,7 @@ export class Store {
   }
 
   migrate(): Promise<number[]> {
-    return migrate(this.db.sql);
+    return migrate(this.db.sql).catch((e: unknown) => Promise.reject(translateDriverError(e)));
   }
 
   /**
@@ -41,7 +43,7 @@ export class Store {
    * this build (a newer node migrated during a rolling upgrade) still counts: migrations only add.
    */
   async ready(): Promise<{ ok: boolean; schema: number; expected: number }> {
-    const schema = await appliedVersion(this.db.sql);
+    const schema = await appliedVersion(this.db.sql).catch((e: unknown) => Promise.reject(translateDriverError(e)));
     return { ok: schema >= latestVersion, schema, expected: latestVersion };
   }
 

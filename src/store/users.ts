@@ -2,6 +2,7 @@
 // the casing their owner chose.
 
 import type { Sql } from './db.js';
+import { translateDriverError, UniqueViolationError } from './errors.js';
 
 export interface User {
   id: string;
@@ -32,9 +33,6 @@ const toUser = (r: Row): User => ({
   createdAt: r.created_at,
 });
 
-/** True when the error is PostgreSQL's unique_violation. */
-export const isUniqueViolation = (e: unknown): boolean => (e as { code?: string } | null)?.code === '23505';
-
 export class Users {
   constructor(private readonly sql: Sql) {}
 
@@ -47,8 +45,9 @@ export class Users {
         RETURNING *`;
       return row && toUser(row);
     } catch (e) {
-      if (isUniqueViolation(e)) return undefined;
-      throw e;
+      const err = translateDriverError(e);
+      if (err instanceof UniqueViolationError) return undefined;
+      throw err;
     }
   }
 

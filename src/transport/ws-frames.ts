@@ -1,7 +1,7 @@
 // Validation of client frames: decoded bytes become a typed ClientFrame or a FrameError naming the
 // problem (and the request id when the frame had a usable one), never an exception to uWS.
 
-import { SbError } from '../errors.js';
+import { type ErrorCode, SbError } from '../errors.js';
 import { decode, InvalidUtf8Error } from '../protocol/codec.js';
 import type { ClientFrame, Encoding } from '../protocol/frames.js';
 import { UUID_PATTERN } from './schemas.js';
@@ -55,16 +55,23 @@ function deeperThan(value: unknown, max: number): boolean {
   return false;
 }
 
+/** The codes a frame that cannot be taken as a request is answered with. */
+export type FrameCode = Extract<ErrorCode, 'BAD_FRAME' | 'UNKNOWN_TYPE' | 'VALIDATION'>;
+
 export class FrameError extends SbError {
+  declare readonly code: FrameCode;
   constructor(
     readonly id: number | null,
-    code: 'BAD_FRAME' | 'UNKNOWN_TYPE' | 'VALIDATION',
+    code: FrameCode,
     message: string,
   ) {
-    super('VALIDATION', message);
-    this.frameCode = code;
+    super(code, message);
+    this.name = 'FrameError';
   }
-  readonly frameCode: string;
+  /** The code of the `error` frame it is answered with (the same as `code`). */
+  get frameCode(): FrameCode {
+    return this.code;
+  }
 }
 
 /** Decodes and validates one WebSocket message of a connection using `encoding`; throws only FrameErrors. */

@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ClientConnection, Conflater, Connection, Fanout } from '../actors/ports.js';
 import type { AccessClaims } from '../auth/access-tokens.js';
-import { SbError } from '../errors.js';
+import { type ErrorCode, SbError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { encode } from '../protocol/codec.js';
 import {
@@ -497,7 +497,7 @@ export class WsServer implements Fanout, Conflater {
         const fwd = o.trustProxy ? headers['x-forwarded-for']?.split(',').pop()?.trim() : undefined;
         const ip = fwd || Buffer.from(res.getRemoteAddressAsText()).toString();
         const reqId = this.nextReqId();
-        const refuse = (status: string, code: string, message: string) => {
+        const refuse = (status: string, code: ErrorCode, message: string) => {
           o.log.info({ reqId, ip, status: Number.parseInt(status, 10), code }, 'websocket upgrade refused');
           if (aborted) return;
           res.cork(() => {
@@ -593,7 +593,7 @@ export class WsServer implements Fanout, Conflater {
         } catch (e) {
           o.observe?.received('invalid');
           const fe = e instanceof FrameError ? e : new FrameError(null, 'BAD_FRAME', 'unreadable frame');
-          conn.send({ t: 'error', id: fe.id, code: fe.frameCode, message: fe.message });
+          conn.send({ t: 'error', id: fe.id, code: fe.code, message: fe.message });
           if (!this.takeViolation(conn)) conn.close(CloseCode.PROTOCOL_VIOLATION, 'too many protocol violations');
           return;
         }
@@ -621,7 +621,7 @@ export class WsServer implements Fanout, Conflater {
     });
     // Requests to /ws that are no WebSocket upgrade (uWS passes them on): say what is wrong rather
     // than fall through to the HTTP router's 404.
-    const plain = (res: HttpResponse, status: string, code: string, message: string, header: [string, string]) => {
+    const plain = (res: HttpResponse, status: string, code: ErrorCode, message: string, header: [string, string]) => {
       const reqId = this.nextReqId();
       o.log.info({ reqId, ip: Buffer.from(res.getRemoteAddressAsText()).toString(), status: Number.parseInt(status, 10), code }, 'websocket upgrade refused');
       res.cork(() => {
