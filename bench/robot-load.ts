@@ -1,5 +1,5 @@
 // The telemetry bench's load generator, a process of its own so the robots' TLS work never shares a
-// process with the server being measured. It connects R simulated robots (src/robots/sim.ts) to
+// process with the server being measured. It connects R simulated robots (src/robot-kit/sim.ts) to
 //   hub  the hub's robot endpoint (RobotClient: length-prefixed MessagePack over mutual TLS),
 //   tls  the bare Node TLS ingest baseline (the same client and bytes),
 //   uws  the bare uWS ingest baseline (the same MessagePack bodies as binary WebSocket messages),
@@ -15,8 +15,8 @@ import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
 import { Emitter } from '../src/client/emitter.js';
 import { encodeRobotFrame, parseHubFrame, ROBOT_PROTOCOL_VERSION, type RobotStage, Tag } from '../src/protocol/robot.js';
-import { RobotClient, type RobotClientEvents } from '../src/robots/robot-client.js';
-import { SIM_CHANNELS, type SimHandle, type SimLink, simulateRobot } from '../src/robots/sim.js';
+import { RobotClient, type RobotClientEvents } from '../src/robot-kit/robot-client.js';
+import { SIM_CHANNELS, type SimHandle, type SimLink, simulateRobot } from '../src/robot-kit/sim.js';
 
 export interface LoadConfig {
   mode: 'hub' | 'tls' | 'uws';

@@ -1,6 +1,6 @@
 // `switchboard robot-sim`: connects simulated robots to a hub's robot endpoint, one per certificate
 // pair (`<robot-id>.crt` + `<robot-id>.key`, as `robot create --out DIR` writes them), publishes
-// telemetry at a rate and answers commands and e-stops (src/robots/sim.ts). Prints a line per robot
+// telemetry at a rate and answers commands and e-stops (src/robot-kit/sim.ts). Prints a line per robot
 // connected and a summary every few seconds; stops at --duration or on SIGINT / SIGTERM.
 
 import { readdir, readFile } from 'node:fs/promises';
@@ -8,8 +8,8 @@ import { isIP } from 'node:net';
 import path from 'node:path';
 import { defaultCaFiles } from './auth/pki.js';
 import { type Config, ConfigError } from './config.js';
-import { RobotClient } from './robots/robot-client.js';
-import { SIM_CHANNELS, type SimHandle, type SimStats, simulateRobot } from './robots/sim.js';
+import { RobotClient } from './robot-kit/robot-client.js';
+import { SIM_CHANNELS, type SimHandle, type SimStats, simulateRobot } from './robot-kit/sim.js';
 
 export interface RobotSimArgs {
   hub?: string;

@@ -7,7 +7,7 @@
 // raw paths; status classes; frame types; close codes), so a client cannot grow the series count.
 
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { WsObserver } from './transport/ws.js';
+import type { WsObserver } from './transport/ws-connection.js';
 import { VERSION } from './version.js';
 
 /** What the gauges read at scrape time. */

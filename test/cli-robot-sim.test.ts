@@ -1,14 +1,14 @@
 // `switchboard robot-sim` against a real hub (its robot endpoint on an ephemeral port): a watcher
 // receives the simulated telemetry, the simulator answers a command and an e-stop, SIGINT stops it
 // cleanly; bad arguments exit 2 with a message naming the flag. Then the simulation loop itself
-// (src/robots/sim.ts) on a fake link: rates, delayed completion, e-stop, stop, close, stalls.
+// (src/robot-kit/sim.ts) on a fake link: rates, delayed completion, e-stop, stop, close, stalls.
 
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
 import { Emitter } from '../src/client/emitter.js';
-import type { RobotClientEvents } from '../src/robots/robot-client.js';
-import { LOG_CHANNEL, POSE_CHANNEL, SIM_CHANNELS, simulateRobot } from '../src/robots/sim.js';
+import type { RobotClientEvents } from '../src/robot-kit/robot-client.js';
+import { LOG_CHANNEL, POSE_CHANNEL, SIM_CHANNELS, simulateRobot } from '../src/robot-kit/sim.js';
 import { tempDir } from './helpers/hub.js';
 import { spawnCli } from './helpers/process.js';
 import { type Enrolled, startRobotHub } from './helpers/robots.js';

@@ -20,7 +20,7 @@ import {
   type TelemetrySample,
 } from '../src/client/index.js';
 import { CloseCode } from '../src/protocol/frames.js';
-import type { RobotClient } from '../src/robots/robot-client.js';
+import type { RobotClient } from '../src/robot-kit/robot-client.js';
 import { CHANNELS, type Enrolled, startRobotHub, type User } from './helpers/robots.js';
 
 const h = await startRobotHub(t);

@@ -10,7 +10,7 @@ import { connect as natsConnect } from '@nats-io/transport-node';
 import t, { type Test } from 'tap';
 import type { Hub } from '../src/hub.js';
 import { unpackPlain } from '../src/protocol/codec.js';
-import { RobotConnectError } from '../src/robots/robot-client.js';
+import { RobotConnectError } from '../src/robot-kit/robot-client.js';
 import type { Api } from './helpers/api.js';
 import { natsUrl } from './helpers/cluster.js';
 import { leaseKept, listed, obedient, robotCluster } from './helpers/cluster-robots.js';

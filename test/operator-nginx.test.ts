@@ -12,7 +12,7 @@ import t from 'tap';
 import WebSocket from 'ws';
 import { debianBinary, debianFile, freePort } from '../scripts/provision.mjs';
 import { defaultCaFiles, initCa, issueServerCert } from '../src/auth/pki.js';
-import { RobotClient } from '../src/robots/robot-client.js';
+import { RobotClient } from '../src/robot-kit/robot-client.js';
 import { tempDir } from './helpers/hub.js';
 import { CHANNELS, startRobotHub } from './helpers/robots.js';
 import { RawClient, SUBPROTOCOL } from './helpers/ws.js';

@@ -8,7 +8,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Test } from 'tap';
 import t from 'tap';
-import { type CommandFrame, type RobotClient, RobotConnectError } from '../src/robots/robot-client.js';
+import { type CommandFrame, type RobotClient, RobotConnectError } from '../src/robot-kit/robot-client.js';
 import { CHANNELS, type Enrolled, type RobotHub, startRobotHub, type User, waitUntil } from './helpers/robots.js';
 import type { Frame, RawClient } from './helpers/ws.js';
 

@@ -6,7 +6,7 @@
 
 import t from 'tap';
 import type { Channel } from '../src/protocol/robot.js';
-import type { RobotClient } from '../src/robots/robot-client.js';
+import type { RobotClient } from '../src/robot-kit/robot-client.js';
 import { startRobotHub } from './helpers/robots.js';
 import type { Frame } from './helpers/ws.js';
 

@@ -8,7 +8,7 @@ import net from 'node:net';
 import t, { type Test } from 'tap';
 import { defaultCaFiles, initCa, issueRobotCert, loadCa } from '../src/auth/pki.js';
 import { type Channel, encodeRobotFrame, frameBytes, ROBOT_PROTOCOL_VERSION, Tag } from '../src/protocol/robot.js';
-import { RobotClient, RobotConnectError } from '../src/robots/robot-client.js';
+import { RobotClient, RobotConnectError } from '../src/robot-kit/robot-client.js';
 import { tempDir } from './helpers/hub.js';
 import { nextHandshakeRefusal, nextServerLink, RawRobotLink } from './helpers/robot-link.js';
 import { CHANNELS, type RobotHub, startRobotHub, type User } from './helpers/robots.js';

@@ -8,7 +8,7 @@ import type { Test } from 'tap';
 import { defaultCaFiles, defaultPkiDir } from '../../src/auth/pki.js';
 import { clusterNames } from '../../src/cluster/nats.js';
 import type { Hub } from '../../src/hub.js';
-import { RobotClient } from '../../src/robots/robot-client.js';
+import { RobotClient } from '../../src/robot-kit/robot-client.js';
 import { type Api, uniqueName } from './api.js';
 import { startCluster } from './cluster.js';
 import { FAST, tempDir } from './hub.js';

@@ -8,7 +8,7 @@ import type { Test } from 'tap';
 import { defaultCaFiles, defaultPkiDir, initCa, issueServerCert, writePemPair } from '../../src/auth/pki.js';
 import type { Hub } from '../../src/hub.js';
 import type { Channel } from '../../src/protocol/robot.js';
-import { RobotClient } from '../../src/robots/robot-client.js';
+import { RobotClient } from '../../src/robot-kit/robot-client.js';
 import { Api, uniqueName } from './api.js';
 import { FAST, startTestHub, type TestHubOptions, tempDir } from './hub.js';
 import { connect } from './ws.js';
