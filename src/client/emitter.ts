@@ -4,6 +4,17 @@
 
 type Listener = (...args: any[]) => void;
 
+/** Calls `fn` without letting it break the client: its exception surfaces on a fresh microtask. */
+export function safely(fn: () => void): void {
+  try {
+    fn();
+  } catch (e) {
+    queueMicrotask(() => {
+      throw e;
+    });
+  }
+}
+
 export class Emitter<E extends { [K in keyof E]: Listener }> {
   private readonly listeners = new Map<keyof E, Set<Listener>>();
 
@@ -36,14 +47,6 @@ export class Emitter<E extends { [K in keyof E]: Listener }> {
   protected emit<K extends keyof E>(event: K, ...args: Parameters<E[K]>): void {
     const set = this.listeners.get(event);
     if (!set) return;
-    for (const fn of [...set]) {
-      try {
-        fn(...args);
-      } catch (e) {
-        queueMicrotask(() => {
-          throw e;
-        });
-      }
-    }
+    for (const fn of [...set]) safely(() => fn(...args));
   }
 }

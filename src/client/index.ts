@@ -29,7 +29,8 @@ import { Emitter } from './emitter.js';
 import { asSwitchboardError, SwitchboardError } from './errors.js';
 import { type Ack, newCid, Outbox } from './outbox.js';
 import { type ReplyFrame, Requests } from './requests.js';
-import { type RobotHandle, Robots } from './robots.js';
+import type { RobotHandle } from './robot-handle.js';
+import { Robots } from './robots.js';
 import { Rooms, type Subscribed } from './rooms.js';
 import { isUnauthorizedUpgrade, overLimit, socketUrl, toBytes, type WebSocketConstructor, type WebSocketLike } from './socket.js';
 import type { ClientEvents, ClientState, HelloInfo, HistoryOptions, HistoryPage, SwitchboardClientOptions, TokenSource } from './types.js';
@@ -37,6 +38,7 @@ import type { ClientEvents, ClientState, HelloInfo, HistoryOptions, HistoryPage,
 export type { BackoffOptions } from './backoff.js';
 export { type ClientErrorCode, RETRYABLE_PUBLISH_CODES, SwitchboardError, type SwitchboardErrorOptions } from './errors.js';
 export type { Ack } from './outbox.js';
+export type { RobotHandle, RobotLease } from './robot-handle.js';
 export type {
   CommandOptions,
   CommandOutcome,
@@ -47,12 +49,10 @@ export type {
   LeaseChangeReason,
   RobotEndReason,
   RobotEvents,
-  RobotHandle,
-  RobotLease,
   RobotState,
   RobotWatchStatus,
   TelemetrySample,
-} from './robots.js';
+} from './robot-types.js';
 export type { Subscribed } from './rooms.js';
 export type { WebSocketConstructor, WebSocketLike } from './socket.js';
 export type { ClientEvents, ClientState, HelloInfo, HistoryOptions, HistoryPage, SwitchboardClientOptions, TokenSource } from './types.js';

@@ -6,153 +6,31 @@
 // longer learn (the connection dropped, no answer in time) resolves with stage `lost`.
 
 import type {
-  ChannelInfo,
   CommandStageName,
   CommandStatusFrame,
   LeaseEventFrame,
   LeaseFrame,
   LeaseInfo,
   RobotEventFrame,
-  RobotRoleName,
   TelemetryFrame,
   WatchingFrame,
 } from '../protocol/frames.js';
-import { Emitter } from './emitter.js';
+import { safely } from './emitter.js';
 import { asSwitchboardError, SwitchboardError } from './errors.js';
-import { type ReplyFrame, type RequestBody, type Requests, serverError } from './requests.js';
-
-/**
- * Where a handle's watch stands:
- * - `idle`: not watched (never, or after unwatch());
- * - `pending`: watch() called, the hub has not answered yet (or the client is not connected);
- * - `watching`: live: state, telemetry and events arrive;
- * - `resuming`: the connection dropped; the robot is watched again on the next one;
- * - `ended`: the hub ended the watch (robot deleted, access revoked), a re-watch was refused, or
- *   the client closed. watch() may be called again (except on a closed client).
- */
-export type RobotWatchStatus = 'idle' | 'pending' | 'watching' | 'resuming' | 'ended';
-
-/** One telemetry sample. */
-export interface TelemetrySample {
-  robot: string;
-  /** The channel id. */
-  ch: number;
-  /** The channel's name, when the channel is known. */
-  channel: string | undefined;
-  /** The robot's own timestamp for the sample, ms. */
-  ts: number;
-  data: unknown;
-}
-
-/** What is known of a watched robot: the hub's `watching` answer, kept current by live frames. */
-export interface RobotState {
-  id: string;
-  name: string;
-  /** Your role on the robot; null for an admin without one. */
-  role: RobotRoleName | null;
-  online: boolean;
-  /** When the robot last had a live link, ms since the epoch (hub clock), or null if never. */
-  lastSeen: number | null;
-  /** The channels the robot advertised when it connected. */
-  channels: ChannelInfo[];
-  /** The newest sample of every channel that has one, by channel id. */
-  latest: ReadonlyMap<number, TelemetrySample>;
-  /** Who holds the control lease, or null. */
-  lease: LeaseInfo | null;
-}
-
-/** Why the lease changed: the hub's reason, or `resync` when a re-watch after a reconnect found it changed. */
-export type LeaseChangeReason = LeaseEventFrame['reason'] | 'resync';
-
-/** Why a watch ended; see RobotWatchStatus `ended`. */
-export type RobotEndReason = 'deleted' | 'access_revoked' | 'refused' | 'closed';
-
-/** Stages before the outcome: `queued` (the hub has the command; its id is known), `delivered` (sent to the robot), `accepted` (the robot said so). */
-export type CommandProgressStage = 'queued' | 'delivered' | 'accepted';
-
-/**
- * A command's outcome: `completed` (detail: the robot's result), `rejected` / `failed` (detail: the
- * robot's reason), `timeout` (no outcome by the deadline), `lost` (unknown: the robot link dropped,
- * or this client's connection did; it may have run).
- */
-export type CommandOutcomeStage = 'completed' | 'rejected' | 'failed' | 'timeout' | 'lost';
-
-/** One stage of a command, as command()'s onStage and the handle's `command` event report it. */
-export interface CommandStage {
-  robot: string;
-  /** The command's name (`estop` for the emergency stop). */
-  name: string;
-  /** The command id (UUID) the hub gave it; undefined until `queued`, and in a `lost` outcome when the hub never answered. */
-  cmd: string | undefined;
-  stage: CommandProgressStage | CommandOutcomeStage;
-  /** When the stage happened, ms since the epoch: the hub's clock, or this client's for `queued` and for a `lost` it concluded itself. */
-  ts: number;
-  /** completed: the robot's result; rejected / failed: its reason; lost: why the outcome is unknown (`{ code, message }` when the client concluded it). */
-  detail?: unknown;
-}
-
-/** What command() and estop() resolve with. */
-export interface CommandOutcome extends CommandStage {
-  stage: CommandOutcomeStage;
-  /** stage === 'completed'. */
-  ok: boolean;
-  /**
-   * True when the hub reported the outcome. False for a `lost` this client concluded (the connection
-   * dropped, or no answer in time): the command may still have run; its outcome is in the robot's
-   * audit log (GET /api/v1/robots/{id}/audit) under `cmd`, when that is known.
-   */
-  fromHub: boolean;
-}
-
-export interface CommandOptions {
-  /** The deadline, ms from now: 100 to 600 000 (the hub's default 10 000). */
-  timeoutMs?: number;
-  /** Called for each stage, `queued` first, the outcome last. */
-  onStage?: (s: CommandStage) => void;
-}
-
-export interface LeaseAcquireOptions {
-  /** Lease lifetime, ms: 1 000 to 300 000 (the hub's default 30 000). */
-  ttlMs?: number;
-  /** Owner or admin: take the lease from its current holder. */
-  force?: boolean;
-  /**
-   * Renew the lease every ttlMs/3 until release(), or until it is lost (taken over, e-stop, expired,
-   * access revoked): seen in a `lease` event while watching, else as a refused renewal, reported as
-   * an `error` event on the handle. A lost lease is never re-acquired by itself.
-   */
-  autoRenew?: boolean;
-}
-
-export interface RobotEvents {
-  /** The hub answered a watch (the first, and each re-watch after a reconnect): the state now. */
-  watching: (s: RobotState) => void;
-  /** A live sample (samples sent while the connection was down are not replayed: the re-watch's state has the newest of each channel). */
-  telemetry: (s: TelemetrySample) => void;
-  online: (channels: ChannelInfo[]) => void;
-  offline: (lastSeen: number | null) => void;
-  lease: (lease: LeaseInfo | null, reason: LeaseChangeReason) => void;
-  /** Every stage of every command and e-stop sent through this handle. */
-  command: (s: CommandStage) => void;
-  /** The watch ended (see RobotWatchStatus); `error` says why for `refused` and `closed`. */
-  ended: (reason: RobotEndReason, error?: SwitchboardError) => void;
-  /** Failures not tied to a call: an automatic lease renewal refused. */
-  error: (e: SwitchboardError) => void;
-}
-
-export interface RobotsHost {
-  isOpen(): boolean;
-  readonly timeoutMs: number;
-  readonly requests: Requests;
-  /** The user the connection authenticated as. */
-  userId(): string | undefined;
-  /** The client's end, once it has ended. */
-  ended(): SwitchboardError | undefined;
-  /** A failure for the client's `error` event. */
-  report(err: SwitchboardError): void;
-  /** The delay before retry number `attempt` (1 for the first) of a transiently refused watch, ms. */
-  retryDelay(attempt: number): number;
-}
+import { type ReplyFrame, type RequestBody, serverError } from './requests.js';
+import { RobotHandle } from './robot-handle.js';
+import type {
+  CommandOptions,
+  CommandOutcome,
+  CommandStage,
+  LeaseAcquireOptions,
+  RobotEndReason,
+  RobotEvents,
+  RobotState,
+  RobotsHost,
+  RobotWatchStatus,
+  TelemetrySample,
+} from './robot-types.js';
 
 /** Watch refusals worth asking again after a delay. */
 const TRANSIENT_WATCH = new Set(['UNAVAILABLE', 'TIMEOUT', 'OVERLOADED']);
@@ -186,17 +64,6 @@ export interface Pending {
 }
 
 type Emit = <K extends keyof RobotEvents>(event: K, ...args: Parameters<RobotEvents[K]>) => void;
-
-/** Calls `fn` without letting it break the client: its exception surfaces on a fresh microtask. */
-function safely(fn: () => void): void {
-  try {
-    fn();
-  } catch (e) {
-    queueMicrotask(() => {
-      throw e;
-    });
-  }
-}
 
 /** The client's robots: one entry (and handle) per robot id, and the commands awaiting an outcome. */
 export class Robots {
@@ -250,132 +117,6 @@ export class Robots {
   onCommandStage(f: CommandStatusFrame): void {
     const p = this.queued.get(f.cmd);
     if (p && p.entry.id === f.robot) p.entry.onStage(p, f);
-  }
-}
-
-/**
- * One robot, as seen through this client: its watch, state and events, commands, the e-stop and
- * the control lease. Get it with `client.robot(id)` (or `await client.watchRobot(id)`).
- *
- * @example
- * const robot = await client.watchRobot(robotId);
- * robot.on('telemetry', (s) => console.log(s.channel, s.data));
- * await robot.lease.acquire({ ttlMs: 30_000, autoRenew: true });
- * const out = await robot.command('move', { x: 1 }, { timeoutMs: 5_000, onStage: (s) => console.log(s.stage) });
- * if (out.stage === 'lost' && !out.fromHub) console.warn('outcome unknown', out.cmd);
- */
-export class RobotHandle extends Emitter<RobotEvents> {
-  /** The control lease: its holder, and acquire / renew / release. */
-  readonly lease: RobotLease;
-
-  constructor(
-    readonly id: string,
-    private readonly entry: RobotEntry,
-  ) {
-    super();
-    this.lease = new RobotLease(entry);
-  }
-
-  /** Where the watch stands. */
-  get status(): RobotWatchStatus {
-    return this.entry.status;
-  }
-
-  /** What is known of the robot: undefined until the first `watching`; after unwatch() or an end, the last known state. */
-  get state(): Readonly<RobotState> | undefined {
-    return this.entry.state;
-  }
-
-  /** The newest sample of a channel (by id or name), if the state has one. */
-  sample(channel: number | string): TelemetrySample | undefined {
-    const s = this.entry.state;
-    if (!s) return undefined;
-    const ch = typeof channel === 'number' ? channel : s.channels.find((c) => c.name === channel)?.id;
-    return ch === undefined ? undefined : s.latest.get(ch);
-  }
-
-  /**
-   * Watches the robot; resolves with its state once the hub answers (live frames follow). After a
-   * reconnect the client watches it again by itself and refreshes the state (`watching` event).
-   * Rejects with the hub's code: `NOT_FOUND` (no such robot, or none you hold a role on), … Called
-   * while disconnected, it waits for the connection (up to the request timeout).
-   */
-  watch(): Promise<Readonly<RobotState>> {
-    return this.entry.watch();
-  }
-
-  /** Stops watching (the state stays as last known). Commands and the lease are unaffected. */
-  unwatch(): Promise<void> {
-    return this.entry.unwatch();
-  }
-
-  /**
-   * Sends a command (operator role and the control lease needed; watching is not). Resolves with the
-   * outcome: completed, rejected, failed, timeout, or lost; `onStage` and the `command` event report
-   * every stage, `queued` (with the command id) first.
-   *
-   * Never sent twice: when the connection drops before the outcome (or the hub does not answer in
-   * time), it resolves with stage `lost`, `fromHub: false` and `detail: { code, message }`: the
-   * command may have run; look its `cmd` up in the audit log before deciding to send it again.
-   *
-   * Rejects (the command was not run) when the hub refuses it, with its code and the request id:
-   * `LEASE_REQUIRED`, `ROBOT_OFFLINE`, `FORBIDDEN` (a viewer), `NOT_FOUND`, `RATE_LIMITED`,
-   * `VALIDATION`, `OVERLOADED`; or when it was not sent: `DISCONNECTED` (not connected: commands do
-   * not wait for a connection), `PAYLOAD_TOO_LARGE`, `CLOSED`.
-   */
-  command(name: string, args?: unknown, opts: CommandOptions = {}): Promise<CommandOutcome> {
-    return this.entry.send(name, args, opts);
-  }
-
-  /**
-   * Emergency stop (operator role; no lease needed; never rate-limited). It ends the control lease,
-   * whoever holds it. Resolves with the outcome like command(); rejects with `ROBOT_OFFLINE` when the
-   * robot is not connected (the lease is ended anyway), or `DISCONNECTED` when this client is not.
-   * The client never resends it; unlike a command, an e-stop is safe to send again, so retry it
-   * yourself if the outcome is `lost` or it was not sent.
-   */
-  estop(opts: Pick<CommandOptions, 'onStage'> = {}): Promise<CommandOutcome> {
-    return this.entry.send(undefined, undefined, opts);
-  }
-}
-
-/** The control lease of one robot: who holds it, and acquire / renew / release. */
-export class RobotLease {
-  constructor(private readonly entry: RobotEntry) {}
-
-  /** The lease as last known (from the watch's state and events, or from this client's own lease calls). */
-  get current(): LeaseInfo | null {
-    return this.entry.lease;
-  }
-
-  /** Whether this client's user holds the lease, as last known (the hub's expiry clock is not checked). */
-  get held(): boolean {
-    return this.entry.leaseHeld();
-  }
-
-  /** Whether automatic renewal is running. */
-  get autoRenewing(): boolean {
-    return this.entry.autoRenewing;
-  }
-
-  /**
-   * Acquires (or, when you already hold it, renews) the lease; resolves with it. Rejects with
-   * `LEASE_HELD` (someone else holds it; the owner or an admin may pass `force`), `FORBIDDEN` (a
-   * viewer, or `force` without the right), `NOT_FOUND`. Safe to repeat: sent again after a reconnect.
-   */
-  acquire(opts: LeaseAcquireOptions = {}): Promise<LeaseInfo> {
-    return this.entry.acquire(opts);
-  }
-
-  /** Extends the lease you hold; rejects with `LEASE_REQUIRED` when you no longer do. */
-  renew(opts: { ttlMs?: number } = {}): Promise<LeaseInfo> {
-    return this.entry.leaseOp('renew', opts.ttlMs, undefined).then((l) => this.entry.expectLease(l));
-  }
-
-  /** Releases the lease if you hold it (a no-op otherwise) and stops automatic renewal. */
-  async release(): Promise<void> {
-    this.entry.stopAutoRenew();
-    await this.entry.leaseOp('release', undefined, undefined);
   }
 }
 
