@@ -133,6 +133,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
     const names = clusterNames(cfg.clusterName);
     const newApp = () => (cfg.tlsCertFile ? uWS.SSLApp({ cert_file_name: cfg.tlsCertFile, key_file_name: cfg.tlsKeyFile as string }) : uWS.App());
     const portTaken = () => new ConfigError(`PORT: cannot listen on ${cfg.host}:${cfg.port} (in use by another process, or not permitted)`);
+    const actors = new ActorSystem(root.child({ component: 'actors' }), { maxActors: L.maxActors });
     const robotChangeMsg = (what: RobotChange): RobotMsg => ({
       type: what === 'access' ? 'accessChanged' : what === 'certificates' ? 'certificatesChanged' : 'deleted',
     });
@@ -155,7 +156,11 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
         url: urlOf(port),
         robots: {
           alive: (node) => node === nodeId || (membership?.alive(node) ?? false),
-          changed: (id, what) => tellRobot(id, robotChangeMsg(what)),
+          // Only a live robot actor holds state to update (a new one reads it at start); this may run
+          // while the node is still joining, before the robot actors are registered.
+          changed: (id, what) => {
+            if (actors.live('robot').includes(id)) actors.ref<RobotMsg>('robot', id).tell(robotChangeMsg(what));
+          },
         },
         status: joining,
         log: root,
@@ -167,7 +172,6 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
     const natsBus = nats && new NatsBus(nats.nc, names, root.child({ component: 'bus' }), nodeId);
     const presence: Presence = nats ? new NatsPresence(nats.nc, names, root.child({ component: 'presence' }), nodeId) : new MemoryPresence();
     const natsLink = nats;
-    const storeCheck = { at: 0, up: Promise.resolve(true) };
     const metrics: HubMetrics = new HubMetrics({
       wsConnections: () => ws.connections,
       robotLinks: () => robotListener?.connections ?? 0,
@@ -176,20 +180,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
         return { actors: m.actors, mailboxMax: m.mailboxDepth.max, mailboxTotal: m.mailboxDepth.total, handled: m.handled, failed: m.failed };
       },
       cluster: () => natsLink && { natsUp: natsLink.up, jetstreamUp: membership?.jetstreamUp ?? false, nodes: membership?.nodes().length ?? 0 },
-      storeUp: () => {
-        // At most one database check per 5 s, however often /metrics is scraped.
-        if (Date.now() - storeCheck.at > 5_000) {
-          storeCheck.at = Date.now();
-          storeCheck.up = Promise.race([
-            store.db.sql`SELECT 1`.then(
-              () => true,
-              () => false,
-            ),
-            new Promise<boolean>((r) => setTimeout(r, 2_000, false).unref()),
-          ]);
-        }
-        return storeCheck.up;
-      },
+      storeUp: () => store.isUp(),
     });
     const bus: Bus = natsBus ?? new MemoryBus();
     undo.push(() => bus.close());
@@ -203,7 +194,6 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
         tellRobot(id, { type: 'certificatesChanged' });
       }
     });
-    const actors = new ActorSystem(root.child({ component: 'actors' }), { maxActors: L.maxActors });
     // One budget per user for REST posts and WebSocket publishes alike (per node: see the module).
     const publishBudget = new PublishBudget(L.wsPublishPerSecond, L.wsPublishBurst);
     undo.push(() => actors.stopAll(1_000));

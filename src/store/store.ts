@@ -47,6 +47,25 @@ export class Store {
     return { ok: schema >= latestVersion, schema, expected: latestVersion };
   }
 
+  private upCheck = { at: 0, up: Promise.resolve(true) };
+
+  /** Whether the database answers within 2 s, asked at most once per 5 s however often it is called (metrics scrapes). */
+  isUp(): Promise<boolean> {
+    if (Date.now() - this.upCheck.at > 5_000) {
+      this.upCheck = {
+        at: Date.now(),
+        up: Promise.race([
+          this.db.sql`SELECT 1`.then(
+            () => true,
+            () => false,
+          ),
+          new Promise<boolean>((r) => setTimeout(r, 2_000, false).unref()),
+        ]),
+      };
+    }
+    return this.upCheck.up;
+  }
+
   close(): Promise<void> {
     return this.db.close();
   }
