@@ -7,6 +7,8 @@ import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { RobotActor, type RobotMsg, type RobotReplies, type RobotReply } from './actors/robot.js';
+import { RobotSession } from './actors/robot-session.js';
+import { RobotsHere } from './actors/robots-here.js';
 import { MAX_REPLAY, RoomActor, type RoomMsg, type RoomReplies, type RoomReply } from './actors/room.js';
 import { ActorSystem, systemClock } from './actors/runtime.js';
 import { Session } from './actors/session.js';
@@ -29,7 +31,6 @@ import type { NatsRobotCluster, RobotChange } from './cluster/robots-nats.js';
 import { type Config, ConfigError } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { HubMetrics } from './metrics.js';
-import { Tag } from './protocol/robot.js';
 import { RobotsService } from './robots/robots-service.js';
 import { Store } from './store/store.js';
 import { HttpRouter } from './transport/http.js';
@@ -240,19 +241,17 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
         }),
     });
     const localRobots = new LocalRobotCluster(nodeId);
-    const onlineRobots = new Set<string>();
-    /** Robots whose lease this node holds: a draining node gives them time to move with it. */
-    const leasedRobots = new Set<string>();
+    const robotsHere = new RobotsHere();
     actors.register<RobotMsg, RobotReply, RobotReplies>(
       'robot',
       (id, ctx) =>
         new RobotActor(id, ctx, {
           store,
           fanout: ws,
-          presence: { online: (r) => onlineRobots.add(r), offline: (r) => onlineRobots.delete(r) },
+          presence: robotsHere.presence,
           maxPendingCommands: L.robotMaxPendingCommands,
           cluster: robotCluster ?? localRobots,
-          leaseHeld: (r, held) => (held ? leasedRobots.add(r) : leasedRobots.delete(r)),
+          leaseHeld: robotsHere.leaseHeld,
         }),
     );
     const robotRef = (id: string) => actors.ref<RobotMsg, RobotReply, RobotReplies>('robot', id);
@@ -285,7 +284,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
 
     // The robot CA is read at the first enrollment, not at start: a node runs without one until then.
     const robots = new RobotsService(store, lazyCa(robotCaFiles(cfg)), root.child({ component: 'robots' }), {
-      isOnline: (id) => onlineRobots.has(id) || (robotCluster?.isOnline(id) ?? false),
+      isOnline: (id) => robotsHere.isOnline(id) || (robotCluster?.isOnline(id) ?? false),
       status: (id) => robotRef(id).ask({ type: 'live' }),
       changed: (id, what) => {
         tellRobot(id, robotChangeMsg(what));
@@ -315,17 +314,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
           if (found.robot.id !== commonName) throw new RobotRefused('UNKNOWN_CERTIFICATE', 'the certificate subject does not name its robot');
           return { robotId: found.robot.id };
         },
-        async connect(conn, channels) {
-          // Asked, not told: a robot is only welcomed once its actor has it.
-          await robotRef(conn.robotId).ask({ type: 'attach', conn, channels });
-          return {
-            onFrame(f) {
-              if (f.tag === Tag.TELEMETRY) tellRobot(conn.robotId, { type: 'telemetry', conn, channel: f.channel, ts: f.ts, payload: f.payload });
-              else tellRobot(conn.robotId, { type: 'status', conn, command: f.command, stage: f.stage, detail: f.detail });
-            },
-            onClose: () => tellRobot(conn.robotId, { type: 'detach', conn }),
-          };
-        },
+        connect: (conn, channels) => RobotSession.open(conn, channels, robotRef(conn.robotId), root.child({ component: 'robot-session', link: conn.id })),
       });
 
     let closing = false;
@@ -416,15 +405,13 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
         root.info({ inFlight: router.inFlight }, 'shutting down: no new connections');
         if (listenSocket) uWS.us_listen_socket_close(listenSocket);
         ws.shutdown(1_000);
-        const connected = [...onlineRobots];
+        const connected = robotsHere.connected();
         await robotListener?.close();
         // The robots were told to reconnect elsewhere; each that does in time takes its lease along
         // (the new node asks this one for it), so a rolling restart does not end leases.
-        const moving = () => connected.filter((r) => leasedRobots.has(r)).length;
-        if (robotCluster && moving() > 0) {
-          const until = Date.now() + Math.min(ROBOT_DRAIN_MS, cfg.shutdownTimeoutMs);
-          while (moving() > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
-          if (moving() > 0) root.info({ robots: moving() }, 'leases not handed over: their robots did not reconnect elsewhere in time');
+        if (robotCluster) {
+          const stayed = await robotsHere.leasesMoved(connected, Math.min(ROBOT_DRAIN_MS, cfg.shutdownTimeoutMs));
+          if (stayed > 0) root.info({ robots: stayed }, 'leases not handed over: their robots did not reconnect elsewhere in time');
         }
         const deadline = new Promise<'timeout'>((r) => setTimeout(r, cfg.shutdownTimeoutMs, 'timeout').unref());
         if ((await Promise.race([router.drain(), deadline])) === 'timeout') {

@@ -1,0 +1,43 @@
+// One robot link as the hub sees it, beside the WebSocket Session: it hands the link to the robot's
+// actor (asked, so the robot is welcomed only once its actor has it), then passes its telemetry and
+// command statuses on as they arrive and tells the actor when the link closes. A frame the actor's
+// full mailbox refuses is dropped with a warning: a dropped status makes its command time out.
+
+import type { Logger } from '../log.js';
+import { type Channel, type RobotFrame, Tag } from '../protocol/robot.js';
+import type { RobotConnection } from './ports.js';
+import type { RobotMsg, RobotReplies, RobotReply } from './robot.js';
+import type { ActorRef } from './runtime.js';
+
+type LinkFrame = Exclude<RobotFrame, { tag: typeof Tag.HELLO | typeof Tag.HEARTBEAT }>;
+
+export class RobotSession {
+  private constructor(
+    private readonly conn: RobotConnection,
+    private readonly robot: ActorRef<RobotMsg, RobotReply, RobotReplies>,
+    private readonly log: Logger,
+  ) {}
+
+  /** Attaches the link to the robot's actor; rejects if the actor refuses it. */
+  static async open(conn: RobotConnection, channels: Channel[], robot: ActorRef<RobotMsg, RobotReply, RobotReplies>, log: Logger): Promise<RobotSession> {
+    await robot.ask({ type: 'attach', conn, channels });
+    return new RobotSession(conn, robot, log);
+  }
+
+  onFrame(f: LinkFrame): void {
+    const conn = this.conn;
+    this.tell(
+      f.tag === Tag.TELEMETRY
+        ? { type: 'telemetry', conn, channel: f.channel, ts: f.ts, payload: f.payload }
+        : { type: 'status', conn, command: f.command, stage: f.stage, detail: f.detail },
+    );
+  }
+
+  onClose(): void {
+    this.tell({ type: 'detach', conn: this.conn });
+  }
+
+  private tell(msg: RobotMsg): void {
+    if (!this.robot.tell(msg)) this.log.warn({ robot: this.conn.robotId, type: msg.type }, 'robot mailbox full; message dropped');
+  }
+}
