@@ -35,7 +35,8 @@ import { RobotsService } from './robots/robots-service.js';
 import { Store } from './store/store.js';
 import { HttpRouter } from './transport/http.js';
 import { openApiDocument } from './transport/openapi.js';
-import { RobotListener, RobotRefused } from './transport/robot-tls.js';
+import { robotAuthenticator } from './transport/robot-auth.js';
+import { RobotListener } from './transport/robot-tls.js';
 import { authRoutes } from './transport/routes-auth.js';
 import { chatRoutes } from './transport/routes-chat.js';
 import { opsRoutes } from './transport/routes-ops.js';
@@ -307,13 +308,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
         maxPendingPerIp: L.robotMaxPendingPerIp,
         maxPending: L.robotMaxPending,
         log: root.child({ component: 'robot-link' }),
-        async authenticate(fingerprint, commonName) {
-          const found = await store.robots.certificateByFingerprint(fingerprint);
-          if (!found) throw new RobotRefused('UNKNOWN_CERTIFICATE', 'this certificate is not registered (was the robot deleted or re-enrolled?)');
-          if (found.certificate.revokedAt) throw new RobotRefused('CERTIFICATE_REVOKED', 'this certificate was revoked; ask the owner for a new one');
-          if (found.robot.id !== commonName) throw new RobotRefused('UNKNOWN_CERTIFICATE', 'the certificate subject does not name its robot');
-          return { robotId: found.robot.id };
-        },
+        authenticate: robotAuthenticator(store.robots),
         connect: (conn, channels) => RobotSession.open(conn, channels, robotRef(conn.robotId), root.child({ component: 'robot-session', link: conn.id })),
       });
 
