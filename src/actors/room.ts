@@ -233,10 +233,19 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
         return this.deliver(msg.batch);
       case 'behind':
         if (msg.head <= this.lastDelivered) return;
-        return this.deps.store.messages.range(this.id, this.lastDelivered, msg.head).then((missing) => {
-          this.fanOut(missing);
-          return undefined;
-        });
+        // A store that cannot be read now is asked again at the Bus's next `missed`: failing the
+        // step would restart the actor, and a restart during an outage would leave its subscribers
+        // with nobody listening for the room.
+        return this.deps.store.messages.range(this.id, this.lastDelivered, msg.head).then(
+          (missing) => {
+            this.fanOut(missing);
+            return undefined;
+          },
+          (e: unknown) => {
+            this.ctx.log.warn({ err: e, room: this.id }, 'could not read the messages the Bus missed; the next check retries');
+            return undefined;
+          },
+        );
       case 'remotePresence':
         this.presence.remoteShared(msg.node, msg.users, msg.ask, this.subs.size > 0 || this.catchingUp.size > 0);
         return undefined;
