@@ -123,21 +123,10 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     this.timeoutMs = opts.requestTimeoutMs ?? 10_000;
     const isOpen = () => this.ready;
     this.requests = new Requests({ isOpen, send: (f) => this.send(f), timeoutMs: this.timeoutMs });
-    const base = { isOpen, timeoutMs: this.timeoutMs, requests: this.requests };
-    this.rooms = new Rooms({
-      ...base,
-      deliver: (m) => this.emit('message', m),
-      report: (e) => this.emit('error', e),
-      retryDelay: (attempt) => backoffDelay(attempt - 1, this.backoff),
-    });
-    this.outbox = new Outbox({ ...base, retryDelay: (attempt, code) => this.retryDelay(attempt, code) });
-    this.robots = new Robots({
-      ...base,
-      userId: () => this.info?.user.id,
-      ended: () => this.ended,
-      report: (e) => this.emit('error', e),
-      retryDelay: (attempt) => backoffDelay(attempt - 1, this.backoff),
-    });
+    const base = { isOpen, timeoutMs: this.timeoutMs, requests: this.requests, retryDelay: (attempt: number, code: string) => this.retryDelay(attempt, code) };
+    this.rooms = new Rooms({ ...base, deliver: (m) => this.emit('message', m), report: (e) => this.emit('error', e) });
+    this.outbox = new Outbox(base);
+    this.robots = new Robots({ ...base, userId: () => this.info?.user.id, ended: () => this.ended, report: (e) => this.emit('error', e) });
   }
 
   /** The connection state. */

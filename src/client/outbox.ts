@@ -6,8 +6,9 @@
 // overtake one another.
 
 import type { AckFrame } from '../protocol/frames.js';
-import { asSwitchboardError, RETRYABLE_PUBLISH_CODES, SwitchboardError } from './errors.js';
-import { type ReplyFrame, type Requests, serverError } from './requests.js';
+import { RETRYABLE_PUBLISH_CODES, SwitchboardError } from './errors.js';
+import { type ReplyFrame, serverError } from './requests.js';
+import { RetriedRequest, type RetryHost } from './retried-request.js';
 
 /** The hub's acknowledgement of a stored message. */
 export interface Ack {
@@ -25,31 +26,18 @@ export interface Ack {
 
 interface Entry {
   readonly room: string;
-  readonly body: string;
   readonly cid: string;
-  /** Sends so far that ended without an answer or with a retryable nack. */
-  attempt: number;
-  reqId: number | undefined;
-  /** The attempt's reply deadline, or the delay before the next attempt. */
-  timer: ReturnType<typeof setTimeout> | undefined;
-  retrying: boolean;
+  /** The `pub`, sent again (same cid) after a timeout or a retryable nack. */
+  readonly req: RetriedRequest;
   resolve(a: Ack): void;
   reject(e: SwitchboardError): void;
-}
-
-export interface OutboxHost {
-  isOpen(): boolean;
-  readonly timeoutMs: number;
-  readonly requests: Requests;
-  /** How long to wait before attempt number `attempt` (1 for the first retry) after `code`, ms. */
-  retryDelay(attempt: number, code: string): number;
 }
 
 export class Outbox {
   /** Unsettled publishes, in call order. */
   private readonly entries = new Set<Entry>();
 
-  constructor(private readonly host: OutboxHost) {}
+  constructor(private readonly host: RetryHost) {}
 
   /** Publishes waiting for their ack. */
   get size(): number {
@@ -58,15 +46,27 @@ export class Outbox {
 
   publish(room: string, body: string, cid: string): Promise<Ack> {
     return new Promise<Ack>((resolve, reject) => {
-      const e: Entry = { room, body, cid, attempt: 0, reqId: undefined, timer: undefined, retrying: false, resolve, reject };
+      const e: Entry = {
+        room,
+        cid,
+        req: new RetriedRequest(this.host, {
+          frame: () => ({ t: 'pub', room, cid, body }),
+          wanted: () => this.entries.has(e),
+          retryable: (f) => f.t === 'nack' && RETRYABLE_PUBLISH_CODES.has(f.code),
+          answer: (f) => this.onAnswer(e, f),
+          unsent: (err) => this.finish(e, err),
+        }),
+        resolve,
+        reject,
+      };
       this.entries.add(e);
-      this.send(e);
+      e.req.send();
     });
   }
 
   /** A connection is up: send every publish that is neither in flight nor waiting out a retry delay. */
   flush(): void {
-    for (const e of [...this.entries]) if (!e.retrying) this.send(e);
+    for (const e of [...this.entries]) e.req.send();
   }
 
   /** The client ended: every publish fails with `err`. */
@@ -74,67 +74,15 @@ export class Outbox {
     for (const e of [...this.entries]) this.finish(e, err);
   }
 
-  private send(e: Entry): void {
-    if (!this.host.isOpen() || e.reqId !== undefined || !this.entries.has(e)) return;
-    let id: number;
-    try {
-      id = this.host.requests.send(
-        { t: 'pub', room: e.room, cid: e.cid, body: e.body },
-        {
-          reply: (f) => this.onReply(e, id, f),
-          lost: () => this.lost(e, id),
-          fail: (err) => this.finish(e, err),
-        },
-      );
-    } catch (err) {
-      this.finish(e, asSwitchboardError(err, 'DISCONNECTED', 'publish not sent'));
-      return;
-    }
-    e.reqId = id;
-    e.timer = setTimeout(() => {
-      if (e.reqId !== id) return;
-      this.host.requests.forget(id);
-      e.reqId = undefined;
-      this.retryLater(e, 'TIMEOUT');
-    }, this.host.timeoutMs);
-  }
-
-  private onReply(e: Entry, id: number, f: ReplyFrame): void {
-    if (e.reqId !== id) return;
-    clearTimeout(e.timer);
-    e.reqId = undefined;
+  private onAnswer(e: Entry, f: ReplyFrame): void {
     if (f.t === 'ack') this.finish(e, undefined, f);
-    else if (f.t === 'nack' && RETRYABLE_PUBLISH_CODES.has(f.code)) this.retryLater(e, f.code);
     else if (f.t === 'nack' || f.t === 'error') this.finish(e, serverError(f, e.room));
     else this.finish(e, new SwitchboardError('BAD_FRAME', `unexpected ${f.t} in reply to pub`, { room: e.room }));
   }
 
-  /** The connection dropped mid-attempt: the next `hello` sends it again (same cid). */
-  private lost(e: Entry, id: number): void {
-    if (e.reqId !== id) return;
-    clearTimeout(e.timer);
-    e.timer = undefined;
-    e.reqId = undefined;
-  }
-
-  private retryLater(e: Entry, code: string): void {
-    e.attempt += 1;
-    e.retrying = true;
-    e.timer = setTimeout(
-      () => {
-        e.timer = undefined;
-        e.retrying = false;
-        this.send(e); // if disconnected, the next flush() sends it
-      },
-      this.host.retryDelay(e.attempt, code),
-    );
-  }
-
   private finish(e: Entry, err: SwitchboardError | undefined, ack?: AckFrame): void {
     if (!this.entries.delete(e)) return;
-    clearTimeout(e.timer);
-    if (e.reqId !== undefined) this.host.requests.forget(e.reqId);
-    e.reqId = undefined;
+    e.req.cancel();
     if (err) e.reject(err);
     else if (ack) e.resolve({ room: e.room, cid: e.cid, seq: ack.seq, mid: ack.mid, ts: ack.ts, dup: ack.dup === true });
   }

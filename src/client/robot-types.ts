@@ -3,7 +3,7 @@
 
 import type { ChannelInfo, LeaseEventFrame, LeaseInfo, RobotRoleName } from '../protocol/frames.js';
 import type { SwitchboardError } from './errors.js';
-import type { Requests } from './requests.js';
+import type { RetryHost } from './retried-request.js';
 
 /**
  * Where a handle's watch stands:
@@ -124,16 +124,11 @@ export interface RobotEvents {
   error: (e: SwitchboardError) => void;
 }
 
-export interface RobotsHost {
-  isOpen(): boolean;
-  readonly timeoutMs: number;
-  readonly requests: Requests;
+export interface RobotsHost extends RetryHost {
   /** The user the connection authenticated as. */
   userId(): string | undefined;
   /** The client's end, once it has ended. */
   ended(): SwitchboardError | undefined;
   /** A failure for the client's `error` event. */
   report(err: SwitchboardError): void;
-  /** The delay before retry number `attempt` (1 for the first) of a transiently refused watch, ms. */
-  retryDelay(attempt: number): number;
 }

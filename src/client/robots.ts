@@ -18,6 +18,7 @@ import type {
 import { safely } from './emitter.js';
 import { asSwitchboardError, SwitchboardError } from './errors.js';
 import { type ReplyFrame, type RequestBody, serverError } from './requests.js';
+import { RetriedRequest, Waiters } from './retried-request.js';
 import { RobotHandle } from './robot-handle.js';
 import type {
   CommandOptions,
@@ -42,12 +43,6 @@ const HUB_ESTOP_TIMEOUT_MS = 10_000;
 const HUB_LEASE_TTL_MS = 30_000;
 
 const noop = () => {};
-
-interface Waiter {
-  resolve(s: RobotState): void;
-  reject(e: SwitchboardError): void;
-  timer: ReturnType<typeof setTimeout>;
-}
 
 /** @internal A command awaiting its outcome. */
 export interface Pending {
@@ -133,11 +128,9 @@ export class RobotEntry {
   private wanted = false;
   /** `watching` came at least once since watch() was called. */
   private confirmed = false;
-  private reqId: number | undefined;
-  private reqTimer: ReturnType<typeof setTimeout> | undefined;
-  private retryTimer: ReturnType<typeof setTimeout> | undefined;
-  private retries = 0;
-  private readonly waiters = new Set<Waiter>();
+  /** The `watch` request, asked again on a timeout or a transient refusal. */
+  private readonly req: RetriedRequest;
+  private readonly waiters = new Waiters<RobotState>();
   private renewTtl = 0;
   private renewTimer: ReturnType<typeof setTimeout> | undefined;
   /** Bumped on every start and stop of automatic renewal, so a stale renewal does nothing. */
@@ -152,6 +145,13 @@ export class RobotEntry {
     this.handle = handle;
     // The entry emits the handle's events (Emitter.emit is protected: not for applications).
     this.emit = (event, ...args) => (handle as unknown as { emit: Emit }).emit(event, ...args);
+    this.req = new RetriedRequest(host, {
+      frame: () => ({ t: 'watch', robot: id }),
+      wanted: () => this.wanted,
+      retryable: (f) => f.t === 'error' && TRANSIENT_WATCH.has(f.code),
+      answer: (f, reqId) => this.onWatchReply(reqId, f),
+      unsent: (e) => this.host.report(e),
+    });
   }
 
   get autoRenewing(): boolean {
@@ -174,47 +174,39 @@ export class RobotEntry {
       this.confirmed = false;
       this.setStatus('pending');
     }
-    return new Promise<RobotState>((resolve, reject) => {
-      const w: Waiter = {
-        resolve,
-        reject,
-        timer: setTimeout(() => {
-          this.waiters.delete(w);
-          // A watch never confirmed is abandoned, not left pending.
-          if (!this.confirmed && this.waiters.size === 0 && this.wanted) this.abandon();
-          reject(new SwitchboardError('TIMEOUT', `no reply to watch within ${this.host.timeoutMs} ms`, { robot: this.id }));
-        }, this.host.timeoutMs),
-      };
-      this.waiters.add(w);
-      if (this.reqId === undefined) this.request();
+    const state = this.waiters.wait(this.host.timeoutMs, () => {
+      // A watch never confirmed is abandoned, not left pending.
+      if (!this.confirmed && this.waiters.size === 0 && this.wanted) this.abandon();
+      return new SwitchboardError('TIMEOUT', `no reply to watch within ${this.host.timeoutMs} ms`, { robot: this.id });
     });
+    this.req.send();
+    return state;
   }
 
   async unwatch(): Promise<void> {
     const ended = this.host.ended();
     if (ended) throw ended;
-    const tell = (this.status === 'watching' || this.reqId !== undefined) && this.host.isOpen();
+    const tell = (this.status === 'watching' || this.req.inFlight) && this.host.isOpen();
     this.wanted = false;
     this.confirmed = false;
-    this.cancelRequest();
-    this.rejectWaiters(new SwitchboardError('CLOSED', 'unwatched before the watch was confirmed', { robot: this.id }));
+    this.req.cancel();
+    this.waiters.rejectAll(new SwitchboardError('CLOSED', 'unwatched before the watch was confirmed', { robot: this.id }));
     if (this.status !== 'ended') this.setStatus('idle');
     if (tell) expect(await this.host.requests.call({ t: 'unwatch', robot: this.id }, { resend: false }), 'ok');
   }
 
   resume(): void {
-    if (this.wanted && this.reqId === undefined) this.request();
+    this.req.send();
   }
 
   lost(): void {
-    this.cancelRequest();
     if (this.status === 'watching') this.setStatus('resuming');
   }
 
   fail(err: SwitchboardError): void {
-    this.cancelRequest();
+    this.req.cancel();
     this.stopAutoRenew();
-    this.rejectWaiters(err);
+    this.waiters.rejectAll(err);
     const was = this.wanted;
     this.wanted = false;
     if (was) {
@@ -258,55 +250,15 @@ export class RobotEntry {
     this.emit('lease', f.lease, f.reason);
   }
 
-  private request(): void {
-    clearTimeout(this.retryTimer);
-    this.retryTimer = undefined;
-    if (!this.host.isOpen()) return;
-    let id: number;
-    try {
-      id = this.host.requests.send(
-        { t: 'watch', robot: this.id },
-        {
-          reply: (f) => this.onWatchReply(id, f),
-          lost: () => this.cancelRequest(),
-          fail: () => this.cancelRequest(),
-        },
-      );
-    } catch (e) {
-      this.host.report(asSwitchboardError(e, 'DISCONNECTED', `watch ${this.id} not sent`));
-      return;
-    }
-    this.reqId = id;
-    // No reply in time: ask again (the hub answers a repeated watch as a fresh one).
-    this.reqTimer = setTimeout(() => {
-      if (this.reqId !== id) return;
-      this.host.requests.forget(id);
-      this.reqId = undefined;
-      if (this.wanted) this.request();
-    }, this.host.timeoutMs);
-  }
-
   private onWatchReply(id: number, f: ReplyFrame): void {
-    if (this.reqId !== id) return;
-    this.cancelRequest();
     if (!this.wanted) return;
-    if (f.t === 'error' && TRANSIENT_WATCH.has(f.code)) {
-      this.retryTimer = setTimeout(
-        () => {
-          this.retryTimer = undefined;
-          if (this.wanted && this.reqId === undefined) this.request();
-        },
-        this.host.retryDelay(++this.retries),
-      );
-      return;
-    }
     if (f.t !== 'watching') {
       const err =
         f.t === 'error'
           ? serverError(f, undefined, this.id)
           : new SwitchboardError('BAD_FRAME', `unexpected ${f.t} in reply to watch`, { robot: this.id, requestId: id });
       const waited = this.waiters.size > 0;
-      this.rejectWaiters(err);
+      this.waiters.rejectAll(err);
       if (this.confirmed) {
         // A re-watch after a reconnect: the robot is gone, or so is your access.
         this.end('refused', err);
@@ -340,13 +292,8 @@ export class RobotEntry {
     const prevLease = this.lease;
     this.setLease(f.lease);
     this.confirmed = true;
-    this.retries = 0;
     this.setStatus('watching');
-    for (const w of [...this.waiters]) {
-      clearTimeout(w.timer);
-      w.resolve(state);
-    }
-    this.waiters.clear();
+    this.waiters.resolveAll(state);
     this.emit('watching', state);
     if (!prev) return;
     // Re-watched after a reconnect: report what changed meanwhile.
@@ -361,8 +308,8 @@ export class RobotEntry {
   private end(reason: RobotEndReason, err?: SwitchboardError): void {
     this.wanted = false;
     this.confirmed = false;
-    this.cancelRequest();
-    this.rejectWaiters(err ?? new SwitchboardError('CLOSED', `the watch ended: ${reason}`, { robot: this.id }));
+    this.req.cancel();
+    this.waiters.rejectAll(err ?? new SwitchboardError('CLOSED', `the watch ended: ${reason}`, { robot: this.id }));
     this.setStatus('ended');
     if (reason === 'deleted' || reason === 'access_revoked') {
       this.stopAutoRenew();
@@ -375,28 +322,11 @@ export class RobotEntry {
 
   /** A first watch nobody waits for any more. */
   private abandon(): void {
-    const inFlight = this.reqId !== undefined;
+    const inFlight = this.req.inFlight;
     this.wanted = false;
-    this.cancelRequest();
+    this.req.cancel();
     this.setStatus('idle');
     if (inFlight && this.host.isOpen()) this.host.requests.call({ t: 'unwatch', robot: this.id }, { resend: false }).catch(noop);
-  }
-
-  private cancelRequest(): void {
-    if (this.reqId !== undefined) this.host.requests.forget(this.reqId);
-    this.reqId = undefined;
-    clearTimeout(this.reqTimer);
-    this.reqTimer = undefined;
-    clearTimeout(this.retryTimer);
-    this.retryTimer = undefined;
-  }
-
-  private rejectWaiters(err: SwitchboardError): void {
-    for (const w of this.waiters) {
-      clearTimeout(w.timer);
-      w.reject(err);
-    }
-    this.waiters.clear();
   }
 
   private setStatus(s: RobotWatchStatus): void {

@@ -6,7 +6,8 @@
 
 import type { MessageFrame } from '../protocol/frames.js';
 import { SwitchboardError } from './errors.js';
-import { type ReplyFrame, type Requests, serverError } from './requests.js';
+import { type ReplyFrame, serverError } from './requests.js';
+import { RetriedRequest, type RetryHost, Waiters } from './retried-request.js';
 
 /** A confirmed subscription. */
 export interface Subscribed {
@@ -15,39 +16,24 @@ export interface Subscribed {
   seq: number;
 }
 
-interface Waiter {
-  resolve(s: Subscribed): void;
-  reject(e: SwitchboardError): void;
-  timer: ReturnType<typeof setTimeout>;
-}
-
 interface Sub {
   readonly room: string;
   /** Highest seq handed to the application, or the `since` asked for; undefined for a live-only start. */
   last: number | undefined;
-  /** Id of the `sub` in flight on the current connection. */
-  reqId: number | undefined;
-  reqTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The `sub` request, asked again on a timeout or a transient refusal. */
+  readonly req: RetriedRequest;
   /** `subscribed` came on the current connection. */
   live: boolean;
   /** `subscribed` came at least once. */
   confirmed: boolean;
   /** Re-subscriptions in a row that still left a gap. */
   stalls: number;
-  /** Transient refusals in a row, for the retry backoff. */
-  retries: number;
-  retryTimer: ReturnType<typeof setTimeout> | undefined;
-  readonly waiters: Set<Waiter>;
+  readonly waiters: Waiters<Subscribed>;
 }
 
-export interface RoomsHost {
-  isOpen(): boolean;
-  readonly timeoutMs: number;
-  readonly requests: Requests;
+export interface RoomsHost extends RetryHost {
   deliver(m: MessageFrame): void;
   report(err: SwitchboardError): void;
-  /** The delay before retry number `attempt` (1 for the first) of a transiently refused `sub`, ms. */
-  retryDelay(attempt: number): number;
 }
 
 /** Refusals of a `sub` that are worth asking again after a delay (the hub could not replay, or was busy). */
@@ -74,42 +60,24 @@ export class Rooms {
     let sub = this.subs.get(room);
     const created = !sub;
     if (!sub) {
-      sub = {
-        room,
-        last: since,
-        reqId: undefined,
-        reqTimer: undefined,
-        live: false,
-        confirmed: false,
-        stalls: 0,
-        retries: 0,
-        retryTimer: undefined,
-        waiters: new Set(),
-      };
+      sub = this.newSub(room, since);
       this.subs.set(room, sub);
     } else if (since !== undefined && (sub.last === undefined || since < sub.last)) {
       // Asked to replay further back than what was delivered: do so, as a fresh subscription.
       sub.last = since;
       sub.live = false;
-      this.cancelRequest(sub);
+      sub.req.cancel();
     } else if (sub.live) {
       return Promise.resolve({ room, seq: sub.last ?? 0 });
     }
     const s = sub;
-    return new Promise<Subscribed>((resolve, reject) => {
-      const w: Waiter = {
-        resolve,
-        reject,
-        timer: setTimeout(() => {
-          s.waiters.delete(w);
-          // A subscription this call created and never confirmed is abandoned, not left pending.
-          if (created && !s.confirmed && this.subs.get(room) === s) this.drop(s, true);
-          reject(new SwitchboardError('TIMEOUT', `no reply to sub within ${this.host.timeoutMs} ms`, { room }));
-        }, this.host.timeoutMs),
-      };
-      s.waiters.add(w);
-      if (s.reqId === undefined) this.request(s);
+    const confirmed = s.waiters.wait(this.host.timeoutMs, () => {
+      // A subscription this call created and never confirmed is abandoned, not left pending.
+      if (created && !s.confirmed && this.subs.get(room) === s) this.drop(s, true);
+      return new SwitchboardError('TIMEOUT', `no reply to sub within ${this.host.timeoutMs} ms`, { room });
     });
+    s.req.send();
+    return confirmed;
   }
 
   /** Forgets `room`; true when it was subscribed (the caller tells the hub if connected). */
@@ -128,22 +96,19 @@ export class Rooms {
 
   /** A new connection is up: re-subscribe every room from its last seq. */
   resume(): void {
-    for (const sub of this.subs.values()) if (sub.reqId === undefined) this.request(sub);
+    for (const sub of this.subs.values()) sub.req.send();
   }
 
   /** The connection dropped: nothing is live any more. */
   lost(): void {
-    for (const sub of this.subs.values()) {
-      sub.live = false;
-      this.cancelRequest(sub);
-    }
+    for (const sub of this.subs.values()) sub.live = false;
   }
 
   /** The client ended: every pending subscribe() fails. */
   failAll(err: SwitchboardError): void {
     for (const sub of this.subs.values()) {
-      this.cancelRequest(sub);
-      this.rejectWaiters(sub, err);
+      sub.req.cancel();
+      sub.waiters.rejectAll(err);
     }
     this.subs.clear();
   }
@@ -154,64 +119,45 @@ export class Rooms {
     if (sub.last === undefined || m.seq === sub.last + 1) {
       sub.last = m.seq;
       this.host.deliver(m);
-    } else if (m.seq > sub.last + 1 && sub.reqId === undefined && this.host.isOpen()) {
-      // A gap. A `sub` already in flight was sent with an older `since`, so its replay covers it.
-      this.request(sub);
+    } else if (m.seq > sub.last + 1) {
+      // A gap. A `sub` already in flight, or waiting to retry, asks with an older `since`, so its replay covers it.
+      sub.req.send();
     }
   }
 
-  private request(sub: Sub): void {
-    clearTimeout(sub.retryTimer);
-    sub.retryTimer = undefined;
-    if (!this.host.isOpen()) return;
-    const frame = sub.last === undefined ? { t: 'sub' as const, room: sub.room } : { t: 'sub' as const, room: sub.room, since: sub.last };
-    let id: number;
-    try {
-      id = this.host.requests.send(frame, {
-        reply: (f) => this.onReply(sub, id, f),
-        lost: () => this.cancelRequest(sub),
-        fail: () => this.cancelRequest(sub),
-      });
-    } catch (e) {
-      this.host.report(e instanceof SwitchboardError ? e : new SwitchboardError('DISCONNECTED', `sub not sent: ${String(e)}`, { room: sub.room }));
-      return;
-    }
-    sub.reqId = id;
-    // No reply in time: ask again (the hub answers a repeated `sub` as a fresh one).
-    sub.reqTimer = setTimeout(() => {
-      if (sub.reqId !== id) return;
-      this.host.requests.forget(id);
-      sub.reqId = undefined;
-      if (this.subs.get(sub.room) === sub) this.request(sub);
-    }, this.host.timeoutMs);
+  private newSub(room: string, since: number | undefined): Sub {
+    const sub: Sub = {
+      room,
+      last: since,
+      req: new RetriedRequest(this.host, {
+        frame: () => (sub.last === undefined ? { t: 'sub', room } : { t: 'sub', room, since: sub.last }),
+        wanted: () => this.subs.get(room) === sub,
+        retryable: (f) => f.t === 'error' && TRANSIENT.has(f.code),
+        answer: (f) => this.onReply(sub, f),
+        unsent: (e) => this.host.report(e),
+      }),
+      live: false,
+      confirmed: false,
+      stalls: 0,
+      waiters: new Waiters(),
+    };
+    return sub;
   }
 
-  private onReply(sub: Sub, id: number, f: ReplyFrame): void {
-    if (sub.reqId !== id) return;
-    this.cancelRequest(sub);
+  private onReply(sub: Sub, f: ReplyFrame): void {
     if (this.subs.get(sub.room) !== sub) return;
-    if (f.t === 'error' && TRANSIENT.has(f.code)) {
-      sub.retryTimer = setTimeout(
-        () => {
-          sub.retryTimer = undefined;
-          if (this.subs.get(sub.room) === sub && sub.reqId === undefined) this.request(sub);
-        },
-        this.host.retryDelay(++sub.retries),
-      );
-      return;
-    }
     if (f.t === 'error' && f.code === 'VALIDATION' && sub.confirmed && sub.last !== undefined) {
       // A known room refuses `since`: too far behind to replay. Stay subscribed, live from now,
       // and say which messages the application must page in from history.
       this.host.report(new SwitchboardError('GAP', `too far behind to resume after seq ${sub.last}: ${f.message}`, { room: sub.room }));
       sub.last = undefined;
-      this.request(sub);
+      sub.req.send();
       return;
     }
     if (f.t !== 'subscribed') {
       const err = f.t === 'error' ? serverError(f, sub.room) : new SwitchboardError('BAD_FRAME', `unexpected ${f.t} in reply to sub`, { room: sub.room });
       this.subs.delete(sub.room);
-      if (sub.waiters.size > 0) this.rejectWaiters(sub, err);
+      if (sub.waiters.size > 0) sub.waiters.rejectAll(err);
       else this.host.report(err);
       return;
     }
@@ -221,48 +167,25 @@ export class Rooms {
     else if (f.seq > sub.last) {
       // The replay should have reached f.seq; it did not. Ask again, a few times.
       if (++sub.stalls <= MAX_STALLS) {
-        this.request(sub);
+        sub.req.send();
         return;
       }
       this.host.report(new SwitchboardError('GAP', `messages ${sub.last + 1}..${f.seq} could not be fetched; skipping them`, { room: sub.room }));
       sub.last = f.seq;
     }
     sub.stalls = 0;
-    sub.retries = 0;
     sub.live = true;
     sub.confirmed = true;
-    const confirmed = { room: sub.room, seq: f.seq };
-    for (const w of [...sub.waiters]) {
-      clearTimeout(w.timer);
-      w.resolve(confirmed);
-    }
-    sub.waiters.clear();
+    sub.waiters.resolveAll({ room: sub.room, seq: f.seq });
   }
 
   private drop(sub: Sub, tellHub: boolean): void {
     this.subs.delete(sub.room);
-    const inFlight = sub.reqId !== undefined;
-    this.cancelRequest(sub);
-    this.rejectWaiters(sub, new SwitchboardError('CLOSED', 'unsubscribed before the subscription was confirmed', { room: sub.room }));
+    const inFlight = sub.req.inFlight;
+    sub.req.cancel();
+    sub.waiters.rejectAll(new SwitchboardError('CLOSED', 'unsubscribed before the subscription was confirmed', { room: sub.room }));
     if (tellHub && (inFlight || sub.live) && this.host.isOpen()) {
       this.host.requests.call({ t: 'unsub', room: sub.room }, { resend: false }).catch((e) => this.host.report(e as SwitchboardError));
     }
-  }
-
-  private cancelRequest(sub: Sub): void {
-    if (sub.reqId !== undefined) this.host.requests.forget(sub.reqId);
-    sub.reqId = undefined;
-    clearTimeout(sub.reqTimer);
-    sub.reqTimer = undefined;
-    clearTimeout(sub.retryTimer);
-    sub.retryTimer = undefined;
-  }
-
-  private rejectWaiters(sub: Sub, err: SwitchboardError): void {
-    for (const w of sub.waiters) {
-      clearTimeout(w.timer);
-      w.reject(err);
-    }
-    sub.waiters.clear();
   }
 }
