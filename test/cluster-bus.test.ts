@@ -4,36 +4,18 @@
 // every other node and never its sender; unlisten stops both.
 
 import { randomUUID } from 'node:crypto';
-import t, { type Test } from 'tap';
+import { pino } from 'pino';
+import t from 'tap';
 import type { Bus, RoomListener, RoomSignal } from '../src/cluster/bus.js';
 import { MemoryBus } from '../src/cluster/bus-memory.js';
 import { NatsBus } from '../src/cluster/bus-nats.js';
 import type { Message } from '../src/store/messages.js';
-import { Heard, log, natsNodes } from './helpers/conformance.js';
+import { clusterOf, Heard, log, natsNodes } from './helpers/conformance.js';
 
-interface Nodes {
-  /** The cluster's nodes, with their ids; a single-node implementation has one. */
-  buses: { node: string; bus: Bus }[];
-  /** Resolves once everything sent so far has been handled by every node. */
-  settle(): Promise<void>;
-}
-
-const implementations: Record<string, (t: Test) => Promise<Nodes>> = {
-  memory: async (t) => {
-    const bus = new MemoryBus();
-    t.teardown(() => bus.close());
-    return { buses: [{ node: 'node1', bus }], settle: async () => {} };
-  },
-  nats: async (t) => {
-    const { names, links, settle } = await natsNodes(t, 2);
-    const buses = links.map((l, i) => {
-      const bus = new NatsBus(l.nc, names, log, `node${i + 1}`);
-      t.teardown(() => bus.close());
-      return { node: `node${i + 1}`, bus };
-    });
-    return { buses, settle };
-  },
-};
+const implementations = clusterOf<Bus>(
+  () => new MemoryBus(),
+  (l, names, node) => new NatsBus(l.nc, names, log, node),
+);
 
 const message = (roomId: string, seq: number, body = `m${seq}`): Message => ({
   id: randomUUID(),
@@ -60,9 +42,9 @@ function listener() {
 
 for (const [name, nodes] of Object.entries(implementations)) {
   t.test(`${name}: an announced batch reaches every listener of the room on every node, in order`, async (t) => {
-    const { buses, settle } = await nodes(t);
+    const { nodes: buses, settle } = await nodes(t);
     const room = randomUUID();
-    const heard = buses.map(({ bus }) => {
+    const heard = buses.map(({ port: bus }) => {
       const a = listener();
       const b = listener();
       bus.listen(room, a.l);
@@ -73,8 +55,8 @@ for (const [name, nodes] of Object.entries(implementations)) {
     const [origin] = buses;
     const first = [message(room, 1), message(room, 2)];
     const second = [message(room, 3)];
-    origin!.bus.announce(room, first);
-    origin!.bus.announce(room, second);
+    origin!.port.announce(room, first);
+    origin!.port.announce(room, second);
     for (const [i, pair] of heard.entries()) {
       for (const h of pair) {
         const got = await h.batches.until(2);
@@ -89,16 +71,16 @@ for (const [name, nodes] of Object.entries(implementations)) {
   });
 
   t.test(`${name}: a room's listeners hear only that room`, async (t) => {
-    const { buses, settle } = await nodes(t);
+    const { nodes: buses, settle } = await nodes(t);
     const [r1, r2] = [randomUUID(), randomUUID()];
-    const heard = buses.map(({ bus }) => {
+    const heard = buses.map(({ port: bus }) => {
       const h = listener();
       bus.listen(r2, h.l);
       return h;
     });
     await settle(); // every subscription is in place at the server
-    buses[0]!.bus.announce(r1, [message(r1, 1)]);
-    buses[0]!.bus.announce(r2, [message(r2, 7)]);
+    buses[0]!.port.announce(r1, [message(r1, 1)]);
+    buses[0]!.port.announce(r2, [message(r2, 7)]);
     await settle();
     for (const h of heard)
       t.same(
@@ -109,14 +91,14 @@ for (const [name, nodes] of Object.entries(implementations)) {
   });
 
   t.test(`${name}: unlisten stops delivery to that listener, not to the others`, async (t) => {
-    const { buses, settle } = await nodes(t);
+    const { nodes: buses, settle } = await nodes(t);
     const room = randomUUID();
-    const kept = buses.map(({ bus }) => {
+    const kept = buses.map(({ port: bus }) => {
       const h = listener();
       bus.listen(room, h.l);
       return h;
     });
-    const gone = buses.map(({ bus }) => {
+    const gone = buses.map(({ port: bus }) => {
       const h = listener();
       bus.listen(room, h.l)();
       return h;
@@ -125,19 +107,19 @@ for (const [name, nodes] of Object.entries(implementations)) {
     const last = buses.at(-1)!;
     const other = randomUUID();
     const dropped = listener();
-    last.bus.listen(other, dropped.l)();
+    last.port.listen(other, dropped.l)();
     await settle(); // every subscription is in place at the server
-    buses[0]!.bus.announce(room, [message(room, 1)]);
-    buses[0]!.bus.announce(other, [message(other, 1)]);
+    buses[0]!.port.announce(room, [message(room, 1)]);
+    buses[0]!.port.announce(other, [message(other, 1)]);
     await settle();
     for (const h of kept) await h.batches.until(1);
     for (const h of [...gone, dropped]) t.same(h.batches.items, [], 'an unlistened listener hears nothing');
   });
 
   t.test(`${name}: a signal reaches every other node, never its sender`, async (t) => {
-    const { buses, settle } = await nodes(t);
+    const { nodes: buses, settle } = await nodes(t);
     const room = randomUUID();
-    const heard = buses.map(({ bus }) => {
+    const heard = buses.map(({ port: bus }) => {
       const h = listener();
       bus.listen(room, h.l);
       return h;
@@ -145,9 +127,9 @@ for (const [name, nodes] of Object.entries(implementations)) {
     await settle(); // every subscription is in place at the server
     const user = { id: randomUUID(), username: 'sig' };
     const [origin] = buses;
-    origin!.bus.signal(room, { kind: 'member', op: 'joined', user });
-    origin!.bus.signal(room, { kind: 'member', op: 'left', user });
-    origin!.bus.signal(room, { kind: 'deleted' });
+    origin!.port.signal(room, { kind: 'member', op: 'joined', user });
+    origin!.port.signal(room, { kind: 'member', op: 'left', user });
+    origin!.port.signal(room, { kind: 'deleted' });
     await settle();
     t.same(heard[0]!.signals.items, [], 'the sender does not hear itself');
     for (const h of heard.slice(1)) {
@@ -184,5 +166,41 @@ t.test('nats: missed() tells every listener after a reconnect, and a batch over 
     (await there.batches.until(1))[0]!.map((m) => m.seq),
     [2],
     'the other node hears its last message, and its room actor reads the rest as a gap',
+  );
+});
+
+t.test('nats: an undecodable batch and a listener that throws are logged; the room keeps flowing', async (t) => {
+  const { names, links, settle } = await natsNodes(t, 2);
+  const lines: { level: number; msg: string; room?: string }[] = [];
+  const captured = pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const a = new NatsBus(links[0]!.nc, names, log, 'node1', 3_600_000);
+  const b = new NatsBus(links[1]!.nc, names, captured, 'node2', 3_600_000);
+  t.teardown(() => Promise.all([a.close(), b.close()]));
+  const room = randomUUID();
+  const heard = listener();
+  let throws = 1;
+  b.listen(room, {
+    ...heard.l,
+    messages: (batch) => {
+      if (throws-- > 0) throw new Error('listener bug');
+      heard.l.messages(batch);
+    },
+  });
+  await settle();
+  links[0]!.nc.publish(names.room(room), new Uint8Array([0xc1])); // 0xc1 is never used in MessagePack
+  a.announce(room, [message(room, 1)]);
+  a.announce(room, [message(room, 2)]);
+  await settle();
+  t.same(
+    (await heard.batches.until(1)).map((batch) => batch.map((m) => m.seq)),
+    [[2]],
+    'the batch after the failures arrives: the subscription survived both',
+  );
+  t.same(
+    lines.map((l) => [l.msg, l.room]),
+    [
+      ['undecodable batch from the cluster', room],
+      ['batch from the cluster could not be handled', room],
+    ],
   );
 });

@@ -4,33 +4,16 @@
 // leaving is heard by every listener as an empty set; unlisten stops delivery.
 
 import { randomUUID } from 'node:crypto';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import type { Presence, PresenceNews } from '../src/cluster/presence.js';
 import { MemoryPresence } from '../src/cluster/presence-memory.js';
 import { NatsPresence } from '../src/cluster/presence-nats.js';
-import { Heard, log, natsNodes } from './helpers/conformance.js';
+import { clusterOf, Heard, log } from './helpers/conformance.js';
 
-interface Nodes {
-  nodes: { node: string; presence: Presence }[];
-  settle(): Promise<void>;
-}
-
-const implementations: Record<string, (t: Test) => Promise<Nodes>> = {
-  memory: async (t) => {
-    const presence = new MemoryPresence();
-    t.teardown(() => presence.close());
-    return { nodes: [{ node: 'node1', presence }], settle: async () => {} };
-  },
-  nats: async (t) => {
-    const { names, links, settle } = await natsNodes(t, 2);
-    const nodes = links.map((l, i) => {
-      const presence = new NatsPresence(l.nc, names, log, `node${i + 1}`);
-      t.teardown(() => presence.close());
-      return { node: `node${i + 1}`, presence };
-    });
-    return { nodes, settle };
-  },
-};
+const implementations = clusterOf<Presence>(
+  () => new MemoryPresence(),
+  (l, names, node) => new NatsPresence(l.nc, names, log, node),
+);
 
 const ann = { id: randomUUID(), username: 'ann' };
 const bob = { id: randomUUID(), username: 'bob' };
@@ -39,21 +22,21 @@ for (const [name, make] of Object.entries(implementations)) {
   t.test(`${name}: shares and typing reach every other node's listeners of the room, never the sender's`, async (t) => {
     const { nodes, settle } = await make(t);
     const [room, elsewhere] = [randomUUID(), randomUUID()];
-    const heard = nodes.map(({ presence }) => {
+    const heard = nodes.map(({ port: presence }) => {
       const h = new Heard<[string, PresenceNews]>();
       presence.listen(room, (node, news) => h.push([node, news]));
       return h;
     });
-    const other = nodes.map(({ presence }) => {
+    const other = nodes.map(({ port: presence }) => {
       const h = new Heard<[string, PresenceNews]>();
       presence.listen(elsewhere, (node, news) => h.push([node, news]));
       return h;
     });
     await settle(); // every subscription is in place at the server
     const origin = nodes[0]!;
-    origin.presence.share(room, [ann, bob], true);
-    origin.presence.typing(room, ann);
-    origin.presence.share(room, [], false);
+    origin.port.share(room, [ann, bob], true);
+    origin.port.typing(room, ann);
+    origin.port.share(room, [], false);
     await settle();
     t.same(heard[0]!.items, [], 'the sender hears nothing of its own');
     for (const h of heard.slice(1)) {
@@ -71,24 +54,24 @@ for (const [name, make] of Object.entries(implementations)) {
     const rooms = [randomUUID(), randomUUID()];
     const heard = rooms.map((room) => {
       const h = new Heard<[string, PresenceNews]>();
-      nodes[0]!.presence.listen(room, (node, news) => h.push([node, news]));
+      nodes[0]!.port.listen(room, (node, news) => h.push([node, news]));
       return h;
     });
-    nodes[0]!.presence.nodeLeft('node9');
+    nodes[0]!.port.nodeLeft('node9');
     for (const h of heard) t.same(h.items, [['node9', { kind: 'present', users: [], ask: false }]]);
   });
 
   t.test(`${name}: unlisten stops delivery`, async (t) => {
     const { nodes, settle } = await make(t);
     const room = randomUUID();
-    const gone = nodes.map(({ presence }) => {
+    const gone = nodes.map(({ port: presence }) => {
       const h = new Heard<[string, PresenceNews]>();
       presence.listen(room, (node, news) => h.push([node, news]))();
       return h;
     });
     await settle(); // every subscription is in place at the server
-    nodes[0]!.presence.share(room, [ann], true);
-    nodes[0]!.presence.nodeLeft('node9');
+    nodes[0]!.port.share(room, [ann], true);
+    nodes[0]!.port.nodeLeft('node9');
     await settle();
     for (const h of gone) t.same(h.items, []);
   });

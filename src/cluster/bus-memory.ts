@@ -1,29 +1,27 @@
 // The single-node Bus: "every node" is this process, so an announced batch goes straight to the
 // room's listeners (the room actor calls it right after its commit) and nothing is ever missed.
+// The cluster's Bus is this plus the fan-out to other nodes (bus-nats.ts).
 
 import type { Message } from '../store/messages.js';
-import type { Bus, RoomListener } from './bus.js';
+import type { Bus, RoomListener, RoomSignal } from './bus.js';
+import { type OpenRoom, RoomListeners } from './room-listeners.js';
 
 export class MemoryBus implements Bus {
-  private readonly listeners = new Map<string, Set<RoomListener>>();
+  protected readonly listeners: RoomListeners<RoomListener>;
 
-  announce(roomId: string, batch: Message[]): void {
-    for (const l of this.listeners.get(roomId) ?? []) l.messages(batch);
+  /** `open` starts hearing a room's batches and signals from elsewhere when its first listener comes. */
+  constructor(open?: OpenRoom<RoomListener>) {
+    this.listeners = new RoomListeners(open);
   }
 
-  signal(): void {}
+  announce(roomId: string, batch: Message[]): void {
+    for (const l of this.listeners.of(roomId)) l.messages(batch);
+  }
+
+  signal(_roomId: string, _signal: RoomSignal): void {}
 
   listen(roomId: string, listener: RoomListener): () => void {
-    let set = this.listeners.get(roomId);
-    if (!set) {
-      set = new Set();
-      this.listeners.set(roomId, set);
-    }
-    set.add(listener);
-    return () => {
-      set.delete(listener);
-      if (set.size === 0) this.listeners.delete(roomId);
-    };
+    return this.listeners.add(roomId, listener);
   }
 
   async close(): Promise<void> {

@@ -5,32 +5,25 @@
 // seconds, and at once after a NATS reconnect) has the actor compare with the stored head.
 // docs/architecture.md argues this design against a JetStream-first one.
 
-import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../log.js';
-import { packPlain, unpackPlain } from '../protocol/codec.js';
+import { packPlain } from '../protocol/codec.js';
 import type { Message } from '../store/messages.js';
-import type { Bus, RoomListener, RoomSignal } from './bus.js';
-import type { ClusterNames } from './nats.js';
+import type { RoomSignal } from './bus.js';
+import { MemoryBus } from './bus-memory.js';
+import { type ClusterNames, publishPlain, subscribePlain } from './nats.js';
 
 type Wire = [id: string, seq: number, senderId: string | null, cid: string, body: string, createdAt: number][];
 
 const toWire = (batch: Message[]): Uint8Array => packPlain(batch.map((m) => [m.id, m.seq, m.senderId, m.cid, m.body, m.createdAt.getTime()]) satisfies Wire);
 
-function fromWire(roomId: string, data: Uint8Array): Message[] {
-  const rows = unpackPlain(data) as Wire;
+function fromWire(roomId: string, rows: Wire): Message[] {
   return rows.map(([id, seq, senderId, cid, body, at]) => ({ id, roomId, seq, senderId, cid, body, createdAt: new Date(at) }));
 }
 
 type SignalWire = [node: string, 'j' | 'l', [string, string]] | [node: string, 'd'];
 
-interface Room {
-  listeners: Set<RoomListener>;
-  sub: Subscription;
-  signalSub: Subscription;
-}
-
-export class NatsBus implements Bus {
-  private readonly rooms = new Map<string, Room>();
+export class NatsBus extends MemoryBus {
   private readonly timer: NodeJS.Timeout;
 
   constructor(
@@ -41,13 +34,29 @@ export class NatsBus implements Bus {
     /** How often listened rooms are told to compare with the store, for a batch missed with no later one. */
     catchUpMs = 2_000,
   ) {
+    super((roomId, listeners) => {
+      const context = { room: roomId };
+      const batches = subscribePlain<Wire>(nc, names.room(roomId), log, 'batch', context, (w) => {
+        const batch = fromWire(roomId, w);
+        for (const l of listeners) l.messages(batch);
+      });
+      const signals = subscribePlain<SignalWire>(nc, names.signals(roomId), log, 'signal', context, (w) => {
+        const signal: RoomSignal =
+          w[1] === 'd' ? { kind: 'deleted' } : { kind: 'member', op: w[1] === 'j' ? 'joined' : 'left', user: { id: w[2][0], username: w[2][1] } };
+        for (const l of listeners) l.signal(w[0], signal);
+      });
+      return () => {
+        batches.unsubscribe();
+        signals.unsubscribe();
+      };
+    });
     this.timer = setInterval(() => this.reconnected(), catchUpMs);
     this.timer.unref();
   }
 
-  announce(roomId: string, batch: Message[]): void {
+  override announce(roomId: string, batch: Message[]): void {
     // The connection is noEcho: this node's listeners hear it here, not from NATS.
-    for (const l of this.rooms.get(roomId)?.listeners ?? []) l.messages(batch);
+    super.announce(roomId, batch);
     try {
       // A group commit can exceed NATS's max_payload (1 MiB by default): then only its last message
       // goes out, and the other nodes read the rest from the store as a gap.
@@ -61,59 +70,10 @@ export class NatsBus implements Bus {
     }
   }
 
-  signal(roomId: string, signal: RoomSignal): void {
+  override signal(roomId: string, signal: RoomSignal): void {
     const wire: SignalWire =
       signal.kind === 'deleted' ? [this.nodeId, 'd'] : [this.nodeId, signal.op === 'joined' ? 'j' : 'l', [signal.user.id, signal.user.username]];
-    try {
-      this.nc.publish(this.names.signals(roomId), packPlain(wire));
-    } catch (e) {
-      this.log.warn({ err: e, room: roomId }, 'could not signal the cluster');
-    }
-  }
-
-  listen(roomId: string, listener: RoomListener): () => void {
-    let room = this.rooms.get(roomId);
-    if (!room) {
-      const listeners = new Set<RoomListener>();
-      const signalSub = this.nc.subscribe(this.names.signals(roomId), {
-        callback: (err, msg) => {
-          if (err) return this.log.warn({ err, room: roomId }, 'signal subscription failed');
-          let w: SignalWire;
-          try {
-            w = unpackPlain(msg.data) as SignalWire;
-          } catch (e) {
-            return this.log.error({ err: e, room: roomId }, 'undecodable signal from the cluster');
-          }
-          const signal: RoomSignal =
-            w[1] === 'd' ? { kind: 'deleted' } : { kind: 'member', op: w[1] === 'j' ? 'joined' : 'left', user: { id: w[2][0], username: w[2][1] } };
-          for (const l of listeners) l.signal(w[0], signal);
-        },
-      });
-      const sub = this.nc.subscribe(this.names.room(roomId), {
-        callback: (err, msg) => {
-          if (err) return this.log.warn({ err, room: roomId }, 'room subscription failed');
-          let batch: Message[];
-          try {
-            batch = fromWire(roomId, msg.data);
-          } catch (e) {
-            return this.log.error({ err: e, room: roomId }, 'undecodable batch from the cluster');
-          }
-          for (const l of listeners) l.messages(batch);
-        },
-      });
-      room = { listeners, sub, signalSub };
-      this.rooms.set(roomId, room);
-    }
-    const r = room;
-    r.listeners.add(listener);
-    return () => {
-      r.listeners.delete(listener);
-      if (r.listeners.size === 0 && this.rooms.get(roomId) === r) {
-        this.rooms.delete(roomId);
-        r.sub.unsubscribe();
-        r.signalSub.unsubscribe();
-      }
-    };
+    publishPlain(this.nc, this.names.signals(roomId), wire, this.log, 'a room signal', { room: roomId });
   }
 
   /**
@@ -123,15 +83,11 @@ export class NatsBus implements Bus {
    * reconnect, and every few seconds.
    */
   reconnected(): void {
-    for (const r of this.rooms.values()) for (const l of r.listeners) l.missed();
+    for (const l of this.listeners.all()) l.missed();
   }
 
-  async close(): Promise<void> {
+  override async close(): Promise<void> {
     clearInterval(this.timer);
-    for (const r of this.rooms.values()) {
-      r.sub.unsubscribe();
-      r.signalSub.unsubscribe();
-    }
-    this.rooms.clear();
+    await super.close();
   }
 }

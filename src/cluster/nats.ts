@@ -1,8 +1,10 @@
-// The node's NATS connection and the names it uses. Every subject and bucket carries the cluster's
-// name, so several clusters (or test runs) can share one NATS deployment without seeing each other.
+// The node's NATS connection, the names it uses, and how plain MessagePack goes on and off a subject.
+// Every subject and bucket carries the cluster's name, so several clusters (or test runs) can share
+// one NATS deployment without seeing each other.
 
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import type { Logger } from '../log.js';
+import { packPlain, unpackPlain } from '../protocol/codec.js';
 
 export interface ClusterNames {
   /** Fan-out of a room's committed messages to every node with local subscribers. */
@@ -84,4 +86,47 @@ export async function openNats(url: string, nodeId: string, log: Logger): Promis
     },
     onReconnect: (fn) => reconnected.add(fn),
   };
+}
+
+/**
+ * Publishes `value` on `subject` as plain MessagePack. Core NATS is at most once anyway, so a
+ * closed or draining connection is logged (with `context`), not thrown.
+ */
+export function publishPlain(nc: NatsConnection, subject: string, value: unknown, log: Logger, what: string, context: object): void {
+  try {
+    nc.publish(subject, packPlain(value));
+  } catch (e) {
+    log.warn({ ...context, err: e }, `could not send ${what} to the cluster`);
+  }
+}
+
+/**
+ * Subscribes to `subject`, handing each message's plain-MessagePack value to `handle`. A failed
+ * subscription, an undecodable message and a handler that throws are logged (with `context`): none
+ * reaches NATS, which would end the subscription.
+ */
+export function subscribePlain<T>(
+  nc: NatsConnection,
+  subject: string,
+  log: Logger,
+  what: string,
+  context: object,
+  handle: (value: T, msg: Msg) => void,
+): Subscription {
+  return nc.subscribe(subject, {
+    callback: (err, msg) => {
+      if (err) return log.warn({ ...context, err }, `${what} subscription failed`);
+      let value: T;
+      try {
+        value = unpackPlain(msg.data) as T;
+      } catch (e) {
+        return log.error({ ...context, err: e }, `undecodable ${what} from the cluster`);
+      }
+      try {
+        handle(value, msg);
+      } catch (e) {
+        log.error({ ...context, err: e }, `${what} from the cluster could not be handled`);
+      }
+    },
+  });
 }

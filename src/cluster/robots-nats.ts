@@ -13,7 +13,7 @@ import type { Logger } from '../log.js';
 import { packPlain, unpackPlain } from '../protocol/codec.js';
 import type { LeaseInfo, ServerFrame } from '../protocol/frames.js';
 import { openBucket } from './membership.js';
-import type { ClusterNames } from './nats.js';
+import { type ClusterNames, publishPlain, subscribePlain } from './nats.js';
 import type { FollowEvent, RemoteRequest, RemoteServer, ReplyTo, RobotCluster, RobotEvent } from './robots.js';
 
 interface Entry {
@@ -65,26 +65,12 @@ export class NatsRobotCluster implements RobotCluster {
     private readonly o: RobotClusterOptions,
   ) {
     this.nodeId = o.nodeId;
-    this.changes = nc.subscribe(o.names.robotChanges, {
-      callback: (err, msg) => {
-        if (err) return o.log.warn({ err }, 'robot change subscription failed');
-        try {
-          const [robotId, what] = unpackPlain(msg.data) as [string, RobotChange];
-          o.changed(robotId, what);
-        } catch (e) {
-          o.log.error({ err: e }, 'undecodable robot change from the cluster');
-        }
-      },
-    });
+    this.changes = subscribePlain<[string, RobotChange]>(nc, o.names.robotChanges, o.log, 'robot change', {}, ([robotId, what]) => o.changed(robotId, what));
   }
 
   /** Tells the other nodes that a robot's grants, certificates or existence changed. */
   announceChange(robotId: string, what: RobotChange): void {
-    try {
-      this.nc.publish(this.o.names.robotChanges, packPlain([robotId, what]));
-    } catch (e) {
-      this.o.log.warn({ err: e, robot: robotId }, 'could not tell the cluster about a robot change');
-    }
+    publishPlain(this.nc, this.o.names.robotChanges, [robotId, what], this.o.log, 'a robot change', { robot: robotId });
   }
 
   static async open(nc: NatsConnection, o: RobotClusterOptions): Promise<NatsRobotCluster> {
@@ -191,33 +177,24 @@ export class NatsRobotCluster implements RobotCluster {
 
   /** Takes the robot's requests; `revision` stays 0 until this node's entry is written. */
   private serve(robotId: string, serve: RemoteServer): Served {
-    const sub = this.nc.subscribe(this.o.names.robotRequests(robotId), {
-      callback: (err, msg) => {
-        if (err) return this.o.log.warn({ err, robot: robotId }, 'robot request subscription failed');
-        const arrivedAt = Date.now();
-        let req: RemoteRequest;
+    const sub = subscribePlain<RemoteRequest>(this.nc, this.o.names.robotRequests(robotId), this.o.log, 'robot request', { robot: robotId }, (req, msg) => {
+      const arrivedAt = Date.now();
+      const respond = (wire: ReplyWire) => {
         try {
-          req = unpackPlain(msg.data) as RemoteRequest;
+          msg.respond(packPlain(wire));
         } catch (e) {
-          return this.o.log.error({ err: e, robot: robotId }, 'undecodable robot request from the cluster');
+          this.o.log.warn({ err: e, robot: robotId }, 'could not answer a robot request (NATS closed?)');
         }
-        const respond = (wire: ReplyWire) => {
-          try {
-            msg.respond(packPlain(wire));
-          } catch (e) {
-            this.o.log.warn({ err: e, robot: robotId }, 'could not answer a robot request (NATS closed?)');
-          }
-        };
-        serve(req, arrivedAt).then(
-          (value) => respond([0, value ?? null]),
-          (e: unknown) => {
-            if (e instanceof NobodyHomeError) return respond([2]);
-            const sb = e instanceof SbError ? e : new SbError('UNAVAILABLE', "the robot's node could not take the request");
-            if (!(e instanceof SbError)) this.o.log.warn({ err: e, robot: robotId, op: req.op }, 'robot request failed');
-            respond([1, sb.code, sb.message, (sb.details as Record<string, unknown> | undefined) ?? null]);
-          },
-        );
-      },
+      };
+      serve(req, arrivedAt).then(
+        (value) => respond([0, value ?? null]),
+        (e: unknown) => {
+          if (e instanceof NobodyHomeError) return respond([2]);
+          const sb = e instanceof SbError ? e : new SbError('UNAVAILABLE', "the robot's node could not take the request");
+          if (!(e instanceof SbError)) this.o.log.warn({ err: e, robot: robotId, op: req.op }, 'robot request failed');
+          respond([1, sb.code, sb.message, (sb.details as Record<string, unknown> | undefined) ?? null]);
+        },
+      );
     });
     const served: Served = { sub, moved: () => {}, revision: 0 };
     this.served.set(robotId, served);
@@ -274,35 +251,22 @@ export class NatsRobotCluster implements RobotCluster {
 
   emit(robotId: string, e: Omit<RobotEvent, 'kind' | 'node'>): void {
     const wire: EventWire = [this.nodeId, e.epoch, e.seq, e.frame, e.to?.node ?? null, e.to?.conn ?? null, e.lease === undefined ? null : [e.lease]];
-    try {
-      this.nc.publish(this.o.names.robotEvents(robotId), packPlain(wire));
-    } catch (err) {
-      this.o.log.warn({ err, robot: robotId }, 'could not send a robot event to the cluster');
-    }
+    publishPlain(this.nc, this.o.names.robotEvents(robotId), wire, this.o.log, 'a robot event', { robot: robotId });
   }
 
   follow(robotId: string, listener: FollowListener): () => void {
     this.followers.get(robotId)?.sub.unsubscribe();
-    const sub = this.nc.subscribe(this.o.names.robotEvents(robotId), {
-      callback: (err, msg) => {
-        if (err) return this.o.log.warn({ err, robot: robotId }, 'robot event subscription failed');
-        let w: EventWire;
-        try {
-          w = unpackPlain(msg.data) as EventWire;
-        } catch (e) {
-          return this.o.log.error({ err: e, robot: robotId }, 'undecodable robot event from the cluster');
-        }
-        const [node, epoch, seq, frame, toNode, toConn, lease] = w;
-        listener({
-          kind: 'event',
-          node,
-          epoch,
-          seq,
-          frame,
-          ...(toNode && toConn ? { to: { node: toNode, conn: toConn } } : {}),
-          ...(lease ? { lease: lease[0] } : {}),
-        });
-      },
+    const sub = subscribePlain<EventWire>(this.nc, this.o.names.robotEvents(robotId), this.o.log, 'robot event', { robot: robotId }, (w) => {
+      const [node, epoch, seq, frame, toNode, toConn, lease] = w;
+      listener({
+        kind: 'event',
+        node,
+        epoch,
+        seq,
+        frame,
+        ...(toNode && toConn ? { to: { node: toNode, conn: toConn } } : {}),
+        ...(lease ? { lease: lease[0] } : {}),
+      });
     });
     const f = { sub, listener };
     this.followers.set(robotId, f);

@@ -41,3 +41,37 @@ export class Heard<T> {
     return this.items;
   }
 }
+
+/** One implementation of a port, started as a cluster: its nodes, and a wait until all sent so far was handled. */
+export interface Cluster<P> {
+  /** The nodes with their ids; a single-node implementation has one. */
+  nodes: { node: string; port: P }[];
+  settle(): Promise<void>;
+}
+
+/**
+ * The implementations a conformance suite runs against: the in-process one (a cluster of one node)
+ * and NATS (two nodes on the test NATS server, a cluster name of their own). Closed at teardown.
+ */
+export function clusterOf<P extends { close(): Promise<void> }>(
+  memory: () => P,
+  nats: (link: NatsLink, names: ClusterNames, node: string) => P,
+): Record<'memory' | 'nats', (t: Test) => Promise<Cluster<P>>> {
+  return {
+    memory: async (t) => {
+      const port = memory();
+      t.teardown(() => port.close());
+      return { nodes: [{ node: 'node1', port }], settle: async () => {} };
+    },
+    nats: async (t) => {
+      const { names, links, settle } = await natsNodes(t, 2);
+      const nodes = links.map((link, i) => {
+        const node = `node${i + 1}`;
+        const port = nats(link, names, node);
+        t.teardown(() => port.close());
+        return { node, port };
+      });
+      return { nodes, settle };
+    },
+  };
+}
