@@ -44,7 +44,8 @@ export interface FanoutResult {
   crossNode?: { p50: number; p99: number };
 }
 
-function connect(url: string, token?: string): Promise<WebSocket> {
+/** An authenticated `sb.v1.msgpack` WebSocket, resolved at the hub's `hello`. */
+export function connect(url: string, token?: string): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/ws`, 'sb.v1.msgpack', token ? { headers: { authorization: `Bearer ${token}` } } : {});
     ws.once('message', () => resolve(ws));

@@ -1,5 +1,5 @@
 // `npm run bench -- <scenario> [--runs 3] [--duration 10] [--connections 16] [--store embedded|postgres]
-//                              [--rooms 10] [--members 20] [--rate 20] [--robots 20] [--watchers 5] [--ingest-rate HZ]
+//                              [--rooms N] [--members 20] [--rate 20] [--robots 20] [--watchers 5] [--ingest-rate HZ]
 //                              [--nodes N]`
 // Scenarios:
 //   login    argon2id cost (ms per hash at the configured parameters) and end-to-end logins/s through
@@ -10,6 +10,11 @@
 //   cluster  the fanout load on 1, 2 and 3 hub nodes over NATS and PostgreSQL (publishers on node 1,
 //            subscribers spread over all): deliveries/s per cluster size, and same-node against
 //            cross-node latency. Starts a throwaway nats-server, and PostgreSQL unless DATABASE_URL.
+//   durable  --rooms (100) × --sockets (50) publishers keeping --inflight (64) publishes in flight each,
+//            no subscribers, on PostgreSQL: acked publishes/s, publish→ack latency, hub and
+//            PostgreSQL CPU per acked message; beside raw batched inserts of the same rows into a
+//            table of the same shape, in the same run (bench/durable.ts). DATABASE_URL, or a
+//            throwaway PostgreSQL.
 //   idle     --connections idle authenticated WebSockets: server RSS per connection.
 //   telemetry --robots × --rate Hz × --watchers per robot: robot telemetry through the hub to
 //            watchers (deliveries/s, latency, command round trip, CPU, memory per connection),
@@ -31,6 +36,7 @@ import { parseArgs } from 'node:util';
 import { answers, throwawayNats, throwawayPostgres } from '../scripts/provision.mjs';
 import { Passwords } from '../src/auth/passwords.js';
 import { resolveConfig } from '../src/config.js';
+import { type DurableResult, durableHub, durableRaw, type RawResult } from './durable.js';
 import { fmt, json, type LoadResult, load, median, medianOf, spawnServer, startHub } from './lib.js';
 import { type FanoutResult, fanoutBaseline, fanoutCluster, fanoutHub, fanoutRow, idle } from './realtime.js';
 import {
@@ -54,13 +60,17 @@ const { values, positionals } = parseArgs({
     duration: { type: 'string', default: '10' },
     connections: { type: 'string', default: '16' },
     store: { type: 'string', default: 'embedded' },
-    rooms: { type: 'string', default: '10' },
+    rooms: { type: 'string' },
     members: { type: 'string', default: '20' },
     rate: { type: 'string', default: '20' },
     robots: { type: 'string', default: '20' },
     watchers: { type: 'string', default: '5' },
     'ingest-rate': { type: 'string' },
     nodes: { type: 'string' },
+    sockets: { type: 'string', default: '50' },
+    inflight: { type: 'string', default: '64' },
+    'raw-batch': { type: 'string', default: '64' },
+    'raw-connections': { type: 'string', default: '8' },
   },
 });
 const runs = Number(values.runs);
@@ -173,7 +183,7 @@ async function history() {
 }
 
 async function fanout() {
-  const o = { rooms: Number(values.rooms), members: Number(values.members), rate: Number(values.rate), durationS, store } as const;
+  const o = { rooms: Number(values.rooms ?? 10), members: Number(values.members), rate: Number(values.rate), durationS, store } as const;
   const hubRuns: FanoutResult[] = [];
   const bareRuns: FanoutResult[] = [];
   for (let r = 0; r < runs; r++) {
@@ -195,21 +205,17 @@ async function fanout() {
 async function withClusterServices(fn: (nats: string, keyFile: string) => Promise<void>): Promise<void> {
   const nats = await throwawayNats();
   const keyFile = path.join(os.tmpdir(), `sb-bench-jwt-${process.pid}.pem`);
-  let pg: Awaited<ReturnType<typeof throwawayPostgres>> | undefined;
   try {
-    pg = process.env.DATABASE_URL && (await answers(process.env.DATABASE_URL)) ? undefined : await throwawayPostgres();
-    if (pg) process.env.DATABASE_URL = pg.url;
     await writeFile(keyFile, generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
-    await fn(nats.url, keyFile);
+    await withPostgres(() => fn(nats.url, keyFile));
   } finally {
     await rm(keyFile, { force: true });
     await nats.stop();
-    await pg?.stop();
   }
 }
 
 async function cluster() {
-  const o = { rooms: Number(values.rooms), members: Number(values.members), rate: Number(values.rate), durationS, store: 'postgres' } as const;
+  const o = { rooms: Number(values.rooms ?? 10), members: Number(values.members), rate: Number(values.rate), durationS, store: 'postgres' } as const;
   await withClusterServices(async (nats, keyFile) => {
     const rows: [number, FanoutResult][] = [];
     for (const nodes of [1, 2, 3]) {
@@ -230,6 +236,48 @@ async function cluster() {
     }
     const one = rows[0]?.[1].deliveriesPerS ?? Number.NaN;
     console.log(`deliveries/s relative to 1 node: ${rows.map(([n, r]) => `${n}: ${fmt(r.deliveriesPerS / one, 2)}`).join(', ')}`);
+  });
+}
+
+/** DATABASE_URL if it answers, else a throwaway PostgreSQL for the length of `fn`. */
+async function withPostgres(fn: (url: string) => Promise<void>): Promise<void> {
+  const pg = process.env.DATABASE_URL && (await answers(process.env.DATABASE_URL)) ? undefined : await throwawayPostgres();
+  if (pg) process.env.DATABASE_URL = pg.url;
+  try {
+    await fn(process.env.DATABASE_URL as string);
+  } finally {
+    await pg?.stop();
+  }
+}
+
+async function durable() {
+  const o = {
+    rooms: Number(values.rooms ?? 100),
+    sockets: Number(values.sockets),
+    inflight: Number(values.inflight),
+    durationS,
+    rawBatch: Number(values['raw-batch']),
+    rawConnections: Number(values['raw-connections']),
+  };
+  await withPostgres(async (url) => {
+    const hubRuns: DurableResult[] = [];
+    const rawRuns: RawResult[] = [];
+    for (let r = 0; r < runs; r++) {
+      hubRuns.push(await durableHub(o, url));
+      rawRuns.push(await durableRaw(o, url));
+    }
+    const h = medianOf(hubRuns);
+    const w = medianOf(rawRuns);
+    console.log(
+      `durable: ${o.rooms} rooms, ${o.sockets} sockets × ${o.inflight} publishes in flight, no subscribers, ${durationS} s, median of ${runs} runs (PostgreSQL)`,
+    );
+    console.log(
+      `${'hub'.padEnd(22)} ${fmt(h.ackedPerS, 0).padStart(8)} acked/s  ack p50 ${fmt(h.p50, 2)} ms  p99 ${fmt(h.p99, 2)} ms  p999 ${fmt(h.p999, 2)} ms  CPU per message: hub ${fmt(h.hubUsPerMsg, 1)} µs, PostgreSQL ${fmt(h.pgUsPerMsg, 1)} µs  nacks ${h.nacks}`,
+    );
+    console.log(
+      `${`raw INSERT (${o.rawBatch}-row batches × ${o.rawConnections})`.padEnd(22)} ${fmt(w.rowsPerS, 0).padStart(8)} rows/s   PostgreSQL ${fmt(w.pgUsPerRow, 1)} µs per row`,
+    );
+    console.log(`ratio hub acked/s : raw rows/s = ${fmt(h.ackedPerS / w.rowsPerS, 3)}`);
   });
 }
 
@@ -298,7 +346,7 @@ async function telemetryNodes(o: TelemetryOptions, nodes: number) {
   for (const line of hubTelemetryRows(`hub (${nodes} node${nodes > 1 ? 's' : ''})`, h)) console.log(line);
 }
 
-const scenarios: Record<string, () => Promise<void>> = { login, history, fanout, cluster, idle: idleConnections, telemetry };
+const scenarios: Record<string, () => Promise<void>> = { login, history, fanout, cluster, durable, idle: idleConnections, telemetry };
 const name = positionals[0] ?? '';
 const scenario = scenarios[name];
 if (!scenario) {

@@ -182,6 +182,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
         return { actors: m.actors, mailboxMax: m.mailboxDepth.max, mailboxTotal: m.mailboxDepth.total, handled: m.handled, failed: m.failed };
       },
       cluster: () => natsLink && { natsUp: natsLink.up, jetstreamUp: membership?.jetstreamUp ?? false, nodes: membership?.nodes().length ?? 0 },
+      commits: () => store.messages.commitStats,
       storeUp: () => store.isUp(),
     });
     const bus: Bus = natsBus ?? new MemoryBus();

@@ -17,6 +17,8 @@ export interface MetricSources {
   actors(): { actors: number; mailboxMax: number; mailboxTotal: number; handled: number; failed: number };
   /** Undefined on a single node. */
   cluster(): { natsUp: boolean; jetstreamUp: boolean; nodes: number } | undefined;
+  /** Group commit calls to the store since start, and the room batches they carried. */
+  commits(): { calls: number; rooms: number };
   /** Whether the store answers (a cheap query with a short timeout). */
   storeUp(): Promise<boolean>;
 }
@@ -98,6 +100,18 @@ export class HubMetrics {
     });
     new Counter({ name: 'sb_actor_messages_handled_total', help: 'Actor messages handled', registers: r, collect: counter(() => sources.actors().handled) });
     new Counter({ name: 'sb_actor_failures_total', help: 'Actor message handlers that failed', registers: r, collect: counter(() => sources.actors().failed) });
+    new Counter({
+      name: 'sb_commit_calls_total',
+      help: 'Calls that made group commits durable, each one round trip and one transaction for one or more rooms',
+      registers: r,
+      collect: counter(() => sources.commits().calls),
+    });
+    new Counter({
+      name: 'sb_commit_call_rooms_total',
+      help: 'Room batches carried by those calls (divided by sb_commit_calls_total: rooms per call)',
+      registers: r,
+      collect: counter(() => sources.commits().rooms),
+    });
     new Gauge({
       name: 'sb_store_up',
       help: '1 when the database answers',

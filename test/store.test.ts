@@ -180,6 +180,70 @@ for (const [name, open] of Object.entries(backends)) {
         ['c40', 'c41'],
       );
     });
+
+    t.test('messages: batches of several rooms handed in together are one call, each room with its own verdict', async (t) => {
+      const [a, b] = [await user(store, 'multi-a'), await user(store, 'multi-b')];
+      const rooms = await Promise.all(['one', 'two', 'three'].map((n) => store.rooms.createGroup(randomUUID(), n, a.id)));
+      const [one, two, three] = rooms.map((r) => r.id) as [string, string, string];
+      const seqd = (roomId: string, from: number, n: number, sender = a.id, cid = (i: number) => `${roomId}-${i}`) =>
+        Array.from({ length: n }, (_, i) => ({
+          id: randomUUID(),
+          roomId,
+          seq: from + i,
+          senderId: sender,
+          cid: cid(from + i),
+          body: `m${i}`,
+          createdAt: new Date(),
+        }));
+      const calls = store.messages.commitStats.calls;
+      const outcome = (p: Promise<unknown>) =>
+        p.then(
+          (v) => v,
+          (e: unknown) => e,
+        );
+      const [ok, refused, gone, alsoOk] = await Promise.all([
+        outcome(store.messages.insertSequenced(one, seqd(one, 1, 3))),
+        outcome(store.messages.insertSequenced(two, seqd(two, 1, 2, b.id))),
+        outcome(store.messages.insertSequenced(randomUUID(), seqd(one, 1, 1))),
+        outcome(store.messages.insertSequenced(three, seqd(three, 5, 2))),
+      ]);
+      t.equal(store.messages.commitStats.calls, calls + 1, 'one call for the four rooms');
+      t.same(
+        (ok as { seq: number }[]).map((m) => m.seq),
+        [1, 2, 3],
+      );
+      t.match(refused, { name: 'CommitRefusedError', roomGone: false, notMembers: [b.id] }, 'a non-member refuses only its room');
+      t.match(gone, { name: 'CommitRefusedError', roomGone: true });
+      t.same(
+        (alsoOk as { seq: number }[]).map((m) => m.seq),
+        [1, 2],
+        "numbered after the room's last seq, not the batch's",
+      );
+      t.same(await Promise.all(rooms.map(async (r) => (await store.rooms.byId(r.id))?.lastSeq)), [3, 0, 2]);
+
+      // A cid already stored fails the whole call; the rooms are tried again alone and only its room fails.
+      const [fine, dup] = await Promise.all([
+        outcome(store.messages.insertSequenced(two, seqd(two, 1, 1))),
+        outcome(
+          store.messages.insertSequenced(
+            three,
+            seqd(three, 3, 1, a.id, () => `${one}-1`),
+          ),
+        ),
+      ]);
+      t.same(
+        (fine as { seq: number }[]).map((m) => m.seq),
+        [1],
+      );
+      t.type(dup, UniqueViolationError);
+      t.same(
+        (await store.messages.range(three, 0, 10)).map((m) => m.seq),
+        [1, 2],
+        'nothing of the refused batch was written',
+      );
+      t.ok(await store.rooms.delete(one));
+      t.same(await store.messages.range(one, 0, 10), [], 'deleting a room deletes its messages');
+    });
   });
 }
 

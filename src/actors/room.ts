@@ -356,8 +356,8 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
   }
 
   /**
-   * Commits, retrying what a retry fixes: a cid that raced into another room between the dedup read
-   * and the insert (read again: the loser is answered with a conflict), and senders the store
+   * Commits, retrying what a retry fixes: a cid the store already has (read what is stored, then
+   * commit the rest: a repeat gets its original, a cid from another room a conflict), and senders the store
    * refused as no longer members (they get NOT_MEMBER, the others are committed without them).
    * Another node's sequencer having written meanwhile needs no retry: the store renumbers the
    * batch after it. Already settled promises ignore a retry.
@@ -366,7 +366,7 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
     let batch = initial;
     for (let attempt = 1; ; ) {
       try {
-        return await this.commit(batch);
+        return await this.commit(batch, attempt > 1);
       } catch (e) {
         if (e instanceof CommitRefusedError && !e.roomGone) {
           // Each refusal shrinks the batch, so this ends.
@@ -384,9 +384,13 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
     }
   }
 
-  private async commit(batch: Pending[]): Promise<void> {
-    // Dedup against what is already stored (a retry after a restart, or a cid used in another room).
-    const stored = await this.deps.store.messages.byCids(batch.map((p) => ({ senderId: p.sender.id, cid: p.cid })));
+  /**
+   * One group commit. The first attempt writes straight away: the actor already answers the cids it
+   * remembers, so a cid the store has (a retry after a restart, or one used in another room) is
+   * rare, and the store refuses it with a unique violation. Then `dedup` reads what is stored first.
+   */
+  private async commit(batch: Pending[], dedup: boolean): Promise<void> {
+    const stored = dedup ? await this.deps.store.messages.byCids(batch.map((p) => ({ senderId: p.sender.id, cid: p.cid }))) : [];
     const byKey = new Map(stored.map((m) => [`${m.senderId}\u0000${m.cid}`, m]));
     const fresh: Pending[] = [];
     for (const p of batch) {

@@ -16,6 +16,8 @@ export type Sql = postgres.Sql<Record<string, never>>;
 export interface Database {
   sql: Sql;
   kind: 'postgres' | 'embedded';
+  /** Connections in the pool. */
+  connections: number;
   /** Idempotent: ends the pool, then (embedded) the socket server and PGlite. */
   close(): Promise<void>;
 }
@@ -38,7 +40,7 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
   const log = opts.log.child({ component: 'store' });
   if (opts.databaseUrl) {
     const sql = postgres(opts.databaseUrl, { ...common(log), max: opts.poolSize }) as unknown as Sql;
-    return { sql, kind: 'postgres', close: once(() => sql.end({ timeout: 5 })) };
+    return { sql, kind: 'postgres', connections: opts.poolSize, close: once(() => sql.end({ timeout: 5 })) };
   }
   return openEmbedded(opts.dataDir, log);
 }
@@ -65,6 +67,7 @@ async function openEmbedded(dataDir: string, log: Logger): Promise<Database> {
   return {
     sql,
     kind: 'embedded',
+    connections: 1,
     close: once(async () => {
       await sql.end({ timeout: 5 });
       await server.stop();

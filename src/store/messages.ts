@@ -3,6 +3,8 @@
 // client message id (`cid`) is unique per sender, so a retry finds the message it already created.
 
 import type { Sql } from './db.js';
+import { translateDriverError } from './errors.js';
+import { GroupCommit, type GroupCommitStats, type RoomBatch, type RoomVerdict } from './group-commit.js';
 
 export interface Message {
   id: string;
@@ -34,8 +36,25 @@ const toMessage = (r: Row): Message => ({
   createdAt: r.created_at,
 });
 
+/** Bytes of bodies (and ~100 B of the rest per message) in one commit call, at most: bounds the statement and the transaction. */
+const MAX_BYTES_PER_CALL = 8 * 1024 * 1024;
+const weigh = (b: RoomBatch<SequencedMessage>) => b.messages.reduce((n, m) => n + 100 + m.body.length, 0);
+
 export class Messages {
-  constructor(private readonly sql: Sql) {}
+  private readonly commits: GroupCommit<SequencedMessage>;
+
+  constructor(
+    private readonly sql: Sql,
+    /** Commit calls on their way at once. */
+    commitsInFlight = 1,
+  ) {
+    this.commits = new GroupCommit((batches) => this.commitRooms(batches), { maxInFlight: commitsInFlight, weigh, maxWeight: MAX_BYTES_PER_CALL });
+  }
+
+  /** Commit calls since start, and the room batches they carried. */
+  get commitStats(): GroupCommitStats {
+    return this.commits.stats;
+  }
 
   /** Messages already stored for these (sender, cid) pairs, in any room. */
   async byCids(pairs: { senderId: string; cid: string }[]): Promise<Message[]> {
@@ -50,47 +69,65 @@ export class Messages {
   }
 
   /**
-   * Group commit for a room's sequencers: inserts a batch and advances the room's `last_seq` in one
-   * transaction. The store has the last word on both order and membership, so contending sequencers
-   * (one per node in a cluster) never fail each other and a removal holds everywhere at once:
-   * - the `UPDATE ... RETURNING` takes the room row's lock, so commits to a room run one after the
-   *   other, each taking the seqs right after the last committed one: a batch numbered from a stale
-   *   `last_seq` (another node wrote meanwhile) is renumbered, and the committed batch is returned;
-   * - under that lock, every sender must still be a member (the rows are read `FOR SHARE`, so a
+   * Group commit for a room's sequencer: the batch is written and the room's `last_seq` advanced in
+   * one transaction, together with other rooms' batches handed in meanwhile (group-commit.ts). The
+   * store has the last word on both order and membership, so contending sequencers (one per node in
+   * a cluster) never fail each other and a removal holds everywhere at once:
+   * - the room's row is locked, so commits to a room run one after the other, each taking the seqs
+   *   right after the last committed one: a batch numbered from a stale `last_seq` (another node
+   *   wrote meanwhile) is renumbered, and the committed batch is returned;
+   * - under that lock, every sender must still be a member (memberships are read `FOR KEY SHARE`, so a
    *   concurrent leave waits for this commit, and one that committed first is seen): otherwise, as
-   *   when the room is gone, nothing is written and CommitRefusedError names who was refused.
+   *   when the room is gone, nothing of the room's batch is written and CommitRefusedError names who
+   *   was refused;
+   * - a (sender, cid) already stored fails with UniqueViolationError (the caller dedups and retries).
+   * The work is one call of `sb_commit_messages` (migration 4): one round trip.
    */
   async insertSequenced(roomId: string, batch: SequencedMessage[]): Promise<SequencedMessage[]> {
     if (batch.length === 0) return batch;
-    return this.sql.begin(async (tx) => {
-      const [moved] = await tx<{ last_seq: string }[]>`
-        UPDATE rooms SET last_seq = last_seq + ${batch.length} WHERE id = ${roomId} RETURNING last_seq`;
-      if (!moved) throw new CommitRefusedError(roomId, true, []);
-      const senders = [...new Set(batch.map((m) => m.senderId))];
-      const members = await tx<{ user_id: string }[]>`
-        SELECT user_id FROM room_members WHERE room_id = ${roomId} AND user_id = ANY(${senders}::uuid[]) FOR SHARE`;
-      if (members.length !== senders.length) {
-        const still = new Set(members.map((r) => r.user_id));
-        throw new CommitRefusedError(
-          roomId,
-          false,
-          senders.filter((s) => !still.has(s)),
-        );
+    const v = await this.commits.submit({ roomId, messages: batch });
+    if (v.kind === 'gone') throw new CommitRefusedError(roomId, true, []);
+    if (v.kind === 'refused') throw new CommitRefusedError(roomId, false, v.notMembers);
+    return (batch[0] as SequencedMessage).seq === v.firstSeq ? batch : batch.map((m, i) => ({ ...m, seq: v.firstSeq + i }));
+  }
+
+  /** One call, one transaction, for every room's batch; driver errors come out translated. */
+  private async commitRooms(batches: RoomBatch<SequencedMessage>[]): Promise<Map<string, RoomVerdict>> {
+    const rooms: string[] = [];
+    const ids: string[] = [];
+    const senders: string[] = [];
+    const cids: string[] = [];
+    const bodies: string[] = [];
+    for (const b of batches) {
+      for (const m of b.messages) {
+        rooms.push(b.roomId);
+        ids.push(m.id);
+        senders.push(m.senderId);
+        cids.push(m.cid);
+        bodies.push(m.body);
       }
-      const first = Number(moved.last_seq) - batch.length + 1;
-      const committed = (batch[0] as SequencedMessage).seq === first ? batch : batch.map((m, i) => ({ ...m, seq: first + i }));
-      const rows = committed.map((m) => ({
-        room_id: m.roomId,
-        seq: m.seq,
-        id: m.id,
-        sender_id: m.senderId,
-        client_msg_id: m.cid,
-        body: m.body,
-        created_at: m.createdAt,
-      }));
-      await tx`INSERT INTO messages ${tx(rows, 'room_id', 'seq', 'id', 'sender_id', 'client_msg_id', 'body', 'created_at')}`;
-      return committed;
-    });
+    }
+    // One timestamp per call: the messages of a group commit are stored together.
+    const at = (batches[0]?.messages[0] as SequencedMessage).createdAt;
+    let rows: { out_room: string; out_first_seq: string | null; out_gone: boolean; out_refused: string[] | null }[];
+    try {
+      rows = await this.sql`
+        SELECT * FROM sb_commit_messages(${rooms}::uuid[], ${ids}::uuid[], ${senders}::uuid[], ${cids}::text[], ${bodies}::text[], ${at})`;
+    } catch (e) {
+      throw translateDriverError(e);
+    }
+    const verdicts = new Map<string, RoomVerdict>();
+    for (const r of rows) {
+      verdicts.set(
+        r.out_room,
+        r.out_gone
+          ? { kind: 'gone' }
+          : r.out_refused
+            ? { kind: 'refused', notMembers: r.out_refused }
+            : { kind: 'committed', firstSeq: Number(r.out_first_seq) },
+      );
+    }
+    return verdicts;
   }
 
   /** Messages with seq in (after, upTo], ascending. */

@@ -121,9 +121,14 @@ export class Rooms {
     return rows.map(toRoom);
   }
 
+  /** Deletes the room, its members and its messages. The room's row goes first: a commit in progress finishes before. */
   async delete(id: string): Promise<boolean> {
-    const r = await this.sql`DELETE FROM rooms WHERE id = ${id}`;
-    return r.count > 0;
+    return this.sql.begin(async (tx) => {
+      const r = await tx`DELETE FROM rooms WHERE id = ${id}`;
+      if (r.count === 0) return false;
+      await tx`DELETE FROM messages WHERE room_id = ${id}`;
+      return true;
+    });
   }
 
   /** Adds a member; false when already one. */

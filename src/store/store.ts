@@ -25,7 +25,7 @@ export class Store {
     this.users = translatingErrors(new Users(db.sql));
     this.refreshTokens = translatingErrors(new RefreshTokens(db.sql));
     this.rooms = translatingErrors(new Rooms(db.sql));
-    this.messages = translatingErrors(new Messages(db.sql));
+    this.messages = translatingErrors(new Messages(db.sql, Math.max(1, Math.floor(db.connections / 2))));
     this.robots = translatingErrors(new Robots(db.sql));
     this.rateLimits = translatingErrors(new RateLimits(db.sql));
   }
