@@ -8,7 +8,7 @@ import path from 'node:path';
 import { createHistogram } from 'node:perf_hooks';
 import { Packr } from 'msgpackr';
 import WebSocket from 'ws';
-import { cpuSeconds, fmt, json, rssMiB, type Server, spawnServer, startCluster, startHub } from './lib.js';
+import { cpuSeconds, fmt, json, type Server, settledRss, spawnServer, startCluster, startHub } from './lib.js';
 
 // Timestamps arrive as 64-bit integers; read them as JS numbers (they are below 2^53).
 const packr = new Packr({ useRecords: false, int64AsType: 'number' });
@@ -197,7 +197,9 @@ export const fanoutRow = (name: string, r: FanoutResult) =>
 
 /** N idle authenticated connections: server RSS growth per connection. */
 export async function idle(n: number, store: 'embedded' | 'postgres'): Promise<{ perConnKiB: number; n: number; rssBefore: number; rssAfter: number }> {
-  const hub = await startHub(store, hubLimits);
+  // One user and one address hold them all: the per-user and per-address caps must let them in.
+  const cap = String(n + 200);
+  const hub = await startHub(store, { ...hubLimits, SB_WS_MAX_CONNECTIONS_PER_USER: cap, SB_WS_MAX_CONNECTIONS_PER_IP: cap }, { gcProbe: true });
   const sockets: WebSocket[] = [];
   try {
     const username = `idle${Date.now().toString(36)}`;
@@ -205,10 +207,10 @@ export async function idle(n: number, store: 'embedded' | 'postgres'): Promise<{
     const token = (await json(`${hub.url}/api/v1/auth/login`, 'POST', { username, password: PASSWORD })).accessToken as string;
     // Warm up (JIT, pools), then measure from here.
     for (let i = 0; i < 100; i++) sockets.push(await connect(hub.url, token));
-    const rssBefore = rssMiB(hub.pid);
+    // Both readings after a full GC, once RSS has settled: garbage and freed pages are not connections.
+    const rssBefore = await settledRss(hub);
     for (let i = 0; i < n; i += 200) sockets.push(...(await Promise.all(Array.from({ length: Math.min(200, n - i) }, () => connect(hub.url, token)))));
-    await new Promise((r) => setTimeout(r, 1000));
-    const rssAfter = rssMiB(hub.pid);
+    const rssAfter = await settledRss(hub);
     return { perConnKiB: ((rssAfter - rssBefore) * 1024) / n, n, rssBefore, rssAfter };
   } finally {
     for (const ws of sockets) ws.terminate();
