@@ -35,7 +35,11 @@ t.test('migrate applies the schema once, against PostgreSQL', async (t) => {
   const url = await freshDatabase(t);
   const first = spawnCli(t, ['migrate'], { DATABASE_URL: url });
   t.equal((await first.exited).code, 0, first.stderr());
-  t.same(first.lines.find((l) => l.msg === 'migrations applied')?.applied, migrations.map((m) => m.version), 'every migration, in order');
+  t.same(
+    first.lines.find((l) => l.msg === 'migrations applied')?.applied,
+    migrations.map((m) => m.version),
+    'every migration, in order',
+  );
   const again = spawnCli(t, ['migrate'], { DATABASE_URL: url });
   t.equal((await again.exited).code, 0);
   t.ok(again.lines.some((l) => l.msg === 'schema already current'));

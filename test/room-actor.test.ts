@@ -152,3 +152,61 @@ t.test('news the Bus missed is read from the store when the Bus says so, in orde
   while (seqs.length < 4) await new Promise<void>((r) => (wake = r));
   t.same(seqs, [1, 2, 3, 4]);
 });
+
+t.test('a delivery gap the store cannot read now stays open, without a restart, until a later batch repairs it', async (t) => {
+  const log = createLogger('silent');
+  const store = await Store.open({ databaseUrl: await freshDatabase(t), dataDir: '/nonexistent', poolSize: 4, log });
+  t.teardown(() => store.close());
+  await store.migrate();
+  const user = await store.users.create({ id: randomUUID(), username: 'gap-user', displayName: null, passwordHash: 'x', isAdmin: false });
+  const room = await store.rooms.createGroup(randomUUID(), 'gap', user!.id);
+  const seqs: number[] = [];
+  let wake: (() => void) | undefined;
+  const fanout: Fanout = {
+    publish: (_topic, frame) => {
+      if (frame.t !== 'msg') return;
+      seqs.push(frame.seq);
+      wake?.();
+    },
+  };
+  const bus = new LossyBus(new Set([2])); // seq 2's delivery is lost
+  const system = new ActorSystem(log);
+  system.register<RoomMsg, RoomReply, RoomReplies>('room', (id, ctx) => new RoomActor(id, ctx, { store, bus, presence: new MemoryPresence(), fanout }));
+  t.teardown(() => system.stopAll(5000));
+  const ref = system.ref<RoomMsg, RoomReply, RoomReplies>('room', room.id);
+  const sender = { id: user!.id, username: 'gap-user' };
+  const publish = async (i: number) => (await ref.ask({ type: 'publish', sender, cid: `c${i}`, body: `m${i}` })).pending;
+  await publish(1);
+  await publish(2);
+  // The store fails the gap's read (an outage): seq 3 arrives after a gap it cannot fill.
+  const range = store.messages.range.bind(store.messages);
+  let failedReads = 0;
+  store.messages.range = () => {
+    failedReads++;
+    return Promise.reject(new Error('connection lost'));
+  };
+  t.teardown(() => {
+    store.messages.range = range;
+  });
+  await publish(3);
+  await ref.ask({
+    type: 'typing',
+    conn: {
+      id: 'c',
+      user: sender,
+      closed: false,
+      send: () => {},
+      writable: () => Promise.resolve(),
+      subscribe: () => {},
+      unsubscribe: () => {},
+      close: () => {},
+    },
+  });
+  t.equal(failedReads, 1, 'the gap was read for');
+  t.same(seqs, [1], 'nothing after the gap is delivered past it');
+  t.equal(system.metrics().failed, 0, 'the actor did not fail (a restart would start from the stored head and skip the gap)');
+  store.messages.range = range;
+  await publish(4);
+  while (seqs.length < 4) await new Promise<void>((r) => (wake = r));
+  t.same(seqs, [1, 2, 3, 4], 'the next batch repairs the gap: every seq once, in order');
+});

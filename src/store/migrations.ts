@@ -177,56 +177,54 @@ ALTER TABLE messages DROP CONSTRAINT messages_room_id_fkey, DROP CONSTRAINT mess
 -- a room that no longer exists is 'gone'; a room where a sender is no longer a member is refused
 -- with those senders; otherwise its messages take the seqs right after its last_seq (renumbered if
 -- another node's sequencer wrote since it numbered them) and out_first_seq says where they start.
--- Rooms are locked in id order, so commits over the same rooms queue instead of deadlocking, and
--- memberships are read FOR KEY SHARE, so a leave waits for the commit or is seen by it. A (sender, cid)
+-- Rooms are taken in id order, so commits over the same rooms queue instead of deadlocking; each
+-- room's row is locked by its UPDATE before its memberships are read FOR KEY SHARE (the order a
+-- room's deletion takes them in), so a leave waits for the commit or is seen by it. A (sender, cid)
 -- already stored fails the whole call with a unique violation: the caller retries room by room.
--- Every statement is planned for its arguments (plan_cache_mode): a plan cached while the tables
--- were young would scan them whole once they have grown.
+-- Every lookup is by a whole primary key and the INSERT reads only the arguments, so no plan here
+-- depends on table statistics: a plan cached while the tables were young stays right as they grow.
 CREATE FUNCTION sb_commit_messages(
   p_rooms uuid[], p_ids uuid[], p_senders uuid[], p_cids text[], p_bodies text[], p_at timestamptz
 ) RETURNS TABLE (out_room uuid, out_first_seq bigint, out_gone boolean, out_refused uuid[])
 LANGUAGE plpgsql
-SET plan_cache_mode = force_custom_plan
 AS $fn$
 DECLARE
-  v_rooms uuid[];
-  v_users uuid[];
-  v_live uuid[];
-  v_member_rooms uuid[];
-  v_member_users uuid[];
-  v_refused_rooms uuid[];
-  v_refused_users uuid[];
-  v_ok uuid[];
+  g record;
+  v_sender uuid;
+  v_last bigint;
+  v_refused uuid[];
+  v_ok uuid[] := '{}';
+  v_base bigint[] := '{}';
 BEGIN
-  -- The distinct rooms and senders first, so that each query below is planned for their number.
-  SELECT array_agg(DISTINCT r ORDER BY r) INTO v_rooms FROM unnest(p_rooms) AS u(r);
-  SELECT array_agg(DISTINCT s) INTO v_users FROM unnest(p_senders) AS u(s);
-  SELECT coalesce(array_agg(id), '{}') INTO v_live FROM (SELECT id FROM rooms WHERE id = ANY(v_rooms) ORDER BY id FOR UPDATE) AS x;
-  SELECT coalesce(array_agg(room_id), '{}'), coalesce(array_agg(user_id), '{}') INTO v_member_rooms, v_member_users
-    FROM (SELECT room_id, user_id FROM room_members WHERE room_id = ANY(v_live) AND user_id = ANY(v_users) FOR KEY SHARE) AS m;
-  -- A (room, sender) pair of the batch that is not a membership refuses its room.
-  SELECT coalesce(array_agg(p.r), '{}'), coalesce(array_agg(p.s), '{}') INTO v_refused_rooms, v_refused_users
-    FROM (SELECT DISTINCT u.r, u.s FROM unnest(p_rooms, p_senders) AS u(r, s) WHERE u.r = ANY(v_live)
-          EXCEPT SELECT * FROM unnest(v_member_rooms, v_member_users)) AS p;
-  SELECT coalesce(array_agg(l.r), '{}') INTO v_ok FROM unnest(v_live) AS l(r) WHERE NOT (l.r = ANY(v_refused_rooms));
-  RETURN QUERY
-  WITH b AS (
-    SELECT u.r, u.i, u.s, u.c, u.body, u.n FROM unnest(p_rooms, p_ids, p_senders, p_cids, p_bodies) WITH ORDINALITY AS u(r, i, s, c, body, n)
-    WHERE u.r = ANY(v_ok)
-  ),
-  counts AS (SELECT b.r, count(*) AS n FROM b GROUP BY b.r),
-  moved AS (
-    UPDATE rooms SET last_seq = rooms.last_seq + counts.n FROM counts WHERE rooms.id = ANY(v_ok) AND rooms.id = counts.r
-    RETURNING rooms.id, rooms.last_seq - counts.n AS before
-  ),
-  inserted AS (
-    INSERT INTO messages (room_id, seq, id, sender_id, client_msg_id, body, created_at)
-    SELECT b.r, moved.before + row_number() OVER (PARTITION BY b.r ORDER BY b.n), b.i, b.s, b.c, b.body, p_at
-    FROM b JOIN moved ON moved.id = b.r
-  )
-  SELECT v.r, moved.before + 1, NOT (v.r = ANY(v_live)),
-         (SELECT array_agg(f.s) FROM unnest(v_refused_rooms, v_refused_users) AS f(r, s) WHERE f.r = v.r)
-  FROM unnest(v_rooms) AS v(r) LEFT JOIN moved ON moved.id = v.r;
+  FOR g IN
+    SELECT u.r, array_agg(DISTINCT u.s) AS senders, count(*) AS n
+    FROM unnest(p_rooms, p_senders) AS u(r, s) GROUP BY u.r ORDER BY u.r
+  LOOP
+    UPDATE rooms SET last_seq = last_seq + g.n WHERE id = g.r RETURNING last_seq - g.n INTO v_last;
+    IF NOT FOUND THEN
+      RETURN QUERY SELECT g.r, NULL::bigint, true, NULL::uuid[];
+      CONTINUE;
+    END IF;
+    v_refused := '{}';
+    FOREACH v_sender IN ARRAY g.senders LOOP
+      PERFORM 1 FROM room_members WHERE room_id = g.r AND user_id = v_sender FOR KEY SHARE;
+      IF NOT FOUND THEN
+        v_refused := v_refused || v_sender;
+      END IF;
+    END LOOP;
+    IF cardinality(v_refused) > 0 THEN
+      UPDATE rooms SET last_seq = last_seq - g.n WHERE id = g.r;
+      RETURN QUERY SELECT g.r, NULL::bigint, false, v_refused;
+      CONTINUE;
+    END IF;
+    v_ok := v_ok || g.r;
+    v_base := v_base || v_last;
+    RETURN QUERY SELECT g.r, v_last + 1, false, NULL::uuid[];
+  END LOOP;
+  INSERT INTO messages (room_id, seq, id, sender_id, client_msg_id, body, created_at)
+    SELECT u.r, o.base + row_number() OVER (PARTITION BY u.r ORDER BY u.n), u.i, u.s, u.c, u.body, p_at
+    FROM unnest(p_rooms, p_ids, p_senders, p_cids, p_bodies) WITH ORDINALITY AS u(r, i, s, c, body, n)
+    JOIN unnest(v_ok, v_base) AS o(r, base) ON o.r = u.r;
 END
 $fn$;
 `,
