@@ -76,8 +76,14 @@ export class RawClient extends FrameInbox<Frame> {
         this.wake();
       });
     });
-    ws.on('error', () => {}); // surfaced as a close (1006)
+    // Surfaced as a close (1006), with what the client library saw (an invalid frame, a reset).
+    ws.on('error', (e) => {
+      this.clientError ??= e.message;
+    });
   }
+
+  /** The client library's first error on this socket, if any. */
+  clientError: string | undefined;
 
   /** A fresh request id. */
   id(): number {
@@ -102,7 +108,9 @@ export class RawClient extends FrameInbox<Frame> {
   }
 
   protected endReason(): string | undefined {
-    return this.closeInfo && `socket closed (${this.closeInfo.code} ${this.closeInfo.reason})`;
+    return (
+      this.closeInfo && `socket closed (${this.closeInfo.code} ${this.closeInfo.reason})${this.clientError ? ` after a client error: ${this.clientError}` : ''}`
+    );
   }
 
   /** Every received frame of type `t` (consumed or not). */
