@@ -24,7 +24,8 @@
 //            robot CA and server certificate for all): robots on node 1, each robot's watchers
 //            round-robin over the nodes; same-node and cross-node deliveries and latency apart, CPU
 //            and RSS per node; no ingest baselines.
-// Each figure is the median of --runs runs. The hub runs as a child process; the load generator
+// Each figure is the median of --runs runs; --json FILE writes them all (every run and its median,
+// the options, the machine and the printed lines) for tools. The hub runs as a child process; the load generator
 // (autocannon) runs in this process, and its CPU use is printed so a saturated client shows (the
 // telemetry scenario's robots run in a load-generator process of their own).
 
@@ -71,12 +72,36 @@ const { values, positionals } = parseArgs({
     inflight: { type: 'string', default: '64' },
     'raw-batch': { type: 'string', default: '64' },
     'raw-connections': { type: 'string', default: '8' },
+    json: { type: 'string' },
   },
 });
 const runs = Number(values.runs);
 const durationS = Number(values.duration);
 const connections = Number(values.connections);
 const store = values.store === 'postgres' ? 'postgres' : 'embedded';
+
+/** What `--json FILE` writes: the scenario, its options, the machine, every run and its median, and the printed lines. */
+const report = {
+  scenario: positionals[0] ?? '',
+  options: values,
+  at: new Date().toISOString(),
+  machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version },
+  results: {} as Record<string, { median: unknown; runs: unknown[] }>,
+  lines: [] as string[],
+};
+
+/** The median of `runs`, kept under `name` for the JSON report. */
+function kept<T>(name: string, runs: T[]): T {
+  const median = medianOf(runs);
+  report.results[name] = { median, runs };
+  return median;
+}
+
+/** Prints a result line (and keeps it for the JSON report). */
+function say(line: string): void {
+  report.lines.push(line);
+  console.log(line);
+}
 
 const row = (name: string, r: LoadResult) =>
   `${name.padEnd(22)} ${fmt(r.rps, 0).padStart(9)} req/s  p50 ${fmt(r.p50)} ms  p99 ${fmt(r.p99)} ms  p999 ${fmt(r.p999)} ms  server CPU ${fmt(r.serverCpuPct, 0)}%  RSS ${fmt(r.serverRssMiB, 0)} MiB  client CPU ${fmt(r.clientCpuPct, 0)}%  errors ${r.errors + r.non2xx}`;
@@ -106,7 +131,7 @@ async function login() {
     );
     verifiesPerS.push(n / ((performance.now() - t0) / 1000));
   }
-  console.log(
+  say(
     `argon2id m=${cfg.argon2MemoryKiB} KiB t=${cfg.argon2TimeCost} p=1: hash median ${fmt(median(hashMs))} ms (20 hashes); ceiling ${fmt(median(verifiesPerS), 0)} verifies/s on ${os.cpus().length} cores`,
   );
 
@@ -128,9 +153,9 @@ async function login() {
       await hub.stop();
     }
   }
-  const m = medianOf(results);
-  console.log(row(`hub login (${store})`, m));
-  console.log(`ratio hub logins/s : raw argon2 verifies/s = ${fmt(m.rps / median(verifiesPerS), 2)}`);
+  const m = kept('hub', results);
+  say(row(`hub login (${store})`, m));
+  say(`ratio hub logins/s : raw argon2 verifies/s = ${fmt(m.rps / median(verifiesPerS), 2)}`);
 }
 
 async function history() {
@@ -174,12 +199,12 @@ async function history() {
       await hub.stop();
     }
   }
-  const h = medianOf(hubRuns);
-  const b = medianOf(bareRuns);
-  console.log(`history: 50-message pages of a 1000-message room, ${connections} connections, ${durationS} s, median of ${runs} runs`);
-  console.log(row(`hub (${store})`, h));
-  console.log(row('bare uWS (same bytes)', b));
-  console.log(`ratio hub : bare uWS = ${fmt(h.rps / b.rps, 3)}`);
+  const h = kept('hub', hubRuns);
+  const b = kept('bare uWS', bareRuns);
+  say(`history: 50-message pages of a 1000-message room, ${connections} connections, ${durationS} s, median of ${runs} runs`);
+  say(row(`hub (${store})`, h));
+  say(row('bare uWS (same bytes)', b));
+  say(`ratio hub : bare uWS = ${fmt(h.rps / b.rps, 3)}`);
 }
 
 async function fanout() {
@@ -190,12 +215,12 @@ async function fanout() {
     hubRuns.push(await fanoutHub(o));
     bareRuns.push(await fanoutBaseline(o));
   }
-  const h = medianOf(hubRuns);
-  const b = medianOf(bareRuns);
-  console.log(`fanout: ${o.rooms} rooms × ${o.members} members, ${o.rate} publishes/s per room, ${durationS} s, median of ${runs} runs`);
-  console.log(fanoutRow(`hub (${store})`, h));
-  console.log(fanoutRow('bare uWS pub/sub', b));
-  console.log(`ratio hub : bare uWS deliveries/s = ${fmt(h.deliveriesPerS / b.deliveriesPerS, 3)}`);
+  const h = kept('hub', hubRuns);
+  const b = kept('bare uWS', bareRuns);
+  say(`fanout: ${o.rooms} rooms × ${o.members} members, ${o.rate} publishes/s per room, ${durationS} s, median of ${runs} runs`);
+  say(fanoutRow(`hub (${store})`, h));
+  say(fanoutRow('bare uWS pub/sub', b));
+  say(`ratio hub : bare uWS deliveries/s = ${fmt(h.deliveriesPerS / b.deliveriesPerS, 3)}`);
 }
 
 /**
@@ -221,21 +246,21 @@ async function cluster() {
     for (const nodes of [1, 2, 3]) {
       const results: FanoutResult[] = [];
       for (let r = 0; r < runs; r++) results.push(await fanoutCluster(o, nodes, nats, keyFile));
-      rows.push([nodes, medianOf(results)]);
+      rows.push([nodes, kept(`${nodes} nodes`, results)]);
     }
-    console.log(
+    say(
       `cluster: ${o.rooms} rooms × ${o.members} members, ${o.rate} publishes/s per room, ${durationS} s, median of ${runs} runs; publishers on node 1, subscribers spread over the nodes`,
     );
     for (const [nodes, r] of rows) {
-      console.log(fanoutRow(`${nodes} node${nodes > 1 ? 's' : ''}`, r));
+      say(fanoutRow(`${nodes} node${nodes > 1 ? 's' : ''}`, r));
       if (r.sameNode && r.crossNode) {
-        console.log(
+        say(
           `${''.padEnd(18)} same node p50 ${fmt(r.sameNode.p50, 2)} ms p99 ${fmt(r.sameNode.p99, 2)} ms; cross node p50 ${fmt(r.crossNode.p50, 2)} ms p99 ${fmt(r.crossNode.p99, 2)} ms`,
         );
       }
     }
     const one = rows[0]?.[1].deliveriesPerS ?? Number.NaN;
-    console.log(`deliveries/s relative to 1 node: ${rows.map(([n, r]) => `${n}: ${fmt(r.deliveriesPerS / one, 2)}`).join(', ')}`);
+    say(`deliveries/s relative to 1 node: ${rows.map(([n, r]) => `${n}: ${fmt(r.deliveriesPerS / one, 2)}`).join(', ')}`);
   });
 }
 
@@ -266,26 +291,26 @@ async function durable() {
       hubRuns.push(await durableHub(o, url));
       rawRuns.push(await durableRaw(o, url));
     }
-    const h = medianOf(hubRuns);
-    const w = medianOf(rawRuns);
-    console.log(
+    const h = kept('hub', hubRuns);
+    const w = kept('raw insert', rawRuns);
+    say(
       `durable: ${o.rooms} rooms, ${o.sockets} sockets × ${o.inflight} publishes in flight, no subscribers, ${durationS} s, median of ${runs} runs (PostgreSQL)`,
     );
-    console.log(
+    say(
       `${'hub'.padEnd(22)} ${fmt(h.ackedPerS, 0).padStart(8)} acked/s  ack p50 ${fmt(h.p50, 2)} ms  p99 ${fmt(h.p99, 2)} ms  p999 ${fmt(h.p999, 2)} ms  CPU per message: hub ${fmt(h.hubUsPerMsg, 1)} µs, PostgreSQL ${fmt(h.pgUsPerMsg, 1)} µs  nacks ${h.nacks}`,
     );
-    console.log(
+    say(
       `${`raw INSERT (${o.rawBatch}-row batches × ${o.rawConnections})`.padEnd(22)} ${fmt(w.rowsPerS, 0).padStart(8)} rows/s   PostgreSQL ${fmt(w.pgUsPerRow, 1)} µs per row`,
     );
-    console.log(`ratio hub acked/s : raw rows/s = ${fmt(h.ackedPerS / w.rowsPerS, 3)}`);
+    say(`ratio hub acked/s : raw rows/s = ${fmt(h.ackedPerS / w.rowsPerS, 3)}`);
   });
 }
 
 async function idleConnections() {
   const results = [];
   for (let r = 0; r < runs; r++) results.push(await idle(Number(values.connections), store));
-  const m = medianOf(results);
-  console.log(
+  const m = kept('hub', results);
+  say(
     `idle: ${m.n} authenticated WebSocket connections (${store}): RSS ${fmt(m.rssBefore, 0)} → ${fmt(m.rssAfter, 0)} MiB, ${fmt(m.perConnKiB, 1)} KiB per connection (median of ${runs})`,
   );
 }
@@ -311,17 +336,17 @@ async function telemetry() {
   } finally {
     await pki.remove();
   }
-  const h = medianOf(hubRuns);
-  const tl = medianOf(tlsRuns);
-  const uw = medianOf(uwsRuns);
-  console.log(telemetryHeader(o));
-  for (const line of hubTelemetryRows(`hub (${store})`, h)) console.log(line);
-  console.log(
+  const h = kept('hub', hubRuns);
+  const tl = kept('bare Node tls', tlsRuns);
+  const uw = kept('bare uWS', uwsRuns);
+  say(telemetryHeader(o));
+  for (const line of hubTelemetryRows(`hub (${store})`, h)) say(line);
+  say(
     `robot ingest alone: ${o.robots} robots × ${ingestRate} Hz (${ingestRate === rate ? 'the same load' : `--ingest-rate; the hub run had ${rate} Hz`}) from the load generator, decode only:`,
   );
-  console.log(ingestRow('bare Node tls (mutual TLS)', tl));
-  console.log(ingestRow('bare uWS SSLApp WebSocket', uw));
-  console.log(
+  say(ingestRow('bare Node tls (mutual TLS)', tl));
+  say(ingestRow('bare uWS SSLApp WebSocket', uw));
+  say(
     `ratio Node tls : uWS = ${fmt(tl.cpuPer10k / uw.cpuPer10k, 2)} CPU per 10k frames/s, ${fmt(tl.p50 / uw.p50, 2)} p50, ${fmt(tl.p99 / uw.p99, 2)} p99, ${fmt(tl.perConnKiB / uw.perConnKiB, 2)} memory per connection`,
   );
 }
@@ -338,12 +363,12 @@ async function telemetryNodes(o: TelemetryOptions, nodes: number) {
   } finally {
     await pki.remove();
   }
-  const h = medianOf(hubRuns);
+  const h = kept('hub', hubRuns);
   const split = watcherSplit(o.watchers, nodes);
-  console.log(
+  say(
     `${telemetryHeader(o)}; ${nodes} hub node${nodes > 1 ? 's' : ''} (NATS + PostgreSQL), robots and lease holders on node 1, watchers round-robin over the nodes (${split.same} per robot on node 1, ${split.cross} on the others)`,
   );
-  for (const line of hubTelemetryRows(`hub (${nodes} node${nodes > 1 ? 's' : ''})`, h)) console.log(line);
+  for (const line of hubTelemetryRows(`hub (${nodes} node${nodes > 1 ? 's' : ''})`, h)) say(line);
 }
 
 const scenarios: Record<string, () => Promise<void>> = { login, history, fanout, cluster, durable, idle: idleConnections, telemetry };
@@ -356,3 +381,7 @@ if (!scenario) {
   process.exit(2);
 }
 await scenario();
+if (values.json) {
+  await writeFile(values.json, `${JSON.stringify(report, null, 2)}\n`);
+  console.log(`results written to ${values.json}`);
+}
