@@ -48,16 +48,29 @@ class Follower {
   presence: Frame[] = [];
   client!: RawClient;
   subscribed = false;
+  /** The last frames received, for a failure message. */
+  private readonly recent: Frame[] = [];
   constructor(
     private readonly token: string,
     private readonly room: string,
   ) {}
+  /** The request id of the last `sub`. */
+  private subId = 0;
+  /** Where the follower stands: subscribed, or what its socket saw. */
+  state(): string {
+    if (this.subscribed) return 'subscribed';
+    const c = this.client;
+    const socket = c.closeInfo ? `closed ${c.closeInfo.code}${c.clientError ? ` after a client error: ${c.clientError}` : ''}` : 'open';
+    return `no reply to sub #${this.subId}, socket ${socket}, last frames ${JSON.stringify(this.recent)}`;
+  }
   async attach(url: string): Promise<void> {
     const c = await connect(url, { token: this.token });
     this.client = c;
     this.subscribed = false;
     c.ws.on('message', () => {
       for (const f of c.frames.splice(0)) {
+        this.recent.push(f);
+        if (this.recent.length > 3) this.recent.shift();
         if (f.t === 'msg') this.seqs.push(f.seq);
         else if (f.t === 'presence') this.presence.push(f);
         else if (f.t === 'subscribed') this.subscribed = true;
@@ -66,6 +79,7 @@ class Follower {
     });
     const last = this.seqs.at(-1);
     const id = c.id();
+    this.subId = id;
     c.send({ t: 'sub', id, room: this.room, ...(last === undefined ? {} : { since: last }) });
   }
 }
@@ -156,7 +170,10 @@ async function scenario(t: Test, per: number) {
   const followers = people.map((u) => new Follower(u.token, room));
   const publishers = people.map((u, i) => new Publisher(u.token, room, `p${i}`, per));
   await Promise.all(followers.map((f, i) => f.attach((nodes[i] as Node).url)));
-  await until(() => followers.every((f) => f.subscribed), 'subscribed');
+  await until(() => followers.every((f) => f.subscribed), 'subscribed').catch((e: Error) => {
+    // Which one, and what its socket saw (a rare first request that is never answered is not understood yet).
+    throw new Error(`${e.message}: ${followers.map((f, i) => `follower ${i + 1}: ${f.state()}`).join('; ')}`);
+  });
   await Promise.all(publishers.map((p, i) => p.attach((nodes[i] as Node).url)));
   const acked = () => publishers.reduce((n, p) => n + p.acked.size, 0);
   const lurking = new Follower(lurker.token, room);
