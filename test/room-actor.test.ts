@@ -2,7 +2,7 @@
 // see every seq once and in order, because the next delivery repairs the gap from the store.
 
 import { randomUUID } from 'node:crypto';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import type { Connection, Fanout } from '../src/actors/ports.js';
 import { RoomActor, type RoomMsg, type RoomReplies, type RoomReply } from '../src/actors/room.js';
 import { ActorSystem } from '../src/actors/runtime.js';
@@ -41,6 +41,51 @@ class LossyBus extends MemoryBus {
   }
 }
 
+/**
+ * A room on a real store whose actor announces through a LossyBus losing the appends in `lose`,
+ * with the seqs it fans out recorded: `publish(i)` posts cid `c<i>`, `until(n)` waits for n seqs.
+ */
+async function lossyRoom(t: Test, name: string, lose: number[]) {
+  const log = createLogger('silent');
+  const store = await Store.open({ databaseUrl: await freshDatabase(t), dataDir: '/nonexistent', poolSize: 4, log });
+  t.teardown(() => store.close());
+  await store.migrate();
+  const user = await store.users.create({ id: randomUUID(), username: `${name}-user`, displayName: null, passwordHash: 'x', isAdmin: false });
+  const room = await store.rooms.createGroup(randomUUID(), name, user!.id);
+  const seqs: number[] = [];
+  let wake: (() => void) | undefined;
+  const fanout: Fanout = {
+    publish: (_topic, frame) => {
+      if (frame.t !== 'msg') return;
+      seqs.push(frame.seq);
+      wake?.();
+    },
+  };
+  const bus = new LossyBus(new Set(lose));
+  const system = new ActorSystem(log);
+  system.register<RoomMsg, RoomReply, RoomReplies>('room', (id, ctx) => new RoomActor(id, ctx, { store, bus, presence: new MemoryPresence(), fanout }));
+  t.teardown(() => system.stopAll(5000));
+  const ref = system.ref<RoomMsg, RoomReply, RoomReplies>('room', room.id);
+  const sender = { id: user!.id, username: `${name}-user` };
+  const publish = async (i: number) => (await ref.ask({ type: 'publish', sender, cid: `c${i}`, body: `m${i}` })).pending;
+  const until = async (n: number) => {
+    while (seqs.length < n) await new Promise<void>((r) => (wake = r));
+  };
+  return { store, room, bus, system, ref, sender, seqs, publish, until };
+}
+
+/** A connection that swallows what it is sent. */
+const stubConn = (user: { id: string; username: string }, frames: ServerFrame[] = []): Connection => ({
+  id: 'c1',
+  user,
+  closed: false,
+  send: (f) => void frames.push(f),
+  writable: () => Promise.resolve(),
+  subscribe: () => {},
+  unsubscribe: () => {},
+  close: () => {},
+});
+
 t.test('a lost delivery is repaired from the store before the next one', async (t) => {
   const log = createLogger('silent');
   const store = await Store.open({ databaseUrl: await freshDatabase(t), dataDir: '/nonexistent', poolSize: 4, log });
@@ -63,16 +108,7 @@ t.test('a lost delivery is repaired from the store before the next one', async (
   }
   // A subscriber with a plain connection stub, to flush the mailbox and see the live state.
   const frames: ServerFrame[] = [];
-  const conn: Connection = {
-    id: 'c1',
-    user: sender,
-    closed: false,
-    send: (f) => void frames.push(f),
-    writable: () => Promise.resolve(),
-    subscribe: () => {},
-    unsubscribe: () => {},
-    close: () => {},
-  };
+  const conn = stubConn(sender, frames);
   await ref.ask({ type: 'subscribe', conn, reqId: 1, since: undefined });
   t.same(
     published.filter((f) => f.t === 'msg').map((f) => (f as { seq: number }).seq),
@@ -114,68 +150,23 @@ t.test('#1 a membership re-check the store cannot answer is a retryable UNAVAILA
 });
 
 t.test('news the Bus missed is read from the store when the Bus says so, in order and once', async (t) => {
-  const log = createLogger('silent');
-  const store = await Store.open({ databaseUrl: await freshDatabase(t), dataDir: '/nonexistent', poolSize: 4, log });
-  t.teardown(() => store.close());
-  await store.migrate();
-  const user = await store.users.create({ id: randomUUID(), username: 'missed-user', displayName: null, passwordHash: 'x', isAdmin: false });
-  const room = await store.rooms.createGroup(randomUUID(), 'missed', user!.id);
-  const seqs: number[] = [];
-  let wake: (() => void) | undefined;
-  const fanout: Fanout = {
-    publish: (_topic, frame) => {
-      if (frame.t !== 'msg') return;
-      seqs.push(frame.seq);
-      wake?.();
-    },
-  };
   // Every announcement is lost, as on a node whose NATS link was down.
-  const bus = new LossyBus(new Set([1, 2, 3]));
-  const system = new ActorSystem(log);
-  system.register<RoomMsg, RoomReply, RoomReplies>('room', (id, ctx) => new RoomActor(id, ctx, { store, bus, presence: new MemoryPresence(), fanout }));
-  t.teardown(() => system.stopAll(5000));
-  const ref = system.ref<RoomMsg, RoomReply, RoomReplies>('room', room.id);
-  const sender = { id: user!.id, username: 'missed-user' };
-  for (let i = 1; i <= 3; i++) {
-    const reply = await ref.ask({ type: 'publish', sender, cid: `c${i}`, body: `m${i}` });
-    await reply.pending;
-  }
+  const { store, room, bus, seqs, publish, until } = await lossyRoom(t, 'missed', [1, 2, 3]);
+  for (let i = 1; i <= 3; i++) await publish(i);
   t.same(seqs, [], 'nothing delivered yet');
   bus.missedAll(room.id);
   bus.missedAll(room.id);
-  while (seqs.length < 3) await new Promise<void>((r) => (wake = r));
+  await until(3);
   t.same(seqs, [1, 2, 3], 'every seq once, in order');
   // A later announcement that repeats them changes nothing.
   bus.deliverAll(room.id, await store.messages.range(room.id, 0, 3));
-  const reply = await ref.ask({ type: 'publish', sender, cid: 'c4', body: 'm4' });
-  await reply.pending;
-  while (seqs.length < 4) await new Promise<void>((r) => (wake = r));
+  await publish(4);
+  await until(4);
   t.same(seqs, [1, 2, 3, 4]);
 });
 
 t.test('a delivery gap the store cannot read now stays open, without a restart, until a later batch repairs it', async (t) => {
-  const log = createLogger('silent');
-  const store = await Store.open({ databaseUrl: await freshDatabase(t), dataDir: '/nonexistent', poolSize: 4, log });
-  t.teardown(() => store.close());
-  await store.migrate();
-  const user = await store.users.create({ id: randomUUID(), username: 'gap-user', displayName: null, passwordHash: 'x', isAdmin: false });
-  const room = await store.rooms.createGroup(randomUUID(), 'gap', user!.id);
-  const seqs: number[] = [];
-  let wake: (() => void) | undefined;
-  const fanout: Fanout = {
-    publish: (_topic, frame) => {
-      if (frame.t !== 'msg') return;
-      seqs.push(frame.seq);
-      wake?.();
-    },
-  };
-  const bus = new LossyBus(new Set([2])); // seq 2's delivery is lost
-  const system = new ActorSystem(log);
-  system.register<RoomMsg, RoomReply, RoomReplies>('room', (id, ctx) => new RoomActor(id, ctx, { store, bus, presence: new MemoryPresence(), fanout }));
-  t.teardown(() => system.stopAll(5000));
-  const ref = system.ref<RoomMsg, RoomReply, RoomReplies>('room', room.id);
-  const sender = { id: user!.id, username: 'gap-user' };
-  const publish = async (i: number) => (await ref.ask({ type: 'publish', sender, cid: `c${i}`, body: `m${i}` })).pending;
+  const { store, system, ref, sender, seqs, publish, until } = await lossyRoom(t, 'gap', [2]); // seq 2's delivery is lost
   await publish(1);
   await publish(2);
   // The store fails the gap's read (an outage): seq 3 arrives after a gap it cannot fill.
@@ -189,24 +180,12 @@ t.test('a delivery gap the store cannot read now stays open, without a restart, 
     store.messages.range = range;
   });
   await publish(3);
-  await ref.ask({
-    type: 'typing',
-    conn: {
-      id: 'c',
-      user: sender,
-      closed: false,
-      send: () => {},
-      writable: () => Promise.resolve(),
-      subscribe: () => {},
-      unsubscribe: () => {},
-      close: () => {},
-    },
-  });
+  await ref.ask({ type: 'typing', conn: stubConn(sender) }); // the mailbox has handled the delivery
   t.equal(failedReads, 1, 'the gap was read for');
   t.same(seqs, [1], 'nothing after the gap is delivered past it');
   t.equal(system.metrics().failed, 0, 'the actor did not fail (a restart would start from the stored head and skip the gap)');
   store.messages.range = range;
   await publish(4);
-  while (seqs.length < 4) await new Promise<void>((r) => (wake = r));
+  await until(4);
   t.same(seqs, [1, 2, 3, 4], 'the next batch repairs the gap: every seq once, in order');
 });
