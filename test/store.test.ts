@@ -193,19 +193,21 @@ for (const [name, open] of Object.entries(backends)) {
           senderId: sender,
           cid: cid(from + i),
           body: `m${i}`,
-          createdAt: new Date(),
+          createdAt: new Date((clock += 1000)), // a time of its own for every message
         }));
+      let clock = 1_700_000_000_000;
       const calls = store.messages.commitStats.calls;
+      const [oneBatch, threeBatch] = [seqd(one, 1, 3), seqd(three, 5, 2)];
       const outcome = (p: Promise<unknown>) =>
         p.then(
           (v) => v,
           (e: unknown) => e,
         );
       const [ok, refused, gone, alsoOk] = await Promise.all([
-        outcome(store.messages.insertSequenced(one, seqd(one, 1, 3))),
+        outcome(store.messages.insertSequenced(one, oneBatch)),
         outcome(store.messages.insertSequenced(two, seqd(two, 1, 2, b.id))),
         outcome(store.messages.insertSequenced(randomUUID(), seqd(one, 1, 1))),
-        outcome(store.messages.insertSequenced(three, seqd(three, 5, 2))),
+        outcome(store.messages.insertSequenced(three, threeBatch)),
       ]);
       t.equal(store.messages.commitStats.calls, calls + 1, 'one call for the four rooms');
       t.same(
@@ -220,6 +222,16 @@ for (const [name, open] of Object.entries(backends)) {
         "numbered after the room's last seq, not the batch's",
       );
       t.same(await Promise.all(rooms.map(async (r) => (await store.rooms.byId(r.id))?.lastSeq)), [3, 0, 2]);
+      for (const [room, batch] of [
+        [one, oneBatch],
+        [three, threeBatch],
+      ] as const) {
+        t.same(
+          (await store.messages.range(room, 0, 10)).map((m) => m.createdAt.getTime()),
+          batch.map((m) => m.createdAt.getTime()),
+          'each message is stored with the time it was handed in with, whichever room went first in the call',
+        );
+      }
 
       // A cid already stored fails the whole call; the rooms are tried again alone and only its room fails.
       const [fine, dup] = await Promise.all([

@@ -98,6 +98,8 @@ export class Messages {
     const senders: string[] = [];
     const cids: string[] = [];
     const bodies: string[] = [];
+    // Each message keeps the time its actor gave it (and its ack announces).
+    const ats: string[] = [];
     for (const b of batches) {
       for (const m of b.messages) {
         rooms.push(b.roomId);
@@ -105,14 +107,13 @@ export class Messages {
         senders.push(m.senderId);
         cids.push(m.cid);
         bodies.push(m.body);
+        ats.push(m.createdAt.toISOString());
       }
     }
-    // One timestamp per call: the messages of a group commit are stored together.
-    const at = (batches[0]?.messages[0] as SequencedMessage).createdAt;
     let rows: { out_room: string; out_first_seq: string | null; out_gone: boolean; out_refused: string[] | null }[];
     try {
       rows = await this.sql`
-        SELECT * FROM sb_commit_messages(${rooms}::uuid[], ${ids}::uuid[], ${senders}::uuid[], ${cids}::text[], ${bodies}::text[], ${at})`;
+        SELECT * FROM sb_commit_messages(${rooms}::uuid[], ${ids}::uuid[], ${senders}::uuid[], ${cids}::text[], ${bodies}::text[], ${ats}::timestamptz[])`;
     } catch (e) {
       throw translateDriverError(e);
     }

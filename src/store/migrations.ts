@@ -184,7 +184,7 @@ ALTER TABLE messages DROP CONSTRAINT messages_room_id_fkey, DROP CONSTRAINT mess
 -- Every lookup is by a whole primary key and the INSERT reads only the arguments, so no plan here
 -- depends on table statistics: a plan cached while the tables were young stays right as they grow.
 CREATE FUNCTION sb_commit_messages(
-  p_rooms uuid[], p_ids uuid[], p_senders uuid[], p_cids text[], p_bodies text[], p_at timestamptz
+  p_rooms uuid[], p_ids uuid[], p_senders uuid[], p_cids text[], p_bodies text[], p_ats timestamptz[]
 ) RETURNS TABLE (out_room uuid, out_first_seq bigint, out_gone boolean, out_refused uuid[])
 LANGUAGE plpgsql
 AS $fn$
@@ -222,8 +222,8 @@ BEGIN
     RETURN QUERY SELECT g.r, v_last + 1, false, NULL::uuid[];
   END LOOP;
   INSERT INTO messages (room_id, seq, id, sender_id, client_msg_id, body, created_at)
-    SELECT u.r, o.base + row_number() OVER (PARTITION BY u.r ORDER BY u.n), u.i, u.s, u.c, u.body, p_at
-    FROM unnest(p_rooms, p_ids, p_senders, p_cids, p_bodies) WITH ORDINALITY AS u(r, i, s, c, body, n)
+    SELECT u.r, o.base + row_number() OVER (PARTITION BY u.r ORDER BY u.n), u.i, u.s, u.c, u.body, u.at
+    FROM unnest(p_rooms, p_ids, p_senders, p_cids, p_bodies, p_ats) WITH ORDINALITY AS u(r, i, s, c, body, at, n)
     JOIN unnest(v_ok, v_base) AS o(r, base) ON o.r = u.r;
 END
 $fn$;
