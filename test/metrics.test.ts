@@ -11,6 +11,7 @@ import { Api, uniqueName } from './helpers/api.js';
 import { freshDatabase } from './helpers/db.js';
 import { FAST, startTestHub, tempDir } from './helpers/hub.js';
 import { spawnCli } from './helpers/process.js';
+import { waitUntil } from './helpers/robots.js';
 import { connect } from './helpers/ws.js';
 
 const promtool = debianBinary('promtool', 'prometheus');
@@ -88,7 +89,12 @@ t.test('#17 metrics: a close code a client picks freely does not become a label 
     c.ws.close(code);
     await c.waitClose();
   }
-  const text = await (await fetch(`${hub.url}/metrics`)).text();
+  // The client can see its close completed before the hub's close handler has counted it.
+  const text = await waitUntil(
+    async () => (await fetch(`${hub.url}/metrics`)).text(),
+    (x) => (sample(x, 'sb_ws_connections_closed_total{code="other"}') ?? 0) >= 2,
+    'both closes counted',
+  );
   t.equal(sample(text, 'sb_ws_connections_closed_total{code="other"}'), 2);
   t.notMatch(text, /code="4321"/);
 });
