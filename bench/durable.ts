@@ -13,8 +13,8 @@ import { createHistogram } from 'node:perf_hooks';
 import { Packr } from 'msgpackr';
 import postgres from 'postgres';
 import type WebSocket from 'ws';
-import { cpuSeconds, json, startHub } from './lib.js';
-import { connect } from './realtime.js';
+import { cpuSeconds, json, pgCpu, startHub } from './lib.js';
+import { connect, PERCENTILES } from './realtime.js';
 
 const packr = new Packr({ useRecords: false, int64AsType: 'number' });
 const PASSWORD = 'correct horse battery staple';
@@ -34,6 +34,8 @@ export interface DurableResult {
   p50: number;
   p99: number;
   p999: number;
+  /** Publish→ack latency (ms) at each of PERCENTILES. */
+  latencyMs: number[];
   /** Hub CPU per acked message, µs. */
   hubUsPerMsg: number;
   /** PostgreSQL's CPU (every process of the database server) per acked message, µs. */
@@ -44,20 +46,6 @@ export interface DurableResult {
 export interface RawResult {
   rowsPerS: number;
   pgUsPerRow: number;
-}
-
-/** CPU seconds of every PostgreSQL server process visible in pg_stat_activity (backends and background workers). */
-async function pgCpu(sql: postgres.Sql): Promise<number> {
-  const rows = await sql<{ pid: number }[]>`SELECT pid FROM pg_stat_activity`;
-  let total = 0;
-  for (const { pid } of rows) {
-    try {
-      total += cpuSeconds(pid);
-    } catch {
-      // gone meanwhile, or on another machine
-    }
-  }
-  return total;
 }
 
 const hubLimits = {
@@ -140,6 +128,7 @@ export async function durableHub(o: DurableOptions, databaseUrl: string): Promis
       p50: latency.percentile(50) / 1000,
       p99: latency.percentile(99) / 1000,
       p999: latency.percentile(99.9) / 1000,
+      latencyMs: PERCENTILES.map((p) => latency.percentile(p) / 1000),
       hubUsPerMsg: (hubCpu * 1e6) / acked,
       pgUsPerMsg: (pgCpuS * 1e6) / acked,
       nacks,

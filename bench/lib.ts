@@ -9,6 +9,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
 import autocannon from 'autocannon';
+import type postgres from 'postgres';
 
 export interface Server {
   url: string;
@@ -175,6 +176,20 @@ export function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / TICKS;
+}
+
+/** CPU seconds of every PostgreSQL server process visible in pg_stat_activity (backends and background workers). */
+export async function pgCpu(sql: postgres.Sql): Promise<number> {
+  const rows = await sql<{ pid: number }[]>`SELECT pid FROM pg_stat_activity`;
+  let total = 0;
+  for (const { pid } of rows) {
+    try {
+      total += cpuSeconds(pid);
+    } catch {
+      // gone meanwhile, or on another machine
+    }
+  }
+  return total;
 }
 
 export function rssMiB(pid: number): number {

@@ -13,7 +13,7 @@ import { cpuSeconds, fmt, json, type Server, settledRss, spawnServer, startClust
 // Timestamps arrive as 64-bit integers; read them as JS numbers (they are below 2^53).
 const packr = new Packr({ useRecords: false, int64AsType: 'number' });
 const PASSWORD = 'correct horse battery staple';
-const hubLimits = {
+export const hubLimits = {
   SB_WS_PUBLISH_PER_SECOND: '100000',
   SB_WS_PUBLISH_BURST: '100000',
   SB_LOGIN_PER_IP_PER_MINUTE: '100000',
@@ -36,9 +36,18 @@ export interface FanoutResult {
   p50: number;
   p99: number;
   p999: number;
+  /** Latency (ms) at each of PERCENTILES. */
+  latencyMs: number[];
   serverCpuPct: number;
+  /** Server CPU (every server process) per delivery, µs. */
+  serverUsPerDelivery: number;
+  /** The database's CPU per delivery, µs (NaN without one). */
+  dbUsPerDelivery: number;
   clientCpuPct: number;
   lost: number;
+  deliveredFraction: number;
+  /** Settled RSS growth per connection, KiB (NaN unless measured). */
+  rssPerConnKiB: number;
   /** With several nodes: latency to subscribers on the publisher's node, and on the others. */
   sameNode?: { p50: number; p99: number };
   crossNode?: { p50: number; p99: number };
@@ -53,18 +62,49 @@ export function connect(url: string, token?: string): Promise<WebSocket> {
   });
 }
 
-async function subscribe(ws: WebSocket, room: string): Promise<void> {
-  await new Promise<void>((resolve) => {
-    const on = (d: Buffer) => {
-      if (packr.unpack(d).t === 'subscribed') {
-        ws.off('message', on);
-        resolve();
-      }
-    };
-    ws.on('message', on);
-    ws.send(packr.pack({ t: 'sub', id: 1, room }));
-  });
+/** One load-client connection, speaking its server's dialect. */
+export interface LoadConn {
+  /** Resolves once the server confirms the subscription. */
+  subscribe(room: string): Promise<void>;
+  /** Calls `fn` with the body of each message delivered to this connection. */
+  onDelivery(fn: (body: string) => void): void;
+  /** Calls `fn` for each publish the server acknowledges. */
+  onAck(fn: () => void): void;
+  publish(id: number, room: string, cid: string, body: string): void;
+  close(): void;
 }
+
+/** Opens a load-client connection to `url` with the access token `token` (ignored by baselines). */
+export type Dialect = (url: string, token: string) => Promise<LoadConn>;
+
+/** The hub's own protocol, `sb.v1.msgpack` frames over a plain WebSocket (bare uWS and `ws` speak it too). */
+export const sbMsgpack: Dialect = async (url, token) => {
+  const ws = await connect(url, token || undefined);
+  return {
+    subscribe: (room) =>
+      new Promise<void>((resolve) => {
+        const on = (d: Buffer) => {
+          if (packr.unpack(d).t === 'subscribed') {
+            ws.off('message', on);
+            resolve();
+          }
+        };
+        ws.on('message', on);
+        ws.send(packr.pack({ t: 'sub', id: 1, room }));
+      }),
+    onDelivery: (fn) =>
+      ws.on('message', (d: Buffer) => {
+        const f = packr.unpack(d);
+        if (f.t === 'msg') fn(f.body);
+      }),
+    onAck: (fn) => ws.on('message', (d: Buffer) => packr.unpack(d).t === 'ack' && fn()),
+    publish: (id, room, cid, body) => ws.send(packr.pack({ t: 'pub', id, room, cid, body })),
+    close: () => ws.terminate(),
+  };
+};
+
+/** Latency percentiles kept in every result's `latencyMs`, for distribution charts. */
+export const PERCENTILES = [50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99, 100];
 
 /** Users, rooms and tokens on the hub (the bare server ignores them, but gets the same room ids). */
 async function setUp(url: string, o: FanoutOptions, hub: boolean): Promise<{ rooms: string[]; tokens: string[] }> {
@@ -89,15 +129,30 @@ async function setUp(url: string, o: FanoutOptions, hub: boolean): Promise<{ roo
   return { rooms, tokens };
 }
 
+/** How `fanoutOnce` drives its servers. */
+export interface FanoutRun {
+  /** The servers are hub nodes: users, rooms and tokens are made through the API. */
+  hub: boolean;
+  /** The load client's protocol (default: the hub's own, `sb.v1.msgpack`). */
+  dialect?: Dialect;
+  /** CPU seconds used so far by the database's processes, when the servers have one. */
+  dbCpu?: () => Promise<number>;
+  /** Read the servers' settled RSS before and after connecting (they must run with GC_PROBE_ARGS). */
+  memory?: boolean;
+}
+
 /**
  * Runs the fan-out load. With several servers (cluster nodes), the publishers are on the first and
  * the subscribers are spread over all of them, and latency is also kept apart for subscribers on the
  * publisher's node and on the others.
  */
-export async function fanoutOnce(servers: Server[], o: FanoutOptions, hub: boolean): Promise<FanoutResult> {
+export async function fanoutOnce(servers: Server[], o: FanoutOptions, run: FanoutRun): Promise<FanoutResult> {
   const server = servers[0] as Server;
-  const { rooms, tokens } = await setUp(server.url, o, hub);
-  const subscribers: WebSocket[] = [];
+  const dialect = run.dialect ?? sbMsgpack;
+  const { rooms, tokens } = await setUp(server.url, o, run.hub);
+  const rssAll = async () => (await Promise.all(servers.map(settledRss))).reduce((a, b) => a + b, 0);
+  const rss0 = run.memory ? await rssAll() : Number.NaN;
+  const subscribers: LoadConn[] = [];
   const latency = createHistogram();
   const byNode = [createHistogram(), createHistogram()]; // same node, other nodes
   let delivered = 0;
@@ -105,26 +160,28 @@ export async function fanoutOnce(servers: Server[], o: FanoutOptions, hub: boole
   for (const room of rooms) {
     for (let i = 1; i <= o.members; i++) {
       const node = subscribers.length % servers.length;
-      const ws = await connect((servers[node] as Server).url, tokens[i]);
-      await subscribe(ws, room);
+      const conn = await dialect((servers[node] as Server).url, tokens[i] as string);
+      await conn.subscribe(room);
       const split = byNode[node === 0 ? 0 : 1] as ReturnType<typeof createHistogram>;
-      ws.on('message', (d: Buffer) => {
-        const f = packr.unpack(d);
-        if (f.t !== 'msg' || !measuring) return;
+      conn.onDelivery((body) => {
+        if (!measuring) return;
         delivered++;
-        const sent = Number(f.body.slice(0, f.body.indexOf(' ')));
+        const sent = Number(body.slice(0, body.indexOf(' ')));
         const us = Math.max(1, Math.round((performance.now() - sent) * 1000));
         latency.record(us);
         split.record(us);
       });
-      subscribers.push(ws);
+      subscribers.push(conn);
     }
   }
-  const publishers = await Promise.all(rooms.map(() => connect(server.url, tokens[0])));
+  const publishers = await Promise.all(rooms.map(() => dialect(server.url, tokens[0] as string)));
+  const connections = subscribers.length + publishers.length;
+  const rss1 = run.memory ? await rssAll() : Number.NaN;
   let acked = 0;
-  for (const p of publishers) p.on('message', (d: Buffer) => measuring && packr.unpack(d).t === 'ack' && acked++);
+  for (const p of publishers) p.onAck(() => measuring && acked++);
   const cpuAll = () => servers.reduce((s, x) => s + cpuSeconds(x.pid), 0);
   const cpu0 = cpuAll();
+  const db0 = (await run.dbCpu?.()) ?? Number.NaN;
   const client0 = process.cpuUsage();
   const t0 = performance.now();
   measuring = true;
@@ -143,7 +200,7 @@ export async function fanoutOnce(servers: Server[], o: FanoutOptions, hub: boole
       for (let k = 0; k < due; k++) {
         rooms.forEach((room, r) => {
           sent++;
-          (publishers[r] as WebSocket).send(packr.pack({ t: 'pub', id: sent, room, cid: `b${t0}-${sent}`, body: `${performance.now()} ${padding}` }));
+          (publishers[r] as LoadConn).publish(sent, room, `b${t0}-${sent}`, `${performance.now()} ${padding}`);
         });
       }
     }, 10);
@@ -155,29 +212,36 @@ export async function fanoutOnce(servers: Server[], o: FanoutOptions, hub: boole
   const wall = (performance.now() - t0) / 1000;
   measuring = false;
   const client = process.cpuUsage(client0);
+  const serverCpu = cpuAll() - cpu0;
+  const dbCpu = ((await run.dbCpu?.()) ?? Number.NaN) - db0;
   const result: FanoutResult = {
     deliveriesPerS: delivered / wall,
     ackedPerS: acked / wall,
     p50: latency.percentile(50) / 1000,
     p99: latency.percentile(99) / 1000,
     p999: latency.percentile(99.9) / 1000,
-    serverCpuPct: ((cpuAll() - cpu0) / wall) * 100,
+    latencyMs: PERCENTILES.map((p) => latency.percentile(p) / 1000),
+    serverCpuPct: (serverCpu / wall) * 100,
+    serverUsPerDelivery: (serverCpu * 1e6) / delivered,
+    dbUsPerDelivery: (dbCpu * 1e6) / delivered,
     clientCpuPct: ((client.user + client.system) / 1e6 / wall) * 100,
     lost: expected - delivered,
+    deliveredFraction: delivered / expected,
+    rssPerConnKiB: ((rss1 - rss0) * 1024) / connections,
   };
   if (servers.length > 1) {
     const [same, cross] = byNode as [ReturnType<typeof createHistogram>, ReturnType<typeof createHistogram>];
     result.sameNode = { p50: same.percentile(50) / 1000, p99: same.percentile(99) / 1000 };
     result.crossNode = { p50: cross.percentile(50) / 1000, p99: cross.percentile(99) / 1000 };
   }
-  for (const ws of [...subscribers, ...publishers]) ws.terminate();
+  for (const c of [...subscribers, ...publishers]) c.close();
   return result;
 }
 
 export async function fanoutBaseline(o: FanoutOptions): Promise<FanoutResult> {
   const bare = await spawnServer(['--import', 'tsx', path.resolve('bench/baseline-uws-pubsub.ts')], {});
   try {
-    return await fanoutOnce([bare], o, false);
+    return await fanoutOnce([bare], o, { hub: false });
   } finally {
     await bare.stop();
   }
@@ -186,7 +250,7 @@ export async function fanoutBaseline(o: FanoutOptions): Promise<FanoutResult> {
 export async function fanoutHub(o: FanoutOptions): Promise<FanoutResult> {
   const hub = await startHub(o.store, hubLimits);
   try {
-    return await fanoutOnce([hub], o, true);
+    return await fanoutOnce([hub], o, { hub: true });
   } finally {
     await hub.stop();
   }
@@ -225,7 +289,7 @@ export async function idle(n: number, store: 'embedded' | 'postgres'): Promise<{
 export async function fanoutCluster(o: FanoutOptions, nodes: number, nats: string, keyFile: string): Promise<FanoutResult> {
   const hubs = await startCluster(nodes, nats, keyFile, hubLimits);
   try {
-    return await fanoutOnce(hubs, o, true);
+    return await fanoutOnce(hubs, o, { hub: true });
   } finally {
     for (const h of hubs) await h.stop();
   }

@@ -7,6 +7,10 @@
 //   history  GET /api/v1/rooms/:id/messages?limit=50 pages of a 1000-message room: requests/s and
 //            latency, against a bare uWebSockets.js server returning the same bytes (the ceiling).
 //   fanout   rooms × members × publish rate over WebSockets, against bare uWS pub/sub (bench/realtime.ts).
+//   peers    the fan-out load (default 1 room × 200 subscribers × 400 publishes/s) against bare uWS,
+//            `ws`, Socket.IO and the hub, embedded and on PostgreSQL (DATABASE_URL or a throwaway one),
+//            in one run: deliveries/s, delivered fraction, p50/p99/p999, server CPU per delivery (and
+//            PostgreSQL's) as a ratio to bare uWS, settled RSS per connection, client CPU (bench/peers.ts).
 //   cluster  the fanout load on 1, 2 and 3 hub nodes over NATS and PostgreSQL (publishers on node 1,
 //            subscribers spread over all): deliveries/s per cluster size, and same-node against
 //            cross-node latency. Starts a throwaway nats-server, and PostgreSQL unless DATABASE_URL.
@@ -24,13 +28,16 @@
 //            robot CA and server certificate for all): robots on node 1, each robot's watchers
 //            round-robin over the nodes; same-node and cross-node deliveries and latency apart, CPU
 //            and RSS per node; no ingest baselines.
-// Each figure is the median of --runs runs; --json FILE writes them all (every run and its median,
-// the options, the machine and the printed lines) for tools. The hub runs as a child process; the load generator
+//   report   [--out FILE] [result.json …]: the latest results (bench/results/*.json) as one HTML page
+//            with uPlot charts (bench/report.ts); default bench/results/report.html.
+// Each figure is the median of --runs runs; each scenario writes them all (every run and its median,
+// the options, the machine and the printed lines) as JSON for tools, to bench/results/<scenario>.json
+// or --json FILE. The hub runs as a child process; the load generator
 // (autocannon) runs in this process, and its CPU use is printed so a saturated client shows (the
 // telemetry scenario's robots run in a load-generator process of their own).
 
 import { generateKeyPairSync } from 'node:crypto';
-import { rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -39,7 +46,9 @@ import { Passwords } from '../src/auth/passwords.js';
 import { resolveConfig } from '../src/config.js';
 import { type DurableResult, durableHub, durableRaw, type RawResult } from './durable.js';
 import { fmt, json, type LoadResult, load, median, medianOf, spawnServer, startHub } from './lib.js';
+import { PEERS, type Peer, peerOnce } from './peers.js';
 import { type FanoutResult, fanoutBaseline, fanoutCluster, fanoutHub, fanoutRow, idle } from './realtime.js';
+import { type BenchReport, renderReport } from './report.js';
 import {
   type HubTelemetryResult,
   hubTelemetryRows,
@@ -62,8 +71,8 @@ const { values, positionals } = parseArgs({
     connections: { type: 'string', default: '16' },
     store: { type: 'string', default: 'embedded' },
     rooms: { type: 'string' },
-    members: { type: 'string', default: '20' },
-    rate: { type: 'string', default: '20' },
+    members: { type: 'string' },
+    rate: { type: 'string' },
     robots: { type: 'string', default: '20' },
     watchers: { type: 'string', default: '5' },
     'ingest-rate': { type: 'string' },
@@ -73,16 +82,25 @@ const { values, positionals } = parseArgs({
     'raw-batch': { type: 'string', default: '64' },
     'raw-connections': { type: 'string', default: '8' },
     json: { type: 'string' },
+    out: { type: 'string' },
   },
 });
 const runs = Number(values.runs);
 const durationS = Number(values.duration);
 const connections = Number(values.connections);
 const store = values.store === 'postgres' ? 'postgres' : 'embedded';
+/** The fan-out load's shape: the options given, else the scenario's defaults. */
+const fanoutShape = (rooms: number, members: number, rate: number) => ({
+  rooms: Number(values.rooms ?? rooms),
+  members: Number(values.members ?? members),
+  rate: Number(values.rate ?? rate),
+  durationS,
+});
 
 /** What `--json FILE` writes: the scenario, its options, the machine, every run and its median, and the printed lines. */
 const report = {
   scenario: positionals[0] ?? '',
+  command: process.argv.slice(2).join(' '),
   options: values,
   at: new Date().toISOString(),
   machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version },
@@ -208,7 +226,7 @@ async function history() {
 }
 
 async function fanout() {
-  const o = { rooms: Number(values.rooms ?? 10), members: Number(values.members), rate: Number(values.rate), durationS, store } as const;
+  const o = { ...fanoutShape(10, 20, 20), store } as const;
   const hubRuns: FanoutResult[] = [];
   const bareRuns: FanoutResult[] = [];
   for (let r = 0; r < runs; r++) {
@@ -221,6 +239,35 @@ async function fanout() {
   say(fanoutRow(`hub (${store})`, h));
   say(fanoutRow('bare uWS pub/sub', b));
   say(`ratio hub : bare uWS deliveries/s = ${fmt(h.deliveriesPerS / b.deliveriesPerS, 3)}`);
+}
+
+async function peers() {
+  const o = { ...fanoutShape(1, 200, 400), store } as const;
+  await withPostgres(async () => {
+    const byPeer = new Map<Peer, FanoutResult[]>(PEERS.map((p) => [p, []]));
+    // Round-robin over the peers in each run, so a slow stretch of a shared machine hits them all.
+    for (let r = 0; r < runs; r++) for (const peer of PEERS) byPeer.get(peer)?.push(await peerOnce(peer, o));
+    const m = new Map(PEERS.map((p) => [p, kept(p, byPeer.get(p) as FanoutResult[])]));
+    const bare = m.get('bare uWS') as FanoutResult;
+    say(
+      `peers: ${o.rooms} room${o.rooms > 1 ? 's' : ''} × ${o.members} subscribers, ${o.rate} publishes/s per room of ~100 B, ${durationS} s, median of ${runs} runs`,
+    );
+    // settledRss agrees within 0.5 MiB: over this few connections that is the figure's resolution.
+    const connections = o.rooms * (o.members + 1);
+    say(
+      `CPU: the server's process (and PostgreSQL's, "with DB"); KiB/conn: settled RSS growth over ${connections} connections, ±${fmt(512 / connections, 1)} KiB (the idle scenario measures it at scale)`,
+    );
+    say(
+      `${'server'.padEnd(18)} ${'deliveries/s'.padStart(12)} delivered  p50 ms  p99 ms p999 ms  CPU µs/delivery  ÷ bare  with DB  ÷ bare  KiB/conn  client CPU`,
+    );
+    for (const [peer, r] of m) {
+      const all = r.serverUsPerDelivery + (Number.isFinite(r.dbUsPerDelivery) ? r.dbUsPerDelivery : 0);
+      const withDb = Number.isFinite(r.dbUsPerDelivery);
+      say(
+        `${peer.padEnd(18)} ${fmt(r.deliveriesPerS, 0).padStart(12)} ${`${fmt(r.deliveredFraction * 100, 2)}%`.padStart(9)} ${fmt(r.p50, 2).padStart(7)} ${fmt(r.p99, 2).padStart(7)} ${fmt(r.p999, 2).padStart(7)} ${fmt(r.serverUsPerDelivery, 2).padStart(16)} ${fmt(r.serverUsPerDelivery / bare.serverUsPerDelivery, 2).padStart(7)} ${(withDb ? fmt(all, 2) : '').padStart(8)} ${(withDb ? fmt(all / bare.serverUsPerDelivery, 2) : '').padStart(7)} ${fmt(r.rssPerConnKiB, 1).padStart(9)} ${`${fmt(r.clientCpuPct, 0)}%`.padStart(11)}`,
+      );
+    }
+  });
 }
 
 /**
@@ -240,7 +287,7 @@ async function withClusterServices(fn: (nats: string, keyFile: string) => Promis
 }
 
 async function cluster() {
-  const o = { rooms: Number(values.rooms ?? 10), members: Number(values.members), rate: Number(values.rate), durationS, store: 'postgres' } as const;
+  const o = { ...fanoutShape(10, 20, 20), store: 'postgres' } as const;
   await withClusterServices(async (nats, keyFile) => {
     const rows: [number, FanoutResult][] = [];
     for (const nodes of [1, 2, 3]) {
@@ -319,7 +366,7 @@ const telemetryHeader = (o: TelemetryOptions) =>
   `telemetry: ${o.robots} robots × ${o.rate} Hz pose (latest) + 1 Hz log (reliable) × ${o.watchers} watchers per robot, 1 command/s per robot, ${durationS} s, median of ${runs} runs`;
 
 async function telemetry() {
-  const rate = Number(values.rate);
+  const rate = Number(values.rate ?? 20);
   const ingestRate = values['ingest-rate'] === undefined ? rate : Number(values['ingest-rate']);
   const o = { robots: Number(values.robots), rate, watchers: Number(values.watchers), durationS, store, ingestRate } as const;
   if (values.nodes !== undefined) return telemetryNodes({ ...o, store: 'postgres' }, Number(values.nodes));
@@ -371,7 +418,32 @@ async function telemetryNodes(o: TelemetryOptions, nodes: number) {
   for (const line of hubTelemetryRows(`hub (${nodes} node${nodes > 1 ? 's' : ''})`, h)) say(line);
 }
 
-const scenarios: Record<string, () => Promise<void>> = { login, history, fanout, cluster, durable, idle: idleConnections, telemetry };
+/** Where each scenario writes its latest results unless --json says elsewhere, and `report` reads them. */
+const RESULTS = path.resolve('bench/results');
+
+async function reportPage() {
+  const given = positionals.slice(1);
+  const files = given.length > 0 ? given : (await readdir(RESULTS)).filter((f) => f.endsWith('.json')).map((f) => path.join(RESULTS, f));
+  const order = Object.keys(scenarios);
+  const reports = (await Promise.all(files.map(async (f) => JSON.parse(await readFile(f, 'utf8')) as BenchReport))).sort(
+    (a, b) => order.indexOf(a.scenario) - order.indexOf(b.scenario),
+  );
+  const out = values.out ?? path.join(RESULTS, 'report.html');
+  await writeFile(out, renderReport(reports));
+  console.log(`${reports.map((r) => r.scenario).join(', ')} → ${out}`);
+}
+
+const scenarios: Record<string, () => Promise<void>> = {
+  login,
+  history,
+  fanout,
+  peers,
+  cluster,
+  durable,
+  idle: idleConnections,
+  telemetry,
+  report: reportPage,
+};
 const name = positionals[0] ?? '';
 const scenario = scenarios[name];
 if (!scenario) {
@@ -381,7 +453,9 @@ if (!scenario) {
   process.exit(2);
 }
 await scenario();
-if (values.json) {
-  await writeFile(values.json, `${JSON.stringify(report, null, 2)}\n`);
-  console.log(`results written to ${values.json}`);
+if (name !== 'report') {
+  const file = values.json ?? path.join(RESULTS, `${name}.json`);
+  await mkdir(path.dirname(file), { recursive: true });
+  await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
+  console.log(`results written to ${file}`);
 }

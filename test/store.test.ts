@@ -185,6 +185,11 @@ for (const [name, open] of Object.entries(backends)) {
       const [a, b] = [await user(store, 'multi-a'), await user(store, 'multi-b')];
       const rooms = await Promise.all(['one', 'two', 'three'].map((n) => store.rooms.createGroup(randomUUID(), n, a.id)));
       const [one, two, three] = rooms.map((r) => r.id) as [string, string, string];
+      let clock = 1_700_000_000_000;
+      const tick = () => {
+        clock += 1000;
+        return new Date(clock);
+      };
       const seqd = (roomId: string, from: number, n: number, sender = a.id, cid = (i: number) => `${roomId}-${i}`) =>
         Array.from({ length: n }, (_, i) => ({
           id: randomUUID(),
@@ -193,9 +198,8 @@ for (const [name, open] of Object.entries(backends)) {
           senderId: sender,
           cid: cid(from + i),
           body: `m${i}`,
-          createdAt: new Date((clock += 1000)), // a time of its own for every message
+          createdAt: tick(), // a time of its own for every message
         }));
-      let clock = 1_700_000_000_000;
       const calls = store.messages.commitStats.calls;
       const [oneBatch, threeBatch] = [seqd(one, 1, 3), seqd(three, 5, 2)];
       const outcome = (p: Promise<unknown>) =>

@@ -422,7 +422,7 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
     this.deps.bus.announce(this.id, committed);
     // Renumbered when another node wrote meanwhile; its messages reach this node as a gap to repair.
     this.lastSeq = Math.max((committed.at(-1) as SequencedMessage).seq, this.lastDelivered);
-    fresh.forEach((p, i) => p.resolve({ message: committed[i] as SequencedMessage, duplicate: false }));
+    for (const [i, p] of fresh.entries()) p.resolve({ message: committed[i] as SequencedMessage, duplicate: false });
   }
 
   /**
