@@ -329,9 +329,10 @@ export class WsServer implements Fanout, Conflater {
             if (aborted) return;
             const full = tooMany(claims.sub);
             if (full) return refuse('429 Too Many Requests', 'RATE_LIMITED', full);
-            res.cork(() => {
-              res.upgrade<UserData>({ claims, encoding: protocol === SUBPROTOCOL_MSGPACK ? 'msgpack' : 'json', ip }, key, protocol, extensions, context);
-            });
+            // Not corked: uWS's cork() reads the upgraded socket's memory as an HTTP response when
+            // realloc keeps its address, and may then shut it down right after `open` (a 1006 with
+            // no close frame; uNetworking/uWebSockets#1928). `open` corks its own first send.
+            res.upgrade<UserData>({ claims, encoding: protocol === SUBPROTOCOL_MSGPACK ? 'msgpack' : 'json', ip }, key, protocol, extensions, context);
           },
           (e: unknown) => {
             if (e instanceof SbError) refuse(`401 Unauthorized`, e.code, e.message);

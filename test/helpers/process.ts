@@ -17,9 +17,12 @@ export interface Spawned {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** `cli`: another entry point than this checkout's build (e.g. an installed package's bin). */
-export function spawnCli(t: Test, args: string[], env: Record<string, string>, cli = CLI): Spawned {
-  const child = spawn(process.execPath, [cli, ...args], {
+/**
+ * `cli`: another entry point than this checkout's build (e.g. an installed package's bin);
+ * `nodeArgs`: options for node itself (those NODE_OPTIONS refuses, such as --cpu-prof).
+ */
+export function spawnCli(t: Test, args: string[], env: Record<string, string>, cli = CLI, nodeArgs: string[] = []): Spawned {
+  const child = spawn(process.execPath, [...nodeArgs, cli, ...args], {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
