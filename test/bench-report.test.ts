@@ -26,7 +26,12 @@ const peers: BenchReport = {
   },
   lines: ['peers: 1 room × 200 subscribers <&> "quoted"', 'bare uWS 80000 deliveries/s'],
 };
-const idle: BenchReport = { ...peers, scenario: 'idle', results: { hub: { median: { perConnKiB: 5.6, latencyMs: [1, 2] }, runs: [] } }, lines: ['idle: 5.6 KiB'] };
+const idle: BenchReport = {
+  ...peers,
+  scenario: 'idle',
+  results: { hub: { median: { perConnKiB: 5.6, latencyMs: [1, 2] }, runs: [] } },
+  lines: ['idle: 5.6 KiB'],
+};
 
 /** Runs the page's own scripts (after uPlot) against a fake DOM, recording each chart uPlot is asked for. */
 function draw(html: string): { opts: any; data: (number | null)[][] }[] {
