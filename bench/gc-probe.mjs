@@ -8,5 +8,7 @@ let seq = 0;
 process.on('SIGUSR2', () => {
   globalThis.gc?.();
   const m = process.memoryUsage();
-  process.stdout.write(`${JSON.stringify({ msg: 'gc-probe', seq: ++seq, rss: m.rss, heapUsed: m.heapUsed, external: m.external })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ msg: 'gc-probe', seq: ++seq, rss: m.rss, heapTotal: m.heapTotal, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers })}\n`,
+  );
 });

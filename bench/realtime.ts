@@ -8,7 +8,7 @@ import path from 'node:path';
 import { createHistogram } from 'node:perf_hooks';
 import { Packr } from 'msgpackr';
 import WebSocket from 'ws';
-import { cpuSeconds, fmt, json, type Server, settledRss, spawnServer, startCluster, startHub } from './lib.js';
+import { cpuSeconds, fmt, GC_PROBE_ARGS, json, type Server, settledRss, spawnServer, startCluster, startHub } from './lib.js';
 
 // Timestamps arrive as 64-bit integers; read them as JS numbers (they are below 2^53).
 const packr = new Packr({ useRecords: false, int64AsType: 'number' });
@@ -259,26 +259,53 @@ export async function fanoutHub(o: FanoutOptions): Promise<FanoutResult> {
 export const fanoutRow = (name: string, r: FanoutResult) =>
   `${name.padEnd(18)} ${fmt(r.deliveriesPerS, 0).padStart(8)} deliveries/s  ${fmt(r.ackedPerS, 0).padStart(6)} acks/s  p50 ${fmt(r.p50, 2)} ms  p99 ${fmt(r.p99, 2)} ms  p999 ${fmt(r.p999, 2)} ms  server CPU ${fmt(r.serverCpuPct, 0)}%  client CPU ${fmt(r.clientCpuPct, 0)}%  lost ${r.lost}`;
 
-/** N idle authenticated connections: server RSS growth per connection. */
-export async function idle(n: number, store: 'embedded' | 'postgres'): Promise<{ perConnKiB: number; n: number; rssBefore: number; rssAfter: number }> {
+export interface IdleResult {
+  perConnKiB: number;
+  overallKiB: number;
+  n: number;
+  rssBefore: number;
+  rssHalf: number;
+  rssAfter: number;
+}
+
+/**
+ * N idle authenticated connections (on bare uWS: connections that only hold open): server RSS growth per connection. `perConnKiB` is the growth
+ * over the second half alone (the marginal cost of one more connection); `overallKiB` spreads the
+ * whole growth over all N, and so also counts what grows once under a burst of connections (V8's
+ * young generation and malloc arenas reach their working size and keep it).
+ */
+export async function idle(n: number, store: 'embedded' | 'postgres' | 'bare uWS'): Promise<IdleResult> {
   // One user and one address hold them all: the per-user and per-address caps must let them in.
   const cap = String(n + 200);
-  const hub = await startHub(store, { ...hubLimits, SB_WS_MAX_CONNECTIONS_PER_USER: cap, SB_WS_MAX_CONNECTIONS_PER_IP: cap }, { gcProbe: true });
+  const server =
+    store === 'bare uWS'
+      ? await spawnServer([...GC_PROBE_ARGS, '--import', 'tsx', path.resolve('bench/baseline-uws-pubsub.ts')], {})
+      : await startHub(store, { ...hubLimits, SB_WS_MAX_CONNECTIONS_PER_USER: cap, SB_WS_MAX_CONNECTIONS_PER_IP: cap }, { gcProbe: true });
   const sockets: WebSocket[] = [];
   try {
-    const username = `idle${Date.now().toString(36)}`;
-    await json(`${hub.url}/api/v1/auth/register`, 'POST', { username, password: PASSWORD });
-    const token = (await json(`${hub.url}/api/v1/auth/login`, 'POST', { username, password: PASSWORD })).accessToken as string;
+    let token = '';
+    if (store !== 'bare uWS') {
+      const username = `idle${Date.now().toString(36)}`;
+      await json(`${server.url}/api/v1/auth/register`, 'POST', { username, password: PASSWORD });
+      token = (await json(`${server.url}/api/v1/auth/login`, 'POST', { username, password: PASSWORD })).accessToken as string;
+    }
+    const open = async (count: number) => {
+      for (let i = 0; i < count; i += 200)
+        sockets.push(...(await Promise.all(Array.from({ length: Math.min(200, count - i) }, () => connect(server.url, token || undefined)))));
+    };
     // Warm up (JIT, pools), then measure from here.
-    for (let i = 0; i < 100; i++) sockets.push(await connect(hub.url, token));
-    // Both readings after a full GC, once RSS has settled: garbage and freed pages are not connections.
-    const rssBefore = await settledRss(hub);
-    for (let i = 0; i < n; i += 200) sockets.push(...(await Promise.all(Array.from({ length: Math.min(200, n - i) }, () => connect(hub.url, token)))));
-    const rssAfter = await settledRss(hub);
-    return { perConnKiB: ((rssAfter - rssBefore) * 1024) / n, n, rssBefore, rssAfter };
+    await open(100);
+    // Every reading after a full GC, once RSS has settled: garbage and freed pages are not connections.
+    const rssBefore = await settledRss(server);
+    const half = Math.floor(n / 2);
+    await open(half);
+    const rssHalf = await settledRss(server);
+    await open(n - half);
+    const rssAfter = await settledRss(server);
+    return { perConnKiB: ((rssAfter - rssHalf) * 1024) / (n - half), overallKiB: ((rssAfter - rssBefore) * 1024) / n, n, rssBefore, rssHalf, rssAfter };
   } finally {
     for (const ws of sockets) ws.terminate();
-    await hub.stop();
+    await server.stop();
   }
 }
 

@@ -19,7 +19,8 @@
 //            PostgreSQL CPU per acked message; beside raw batched inserts of the same rows into a
 //            table of the same shape, in the same run (bench/durable.ts). DATABASE_URL, or a
 //            throwaway PostgreSQL.
-//   idle     --connections idle authenticated WebSockets: server RSS per connection.
+//   idle     --connections idle authenticated WebSockets: server RSS per connection (the marginal cost over
+//            the second half, and over all), beside bare uWS holding the same number open.
 //   telemetry --robots × --rate Hz × --watchers per robot: robot telemetry through the hub to
 //            watchers (deliveries/s, latency, command round trip, CPU, memory per connection),
 //            then the same robot load against a bare Node TLS and a bare uWS ingest server: the cost
@@ -47,7 +48,7 @@ import { resolveConfig } from '../src/config.js';
 import { type DurableResult, durableHub, durableRaw, type RawResult } from './durable.js';
 import { fmt, json, type LoadResult, load, median, medianOf, spawnServer, startHub } from './lib.js';
 import { PEERS, type Peer, peerOnce } from './peers.js';
-import { type FanoutResult, fanoutBaseline, fanoutCluster, fanoutHub, fanoutRow, idle } from './realtime.js';
+import { type FanoutResult, fanoutBaseline, fanoutCluster, fanoutHub, fanoutRow, type IdleResult, idle } from './realtime.js';
 import { type BenchReport, renderReport } from './report.js';
 import {
   type HubTelemetryResult,
@@ -354,12 +355,23 @@ async function durable() {
 }
 
 async function idleConnections() {
-  const results = [];
-  for (let r = 0; r < runs; r++) results.push(await idle(Number(values.connections), store));
-  const m = kept('hub', results);
-  say(
-    `idle: ${m.n} authenticated WebSocket connections (${store}): RSS ${fmt(m.rssBefore, 0)} → ${fmt(m.rssAfter, 0)} MiB, ${fmt(m.perConnKiB, 1)} KiB per connection (median of ${runs})`,
-  );
+  const n = Number(values.connections);
+  const hubRuns: IdleResult[] = [];
+  const bareRuns: IdleResult[] = [];
+  for (let r = 0; r < runs; r++) {
+    hubRuns.push(await idle(n, store));
+    bareRuns.push(await idle(n, 'bare uWS'));
+  }
+  const h = kept('hub', hubRuns);
+  const b = kept('bare uWS', bareRuns);
+  say(`idle: ${n} WebSocket connections that only hold open, median of ${runs} runs; RSS after a full GC, once settled`);
+  say(`KiB per connection: over the second half (the marginal cost of one more); over all (also what a burst of connections grows once)`);
+  for (const [name, m] of [[`hub (${store}, authenticated)`, h] as const, ['bare uWS', b] as const]) {
+    say(
+      `${name.padEnd(30)} ${fmt(m.perConnKiB, 2).padStart(6)} KiB marginal  ${fmt(m.overallKiB, 2).padStart(6)} KiB over all  RSS ${fmt(m.rssBefore, 0)} → ${fmt(m.rssHalf, 0)} → ${fmt(m.rssAfter, 0)} MiB`,
+    );
+  }
+  say(`ratio hub : bare uWS = ${fmt(h.perConnKiB / b.perConnKiB, 2)} marginal, ${fmt(h.overallKiB / b.overallKiB, 2)} over all`);
 }
 
 const telemetryHeader = (o: TelemetryOptions) =>

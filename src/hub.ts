@@ -11,7 +11,7 @@ import { RobotSession } from './actors/robot-session.js';
 import { RobotsHere } from './actors/robots-here.js';
 import { MAX_REPLAY, RoomActor, type RoomMsg, type RoomReplies, type RoomReply } from './actors/room.js';
 import { ActorSystem, systemClock } from './actors/runtime.js';
-import { Session } from './actors/session.js';
+import { Session, type SessionDeps } from './actors/session.js';
 import { AuthService } from './auth/auth-service.js';
 import { loadSigningKey } from './auth/keys.js';
 import { defaultPkiDir, lazyCa, robotCaFiles } from './auth/pki.js';
@@ -225,22 +225,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
       verifyAccess: verify,
       onDeliveries: (n) => metrics.deliveries.inc(n),
       observe: metrics.ws,
-      createSession: (conn, claims) =>
-        new Session(conn, claims, {
-          rooms,
-          publishBudget,
-          room: roomRef,
-          robot: robotRef,
-          verify,
-          limits: {
-            maxSubscriptions: L.wsMaxSubscriptions,
-            requestsPerSecond: L.wsRequestsPerSecond,
-            maxMessageBytes: L.maxMessageBytes,
-            reauthGraceMs: L.reauthGraceMs,
-          },
-          log: root.child({ component: 'session', conn: conn.id }),
-          clock: systemClock,
-        }),
+      createSession: (conn, claims) => new Session(conn, claims, sessionDeps),
     });
     const localRobots = new LocalRobotCluster(nodeId);
     const robotsHere = new RobotsHere();
@@ -283,6 +268,23 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
         bus.signal(roomId, { kind: 'deleted' });
       },
     });
+
+    // One for every session: a connection holds only its own state (its id is in each log line).
+    const sessionDeps: SessionDeps = {
+      rooms,
+      publishBudget,
+      room: roomRef,
+      robot: robotRef,
+      verify,
+      limits: {
+        maxSubscriptions: L.wsMaxSubscriptions,
+        requestsPerSecond: L.wsRequestsPerSecond,
+        maxMessageBytes: L.maxMessageBytes,
+        reauthGraceMs: L.reauthGraceMs,
+      },
+      log: root.child({ component: 'session' }),
+      clock: systemClock,
+    };
 
     // The robot CA is read at the first enrollment, not at start: a node runs without one until then.
     const robots = new RobotsService(store, lazyCa(robotCaFiles(cfg)), root.child({ component: 'robots' }), {

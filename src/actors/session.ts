@@ -42,14 +42,14 @@ class TokenBucket {
   constructor(
     private readonly perSecond: number,
     private readonly burst: number,
-    private readonly now: () => number,
+    private readonly clock: Clock,
   ) {
     this.tokens = burst;
-    this.at = now();
+    this.at = clock.now();
   }
   /** Takes a token: 0 when one was there, else the ms until one will be. */
   take(): number {
-    const t = this.now();
+    const t = this.clock.now();
     this.tokens = Math.min(this.burst, this.tokens + ((t - this.at) / 1000) * this.perSecond);
     this.at = t;
     if (this.tokens < 1) return Math.max(1, Math.ceil(((1 - this.tokens) / this.perSecond) * 1000));
@@ -71,11 +71,13 @@ const ROBOT_DEADLINE_MS = 5_000;
 const ROBOT_ASK_MS = ROBOT_DEADLINE_MS + 1_000;
 
 export class Session {
-  private readonly subs = new Set<string>();
-  private readonly watches = new Set<string>();
+  // Made on first use: most connections of a large node sit idle, and each empty collection costs
+  // about a hundred bytes (see the idle bench).
+  private subs: Set<string> | undefined;
+  private watches: Set<string> | undefined;
   private readonly admin: boolean;
   private readonly requests: TokenBucket;
-  private readonly lastTyping = new Map<string, number>();
+  private lastTyping: Map<string, number> | undefined;
   private exp: number;
   private timer: unknown;
   private closed = false;
@@ -87,9 +89,8 @@ export class Session {
   ) {
     this.exp = claims.exp * 1000;
     this.admin = claims.admin;
-    const now = () => deps.clock.now();
     const L = deps.limits;
-    this.requests = new TokenBucket(L.requestsPerSecond, Math.max(2 * L.requestsPerSecond, L.maxSubscriptions + 10), now);
+    this.requests = new TokenBucket(L.requestsPerSecond, Math.max(2 * L.requestsPerSecond, L.maxSubscriptions + 10), deps.clock);
     this.armReauth();
   }
 
@@ -111,10 +112,15 @@ export class Session {
   onClose(): void {
     this.closed = true;
     this.deps.clock.clearTimeout(this.timer);
-    for (const room of this.subs) this.deps.room(room).tell({ type: 'unsubscribe', conn: this.conn });
-    this.subs.clear();
-    for (const robot of this.watches) this.deps.robot(robot).tell({ type: 'unwatch', conn: this.conn });
-    this.watches.clear();
+    for (const room of this.subs ?? []) this.deps.room(room).tell({ type: 'unsubscribe', conn: this.conn });
+    this.subs = undefined;
+    for (const robot of this.watches ?? []) this.deps.robot(robot).tell({ type: 'unwatch', conn: this.conn });
+    this.watches = undefined;
+  }
+
+  /** Rooms subscribed and robots watched: what maxSubscriptions bounds. */
+  private get following(): number {
+    return (this.subs?.size ?? 0) + (this.watches?.size ?? 0);
   }
 
   private async dispatch(f: ClientFrame): Promise<ServerFrame | undefined> {
@@ -128,26 +134,27 @@ export class Session {
       case 'ping':
         return { t: 'pong', id: f.id };
       case 'sub': {
-        if (!this.subs.has(f.room) && this.subs.size + this.watches.size >= this.deps.limits.maxSubscriptions) {
+        if (!this.subs?.has(f.room) && this.following >= this.deps.limits.maxSubscriptions) {
           throw new SbError('RATE_LIMITED', `at most ${this.deps.limits.maxSubscriptions} subscriptions per connection`);
         }
         // Counted (and cancellable by `unsub`) from now: frames are handled concurrently, and the
         // room's mailbox keeps this subscribe ahead of any later unsubscribe.
-        const added = !this.subs.has(f.room);
+        const added = !this.subs?.has(f.room);
+        this.subs ??= new Set();
         this.subs.add(f.room);
         try {
           // The room actor replays, joins the topic and sends `subscribed` itself, so the reply can
           // never overtake the replayed messages.
           await this.deps.room(f.room).ask({ type: 'subscribe', conn: this.conn, reqId: f.id, since: f.since }, SUBSCRIBE_TIMEOUT_MS);
         } catch (e) {
-          if (added) this.subs.delete(f.room);
+          if (added) this.subs?.delete(f.room);
           throw e;
         }
         if (this.closed) this.deps.room(f.room).tell({ type: 'unsubscribe', conn: this.conn });
         return undefined;
       }
       case 'unsub':
-        if (this.subs.delete(f.room)) await this.deps.room(f.room).ask({ type: 'unsubscribe', conn: this.conn });
+        if (this.subs?.delete(f.room)) await this.deps.room(f.room).ask({ type: 'unsubscribe', conn: this.conn });
         return { t: 'ok', id: f.id };
       case 'pub': {
         this.deps.publishBudget.take(user.id);
@@ -182,36 +189,38 @@ export class Session {
       }
       case 'typing': {
         const now = this.deps.clock.now();
-        if (now - (this.lastTyping.get(f.room) ?? 0) >= TYPING_INTERVAL_MS) {
+        if (now - (this.lastTyping?.get(f.room) ?? 0) >= TYPING_INTERVAL_MS) {
+          this.lastTyping ??= new Map();
           this.lastTyping.set(f.room, now);
           try {
             await this.deps.room(f.room).ask({ type: 'typing', conn: this.conn });
           } catch (e) {
             // Not throttled after a refusal: the next one is checked (and answered) again.
-            this.lastTyping.delete(f.room);
+            this.lastTyping?.delete(f.room);
             throw e;
           }
         }
         return { t: 'ok', id: f.id };
       }
       case 'watch': {
-        if (!this.watches.has(f.robot) && this.subs.size + this.watches.size >= this.deps.limits.maxSubscriptions) {
+        if (!this.watches?.has(f.robot) && this.following >= this.deps.limits.maxSubscriptions) {
           throw new SbError('RATE_LIMITED', `at most ${this.deps.limits.maxSubscriptions} subscriptions and watches per connection`);
         }
-        const added = !this.watches.has(f.robot);
+        const added = !this.watches?.has(f.robot);
+        this.watches ??= new Set();
         this.watches.add(f.robot);
         try {
           // The robot actor sends `watching` itself, before any live frame of the robot.
           await this.deps.robot(f.robot).ask({ type: 'watch', conn: this.conn, by: this.requester(), reqId: f.id, deadline: this.deadline() }, ROBOT_ASK_MS);
         } catch (e) {
-          if (added) this.watches.delete(f.robot);
+          if (added) this.watches?.delete(f.robot);
           throw e;
         }
         if (this.closed) this.deps.robot(f.robot).tell({ type: 'unwatch', conn: this.conn });
         return undefined;
       }
       case 'unwatch':
-        if (this.watches.delete(f.robot)) await this.deps.robot(f.robot).ask({ type: 'unwatch', conn: this.conn });
+        if (this.watches?.delete(f.robot)) await this.deps.robot(f.robot).ask({ type: 'unwatch', conn: this.conn });
         return { t: 'ok', id: f.id };
       case 'cmd': {
         const timeoutMs = f.timeoutMs ?? COMMAND_TIMEOUT_MS;

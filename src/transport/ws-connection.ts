@@ -25,7 +25,8 @@ export interface WsObserver {
 }
 
 export interface UserData {
-  claims: AccessClaims;
+  /** The verified token, until `open` hands it to the connection and session (then dropped). */
+  claims: AccessClaims | undefined;
   encoding: Encoding;
   ip: string;
   conn?: WsConnection;
@@ -103,7 +104,8 @@ export class WsConnection implements ClientConnection {
     this.user = { id: claims.sub, username: claims.username };
   }
 
-  private waiting: (() => void)[] = [];
+  /** Writers waiting for the socket to drain (made on first use, like `topics`). */
+  private waiting: (() => void)[] | undefined;
   /** Conflated frames waiting for the socket to drain: the newest per key. */
   private conflated: Map<string, Uint8Array | string> | undefined;
 
@@ -114,7 +116,10 @@ export class WsConnection implements ClientConnection {
 
   writable(): Promise<void> {
     if (this.closed || this.ws.getBufferedAmount() < this.maxBackpressure / 2) return Promise.resolve();
-    return new Promise((resolve) => this.waiting.push(resolve));
+    return new Promise((resolve) => {
+      this.waiting ??= [];
+      this.waiting.push(resolve);
+    });
   }
 
   get held(): number {
@@ -145,8 +150,8 @@ export class WsConnection implements ClientConnection {
     }
     if (!this.closed && this.ws.getBufferedAmount() >= this.maxBackpressure / 2) return;
     const w = this.waiting;
-    this.waiting = [];
-    for (const resolve of w) resolve();
+    this.waiting = undefined;
+    for (const resolve of w ?? []) resolve();
   }
 
   sendBytes(data: Uint8Array | string): void {
@@ -188,12 +193,13 @@ export class WsConnection implements ClientConnection {
     return queued === 0 || queued + need <= this.maxBackpressure;
   }
 
-  /** The topics this connection is in: what the slow-consumer sweep looks at. */
-  readonly topics = new Set<string>();
+  /** The topics this connection is in (made at the first): left on close. */
+  topics: Set<string> | undefined;
 
   subscribe(topic: string): void {
     if (this.closed) return;
     this.ws.subscribe(topic + TOPIC_SUFFIX[this.encoding]);
+    this.topics ??= new Set();
     this.topics.add(topic);
     this.audience.join(topic, this);
   }
@@ -201,7 +207,7 @@ export class WsConnection implements ClientConnection {
   unsubscribe(topic: string): void {
     if (this.closed) return;
     this.ws.unsubscribe(topic + TOPIC_SUFFIX[this.encoding]);
-    this.topics.delete(topic);
+    this.topics?.delete(topic);
     this.audience.leave(topic, this);
   }
 

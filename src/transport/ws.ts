@@ -345,7 +345,9 @@ export class WsServer implements Fanout, Conflater {
       },
       open: (ws) => {
         const data = ws.getUserData();
-        const conn = new WsConnection(ws, data.encoding, data.claims, o.maxBackpressure, this.audience, this.hooks);
+        const claims = data.claims as AccessClaims;
+        data.claims = undefined; // the session keeps what it needs of them
+        const conn = new WsConnection(ws, data.encoding, claims, o.maxBackpressure, this.audience, this.hooks);
         data.conn = conn;
         conn.observe = o.observe;
         conn.violationTokens = o.maxViolations;
@@ -359,7 +361,7 @@ export class WsServer implements Fanout, Conflater {
         // published to it but not yet flushed (`room_deleted` is published just before the room
         // unsubscribes everyone). A private topic nobody publishes to keeps that state for life.
         ws.subscribe(`conn:${conn.id}`);
-        conn.session = o.createSession(conn, data.claims);
+        conn.session = o.createSession(conn, claims);
         conn.send({
           t: 'hello',
           v: 'sb.v1',
@@ -412,7 +414,7 @@ export class WsServer implements Fanout, Conflater {
         this.backlog.delete(conn);
         this.perUser.add(conn.user.id, -1);
         this.perIp.add(ws.getUserData().ip, -1);
-        for (const topic of conn.topics) this.audience.leave(topic, conn);
+        for (const topic of conn.topics ?? []) this.audience.leave(topic, conn);
         conn.session.onClose();
       },
     });
