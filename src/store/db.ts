@@ -1,15 +1,19 @@
 // Opens the database: PostgreSQL when DATABASE_URL is set, otherwise an embedded PGlite under the
-// data dir, served to postgres.js through pglite-socket on a private Unix socket so every query in
-// the codebase is the same postgres.js code on both. PGlite runs all connections through one
+// data dir, run on a worker thread (pglite-worker.ts) and served to postgres.js through
+// pglite-socket on a private Unix socket so every query in the codebase is the same postgres.js
+// code on both. PGlite runs all connections through one
 // backend (an open transaction on one connection would capture the others' queries), so the
 // embedded pool is held to a single connection.
 
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import postgres from 'postgres';
 import { ConfigError } from '../config.js';
 import type { Logger } from '../log.js';
+import type { PgliteWorkerData } from './pglite-worker.js';
 
 export type Sql = postgres.Sql<Record<string, never>>;
 
@@ -45,23 +49,53 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
   return openEmbedded(opts.dataDir, log);
 }
 
+/** How long a stopping PGlite worker gets to flush and close before it is terminated. */
+const WORKER_STOP_MS = 10_000;
+
 async function openEmbedded(dataDir: string, log: Logger): Promise<Database> {
-  const [{ PGlite }, { PGLiteSocketServer }] = await Promise.all([import('@electric-sql/pglite'), import('@electric-sql/pglite-socket')]);
   const pgdata = path.join(dataDir, 'pgdata');
   await mkdir(pgdata, { recursive: true, mode: 0o700 });
   const unlock = await lockDataDir(dataDir);
-  let db: InstanceType<typeof PGlite>;
-  try {
-    db = await PGlite.create(pgdata);
-  } catch (e) {
-    await unlock();
-    throw e;
-  }
   // A private directory (0700) so no other local user can reach the unauthenticated socket.
   const sockDir = await mkdtemp(path.join(os.tmpdir(), 'sb-pglite-'));
   const sockPath = path.join(sockDir, '.s.PGSQL.5432');
-  const server = new PGLiteSocketServer({ db, path: sockPath, maxConnections: 1 });
-  await server.start();
+  const cleanUp = async () => {
+    await rm(sockDir, { recursive: true, force: true });
+    await unlock();
+  };
+  // Beside this module: .js when built; .ts when run from source (tests, tsx), then entered through
+  // a one-line module that registers tsx in the worker first (its loader does not follow workers).
+  const ext = path.extname(fileURLToPath(import.meta.url));
+  const entry = new URL(`./pglite-worker${ext}`, import.meta.url);
+  const worker = new Worker(
+    ext === '.ts'
+      ? new URL(
+          `data:text/javascript,import { register } from ${JSON.stringify(import.meta.resolve('tsx/esm/api'))}; register(); await import(${JSON.stringify(entry.href)});`,
+        )
+      : entry,
+    {
+      workerData: { pgdata, sockPath } satisfies PgliteWorkerData,
+    },
+  );
+  let stopping = false;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      worker.once('message', (m: { ready?: true; error?: string }) =>
+        m.ready ? resolve() : reject(new Error(`embedded store in ${pgdata}: ${m.error ?? 'PGlite did not start'}`)),
+      );
+      worker.once('error', reject);
+      worker.once('exit', (code) => reject(new Error(`the PGlite worker exited (${code}) before it was ready`)));
+    });
+  } catch (e) {
+    await worker.terminate();
+    await cleanUp();
+    throw e;
+  }
+  worker.removeAllListeners();
+  worker.on('error', (e) => log.error({ err: e }, 'embedded PGlite worker failed'));
+  worker.on('exit', (code) => {
+    if (!stopping) log.error({ code }, 'embedded PGlite worker exited; the store is unavailable until the node restarts');
+  });
   const sql = postgres({ ...common(log), path: sockPath, user: 'postgres', database: 'postgres', max: 1 }) as unknown as Sql;
   log.info({ dataDir: pgdata }, 'embedded PGlite store opened');
   return {
@@ -70,10 +104,20 @@ async function openEmbedded(dataDir: string, log: Logger): Promise<Database> {
     connections: 1,
     close: once(async () => {
       await sql.end({ timeout: 5 });
-      await server.stop();
-      await db.close();
-      await rm(sockDir, { recursive: true, force: true });
-      await unlock();
+      stopping = true;
+      const closed = new Promise<void>((resolve) => {
+        worker.on('message', (m: { closed?: true }) => m.closed && resolve());
+        worker.once('exit', () => resolve());
+      });
+      worker.postMessage('stop');
+      const timer = setTimeout(() => {
+        log.error({ ms: WORKER_STOP_MS }, 'embedded PGlite worker did not close in time; terminating it');
+        void worker.terminate();
+      }, WORKER_STOP_MS);
+      await closed;
+      clearTimeout(timer);
+      await worker.terminate();
+      await cleanUp();
     }),
   };
 }
