@@ -19,13 +19,18 @@ export interface BenchReport {
   lines: string[];
 }
 
-/** A uPlot chart: its title, options (less size) and data, drawn by the page's script. */
+/**
+ * A uPlot chart: its title, options (less size) and data, drawn by the page's script. Latency: x,
+ * then one line per series. Bars: x (the series' index), then a bar behind and a bar in front for
+ * each series, labelled `bars`.
+ */
 interface Chart {
   title: string;
   kind: 'latency' | 'bars';
   series: string[];
   data: (number | null)[][];
   yLabel: string;
+  bars?: [behind: string, inFront: string];
 }
 
 const num = (x: unknown): number | null => (typeof x === 'number' && Number.isFinite(x) ? x : null);
@@ -57,13 +62,28 @@ export function chartsOf(r: BenchReport): Chart[] {
   }
   const withCpu = names.filter((n) => num(field(r.results[n] as { median: unknown }, 'serverUsPerDelivery')) !== null);
   if (withCpu.length > 0) {
-    const at = (k: string) => withCpu.map((n) => num(field(r.results[n] as { median: unknown }, k)));
+    const server = withCpu.map((n) => num(field(r.results[n] as { median: unknown }, 'serverUsPerDelivery')) as number);
+    const db = withCpu.map((n) => num(field(r.results[n] as { median: unknown }, 'dbUsPerDelivery')));
     charts.push({
       title: 'CPU per delivery (µs): the server process, and the database when there is one',
       kind: 'bars',
       series: withCpu,
-      data: [withCpu.map((_, i) => i), at('serverUsPerDelivery'), at('dbUsPerDelivery')],
+      // The total behind, the server's own share in front: the database's share shows above it.
+      data: [withCpu.map((_, i) => i), db.map((d, i) => (d === null ? null : d + (server[i] as number))), server],
       yLabel: 'µs',
+      bars: ['with the database', 'server process'],
+    });
+  }
+  const withMemory = names.filter((n) => num(field(r.results[n] as { median: unknown }, 'overallKiB')) !== null);
+  if (withMemory.length > 0) {
+    const at = (k: string) => withMemory.map((n) => num(field(r.results[n] as { median: unknown }, k)));
+    charts.push({
+      title: 'Memory per idle connection (KiB of RSS)',
+      kind: 'bars',
+      series: withMemory,
+      data: [withMemory.map((_, i) => i), at('overallKiB'), at('perConnKiB')],
+      yLabel: 'KiB',
+      bars: ['over all (with what a burst grows once)', 'marginal (one more connection)'],
     });
   }
   return charts;
@@ -93,9 +113,8 @@ for (const el of document.querySelectorAll('[data-chart]')) {
         ...c.series.map((s, i) => ({ label: s, stroke: palette[i % palette.length], width: 2, points: { show: true } }))],
     }, c.data, el);
   } else {
-    // Stacked: the total (server + database) drawn first, the server's own share over it.
+    // The bar behind drawn first, the one in front over it.
     const bars = uPlot.paths.bars({ size: [0.5, 80] });
-    const total = c.data[2].map((v, i) => (v == null ? null : v + c.data[1][i]));
     new uPlot({
       title: c.title, width, height: 320,
       scales: { x: { time: false, range: [-0.6, c.series.length - 0.4] }, y: { range: (u, min, max) => [0, max * 1.1] } },
@@ -104,9 +123,9 @@ for (const el of document.querySelectorAll('[data-chart]')) {
         { label: c.yLabel },
       ],
       series: [{ label: 'server', value: (u, v) => (v == null ? '' : c.series[v]) },
-        { label: 'with the database', fill: palette[1], stroke: palette[1], paths: bars, points: { show: false } },
-        { label: 'server process', fill: palette[0], stroke: palette[0], paths: bars, points: { show: false } }],
-    }, [c.data[0], total, c.data[1]], el);
+        { label: c.bars[0], fill: palette[1], stroke: palette[1], paths: bars, points: { show: false } },
+        { label: c.bars[1], fill: palette[0], stroke: palette[0], paths: bars, points: { show: false } }],
+    }, c.data, el);
   }
 }
 `;

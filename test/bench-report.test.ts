@@ -29,7 +29,10 @@ const peers: BenchReport = {
 const idle: BenchReport = {
   ...peers,
   scenario: 'idle',
-  results: { hub: { median: { perConnKiB: 5.6, latencyMs: [1, 2] }, runs: [] } },
+  results: {
+    hub: { median: { perConnKiB: 1.8, overallKiB: 3.9, latencyMs: [1, 2] }, runs: [] },
+    'bare uWS': { median: { perConnKiB: 0.5, overallKiB: 0.7 }, runs: [] },
+  },
   lines: ['idle: 5.6 KiB'],
 };
 
@@ -77,8 +80,12 @@ t.test('the page holds every report, escaped, with uPlot inlined, and draws both
   t.ok(html.includes('uPlot'), 'uPlot is inlined');
 
   const charts = draw(html);
-  t.equal(charts.length, 2, 'idle has no CPU figures, and latencies at other percentiles (an older bench) are left out');
-  const [lat, cpu] = charts as [{ opts: any; data: (number | null)[][] }, { opts: any; data: (number | null)[][] }];
+  t.equal(charts.length, 3, "peers' latency and CPU, idle's memory; latencies at other percentiles (an older bench) are left out");
+  const [lat, cpu, memory] = charts as { opts: any; data: (number | null)[][] }[] as [
+    { opts: any; data: (number | null)[][] },
+    { opts: any; data: (number | null)[][] },
+    { opts: any; data: (number | null)[][] },
+  ];
   t.same(
     lat.opts.series.slice(1).map((s: { label: string }) => s.label),
     ['bare uWS', 'hub (PostgreSQL)'],
@@ -94,6 +101,18 @@ t.test('the page holds every report, escaped, with uPlot inlined, and draws both
   t.same(cpu.data[1], [null, 3.6], 'the total bar: server plus database, none without a database');
   t.same(cpu.data[2], [0.7, 2.1], "the server's own share, drawn over it");
   t.same(cpu.opts.axes[0].values(null, [0, 1]), ['bare uWS', 'hub (PostgreSQL)']);
+  t.same(
+    cpu.opts.series.slice(1).map((x: { label: string }) => x.label),
+    ['with the database', 'server process'],
+  );
+
+  t.same(memory.data, [
+    [0, 1],
+    [3.9, 0.7],
+    [1.8, 0.5],
+  ]);
+  t.same(memory.opts.axes[0].values(null, [0, 1]), ['hub', 'bare uWS']);
+  t.match(memory.opts.series[2].label, /^marginal/);
 });
 
 t.test('`npm run bench -- report` reads result files and writes the page', async (t) => {
