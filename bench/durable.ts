@@ -14,7 +14,8 @@ import { Packr } from 'msgpackr';
 import postgres from 'postgres';
 import type WebSocket from 'ws';
 import { cpuSeconds, json, pgCpu, startHub } from './lib.js';
-import { connect, PERCENTILES } from './realtime.js';
+import { PERCENTILES } from './percentiles.js';
+import { connect } from './realtime.js';
 
 const packr = new Packr({ useRecords: false, int64AsType: 'number' });
 const PASSWORD = 'correct horse battery staple';

@@ -9,6 +9,7 @@ import { createHistogram } from 'node:perf_hooks';
 import { Packr } from 'msgpackr';
 import WebSocket from 'ws';
 import { cpuSeconds, fmt, GC_PROBE_ARGS, json, type Server, settledRss, spawnServer, startCluster, startHub } from './lib.js';
+import { PERCENTILES } from './percentiles.js';
 
 // Timestamps arrive as 64-bit integers; read them as JS numbers (they are below 2^53).
 const packr = new Packr({ useRecords: false, int64AsType: 'number' });
@@ -102,9 +103,6 @@ export const sbMsgpack: Dialect = async (url, token) => {
     close: () => ws.terminate(),
   };
 };
-
-/** Latency percentiles kept in every result's `latencyMs`, for distribution charts. */
-export const PERCENTILES = [50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99, 100];
 
 /** Users, rooms and tokens on the hub (the bare server ignores them, but gets the same room ids). */
 async function setUp(url: string, o: FanoutOptions, hub: boolean): Promise<{ rooms: string[]; tokens: string[] }> {

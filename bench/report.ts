@@ -4,8 +4,10 @@
 // distributions and of the server (and database) CPU per delivery side by side.
 
 import { readFileSync } from 'node:fs';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { PERCENTILES } from './realtime.js';
+import path from 'node:path';
+import { PERCENTILES } from './percentiles.js';
 
 /** What a scenario writes with --json (see bench/run.ts). */
 export interface BenchReport {
@@ -162,4 +164,17 @@ ${sections.join('\n')}
 <script>${PAGE_SCRIPT}</script>
 </body></html>
 `;
+}
+
+/**
+ * Renders the reports in `files` (default: every .json in `dir`) to `out`, in the order of
+ * `order` (scenario names); returns the scenarios written.
+ */
+export async function writeReport(files: string[], dir: string, out: string, order: string[]): Promise<string[]> {
+  const paths = files.length > 0 ? files : (await readdir(dir)).filter((f) => f.endsWith('.json')).map((f) => path.join(dir, f));
+  const reports = (await Promise.all(paths.map(async (f) => JSON.parse(await readFile(f, 'utf8')) as BenchReport))).sort(
+    (a, b) => order.indexOf(a.scenario) - order.indexOf(b.scenario),
+  );
+  await writeFile(out, renderReport(reports));
+  return reports.map((r) => r.scenario);
 }

@@ -19,7 +19,7 @@
 //            PostgreSQL CPU per acked message; beside raw batched inserts of the same rows into a
 //            table of the same shape, in the same run (bench/durable.ts). DATABASE_URL, or a
 //            throwaway PostgreSQL.
-//   idle     --connections idle authenticated WebSockets: server RSS per connection (the marginal cost over
+//   idle     --connections (10000) idle authenticated WebSockets: server RSS per connection (the marginal cost over
 //            the second half, and over all), beside bare uWS holding the same number open.
 //   telemetry --robots × --rate Hz × --watchers per robot: robot telemetry through the hub to
 //            watchers (deliveries/s, latency, command round trip, CPU, memory per connection),
@@ -49,7 +49,7 @@ import { type DurableResult, durableHub, durableRaw, type RawResult } from './du
 import { fmt, json, type LoadResult, load, median, medianOf, spawnServer, startHub } from './lib.js';
 import { PEERS, type Peer, peerOnce } from './peers.js';
 import { type FanoutResult, fanoutBaseline, fanoutCluster, fanoutHub, fanoutRow, type IdleResult, idle } from './realtime.js';
-import { type BenchReport, renderReport } from './report.js';
+import { writeReport } from './report.js';
 import {
   type HubTelemetryResult,
   hubTelemetryRows,
@@ -69,7 +69,7 @@ const { values, positionals } = parseArgs({
   options: {
     runs: { type: 'string', default: '3' },
     duration: { type: 'string', default: '10' },
-    connections: { type: 'string', default: '16' },
+    connections: { type: 'string' },
     store: { type: 'string', default: 'embedded' },
     rooms: { type: 'string' },
     members: { type: 'string' },
@@ -88,7 +88,8 @@ const { values, positionals } = parseArgs({
 });
 const runs = Number(values.runs);
 const durationS = Number(values.duration);
-const connections = Number(values.connections);
+/** HTTP load connections (login, history); idle counts its sockets with it too, default 10,000. */
+const connections = Number(values.connections ?? 16);
 const store = values.store === 'postgres' ? 'postgres' : 'embedded';
 /** The fan-out load's shape: the options given, else the scenario's defaults. */
 const fanoutShape = (rooms: number, members: number, rate: number) => ({
@@ -355,7 +356,7 @@ async function durable() {
 }
 
 async function idleConnections() {
-  const n = Number(values.connections);
+  const n = Number(values.connections ?? 10_000);
   const hubRuns: IdleResult[] = [];
   const bareRuns: IdleResult[] = [];
   for (let r = 0; r < runs; r++) {
@@ -434,15 +435,9 @@ async function telemetryNodes(o: TelemetryOptions, nodes: number) {
 const RESULTS = path.resolve('bench/results');
 
 async function reportPage() {
-  const given = positionals.slice(1);
-  const files = given.length > 0 ? given : (await readdir(RESULTS)).filter((f) => f.endsWith('.json')).map((f) => path.join(RESULTS, f));
-  const order = Object.keys(scenarios);
-  const reports = (await Promise.all(files.map(async (f) => JSON.parse(await readFile(f, 'utf8')) as BenchReport))).sort(
-    (a, b) => order.indexOf(a.scenario) - order.indexOf(b.scenario),
-  );
   const out = values.out ?? path.join(RESULTS, 'report.html');
-  await writeFile(out, renderReport(reports));
-  console.log(`${reports.map((r) => r.scenario).join(', ')} → ${out}`);
+  const written = await writeReport(positionals.slice(1), RESULTS, out, Object.keys(scenarios));
+  console.log(`${written.join(', ')} → ${out}`);
 }
 
 const scenarios: Record<string, () => Promise<void>> = {

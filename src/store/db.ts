@@ -64,34 +64,33 @@ async function openEmbedded(dataDir: string, log: Logger): Promise<Database> {
     await unlock();
   };
   // Beside this module: .js when built; .ts when run from source (tests, tsx), then entered through
-  // a one-line module that registers tsx in the worker first (its loader does not follow workers).
+  // a one-line module that registers tsx in the worker first.
   const ext = path.extname(fileURLToPath(import.meta.url));
   const entry = new URL(`./pglite-worker${ext}`, import.meta.url);
-  const worker = new Worker(
-    ext === '.ts'
-      ? new URL(
-          `data:text/javascript,import { register } from ${JSON.stringify(import.meta.resolve('tsx/esm/api'))}; register(); await import(${JSON.stringify(entry.href)});`,
-        )
-      : entry,
-    {
-      workerData: { pgdata, sockPath } satisfies PgliteWorkerData,
-    },
-  );
+  // (tsx is a development dependency: resolved only when running from source.)
+  const tsEntry = () => `import { register } from ${JSON.stringify(import.meta.resolve('tsx/esm/api'))}; register(); await import(${JSON.stringify(entry.href)});`;
+  const worker = new Worker(ext === '.ts' ? new URL(`data:text/javascript,${encodeURIComponent(tsEntry())}`) : entry, {
+    workerData: { pgdata, sockPath } satisfies PgliteWorkerData,
+  });
   let stopping = false;
+  const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+  let onMessage!: (m: { ready?: true; error?: string }) => void;
+  let onError!: (e: Error) => void;
+  let onExit!: (code: number) => void;
   try {
     await new Promise<void>((resolve, reject) => {
-      worker.once('message', (m: { ready?: true; error?: string }) =>
-        m.ready ? resolve() : reject(new Error(`embedded store in ${pgdata}: ${m.error ?? 'PGlite did not start'}`)),
-      );
-      worker.once('error', reject);
-      worker.once('exit', (code) => reject(new Error(`the PGlite worker exited (${code}) before it was ready`)));
+      onMessage = (m) => (m.ready ? resolve() : reject(new Error(`embedded store in ${pgdata}: ${m.error ?? 'PGlite did not start'}`)));
+      onError = reject;
+      onExit = (code) => reject(new Error(`the PGlite worker exited (${code}) before it was ready`));
+      worker.once('message', onMessage).once('error', onError).once('exit', onExit);
     });
   } catch (e) {
     await worker.terminate();
     await cleanUp();
     throw e;
+  } finally {
+    worker.off('message', onMessage).off('error', onError).off('exit', onExit);
   }
-  worker.removeAllListeners();
   worker.on('error', (e) => log.error({ err: e }, 'embedded PGlite worker failed'));
   worker.on('exit', (code) => {
     if (!stopping) log.error({ code }, 'embedded PGlite worker exited; the store is unavailable until the node restarts');
@@ -105,16 +104,17 @@ async function openEmbedded(dataDir: string, log: Logger): Promise<Database> {
     close: once(async () => {
       await sql.end({ timeout: 5 });
       stopping = true;
+      // It closes PGlite (flushing it) and says so, or it is gone already, or it gets WORKER_STOP_MS.
+      let timer: NodeJS.Timeout | undefined;
       const closed = new Promise<void>((resolve) => {
         worker.on('message', (m: { closed?: true }) => m.closed && resolve());
-        worker.once('exit', () => resolve());
+        timer = setTimeout(() => {
+          log.error({ ms: WORKER_STOP_MS }, 'embedded PGlite worker did not close in time; terminating it');
+          resolve();
+        }, WORKER_STOP_MS);
       });
       worker.postMessage('stop');
-      const timer = setTimeout(() => {
-        log.error({ ms: WORKER_STOP_MS }, 'embedded PGlite worker did not close in time; terminating it');
-        void worker.terminate();
-      }, WORKER_STOP_MS);
-      await closed;
+      await Promise.race([closed, exited]);
       clearTimeout(timer);
       await worker.terminate();
       await cleanUp();

@@ -18,19 +18,25 @@ export interface PgliteWorkerData {
 const port = parentPort;
 if (!port) throw new Error('pglite-worker runs as a worker thread');
 const { pgdata, sockPath } = workerData as PgliteWorkerData;
+let db: PGlite | undefined;
 try {
-  const db = await PGlite.create(pgdata);
+  db = await PGlite.create(pgdata);
   const server = new PGLiteSocketServer({ db, path: sockPath, maxConnections: 1 });
   await server.start();
+  const open = db;
   port.on('message', async (m: unknown) => {
     if (m !== 'stop') return;
-    await server.stop();
-    await db.close();
-    port.postMessage({ closed: true });
-    port.close();
+    try {
+      await server.stop();
+    } finally {
+      await open.close();
+      port.postMessage({ closed: true });
+      port.close();
+    }
   });
   port.postMessage({ ready: true });
 } catch (e) {
+  await db?.close().catch(() => undefined);
   port.postMessage({ error: e instanceof Error ? e.message : String(e) });
   port.close();
 }

@@ -269,6 +269,26 @@ export class WsServer implements Fanout, Conflater {
     }
   }
 
+  /**
+   * Runs an upgrade that completes after the upgrade handler returned (the token is checked
+   * asynchronously). Never corked by `res.cork` itself: in the pinned uWebSockets.js, that cork's
+   * epilogue reads the upgraded socket's memory as an HTTP response whenever realloc kept its
+   * address, and may shut the new socket down right after `open` (a 1006 with no close frame;
+   * uNetworking/uWebSockets#1928). Uncorked, uWebSockets.js prints a warning to stderr on every
+   * upgrade. So while another socket is open, it is corked first: `res.cork` then only marks the
+   * callback as corked (no warning) and runs it, as uWS corks one socket at a time, and has no
+   * epilogue. Either way the 101 response goes out as a couple of dozen small writes and `hello`
+   * after it. Only an upgrade onto a node with no WebSocket open runs uncorked, and warns.
+   */
+  private upgradeLater(res: HttpResponse, upgrade: () => void): void {
+    for (const c of this.conns) {
+      if (c.closed) continue;
+      c.ws.cork(() => res.cork(upgrade));
+      return;
+    }
+    upgrade();
+  }
+
   mount(app: TemplatedApp): void {
     this.app = app;
     const o = this.opts;
@@ -327,12 +347,13 @@ export class WsServer implements Fanout, Conflater {
         o.verifyAccess(token).then(
           (claims) => {
             if (aborted) return;
+            // The node may have begun shutting down while the token was checked.
+            if (!this.accepting) return refuse('503 Service Unavailable', 'UNAVAILABLE', 'the node is shutting down; connect to another');
             const full = tooMany(claims.sub);
             if (full) return refuse('429 Too Many Requests', 'RATE_LIMITED', full);
-            // Not corked: uWS's cork() reads the upgraded socket's memory as an HTTP response when
-            // realloc keeps its address, and may then shut it down right after `open` (a 1006 with
-            // no close frame; uNetworking/uWebSockets#1928). `open` corks its own first send.
-            res.upgrade<UserData>({ claims, encoding: protocol === SUBPROTOCOL_MSGPACK ? 'msgpack' : 'json', ip }, key, protocol, extensions, context);
+            this.upgradeLater(res, () =>
+              res.upgrade<UserData>({ claims, encoding: protocol === SUBPROTOCOL_MSGPACK ? 'msgpack' : 'json', ip }, key, protocol, extensions, context),
+            );
           },
           (e: unknown) => {
             if (e instanceof SbError) refuse(`401 Unauthorized`, e.code, e.message);
