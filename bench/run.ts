@@ -38,7 +38,7 @@
 // telemetry scenario's robots run in a load-generator process of their own).
 
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';

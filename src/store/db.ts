@@ -68,7 +68,8 @@ async function openEmbedded(dataDir: string, log: Logger): Promise<Database> {
   const ext = path.extname(fileURLToPath(import.meta.url));
   const entry = new URL(`./pglite-worker${ext}`, import.meta.url);
   // (tsx is a development dependency: resolved only when running from source.)
-  const tsEntry = () => `import { register } from ${JSON.stringify(import.meta.resolve('tsx/esm/api'))}; register(); await import(${JSON.stringify(entry.href)});`;
+  const tsEntry = () =>
+    `import { register } from ${JSON.stringify(import.meta.resolve('tsx/esm/api'))}; register(); await import(${JSON.stringify(entry.href)});`;
   const worker = new Worker(ext === '.ts' ? new URL(`data:text/javascript,${encodeURIComponent(tsEntry())}`) : entry, {
     workerData: { pgdata, sockPath } satisfies PgliteWorkerData,
   });
