@@ -13,7 +13,7 @@ import { createHistogram } from 'node:perf_hooks';
 import { Packr } from 'msgpackr';
 import postgres from 'postgres';
 import type WebSocket from 'ws';
-import { cpuSeconds, json, pgCpu, startHub } from './lib.js';
+import { cpuSeconds, json, pgCpuMeter, startHub } from './lib.js';
 import { PERCENTILES } from './percentiles.js';
 import { connect } from './realtime.js';
 
@@ -39,7 +39,7 @@ export interface DurableResult {
   latencyMs: number[];
   /** Hub CPU per acked message, µs. */
   hubUsPerMsg: number;
-  /** PostgreSQL's CPU (every process of the database server) per acked message, µs. */
+  /** PostgreSQL's CPU per acked message, µs: this database's backends and the server's background processes (see pgCpuMeter). */
   pgUsPerMsg: number;
   nacks: number;
 }
@@ -86,7 +86,7 @@ export async function durableHub(o: DurableOptions, databaseUrl: string): Promis
     const t0 = performance.now();
     const deadline = t0 + o.durationS * 1000;
     const cpu0 = cpuSeconds(hub.pid);
-    const pg0 = await pgCpu(sql);
+    const pgCpu = await pgCpuMeter(sql);
     await Promise.all(
       sockets.map(
         (ws, s) =>
@@ -123,7 +123,7 @@ export async function durableHub(o: DurableOptions, databaseUrl: string): Promis
     measuring = false;
     const wall = (performance.now() - t0) / 1000;
     const hubCpu = cpuSeconds(hub.pid) - cpu0;
-    const pgCpuS = (await pgCpu(sql)) - pg0;
+    const pgCpuS = await pgCpu();
     return {
       ackedPerS: acked / wall,
       p50: latency.percentile(50) / 1000,
@@ -157,7 +157,7 @@ export async function durableRaw(o: DurableOptions, databaseUrl: string): Promis
     const seqs = new Map<string, number>();
     let rows = 0;
     let k = 0;
-    const pg0 = await pgCpu(sql);
+    const pgCpu = await pgCpuMeter(sql);
     const t0 = performance.now();
     const deadline = t0 + o.durationS * 1000;
     await Promise.all(
@@ -186,7 +186,7 @@ export async function durableRaw(o: DurableOptions, databaseUrl: string): Promis
       }),
     );
     const wall = (performance.now() - t0) / 1000;
-    const pgCpuS = (await pgCpu(sql)) - pg0;
+    const pgCpuS = await pgCpu();
     return { rowsPerS: rows / wall, pgUsPerRow: (pgCpuS * 1e6) / rows };
   } finally {
     await sql.unsafe(`DROP TABLE IF EXISTS ${table}`);

@@ -178,18 +178,33 @@ export function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / TICKS;
 }
 
-/** CPU seconds of every PostgreSQL server process visible in pg_stat_activity (backends and background workers). */
-export async function pgCpu(sql: postgres.Sql): Promise<number> {
-  const rows = await sql<{ pid: number }[]>`SELECT pid FROM pg_stat_activity`;
-  let total = 0;
+/** CPU seconds so far of each PostgreSQL process serving this database, or the whole server (its background processes). */
+async function pgProcessCpu(sql: postgres.Sql): Promise<Map<number, number>> {
+  const rows = await sql<{ pid: number }[]>`SELECT pid FROM pg_stat_activity WHERE datname = current_database() OR datname IS NULL`;
+  const cpu = new Map<number, number>();
   for (const { pid } of rows) {
     try {
-      total += cpuSeconds(pid);
+      cpu.set(pid, cpuSeconds(pid));
     } catch {
       // gone meanwhile, or on another machine
     }
   }
-  return total;
+  return cpu;
+}
+
+/**
+ * Starts measuring PostgreSQL's CPU: this database's backends and the server's background processes
+ * (WAL writer, checkpointer), not other databases' clients. Call the result for the CPU seconds
+ * used since. A process that started meanwhile counts whole; one that ended meanwhile is left out
+ * (its last reading is gone), rather than subtracted.
+ */
+export async function pgCpuMeter(sql: postgres.Sql): Promise<() => Promise<number>> {
+  const before = await pgProcessCpu(sql);
+  return async () => {
+    let used = 0;
+    for (const [pid, s] of await pgProcessCpu(sql)) used += s - (before.get(pid) ?? 0);
+    return used;
+  };
 }
 
 export function rssMiB(pid: number): number {

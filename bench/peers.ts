@@ -7,7 +7,7 @@
 import path from 'node:path';
 import postgres from 'postgres';
 import { io } from 'socket.io-client';
-import { GC_PROBE_ARGS, pgCpu, type Server, spawnServer, startHub } from './lib.js';
+import { GC_PROBE_ARGS, pgCpuMeter, type Server, spawnServer, startHub } from './lib.js';
 import { type Dialect, type FanoutOptions, type FanoutResult, fanoutOnce, hubLimits } from './realtime.js';
 
 export const PEERS = ['bare uWS', 'ws', 'Socket.IO', 'hub (embedded)', 'hub (PostgreSQL)'] as const;
@@ -57,7 +57,7 @@ export async function peerOnce(peer: Peer, o: FanoutOptions): Promise<FanoutResu
     return await fanoutOnce([server], o, {
       hub: peer.startsWith('hub'),
       dialect: peer === 'Socket.IO' ? socketIo : undefined,
-      dbCpu: sql && (() => pgCpu(sql)),
+      dbCpu: sql && (() => pgCpuMeter(sql)),
       memory: true,
     });
   } finally {

@@ -133,8 +133,8 @@ export interface FanoutRun {
   hub: boolean;
   /** The load client's protocol (default: the hub's own, `sb.v1.msgpack`). */
   dialect?: Dialect;
-  /** CPU seconds used so far by the database's processes, when the servers have one. */
-  dbCpu?: () => Promise<number>;
+  /** Starts measuring the database's CPU, when the servers have one (see pgCpuMeter). */
+  dbCpu?: () => Promise<() => Promise<number>>;
   /** Read the servers' settled RSS before and after connecting (they must run with GC_PROBE_ARGS). */
   memory?: boolean;
 }
@@ -179,7 +179,7 @@ export async function fanoutOnce(servers: Server[], o: FanoutOptions, run: Fanou
   for (const p of publishers) p.onAck(() => measuring && acked++);
   const cpuAll = () => servers.reduce((s, x) => s + cpuSeconds(x.pid), 0);
   const cpu0 = cpuAll();
-  const db0 = (await run.dbCpu?.()) ?? Number.NaN;
+  const dbMeter = await run.dbCpu?.();
   const client0 = process.cpuUsage();
   const t0 = performance.now();
   measuring = true;
@@ -211,7 +211,7 @@ export async function fanoutOnce(servers: Server[], o: FanoutOptions, run: Fanou
   measuring = false;
   const client = process.cpuUsage(client0);
   const serverCpu = cpuAll() - cpu0;
-  const dbCpu = ((await run.dbCpu?.()) ?? Number.NaN) - db0;
+  const dbCpu = dbMeter ? await dbMeter() : Number.NaN;
   const result: FanoutResult = {
     deliveriesPerS: delivered / wall,
     ackedPerS: acked / wall,
