@@ -21,6 +21,9 @@ export const hubLimits = {
   SB_REGISTER_PER_IP_PER_HOUR: '100000',
   SB_ARGON2_MEMORY_KIB: '8192',
   SB_ARGON2_TIME_COST: '1',
+  // Every load connection comes from one address, and a member holds one per room.
+  SB_WS_MAX_CONNECTIONS_PER_IP: '1000000',
+  SB_WS_MAX_CONNECTIONS_PER_USER: '1000000',
 };
 
 export interface FanoutOptions {
