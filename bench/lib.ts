@@ -145,6 +145,12 @@ export async function startCluster(
   }
 }
 
+/**
+ * A baseline server, bench/<file> (TypeScript, run through tsx) with its arguments, preloaded with
+ * the GC probe so its memory can be read as the hub's is.
+ */
+export const spawnBaseline = (file: string, ...args: string[]) => spawnServer([...GC_PROBE_ARGS, '--import', 'tsx', path.resolve('bench', file), ...args], {});
+
 /** Node arguments that preload bench/gc-probe.mjs. */
 export const GC_PROBE_ARGS = ['--expose-gc', '--import', pathToFileURL(path.resolve('bench/gc-probe.mjs')).href];
 

@@ -4,10 +4,9 @@
 // WebSocket transport only) since it speaks nothing else. Every server process runs with the GC
 // probe so its memory per connection is read after a full collection.
 
-import path from 'node:path';
 import postgres from 'postgres';
 import { io } from 'socket.io-client';
-import { GC_PROBE_ARGS, pgCpuMeter, type Server, spawnServer, startHub } from './lib.js';
+import { pgCpuMeter, type Server, spawnBaseline, startHub } from './lib.js';
 import { type Dialect, type FanoutOptions, type FanoutResult, fanoutOnce, hubLimits } from './realtime.js';
 
 export const PEERS = ['bare uWS', 'ws', 'Socket.IO', 'hub (embedded)', 'hub (PostgreSQL)'] as const;
@@ -39,15 +38,13 @@ export const socketIo: Dialect = (url) =>
     );
   });
 
-const baseline = (file: string) => spawnServer([...GC_PROBE_ARGS, '--import', 'tsx', path.resolve('bench', file)], {});
-
 /** One run of the fan-out load against `peer`; the PostgreSQL hub uses DATABASE_URL. */
 export async function peerOnce(peer: Peer, o: FanoutOptions): Promise<FanoutResult> {
   let server: Server;
   let sql: postgres.Sql | undefined;
-  if (peer === 'bare uWS') server = await baseline('baseline-uws-pubsub.ts');
-  else if (peer === 'ws') server = await baseline('peer-ws.ts');
-  else if (peer === 'Socket.IO') server = await baseline('peer-socketio.ts');
+  if (peer === 'bare uWS') server = await spawnBaseline('baseline-uws-pubsub.ts');
+  else if (peer === 'ws') server = await spawnBaseline('peer-ws.ts');
+  else if (peer === 'Socket.IO') server = await spawnBaseline('peer-socketio.ts');
   else {
     const store = peer === 'hub (embedded)' ? 'embedded' : 'postgres';
     server = await startHub(store, hubLimits, { gcProbe: true });

@@ -4,11 +4,10 @@
 //           and client CPU; then the same load against bare uWS pub/sub (the ceiling).
 //   idle    N authenticated connections that only hold open: server RSS per connection.
 
-import path from 'node:path';
 import { createHistogram } from 'node:perf_hooks';
 import { Packr } from 'msgpackr';
 import WebSocket from 'ws';
-import { cpuSeconds, fmt, GC_PROBE_ARGS, json, type Server, settledRss, spawnServer, startCluster, startHub } from './lib.js';
+import { cpuSeconds, fmt, json, type Server, settledRss, spawnBaseline, startCluster, startHub } from './lib.js';
 import { PERCENTILES } from './percentiles.js';
 
 // Timestamps arrive as 64-bit integers; read them as JS numbers (they are below 2^53).
@@ -240,7 +239,7 @@ export async function fanoutOnce(servers: Server[], o: FanoutOptions, run: Fanou
 }
 
 export async function fanoutBaseline(o: FanoutOptions): Promise<FanoutResult> {
-  const bare = await spawnServer(['--import', 'tsx', path.resolve('bench/baseline-uws-pubsub.ts')], {});
+  const bare = await spawnBaseline('baseline-uws-pubsub.ts');
   try {
     return await fanoutOnce([bare], o, { hub: false });
   } finally {
@@ -280,7 +279,7 @@ export async function idle(n: number, store: 'embedded' | 'postgres' | 'bare uWS
   const cap = String(n + 200);
   const server =
     store === 'bare uWS'
-      ? await spawnServer([...GC_PROBE_ARGS, '--import', 'tsx', path.resolve('bench/baseline-uws-pubsub.ts')], {})
+      ? await spawnBaseline('baseline-uws-pubsub.ts')
       : await startHub(store, { ...hubLimits, SB_WS_MAX_CONNECTIONS_PER_USER: cap, SB_WS_MAX_CONNECTIONS_PER_IP: cap }, { gcProbe: true });
   const sockets: WebSocket[] = [];
   try {

@@ -46,9 +46,9 @@ import { answers, throwawayNats, throwawayPostgres } from '../scripts/provision.
 import { Passwords } from '../src/auth/passwords.js';
 import { resolveConfig } from '../src/config.js';
 import { type DurableResult, durableHub, durableRaw, type RawResult } from './durable.js';
-import { fmt, json, type LoadResult, load, median, medianOf, spawnServer, startHub } from './lib.js';
+import { fmt, json, type LoadResult, load, median, medianOf, spawnBaseline, startHub } from './lib.js';
 import { PEERS, type Peer, peerOnce } from './peers.js';
-import { type FanoutResult, fanoutBaseline, fanoutCluster, fanoutHub, fanoutRow, type IdleResult, idle } from './realtime.js';
+import { type FanoutResult, fanoutBaseline, fanoutCluster, fanoutHub, fanoutRow, hubLimits, type IdleResult, idle } from './realtime.js';
 import { writeReport } from './report.js';
 import {
   type HubTelemetryResult,
@@ -182,7 +182,7 @@ async function history() {
   const hubRuns: LoadResult[] = [];
   const bareRuns: LoadResult[] = [];
   for (let r = 0; r < runs; r++) {
-    const hub = await startHub(store);
+    const hub = await startHub(store, hubLimits);
     let pagePath = '';
     try {
       // Unique per run: with --store postgres every run shares one database.
@@ -209,7 +209,7 @@ async function history() {
       const page = await fetch(hub.url + pagePath, { headers: { authorization: `Bearer ${token}` } }).then((x) => x.text());
       const file = path.join(hub.dataDir, 'page.json');
       await writeFile(file, page);
-      const bare = await spawnServer(['--import', 'tsx', path.resolve('bench/baseline-uws.ts'), file], {});
+      const bare = await spawnBaseline('baseline-uws.ts', file);
       try {
         bareRuns.push(await load(bare, { connections, durationS, requests }));
       } finally {
