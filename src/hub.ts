@@ -16,7 +16,8 @@ import { AuthService } from './auth/auth-service.js';
 import { loadSigningKey } from './auth/keys.js';
 import { defaultPkiDir, lazyCa, robotCaFiles } from './auth/pki.js';
 import { PublishBudget } from './chat/publish-budget.js';
-import { RoomsService } from './chat/rooms-service.js';
+import { type RoomGateway, RoomsService } from './chat/rooms-service.js';
+import { AccountNews } from './cluster/accounts.js';
 import type { Bus } from './cluster/bus.js';
 import { MemoryBus } from './cluster/bus-memory.js';
 import { NatsBus } from './cluster/bus-nats.js';
@@ -31,7 +32,7 @@ import type { NatsRobotCluster, RobotChange } from './cluster/robots-nats.js';
 import { type Config, ConfigError } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { HubMetrics } from './metrics.js';
-import { RobotsService } from './robots/robots-service.js';
+import { type RobotGateway, RobotsService } from './robots/robots-service.js';
 import { Store } from './store/store.js';
 import { HttpRouter } from './transport/http.js';
 import { openApiDocument } from './transport/openapi.js';
@@ -253,7 +254,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
     const tell = (id: string, msg: RoomMsg) => {
       if (!roomRef(id).tell(msg)) root.warn({ room: id, type: msg.type }, 'room mailbox full; notification dropped');
     };
-    const rooms = new RoomsService(store, L.maxMessageBytes, {
+    const roomGateway: RoomGateway = {
       async publish(roomId, sender, cid, body) {
         return (await roomRef(roomId).ask({ type: 'publish', sender, cid, body })).pending;
       },
@@ -267,7 +268,8 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
         tell(roomId, { type: 'deleted' });
         bus.signal(roomId, { kind: 'deleted' });
       },
-    });
+    };
+    const rooms = new RoomsService(store, L.maxMessageBytes, roomGateway);
 
     // One for every session: a connection holds only its own state (its id is in each log line).
     const sessionDeps: SessionDeps = {
@@ -287,14 +289,28 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
     };
 
     // The robot CA is read at the first enrollment, not at start: a node runs without one until then.
-    const robots = new RobotsService(store, lazyCa(robotCaFiles(cfg)), root.child({ component: 'robots' }), {
+    const robotGateway: RobotGateway = {
       isOnline: (id) => robotsHere.isOnline(id) || (robotCluster?.isOnline(id) ?? false),
       status: (id) => robotRef(id).ask({ type: 'live' }),
       changed: (id, what) => {
         tellRobot(id, robotChangeMsg(what));
         robotCluster?.announceChange(id, what);
       },
-    });
+    };
+    const robots = new RobotsService(store, lazyCa(robotCaFiles(cfg)), root.child({ component: 'robots' }), robotGateway);
+
+    // Ended sessions close their sockets on every node; a deleted account's rooms and robots hear of it.
+    const accountNews = new AccountNews((e) => ws.endSessions(e), root.child({ component: 'accounts' }), nats && { nc: nats.nc, subject: names.accounts });
+    undo.push(async () => accountNews.close());
+    auth.events = {
+      sessionsEnded: (e) => accountNews.sessionsEnded(e),
+      removed: (user, what) => {
+        for (const id of what.roomsDeleted) roomGateway.deleted(id);
+        for (const id of what.roomsLeft) roomGateway.memberChanged(id, 'left', user);
+        for (const id of what.robotsDeleted) robotGateway.changed(id, 'deleted');
+        for (const id of what.grantsLost) robotGateway.changed(id, 'access');
+      },
+    };
     const tlsMaterial = await robotTlsMaterial(cfg, root);
     const robotListener =
       tlsMaterial &&
@@ -387,6 +403,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
 
     const prune = setInterval(() => {
       store.refreshTokens.prune().catch((e) => root.warn({ err: e }, 'refresh token pruning failed'));
+      store.sessions.prune().catch((e) => root.warn({ err: e }, 'session pruning failed'));
       store.rateLimits.prune().catch((e) => root.warn({ err: e }, 'rate-limit pruning failed'));
     }, PRUNE_EVERY_MS);
     prune.unref();

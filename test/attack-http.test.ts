@@ -236,7 +236,7 @@ t.test('#13 #17 logout then refresh: the session ended, not token reuse; failed 
 
   t.equal((await api.post(`${AUTH}/logout`, { refreshToken: u.refreshToken })).status, 204, 'logout');
   const r = await api.post(`${AUTH}/refresh`, { refreshToken: u.refreshToken });
-  isError(t, r, 401, 'TOKEN_INVALID', 'refresh after logout');
+  isError(t, r, 401, 'SESSION_ENDED', 'refresh after logout');
   t.match(r.body.error.message, /logged out/, 'the message says the session ended');
   t.notOk(
     cap.lines.some((l) => /reuse/.test(l.msg)),

@@ -353,6 +353,21 @@ t.test('an invalid token fails the first connect; a token function gets one more
   t.equal(calls, 2);
 });
 
+t.test('a session signed out elsewhere fails the client with SESSION_ENDED; it does not reconnect', async (t) => {
+  const [a] = (await users(1)) as [User];
+  const c = newClient(t, a.token);
+  const r = record(c);
+  await c.connect();
+  const failed = next(c, 'error', (e) => e.code === 'SESSION_ENDED');
+  t.equal((await api.post('/api/v1/auth/logout', { refreshToken: a.refreshToken })).status, 204);
+  await failed;
+  t.equal(c.state, 'closed', 'closed, not reconnecting');
+  t.same(
+    r.errors.map((e) => e.code),
+    ['SESSION_ENDED'],
+  );
+});
+
 t.test('close(): pending calls reject with CLOSED, nothing reconnects, a closed port fails connect()', async (t) => {
   const [a] = (await users(1)) as [User];
   const room = await createRoom(api, a);

@@ -179,3 +179,19 @@ t.test('/metrics of a cluster node: NATS up and the node count', async (t) => {
   t.match(text, /^sb_cluster_nodes 3$/m, 'three live nodes');
   t.match(text, /^sb_jetstream_up 1$/m, 'heartbeats reach JetStream');
 });
+
+t.test('ending a session closes its sockets on every node; a deleted account’s too', async (t) => {
+  const u = await api.signUp(uniqueName('cls'));
+  const other = await cluster.apis[2]?.post('/api/v1/auth/login', { username: u.username, password: u.password });
+  const elsewhere = { ...u, token: other?.body.accessToken as string };
+  const onTwo = await open(t, u, n2.url);
+  const onThree = await open(t, elsewhere, n3.url);
+  // Signed out through node 1: the socket of that session on node 2 closes, the other stays.
+  const mine = (await api.get('/api/v1/auth/sessions', { token: u.token })).body.sessions.find((s: { current: boolean }) => s.current);
+  t.equal((await api.delete(`/api/v1/auth/sessions/${mine.id}`, { token: elsewhere.token })).status, 204);
+  t.equal((await onTwo.waitClose()).code, 4102, 'node 2 closed the socket of the ended session');
+  t.equal((await onThree.request({ t: 'ping' })).t, 'pong', 'the other session’s socket on node 3 stays');
+  const del = await api.request('DELETE', '/api/v1/auth/me', { password: u.password }, { token: elsewhere.token });
+  t.equal(del.status, 204);
+  t.equal((await onThree.waitClose()).code, 4102, 'node 3 closed the deleted account’s socket');
+});

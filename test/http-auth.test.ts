@@ -77,7 +77,11 @@ t.test('register → login → me → refresh → logout', async (t) => {
   const username = uniqueName('Flow');
   const reg = await register(username, PW, { displayName: 'Flow Tester' });
   t.equal(reg.status, 201, 'register: 201');
-  t.same(Object.keys(reg.body.user).sort(), ['createdAt', 'displayName', 'id', 'username'], 'register returns the public user only');
+  t.same(
+    Object.keys(reg.body.user).sort(),
+    ['avatarUrl', 'bio', 'createdAt', 'displayName', 'id', 'timeZone', 'username'],
+    'register returns the public user only',
+  );
   t.match(reg.body.user, { id: UUID_RE, username, displayName: 'Flow Tester' });
   t.ok(Math.abs(Date.parse(reg.body.user.createdAt) - Date.now()) < 60_000, 'createdAt is now');
 
@@ -109,7 +113,8 @@ t.test('register → login → me → refresh → logout', async (t) => {
   const out = await api.post(`${AUTH}/logout`, { refreshToken: r.body.refreshToken });
   t.equal(out.status, 204, 'logout: 204');
   t.equal(out.text, '', 'with no body');
-  isError(t, await refresh(r.body.refreshToken), 401, 'TOKEN_INVALID', {}, 'the logged-out refresh token: the session ended, no reuse');
+  isError(t, await refresh(r.body.refreshToken), 401, 'SESSION_ENDED', {}, 'the logged-out refresh token: the session ended, no reuse');
+  isError(t, await me(r.body.accessToken), 401, 'SESSION_ENDED', {}, "the logged-out session's access token is refused at once");
   isError(t, await refresh(l.body.refreshToken), 401, 'REFRESH_REUSED', {}, 'the rotated-away refresh token');
 });
 
@@ -319,7 +324,7 @@ t.test('cookie sessions: cookies, CSRF, refresh and logout', async (t) => {
   for (const [name, ck] of Object.entries(cleared)) t.match(ck, { value: '', attrs: { 'max-age': '0' } }, `${name} cleared`);
   t.equal(cleared.sb_refresh?.attrs.path, '/api/v1/auth', 'sb_refresh is cleared on the path it was set on');
   const afterLogout = await cookieRefresh({ sb_refresh: logoutCookies.sb_refresh, sb_csrf: csrf2 }, { 'x-csrf-token': csrf2 });
-  isError(t, afterLogout, 401, 'TOKEN_INVALID', {}, 'refresh after logout: the session ended, no reuse');
+  isError(t, afterLogout, 401, 'SESSION_ENDED', {}, 'refresh after logout: the session ended, no reuse');
 });
 
 t.test('SB_COOKIE_SECURE=false leaves Secure off the cookies', async (t) => {

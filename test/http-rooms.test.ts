@@ -257,7 +257,7 @@ t.test('members list pages with nextCursor', async (t) => {
   isError(t, await api.get(`${roomPath(id)}/members?cursor=bm90LWEtdXVpZA`, as(owner as User)), 400, 'VALIDATION', 'cursor');
 });
 
-t.test('user search: case-insensitive prefix, paginated, LIKE metacharacters literal', async (t) => {
+t.test('user search: case-insensitive prefix, paginated, LIKE metacharacters literal, without yourself', async (t) => {
   const p = uniqueName('srch');
   const names = [`${p}_lit`, `${p}Xlit`, `${p}.dot`, `${p}-dash`, `${p.toUpperCase()}caps`];
   const decoy = `x${p}`;
@@ -278,6 +278,7 @@ t.test('user search: case-insensitive prefix, paginated, LIKE metacharacters lit
   t.same(await search(`%${p.slice(1)}`), [], 'nor at the start');
   t.same(await search(`${p}\\`), [], 'a backslash is literal');
   t.same(await search(decoy), [decoy]);
+  t.same(await search(me.username), [], 'never yourself');
 
   const paged: string[] = [];
   let cursor: string | null = null;

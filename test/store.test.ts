@@ -52,10 +52,11 @@ for (const [name, open] of Object.entries(backends)) {
       );
     });
 
-    t.test('refresh tokens are consumed once; reuse is visible; families revoke together', async (t) => {
+    t.test('refresh tokens are consumed once; reuse is visible; sessions end with their tokens', async (t) => {
       const u = await user(store, 'tok-user');
       const family = randomUUID();
       const later = new Date(Date.now() + 60_000);
+      await store.sessions.start({ id: family, userId: u.id, expiresAt: later, userAgent: 'x'.repeat(1000), ip: '127.0.0.1' });
       const a = Buffer.alloc(32, 1);
       const b = Buffer.alloc(32, 2);
       await store.refreshTokens.insert({ hash: a, familyId: family, userId: u.id, expiresAt: later });
@@ -64,15 +65,27 @@ for (const [name, open] of Object.entries(backends)) {
       const results = [one, two].map((r) => (r && 'ok' in r ? 'ok' : r && 'stale' in r ? 'stale' : 'none')).sort();
       t.same(results, ['ok', 'stale'], 'two racing consumes: exactly one wins');
       t.equal(await store.refreshTokens.consume(Buffer.alloc(32, 9)), undefined, 'unknown token');
-      t.equal(await store.refreshTokens.familyOf(b), family, 'familyOf finds the session without consuming');
-      t.equal(await store.refreshTokens.revokeFamily(family, 'logout'), 2);
+      t.same(await store.refreshTokens.sessionOf(b), { sessionId: family, userId: u.id }, 'sessionOf finds the session without consuming');
+      const [listed] = await store.sessions.list(u.id);
+      t.equal(listed?.userAgent?.length, 256, 'a long User-Agent is cut, not refused');
+      t.equal(await store.sessions.live(u.id, family), 'ok');
+      t.equal(await store.sessions.live(u.id, undefined), 'ok', 'a token that names no session: the account is enough');
+      t.equal(await store.sessions.live(u.id, randomUUID()), 'ended', 'a session that never existed');
+      t.equal(await store.sessions.live(randomUUID(), family), 'no-account', "someone else's session");
+      t.same(await store.sessions.end(u.id, { only: family }, 'logout'), [family]);
+      t.same(await store.sessions.end(u.id, { only: family }, 'logout'), [], 'ending twice ends nothing');
+      t.equal(await store.sessions.live(u.id, family), 'ended');
+      t.same(await store.sessions.list(u.id), [], 'an ended session is not listed');
       const revoked = await store.refreshTokens.consume(b);
-      t.ok(revoked && 'stale' in revoked && revoked.stale.revoked_at, 'revoked with its family');
+      t.ok(revoked && 'stale' in revoked && revoked.stale.revoked_at, 'revoked with its session');
       t.equal(revoked && 'stale' in revoked && revoked.stale.revoked_reason, 'logout', 'and the reason is kept');
+      const old = randomUUID();
+      await store.sessions.start({ id: old, userId: u.id, expiresAt: new Date(Date.now() - 1000), userAgent: undefined, ip: '::1' });
       const c = Buffer.alloc(32, 3);
-      await store.refreshTokens.insert({ hash: c, familyId: randomUUID(), userId: u.id, expiresAt: new Date(Date.now() - 1000) });
+      await store.refreshTokens.insert({ hash: c, familyId: old, userId: u.id, expiresAt: new Date(Date.now() - 1000) });
       const expired = await store.refreshTokens.consume(c);
       t.ok(expired && 'stale' in expired && !expired.stale.used_at, 'expired: stale but never used');
+      t.same(await store.sessions.list(u.id), [], 'an expired session is not listed');
     });
 
     t.test('rooms: groups, direct pairs, membership', async (t) => {

@@ -80,7 +80,7 @@ for (const encoding of ENCODINGS) {
     await refused({ token: 'not.a.jwt' }, 401, 'TOKEN_INVALID', 'a bad token');
     await refused({ token: `${u.token.slice(0, -4)}AAAA` }, 401, 'TOKEN_INVALID', 'a token with a bad signature');
     const key = await loadSigningKey({ keyFile: undefined, dataDir });
-    const expired = await new AccessTokens(key, -60).issue({ id: u.id, username: u.username, isAdmin: false });
+    const expired = await new AccessTokens(key, -60).issue({ id: u.id, username: u.username, isAdmin: false }, randomUUID());
     await refused({ token: expired.token }, 401, 'TOKEN_EXPIRED', 'an expired token');
     await refused({ queryToken: expired.token }, 401, 'TOKEN_EXPIRED', 'an expired ?token=');
 

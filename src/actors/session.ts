@@ -76,6 +76,8 @@ export class Session {
   private subs: Set<string> | undefined;
   private watches: Set<string> | undefined;
   private readonly admin: boolean;
+  /** The login session of its latest token: the transport closes the socket when it ends. */
+  sid: string | undefined;
   private readonly requests: TokenBucket;
   private lastTyping: Map<string, number> | undefined;
   private exp: number;
@@ -89,6 +91,7 @@ export class Session {
   ) {
     this.exp = claims.exp * 1000;
     this.admin = claims.admin;
+    this.sid = claims.sid;
     const L = deps.limits;
     this.requests = new TokenBucket(L.requestsPerSecond, Math.max(2 * L.requestsPerSecond, L.maxSubscriptions + 10), deps.clock);
     this.armReauth();
@@ -252,6 +255,8 @@ export class Session {
       case 'auth': {
         const claims = await this.deps.verify(f.token);
         if (claims.sub !== user.id) throw new SbError('FORBIDDEN', 'the token belongs to another user; open a new connection instead');
+        // A refresh stays in its session; a new login moves the socket to the new one.
+        this.sid = claims.sid;
         this.exp = claims.exp * 1000;
         this.armReauth();
         return { t: 'ok', id: f.id };

@@ -1,4 +1,5 @@
-// Access tokens: short-lived EdDSA JWTs carrying `sub` (user id), `jti`, `kid` in the header, and
+// Access tokens: short-lived EdDSA JWTs carrying `sub` (user id), `jti`, `sid` (the session it was
+// issued to, refused once that session ends), `kid` in the header, and
 // `csrf` (a hash of the CSRF token) when issued to a browser cookie session. Verification accepts
 // EdDSA only, from our own key set, with our issuer: `alg: none`, HMAC confusion and foreign keys
 // all fail here.
@@ -9,6 +10,7 @@ import { SbError } from '../errors.js';
 import type { SigningKey } from './keys.js';
 
 export const ISSUER = 'switchboard';
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export interface AccessClaims {
   sub: string;
@@ -16,6 +18,8 @@ export interface AccessClaims {
   admin: boolean;
   jti: string;
   exp: number;
+  /** The session (sessions.ts) the token was issued to. Tokens issued before sessions were kept have none. */
+  sid?: string;
   /** Present on cookie sessions: SHA-256 (base64url) of the CSRF token the browser must echo. */
   csrf?: string;
 }
@@ -36,10 +40,10 @@ export class AccessTokens {
     this.keySet = createLocalJWKSet(key.jwks);
   }
 
-  async issue(user: { id: string; username: string; isAdmin: boolean }, csrfToken?: string): Promise<{ token: string; expiresAt: Date }> {
+  async issue(user: { id: string; username: string; isAdmin: boolean }, sid: string, csrfToken?: string): Promise<{ token: string; expiresAt: Date }> {
     const now = Math.floor(Date.now() / 1000);
     const exp = now + this.ttlS;
-    const claims: Record<string, unknown> = { username: user.username, admin: user.isAdmin };
+    const claims: Record<string, unknown> = { username: user.username, admin: user.isAdmin, sid };
     if (csrfToken !== undefined) claims.csrf = hashCsrf(csrfToken);
     const token = await new SignJWT(claims)
       .setProtectedHeader({ alg: 'EdDSA', kid: this.key.kid, typ: 'JWT' })
@@ -60,7 +64,12 @@ export class AccessTokens {
     }
     try {
       const { payload } = await jwtVerify(token, this.keySet, { algorithms: ['EdDSA'], issuer: ISSUER, requiredClaims: ['sub', 'jti', 'exp'] });
-      if (typeof payload.username !== 'string' || typeof payload.admin !== 'boolean') throw new SbError('TOKEN_INVALID', 'access token is invalid');
+      if (
+        typeof payload.username !== 'string' ||
+        typeof payload.admin !== 'boolean' ||
+        (payload.sid !== undefined && !(typeof payload.sid === 'string' && UUID.test(payload.sid)))
+      )
+        throw new SbError('TOKEN_INVALID', 'access token is invalid');
       const claims = payload as unknown as AccessClaims;
       // Evict the oldest entry (Map keeps insertion order) to stay bounded.
       if (this.verified.size >= VERIFIED_CACHE_MAX) this.verified.delete(this.verified.keys().next().value as string);

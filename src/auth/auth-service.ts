@@ -4,10 +4,12 @@
 
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { Config } from '../config.js';
-import { RateLimitedError, SbError, ValidationError } from '../errors.js';
+import { notFound, RateLimitedError, SbError, ValidationError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { UserRef } from '../protocol/frames.js';
+import type { EndReason, SessionInfo, SessionsEnded } from '../store/sessions.js';
 import type { Store } from '../store/store.js';
-import type { User } from '../store/users.js';
+import type { AccountRemoval, User, UserWithHash } from '../store/users.js';
 import { type AccessClaims, AccessTokens } from './access-tokens.js';
 import type { SigningKey } from './keys.js';
 import { LoginLimits } from './login-limits.js';
@@ -21,6 +23,7 @@ export const PASSWORD_MAX = 256;
 /** What a login or a refresh hands out: the user's tokens with their expiries. */
 export interface IssuedTokens {
   user: User;
+  sessionId: string;
   accessToken: string;
   accessExpiresAt: Date;
   refreshToken: string;
@@ -46,13 +49,16 @@ export class AuthService {
   }
 
   /**
-   * Verifies an access token and that its account still exists: a token outlives the deletion of
-   * its user, whose id would otherwise reach the store (a foreign-key violation, not a 401). One
-   * primary-key lookup per authenticated request or WebSocket (re)authentication.
+   * Verifies an access token, that its account still exists and that its session has not ended: a
+   * signed token outlives both, and a deleted account's id would otherwise reach the store (a
+   * foreign-key violation, not a 401). One primary-key lookup per authenticated request or
+   * WebSocket (re)authentication.
    */
   async verifyPrincipal(token: string): Promise<AccessClaims> {
     const claims = await this.access.verify(token);
-    if (!(await this.store.users.exists(claims.sub))) throw new SbError('UNAUTHENTICATED', 'this account no longer exists');
+    const live = await this.store.sessions.live(claims.sub, claims.sid);
+    if (live === 'no-account') throw new SbError('UNAUTHENTICATED', 'this account no longer exists');
+    if (live === 'ended') throw sessionEnded();
     return claims;
   }
 
@@ -66,66 +72,167 @@ export class AuthService {
     return user;
   }
 
-  async login(input: { username: string; password: string }, ip: string, csrfToken?: string): Promise<IssuedTokens> {
-    try {
-      await this.limits.beforeLogin(input.username, ip);
-    } catch (e) {
-      if (e instanceof RateLimitedError) this.log.warn({ username: input.username, ip, retryAfterS: e.retryAfterS }, 'login refused: rate limited');
-      throw e;
-    }
-    const found = input.password.length <= PASSWORD_MAX ? await this.store.users.byUsername(input.username) : undefined;
-    const ok = await this.passwords.verify(found?.passwordHash, input.password.slice(0, PASSWORD_MAX));
-    if (!ok || !found) {
-      // Who tried and from where, for intrusion detection; never the password.
-      this.log.warn({ username: input.username, ip, reason: found ? 'wrong password' : 'unknown username' }, 'login failed');
-      await this.limits.failed(input.username, ip);
-      throw new SbError('UNAUTHENTICATED', 'invalid username or password');
-    }
-    await this.limits.succeeded(input.username, ip);
-    if (this.passwords.needsRehash(found.passwordHash)) {
-      await this.store.users.setPasswordHash(found.id, await this.passwords.hash(input.password));
-    }
+  async login(input: { username: string; password: string }, client: Client, csrfToken?: string): Promise<IssuedTokens> {
+    const found = await this.verifyLogin(input.username, input.password, client.ip);
     const { passwordHash: _, ...user } = found;
-    return this.startSession(user, randomUUID(), csrfToken);
+    const sessionId = randomUUID();
+    await this.store.sessions.start({
+      id: sessionId,
+      userId: user.id,
+      expiresAt: this.refreshExpiry(),
+      userAgent: client.userAgent,
+      ip: client.ip,
+    });
+    return this.issue(user, sessionId, csrfToken);
   }
 
-  /** Exchanges a refresh token for a new pair. A token presented twice revokes its whole family. */
+  /**
+   * A username and password, under the login rate limits (per username and per IP): the account, or
+   * UNAUTHENTICATED. A failure counts against both limits and is logged, never with the password.
+   */
+  private async verifyLogin(username: string, password: string, ip: string): Promise<UserWithHash> {
+    try {
+      await this.limits.beforeLogin(username, ip);
+    } catch (e) {
+      if (e instanceof RateLimitedError) this.log.warn({ username, ip, retryAfterS: e.retryAfterS }, 'login refused: rate limited');
+      throw e;
+    }
+    const found = password.length <= PASSWORD_MAX ? await this.store.users.byUsername(username) : undefined;
+    const ok = await this.passwords.verify(found?.passwordHash, password.slice(0, PASSWORD_MAX));
+    if (!ok || !found) {
+      // Who tried and from where, for intrusion detection; never the password.
+      this.log.warn({ username, ip, reason: found ? 'wrong password' : 'unknown username' }, 'login failed');
+      await this.limits.failed(username, ip);
+      throw new SbError('UNAUTHENTICATED', 'invalid username or password');
+    }
+    await this.limits.succeeded(username, ip);
+    if (this.passwords.needsRehash(found.passwordHash)) {
+      await this.store.users.setPasswordHash(found.id, await this.passwords.hash(password));
+    }
+    return found;
+  }
+
+  /** Exchanges a refresh token for a new pair. A token presented twice ends its whole session. */
   async refresh(refreshToken: string, csrfToken?: string): Promise<IssuedTokens> {
     const result = await this.store.refreshTokens.consume(sha256(refreshToken));
     if (!result) throw new SbError('TOKEN_INVALID', 'refresh token is invalid');
     if ('stale' in result) {
       const t = result.stale;
-      // A logout revokes its session's tokens without using them: presenting one afterwards is a
-      // client that missed the logout, not a replay (a used token still is, logged out or not).
-      if (!t.used_at && t.revoked_at && t.revoked_reason === 'logout') {
-        throw new SbError('TOKEN_INVALID', 'this session has ended (logged out); log in again');
-      }
+      // A session ended on purpose (a logout, a revoked device, a password change) revokes its
+      // tokens without using them: presenting one afterwards is a client that missed the end, not a
+      // replay (a used token still is, ended or not).
+      if (!t.used_at && t.revoked_at && t.revoked_reason !== 'reuse') throw sessionEnded();
       if (t.used_at || t.revoked_at) {
-        const n = await this.store.refreshTokens.revokeFamily(t.family_id, 'reuse');
-        this.log.warn({ userId: t.user_id, family: t.family_id, revoked: n }, 'refresh token reused; session family revoked');
+        const n = await this.endSessions(t.user_id, { only: t.family_id }, 'reuse');
+        this.log.warn({ userId: t.user_id, family: t.family_id, revoked: n.length }, 'refresh token reused; session ended');
         throw new SbError('REFRESH_REUSED', 'refresh token was already used; the session is revoked, log in again');
       }
       throw new SbError('TOKEN_EXPIRED', 'refresh token has expired; log in again');
     }
     const user = await this.store.users.byId(result.ok.user_id);
     if (!user) throw new SbError('TOKEN_INVALID', 'refresh token is invalid');
-    return this.startSession(user, result.ok.family_id, csrfToken);
+    const expiresAt = this.refreshExpiry();
+    await this.store.sessions.touch(result.ok.family_id, expiresAt);
+    return this.issue(user, result.ok.family_id, csrfToken, expiresAt);
   }
 
-  /** Ends the session the refresh token belongs to (all its tokens). Unknown tokens are ignored. */
+  /** Ends the session the refresh token belongs to (all its tokens, and its sockets). Unknown tokens are ignored. */
   async logout(refreshToken: string): Promise<void> {
-    const family = await this.store.refreshTokens.familyOf(sha256(refreshToken));
-    if (family) await this.store.refreshTokens.revokeFamily(family, 'logout');
+    const s = await this.store.refreshTokens.sessionOf(sha256(refreshToken));
+    if (s) await this.endSessions(s.userId, { only: s.sessionId }, 'logout');
   }
 
-  private async startSession(user: User, familyId: string, csrfToken: string | undefined): Promise<IssuedTokens> {
+  /** The caller's signed-in devices: sessions that have not ended or expired, newest first. */
+  sessions(userId: string): Promise<SessionInfo[]> {
+    return this.store.sessions.list(userId);
+  }
+
+  /** Ends one of the caller's sessions (this one included: that is a logout). */
+  async revokeSession(userId: string, sessionId: string): Promise<void> {
+    const ended = await this.endSessions(userId, { only: sessionId }, 'revoked');
+    if (ended.length === 0) throw notFound('session');
+  }
+
+  /** Changes the caller's password and ends every other session (the current one stays signed in). */
+  async changePassword(caller: { id: string; sessionId: string | undefined }, current: string, next: string, ip: string): Promise<void> {
+    checkPassword(next, 'newPassword');
+    const user = await this.reconfirm(caller.id, current, ip, 'currentPassword');
+    await this.store.users.setPasswordHash(user.id, await this.passwords.hash(next));
+    const ended = await this.endSessions(user.id, { except: caller.sessionId }, 'password');
+    this.log.info({ userId: user.id, sessionsEnded: ended.length }, 'password changed');
+  }
+
+  /**
+   * Deletes the caller's account after checking its password (a stolen access token alone cannot).
+   * What goes with it and what stays: `Users.remove`.
+   */
+  async deleteAccount(userId: string, password: string, ip: string): Promise<void> {
+    const user = await this.reconfirm(userId, password, ip, 'password');
+    const removed = await this.store.users.remove(userId);
+    if (!removed) throw notFound('user');
+    this.events?.sessionsEnded({ userId, sessions: 'all' });
+    this.events?.removed({ id: user.id, username: user.username }, removed);
+    this.log.info({ userId, ...counts(removed) }, 'account deleted');
+  }
+
+  /**
+   * The caller's account once its password is checked again, under the login rate limits (so this
+   * is no way around them); a wrong password is a VALIDATION error on `field`, not a 401 that would
+   * read as a bad token.
+   */
+  private async reconfirm(userId: string, password: string, ip: string, field: string): Promise<User> {
+    const user = await this.store.users.byId(userId);
+    if (!user) throw notFound('user');
+    await this.verifyLogin(user.username, password, ip).catch((e: unknown) => {
+      throw e instanceof SbError && e.code === 'UNAUTHENTICATED' ? new ValidationError(field, 'is wrong') : e;
+    });
+    return user;
+  }
+
+  /** Ends sessions in the store, then closes their sockets on every node. */
+  private async endSessions(userId: string, which: { only: string } | { except: string | undefined }, reason: EndReason): Promise<string[]> {
+    const ended = await this.store.sessions.end(userId, which, reason);
+    if (ended.length > 0) this.events?.sessionsEnded({ userId, sessions: ended });
+    return ended;
+  }
+
+  /** Who hears of ended sessions and deleted accounts (set by the hub once its parts exist). */
+  events: AccountEvents | undefined;
+
+  private refreshExpiry(): Date {
+    return new Date(Date.now() + this.cfg.refreshTokenTtlS * 1000);
+  }
+
+  private async issue(user: User, sessionId: string, csrfToken: string | undefined, refreshExpiresAt = this.refreshExpiry()): Promise<IssuedTokens> {
     const refreshToken = randomBytes(32).toString('base64url');
-    const refreshExpiresAt = new Date(Date.now() + this.cfg.refreshTokenTtlS * 1000);
-    await this.store.refreshTokens.insert({ hash: sha256(refreshToken), familyId, userId: user.id, expiresAt: refreshExpiresAt });
-    const access = await this.access.issue(user, csrfToken);
-    return { user, accessToken: access.token, accessExpiresAt: access.expiresAt, refreshToken, refreshExpiresAt };
+    await this.store.refreshTokens.insert({ hash: sha256(refreshToken), familyId: sessionId, userId: user.id, expiresAt: refreshExpiresAt });
+    const access = await this.access.issue(user, sessionId, csrfToken);
+    return { user, sessionId, accessToken: access.token, accessExpiresAt: access.expiresAt, refreshToken, refreshExpiresAt };
   }
 }
+
+/** What the rest of the node does when sessions end or an account goes. */
+export interface AccountEvents {
+  /** Close the sessions' sockets, on every node. */
+  sessionsEnded(e: SessionsEnded): void;
+  /** Tell the rooms and robots that changed with the account (see AccountRemoval). */
+  removed(user: UserRef, what: AccountRemoval): void;
+}
+
+const counts = (r: AccountRemoval) => ({
+  roomsLeft: r.roomsLeft.length,
+  roomsHandedOver: r.handedOver.length,
+  roomsDeleted: r.roomsDeleted.length,
+  robotsDeleted: r.robotsDeleted.length,
+});
+
+/** Who is logging in, as the session list shows it. */
+export interface Client {
+  ip: string;
+  userAgent: string | undefined;
+}
+
+const sessionEnded = () => new SbError('SESSION_ENDED', 'this login session has ended (logged out, revoked, or the password changed); log in again');
 
 export interface NewAccount {
   username: string;
@@ -154,7 +261,7 @@ export function checkUsername(username: string): void {
   }
 }
 
-export function checkPassword(password: string): void {
-  if ([...password].length < PASSWORD_MIN) throw new ValidationError('password', `at least ${PASSWORD_MIN} characters`);
-  if (password.length > PASSWORD_MAX) throw new ValidationError('password', `at most ${PASSWORD_MAX} characters`);
+export function checkPassword(password: string, field = 'password'): void {
+  if ([...password].length < PASSWORD_MIN) throw new ValidationError(field, `at least ${PASSWORD_MIN} characters`);
+  if (password.length > PASSWORD_MAX) throw new ValidationError(field, `at most ${PASSWORD_MAX} characters`);
 }

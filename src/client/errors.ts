@@ -10,6 +10,8 @@
  * - `CONNECT_FAILED`: the first connection attempt failed (bad URL, refused, closed before `hello`);
  * - `AUTH_FAILED`: the hub rejected the token and no new one was available;
  * - `PROTOCOL_VIOLATION`: the hub closed the connection for protocol violations (a client bug);
+ * - `SESSION_ENDED`: the login session ended (logout, revoked from another device, password changed)
+ *   or the account was deleted: log in again;
  * - `CLOSED_BY_SERVER`: the hub closed the connection with a code that does not invite a reconnect;
  * - `TOKEN`: the token function threw;
  * - `BAD_FRAME`: a frame from the hub could not be decoded;
@@ -27,6 +29,7 @@ export type ClientErrorCode =
   | 'CONNECT_FAILED'
   | 'AUTH_FAILED'
   | 'PROTOCOL_VIOLATION'
+  | 'SESSION_ENDED'
   | 'CLOSED_BY_SERVER'
   | 'TOKEN'
   | 'BAD_FRAME'

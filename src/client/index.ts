@@ -333,7 +333,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     } else if (!this.everOpened) {
       this.fail(new SwitchboardError('CONNECT_FAILED', `could not connect to ${this.url}: ${why}`));
     } else if (!isReconnectable(code)) {
-      const kind = code === CloseCode.PROTOCOL_VIOLATION ? 'PROTOCOL_VIOLATION' : 'CLOSED_BY_SERVER';
+      const kind = code === CloseCode.PROTOCOL_VIOLATION ? 'PROTOCOL_VIOLATION' : code === CloseCode.SESSION_ENDED ? 'SESSION_ENDED' : 'CLOSED_BY_SERVER';
       this.fail(new SwitchboardError(kind, `the hub closed the connection: ${why}`));
     } else {
       this.scheduleReconnect();

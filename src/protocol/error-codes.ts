@@ -27,6 +27,7 @@ export const ERROR_CODES = {
   TOKEN_EXPIRED: { http: 401, ws: 'terminal' },
   TOKEN_INVALID: { http: 401, ws: 'terminal' },
   REFRESH_REUSED: { http: 401, ws: null },
+  SESSION_ENDED: { http: 401, ws: 'terminal' },
   CSRF: { http: 403, ws: null },
   FORBIDDEN: { http: 403, ws: 'terminal' },
   NOT_MEMBER: { http: 403, ws: 'terminal' },

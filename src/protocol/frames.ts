@@ -359,6 +359,8 @@ export const CloseCode = {
   AUTH_FAILED: 4100,
   /** Repeated protocol violations: a client bug; reconnecting would repeat it. */
   PROTOCOL_VIOLATION: 4101,
+  /** The login session ended (logout, revoked, password changed) or the account was deleted: log in again. */
+  SESSION_ENDED: 4102,
 } as const;
 
 export const isReconnectable = (code: number): boolean => (code >= 4000 && code < 4100) || code === 1001 || code === 1006 || code === 1011;

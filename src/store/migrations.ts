@@ -229,6 +229,46 @@ END
 $fn$;
 `,
   },
+  {
+    version: 5,
+    name: 'profiles; sessions that can be listed and ended',
+    sql: `
+ALTER TABLE users
+  ADD COLUMN bio        text CHECK (char_length(bio) <= 500),
+  ADD COLUMN avatar_url text CHECK (char_length(avatar_url) <= 2048),
+  ADD COLUMN time_zone  text CHECK (char_length(time_zone) <= 64);
+
+-- One row per login (a refresh-token family): what the person sees as a signed-in device. An access
+-- token names its session (the sid claim) and is refused once the session has ended, so ending a
+-- session ends its access tokens too, not only its refresh tokens.
+CREATE TABLE sessions (
+  id            uuid PRIMARY KEY,
+  user_id       uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  created_at    timestamptz NOT NULL DEFAULT now(),
+  last_used_at  timestamptz NOT NULL DEFAULT now(),
+  expires_at    timestamptz NOT NULL,
+  user_agent    text CHECK (char_length(user_agent) <= 256),
+  ip            text CHECK (char_length(ip) <= 64),
+  ended_at      timestamptz,
+  ended_reason  text CHECK (ended_reason IN ('logout', 'reuse', 'revoked', 'password', 'expired'))
+);
+CREATE INDEX sessions_user ON sessions (user_id, created_at DESC);
+
+-- The sessions of the tokens issued before this migration.
+INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, ended_at, ended_reason)
+  SELECT family_id, min(user_id::text)::uuid, min(created_at), max(created_at), max(expires_at),
+         CASE WHEN bool_or(used_at IS NULL AND revoked_at IS NULL AND expires_at > now()) THEN NULL ELSE now() END,
+         CASE WHEN bool_or(used_at IS NULL AND revoked_at IS NULL AND expires_at > now()) THEN NULL ELSE 'expired' END
+  FROM refresh_tokens GROUP BY family_id;
+ALTER TABLE refresh_tokens
+  ADD CONSTRAINT refresh_tokens_session FOREIGN KEY (family_id) REFERENCES sessions (id) ON DELETE CASCADE;
+
+-- A refresh token revoked because its session ended carries the session's reason.
+ALTER TABLE refresh_tokens DROP CONSTRAINT refresh_tokens_revoked_reason_check;
+ALTER TABLE refresh_tokens ADD CONSTRAINT refresh_tokens_revoked_reason_check
+  CHECK (revoked_reason IN ('logout', 'reuse', 'revoked', 'password'));
+`,
+  },
 ];
 
 export const latestVersion = Math.max(...migrations.map((m) => m.version));

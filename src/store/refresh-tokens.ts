@@ -1,8 +1,10 @@
 // Refresh tokens, stored only as SHA-256 hashes. Tokens issued from one login form a family; each
 // use consumes a token atomically (so two racing refreshes cannot both win) and issues its
-// successor in the same family. Presenting a consumed token revokes the whole family.
+// successor in the same family. Presenting a consumed token ends the whole family, the session
+// (sessions.ts ends sessions and revokes their tokens).
 
 import type { Sql } from './db.js';
+import type { EndReason } from './sessions.js';
 
 export interface RefreshTokenRow {
   family_id: string;
@@ -10,11 +12,8 @@ export interface RefreshTokenRow {
   expires_at: Date;
   used_at: Date | null;
   revoked_at: Date | null;
-  revoked_reason: RevokedReason | null;
+  revoked_reason: EndReason | null;
 }
-
-/** Why a session's tokens were revoked: its user logged out, or one of its tokens was presented twice. */
-export type RevokedReason = 'logout' | 'reuse';
 
 export class RefreshTokens {
   constructor(private readonly sql: Sql) {}
@@ -40,16 +39,11 @@ export class RefreshTokens {
     return stale && { stale };
   }
 
-  /** The session (family) a token belongs to, without consuming it. */
-  async familyOf(hash: Buffer): Promise<string | undefined> {
-    const [row] = await this.sql<{ family_id: string }[]>`SELECT family_id FROM refresh_tokens WHERE token_hash = ${hash}`;
-    return row?.family_id;
-  }
-
-  async revokeFamily(familyId: string, reason: RevokedReason): Promise<number> {
-    const r = await this.sql`
-      UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = ${reason} WHERE family_id = ${familyId} AND revoked_at IS NULL`;
-    return r.count;
+  /** The session (family) a token belongs to and its user, without consuming it. */
+  async sessionOf(hash: Buffer): Promise<{ sessionId: string; userId: string } | undefined> {
+    const [row] = await this.sql<{ family_id: string; user_id: string }[]>`
+      SELECT family_id, user_id FROM refresh_tokens WHERE token_hash = ${hash}`;
+    return row && { sessionId: row.family_id, userId: row.user_id };
   }
 
   /** Drops tokens that expired more than a day ago; returns how many. */

@@ -11,11 +11,13 @@ import { RateLimits } from './rate-limits.js';
 import { RefreshTokens } from './refresh-tokens.js';
 import { Robots } from './robots.js';
 import { Rooms } from './rooms.js';
+import { Sessions } from './sessions.js';
 import { Users } from './users.js';
 
 export class Store {
   readonly users: Users;
   readonly refreshTokens: RefreshTokens;
+  readonly sessions: Sessions;
   readonly rooms: Rooms;
   readonly messages: Messages;
   readonly robots: Robots;
@@ -24,6 +26,7 @@ export class Store {
   constructor(readonly db: Database) {
     this.users = translatingErrors(new Users(db.sql));
     this.refreshTokens = translatingErrors(new RefreshTokens(db.sql));
+    this.sessions = translatingErrors(new Sessions(db.sql));
     this.rooms = translatingErrors(new Rooms(db.sql));
     this.messages = translatingErrors(new Messages(db.sql, Math.max(1, Math.floor(db.connections / 2))));
     this.robots = translatingErrors(new Robots(db.sql));

@@ -4,12 +4,19 @@
 import type { Sql } from './db.js';
 import { translateDriverError, UniqueViolationError } from './errors.js';
 
-export interface User {
+export interface User extends Profile {
   id: string;
   username: string;
-  displayName: string | null;
   isAdmin: boolean;
   createdAt: Date;
+}
+
+/** What a person may change about how others see them. */
+export interface Profile {
+  displayName: string | null;
+  bio: string | null;
+  avatarUrl: string | null;
+  timeZone: string | null;
 }
 
 export interface UserWithHash extends User {
@@ -20,6 +27,9 @@ interface Row {
   id: string;
   username: string;
   display_name: string | null;
+  bio: string | null;
+  avatar_url: string | null;
+  time_zone: string | null;
   is_admin: boolean;
   created_at: Date;
   password_hash: string;
@@ -29,6 +39,9 @@ const toUser = (r: Row): User => ({
   id: r.id,
   username: r.username,
   displayName: r.display_name,
+  bio: r.bio,
+  avatarUrl: r.avatar_url,
+  timeZone: r.time_zone,
   isAdmin: r.is_admin,
   createdAt: r.created_at,
 });
@@ -67,21 +80,89 @@ export class Users {
     return rows.length > 0;
   }
 
+  /** Sets the given profile fields (null clears one); undefined when the account is gone. */
+  async updateProfile(id: string, p: Partial<Profile>): Promise<User | undefined> {
+    const cols: Record<string, string | null> = {};
+    if (p.displayName !== undefined) cols.display_name = p.displayName;
+    if (p.bio !== undefined) cols.bio = p.bio;
+    if (p.avatarUrl !== undefined) cols.avatar_url = p.avatarUrl;
+    if (p.timeZone !== undefined) cols.time_zone = p.timeZone;
+    const [row] =
+      Object.keys(cols).length === 0
+        ? await this.sql<Row[]>`SELECT * FROM users WHERE id = ${id}`
+        : await this.sql<Row[]>`UPDATE users SET ${this.sql(cols)} WHERE id = ${id} RETURNING *`;
+    return row && toUser(row);
+  }
+
   async setPasswordHash(id: string, passwordHash: string): Promise<void> {
     await this.sql`UPDATE users SET password_hash = ${passwordHash} WHERE id = ${id}`;
   }
 
-  /** Usernames starting with `prefix` (case-insensitive), in order, after the cursor username. */
-  async search(prefix: string, limit: number, after: string | undefined): Promise<User[]> {
+  /**
+   * Deletes an account and says what went with it. Its messages stay, with no sender. Each group
+   * room it owned passes to its longest-standing other member, or is deleted with its history when
+   * it had none. It leaves every room (direct rooms stay, for the other person). Its robots are
+   * deleted (with their certificates and audit), its grants on others' robots removed, and its
+   * sessions and refresh tokens with the account. Undefined when there was no such account.
+   */
+  async remove(id: string): Promise<AccountRemoval | undefined> {
+    return this.sql.begin(async (tx) => {
+      // Its rooms locked first, in id order: the order a group commit locks them in (migration 4).
+      const rooms = await tx<{ id: string; kind: string; owner_id: string | null }[]>`
+        SELECT r.id, r.kind, r.owner_id FROM rooms r JOIN room_members m ON m.room_id = r.id AND m.user_id = ${id}
+        ORDER BY r.id FOR UPDATE OF r`;
+      const out: AccountRemoval = { roomsLeft: [], handedOver: [], roomsDeleted: [], robotsDeleted: [], grantsLost: [] };
+      for (const r of rooms) {
+        if (r.kind === 'group' && r.owner_id === id) {
+          const [next] = await tx<{ user_id: string }[]>`
+            SELECT user_id FROM room_members WHERE room_id = ${r.id} AND user_id <> ${id}
+            ORDER BY joined_at, user_id LIMIT 1`;
+          if (!next) {
+            await tx`DELETE FROM rooms WHERE id = ${r.id}`;
+            await tx`DELETE FROM messages WHERE room_id = ${r.id}`;
+            out.roomsDeleted.push(r.id);
+            continue;
+          }
+          await tx`UPDATE rooms SET owner_id = ${next.user_id} WHERE id = ${r.id}`;
+          await tx`UPDATE room_members SET role = 'owner' WHERE room_id = ${r.id} AND user_id = ${next.user_id}`;
+          out.handedOver.push({ roomId: r.id, ownerId: next.user_id });
+        }
+        out.roomsLeft.push(r.id);
+      }
+      // messages.sender_id has no foreign key (migration 4): cleared here, by its (sender, cid) index.
+      await tx`UPDATE messages SET sender_id = NULL WHERE sender_id = ${id}`;
+      out.robotsDeleted = (await tx<{ id: string }[]>`SELECT id FROM robots WHERE owner_id = ${id}`).map((r) => r.id);
+      out.grantsLost = (await tx<{ robot_id: string }[]>`SELECT robot_id FROM robot_grants WHERE user_id = ${id}`).map((r) => r.robot_id);
+      const deleted = await tx`DELETE FROM users WHERE id = ${id}`;
+      return deleted.count === 0 ? undefined : out;
+    });
+  }
+
+  /** Usernames starting with `prefix` (case-insensitive), in order, after the cursor username; never `self`. */
+  async search(prefix: string, limit: number, after: string | undefined, self?: string): Promise<User[]> {
     const pattern = `${escapeLike(prefix.toLowerCase())}%`;
     const rows = await this.sql<Row[]>`
       SELECT * FROM users
       WHERE lower(username) LIKE ${pattern}
+        ${self === undefined ? this.sql`` : this.sql`AND id <> ${self}`}
         ${after === undefined ? this.sql`` : this.sql`AND lower(username) > lower(${after})`}
       ORDER BY lower(username)
       LIMIT ${limit}`;
     return rows.map(toUser);
   }
+}
+
+/** What went with a deleted account (see `Users.remove`). */
+export interface AccountRemoval {
+  /** Rooms it was a member of that still exist. */
+  roomsLeft: string[];
+  /** Group rooms it owned that passed to another member (also in roomsLeft). */
+  handedOver: { roomId: string; ownerId: string }[];
+  /** Group rooms it owned alone, deleted with it. */
+  roomsDeleted: string[];
+  robotsDeleted: string[];
+  /** Others' robots it held a grant on. */
+  grantsLost: string[];
 }
 
 /** Escape LIKE's metacharacters so user input matches literally. */

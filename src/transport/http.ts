@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { AccessClaims } from '../auth/access-tokens.js';
 import { hashCsrf } from '../auth/access-tokens.js';
-import { errorBody, SbError } from '../errors.js';
+import { errorBody, SbError, ValidationError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
 import { type Schema, validateBody, validateQuery } from './validate.js';
@@ -18,6 +18,8 @@ export interface AuthUser {
   username: string;
   admin: boolean;
   via: 'bearer' | 'cookie';
+  /** The login session the token was issued to (absent on tokens issued before sessions were kept). */
+  sessionId: string | undefined;
 }
 
 export interface Ctx<B = unknown, Q = Record<string, unknown>> {
@@ -266,7 +268,16 @@ export class HttpRouter {
       }
       body = validateBody(route.body, body);
     }
-    const query: Record<string, unknown> = route.query ? validateQuery(route.query, Object.fromEntries(new URLSearchParams(r.rawQuery))) : {};
+    const rawQuery = Object.fromEntries(new URLSearchParams(r.rawQuery));
+    // An API parameter the endpoint does not know is refused, not ignored: a misspelt filter must
+    // not quietly return everything.
+    if (route.path.startsWith('/api/')) {
+      const known = Object.keys((route.query?.properties ?? {}) as Record<string, unknown>);
+      const unknown = Object.keys(rawQuery).find((k) => !known.includes(k));
+      if (unknown !== undefined)
+        throw new ValidationError(unknown, `is not a parameter of this endpoint (it takes ${known.length ? known.join(', ') : 'none'})`);
+    }
+    const query: Record<string, unknown> = route.query ? validateQuery(route.query, rawQuery) : {};
     const ctx: Ctx = {
       reqId: r.reqId,
       method: r.method as Method,
@@ -289,7 +300,7 @@ export class HttpRouter {
       const m = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(authz);
       if (!m) throw new SbError('UNAUTHENTICATED', 'Authorization must be "Bearer <access token>"');
       const c = await this.opts.verifyAccess(m[1] as string);
-      return { id: c.sub, username: c.username, admin: c.admin, via: 'bearer' };
+      return { id: c.sub, username: c.username, admin: c.admin, via: 'bearer', sessionId: c.sid };
     }
     const cookie = cookies[COOKIE_ACCESS];
     if (cookie === undefined) throw new SbError('UNAUTHENTICATED', 'authentication required');
@@ -298,7 +309,7 @@ export class HttpRouter {
       const sent = headers['x-csrf-token'];
       if (!sent || !c.csrf || hashCsrf(sent) !== c.csrf) throw new SbError('CSRF', 'missing or wrong X-CSRF-Token header');
     }
-    return { id: c.sub, username: c.username, admin: c.admin, via: 'cookie' };
+    return { id: c.sub, username: c.username, admin: c.admin, via: 'cookie', sessionId: c.sid };
   }
 
   private match(method: string, path: string): { route: Route; params: Record<string, string> } {

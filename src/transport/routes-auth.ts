@@ -3,6 +3,7 @@
 
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { AuthService, IssuedTokens } from '../auth/auth-service.js';
+import { checkProfile, PROFILE_LIMITS, type ProfilePatch } from '../auth/profile.js';
 import type { Config } from '../config.js';
 import { notFound, SbError } from '../errors.js';
 import type { Store } from '../store/store.js';
@@ -12,7 +13,15 @@ import { refs } from './schemas.js';
 
 const REFRESH_PATH = '/api/v1/auth';
 
-export const publicUser = (u: User) => ({ id: u.id, username: u.username, displayName: u.displayName, createdAt: u.createdAt });
+export const publicUser = (u: User) => ({
+  id: u.id,
+  username: u.username,
+  displayName: u.displayName,
+  bio: u.bio,
+  avatarUrl: u.avatarUrl,
+  timeZone: u.timeZone,
+  createdAt: u.createdAt,
+});
 const me = (u: User) => ({ ...publicUser(u), isAdmin: u.isAdmin });
 
 export function authRoutes(auth: AuthService, store: Store, cfg: Config): Route[] {
@@ -111,7 +120,7 @@ export function authRoutes(auth: AuthService, store: Store, cfg: Config): Route[
       responses: { 200: { description: 'Logged in', schema: { oneOf: [refs.Session, refs.CookieSession] } }, 429: { description: 'Too many attempts' } },
       async handle(ctx: Ctx<{ username: string; password: string; cookie?: boolean }>) {
         const csrf = ctx.body.cookie ? randomBytes(24).toString('base64url') : undefined;
-        const s = await auth.login(ctx.body, ctx.ip, csrf);
+        const s = await auth.login(ctx.body, { ip: ctx.ip, userAgent: ctx.headers['user-agent'] }, csrf);
         ctx.log.info({ userId: s.user.id, mode: csrf ? 'cookie' : 'bearer' }, 'login');
         return sessionReply(s, csrf);
       },
@@ -162,6 +171,99 @@ export function authRoutes(auth: AuthService, store: Store, cfg: Config): Route[
         const user = await store.users.byId(ctx.user.id);
         if (!user) throw notFound('user');
         return { body: { user: me(user) } };
+      },
+    },
+    {
+      method: 'PATCH',
+      path: '/api/v1/auth/me',
+      auth: true,
+      summary: 'Edit your profile',
+      description:
+        'Send the fields to change; `null` or an empty string clears one. `avatarUrl` must be an http(s) URL; `timeZone` an IANA name (`Europe/Paris`, `UTC`), stored as the runtime spells it. The username cannot change: it is your id.',
+      tags,
+      body: {
+        type: 'object',
+        additionalProperties: false,
+        minProperties: 1,
+        properties: {
+          displayName: { type: ['string', 'null'], maxLength: PROFILE_LIMITS.displayName },
+          bio: { type: ['string', 'null'], maxLength: PROFILE_LIMITS.bio },
+          avatarUrl: { type: ['string', 'null'], maxLength: PROFILE_LIMITS.avatarUrl, example: 'https://example.com/ada.png' },
+          timeZone: { type: ['string', 'null'], maxLength: PROFILE_LIMITS.timeZone, example: 'Europe/London' },
+        },
+      },
+      responses: { 200: { description: 'Your profile, as changed', schema: { type: 'object', properties: { user: refs.Me } } } },
+      async handle(ctx: Ctx<ProfilePatch>) {
+        const user = await store.users.updateProfile(ctx.user.id, checkProfile(ctx.body));
+        if (!user) throw notFound('user');
+        return { body: { user: me(user) } };
+      },
+    },
+    {
+      method: 'DELETE',
+      path: '/api/v1/auth/me',
+      auth: true,
+      summary: 'Delete your account',
+      description:
+        "Needs your password. Your messages stay in their rooms with `senderId: null`. A group room you own passes to its longest-standing other member, or is deleted with its history if you are its only member; you leave every other room (a direct room stays, for the other person). Your robots are deleted with their certificates and audit; your grants on others' robots end. Every session ends and your WebSockets close with 4102, on every node. Your username becomes free.",
+      tags,
+      body: { type: 'object', additionalProperties: false, required: ['password'], properties: { password: credentials.password } },
+      responses: {
+        204: { description: 'Deleted' },
+        400: { description: 'Wrong password (VALIDATION, field `password`)' },
+        429: { description: 'Too many wrong passwords' },
+      },
+      async handle(ctx: Ctx<{ password: string }>) {
+        await auth.deleteAccount(ctx.user.id, ctx.body.password, ctx.ip);
+        return { status: 204, cookies: clearCookies() };
+      },
+    },
+    {
+      method: 'POST',
+      path: '/api/v1/auth/password',
+      auth: true,
+      summary: 'Change your password',
+      description:
+        'Needs the current password. Every other session ends (its tokens are refused with SESSION_ENDED and its WebSockets close with 4102); this one stays signed in. Wrong current passwords count against the login rate limits.',
+      tags,
+      body: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['currentPassword', 'newPassword'],
+        properties: { currentPassword: credentials.password, newPassword: credentials.password },
+      },
+      responses: { 204: { description: 'Changed' }, 400: { description: 'Wrong current password, or a new one that breaks the rules (VALIDATION)' } },
+      async handle(ctx: Ctx<{ currentPassword: string; newPassword: string }>) {
+        await auth.changePassword(ctx.user, ctx.body.currentPassword, ctx.body.newPassword, ctx.ip);
+        return { status: 204 };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/api/v1/auth/sessions',
+      auth: true,
+      summary: 'Your signed-in devices',
+      description: 'Every login that has not ended or expired, newest first; `current` marks the one this request came from.',
+      tags,
+      responses: { 200: { description: 'Your sessions', schema: { type: 'object', properties: { sessions: { type: 'array', items: refs.AuthSession } } } } },
+      async handle(ctx) {
+        const sessions = await auth.sessions(ctx.user.id);
+        return { body: { sessions: sessions.map((s) => ({ ...s, current: s.id === ctx.user.sessionId })) } };
+      },
+    },
+    {
+      method: 'DELETE',
+      path: '/api/v1/auth/sessions/:id',
+      auth: true,
+      uuidParams: ['id'],
+      summary: 'Sign a device out',
+      description:
+        'Ends one of your sessions: its refresh token stops working, its access tokens are refused (SESSION_ENDED) and its WebSockets close with 4102, on every node. Ending the current one is a logout.',
+      tags,
+      responses: { 204: { description: 'Ended' }, 404: { description: 'No such live session of yours' } },
+      async handle(ctx) {
+        await auth.revokeSession(ctx.user.id, ctx.params.id as string);
+        return { status: 204 };
       },
     },
   ];

@@ -26,12 +26,13 @@ export function chatRoutes(rooms: RoomsService, store: Store, publishBudget: Pub
       path: '/api/v1/users',
       auth: true,
       summary: 'Search users by username prefix',
+      description: 'Everyone whose username starts with `q` (case-insensitive), except you.',
       tags: users,
       query: { type: 'object', properties: { q: { type: 'string', maxLength: 32, default: '' }, limit: limitParam(20, 100), cursor: cursorParam } },
       responses: { 200: { description: 'A page of users, ordered by username', schema: page({ users: { type: 'array', items: refs.User } }) } },
       async handle(ctx: Ctx<unknown, { q: string; limit: number; cursor?: string }>) {
         const after = decodeCursor(ctx.query.cursor, (k) => USERNAME_RE.test(k));
-        const found = await store.users.search(ctx.query.q, ctx.query.limit, after);
+        const found = await store.users.search(ctx.query.q, ctx.query.limit, after, ctx.user.id);
         return { body: { users: found.map(publicUser), nextCursor: nextCursor(found, ctx.query.limit, (u) => u.username.toLowerCase()) } };
       },
     },

@@ -10,6 +10,7 @@ const ref = (name: string): Schema => ({ $ref: `#/components/schemas/${name}` })
 export const refs = {
   User: ref('User'),
   Me: ref('Me'),
+  AuthSession: ref('AuthSession'),
   Room: ref('Room'),
   Member: ref('Member'),
   Message: ref('Message'),
@@ -47,12 +48,28 @@ export const components: Record<string, Schema> = {
   },
   User: {
     type: 'object',
-    required: ['id', 'username', 'displayName', 'createdAt'],
+    required: ['id', 'username', 'displayName', 'bio', 'avatarUrl', 'timeZone', 'createdAt'],
     properties: {
       id: str('User id', { format: 'uuid' }),
-      username: str('Unique, case-insensitively'),
-      displayName: { type: ['string', 'null'] },
+      username: str('Unique, case-insensitively; never changes'),
+      displayName: { type: ['string', 'null'], description: 'What people see; the username when null' },
+      bio: { type: ['string', 'null'] },
+      avatarUrl: { type: ['string', 'null'], format: 'uri' },
+      timeZone: { type: ['string', 'null'], description: 'IANA name, e.g. Europe/Paris' },
       createdAt: time('Account creation'),
+    },
+  },
+  AuthSession: {
+    type: 'object',
+    required: ['id', 'current', 'createdAt', 'lastUsedAt', 'expiresAt', 'userAgent', 'ip'],
+    properties: {
+      id: str('Session id', { format: 'uuid' }),
+      current: { type: 'boolean', description: 'The session this request came from' },
+      createdAt: time('Login'),
+      lastUsedAt: time('Last login or refresh'),
+      expiresAt: time('When its refresh token expires unless refreshed'),
+      userAgent: { type: ['string', 'null'], description: 'The User-Agent of the login, cut to 256 characters' },
+      ip: { type: ['string', 'null'], description: 'The client IP of the login' },
     },
   },
   Me: {

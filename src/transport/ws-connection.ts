@@ -14,6 +14,8 @@ export interface SessionLike {
   onFrame(f: ClientFrame): Promise<void>;
   onClose(): void;
   readonly expiresAt: number;
+  /** The login session of its latest token (the `sid` claim): the socket closes when that session ends. */
+  readonly sid: string | undefined;
 }
 
 /** What the server reports for metrics: frame types are the protocol's `t` values (or "invalid"). */

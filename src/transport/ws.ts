@@ -14,6 +14,7 @@ import { type ErrorCode, SbError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { encode } from '../protocol/codec.js';
 import { type ClientFrame, CloseCode, type Encoding, type HelloFrame, type ServerFrame, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK } from '../protocol/frames.js';
+import type { SessionsEnded } from '../store/sessions.js';
 import { COOKIE_ACCESS, parseCookies } from './http.js';
 import type { HttpResponse, TemplatedApp } from './uws.js';
 import {
@@ -257,6 +258,15 @@ export class WsServer implements Fanout, Conflater {
       bytes[c.encoding] ??= encode(frame, c.encoding);
       this.opts.observe?.sent(frame.t);
       c.offer(key, bytes[c.encoding] as Uint8Array | string);
+    }
+  }
+
+  /** Closes the sockets of sessions that ended (4102): they must not reconnect with the same tokens. */
+  endSessions(e: SessionsEnded): void {
+    for (const c of [...this.conns]) {
+      if (c.user.id !== e.userId || c.closed) continue;
+      if (e.sessions === 'all') c.close(CloseCode.SESSION_ENDED, 'the account was deleted');
+      else if (c.session.sid !== undefined && e.sessions.includes(c.session.sid)) c.close(CloseCode.SESSION_ENDED, 'the session has ended; log in again');
     }
   }
 
