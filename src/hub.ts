@@ -13,7 +13,9 @@ import { MAX_REPLAY, RoomActor, type RoomMsg, type RoomReplies, type RoomReply }
 import { ActorSystem, systemClock } from './actors/runtime.js';
 import { Session, type SessionDeps } from './actors/session.js';
 import { AuthService } from './auth/auth-service.js';
+import { EmailAuth } from './auth/email-auth.js';
 import { loadSigningKey } from './auth/keys.js';
+import { SmtpMailer } from './auth/mailer.js';
 import { defaultPkiDir, lazyCa, robotCaFiles } from './auth/pki.js';
 import { PublishBudget } from './chat/publish-budget.js';
 import { type RoomGateway, RoomsService } from './chat/rooms-service.js';
@@ -127,6 +129,10 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
     const key = await loadSigningKey({ keyFile: cfg.jwtKeyFile, dataDir: cfg.dataDir });
     if (key.generated) root.info({ kid: key.kid }, 'generated a new JWT signing key in the data dir');
     const auth = new AuthService(store, key, cfg, root.child({ component: 'auth' }));
+    const mailer = cfg.smtpUrl ? new SmtpMailer(cfg.smtpUrl, cfg.mailFrom) : undefined;
+    if (mailer) undo.push(async () => mailer.close());
+    const emailAuth = new EmailAuth(store, auth, key, mailer, root.child({ component: 'email' }));
+    root.info({ email: mailer ? 'on' : 'off (no SB_SMTP_URL)' }, 'email verification and login by code');
     const verify = (t: string) => auth.verifyPrincipal(t);
     const L = cfg.limits;
 
@@ -369,7 +375,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
           }
         },
       }),
-      ...authRoutes(auth, store, cfg),
+      ...authRoutes(auth, emailAuth, store, cfg),
       ...chatRoutes(rooms, store, publishBudget),
       ...robotRoutes(robots),
     );
@@ -404,6 +410,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
     const prune = setInterval(() => {
       store.refreshTokens.prune().catch((e) => root.warn({ err: e }, 'refresh token pruning failed'));
       store.sessions.prune().catch((e) => root.warn({ err: e }, 'session pruning failed'));
+      store.emailCodes.prune().catch((e) => root.warn({ err: e }, 'one-time code pruning failed'));
       store.rateLimits.prune().catch((e) => root.warn({ err: e }, 'rate-limit pruning failed'));
     }, PRUNE_EVERY_MS);
     prune.unref();
@@ -438,6 +445,8 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
         await robotCluster?.close();
         await bus.close();
         await presence.close();
+        accountNews.close();
+        mailer?.close();
         await nats?.nc.drain().catch((e) => root.warn({ err: e }, 'NATS drain failed'));
         await store.close();
         root.info('shut down');

@@ -6,17 +6,15 @@
 
 import { randomUUID } from 'node:crypto';
 import net from 'node:net';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import t, { type Test } from 'tap';
 import { LoginLimits } from '../src/auth/login-limits.js';
 import { PublishBudget } from '../src/chat/publish-budget.js';
 import { RateLimitedError } from '../src/errors.js';
 import { startHub } from '../src/hub.js';
-import type { Logger } from '../src/log.js';
 import { Api, type ApiResponse, roomWith, uniqueName } from './helpers/api.js';
 import { freshDatabase } from './helpers/db.js';
 import { FAST, startTestHub, testConfig } from './helpers/hub.js';
+import { capturedLog } from './helpers/log.js';
 import { type Frame, openFor, refusedUpgrade } from './helpers/ws.js';
 
 const AUTH = '/api/v1/auth';
@@ -53,27 +51,6 @@ async function until(pred: () => boolean, ms: number, what: string): Promise<voi
 }
 
 /** A logger whose JSON lines the test can read. */
-function capturedLog(): { log: Logger; lines: Record<string, any>[]; text: () => string } {
-  const raw: string[] = [];
-  const sink = new Writable({
-    write(chunk, _enc, cb) {
-      raw.push(chunk.toString('utf8'));
-      cb();
-    },
-  });
-  const log = pino({ level: 'info' }, sink) as unknown as Logger;
-  return {
-    log,
-    text: () => raw.join(''),
-    get lines() {
-      return raw
-        .join('')
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l));
-    },
-  };
-}
 
 t.test('#9 deleted account: its still-valid access token gets 401 everywhere, never a 500', async (t) => {
   const hub = await startTestHub(t, { env: FAST });
@@ -333,6 +310,8 @@ t.test('#12 login limits: a failing store is an error, never a silent pass or a 
     loginBlockS: 60,
     loginFailsPerIpPerDay: 10,
     registerPerIpPerHour: 5,
+    codesPerAddressPerHour: 5,
+    codesPerIpPerHour: 20,
   });
   await t.rejects(limits.beforeLogin('ada', '192.0.2.1'), { code: 'ECONNREFUSED' }, 'login check');
   await t.rejects(limits.register('192.0.2.1'), { code: 'ECONNREFUSED' }, 'registration check');

@@ -188,7 +188,7 @@ t.test('fuzz: robot frames and the robot byte stream', async (t) => {
 
 /** The REST routes' schemas (the handlers are never called: dependencies are stand-ins). */
 const stub = {} as never;
-const routes: Route[] = [...authRoutes(stub, stub, { cookieSecure: false } as never), ...chatRoutes(stub, stub, stub), ...robotRoutes(stub)];
+const routes: Route[] = [...authRoutes(stub, stub, stub, { cookieSecure: false } as never), ...chatRoutes(stub, stub, stub), ...robotRoutes(stub)];
 
 function checkValidation(fn: () => unknown): void {
   try {

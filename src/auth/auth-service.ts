@@ -35,7 +35,7 @@ const sha256 = (s: string): Buffer => createHash('sha256').update(s).digest();
 export class AuthService {
   readonly passwords: Passwords;
   readonly access: AccessTokens;
-  private readonly limits: LoginLimits;
+  readonly limits: LoginLimits;
 
   constructor(
     private readonly store: Store,
@@ -73,8 +73,12 @@ export class AuthService {
   }
 
   async login(input: { username: string; password: string }, client: Client, csrfToken?: string): Promise<IssuedTokens> {
-    const found = await this.verifyLogin(input.username, input.password, client.ip);
-    const { passwordHash: _, ...user } = found;
+    const { passwordHash: _, ...user } = await this.verifyLogin(input.username, input.password, client.ip);
+    return this.startSession(user, client, csrfToken);
+  }
+
+  /** A new login session for a person whose credentials were just checked. */
+  async startSession(user: User, client: Client, csrfToken: string | undefined): Promise<IssuedTokens> {
     const sessionId = randomUUID();
     await this.store.sessions.start({
       id: sessionId,
@@ -180,7 +184,7 @@ export class AuthService {
    * is no way around them); a wrong password is a VALIDATION error on `field`, not a 401 that would
    * read as a bad token.
    */
-  private async reconfirm(userId: string, password: string, ip: string, field: string): Promise<User> {
+  async reconfirm(userId: string, password: string, ip: string, field: string): Promise<User> {
     const user = await this.store.users.byId(userId);
     if (!user) throw notFound('user');
     await this.verifyLogin(user.username, password, ip).catch((e: unknown) => {

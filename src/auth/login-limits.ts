@@ -20,10 +20,21 @@ export class LoginLimits {
   private readonly failsByUserIp: RateLimiterPostgres;
   private readonly failsByIp: RateLimiterPostgres;
   private readonly registrationsByIp: RateLimiterPostgres;
+  private readonly codesByAddress: RateLimiterPostgres;
+  private readonly codesByIp: RateLimiterPostgres;
 
   constructor(
     client: PgQueryable,
-    private readonly limits: Pick<Limits, 'loginPerIpPerMinute' | 'loginFailsPerUserAndIp' | 'loginBlockS' | 'loginFailsPerIpPerDay' | 'registerPerIpPerHour'>,
+    private readonly limits: Pick<
+      Limits,
+      | 'loginPerIpPerMinute'
+      | 'loginFailsPerUserAndIp'
+      | 'loginBlockS'
+      | 'loginFailsPerIpPerDay'
+      | 'registerPerIpPerHour'
+      | 'codesPerAddressPerHour'
+      | 'codesPerIpPerHour'
+    >,
   ) {
     // The table comes from our migrations, and our hourly prune clears it: no library timers.
     const base = { storeClient: client, storeType: 'pool', tableName: RATE_LIMITS_TABLE, tableCreated: true, clearExpiredByTimeout: false };
@@ -33,6 +44,8 @@ export class LoginLimits {
     this.failsByUserIp = new RateLimiterPostgres({ ...base, keyPrefix: 'login_fail_user_ip', points: limits.loginFailsPerUserAndIp, duration: DAY_S });
     this.failsByIp = new RateLimiterPostgres({ ...base, keyPrefix: 'login_fail_ip', points: limits.loginFailsPerIpPerDay, duration: DAY_S });
     this.registrationsByIp = new RateLimiterPostgres({ ...base, keyPrefix: 'register_ip', points: limits.registerPerIpPerHour, duration: 3_600 });
+    this.codesByAddress = new RateLimiterPostgres({ ...base, keyPrefix: 'code_address', points: limits.codesPerAddressPerHour, duration: 3_600 });
+    this.codesByIp = new RateLimiterPostgres({ ...base, keyPrefix: 'code_ip', points: limits.codesPerIpPerHour, duration: 3_600 });
   }
 
   /**
@@ -64,6 +77,12 @@ export class LoginLimits {
   /** After a successful login: the pair's consecutive failures start again from zero. */
   async succeeded(username: string, ip: string): Promise<void> {
     await this.failsByUserIp.delete(pairKey(username, ip));
+  }
+
+  /** Counts a one-time code asked for against the client IP and the address; refuses past either hourly limit. */
+  async code(address: string, ip: string): Promise<void> {
+    await consume(this.codesByIp, bounded(ip));
+    await consume(this.codesByAddress, bounded(address.toLowerCase()));
   }
 
   /** Counts a registration attempt against its IP; refuses past the hourly limit. */

@@ -37,6 +37,7 @@ export const ERROR_CODES = {
   UPGRADE_REQUIRED: { http: 426, ws: null },
   CONFLICT: { http: 409, ws: 'terminal' },
   USERNAME_TAKEN: { http: 409, ws: null },
+  EMAIL_TAKEN: { http: 409, ws: null },
   // WebSocket only: a `sub` replaced by a later `sub` or `unsub` of the same room.
   CANCELLED: { http: 409, ws: 'terminal' },
   PAYLOAD_TOO_LARGE: { http: 413, ws: 'terminal' },
@@ -49,6 +50,8 @@ export const ERROR_CODES = {
   UNAVAILABLE: { http: 503, ws: 'retryable' },
   OVERLOADED: { http: 503, ws: 'retryable' },
   STOPPED: { http: 503, ws: 'retryable' },
+  // REST only: a feature this hub was not configured for (email without an SMTP server).
+  NOT_ENABLED: { http: 501, ws: null },
   INTERNAL: { http: 500, ws: 'terminal' },
 } as const satisfies Record<string, ErrorCodeSpec>;
 

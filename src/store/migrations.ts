@@ -269,6 +269,31 @@ ALTER TABLE refresh_tokens ADD CONSTRAINT refresh_tokens_revoked_reason_check
   CHECK (revoked_reason IN ('logout', 'reuse', 'revoked', 'password'));
 `,
   },
+  {
+    version: 6,
+    name: 'email addresses and one-time codes',
+    sql: `
+-- email is verified (a code sent to it came back) and unique regardless of case; pending_email
+-- waits for its code. Only a verified address logs in.
+ALTER TABLE users
+  ADD COLUMN email         text CHECK (char_length(email) <= 254),
+  ADD COLUMN pending_email text CHECK (char_length(pending_email) <= 254);
+CREATE UNIQUE INDEX users_email_lower ON users (lower(email));
+
+-- At most one live code per person and purpose (a new one replaces it); a code used or tried too
+-- often is deleted. Only a keyed hash of the code is kept.
+CREATE TABLE email_codes (
+  user_id    uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  purpose    text NOT NULL CHECK (purpose IN ('verify', 'login')),
+  email      text NOT NULL CHECK (char_length(email) <= 254),
+  code_hash  bytea NOT NULL CHECK (octet_length(code_hash) = 32),
+  expires_at timestamptz NOT NULL,
+  attempts   integer NOT NULL DEFAULT 0,
+  PRIMARY KEY (user_id, purpose)
+);
+CREATE INDEX email_codes_expires ON email_codes (expires_at);
+`,
+  },
 ];
 
 export const latestVersion = Math.max(...migrations.map((m) => m.version));

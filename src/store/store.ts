@@ -4,6 +4,7 @@
 
 import type { Logger } from '../log.js';
 import { type Database, openDatabase } from './db.js';
+import { EmailCodes } from './email-codes.js';
 import { translateDriverError, translatingErrors } from './errors.js';
 import { Messages } from './messages.js';
 import { appliedVersion, latestVersion, migrate } from './migrations.js';
@@ -18,6 +19,7 @@ export class Store {
   readonly users: Users;
   readonly refreshTokens: RefreshTokens;
   readonly sessions: Sessions;
+  readonly emailCodes: EmailCodes;
   readonly rooms: Rooms;
   readonly messages: Messages;
   readonly robots: Robots;
@@ -27,6 +29,7 @@ export class Store {
     this.users = translatingErrors(new Users(db.sql));
     this.refreshTokens = translatingErrors(new RefreshTokens(db.sql));
     this.sessions = translatingErrors(new Sessions(db.sql));
+    this.emailCodes = translatingErrors(new EmailCodes(db.sql));
     this.rooms = translatingErrors(new Rooms(db.sql));
     this.messages = translatingErrors(new Messages(db.sql, Math.max(1, Math.floor(db.connections / 2))));
     this.robots = translatingErrors(new Robots(db.sql));

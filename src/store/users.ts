@@ -9,6 +9,10 @@ export interface User extends Profile {
   username: string;
   isAdmin: boolean;
   createdAt: Date;
+  /** Verified (a code sent to it came back): logs in by code. Private to its owner. */
+  email: string | null;
+  /** Waiting for its verification code. Private to its owner. */
+  pendingEmail: string | null;
 }
 
 /** What a person may change about how others see them. */
@@ -30,6 +34,8 @@ interface Row {
   bio: string | null;
   avatar_url: string | null;
   time_zone: string | null;
+  email: string | null;
+  pending_email: string | null;
   is_admin: boolean;
   created_at: Date;
   password_hash: string;
@@ -42,6 +48,8 @@ const toUser = (r: Row): User => ({
   bio: r.bio,
   avatarUrl: r.avatar_url,
   timeZone: r.time_zone,
+  email: r.email,
+  pendingEmail: r.pending_email,
   isAdmin: r.is_admin,
   createdAt: r.created_at,
 });
@@ -92,6 +100,36 @@ export class Users {
         ? await this.sql<Row[]>`SELECT * FROM users WHERE id = ${id}`
         : await this.sql<Row[]>`UPDATE users SET ${this.sql(cols)} WHERE id = ${id} RETURNING *`;
     return row && toUser(row);
+  }
+
+  /** The account whose verified address this is, regardless of case. */
+  async byEmail(email: string): Promise<User | undefined> {
+    const [row] = await this.sql<Row[]>`SELECT * FROM users WHERE lower(email) = lower(${email})`;
+    return row && toUser(row);
+  }
+
+  /** Sets (or clears) the address waiting for its verification code. */
+  async setPendingEmail(id: string, email: string | null): Promise<User | undefined> {
+    const [row] = await this.sql<Row[]>`UPDATE users SET pending_email = ${email} WHERE id = ${id} RETURNING *`;
+    return row && toUser(row);
+  }
+
+  /**
+   * Makes a verified address the account's email (clearing the pending one if it was this one);
+   * 'taken' when another account verified it first. Null removes the address.
+   */
+  async setEmail(id: string, email: string | null): Promise<User | 'taken' | undefined> {
+    try {
+      const [row] = await this.sql<Row[]>`
+        UPDATE users SET email = ${email},
+          pending_email = CASE WHEN ${email}::text IS NULL OR lower(pending_email) = lower(${email}::text) THEN NULL ELSE pending_email END
+        WHERE id = ${id} RETURNING *`;
+      return row && toUser(row);
+    } catch (e) {
+      const err = translateDriverError(e);
+      if (err instanceof UniqueViolationError) return 'taken';
+      throw err;
+    }
   }
 
   async setPasswordHash(id: string, passwordHash: string): Promise<void> {

@@ -3,6 +3,8 @@
 
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { AuthService, IssuedTokens } from '../auth/auth-service.js';
+import type { EmailAuth } from '../auth/email-auth.js';
+import { EMAIL_MAX } from '../auth/email-auth.js';
 import { checkProfile, PROFILE_LIMITS, type ProfilePatch } from '../auth/profile.js';
 import type { Config } from '../config.js';
 import { notFound, SbError } from '../errors.js';
@@ -22,9 +24,10 @@ export const publicUser = (u: User) => ({
   timeZone: u.timeZone,
   createdAt: u.createdAt,
 });
-const me = (u: User) => ({ ...publicUser(u), isAdmin: u.isAdmin });
+/** The signed-in user's own view: their public profile, plus what only they see. */
+const me = (u: User) => ({ ...publicUser(u), isAdmin: u.isAdmin, email: u.email, pendingEmail: u.pendingEmail });
 
-export function authRoutes(auth: AuthService, store: Store, cfg: Config): Route[] {
+export function authRoutes(auth: AuthService, email: EmailAuth, store: Store, cfg: Config): Route[] {
   const cookie = (name: string, value: string, maxAgeS: number, path: string, httpOnly: boolean): string =>
     `${name}=${value}; Path=${path}; Max-Age=${maxAgeS}; SameSite=Lax${httpOnly ? '; HttpOnly' : ''}${cfg.cookieSecure ? '; Secure' : ''}`;
 
@@ -91,16 +94,30 @@ export function authRoutes(auth: AuthService, store: Store, cfg: Config): Route[
         type: 'object',
         additionalProperties: false,
         required: ['username', 'password'],
-        properties: { ...credentials, displayName: { type: 'string', minLength: 1, maxLength: 64 } },
+        properties: {
+          ...credentials,
+          displayName: { type: 'string', minLength: 1, maxLength: 64 },
+          email: {
+            type: 'string',
+            maxLength: EMAIL_MAX,
+            description: 'Optional: a code is mailed to it; once entered (`POST /auth/email/verify`) it logs in by code',
+          },
+        },
       },
       responses: {
         201: { description: 'Created', schema: { type: 'object', properties: { user: refs.User } } },
-        409: { description: 'Username taken (USERNAME_TAKEN)' },
+        409: { description: 'Username taken (USERNAME_TAKEN), or the email is another account’s (EMAIL_TAKEN)' },
         429: { description: 'Too many registrations from this IP' },
+        501: { description: 'An email was given but this hub sends no mail (NOT_ENABLED)' },
       },
-      async handle(ctx: Ctx<{ username: string; password: string; displayName?: string }>) {
-        const user = await auth.register(ctx.body, ctx.ip);
-        return { status: 201, body: { user: publicUser(user) } };
+      async handle(ctx: Ctx<{ username: string; password: string; displayName?: string; email?: string }>) {
+        const { email: rawEmail, ...account } = ctx.body;
+        // Checked before the account exists, so a refusal leaves nothing half made.
+        const address = rawEmail === undefined ? undefined : await email.checkNewAddress(rawEmail);
+        const user = await auth.register(account, ctx.ip);
+        // The account exists either way: a code that could not be mailed can be asked for again.
+        const pending = address === undefined ? user : await email.begin(user.id, address, ctx.ip).catch(() => user);
+        return { status: 201, body: { user: publicUser(pending) } };
       },
     },
     {
@@ -264,6 +281,112 @@ export function authRoutes(auth: AuthService, store: Store, cfg: Config): Route[
       async handle(ctx) {
         await auth.revokeSession(ctx.user.id, ctx.params.id as string);
         return { status: 204 };
+      },
+    },
+    {
+      method: 'POST',
+      path: '/api/v1/auth/email',
+      auth: true,
+      summary: 'Set your email address',
+      description: `Needs your password. The address becomes your \`pendingEmail\` and a six-digit code is mailed to it; \`POST /auth/email/verify\` with the code makes it your \`email\`, which then logs in by code. Codes last 10 minutes, take 5 guesses and work once; asking again replaces the code. Limited per address and per client IP (SB_CODES_PER_ADDRESS_PER_HOUR, SB_CODES_PER_IP_PER_HOUR).`,
+      tags,
+      body: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['email', 'password'],
+        properties: { email: { type: 'string', maxLength: EMAIL_MAX, example: 'ada@example.com' }, password: credentials.password },
+      },
+      responses: {
+        202: { description: 'Code mailed', schema: { type: 'object', properties: { user: refs.Me } } },
+        409: { description: 'Another account has verified this address (EMAIL_TAKEN)' },
+        501: { description: 'This hub sends no mail (NOT_ENABLED)' },
+      },
+      async handle(ctx: Ctx<{ email: string; password: string }>) {
+        const user = await email.startVerification(ctx.user.id, ctx.body.email, ctx.body.password, ctx.ip);
+        return { status: 202, body: { user: me(user) } };
+      },
+    },
+    {
+      method: 'POST',
+      path: '/api/v1/auth/email/verify',
+      auth: true,
+      summary: 'Confirm your email address with the mailed code',
+      tags,
+      body: { type: 'object', additionalProperties: false, required: ['code'], properties: { code: { type: 'string', maxLength: 16, example: '048213' } } },
+      responses: {
+        200: { description: 'Verified', schema: { type: 'object', properties: { user: refs.Me } } },
+        400: { description: 'A wrong code, or none live (VALIDATION, field `code`)' },
+        409: { description: 'Another account verified the address first (EMAIL_TAKEN)' },
+      },
+      async handle(ctx: Ctx<{ code: string }>) {
+        return { body: { user: me(await email.verify(ctx.user.id, ctx.body.code)) } };
+      },
+    },
+    {
+      method: 'DELETE',
+      path: '/api/v1/auth/email',
+      auth: true,
+      summary: 'Remove your email address',
+      description: 'Needs your password. The verified and the pending address both go; login by code stops.',
+      tags,
+      body: { type: 'object', additionalProperties: false, required: ['password'], properties: { password: credentials.password } },
+      responses: { 200: { description: 'Removed', schema: { type: 'object', properties: { user: refs.Me } } } },
+      async handle(ctx: Ctx<{ password: string }>) {
+        return { body: { user: me(await email.removeEmail(ctx.user.id, ctx.body.password, ctx.ip)) } };
+      },
+    },
+    {
+      method: 'POST',
+      path: '/api/v1/auth/code',
+      auth: false,
+      summary: 'Mail a login code',
+      description:
+        'If an account has verified this address, a six-digit login code is mailed to it (10 minutes, 5 guesses, once). The reply is the same whether or not one has. Limited per address and per client IP (429).',
+      tags,
+      body: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['email'],
+        properties: { email: { type: 'string', maxLength: EMAIL_MAX, example: 'ada@example.com' } },
+      },
+      responses: {
+        202: { description: 'Accepted' },
+        429: { description: 'Too many codes for this address or from this IP' },
+        501: { description: 'This hub sends no mail: login by code is off (NOT_ENABLED)' },
+      },
+      async handle(ctx: Ctx<{ email: string }>) {
+        await email.requestLoginCode(ctx.body.email, ctx.ip);
+        return { status: 202, body: { message: 'if an account has verified this address, a login code is on its way' } };
+      },
+    },
+    {
+      method: 'POST',
+      path: '/api/v1/auth/code/login',
+      auth: false,
+      summary: 'Log in with a mailed code',
+      description: 'The same session a password login gives (bearer, or cookies with `"cookie": true`). Wrong codes count against the login rate limits.',
+      tags,
+      body: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['email', 'code'],
+        properties: {
+          email: { type: 'string', maxLength: EMAIL_MAX },
+          code: { type: 'string', maxLength: 16 },
+          cookie: { type: 'boolean', default: false },
+        },
+      },
+      responses: {
+        200: { description: 'Logged in', schema: { oneOf: [refs.Session, refs.CookieSession] } },
+        401: { description: 'A wrong or expired code (UNAUTHENTICATED)' },
+        429: { description: 'Too many attempts' },
+        501: { description: 'Login by code is off (NOT_ENABLED)' },
+      },
+      async handle(ctx: Ctx<{ email: string; code: string; cookie?: boolean }>) {
+        const csrf = ctx.body.cookie ? randomBytes(24).toString('base64url') : undefined;
+        const s = await email.login(ctx.body, { ip: ctx.ip, userAgent: ctx.headers['user-agent'] }, csrf);
+        ctx.log.info({ userId: s.user.id, mode: csrf ? 'cookie' : 'bearer', via: 'code' }, 'login');
+        return sessionReply(s, csrf);
       },
     },
   ];

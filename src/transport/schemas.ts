@@ -73,7 +73,18 @@ export const components: Record<string, Schema> = {
     },
   },
   Me: {
-    allOf: [ref('User'), { type: 'object', required: ['isAdmin'], properties: { isAdmin: { type: 'boolean' } } }],
+    allOf: [
+      ref('User'),
+      {
+        type: 'object',
+        required: ['isAdmin', 'email', 'pendingEmail'],
+        properties: {
+          isAdmin: { type: 'boolean' },
+          email: { type: ['string', 'null'], description: 'Your verified address (logs in by code); only you see it' },
+          pendingEmail: { type: ['string', 'null'], description: 'An address waiting for its code' },
+        },
+      },
+    ],
   },
   Room: {
     type: 'object',
