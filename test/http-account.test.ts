@@ -7,9 +7,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Test } from 'tap';
 import t from 'tap';
+import { defaultCaFiles, initCa } from '../src/auth/pki.js';
 import { CloseCode } from '../src/protocol/frames.js';
 import { Api, type ApiResponse, roomWith, uniqueName } from './helpers/api.js';
-import { FAST, startTestHub } from './helpers/hub.js';
+import { FAST, startTestHub, tempDir } from './helpers/hub.js';
 import { openFor } from './helpers/ws.js';
 
 type User = Awaited<ReturnType<Api['signUp']>>;
@@ -23,7 +24,9 @@ function isError(t: Test, r: ApiResponse, status: number, code: string, field?: 
 for (const embedded of [false, true]) {
   t.test(embedded ? 'embedded store' : 'PostgreSQL', async (t) => {
     // Three wrong passwords per username and IP before 429 (see the password-change test).
-    const hub = await startTestHub(t, { embedded, env: { ...FAST, SB_LOGIN_FAILS_PER_USER_IP: '3' } });
+    const dataDir = await tempDir(t);
+    await initCa(defaultCaFiles(dataDir)); // robots can be registered
+    const hub = await startTestHub(t, { embedded, dataDir, env: { ...FAST, SB_LOGIN_FAILS_PER_USER_IP: '3' } });
     const api = new Api(hub.url);
     const as = (u: { token: string }) => ({ token: u.token });
     const patchMe = (u: { token: string }, body: unknown) => api.request('PATCH', '/api/v1/auth/me', body, as(u));
@@ -175,6 +178,9 @@ for (const embedded of [false, true]) {
         const posted = await api.post(`/api/v1/rooms/${room}/messages`, { cid: randomUUID(), body: 'before I go' }, as(gone));
         t.equal(posted.status, 201, posted.text);
       }
+      const robot = async (owner: User) => (await api.post('/api/v1/robots', { name: `bot-${randomUUID().slice(0, 8)}` }, as(owner))).body.robot.id as string;
+      const [goneBot, peerBot] = [await robot(gone), await robot(peer)];
+      t.equal((await api.request('PUT', `/api/v1/robots/${peerBot}/grants/${gone.id}`, { role: 'operator' }, as(peer))).status, 200, 'a grant to the account');
       const peerSocket = await openFor(t, hub.url, peer.token);
       t.equal((await peerSocket.request({ t: 'sub', room: shared })).t, 'subscribed');
       const goneSocket = await openFor(t, hub.url, gone.token);
@@ -200,8 +206,11 @@ for (const embedded of [false, true]) {
       );
       isError(t, await api.get(`/api/v1/users/${gone.id}`, as(peer)), 404, 'NOT_FOUND', undefined, 'its profile');
       t.same(await hub.store.rooms.byId(alone), undefined, 'the room it was alone in is deleted');
+      t.same(await hub.store.robots.byId(goneBot), undefined, 'its robot is deleted');
+      t.same((await api.get(`/api/v1/robots/${peerBot}/grants`, as(peer))).body.grants, [], 'its grant on another’s robot is gone');
 
-      // Every authenticated route, with the deleted account's token that is still signed and unexpired.
+      // Every authenticated route refuses the deleted account's token (still signed, unexpired)
+      // before its handler runs: the check is in one place, and this shows it covers them all.
       let walked = 0;
       for (const route of hub.router.list().filter((r) => r.auth)) {
         const path = route.path.replace(/:[A-Za-z]+/g, randomUUID());
@@ -216,3 +225,12 @@ for (const embedded of [false, true]) {
     });
   });
 }
+
+t.test('an avatar URL that percent-encoding makes too long is refused, not a 500', async (t) => {
+  const hub = await startTestHub(t, { env: FAST });
+  const api = new Api(hub.url);
+  const u = await api.signUp(uniqueName('av'));
+  const long = `https://example.com/${'é'.repeat(1000)}`;
+  t.ok(long.length <= 2048, 'under the limit as sent');
+  isError(t, await api.request('PATCH', '/api/v1/auth/me', { avatarUrl: long }, { token: u.token }), 400, 'VALIDATION', 'avatarUrl');
+});

@@ -308,3 +308,44 @@ t.test('embedded: data survives closing and reopening the data dir', async (t) =
     ['still here'],
   );
 });
+
+for (const [name, open] of Object.entries(backends)) {
+  t.test(`${name}: migration 5 gives the tokens of an older schema their sessions; a login from an older node gets one at its first refresh`, async (t) => {
+    const store = await open(t);
+    await store.db.sql.begin(async (tx) => {
+      await tx`CREATE TABLE schema_migrations (version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`;
+      for (const m of migrations.filter((x) => x.version < 5)) {
+        await tx.unsafe(m.sql);
+        await tx`INSERT INTO schema_migrations (version, name) VALUES (${m.version}, ${m.name})`;
+      }
+    });
+    const u = randomUUID();
+    await store.db.sql`INSERT INTO users (id, username, password_hash) VALUES (${u}, 'old-timer', 'x')`;
+    const [live, loggedOut] = [randomUUID(), randomUUID()];
+    const later = new Date(Date.now() + 3_600_000);
+    await store.db
+      .sql`INSERT INTO refresh_tokens (token_hash, family_id, user_id, expires_at, used_at) VALUES (${Buffer.alloc(32, 1)}, ${live}, ${u}, ${later}, now())`;
+    await store.db.sql`INSERT INTO refresh_tokens (token_hash, family_id, user_id, expires_at) VALUES (${Buffer.alloc(32, 2)}, ${live}, ${u}, ${later})`;
+    await store.db
+      .sql`INSERT INTO refresh_tokens (token_hash, family_id, user_id, expires_at, revoked_at, revoked_reason) VALUES (${Buffer.alloc(32, 3)}, ${loggedOut}, ${u}, ${later}, now(), 'logout')`;
+    t.same(
+      await store.migrate(),
+      migrations.filter((m) => m.version >= 5).map((m) => m.version),
+    );
+    t.same(
+      (await store.sessions.list(u)).map((s) => s.id),
+      [live],
+      'the family with a live token is a live session; the logged-out one ended',
+    );
+    t.equal(await store.sessions.live(u, loggedOut), 'ended');
+
+    // A node of the previous version still logs people in during a rolling upgrade: tokens, no session row.
+    const fromOldNode = randomUUID();
+    await store.refreshTokens.insert({ hash: Buffer.alloc(32, 4), familyId: fromOldNode, userId: u, expiresAt: later });
+    t.equal(await store.sessions.refreshed(fromOldNode, u, later), true, 'its first refresh on a new node adds the session');
+    t.equal(await store.sessions.live(u, fromOldNode), 'ok');
+    t.same(await store.sessions.end(u, { only: fromOldNode }, 'revoked'), [fromOldNode]);
+    t.equal(await store.sessions.refreshed(fromOldNode, u, later), false, 'an ended session is not revived by a racing refresh');
+    t.equal(await store.sessions.refreshed(live, randomUUID(), later), false, "nor is a session taken over by another user's token");
+  });
+}

@@ -255,8 +255,9 @@ export class Session {
       case 'auth': {
         const claims = await this.deps.verify(f.token);
         if (claims.sub !== user.id) throw new SbError('FORBIDDEN', 'the token belongs to another user; open a new connection instead');
-        // A refresh stays in its session; a new login moves the socket to the new one.
-        this.sid = claims.sid;
+        // A refresh stays in its session; a new login moves the socket to the new one. (A token
+        // from before sessions were kept names none: the socket keeps the one it had.)
+        this.sid = claims.sid ?? this.sid;
         this.exp = claims.exp * 1000;
         this.armReauth();
         return { t: 'ok', id: f.id };

@@ -125,7 +125,7 @@ export class AuthService {
       // A session ended on purpose (a logout, a revoked device, a password change) revokes its
       // tokens without using them: presenting one afterwards is a client that missed the end, not a
       // replay (a used token still is, ended or not).
-      if (!t.used_at && t.revoked_at && t.revoked_reason !== 'reuse') throw sessionEnded();
+      if (!t.used_at && t.revoked_at && t.revoked_reason !== null && t.revoked_reason !== 'reuse') throw sessionEnded();
       if (t.used_at || t.revoked_at) {
         const n = await this.endSessions(t.user_id, { only: t.family_id }, 'reuse');
         this.log.warn({ userId: t.user_id, family: t.family_id, revoked: n.length }, 'refresh token reused; session ended');
@@ -136,7 +136,7 @@ export class AuthService {
     const user = await this.store.users.byId(result.ok.user_id);
     if (!user) throw new SbError('TOKEN_INVALID', 'refresh token is invalid');
     const expiresAt = this.refreshExpiry();
-    await this.store.sessions.touch(result.ok.family_id, expiresAt);
+    if (!(await this.store.sessions.refreshed(result.ok.family_id, user.id, expiresAt))) throw sessionEnded();
     return this.issue(user, result.ok.family_id, csrfToken, expiresAt);
   }
 

@@ -37,6 +37,8 @@ function checkAvatarUrl(raw: string): string {
   // No javascript:, data: or file: in an <img src> another person's browser will load.
   if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new ValidationError('avatarUrl', 'must be an http or https URL');
   if (url.username || url.password) throw new ValidationError('avatarUrl', 'must not carry credentials');
+  // Normalising percent-encodes: the stored form must fit too.
+  if (url.href.length > PROFILE_LIMITS.avatarUrl) throw new ValidationError('avatarUrl', `at most ${PROFILE_LIMITS.avatarUrl} characters once percent-encoded`);
   return url.href;
 }
 

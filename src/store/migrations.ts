@@ -260,8 +260,9 @@ INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, ended_a
          CASE WHEN bool_or(used_at IS NULL AND revoked_at IS NULL AND expires_at > now()) THEN NULL ELSE now() END,
          CASE WHEN bool_or(used_at IS NULL AND revoked_at IS NULL AND expires_at > now()) THEN NULL ELSE 'expired' END
   FROM refresh_tokens GROUP BY family_id;
-ALTER TABLE refresh_tokens
-  ADD CONSTRAINT refresh_tokens_session FOREIGN KEY (family_id) REFERENCES sessions (id) ON DELETE CASCADE;
+-- No foreign key from refresh_tokens.family_id: a node of the previous version, still serving
+-- during a rolling upgrade, issues tokens of families that have no row here; the first refresh on
+-- an upgraded node adds it (Sessions.refreshed).
 
 -- A refresh token revoked because its session ended carries the session's reason.
 ALTER TABLE refresh_tokens DROP CONSTRAINT refresh_tokens_revoked_reason_check;

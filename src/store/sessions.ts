@@ -52,9 +52,18 @@ export class Sessions {
       VALUES (${s.id}, ${s.userId}, ${s.expiresAt}, ${s.userAgent?.slice(0, USER_AGENT_MAX) ?? null}, ${s.ip.slice(0, 64)})`;
   }
 
-  /** A refresh: the session was used now and lives until its new refresh token expires. */
-  async touch(id: string, expiresAt: Date): Promise<void> {
-    await this.sql`UPDATE sessions SET last_used_at = now(), expires_at = ${expiresAt} WHERE id = ${id}`;
+  /**
+   * A refresh: the session was used now and lives until its new refresh token expires. False when
+   * it has ended (a sign-out raced the refresh). A session with no row (its login came from a node
+   * of the previous version, during a rolling upgrade) gets one.
+   */
+  async refreshed(id: string, userId: string, expiresAt: Date): Promise<boolean> {
+    const rows = await this.sql`
+      INSERT INTO sessions (id, user_id, expires_at) VALUES (${id}, ${userId}, ${expiresAt})
+      ON CONFLICT (id) DO UPDATE SET last_used_at = now(), expires_at = EXCLUDED.expires_at
+        WHERE sessions.ended_at IS NULL AND sessions.user_id = EXCLUDED.user_id
+      RETURNING id`;
+    return rows.length > 0;
   }
 
   /**
@@ -90,7 +99,7 @@ export class Sessions {
     return this.sql.begin(async (tx) => {
       const ended = await tx<{ id: string }[]>`
         UPDATE sessions SET ended_at = now(), ended_reason = ${reason}
-        WHERE user_id = ${userId} AND ended_at IS NULL
+        WHERE user_id = ${userId} AND ended_at IS NULL AND expires_at > now()
           ${'only' in which ? tx`AND id = ${which.only}` : which.except === undefined ? tx`` : tx`AND id <> ${which.except}`}
         RETURNING id`;
       const ids = ended.map((r) => r.id);
@@ -103,7 +112,7 @@ export class Sessions {
     });
   }
 
-  /** Drops sessions that ended or expired more than a day ago (their tokens go with them); returns how many. */
+  /** Drops sessions that ended or expired more than a day ago (their tokens have expired too, and are pruned with the others); returns how many. */
   async prune(): Promise<number> {
     const r = await this.sql`
       DELETE FROM sessions WHERE coalesce(ended_at, expires_at) < now() - interval '1 day'`;

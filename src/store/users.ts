@@ -144,6 +144,15 @@ export class Users {
    * sessions and refresh tokens with the account. Undefined when there was no such account.
    */
   async remove(id: string): Promise<AccountRemoval | undefined> {
+    // messages.sender_id has no foreign key (migration 4): the sender is cleared by hand, by the
+    // (sender, cid) index. Most of it in batches first, holding no room lock, so the rooms' group
+    // commits do not wait behind a long history; the transaction below clears what came meanwhile.
+    for (;;) {
+      const r = await this.sql`
+        UPDATE messages SET sender_id = NULL
+        WHERE (sender_id, client_msg_id) IN (SELECT sender_id, client_msg_id FROM messages WHERE sender_id = ${id} LIMIT ${SENDER_BATCH})`;
+      if (r.count < SENDER_BATCH) break;
+    }
     return this.sql.begin(async (tx) => {
       // Its rooms locked first, in id order: the order a group commit locks them in (migration 4).
       const rooms = await tx<{ id: string; kind: string; owner_id: string | null }[]>`
@@ -167,12 +176,15 @@ export class Users {
         }
         out.roomsLeft.push(r.id);
       }
-      // messages.sender_id has no foreign key (migration 4): cleared here, by its (sender, cid) index.
-      await tx`UPDATE messages SET sender_id = NULL WHERE sender_id = ${id}`;
       out.robotsDeleted = (await tx<{ id: string }[]>`SELECT id FROM robots WHERE owner_id = ${id}`).map((r) => r.id);
       out.grantsLost = (await tx<{ robot_id: string }[]>`SELECT robot_id FROM robot_grants WHERE user_id = ${id}`).map((r) => r.robot_id);
       const deleted = await tx`DELETE FROM users WHERE id = ${id}`;
-      return deleted.count === 0 ? undefined : out;
+      if (deleted.count === 0) return undefined;
+      // After the memberships are gone: a commit that checked one finished before that DELETE
+      // could take its row lock, and one that comes later is refused, so nothing with this sender
+      // can be stored after this statement (even in a room joined since the lock above).
+      await tx`UPDATE messages SET sender_id = NULL WHERE sender_id = ${id}`;
+      return out;
     });
   }
 
@@ -189,6 +201,9 @@ export class Users {
     return rows.map(toUser);
   }
 }
+
+/** Messages whose sender is cleared per statement before an account is deleted. */
+const SENDER_BATCH = 5_000;
 
 /** What went with a deleted account (see `Users.remove`). */
 export interface AccountRemoval {

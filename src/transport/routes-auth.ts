@@ -167,7 +167,7 @@ export function authRoutes(auth: AuthService, email: EmailAuth, store: Store, cf
       auth: false,
       summary: 'End the session',
       description:
-        'Revokes every refresh token of the session and clears the auth cookies. Access tokens already issued stay valid until they expire (minutes).',
+        'Ends the session: its refresh tokens stop working, its access tokens are refused from now on (SESSION_ENDED) and its WebSockets close with 4102, on every node. Clears the auth cookies.',
       tags,
       body: { type: 'object', additionalProperties: false, properties: { refreshToken: { type: 'string', minLength: 1, maxLength: 128 } } },
       bodyOptional: true,

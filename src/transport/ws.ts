@@ -63,6 +63,10 @@ export interface WsOptions {
 }
 
 /** Close codes a client may choose freely are reported as one label value: the series count stays fixed. */
+/** How long, and how many, ended sessions are remembered for upgrades already past their token check. */
+const ENDED_MEMORY_MS = 60_000;
+const ENDED_MEMORY_MAX = 100_000;
+
 const closeLabel = (code: number): number | 'other' => ((code >= 1000 && code <= 1015) || Object.values(CloseCode).includes(code as never) ? code : 'other');
 
 /** Open sockets per key (user id, client IP); a key leaves the map at zero so it cannot grow unbounded. */
@@ -261,8 +265,23 @@ export class WsServer implements Fanout, Conflater {
     }
   }
 
+  /**
+   * Sessions (and, as `user:<id>`, accounts) that ended in the last minute, oldest first: an
+   * upgrade whose token was checked just before the end must not open just after it.
+   */
+  private readonly ended = new Map<string, number>();
+
   /** Closes the sockets of sessions that ended (4102): they must not reconnect with the same tokens. */
   endSessions(e: SessionsEnded): void {
+    const now = Date.now();
+    for (const [k, at] of this.ended) {
+      if (now - at < ENDED_MEMORY_MS && this.ended.size < ENDED_MEMORY_MAX) break;
+      this.ended.delete(k);
+    }
+    for (const k of e.sessions === 'all' ? [`user:${e.userId}`] : e.sessions) {
+      this.ended.delete(k);
+      this.ended.set(k, now);
+    }
     for (const c of [...this.conns]) {
       if (c.user.id !== e.userId || c.closed) continue;
       if (e.sessions === 'all') c.close(CloseCode.SESSION_ENDED, 'the account was deleted');
@@ -378,6 +397,10 @@ export class WsServer implements Fanout, Conflater {
         const data = ws.getUserData();
         const claims = data.claims as AccessClaims;
         data.claims = undefined; // the session keeps what it needs of them
+        if (this.ended.has(`user:${claims.sub}`) || (claims.sid !== undefined && this.ended.has(claims.sid))) {
+          ws.end(CloseCode.SESSION_ENDED, 'the session has ended; log in again');
+          return;
+        }
         const conn = new WsConnection(ws, data.encoding, claims, o.maxBackpressure, this.audience, this.hooks);
         data.conn = conn;
         conn.observe = o.observe;
