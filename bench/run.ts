@@ -19,6 +19,9 @@
 //            PostgreSQL CPU per acked message; beside raw batched inserts of the same rows into a
 //            table of the same shape, in the same run (bench/durable.ts). DATABASE_URL, or a
 //            throwaway PostgreSQL.
+//   search   finding people among --users (100000) accounts seeded into PostgreSQL (DATABASE_URL, or a
+//            throwaway one): requests/s and p50/p99 of GET /api/v1/users per kind of query, beside
+//            GET /api/v1/auth/me through the same client in the same run, as a ratio (bench/search.ts).
 //   idle     --connections (10000) idle authenticated WebSockets: server RSS per connection (the marginal cost over
 //            the second half, and over all), beside bare uWS holding the same number open.
 //   telemetry --robots × --rate Hz × --watchers per robot: robot telemetry through the hub to
@@ -50,6 +53,7 @@ import { fmt, json, type LoadResult, load, median, medianOf, spawnBaseline, star
 import { PEERS, type Peer, peerOnce } from './peers.js';
 import { type FanoutResult, fanoutBaseline, fanoutCluster, fanoutHub, fanoutRow, hubLimits, type IdleResult, idle } from './realtime.js';
 import { writeReport } from './report.js';
+import { SEARCH_KINDS, type SearchResult, search } from './search.js';
 import {
   type HubTelemetryResult,
   hubTelemetryRows,
@@ -78,6 +82,7 @@ const { values, positionals } = parseArgs({
     watchers: { type: 'string', default: '5' },
     'ingest-rate': { type: 'string' },
     nodes: { type: 'string' },
+    users: { type: 'string' },
     sockets: { type: 'string', default: '50' },
     inflight: { type: 'string', default: '64' },
     'raw-batch': { type: 'string', default: '64' },
@@ -431,6 +436,26 @@ async function telemetryNodes(o: TelemetryOptions, nodes: number) {
   for (const line of hubTelemetryRows(`hub (${nodes} node${nodes > 1 ? 's' : ''})`, h)) say(line);
 }
 
+async function findPeople() {
+  const o = { durationS, connections: Number(values.connections ?? 4), users: Number(values.users ?? 100_000), runs };
+  await withPostgres(async (url) => {
+    const all: SearchResult[] = await search(o, url);
+    const baseline = kept(
+      'GET /auth/me',
+      all.map((r) => r.baseline),
+    );
+    say(`search among ${o.users} people, ${o.connections} connections, ${durationS} s per kind, median of ${runs} runs`);
+    say(row('GET /auth/me (baseline)', baseline));
+    for (const [kind] of SEARCH_KINDS) {
+      const m = kept(
+        kind,
+        all.map((r) => r.kinds[kind] as LoadResult),
+      );
+      say(`${row(kind, m)}  req/s ÷ baseline ${fmt(m.rps / baseline.rps, 2)}`);
+    }
+  });
+}
+
 /** Where each scenario writes its latest results unless --json says elsewhere, and `report` reads them. */
 const RESULTS = path.resolve('bench/results');
 
@@ -447,6 +472,7 @@ const scenarios: Record<string, () => Promise<void>> = {
   peers,
   cluster,
   durable,
+  search: findPeople,
   idle: idleConnections,
   telemetry,
   report: reportPage,
@@ -455,7 +481,7 @@ const name = positionals[0] ?? '';
 const scenario = scenarios[name];
 if (!scenario) {
   console.error(
-    `usage: npm run bench -- <${Object.keys(scenarios).join('|')}> [--runs N] [--duration S] [--connections C] [--store embedded|postgres] [--robots R] [--rate HZ] [--watchers W] [--nodes N]`,
+    `usage: npm run bench -- <${Object.keys(scenarios).join('|')}> [--runs N] [--duration S] [--connections C] [--store embedded|postgres] [--robots R] [--rate HZ] [--watchers W] [--nodes N] [--users N]`,
   );
   process.exit(2);
 }

@@ -294,7 +294,36 @@ t.test('user search: case-insensitive prefix, paginated, LIKE metacharacters lit
   } while (cursor !== null && requests < 10);
   t.equal(requests, 3, 'pages of 2, 2 and 1');
   t.same(paged.sort(), [...names].sort(), 'pagination returns every match exactly once');
-  isError(t, await api.get(`/api/v1/users?q=${'a'.repeat(33)}`, as(me)), 400, 'VALIDATION', 'q');
+  isError(t, await api.get(`/api/v1/users?q=${'a'.repeat(255)}`, as(me)), 400, 'VALIDATION', 'q');
+});
+
+t.test('finding people by display name (each word a prefix of one of theirs) and by exact email', async (t) => {
+  const tag = uniqueName('tag').toLowerCase();
+  const [ada, grace, adam, me] = (await users(4, 'ppl')) as [User, User, User, User];
+  const name = (u: User, displayName: string) => api.request('PATCH', '/api/v1/auth/me', { displayName }, as(u));
+  await name(ada, `Ada Lovelace ${tag}`);
+  await name(grace, `Grace Hopper ${tag}`);
+  await name(adam, `Adam Smith ${tag}`);
+  await name(me, `Ada Me ${tag}`);
+  await hub.store.users.setEmail(ada.id, `${tag}@Example.test`);
+  await hub.store.users.setPendingEmail(grace.id, `${tag}.grace@example.test`);
+  const find = async (q: string) => {
+    const r = await api.get(`/api/v1/users?q=${encodeURIComponent(q)}`, as(me));
+    t.equal(r.status, 200, r.text);
+    return (r.body.users as { id: string }[]).map((u) => u.id).sort();
+  };
+  t.same(await find(tag), [ada.id, adam.id, grace.id].sort(), 'a word of the display name; never yourself');
+  t.same(await find(`ada ${tag}`), [ada.id, adam.id].sort(), 'every word must match: "ada" is a prefix of Ada and Adam');
+  t.same(await find(`LOVE ${tag.toUpperCase()}`), [ada.id], 'case-insensitive, any word of the name');
+  t.same(await find(`${tag} hopper`), [grace.id], 'in any order');
+  t.same(await find(`${tag}@example.TEST`), [ada.id], 'a verified email, exactly, regardless of case');
+  t.same(await find(`${tag}@example`), [], 'no partial email');
+  t.same(await find(`${tag}.grace@example.test`), [], 'nor an address still waiting for its code');
+  t.same(await find(`${tag} ovelace`), [], 'a word must start the name’s word');
+  const renamed = await name(adam, `Someone Else ${tag}`);
+  t.equal(renamed.status, 200);
+  t.same(await find(`adam ${tag}`), [], 'a changed display name is found by its new words only');
+  t.same(await find(`someone ${tag}`), [adam.id]);
 });
 
 t.test('posting is idempotent by cid', async (t) => {

@@ -295,6 +295,43 @@ CREATE TABLE email_codes (
 CREATE INDEX email_codes_expires ON email_codes (expires_at);
 `,
   },
+  {
+    version: 7,
+    name: 'finding people by the words of their names',
+    sql: `
+-- Every word of a person's username (whole, and split at . _ -) and display name, lower-cased, in
+-- the C collation so a prefix (word LIKE 'ad%') is a range of the primary key. Kept by a trigger,
+-- so every writer of users keeps it right.
+CREATE TABLE user_name_words (
+  word    text COLLATE "C" NOT NULL CHECK (char_length(word) BETWEEN 1 AND 64),
+  user_id uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  PRIMARY KEY (word, user_id)
+);
+CREATE INDEX user_name_words_user ON user_name_words (user_id);
+
+CREATE FUNCTION sb_user_name_words() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  DELETE FROM user_name_words WHERE user_id = NEW.id;
+  INSERT INTO user_name_words (word, user_id)
+    SELECT DISTINCT left(w, 64), NEW.id
+    FROM regexp_split_to_table(
+      lower(NEW.username || ' ' || regexp_replace(NEW.username, '[._-]+', ' ', 'g') || ' ' || coalesce(NEW.display_name, '')),
+      '[[:space:]]+') AS w
+    WHERE w <> '';
+  RETURN NEW;
+END
+$fn$;
+CREATE TRIGGER users_name_words AFTER INSERT OR UPDATE OF username, display_name ON users
+  FOR EACH ROW EXECUTE FUNCTION sb_user_name_words();
+
+INSERT INTO user_name_words (word, user_id)
+  SELECT DISTINCT left(w, 64), u.id
+  FROM users u, regexp_split_to_table(
+    lower(u.username || ' ' || regexp_replace(u.username, '[._-]+', ' ', 'g') || ' ' || coalesce(u.display_name, '')),
+    '[[:space:]]+') AS w
+  WHERE w <> '';
+`,
+  },
 ];
 
 export const latestVersion = Math.max(...migrations.map((m) => m.version));

@@ -188,12 +188,26 @@ export class Users {
     });
   }
 
-  /** Usernames starting with `prefix` (case-insensitive), in order, after the cursor username; never `self`. */
-  async search(prefix: string, limit: number, after: string | undefined, self?: string): Promise<User[]> {
-    const pattern = `${escapeLike(prefix.toLowerCase())}%`;
+  /**
+   * People for a search box, ordered by username, after the cursor username, never `self`:
+   * with an `@` in `q`, only the account that verified exactly that address (regardless of case);
+   * otherwise those with a word of their username or display name starting with each word of `q`
+   * (at most SEARCH_WORDS, case-insensitive, literally: no wildcards).
+   */
+  async search(q: string, limit: number, after: string | undefined, self?: string): Promise<User[]> {
+    const words = q.toLowerCase().split(/\s+/).filter(Boolean).slice(0, SEARCH_WORDS);
+    // A prefix is a range of the C-collated key: the index serves it in a generic plan too (a LIKE
+    // pattern that is a parameter it does not), and nothing in a word is a wildcard. Several words
+    // intersect their sets of people before any row of users is read.
+    const prefix = (w: string) => this.sql`SELECT user_id FROM user_name_words WHERE word >= ${w} AND word < ${`${w}\u{10FFFF}`}`;
+    const match = q.includes('@')
+      ? this.sql`lower(email) = lower(${q.trim()})`
+      : words.length === 0
+        ? this.sql`true`
+        : this.sql`id IN (${words.slice(1).reduce((acc, w) => this.sql`${acc} INTERSECT ${prefix(w)}`, prefix(words[0] as string))})`;
     const rows = await this.sql<Row[]>`
       SELECT * FROM users
-      WHERE lower(username) LIKE ${pattern}
+      WHERE ${match}
         ${self === undefined ? this.sql`` : this.sql`AND id <> ${self}`}
         ${after === undefined ? this.sql`` : this.sql`AND lower(username) > lower(${after})`}
       ORDER BY lower(username)
@@ -201,6 +215,9 @@ export class Users {
     return rows.map(toUser);
   }
 }
+
+/** Words of a search that must each match; more are ignored. */
+export const SEARCH_WORDS = 4;
 
 /** Messages whose sender is cleared per statement before an account is deleted. */
 const SENDER_BATCH = 5_000;

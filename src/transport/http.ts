@@ -86,6 +86,7 @@ export interface HttpOptions {
 export const STATUS_TEXT: Record<number, string> = {
   200: 'OK',
   201: 'Created',
+  202: 'Accepted',
   204: 'No Content',
   302: 'Found',
   400: 'Bad Request',
@@ -99,6 +100,7 @@ export const STATUS_TEXT: Record<number, string> = {
   426: 'Upgrade Required',
   429: 'Too Many Requests',
   500: 'Internal Server Error',
+  501: 'Not Implemented',
   503: 'Service Unavailable',
   504: 'Gateway Timeout',
 };

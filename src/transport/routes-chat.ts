@@ -1,6 +1,7 @@
 // /api/v1/users and /api/v1/rooms: user search, the room lifecycle, members and message history.
 
 import { USERNAME_RE } from '../auth/auth-service.js';
+import { EMAIL_MAX } from '../auth/email-auth.js';
 import type { PublishBudget } from '../chat/publish-budget.js';
 import type { RoomsService } from '../chat/rooms-service.js';
 import { notFound } from '../errors.js';
@@ -25,10 +26,14 @@ export function chatRoutes(rooms: RoomsService, store: Store, publishBudget: Pub
       method: 'GET',
       path: '/api/v1/users',
       auth: true,
-      summary: 'Search users by username prefix',
-      description: 'Everyone whose username starts with `q` (case-insensitive), except you.',
+      summary: 'Find people',
+      description:
+        'By name: everyone with a word of their username (whole, or split at `.`, `_`, `-`) or display name starting with each word of `q` (case-insensitive; at most 4 words count; `q` empty lists everyone). By email: with an `@` in `q`, only the account that verified exactly that address, regardless of case (no partial matches, for privacy). Never you. Ordered by username.',
       tags: users,
-      query: { type: 'object', properties: { q: { type: 'string', maxLength: 32, default: '' }, limit: limitParam(20, 100), cursor: cursorParam } },
+      query: {
+        type: 'object',
+        properties: { q: { type: 'string', maxLength: EMAIL_MAX, default: '', example: 'ada love' }, limit: limitParam(20, 100), cursor: cursorParam },
+      },
       responses: { 200: { description: 'A page of users, ordered by username', schema: page({ users: { type: 'array', items: refs.User } }) } },
       async handle(ctx: Ctx<unknown, { q: string; limit: number; cursor?: string }>) {
         const after = decodeCursor(ctx.query.cursor, (k) => USERNAME_RE.test(k));
