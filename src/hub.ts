@@ -17,15 +17,16 @@ import { EmailAuth } from './auth/email-auth.js';
 import { loadSigningKey } from './auth/keys.js';
 import { SmtpMailer } from './auth/mailer.js';
 import { defaultPkiDir, lazyCa, robotCaFiles } from './auth/pki.js';
+import { ContactsService } from './chat/contacts-service.js';
 import { PublishBudget } from './chat/publish-budget.js';
 import { type RoomGateway, RoomsService } from './chat/rooms-service.js';
-import { AccountNews } from './cluster/accounts.js';
 import type { Bus } from './cluster/bus.js';
 import { MemoryBus } from './cluster/bus-memory.js';
 import { NatsBus } from './cluster/bus-nats.js';
 import { type JoinStatus, joinCluster } from './cluster/join.js';
 import type { Membership } from './cluster/membership.js';
 import { clusterNames, type NatsLink } from './cluster/nats.js';
+import { PeopleNews } from './cluster/people-news.js';
 import type { Presence } from './cluster/presence.js';
 import { MemoryPresence } from './cluster/presence-memory.js';
 import { NatsPresence } from './cluster/presence-nats.js';
@@ -43,6 +44,7 @@ import { RobotListener } from './transport/robot-tls.js';
 import { authRoutes } from './transport/routes-auth.js';
 import { chatRoutes } from './transport/routes-chat.js';
 import { opsRoutes } from './transport/routes-ops.js';
+import { peopleRoutes } from './transport/routes-people.js';
 import { robotRoutes } from './transport/routes-robots.js';
 import { listenStandby, type Standby } from './transport/standby.js';
 import { listenExclusive, type us_listen_socket, uWS } from './transport/uws.js';
@@ -275,7 +277,23 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
         bus.signal(roomId, { kind: 'deleted' });
       },
     };
-    const rooms = new RoomsService(store, L.maxMessageBytes, roomGateway);
+    // Ended sessions close their sockets on every node; contact news reaches a person's sockets
+    // wherever they are; a deleted account's rooms and robots hear of it.
+    const news = new PeopleNews(
+      (item) => {
+        if (item.kind === 'ended') ws.endSessions(item);
+        else if (item.kind === 'frame') ws.toUser(item.userId, item.frame);
+        else if (actors.live('room').includes(item.roomId)) tell(item.roomId, { type: 'blocked', blocked: item.blocked });
+      },
+      root.child({ component: 'people' }),
+      nats && { nc: nats.nc, subject: names.people },
+    );
+    undo.push(async () => news.close());
+    const contacts = new ContactsService(store, {
+      tell: (userId, frame) => news.announce({ kind: 'frame', userId, frame }),
+      directBlocked: (roomId, blocked) => news.announce({ kind: 'direct', roomId, blocked }),
+    });
+    const rooms = new RoomsService(store, L.maxMessageBytes, roomGateway, contacts);
 
     // One for every session: a connection holds only its own state (its id is in each log line).
     const sessionDeps: SessionDeps = {
@@ -305,11 +323,8 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
     };
     const robots = new RobotsService(store, lazyCa(robotCaFiles(cfg)), root.child({ component: 'robots' }), robotGateway);
 
-    // Ended sessions close their sockets on every node; a deleted account's rooms and robots hear of it.
-    const accountNews = new AccountNews((e) => ws.endSessions(e), root.child({ component: 'accounts' }), nats && { nc: nats.nc, subject: names.accounts });
-    undo.push(async () => accountNews.close());
     auth.events = {
-      sessionsEnded: (e) => accountNews.sessionsEnded(e),
+      sessionsEnded: (e) => news.announce({ kind: 'ended', ...e }),
       removed: (user, what) => {
         for (const id of what.roomsDeleted) roomGateway.deleted(id);
         for (const id of what.roomsLeft) roomGateway.memberChanged(id, 'left', user);
@@ -377,6 +392,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
       }),
       ...authRoutes(auth, emailAuth, store, cfg),
       ...chatRoutes(rooms, store, publishBudget),
+      ...peopleRoutes(contacts),
       ...robotRoutes(robots),
     );
 
@@ -445,7 +461,7 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
         await robotCluster?.close();
         await bus.close();
         await presence.close();
-        accountNews.close();
+        news.close();
         mailer?.close();
         await nats?.nc.drain().catch((e) => root.warn({ err: e }, 'NATS drain failed'));
         await store.close();

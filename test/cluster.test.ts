@@ -195,3 +195,19 @@ t.test('ending a session closes its sockets on every node; a deleted account’s
   t.equal(del.status, 204);
   t.equal((await onThree.waitClose()).code, 4102, 'node 3 closed the deleted account’s socket');
 });
+
+t.test('contact news and blocks reach every node', async (t) => {
+  const [a, b] = await Promise.all([api.signUp(uniqueName('cn')), api.signUp(uniqueName('cn'))]);
+  const dm = (await api.post('/api/v1/rooms', { kind: 'direct', peerId: b.id }, { token: a.token })).body.room.id as string;
+  const aOnTwo = await open(t, a, n2.url);
+  const bOnThree = await open(t, b, n3.url);
+  // The room's actor on node 2 is live before the block.
+  t.equal((await aOnTwo.request({ t: 'pub', room: dm, cid: `cn-${a.id}`, body: 'hi' })).t, 'ack');
+  const heard = bOnThree.next((f) => f.t === 'contact' && f.kind === 'requested' && f.user.id === a.id, 'the request on node 3');
+  t.equal((await api.post('/api/v1/contacts/requests', { userId: b.id }, { token: a.token })).status, 201, 'asked through node 1');
+  await heard;
+  t.equal((await api.request('PUT', `/api/v1/blocks/${a.id}`, undefined, { token: b.token })).status, 204, 'blocked through node 1');
+  await aOnTwo.next((f) => f.t === 'contact' && f.kind === 'declined' && f.user.id === b.id, 'the request ends on node 2');
+  const nack = await aOnTwo.request({ t: 'pub', room: dm, cid: `cn2-${a.id}`, body: 'still there?' });
+  t.match(nack, { t: 'nack', code: 'FORBIDDEN' }, 'the direct room’s actor on node 2 refuses the post');
+});

@@ -44,7 +44,8 @@ export type RoomMsg =
   | { type: 'remotePresence'; node: string; users: UserRef[]; ask: boolean }
   | { type: 'presenceTick' }
   | { type: 'remoteTyping'; user: UserRef }
-  | { type: 'deleted' };
+  | { type: 'deleted' }
+  | { type: 'blocked'; blocked: boolean };
 
 /** `publish` answers at once with the pending durability promise, so the mailbox keeps moving. */
 /** The reply to each message that has one: a publish answers with the promise of its ack. */
@@ -116,6 +117,8 @@ export const toMessageFrame = (m: Message | SequencedMessage): MessageFrame => (
 export class RoomActor implements Actor<RoomMsg, RoomReply> {
   private readonly topic: string;
   private gone = false;
+  /** A direct room whose two members have blocked each other (either way): nobody may post. */
+  private blocked = false;
   private members = new Set<string>();
   /** Highest seq assigned (durable or in flight). */
   private lastSeq = 0;
@@ -149,6 +152,7 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
       return;
     }
     this.members = new Set(await this.deps.store.rooms.memberIds(this.id));
+    if (room.kind === 'direct') this.blocked = await this.deps.store.contacts.directRoomBlocked(this.id);
     this.lastSeq = room.lastSeq;
     this.lastDelivered = room.lastSeq;
     this.unlisten = this.deps.bus.listen(this.id, {
@@ -212,6 +216,9 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
     switch (msg.type) {
       case 'publish':
         return this.checked(msg.sender.id, () => ({ pending: this.publish(msg.sender, msg.cid, msg.body) }));
+      case 'blocked':
+        this.blocked = msg.blocked;
+        return;
       case 'subscribe':
         return this.checked(msg.conn.user.id, () => {
           this.subscribe(msg.conn, msg.reqId, msg.since);
@@ -290,6 +297,7 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
   }
 
   private publish(sender: UserRef, cid: string, body: string): Promise<PublishResult> {
+    if (this.blocked) return Promise.reject(new SbError('FORBIDDEN', 'you cannot message this person'));
     const key = `${sender.id}\u0000${cid}`;
     const known = this.recent.get(key);
     if (known) {
@@ -563,13 +571,9 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
 
   private member(op: 'joined' | 'left', user: UserRef): void {
     if (this.gone) return;
-    if (op === 'joined') {
-      this.members.add(user.id);
-      this.deps.fanout.publish(this.topic, { t: 'event', room: this.id, kind: 'member_joined', user });
-      return;
-    }
-    this.deps.fanout.publish(this.topic, { t: 'event', room: this.id, kind: 'member_left', user });
-    this.evict(user.id);
+    this.deps.fanout.publish(this.topic, { t: 'event', room: this.id, kind: op === 'joined' ? 'member_joined' : 'member_left', user });
+    if (op === 'joined') this.members.add(user.id);
+    else this.evict(user.id);
   }
 
   /** Forgets a member and ends their subscriptions here. */

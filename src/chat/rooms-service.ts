@@ -11,6 +11,7 @@ import type { Message } from '../store/messages.js';
 import type { Role, Room } from '../store/rooms.js';
 import type { Store } from '../store/store.js';
 import { escapeLike } from '../store/users.js';
+import type { ContactsService } from './contacts-service.js';
 import { assertDeletable, assertJoinable, assertLeavable, assertMember, assertVisible } from './room-rules.js';
 
 export interface RoomView extends Room {
@@ -33,6 +34,7 @@ export class RoomsService {
     private readonly store: Store,
     private readonly maxMessageBytes: number,
     private readonly gateway: RoomGateway,
+    private readonly contacts: ContactsService,
   ) {}
 
   async create(
@@ -49,7 +51,9 @@ export class RoomsService {
     if (input.name !== undefined) throw new ValidationError('name', 'direct rooms have no name');
     if (input.peerId === undefined) throw new ValidationError('peerId', 'is required for a direct room');
     if (input.peerId === userId) throw new ValidationError('peerId', 'must be another user');
-    if (!(await this.store.users.byId(input.peerId))) throw new ValidationError('peerId', 'no such user');
+    const peer = await this.store.users.byId(input.peerId);
+    if (!peer) throw new ValidationError('peerId', 'no such user');
+    await this.contacts.assertMayMessage(userId, peer);
     const { room, created } = await this.store.rooms.openDirect(randomUUID(), userId, input.peerId);
     return { room: { ...room, role: (await this.store.rooms.role(room.id, userId)) ?? null }, created };
   }

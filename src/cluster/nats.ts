@@ -25,8 +25,8 @@ export interface ClusterNames {
   robotsBucket: string;
   /** A robot's grants, certificates or existence changed (every node's actor re-reads them). */
   robotChanges: string;
-  /** Sessions that ended and accounts that went: every node closes their WebSockets. */
-  accounts: string;
+  /** People news: ended sessions and accounts, frames for a person's sockets, blocked direct rooms. */
+  people: string;
 }
 
 export function clusterNames(cluster: string): ClusterNames {
@@ -40,7 +40,7 @@ export function clusterNames(cluster: string): ClusterNames {
     robotEvents: (robotId) => `sb.${cluster}.robot.${robotId}.ev`,
     robotsBucket: `sb_${cluster}_robots`,
     robotChanges: `sb.${cluster}.robots.changed`,
-    accounts: `sb.${cluster}.accounts`,
+    people: `sb.${cluster}.people`,
   };
 }
 

@@ -207,6 +207,13 @@ export interface EventFrame {
   kind: 'member_joined' | 'member_left' | 'room_deleted';
   user?: UserRef;
 }
+/** A change to your contacts, sent to every socket of yours (and of the other person, where it concerns them). */
+export interface ContactFrame {
+  t: 'contact';
+  kind: ContactChange;
+  user: UserRef;
+}
+export type ContactChange = 'requested' | 'request_sent' | 'accepted' | 'declined' | 'cancelled' | 'removed' | 'blocked' | 'unblocked';
 export interface TypingNoticeFrame {
   t: 'typing';
   room: string;
@@ -336,6 +343,7 @@ export type ServerFrame =
   | HistoryReplyFrame
   | PresenceFrame
   | EventFrame
+  | ContactFrame
   | TypingNoticeFrame
   | PongFrame
   | ErrorFrame

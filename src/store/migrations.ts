@@ -332,6 +332,34 @@ INSERT INTO user_name_words (word, user_id)
   WHERE w <> '';
 `,
   },
+  {
+    version: 8,
+    name: 'contacts, blocks and who may open a direct room',
+    sql: `
+ALTER TABLE users ADD COLUMN dm_policy text NOT NULL DEFAULT 'anyone' CHECK (dm_policy IN ('anyone', 'contacts'));
+
+-- A request from user_id to peer_id is one 'requested' row; once accepted, each side has an
+-- 'accepted' row (so "my contacts" is one index range).
+CREATE TABLE contacts (
+  user_id uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  peer_id uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  state   text NOT NULL CHECK (state IN ('requested', 'accepted')),
+  since   timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (user_id, peer_id),
+  CHECK (user_id <> peer_id)
+);
+CREATE INDEX contacts_peer ON contacts (peer_id, state);
+
+CREATE TABLE blocks (
+  blocker_id uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  blocked_id uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  since      timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (blocker_id, blocked_id),
+  CHECK (blocker_id <> blocked_id)
+);
+CREATE INDEX blocks_blocked ON blocks (blocked_id);
+`,
+  },
 ];
 
 export const latestVersion = Math.max(...migrations.map((m) => m.version));

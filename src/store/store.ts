@@ -3,6 +3,7 @@
 // errors (errors.ts): every repository is wrapped so that driver errors are translated.
 
 import type { Logger } from '../log.js';
+import { Contacts } from './contacts.js';
 import { type Database, openDatabase } from './db.js';
 import { EmailCodes } from './email-codes.js';
 import { translateDriverError, translatingErrors } from './errors.js';
@@ -20,6 +21,7 @@ export class Store {
   readonly refreshTokens: RefreshTokens;
   readonly sessions: Sessions;
   readonly emailCodes: EmailCodes;
+  readonly contacts: Contacts;
   readonly rooms: Rooms;
   readonly messages: Messages;
   readonly robots: Robots;
@@ -30,6 +32,7 @@ export class Store {
     this.refreshTokens = translatingErrors(new RefreshTokens(db.sql));
     this.sessions = translatingErrors(new Sessions(db.sql));
     this.emailCodes = translatingErrors(new EmailCodes(db.sql));
+    this.contacts = translatingErrors(new Contacts(db.sql));
     this.rooms = translatingErrors(new Rooms(db.sql));
     this.messages = translatingErrors(new Messages(db.sql, Math.max(1, Math.floor(db.connections / 2))));
     this.robots = translatingErrors(new Robots(db.sql));

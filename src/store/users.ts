@@ -13,7 +13,11 @@ export interface User extends Profile {
   email: string | null;
   /** Waiting for its verification code. Private to its owner. */
   pendingEmail: string | null;
+  /** Who may open a direct room with this person. */
+  dmPolicy: DmPolicy;
 }
+
+export type DmPolicy = 'anyone' | 'contacts';
 
 /** What a person may change about how others see them. */
 export interface Profile {
@@ -27,7 +31,7 @@ export interface UserWithHash extends User {
   passwordHash: string;
 }
 
-interface Row {
+export interface Row {
   id: string;
   username: string;
   display_name: string | null;
@@ -36,12 +40,13 @@ interface Row {
   time_zone: string | null;
   email: string | null;
   pending_email: string | null;
+  dm_policy: DmPolicy;
   is_admin: boolean;
   created_at: Date;
   password_hash: string;
 }
 
-const toUser = (r: Row): User => ({
+export const toUser = (r: Row): User => ({
   id: r.id,
   username: r.username,
   displayName: r.display_name,
@@ -50,6 +55,7 @@ const toUser = (r: Row): User => ({
   timeZone: r.time_zone,
   email: r.email,
   pendingEmail: r.pending_email,
+  dmPolicy: r.dm_policy,
   isAdmin: r.is_admin,
   createdAt: r.created_at,
 });
@@ -89,8 +95,9 @@ export class Users {
   }
 
   /** Sets the given profile fields (null clears one); undefined when the account is gone. */
-  async updateProfile(id: string, p: Partial<Profile>): Promise<User | undefined> {
+  async updateProfile(id: string, p: Partial<Profile> & { dmPolicy?: DmPolicy }): Promise<User | undefined> {
     const cols: Record<string, string | null> = {};
+    if (p.dmPolicy !== undefined) cols.dm_policy = p.dmPolicy;
     if (p.displayName !== undefined) cols.display_name = p.displayName;
     if (p.bio !== undefined) cols.bio = p.bio;
     if (p.avatarUrl !== undefined) cols.avatar_url = p.avatarUrl;
@@ -189,7 +196,8 @@ export class Users {
   }
 
   /**
-   * People for a search box, ordered by username, after the cursor username, never `self`:
+   * People for a search box, ordered by username, after the cursor username, never `self` nor
+   * anyone who blocked `self`:
    * with an `@` in `q`, only the account that verified exactly that address (regardless of case);
    * otherwise those with a word of their username or display name starting with each word of `q`
    * (at most SEARCH_WORDS, case-insensitive, literally: no wildcards).
@@ -208,7 +216,7 @@ export class Users {
     const rows = await this.sql<Row[]>`
       SELECT * FROM users
       WHERE ${match}
-        ${self === undefined ? this.sql`` : this.sql`AND id <> ${self}`}
+        ${self === undefined ? this.sql`` : this.sql`AND id <> ${self} AND NOT EXISTS (SELECT 1 FROM blocks WHERE blocker_id = users.id AND blocked_id = ${self})`}
         ${after === undefined ? this.sql`` : this.sql`AND lower(username) > lower(${after})`}
       ORDER BY lower(username)
       LIMIT ${limit}`;

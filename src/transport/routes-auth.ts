@@ -9,7 +9,7 @@ import { checkProfile, PROFILE_LIMITS, type ProfilePatch } from '../auth/profile
 import type { Config } from '../config.js';
 import { notFound, SbError } from '../errors.js';
 import type { Store } from '../store/store.js';
-import type { User } from '../store/users.js';
+import type { DmPolicy, User } from '../store/users.js';
 import { COOKIE_ACCESS, COOKIE_CSRF, COOKIE_REFRESH, type Ctx, type Reply, type Route } from './http.js';
 import { refs } from './schemas.js';
 
@@ -25,7 +25,7 @@ export const publicUser = (u: User) => ({
   createdAt: u.createdAt,
 });
 /** The signed-in user's own view: their public profile, plus what only they see. */
-const me = (u: User) => ({ ...publicUser(u), isAdmin: u.isAdmin, email: u.email, pendingEmail: u.pendingEmail });
+const me = (u: User) => ({ ...publicUser(u), isAdmin: u.isAdmin, email: u.email, pendingEmail: u.pendingEmail, dmPolicy: u.dmPolicy });
 
 export function authRoutes(auth: AuthService, email: EmailAuth, store: Store, cfg: Config): Route[] {
   const cookie = (name: string, value: string, maxAgeS: number, path: string, httpOnly: boolean): string =>
@@ -196,7 +196,7 @@ export function authRoutes(auth: AuthService, email: EmailAuth, store: Store, cf
       auth: true,
       summary: 'Edit your profile',
       description:
-        'Send the fields to change; `null` or an empty string clears one. `avatarUrl` must be an http(s) URL; `timeZone` an IANA name (`Europe/Paris`, `UTC`), stored as the runtime spells it. The username cannot change: it is your id.',
+        'Send the fields to change; `null` or an empty string clears one. `dmPolicy`: `anyone` (the default) or `contacts`, who may open a direct room with you. `avatarUrl` must be an http(s) URL; `timeZone` an IANA name (`Europe/Paris`, `UTC`), stored as the runtime spells it. The username cannot change: it is your id.',
       tags,
       body: {
         type: 'object',
@@ -207,11 +207,13 @@ export function authRoutes(auth: AuthService, email: EmailAuth, store: Store, cf
           bio: { type: ['string', 'null'], maxLength: PROFILE_LIMITS.bio },
           avatarUrl: { type: ['string', 'null'], maxLength: PROFILE_LIMITS.avatarUrl, example: 'https://example.com/ada.png' },
           timeZone: { type: ['string', 'null'], maxLength: PROFILE_LIMITS.timeZone, example: 'Europe/London' },
+          dmPolicy: { enum: ['anyone', 'contacts'], description: 'Who may open a direct room with you' },
         },
       },
       responses: { 200: { description: 'Your profile, as changed', schema: { type: 'object', properties: { user: refs.Me } } } },
-      async handle(ctx: Ctx<ProfilePatch>) {
-        const user = await store.users.updateProfile(ctx.user.id, checkProfile(ctx.body));
+      async handle(ctx: Ctx<ProfilePatch & { dmPolicy?: DmPolicy }>) {
+        const { dmPolicy, ...profile } = ctx.body;
+        const user = await store.users.updateProfile(ctx.user.id, { ...checkProfile(profile), ...(dmPolicy ? { dmPolicy } : {}) });
         if (!user) throw notFound('user');
         return { body: { user: me(user) } };
       },

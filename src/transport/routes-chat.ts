@@ -11,11 +11,11 @@ import { publicUser } from './routes-auth.js';
 import { cursorParam, decodeCursor, limitParam, nextCursor, refs, UUID_PATTERN } from './schemas.js';
 
 const isUuid = (s: string) => new RegExp(UUID_PATTERN).test(s);
-const page = (items: Record<string, unknown>) => ({
+export const page = (items: Record<string, unknown>) => ({
   type: 'object',
   properties: { ...items, nextCursor: { type: ['string', 'null'], description: 'Pass as `cursor` for the next page; null on the last page' } },
 });
-const noContent = { 204: { description: 'Done' } };
+export const noContent = { 204: { description: 'Done' } };
 
 export function chatRoutes(rooms: RoomsService, store: Store, publishBudget: PublishBudget): Route[] {
   const users = ['users'];

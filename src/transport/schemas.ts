@@ -77,11 +77,12 @@ export const components: Record<string, Schema> = {
       ref('User'),
       {
         type: 'object',
-        required: ['isAdmin', 'email', 'pendingEmail'],
+        required: ['isAdmin', 'email', 'pendingEmail', 'dmPolicy'],
         properties: {
           isAdmin: { type: 'boolean' },
           email: { type: ['string', 'null'], description: 'Your verified address (logs in by code); only you see it' },
           pendingEmail: { type: ['string', 'null'], description: 'An address waiting for its code' },
+          dmPolicy: { enum: ['anyone', 'contacts'], description: 'Who may open a direct room with you' },
         },
       },
     ],

@@ -289,6 +289,11 @@ export class WsServer implements Fanout, Conflater {
     }
   }
 
+  /** Sends a frame to every socket of a user on this node. */
+  toUser(userId: string, frame: ServerFrame): void {
+    for (const c of this.conns) if (c.user.id === userId && !c.closed) c.send(frame);
+  }
+
   /** Tells every client to reconnect elsewhere and closes its socket. */
   shutdown(reconnectMs: number): void {
     this.accepting = false;
