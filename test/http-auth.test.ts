@@ -91,7 +91,11 @@ t.test('register → login → me → refresh → logout', async (t) => {
   t.equal(l.body.tokenType, 'Bearer');
   t.match(l.body.accessToken, JWT_RE, 'the access token is a compact JWT');
   t.match(l.body.refreshToken, /^[\w-]{40,}$/, 'the refresh token is an opaque random string');
-  t.same(l.body.user, { ...reg.body.user, isAdmin: false, email: null, pendingEmail: null }, 'login returns the user with what only they see');
+  t.same(
+    l.body.user,
+    { ...reg.body.user, isAdmin: false, email: null, pendingEmail: null, dmPolicy: 'anyone' },
+    'login returns the user with what only they see',
+  );
   const accessIn = Date.parse(l.body.accessExpiresAt) - Date.now();
   const refreshIn = Date.parse(l.body.refreshExpiresAt) - Date.now();
   t.ok(accessIn > 890_000 && accessIn <= 900_000, `access token lives the default 900 s (${accessIn} ms left)`);

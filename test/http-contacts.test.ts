@@ -128,6 +128,7 @@ t.test('blocking: no direct room, no posts either way, not found in search; the 
   t.match(nack, { t: 'nack', code: 'FORBIDDEN' }, 'a publishing over the WebSocket');
   const nack2 = await sb.request({ t: 'pub', room: dm, cid: randomUUID(), body: 'go away' });
   t.match(nack2, { t: 'nack', code: 'FORBIDDEN' }, 'nor b');
+  t.match(await sa.request({ t: 'typing', room: dm }), { t: 'error', code: 'FORBIDDEN' }, 'nor can a show it is typing');
   t.equal((await api.get(`/api/v1/rooms/${dm}/messages`, as(a))).status, 200, 'the history stays readable');
   isError(t, await api.post('/api/v1/contacts/requests', { userId: b.id }, as(a)), 403, 'FORBIDDEN', 'a asking b again');
 

@@ -320,6 +320,10 @@ t.test('finding people by display name (each word a prefix of one of theirs) and
   t.same(await find(`${tag}@example`), [], 'no partial email');
   t.same(await find(`${tag}.grace@example.test`), [], 'nor an address still waiting for its code');
   t.same(await find(`${tag} ovelace`), [], 'a word must start the name’s word');
+  await name(grace, `Grace "Amazing" Jean-Luc(Hopper) ${tag}`);
+  t.same(await find(`luc ${tag}`), [grace.id], 'a name is split at punctuation too');
+  t.same(await find(`jean-luc ${tag}`), [grace.id], 'and found whole');
+  t.same(await find(`amazing ${tag}`), [grace.id], 'quotes are not part of a word');
   const renamed = await name(adam, `Someone Else ${tag}`);
   t.equal(renamed.status, 200);
   t.same(await find(`adam ${tag}`), [], 'a changed display name is found by its new words only');

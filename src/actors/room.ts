@@ -4,11 +4,11 @@
 // made through any node holds here by the time its reply is sent), sequences publishes and commits
 // them to the store in groups (the messages that arrive while a commit is in flight go together in
 // the next one; each sender's promise resolves only once its message is durable), then announces
-// them on the Bus, which only carries news; it dedups by (sender, cid), reads from the store what
-// the Bus says was missed, fans deliveries out once per encoding, and serves resume: a subscriber gets
-// every message after `since`, then the live ones, with no gap and no duplicate. The replay runs
+// them on the Bus, which only carries news; it dedups by (sender, cid), reads from the store what the
+// Bus says was missed, fans deliveries out once per encoding, and serves resume: a subscriber gets
+// every message after `since`, then the live ones, with no gap and no duplicate (the replay runs
 // beside the mailbox at the socket's pace; deliveries meanwhile are held for that connection and
-// sent in the mailbox step that joins it to the live topic.
+// sent in the mailbox step that joins it to the live topic). direct-block.ts: blocked direct rooms.
 
 import { randomUUID } from 'node:crypto';
 import { assertMember, notMember } from '../chat/room-rules.js';
@@ -19,6 +19,7 @@ import { CloseCode, type MessageFrame, type UserRef } from '../protocol/frames.j
 import { StoreUnavailableError, UniqueViolationError } from '../store/errors.js';
 import { CommitRefusedError, type Message, type SequencedMessage } from '../store/messages.js';
 import type { Store } from '../store/store.js';
+import { DirectBlock, unblocked } from './direct-block.js';
 import { type Connection, type Fanout, roomTopic } from './ports.js';
 import { storedHead } from './room-heads.js';
 import { RoomPresence } from './room-presence.js';
@@ -117,8 +118,8 @@ export const toMessageFrame = (m: Message | SequencedMessage): MessageFrame => (
 export class RoomActor implements Actor<RoomMsg, RoomReply> {
   private readonly topic: string;
   private gone = false;
-  /** A direct room whose two members have blocked each other (either way): nobody may post. */
-  private blocked = false;
+  /** For a direct room: whether its members blocked each other (then nobody may post or type). */
+  private block: DirectBlock | undefined;
   private members = new Set<string>();
   /** Highest seq assigned (durable or in flight). */
   private lastSeq = 0;
@@ -152,7 +153,7 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
       return;
     }
     this.members = new Set(await this.deps.store.rooms.memberIds(this.id));
-    if (room.kind === 'direct') this.blocked = await this.deps.store.contacts.directRoomBlocked(this.id);
+    if (room.kind === 'direct') this.block = new DirectBlock(this.id, this.deps.store, this.ctx.clock);
     this.lastSeq = room.lastSeq;
     this.lastDelivered = room.lastSeq;
     this.unlisten = this.deps.bus.listen(this.id, {
@@ -215,9 +216,9 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
   handle(msg: RoomMsg): RoomReply | Promise<RoomReply> {
     switch (msg.type) {
       case 'publish':
-        return this.checked(msg.sender.id, () => ({ pending: this.publish(msg.sender, msg.cid, msg.body) }));
+        return this.checked(msg.sender.id, () => unblocked(this.block, () => ({ pending: this.publish(msg.sender, msg.cid, msg.body) })));
       case 'blocked':
-        this.blocked = msg.blocked;
+        this.block?.set(msg.blocked);
         return;
       case 'subscribe':
         return this.checked(msg.conn.user.id, () => {
@@ -231,11 +232,7 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
         this.unsubscribe(msg.conn);
         return;
       case 'typing':
-        return this.checked(msg.conn.user.id, () => {
-          this.deps.fanout.publish(this.topic, { t: 'typing', room: this.id, user: msg.conn.user }, msg.conn);
-          this.deps.presence.typing(this.id, msg.conn.user);
-          return undefined;
-        });
+        return this.checked(msg.conn.user.id, () => unblocked(this.block, () => this.typing(msg.conn)));
       case 'deliver':
         return this.deliver(msg.batch);
       case 'behind':
@@ -278,7 +275,7 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
    * Runs `then` (in this mailbox step) if the user is a member. A cache miss asks the store before
    * refusing: a join through another node may not have reached this cache yet.
    */
-  private checked<T>(userId: string, then: () => T): T | Promise<T> {
+  private checked<T>(userId: string, then: () => T | Promise<T>): T | Promise<T> {
     if (this.gone) throw notFound('room');
     if (this.members.has(userId)) return then();
     return this.deps.store.rooms.withRole(this.id, userId).then(
@@ -296,8 +293,12 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
     );
   }
 
+  private typing(conn: Connection): undefined {
+    this.deps.fanout.publish(this.topic, { t: 'typing', room: this.id, user: conn.user }, conn);
+    this.deps.presence.typing(this.id, conn.user);
+  }
+
   private publish(sender: UserRef, cid: string, body: string): Promise<PublishResult> {
-    if (this.blocked) return Promise.reject(new SbError('FORBIDDEN', 'you cannot message this person'));
     const key = `${sender.id}\u0000${cid}`;
     const known = this.recent.get(key);
     if (known) {

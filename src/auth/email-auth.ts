@@ -54,19 +54,20 @@ export class EmailAuth {
 
   /** Sets `email` as the caller's address waiting for verification (their password checked again), and mails it a code. */
   async startVerification(userId: string, rawEmail: string, password: string, ip: string): Promise<User> {
-    const email = await this.checkNewAddress(rawEmail, userId);
     const user = await this.auth.reconfirm(userId, password, ip, 'password');
+    const email = this.checkNewAddress(rawEmail);
     if (user.email?.toLowerCase() === email.toLowerCase()) return user; // already verified
     return this.begin(userId, email, ip);
   }
 
-  /** An address someone wants to verify: mail must be on, the address well-formed and not verified by another account. */
-  async checkNewAddress(rawEmail: string, userId?: string): Promise<string> {
+  /**
+   * An address someone wants to verify: mail must be on and the address well-formed. Whether
+   * another account has verified it is told only to whoever proves the mailbox is theirs (the code
+   * comes back to `verify`): said earlier, it would tell anyone which addresses have accounts.
+   */
+  checkNewAddress(rawEmail: string): string {
     this.mailerFor('email');
-    const email = checkEmail(rawEmail);
-    const owner = await this.store.users.byEmail(email);
-    if (owner && owner.id !== userId) throw emailTaken();
-    return email;
+    return checkEmail(rawEmail);
   }
 
   /** Makes a checked address the account's pending one and mails it a code. */
@@ -87,6 +88,8 @@ export class EmailAuth {
     const user = await this.store.users.setEmail(userId, r.email);
     if (user === 'taken') throw emailTaken();
     if (!user) throw notFound('user');
+    // A login code mailed to the previous address must not outlive it.
+    await this.store.emailCodes.drop(userId, 'login');
     this.log.info({ userId }, 'email verified');
     return user;
   }
@@ -122,12 +125,17 @@ export class EmailAuth {
     const email = checkEmail(input.email);
     const key = `email:${email}`;
     await this.auth.limits.beforeLogin(key, client.ip);
+    await this.auth.limits.beforeCode(email);
     const user = await this.store.users.byEmail(email);
     // A guess at an address without an account costs the same query.
     const r = await this.store.emailCodes.attempt(user?.id ?? randomUUID(), 'login', this.hash(input.code), CODE_ATTEMPTS);
-    if (!user || typeof r === 'string') {
-      this.log.warn({ ip: client.ip, reason: user ? `code ${r}` : 'no such address' }, 'code login failed');
+    if (!user || typeof r === 'string' || r.email.toLowerCase() !== email.toLowerCase()) {
+      this.log.warn(
+        { ip: client.ip, reason: !user ? 'no such address' : typeof r === 'string' ? `code ${r}` : 'code for another address' },
+        'code login failed',
+      );
       await this.auth.limits.failed(key, client.ip);
+      await this.auth.limits.codeFailed(email);
       throw new SbError('UNAUTHENTICATED', 'wrong or expired code; ask for a new one if it has expired');
     }
     await this.auth.limits.succeeded(key, client.ip);
@@ -155,9 +163,12 @@ export class EmailAuth {
         text: `Your code to ${what}:\n\n    ${code}\n\nIt works once, for ${minutes} minutes. If you did not ask for it, ignore this mail: nothing changes without the code.\n`,
       });
     } catch (e) {
-      // The error names the server and what it said, never the mail.
-      this.log.error({ userId, purpose, err: e }, 'one-time code could not be mailed');
-      throw new SbError('UNAVAILABLE', 'the code could not be mailed; try again shortly', undefined, { cause: e });
+      // Only the SMTP status: nodemailer's error and the server's reply may repeat the address.
+      const { code, responseCode } = e as { code?: string; responseCode?: number };
+      this.log.error({ userId, purpose, smtpCode: code, responseCode }, 'one-time code could not be mailed');
+      await this.store.emailCodes.drop(userId, purpose);
+      if (responseCode !== undefined && responseCode >= 500) throw new ValidationError('email', 'the mail server refused this address');
+      throw new SbError('UNAVAILABLE', 'the code could not be mailed; try again shortly');
     }
     // Never the code, nor the address: the user id says whose it was.
     this.log.info({ userId, purpose }, 'one-time code mailed');

@@ -11,6 +11,8 @@ import { RateLimitedError } from '../errors.js';
 import { type PgQueryable, RATE_LIMITS_TABLE } from '../store/rate-limits.js';
 
 const DAY_S = 86_400;
+/** Wrong login codes one address may take per day, from all IPs together (then 429 until the day ends). */
+export const CODE_FAILS_PER_ADDRESS_PER_DAY = 20;
 
 /** Whole seconds to wait, at least 1 (a Retry-After of 0 invites an immediate retry). */
 const seconds = (ms: number): number => Math.max(1, Math.ceil(ms / 1000));
@@ -22,6 +24,7 @@ export class LoginLimits {
   private readonly registrationsByIp: RateLimiterPostgres;
   private readonly codesByAddress: RateLimiterPostgres;
   private readonly codesByIp: RateLimiterPostgres;
+  private readonly codeFailsByAddress: RateLimiterPostgres;
 
   constructor(
     client: PgQueryable,
@@ -46,6 +49,9 @@ export class LoginLimits {
     this.registrationsByIp = new RateLimiterPostgres({ ...base, keyPrefix: 'register_ip', points: limits.registerPerIpPerHour, duration: 3_600 });
     this.codesByAddress = new RateLimiterPostgres({ ...base, keyPrefix: 'code_address', points: limits.codesPerAddressPerHour, duration: 3_600 });
     this.codesByIp = new RateLimiterPostgres({ ...base, keyPrefix: 'code_ip', points: limits.codesPerIpPerHour, duration: 3_600 });
+    // Wrong login codes for one address from anywhere: with codesPerAddressPerHour new codes and 5
+    // guesses each, an address would otherwise take ~600 guesses a day from spread-out IPs.
+    this.codeFailsByAddress = new RateLimiterPostgres({ ...base, keyPrefix: 'code_fail_address', points: CODE_FAILS_PER_ADDRESS_PER_DAY, duration: DAY_S });
   }
 
   /**
@@ -83,6 +89,16 @@ export class LoginLimits {
   async code(address: string, ip: string): Promise<void> {
     await consume(this.codesByIp, bounded(ip));
     await consume(this.codesByAddress, bounded(address.toLowerCase()));
+  }
+
+  /** Before a login code is checked: refuses when the address has had too many wrong ones today. */
+  async beforeCode(address: string): Promise<void> {
+    const r = await this.codeFailsByAddress.get(bounded(address.toLowerCase()));
+    if (r && r.consumedPoints >= CODE_FAILS_PER_ADDRESS_PER_DAY) throw new RateLimitedError(seconds(r.msBeforeNext));
+  }
+
+  async codeFailed(address: string): Promise<void> {
+    await this.codeFailsByAddress.penalty(bounded(address.toLowerCase()));
   }
 
   /** Counts a registration attempt against its IP; refuses past the hourly limit. */

@@ -21,9 +21,7 @@ export class Contacts {
 
   async request(from: string, to: string): Promise<RequestOutcome> {
     return this.sql.begin(async (tx) => {
-      // Both pairs locked in one order, so two people asking each other at once cannot deadlock.
-      const [a, b] = [from, to].sort() as [string, string];
-      await tx`SELECT 1 FROM users WHERE id IN (${a}, ${b}) ORDER BY id FOR UPDATE`;
+      await lockPair(tx, from, to);
       const [blocked] = await tx`SELECT 1 FROM blocks WHERE (blocker_id, blocked_id) IN ((${from}, ${to}), (${to}, ${from}))`;
       if (blocked) return 'blocked';
       const rows = await tx<{ user_id: string; state: string }[]>`
@@ -42,6 +40,7 @@ export class Contacts {
   /** Accepts `from`'s request to `me`; false when there is none. */
   async accept(me: string, from: string): Promise<boolean> {
     return this.sql.begin(async (tx) => {
+      await lockPair(tx, me, from);
       const [row] = await tx`SELECT 1 FROM contacts WHERE user_id = ${from} AND peer_id = ${me} AND state = 'requested' FOR UPDATE`;
       if (!row) return false;
       await accept(tx, from, me);
@@ -51,23 +50,30 @@ export class Contacts {
 
   /** Withdraws my request to `other` ('cancelled') or turns down theirs to me ('declined'). */
   async dropRequest(me: string, other: string): Promise<'cancelled' | 'declined' | undefined> {
-    const rows = await this.sql<{ user_id: string }[]>`
-      DELETE FROM contacts WHERE state = 'requested' AND (user_id, peer_id) IN ((${me}, ${other}), (${other}, ${me}))
-      RETURNING user_id`;
-    if (rows.length === 0) return undefined;
-    return rows[0]?.user_id === me ? 'cancelled' : 'declined';
+    return this.sql.begin(async (tx) => {
+      await lockPair(tx, me, other);
+      const rows = await tx<{ user_id: string }[]>`
+        DELETE FROM contacts WHERE state = 'requested' AND (user_id, peer_id) IN ((${me}, ${other}), (${other}, ${me}))
+        RETURNING user_id`;
+      if (rows.length === 0) return undefined;
+      return rows[0]?.user_id === me ? 'cancelled' : 'declined';
+    });
   }
 
   /** Ends a contact (both sides); false when they were not contacts. */
   async remove(me: string, other: string): Promise<boolean> {
-    const r = await this.sql`
-      DELETE FROM contacts WHERE state = 'accepted' AND (user_id, peer_id) IN ((${me}, ${other}), (${other}, ${me}))`;
-    return r.count > 0;
+    return this.sql.begin(async (tx) => {
+      await lockPair(tx, me, other);
+      const r = await tx`
+        DELETE FROM contacts WHERE state = 'accepted' AND (user_id, peer_id) IN ((${me}, ${other}), (${other}, ${me}))`;
+      return r.count > 0;
+    });
   }
 
   /** Blocks `other`, ending any contact or request between the two; says what it ended. */
   async block(me: string, other: string): Promise<{ added: boolean; ended: 'contact' | 'request' | undefined }> {
     return this.sql.begin(async (tx) => {
+      await lockPair(tx, me, other);
       const added = await tx`INSERT INTO blocks (blocker_id, blocked_id) VALUES (${me}, ${other}) ON CONFLICT DO NOTHING`;
       const gone = await tx<{ state: string }[]>`
         DELETE FROM contacts WHERE (user_id, peer_id) IN ((${me}, ${other}), (${other}, ${me})) RETURNING state`;
@@ -126,7 +132,18 @@ export class Contacts {
   }
 }
 
-async function accept(tx: postgres.TransactionSql<Record<string, never>>, from: string, to: string): Promise<void> {
+type Tx = postgres.TransactionSql<Record<string, never>>;
+
+/**
+ * Every change between two people takes both their user rows, in id order: changes of one pair run
+ * one after the other (a block cannot miss a request committing beside it), and two people acting
+ * on each other at once cannot deadlock. FOR NO KEY UPDATE leaves foreign-key checks unblocked.
+ */
+async function lockPair(tx: Tx, a: string, b: string): Promise<void> {
+  await tx`SELECT 1 FROM users WHERE id IN (${a}, ${b}) ORDER BY id FOR NO KEY UPDATE`;
+}
+
+async function accept(tx: Tx, from: string, to: string): Promise<void> {
   await tx`UPDATE contacts SET state = 'accepted', since = now() WHERE user_id = ${from} AND peer_id = ${to}`;
   await tx`INSERT INTO contacts (user_id, peer_id, state) VALUES (${to}, ${from}, 'accepted')
            ON CONFLICT (user_id, peer_id) DO UPDATE SET state = 'accepted', since = now()`;

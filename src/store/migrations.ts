@@ -299,7 +299,7 @@ CREATE INDEX email_codes_expires ON email_codes (expires_at);
     version: 7,
     name: 'finding people by the words of their names',
     sql: `
--- Every word of a person's username (whole, and split at . _ -) and display name, lower-cased, in
+-- Every word of a person's username and display name (sb_name_words), lower-cased, in
 -- the C collation so a prefix (word LIKE 'ad%') is a range of the primary key. Kept by a trigger,
 -- so every writer of users keeps it right.
 CREATE TABLE user_name_words (
@@ -309,15 +309,22 @@ CREATE TABLE user_name_words (
 );
 CREATE INDEX user_name_words_user ON user_name_words (user_id);
 
+-- The words of a name: split at white space, and again at anything but letters and digits, so
+-- "Jean-Luc (Ada)" is found by "jean-luc", "jean", "luc" and "ada". Queries lower-case their words
+-- with the same lower(), whatever the server's locale does to non-ASCII letters.
+CREATE FUNCTION sb_name_words(p_username text, p_display text) RETURNS SETOF text LANGUAGE sql IMMUTABLE AS $fn$
+  SELECT DISTINCT w FROM (
+    SELECT regexp_split_to_table(lower(p_username || ' ' || coalesce(p_display, '')), '[[:space:]]+') AS w
+    UNION ALL
+    SELECT regexp_split_to_table(lower(p_username || ' ' || coalesce(p_display, '')), '[^[:alnum:]]+')
+  ) AS words WHERE w <> ''
+$fn$;
+
 CREATE FUNCTION sb_user_name_words() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
   DELETE FROM user_name_words WHERE user_id = NEW.id;
   INSERT INTO user_name_words (word, user_id)
-    SELECT DISTINCT left(w, 64), NEW.id
-    FROM regexp_split_to_table(
-      lower(NEW.username || ' ' || regexp_replace(NEW.username, '[._-]+', ' ', 'g') || ' ' || coalesce(NEW.display_name, '')),
-      '[[:space:]]+') AS w
-    WHERE w <> '';
+    SELECT DISTINCT left(w, 64), NEW.id FROM sb_name_words(NEW.username, NEW.display_name) AS w;
   RETURN NEW;
 END
 $fn$;
@@ -325,11 +332,7 @@ CREATE TRIGGER users_name_words AFTER INSERT OR UPDATE OF username, display_name
   FOR EACH ROW EXECUTE FUNCTION sb_user_name_words();
 
 INSERT INTO user_name_words (word, user_id)
-  SELECT DISTINCT left(w, 64), u.id
-  FROM users u, regexp_split_to_table(
-    lower(u.username || ' ' || regexp_replace(u.username, '[._-]+', ' ', 'g') || ' ' || coalesce(u.display_name, '')),
-    '[[:space:]]+') AS w
-  WHERE w <> '';
+  SELECT DISTINCT left(w, 64), u.id FROM users u, sb_name_words(u.username, u.display_name) AS w;
 `,
   },
   {

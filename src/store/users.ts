@@ -203,11 +203,15 @@ export class Users {
    * (at most SEARCH_WORDS, case-insensitive, literally: no wildcards).
    */
   async search(q: string, limit: number, after: string | undefined, self?: string): Promise<User[]> {
-    const words = q.toLowerCase().split(/\s+/).filter(Boolean).slice(0, SEARCH_WORDS);
+    // Split as the database splits names; lower-cased by the database's lower(), as the stored words are.
+    const words = q
+      .split(/[\s\u00a0]+/)
+      .filter(Boolean)
+      .slice(0, SEARCH_WORDS);
     // A prefix is a range of the C-collated key: the index serves it in a generic plan too (a LIKE
     // pattern that is a parameter it does not), and nothing in a word is a wildcard. Several words
     // intersect their sets of people before any row of users is read.
-    const prefix = (w: string) => this.sql`SELECT user_id FROM user_name_words WHERE word >= ${w} AND word < ${`${w}\u{10FFFF}`}`;
+    const prefix = (w: string) => this.sql`SELECT user_id FROM user_name_words WHERE word >= lower(${w}) AND word < lower(${w}) || ${'\u{10FFFF}'}`;
     const match = q.includes('@')
       ? this.sql`lower(email) = lower(${q.trim()})`
       : words.length === 0

@@ -106,14 +106,14 @@ export function authRoutes(auth: AuthService, email: EmailAuth, store: Store, cf
       },
       responses: {
         201: { description: 'Created', schema: { type: 'object', properties: { user: refs.User } } },
-        409: { description: 'Username taken (USERNAME_TAKEN), or the email is another account’s (EMAIL_TAKEN)' },
+        409: { description: 'Username taken (USERNAME_TAKEN)' },
         429: { description: 'Too many registrations from this IP' },
         501: { description: 'An email was given but this hub sends no mail (NOT_ENABLED)' },
       },
       async handle(ctx: Ctx<{ username: string; password: string; displayName?: string; email?: string }>) {
         const { email: rawEmail, ...account } = ctx.body;
         // Checked before the account exists, so a refusal leaves nothing half made.
-        const address = rawEmail === undefined ? undefined : await email.checkNewAddress(rawEmail);
+        const address = rawEmail === undefined ? undefined : email.checkNewAddress(rawEmail);
         const user = await auth.register(account, ctx.ip);
         // The account exists either way: a code that could not be mailed can be asked for again.
         const pending = address === undefined ? user : await email.begin(user.id, address, ctx.ip).catch(() => user);
@@ -300,7 +300,6 @@ export function authRoutes(auth: AuthService, email: EmailAuth, store: Store, cf
       },
       responses: {
         202: { description: 'Code mailed', schema: { type: 'object', properties: { user: refs.Me } } },
-        409: { description: 'Another account has verified this address (EMAIL_TAKEN)' },
         501: { description: 'This hub sends no mail (NOT_ENABLED)' },
       },
       async handle(ctx: Ctx<{ email: string; password: string }>) {
