@@ -19,7 +19,9 @@ import { VERSION } from './version.js';
 const HELP = `switchboard ${VERSION}: a realtime hub
 
 Usage:
-  switchboard serve [options]            start a node (embedded store unless DATABASE_URL is set)
+  switchboard serve [--admin-password-stdin] [options]
+                                         start a node (embedded store unless DATABASE_URL is set);
+                                         with SB_ADMIN_USERNAME, the admin's password from stdin
   switchboard migrate [options]          apply pending database migrations and exit
   switchboard user create <username> [--admin] [--display-name NAME] [--password-stdin] [options]
                                          create an account; without --password-stdin a random
@@ -56,6 +58,7 @@ async function main(argv: string[]): Promise<number> {
     version: { type: 'boolean' },
     admin: { type: 'boolean' },
     'password-stdin': { type: 'boolean' },
+    'admin-password-stdin': { type: 'boolean' },
     'display-name': { type: 'string' },
     force: { type: 'boolean' },
     owner: { type: 'string' },
@@ -79,7 +82,7 @@ async function main(argv: string[]): Promise<number> {
   const [cmd, sub, name] = positionals;
   switch (cmd) {
     case 'serve':
-      return serve(cfg);
+      return serve(cfg, values['admin-password-stdin'] ? (await readStdin()).split(/\r?\n/)[0] : undefined);
     case 'migrate':
       return migrateOnly(cfg);
     case 'user':
@@ -119,8 +122,9 @@ function print(text: string): number {
   return 0;
 }
 
-async function serve(cfg: Config): Promise<number> {
-  const hub = await startHub(cfg);
+async function serve(cfg: Config, adminPassword: string | undefined): Promise<number> {
+  if (adminPassword !== undefined && !cfg.adminUsername) throw new ConfigError('--admin-password-stdin: set SB_ADMIN_USERNAME too');
+  const hub = await startHub(cfg, undefined, adminPassword === undefined ? {} : { adminPassword });
   // A safety net, not a control path: every request handler catches its own errors, but a rejected
   // promise nobody awaited must not take down every connection of the node.
   process.on('unhandledRejection', (e) => hub.log.error({ err: e }, 'unhandled promise rejection'));

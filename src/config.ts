@@ -39,6 +39,8 @@ export interface Config {
   nodeId: string | undefined;
   smtpUrl: string | undefined;
   mailFrom: string;
+  adminUsername: string | undefined;
+  adminPasswordFile: string | undefined;
   limits: Limits;
 }
 
@@ -207,6 +209,22 @@ export const spec: Entry<Exclude<keyof Config, 'limits'> | `limits.${keyof Limit
     doc: 'Name of this node in logs and in the cluster (unique per node); unset derives one from host name and pid',
   },
   {
+    key: 'adminUsername',
+    env: 'SB_ADMIN_USERNAME',
+    flag: 'admin-username',
+    parse: str,
+    def: undefined,
+    doc: 'An admin account every start makes sure exists (created with the password from SB_ADMIN_PASSWORD_FILE or `serve --admin-password-stdin`; an existing account keeps its password and is made an admin). Safe when several nodes start at once',
+  },
+  {
+    key: 'adminPasswordFile',
+    env: 'SB_ADMIN_PASSWORD_FILE',
+    flag: 'admin-password-file',
+    parse: str,
+    def: undefined,
+    doc: 'File holding the password of SB_ADMIN_USERNAME (its first line), readable by the hub only',
+  },
+  {
     key: 'smtpUrl',
     env: 'SB_SMTP_URL',
     flag: 'smtp-url',
@@ -253,6 +271,7 @@ export function resolveConfig(flags: Record<string, string | undefined> = {}, en
   if (Boolean(cfg.robotTlsCertFile) !== Boolean(cfg.robotTlsKeyFile)) {
     throw new ConfigError('SB_ROBOT_TLS_CERT_FILE and SB_ROBOT_TLS_KEY_FILE: set both, or neither');
   }
+  if (cfg.adminPasswordFile && !cfg.adminUsername) throw new ConfigError('SB_ADMIN_PASSWORD_FILE: set SB_ADMIN_USERNAME too, or neither');
   cfg.dataDir = path.resolve(cfg.dataDir);
   return cfg;
 }

@@ -12,7 +12,7 @@ import { RobotsHere } from './actors/robots-here.js';
 import { MAX_REPLAY, RoomActor, type RoomMsg, type RoomReplies, type RoomReply } from './actors/room.js';
 import { ActorSystem, systemClock } from './actors/runtime.js';
 import { Session, type SessionDeps } from './actors/session.js';
-import { AuthService } from './auth/auth-service.js';
+import { AuthService, ensureAdmin } from './auth/auth-service.js';
 import { EmailAuth } from './auth/email-auth.js';
 import { loadSigningKey } from './auth/keys.js';
 import { SmtpMailer } from './auth/mailer.js';
@@ -109,10 +109,20 @@ function checkReadable(file: string | undefined, name: string): void {
   }
 }
 
+/** The first line of SB_ADMIN_PASSWORD_FILE. */
+async function adminPasswordFrom(cfg: Config): Promise<string> {
+  if (!cfg.adminPasswordFile) throw new ConfigError('SB_ADMIN_USERNAME: give its password in SB_ADMIN_PASSWORD_FILE or with `serve --admin-password-stdin`');
+  try {
+    return (await readFile(cfg.adminPasswordFile, 'utf8')).split(/\r?\n/)[0] ?? '';
+  } catch (e) {
+    throw new ConfigError(`SB_ADMIN_PASSWORD_FILE: cannot read ${cfg.adminPasswordFile} (${(e as NodeJS.ErrnoException).code})`);
+  }
+}
+
 /** How long a draining node of a cluster waits for its leased robots to reconnect elsewhere. */
 const ROBOT_DRAIN_MS = 5_000;
 
-export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
+export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?: string } = {}): Promise<Hub> {
   const nodeId = cfg.nodeId ?? `${os.hostname()}-${process.pid}`;
   const root = (log ?? createLogger(cfg.logLevel)).child({ node: nodeId });
   checkReadable(cfg.tlsCertFile, 'SB_TLS_CERT_FILE');
@@ -131,6 +141,10 @@ export async function startHub(cfg: Config, log?: Logger): Promise<Hub> {
     const key = await loadSigningKey({ keyFile: cfg.jwtKeyFile, dataDir: cfg.dataDir });
     if (key.generated) root.info({ kid: key.kid }, 'generated a new JWT signing key in the data dir');
     const auth = new AuthService(store, key, cfg, root.child({ component: 'auth' }));
+    if (cfg.adminUsername) {
+      const made = await ensureAdmin(store, auth.passwords, cfg.adminUsername, opts.adminPassword ?? (await adminPasswordFrom(cfg)));
+      root.info({ username: cfg.adminUsername, made }, made === 'present' ? 'admin account present' : `admin account ${made}`);
+    }
     const mailer = cfg.smtpUrl ? new SmtpMailer(cfg.smtpUrl, cfg.mailFrom) : undefined;
     if (mailer) undo.push(async () => mailer.close());
     const emailAuth = new EmailAuth(store, auth, key, mailer, root.child({ component: 'email' }));

@@ -139,6 +139,12 @@ export class Users {
     }
   }
 
+  /** Makes the account an admin; false when it was one already (or does not exist). */
+  async makeAdmin(username: string): Promise<boolean> {
+    const r = await this.sql`UPDATE users SET is_admin = true WHERE lower(username) = lower(${username}) AND NOT is_admin`;
+    return r.count > 0;
+  }
+
   async setPasswordHash(id: string, passwordHash: string): Promise<void> {
     await this.sql`UPDATE users SET password_hash = ${passwordHash} WHERE id = ${id}`;
   }
