@@ -33,6 +33,7 @@ import { NatsPresence } from './cluster/presence-nats.js';
 import { LocalRobotCluster } from './cluster/robots-local.js';
 import type { NatsRobotCluster, RobotChange } from './cluster/robots-nats.js';
 import { type Config, ConfigError } from './config.js';
+import { ValidationError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
 import { HubMetrics } from './metrics.js';
 import { type RobotGateway, RobotsService } from './robots/robots-service.js';
@@ -142,7 +143,10 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
     if (key.generated) root.info({ kid: key.kid }, 'generated a new JWT signing key in the data dir');
     const auth = new AuthService(store, key, cfg, root.child({ component: 'auth' }));
     if (cfg.adminUsername) {
-      const made = await ensureAdmin(store, auth.passwords, cfg.adminUsername, opts.adminPassword ?? (await adminPasswordFrom(cfg)));
+      const password = opts.adminPassword ?? (await adminPasswordFrom(cfg));
+      const made = await ensureAdmin(store, auth.passwords, cfg.adminUsername, password).catch((e: unknown) => {
+        throw e instanceof ValidationError ? new ConfigError(`SB_ADMIN_USERNAME (${e.message})`) : e;
+      });
       root.info({ username: cfg.adminUsername, made }, made === 'present' ? 'admin account present' : `admin account ${made}`);
     }
     const mailer = cfg.smtpUrl ? new SmtpMailer(cfg.smtpUrl, cfg.mailFrom) : undefined;

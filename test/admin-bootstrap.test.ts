@@ -83,6 +83,8 @@ t.test('an existing account is made an admin; the password may come from stdin',
 t.test('a missing or unreadable password source stops the start, naming the setting', async (t) => {
   const url = await freshDatabase(t);
   const base = { ...FAST, PORT: '0', HOST: '127.0.0.1', DATABASE_URL: url };
+  const short = path.join(await tempDir(t), 'short');
+  await writeFile(short, 'tiny\n');
   const cases: [string, Record<string, string>, RegExp][] = [
     ['no password source', { SB_ADMIN_USERNAME: 'root' }, /SB_ADMIN_USERNAME: give its password in SB_ADMIN_PASSWORD_FILE/],
     [
@@ -91,6 +93,8 @@ t.test('a missing or unreadable password source stops the start, naming the sett
       /SB_ADMIN_PASSWORD_FILE: cannot read \/nonexistent\/pw \(ENOENT\)/,
     ],
     ['a file without a username', { SB_ADMIN_PASSWORD_FILE: '/nonexistent/pw' }, /SB_ADMIN_PASSWORD_FILE: set SB_ADMIN_USERNAME too/],
+    ['a password under 10 characters', { SB_ADMIN_USERNAME: 'root', SB_ADMIN_PASSWORD_FILE: short }, /SB_ADMIN_USERNAME \(password: at least 10 characters\)/],
+    ['an invalid username', { SB_ADMIN_USERNAME: 'no spaces allowed', SB_ADMIN_PASSWORD_FILE: short }, /SB_ADMIN_USERNAME \(username: /],
   ];
   for (const [what, env, message] of cases) {
     const p = spawnCli(t, ['serve'], { ...base, SB_DATA_DIR: await tempDir(t), ...env });
