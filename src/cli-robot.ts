@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import {
+  type Ca,
   type CaFiles,
   defaultPkiDir,
   formatFingerprint,
@@ -22,13 +23,19 @@ import { Store } from './store/store.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-export async function pkiInit(cfg: Config, force: boolean): Promise<number> {
+/** Creates the robot CA and the robot endpoint's development server certificate in the data dir. */
+export async function makePki(cfg: Config, force: boolean): Promise<{ ca: Ca; files: CaFiles; server: CaFiles }> {
   const files = robotCaFiles(cfg);
   const ca = await initCa(files, { force });
   const dir = defaultPkiDir(cfg.dataDir);
   const server = { certFile: path.join(dir, 'server.crt'), keyFile: path.join(dir, 'server.key') };
   const issued = await issueServerCert(ca);
   await writePemPair(server, issued.certPem, issued.keyPem);
+  return { ca, files, server };
+}
+
+export async function pkiInit(cfg: Config, force: boolean): Promise<number> {
+  const { files, server } = await makePki(cfg, force);
   out(
     `robot CA certificate: ${files.certFile}`,
     `robot CA key:         ${files.keyFile} (mode 0600)`,
@@ -88,7 +95,7 @@ function robotIdArg(raw: string | undefined, usage: string): string {
   return raw.toLowerCase();
 }
 
-async function writeRobotFiles(outDir: string | undefined, id: string, issued: IssuedCert): Promise<CaFiles> {
+export async function writeRobotFiles(outDir: string | undefined, id: string, issued: IssuedCert): Promise<CaFiles> {
   const dir = path.resolve(outDir ?? '.');
   const files = { certFile: path.join(dir, `${id}.crt`), keyFile: path.join(dir, `${id}.key`) };
   try {
@@ -112,7 +119,7 @@ function describe(issued: IssuedCert, files: CaFiles): string[] {
   ];
 }
 
-async function withStore<T>(cfg: Config, fn: (store: Store) => Promise<T>): Promise<T> {
+export async function withStore<T>(cfg: Config, fn: (store: Store) => Promise<T>): Promise<T> {
   const log = createLogger(cfg.logLevel === 'info' ? 'warn' : cfg.logLevel);
   const store = await Store.open({ databaseUrl: cfg.databaseUrl, dataDir: cfg.dataDir, poolSize: 1, log });
   try {

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `switchboard` command: serve, migrate, user create, pki init, robot create | revoke | rotate, robot-sim. Configuration comes from flags, the
+// The `switchboard` command: serve, migrate, demo, user create, pki init, robot create | revoke | rotate, robot-sim. Configuration comes from flags, the
 // environment and defaults (see config.ts); a bad value exits with status 2 and names the setting.
 
 import { randomBytes } from 'node:crypto';
@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { createAccount } from './auth/auth-service.js';
 import { Passwords } from './auth/passwords.js';
 import { CaExistsError } from './auth/pki.js';
+import { demo } from './cli-demo.js';
 import { pkiInit, robotCreate, robotRevoke, robotRotate } from './cli-robot.js';
 import { ROBOT_SIM_USAGE, robotSim } from './cli-robot-sim.js';
 import { type Config, ConfigError, resolveConfig, spec } from './config.js';
@@ -23,6 +24,8 @@ Usage:
                                          start a node (embedded store unless DATABASE_URL is set);
                                          with SB_ADMIN_USERNAME, the admin's password from stdin
   switchboard migrate [options]          apply pending database migrations and exit
+  switchboard demo                       fill an empty store with people, rooms, history and a robot
+                                         for a first look, and print how to log in
   switchboard user create <username> [--admin] [--display-name NAME] [--password-stdin] [options]
                                          create an account; without --password-stdin a random
                                          password is generated and printed once
@@ -85,6 +88,9 @@ async function main(argv: string[]): Promise<number> {
       return serve(cfg, values['admin-password-stdin'] ? (await readStdin()).split(/\r?\n/)[0] : undefined);
     case 'migrate':
       return migrateOnly(cfg);
+    case 'demo':
+      if (sub) throw new ConfigError('usage: switchboard demo');
+      return demo(cfg);
     case 'user':
       if (sub !== 'create' || !name) throw new ConfigError('usage: switchboard user create <username> [--admin] [--display-name NAME] [--password-stdin]');
       return createUser(cfg, name, Boolean(values.admin), values['display-name'] as string | undefined, Boolean(values['password-stdin']));
