@@ -97,13 +97,12 @@ export async function demo(cfg: Config): Promise<number> {
   });
 }
 
+/** A new room's history, committed in one batch from seq 1. */
 async function post(store: Store, roomId: string, lines: [Name, string][], people: Record<Name, User>, at: () => Date): Promise<void> {
-  const room = await store.rooms.byId(roomId);
-  let seq = room?.lastSeq ?? 0;
-  for (const [who, body] of lines) {
-    seq++;
-    await store.messages.insertSequenced(roomId, [{ id: randomUUID(), roomId, seq, senderId: people[who].id, cid: randomUUID(), body, createdAt: at() }]);
-  }
+  await store.messages.insertSequenced(
+    roomId,
+    lines.map(([who, body], i) => ({ id: randomUUID(), roomId, seq: i + 1, senderId: people[who].id, cid: randomUUID(), body, createdAt: at() })),
+  );
 }
 
 /** rover-1: owned by ada, grace an operator; the robot CA made first when the data dir has none. */

@@ -97,9 +97,8 @@ export class EmailAuth {
   /** Removes the caller's address, verified or pending: it no longer logs in. */
   async removeEmail(userId: string, password: string, ip: string): Promise<User> {
     await this.auth.reconfirm(userId, password, ip, 'password');
-    await this.store.users.setPendingEmail(userId, null);
-    await this.store.emailCodes.drop(userId, 'verify');
-    await this.store.emailCodes.drop(userId, 'login');
+    await this.store.emailCodes.drop(userId);
+    // Clearing the email clears the pending one with it.
     const user = await this.store.users.setEmail(userId, null);
     if (!user || user === 'taken') throw notFound('user');
     return user;

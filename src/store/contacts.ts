@@ -4,6 +4,7 @@
 
 import type postgres from 'postgres';
 import type { Sql } from './db.js';
+import { directKey } from './rooms.js';
 import { toUser, type User, type Row as UserRow } from './users.js';
 
 export type ContactList = 'contacts' | 'incoming' | 'outgoing' | 'blocked';
@@ -127,7 +128,7 @@ export class Contacts {
 
   /** The direct room of two people, if they have one. */
   async directRoom(a: string, b: string): Promise<string | undefined> {
-    const [row] = await this.sql<{ id: string }[]>`SELECT id FROM rooms WHERE direct_key = ${[a, b].sort().join(':')}`;
+    const [row] = await this.sql<{ id: string }[]>`SELECT id FROM rooms WHERE direct_key = ${directKey(a, b)}`;
     return row?.id;
   }
 }

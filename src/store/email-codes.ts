@@ -35,8 +35,9 @@ export class EmailCodes {
     return used.count === 1 ? { email: row.email } : 'none';
   }
 
-  async drop(userId: string, purpose: CodePurpose): Promise<void> {
-    await this.sql`DELETE FROM email_codes WHERE user_id = ${userId} AND purpose = ${purpose}`;
+  /** Drops the person's live code for `purpose`, or every one of theirs. */
+  async drop(userId: string, purpose?: CodePurpose): Promise<void> {
+    await this.sql`DELETE FROM email_codes WHERE user_id = ${userId} ${purpose === undefined ? this.sql`` : this.sql`AND purpose = ${purpose}`}`;
   }
 
   /** Drops codes that expired; returns how many. */

@@ -41,6 +41,9 @@ const toRoom = (r: RoomRow): Room => ({
   createdAt: r.created_at,
 });
 
+/** What finds the direct room of two people: their ids in order. */
+export const directKey = (a: string, b: string): string => [a, b].sort().join(':');
+
 export class Rooms {
   constructor(private readonly sql: Sql) {}
 
@@ -55,7 +58,7 @@ export class Rooms {
 
   /** The direct room of two users, created when missing. */
   async openDirect(id: string, ownerId: string, peerId: string): Promise<{ room: Room; created: boolean }> {
-    const key = [ownerId, peerId].sort().join(':');
+    const key = directKey(ownerId, peerId);
     return this.sql.begin(async (tx) => {
       const [made] = await tx<RoomRow[]>`
         INSERT INTO rooms (id, kind, owner_id, direct_key) VALUES (${id}, 'direct', ${ownerId}, ${key})
