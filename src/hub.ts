@@ -143,7 +143,7 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
     if (key.generated) root.info({ kid: key.kid }, 'generated a new JWT signing key in the data dir');
     const auth = new AuthService(store, key, cfg, root.child({ component: 'auth' }));
     if (cfg.adminUsername) {
-      const password = opts.adminPassword ?? (await adminPasswordFrom(cfg));
+      const password = async () => opts.adminPassword ?? (await adminPasswordFrom(cfg));
       const made = await ensureAdmin(store, auth.passwords, cfg.adminUsername, password).catch((e: unknown) => {
         throw e instanceof ValidationError ? new ConfigError(`SB_ADMIN_USERNAME (${e.message})`) : e;
       });

@@ -261,14 +261,21 @@ export async function createAccount(store: Store, passwords: Passwords, input: N
 
 /**
  * Makes sure `username` exists and is an admin (SB_ADMIN_USERNAME, at every start): creates it with
- * `password` when missing; an existing account keeps its password and is made an admin. Several
+ * `password()` (read only then) when missing; an existing account keeps its password and is made an admin. Several
  * nodes running this at once create one account (the unique username decides).
  */
-export async function ensureAdmin(store: Store, passwords: Passwords, username: string, password: string): Promise<'created' | 'promoted' | 'present'> {
+export async function ensureAdmin(
+  store: Store,
+  passwords: Passwords,
+  username: string,
+  password: () => Promise<string>,
+): Promise<'created' | 'promoted' | 'present'> {
   checkUsername(username);
-  checkPassword(password);
   if (!(await store.users.byUsername(username))) {
-    const made = await store.users.create({ id: randomUUID(), username, displayName: null, passwordHash: await passwords.hash(password), isAdmin: true });
+    // Read only now: an existing account needs no password source.
+    const chosen = await password();
+    checkPassword(chosen);
+    const made = await store.users.create({ id: randomUUID(), username, displayName: null, passwordHash: await passwords.hash(chosen), isAdmin: true });
     if (made) return 'created';
   }
   return (await store.users.makeAdmin(username)) ? 'promoted' : 'present';

@@ -54,8 +54,8 @@ export class EmailAuth {
 
   /** Sets `email` as the caller's address waiting for verification (their password checked again), and mails it a code. */
   async startVerification(userId: string, rawEmail: string, password: string, ip: string): Promise<User> {
-    const user = await this.auth.reconfirm(userId, password, ip, 'password');
     const email = this.checkNewAddress(rawEmail);
+    const user = await this.auth.reconfirm(userId, password, ip, 'password');
     if (user.email?.toLowerCase() === email.toLowerCase()) return user; // already verified
     return this.begin(userId, email, ip);
   }
