@@ -68,9 +68,9 @@ export async function demo(cfg: Config): Promise<number> {
     await store.contacts.request(alan.id, ada.id); // waiting for ada
 
     const general = await store.rooms.createGroup(randomUUID(), 'general', ada.id);
-    for (const u of [grace, alan, linus]) await store.rooms.join(general.id, u.id);
+    for (const u of [grace, alan, linus]) await store.rooms.join(general.id, u);
     const robotics = await store.rooms.createGroup(randomUUID(), 'robotics', grace.id);
-    await store.rooms.join(robotics.id, ada.id);
+    await store.rooms.join(robotics.id, ada);
     const { room: direct } = await store.rooms.openDirect(randomUUID(), ada.id, grace.id);
     const rooms: Record<string, string> = { general: general.id, robotics: robotics.id, direct: direct.id };
     const start = Date.now() - 60 * 60_000;

@@ -22,6 +22,8 @@ export interface Limits {
   codesPerAddressPerHour: number;
   /** One-time codes asked for from one client IP per hour. */
   codesPerIpPerHour: number;
+  /** Contact requests one person may send per day. */
+  contactRequestsPerDay: number;
   /** Largest WebSocket frame a client may send, bytes. */
   wsMaxFrameBytes: number;
   /** Bytes queued for one WebSocket before it is closed as a slow consumer. */
@@ -234,6 +236,14 @@ export const limitSpec: Entry<`limits.${keyof Limits}`>[] = [
     parse: int(1, 100_000),
     def: 20,
     doc: 'One-time codes asked for from one client IP per hour, whatever the address (then 429)',
+  },
+  {
+    key: 'limits.contactRequestsPerDay',
+    env: 'SB_CONTACT_REQUESTS_PER_DAY',
+    flag: 'contact-requests-per-day',
+    parse: int(1, 100_000),
+    def: 100,
+    doc: 'Contact requests one person may send per day, accepted or not (then 429). Shared by the cluster through the database',
   },
   {
     key: 'limits.registerPerIpPerHour',

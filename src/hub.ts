@@ -44,6 +44,7 @@ import { robotAuthenticator } from './transport/robot-auth.js';
 import { RobotListener } from './transport/robot-tls.js';
 import { authRoutes } from './transport/routes-auth.js';
 import { chatRoutes } from './transport/routes-chat.js';
+import { moderationRoutes } from './transport/routes-moderation.js';
 import { opsRoutes } from './transport/routes-ops.js';
 import { peopleRoutes } from './transport/routes-people.js';
 import { robotRoutes } from './transport/routes-robots.js';
@@ -284,15 +285,13 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
       async publish(roomId, sender, cid, body) {
         return (await roomRef(roomId).ask({ type: 'publish', sender, cid, body })).pending;
       },
-      // This node's actor is told in its mailbox; the others' caches and live subscriptions hear it
-      // through the Bus (the store, not this notice, is what refuses a removed member's publish).
-      memberChanged: (roomId, op, user) => {
-        tell(roomId, { type: 'member', op, user });
-        bus.signal(roomId, { kind: 'member', op, user });
-      },
+      // Every node's actor of the room hears it through the Bus, in seq order with the messages.
+      timeline: (event) => bus.announce(event.roomId, [event]),
+      // This node's actor is told in its mailbox, the others' through the Bus (the store, not this
+      // notice, is what refuses a publish to a deleted room).
       deleted: (roomId) => {
         tell(roomId, { type: 'deleted' });
-        bus.signal(roomId, { kind: 'deleted' });
+        bus.deleted(roomId);
       },
     };
     // Ended sessions close their sockets on every node; contact news reaches a person's sockets
@@ -307,10 +306,14 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
       nats && { nc: nats.nc, subject: names.people },
     );
     undo.push(async () => news.close());
-    const contacts = new ContactsService(store, {
-      tell: (userId, frame) => news.announce({ kind: 'frame', userId, frame }),
-      directBlocked: (roomId, blocked) => news.announce({ kind: 'direct', roomId, blocked }),
-    });
+    const contacts = new ContactsService(
+      store,
+      {
+        tell: (userId, frame) => news.announce({ kind: 'frame', userId, frame }),
+        directBlocked: (roomId, blocked) => news.announce({ kind: 'direct', roomId, blocked }),
+      },
+      store.rateLimits.limiter('contact_requests', L.contactRequestsPerDay, 86_400),
+    );
     const rooms = new RoomsService(store, L.maxMessageBytes, roomGateway, contacts);
 
     // One for every session: a connection holds only its own state (its id is in each log line).
@@ -345,7 +348,7 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
       sessionsEnded: (e) => news.announce({ kind: 'ended', ...e }),
       removed: (user, what) => {
         for (const id of what.roomsDeleted) roomGateway.deleted(id);
-        for (const id of what.roomsLeft) roomGateway.memberChanged(id, 'left', user);
+        rooms.accountRemoved(user, what.roomsLeft).catch((e: unknown) => root.warn({ err: e }, 'could not record a deleted account leaving its rooms'));
         for (const id of what.robotsDeleted) robotGateway.changed(id, 'deleted');
         for (const id of what.grantsLost) robotGateway.changed(id, 'access');
       },
@@ -411,6 +414,7 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
       ...authRoutes(auth, emailAuth, store, cfg),
       ...chatRoutes(rooms, store, publishBudget),
       ...peopleRoutes(contacts),
+      ...moderationRoutes(rooms, auth),
       ...robotRoutes(robots),
     );
 

@@ -12,18 +12,22 @@ import { connect, openFor, type RawClient, refusedUpgrade, subscribe } from './h
 /** Stops reading: once the kernel buffers are full, the hub has to queue what it sends this socket. */
 const stall = (c: RawClient) => (c.ws as unknown as { _socket: { pause(): void } })._socket.pause();
 
+/** The room's first seqs: the two members joining. */
+const JOINS = 2;
+
 /**
  * STALLED readers that never read and one that keeps up, in one room, while a publisher sends TOTAL
  * messages of 16 KB (a few in flight at a time, as clients under the publish rate limit do). Samples
  * the hub's own counters every turn.
  */
+
 async function storm(t: Test, env: Record<string, string>, STALLED: number, TOTAL: number) {
   const hub = await startTestHub(t, { env: { ...FAST, ...UNLIMITED, ...env } });
   const api = new Api(hub.url);
   const owner = await api.signUp(uniqueName());
   const attacker = await api.signUp(uniqueName());
   const normal = await api.signUp(uniqueName());
-  const room = await roomWith(api, owner, attacker, normal);
+  const room = await roomWith(api, owner, attacker, normal); // their joins are seqs 1 and 2
   const stalled: RawClient[] = [];
   for (let i = 0; i < STALLED; i++) {
     const c = await openFor(t, hub.url, attacker.token);
@@ -56,7 +60,7 @@ async function storm(t: Test, env: Record<string, string>, STALLED: number, TOTA
   const got = await reader.take((f) => f.t === 'msg', TOTAL, 'the normal reader gets every message', 60_000);
   t.same(
     got.map((f) => f.seq),
-    Array.from({ length: TOTAL }, (_, i) => i + 1),
+    Array.from({ length: TOTAL }, (_, i) => JOINS + i + 1),
     'the reader that keeps up got every message once, in order',
   );
   sampling = false;
@@ -91,14 +95,14 @@ t.test('#6 stalled readers: no socket queues more than SB_WS_MAX_BACKPRESSURE_BY
   const seqs = s0.all('msg').map((f) => f.seq);
   t.same(
     seqs,
-    Array.from({ length: seqs.length }, (_, i) => i + 1),
+    Array.from({ length: seqs.length }, (_, i) => JOINS + i + 1),
     `what it got before the cut is a gapless prefix (${seqs.length} of ${TOTAL})`,
   );
   t.ok(seqs.length < TOTAL, 'and it must resume for the rest');
   const again = await openFor(t, hub.url, attacker.token);
-  again.send({ t: 'sub', id: again.id(), room, since: seqs.length });
+  again.send({ t: 'sub', id: again.id(), room, since: JOINS + seqs.length });
   const rest = await again.take((f) => f.t === 'msg', TOTAL - seqs.length, 'the rest on resume', 30_000);
-  t.equal(rest[0]?.seq, seqs.length + 1, 'resume starts right after the last seq it saw');
+  t.equal(rest[0]?.seq, JOINS + seqs.length + 1, 'resume starts right after the last seq it saw');
 });
 
 t.test('#6 stalled readers: the node budget SB_WS_BUFFERED_BYTES_BUDGET cuts the stalled ones before their own bound does', async (t) => {

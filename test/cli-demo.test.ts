@@ -38,11 +38,16 @@ t.test('demo fills an empty store once; its people log in and find a living hub'
   const rooms = (await api.get('/api/v1/rooms?scope=mine', as)).body.rooms as { id: string; name: string | null; kind: string; lastSeq: number }[];
   t.same(rooms.map((r) => r.name ?? r.kind).sort(), ['direct', 'general', 'robotics'], 'her rooms');
   const general = rooms.find((r) => r.name === 'general') as { id: string };
-  const history = (await api.get(`/api/v1/rooms/${general.id}/messages`, as)).body.messages as { seq: number; body: string }[];
+  const history = (await api.get(`/api/v1/rooms/${general.id}/messages`, as)).body.messages as { seq: number; body: string; event?: { kind: string } }[];
   t.same(
     history.map((m) => m.seq),
-    [1, 2, 3, 4, 5],
+    [1, 2, 3, 4, 5, 6, 7, 8],
     'general has its history, in order',
+  );
+  t.same(
+    history.map((m) => m.event?.kind ?? 'message'),
+    ['member_joined', 'member_joined', 'member_joined', 'message', 'message', 'message', 'message', 'message'],
+    'three people joined, then talked',
   );
   t.same(
     (await api.get('/api/v1/contacts', as)).body.contacts.map((c: { user: { username: string } }) => c.user.username),

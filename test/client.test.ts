@@ -121,7 +121,7 @@ for (const encoding of ['msgpack', 'json'] as const) {
     t.equal(await ca.connect(), hello, 'connect() while open resolves at once');
     await cb.connect();
 
-    t.same(await cb.subscribe(room), { room, seq: 0 });
+    t.same(await cb.subscribe(room), { room, seq: 1 }, "b's join is seq 1");
     const joined = next(cb, 'presence', (p) => p.op === 'join');
     const snapshot = next(ca, 'presence', (p) => p.op === 'snapshot');
     await ca.subscribe(room);
@@ -130,11 +130,11 @@ for (const encoding of ['msgpack', 'json'] as const) {
 
     const delivered = next(cb, 'message');
     const ack = await ca.publish(room, `hello in ${encoding}`);
-    t.match(ack, { room, seq: 1, dup: false, mid: String, ts: Number });
+    t.match(ack, { room, seq: 2, dup: false, mid: String, ts: Number });
     t.match(ack.cid, /^[0-9a-f-]{36}$/, 'a generated UUID cid');
-    t.match(await delivered, { t: 'msg', room, seq: 1, from: a.id, cid: ack.cid, mid: ack.mid, body: `hello in ${encoding}` });
+    t.match(await delivered, { t: 'msg', room, seq: 2, from: a.id, cid: ack.cid, mid: ack.mid, body: `hello in ${encoding}` });
     await until(ca, 'message', () => ra.messages.length === 1, 5_000, 'own message');
-    t.equal(ca.lastSeq(room), 1);
+    t.equal(ca.lastSeq(room), 2);
 
     const typing = next(cb, 'typing');
     await ca.typing(room);
@@ -143,14 +143,15 @@ for (const encoding of ['msgpack', 'json'] as const) {
     const event = next(ca, 'event', (e) => e.kind === 'member_joined');
     const j = await api.post(`/api/v1/rooms/${room}/join`, undefined, { token: c.token });
     t.ok(j.status < 300, 'c joins over REST');
-    t.match(await event, { room, kind: 'member_joined', user: { id: c.id } });
+    t.match(await event, { t: 'event', room, seq: 3, from: c.id, kind: 'member_joined', user: { id: c.id } }, 'in seq order with the messages');
+    t.equal(ca.lastSeq(room), 3, 'an event advances the seq a resume starts from');
 
     t.ok((await ca.ping()) >= 0, 'ping');
     await ca.unsubscribe(room);
     t.equal(ca.lastSeq(room), undefined, 'forgotten after unsubscribe');
     t.same(
       rb.messages.map((m) => m.seq),
-      [1],
+      [2],
     );
     t.same([...ra.errors, ...rb.errors], [], 'no errors');
   });
@@ -158,21 +159,21 @@ for (const encoding of ['msgpack', 'json'] as const) {
 
 t.test('subscribe with since replays, then live; history pages', async (t) => {
   const [a, b] = (await users(2)) as [User, User];
-  const room = await createRoom(api, a, b);
+  const room = await createRoom(api, a, b); // b's join is seq 1
   const ca = newClient(t, a.token);
   await ca.connect();
-  for (const i of range(1, 5)) t.equal((await ca.publish(room, `m${i}`)).seq, i);
+  for (const i of range(2, 6)) t.equal((await ca.publish(room, `m${i}`)).seq, i);
 
   const cb = newClient(t, b.token, { encoding: 'json' });
   const rb = record(cb);
   await cb.connect();
-  t.same(await cb.subscribe(room, { since: 2 }), { room, seq: 5 });
+  t.same(await cb.subscribe(room, { since: 3 }), { room, seq: 6 });
   t.same(
     rb.messages.map((m) => [m.seq, m.body]),
     [
-      [3, 'm3'],
       [4, 'm4'],
       [5, 'm5'],
+      [6, 'm6'],
     ],
     'the replay arrives before subscribe() resolves',
   );
@@ -180,14 +181,14 @@ t.test('subscribe with since replays, then live; history pages', async (t) => {
   const live = newClient(t, a.token);
   const rl = record(live);
   await live.connect();
-  t.same(await live.subscribe(room), { room, seq: 5 }, 'without since: live only');
-  const sixth = next(live, 'message');
-  await cb.publish(room, 'm6');
-  t.equal((await sixth).seq, 6);
+  t.same(await live.subscribe(room), { room, seq: 6 }, 'without since: live only');
+  const seventh = next(live, 'message');
+  await cb.publish(room, 'm7');
+  t.equal((await seventh).seq, 7);
   await until(cb, 'message', () => rb.messages.length === 4);
   t.same(
     rl.messages.map((m) => m.seq),
-    [6],
+    [7],
   );
 
   const first = await cb.history(room, { after: 0, limit: 3 });
@@ -195,8 +196,9 @@ t.test('subscribe with since replays, then live; history pages', async (t) => {
     first.messages.map((m) => m.seq),
     [1, 2, 3],
   );
-  t.equal(first.lastSeq, 6);
-  t.match(first.messages[0], { t: 'msg', room, body: 'm1', from: a.id });
+  t.equal(first.lastSeq, 7);
+  t.match(first.messages[0], { t: 'event', room, kind: 'member_joined', from: b.id, user: { id: b.id } }, 'the join, in order');
+  t.match(first.messages[1], { t: 'msg', room, body: 'm2', from: a.id });
   const back = await cb.history(room, { before: 5, limit: 2 });
   t.same(
     back.messages.map((m) => m.seq),
@@ -205,7 +207,7 @@ t.test('subscribe with since replays, then live; history pages', async (t) => {
   const latest = await ca.history(room);
   t.same(
     latest.messages.map((m) => m.seq),
-    range(1, 6),
+    range(1, 7),
   );
 });
 
@@ -278,7 +280,7 @@ t.test('a publish whose ack was lost is resent with the same cid and stored once
     'delivered once each, through the resubscription',
   );
   const stored = (await ca.history(room, { after: 0 })).messages;
-  t.equal(stored.filter((m) => m.cid === cid).length, 1, 'stored once');
+  t.equal(stored.filter((m) => m.t === 'msg' && m.cid === cid).length, 1, 'stored once');
   t.equal(stored.length, 3);
   t.same(ra.errors, []);
 });
@@ -310,15 +312,16 @@ t.test('resume after dropped connections delivers every seq once, in order, whil
       if (ack.dup) dups++;
     }
   }
+  // Seq 1 is b's join.
   t.same(
     [...acks].sort((x, y) => x - y),
-    range(1, N),
+    range(2, N + 1),
     'every publish acked with its own seq',
   );
   await until(reader, 'message', () => rr.messages.length >= N, 20_000, `${N} messages`);
   t.same(
     rr.messages.map((m) => m.seq),
-    range(1, N),
+    range(2, N + 1),
     'each seq delivered exactly once, in order',
   );
   t.same(
@@ -330,7 +333,7 @@ t.test('resume after dropped connections delivers every seq once, in order, whil
   t.ok(rr.sessions.length >= 7, `the reader reconnected (${rr.sessions.length} sessions)`);
   t.equal(rw.sessions.length, 3, 'the writer reconnected twice');
   t.ok(dups > 0, `publishes in flight at a drop were resent and answered as duplicates (${dups})`);
-  t.equal((await writer.history(room)).lastSeq, N, 'nothing stored twice');
+  t.equal((await writer.history(room)).lastSeq, N + 1, 'nothing stored twice');
   t.same([...rr.errors, ...rw.errors], []);
 });
 
@@ -425,9 +428,10 @@ t.test('rate-limited publishes are retried; reauth keeps a connection; 4100 refr
     const acks = await Promise.all(range(1, 10).map((i) => ca.publish(room, `burst ${i}`)));
     t.same(
       acks.map((x) => x.seq).sort((x, y) => x - y),
-      range(1, 10),
+      range(3, 12),
+      'after the two joins',
     );
-    t.equal((await ca.history(room)).messages.length, 10, 'each stored once');
+    t.equal((await ca.history(room)).messages.filter((m) => m.t === 'msg').length, 10, 'each stored once');
   });
 
   const cClosed = next(cc, 'state', (s) => s === 'closed', 15_000);
@@ -450,7 +454,7 @@ t.test('rate-limited publishes are retried; reauth keeps a connection; 4100 refr
   );
   const resumed = next(cb, 'message', (m) => m.body === 'after 4100');
   await ca.publish(room, 'after 4100');
-  t.equal((await resumed).seq, 11, 'b resumed its subscription');
+  t.equal((await resumed).seq, 13, 'b resumed its subscription');
 
   t.ok((await ca.ping()) >= 0, 'a still answers');
   t.same(ra.states, ['connecting', 'open'], 'a never reconnected: its reauth succeeded');

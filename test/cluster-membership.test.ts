@@ -173,11 +173,11 @@ t.test('#1 the store is the truth when a membership notice is lost', async (t) =
   const { room, ownerOn1 } = await activeOnNode1(t, a);
   const bOn1 = await open(t, b, n1.url);
   // Written on node 2 with no notice to the cluster: node 1's cache misses and asks the store.
-  t.equal(await n2.store.rooms.join(room, b.id), true);
+  t.ok(await n2.store.rooms.join(room, b), 'joined (its event written, not announced)');
   t.equal((await pub(bOn1, room, 'joined quietly')).t, 'ack', 'a join whose notice was lost: pub on node 1 is acked');
   t.equal((await bOn1.request({ t: 'sub', room })).t, 'subscribed', 'and sub is accepted');
   // Removed the same way: node 1 still caches b as a member, and the commit refuses b.
-  t.equal(await n2.store.rooms.leave(room, b.id), true);
+  t.ok(await n2.store.rooms.remove(room, b, b.id), 'left');
   const nack = await pub(bOn1, room, 'left quietly');
   t.match(nack, { t: 'nack', code: 'NOT_MEMBER' }, 'a leave whose notice was lost: pub on node 1 is refused');
   t.equal((await pub(ownerOn1, room, 'still open to members')).t, 'ack', 'the members still publish');
@@ -208,9 +208,9 @@ t.test('#1 one node with the in-process bus and the embedded database: the store
   t.equal((await pub(aWs, room, 'warm')).t, 'ack', 'the room is active');
   const bWs = await open(t, b, hub.url);
   // Changes written past the service (no notice to the actor): the cache miss and the commit decide.
-  t.equal(await hub.store.rooms.join(room, b.id), true);
+  t.ok(await hub.store.rooms.join(room, b), 'joined');
   t.equal((await pub(bWs, room, 'joined quietly')).t, 'ack', "a join the actor was not told of: b's pub is acked");
-  t.equal(await hub.store.rooms.leave(room, b.id), true);
+  t.ok(await hub.store.rooms.remove(room, b, b.id), 'left');
   t.match(await pub(bWs, room, 'left quietly'), { t: 'nack', code: 'NOT_MEMBER' }, "a leave the actor was not told of: b's pub is refused");
   t.equal(await hub.store.rooms.delete(room), true);
   t.match(await pub(aWs, room, 'gone'), { t: 'nack', code: 'NOT_FOUND' }, 'a deletion the actor was not told of: the pub is refused');
@@ -241,11 +241,12 @@ t.test('#4 publishers of one room on two nodes contend: every publish is acked, 
     [],
     'no nack at all (in particular no UNAVAILABLE)',
   );
-  const seqs = Array.from({ length: total }, (_, i) => i + 1);
+  const joins = people.length - 1; // the first seqs
+  const seqs = Array.from({ length: total }, (_, i) => joins + i + 1);
   t.same(
     flat.map((f) => f.seq as number).sort((x, y) => x - y),
     seqs,
-    'the acks hold seqs 1..N, each once',
+    'the acks hold the N seqs after the joins, each once',
   );
   for (const [i, c] of watchers.entries()) {
     const s = await c.take((f) => f.t === 'msg' && f.room === room, total, 'every message', 20_000);
@@ -255,4 +256,42 @@ t.test('#4 publishers of one room on two nodes contend: every publish is acked, 
       `the subscriber on node ${i + 1} gets every seq once, in order`,
     );
   }
+});
+
+t.test('#1 a removal, a ban and a deleted message through node 2 reach node 1 in the room order; the ban holds there at once', async (t) => {
+  const [a, b] = await Promise.all([signUp(), signUp()]);
+  const { room, ownerOn1 } = await activeOnNode1(t, a);
+  t.equal((await api2.post(`/api/v1/rooms/${room}/join`, undefined, { token: b.token })).status, 200);
+  const bOn1 = await open(t, b, n1.url);
+  await subscribe(bOn1, room);
+  const posted = await pub(bOn1, room, 'about to go');
+  t.equal((await api2.delete(`/api/v1/rooms/${room}/messages/${posted.seq}`, { token: a.token })).status, 204, 'deleted through node 2');
+  t.equal((await api2.request('PUT', `/api/v1/rooms/${room}/bans/${b.id}`, undefined, { token: a.token })).status, 204, 'banned through node 2');
+  const kinds = (await ownerOn1.take((f) => f.t === 'event' && f.seq > posted.seq, 2, 'the events on node 1')).map((f) => [f.kind, f.seq]);
+  t.same(kinds, [
+    ['message_deleted', posted.seq + 1],
+    ['member_banned', posted.seq + 2],
+  ]);
+  await bOn1.next((f) => f.t === 'event' && f.kind === 'member_banned', 'b hears its ban on node 1');
+  t.match(await pub(bOn1, room, 'still here?'), { t: 'nack', code: 'NOT_MEMBER' }, 'and cannot post there');
+  t.equal((await api1.post(`/api/v1/rooms/${room}/join`, undefined, { token: b.token })).body.error.code, 'BANNED', 'nor rejoin through node 1');
+  const late = await open(t, a, n1.url);
+  await subscribe(late, room, posted.seq - 1);
+  t.match(
+    await late.next((f) => f.seq === posted.seq, 'the replayed tombstone'),
+    { t: 'msg', body: '', deleted: true },
+    'a resume on node 1 replays the tombstone',
+  );
+});
+
+t.test('#1 an admin disables an account through node 2: its socket on node 1 closes with 4103, its token is refused there', async (t) => {
+  const [boss, u] = await Promise.all([signUp(), signUp()]);
+  await n1.store.users.makeAdmin(boss.username);
+  const adminToken = (await api2.post('/api/v1/auth/login', { username: boss.username, password: boss.password })).body.accessToken;
+  const onNode1 = await open(t, u, n1.url);
+  t.equal((await api2.post(`/api/v1/admin/users/${u.id}/disable`, undefined, { token: adminToken })).status, 200, 'disabled through node 2');
+  t.equal((await onNode1.waitClose()).code, 4103, 'the socket on node 1 closes with 4103');
+  t.equal((await api1.get('/api/v1/auth/me', { token: u.token })).body.error.code, 'ACCOUNT_DISABLED', 'node 1 refuses its token');
+  t.equal((await api2.post(`/api/v1/admin/users/${u.id}/enable`, undefined, { token: adminToken })).status, 200, 'enabled again');
+  t.equal((await api1.post('/api/v1/auth/login', { username: u.username, password: u.password })).status, 200, 'it logs in through node 1');
 });

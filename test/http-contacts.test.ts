@@ -8,7 +8,7 @@ import type { Test } from 'tap';
 import t from 'tap';
 import { Api, type ApiResponse, uniqueName } from './helpers/api.js';
 import { FAST, startTestHub } from './helpers/hub.js';
-import { type Frame, openFor, type RawClient } from './helpers/ws.js';
+import { type Frame, openFor, type RawClient, subscribe } from './helpers/ws.js';
 
 type User = Awaited<ReturnType<Api['signUp']>>;
 
@@ -106,14 +106,30 @@ t.test('contacts page by username', async (t) => {
   t.same(seen.sort(), others.map((o) => (o as User).id).sort(), 'each contact once');
 });
 
-t.test('blocking: no direct room, no posts either way, not found in search; the blocked person is not told', async (t) => {
+t.test('blocking: no direct room, no posts or presence either way, not found in search; the blocked person is not told', async (t) => {
   const [a, b] = (await people(2)) as [User, User];
   const dm = (await api.post('/api/v1/rooms', { kind: 'direct', peerId: b.id }, as(a))).body.room.id as string;
   await api.post('/api/v1/contacts/requests', { userId: b.id }, as(a));
   await api.post(`/api/v1/contacts/requests/${a.id}/accept`, undefined, as(b));
   const [sa, sb] = [await openFor(t, hub.url, a.token), await openFor(t, hub.url, b.token)];
+  const presence = (c: RawClient, op: string, what: string) => c.next((f) => f.t === 'presence' && f.room === dm && f.op === op, what);
+  await subscribe(sa, dm);
+  await presence(sa, 'snapshot', "a's first snapshot");
+  await subscribe(sb, dm);
+  t.match(await presence(sa, 'join', 'b arrives'), { users: [{ id: b.id }] }, 'before the block, a sees b present');
   const blocked = api.request('PUT', `/api/v1/blocks/${a.id}`, undefined, as(b));
   const [blk, , toA] = await Promise.all([blocked, contactFrame(sb, 'blocked', a.id), contactFrame(sa, 'removed', b.id)]);
+  t.match(await presence(sa, 'leave', 'b hidden'), { users: [{ id: b.id }] }, 'the block hides b from a');
+  t.match(await presence(sb, 'leave', 'a hidden'), { users: [{ id: a.id }] }, 'and a from b');
+  const a2 = await openFor(t, hub.url, a.token);
+  await subscribe(a2, dm);
+  t.same((await presence(a2, 'snapshot', "a's snapshot")).users, [{ id: a.id, username: a.username }], 'a, arriving again, sees only itself');
+  await sb.barrier();
+  t.same(
+    sb.all('presence').filter((f) => f.op === 'join'),
+    [],
+    'b is not told a arrived',
+  );
   t.equal(blk.status, 204);
   t.equal(toA.kind, 'removed', 'a sees the contact end, not the block');
   await sa.barrier();
@@ -137,6 +153,11 @@ t.test('blocking: no direct room, no posts either way, not found in search; the 
   t.same(await search(b, a.username), [a.id], 'b still finds a');
 
   t.equal((await api.delete(`/api/v1/blocks/${a.id}`, as(b))).status, 204, 'unblocked');
+  t.same(
+    (await presence(sa, 'snapshot', 'presence shown again')).users.map((u: { id: string }) => u.id).sort(),
+    [a.id, b.id].sort(),
+    'unblocked, they see each other again',
+  );
   const ack = await sa.request({ t: 'pub', room: dm, cid: randomUUID(), body: 'hello again' });
   t.equal(ack.t, 'ack', 'posts work again');
   t.same(await search(a, b.username), [b.id], 'and b is found again');
@@ -159,4 +180,22 @@ t.test('direct messages from contacts only', async (t) => {
     200,
     'and that room, once open, opens for the other too',
   );
+});
+
+t.test('SB_CONTACT_REQUESTS_PER_DAY bounds the requests one person sends: then 429 with Retry-After', async (t) => {
+  const small = await startTestHub(t, { embedded: true, env: { ...FAST, SB_CONTACT_REQUESTS_PER_DAY: '3' } });
+  const sapi = new Api(small.url);
+  const [spammer, ...targets] = await Promise.all(Array.from({ length: 6 }, () => sapi.signUp(uniqueName('cq'))));
+  const statuses: number[] = [];
+  let last!: ApiResponse;
+  for (const u of targets) {
+    last = await sapi.post('/api/v1/contacts/requests', { userId: u.id }, as(spammer as User));
+    statuses.push(last.status);
+  }
+  t.same(statuses, [201, 201, 201, 429, 429], 'three a day, then refused');
+  isError(t, last, 429, 'RATE_LIMITED');
+  t.ok(Number(last.headers.get('retry-after')) > 3_600, `wait until the day is over (Retry-After ${last.headers.get('retry-after')} s)`);
+  const other = targets[0] as User;
+  t.equal((await sapi.post('/api/v1/contacts/requests', { userId: (targets[1] as User).id }, as(other))).status, 201, 'someone else still may');
+  t.same(ids(await sapi.get('/api/v1/contacts/requests?direction=outgoing', as(spammer as User)), 'requests').length, 3, 'only three went out');
 });

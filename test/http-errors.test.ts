@@ -167,7 +167,7 @@ const rows: Row[] = [
   { name: 'trailing slash', method: 'GET', path: '/api/v1/rooms/', auth: true, status: 404, code: 'NOT_FOUND' },
   { name: 'preflight of an unknown route', method: 'OPTIONS', path: '/api/v1/nope', status: 404, code: 'NOT_FOUND' },
   { name: 'PUT on rooms', method: 'PUT', path: '/api/v1/rooms', auth: true, status: 405, code: 'METHOD_NOT_ALLOWED', allow: ['GET', 'POST'] },
-  { name: 'PATCH on a room', method: 'PATCH', path: ROOM, auth: true, status: 405, code: 'METHOD_NOT_ALLOWED', allow: ['DELETE', 'GET'] },
+  { name: 'PUT on a room', method: 'PUT', path: ROOM, auth: true, status: 405, code: 'METHOD_NOT_ALLOWED', allow: ['DELETE', 'GET', 'PATCH'] },
   { name: 'GET on login', method: 'GET', path: '/api/v1/auth/login', status: 405, code: 'METHOD_NOT_ALLOWED', allow: ['POST'] },
   { name: 'POST on healthz', method: 'POST', path: '/healthz', status: 405, code: 'METHOD_NOT_ALLOWED', allow: ['GET'] },
   { name: 'non-UUID room', method: 'GET', path: '/api/v1/rooms/not-a-uuid', auth: true, status: 404, code: 'NOT_FOUND' },

@@ -75,7 +75,8 @@ t.test('ordering: 4 concurrent publishers, 3 subscribers, one order', async (t) 
   const delivered = await Promise.all(subs.map((s) => s.take((f) => f.t === 'msg', 4 * N, `${4 * N} deliveries`, 30_000)));
 
   const reference = delivered[0] as Frame[];
-  t.same(seqs(reference), range(1, 4 * N), 'contiguous seqs 1..200');
+  const joins = us.length - 1; // the first seqs
+  t.same(seqs(reference), range(joins + 1, joins + 4 * N), 'contiguous seqs after the joins');
   for (const [i, d] of delivered.entries()) t.same(d, reference, `subscriber ${i} (${encodingOf(i)}) sees the identical order and frames`);
   for (const s of subs) await s.barrier();
   t.same(
@@ -126,13 +127,14 @@ t.test('REST and WebSocket publishes share one sequence', async (t) => {
     Array(10).fill(201),
   );
   const all = [...acks.map((f) => ({ seq: f.seq, mid: f.mid })), ...posted.map((r) => ({ seq: r.body.message.seq, mid: r.body.message.id }))];
+  // Seqs 1 and 2 are the joins.
   t.same(
     all.map((x) => x.seq).sort((x, y) => x - y),
-    range(1, 20),
-    'concurrent REST and WS publishes got seqs 1..20, each once',
+    range(3, 22),
+    'concurrent REST and WS publishes got seqs 3..22, each once',
   );
   const seen = await w.take((f) => f.t === 'msg', 20, '20 deliveries');
-  t.same(seqs(seen), range(1, 20), 'delivered in seq order');
+  t.same(seqs(seen), range(3, 22), 'delivered in seq order');
   t.same(
     Object.fromEntries(seen.map((m) => [m.seq, m.mid])),
     Object.fromEntries(all.map((x) => [x.seq, x.mid])),
@@ -142,9 +144,9 @@ t.test('REST and WebSocket publishes share one sequence', async (t) => {
   const one = await ca.request({ t: 'pub', room, cid: 'ws-after', body: 'x' });
   const two = await api.post(`/api/v1/rooms/${room}/messages`, { cid: 'rest-after', body: 'y' }, { token: b.token });
   const three = await ca.request({ t: 'pub', room, cid: 'ws-after-2', body: 'z' });
-  t.same([one.seq, two.body.message.seq, three.seq], [21, 22, 23], 'alternating one at a time');
+  t.same([one.seq, two.body.message.seq, three.seq], [23, 24, 25], 'alternating one at a time');
   const last = await w.take((f) => f.t === 'msg', 3, 'the last three');
-  t.same(seqs(last), [21, 22, 23]);
+  t.same(seqs(last), [23, 24, 25]);
   const durable = [...seen, ...last].map((m) => ({ seq: m.seq, mid: m.mid, cid: m.cid, ts: m.ts, from: m.from, body: m.body }));
   await assertDurable(t, a, room, durable);
 });
@@ -172,7 +174,7 @@ t.test('idempotency: racing retries of one cid, and a retry after reconnecting',
   t.equal(replies.filter((r) => !r.dup).length, 1, 'one stored it; 19 were duplicates');
   t.same(
     replies.map((r) => [r.seq, r.mid, r.ts, r.cid]),
-    Array(20).fill([1, first.mid, first.ts, 'the-one']),
+    Array(20).fill([2, first.mid, first.ts, 'the-one']), // seq 1: the watcher's join
     'every ack carries the same seq, mid and ts',
   );
   await w.next((f) => f.t === 'msg', 'the delivery');
@@ -182,16 +184,16 @@ t.test('idempotency: racing retries of one cid, and a retry after reconnecting',
   for (const c of sockets) await c.close();
   const again = await open(t, a);
   const retry = await again.request({ t: 'pub', room, cid: 'the-one', body: 'exactly once' });
-  t.same(retry, { t: 'ack', id: retry.id, cid: 'the-one', seq: 1, mid: first.mid, ts: first.ts, dup: true }, 'a retry after reconnecting');
+  t.same(retry, { t: 'ack', id: retry.id, cid: 'the-one', seq: 2, mid: first.mid, ts: first.ts, dup: true }, 'a retry after reconnecting');
   const next = await again.request({ t: 'pub', room, cid: 'the-next', body: 'new' });
-  t.match(next, { t: 'ack', seq: 2 }, 'the sequence moved on by one');
+  t.match(next, { t: 'ack', seq: 3 }, 'the sequence moved on by one');
   t.notOk(next.dup);
   const history = await api.get(`/api/v1/rooms/${room}/messages`, { token: a.token });
   t.same(
-    history.body.messages.map((m: { seq: number; cid: string }) => [m.seq, m.cid]),
+    history.body.messages.slice(1).map((m: { seq: number; cid: string }) => [m.seq, m.cid]),
     [
-      [1, 'the-one'],
-      [2, 'the-next'],
+      [2, 'the-one'],
+      [3, 'the-next'],
     ],
     'one stored message per cid',
   );
@@ -245,7 +247,8 @@ async function resume(t: Test, away: number) {
   await first.close();
   const before = msgsOf(first);
   const lastSeen = before.at(-1)?.seq as number;
-  t.same(seqs(before), range(1, lastSeen), `read 1..${lastSeen}, then closed`);
+  // Seq 1 is subUser's join.
+  t.same(seqs(before), range(2, lastSeen), `read 2..${lastSeen}, then closed`);
 
   await pub.reached(lastSeen + away);
   const second = await open(t, subUser, { encoding: 'json' });
@@ -264,9 +267,9 @@ async function resume(t: Test, away: number) {
   const pos = second.frames.indexOf(second.all('subscribed')[0] as Frame);
   const replayed = second.frames.slice(0, pos).filter((f) => f.t === 'msg');
   t.same(seqs(replayed), range(lastSeen + 1, subscribed.seq), 'the replay precedes `subscribed`; the live ones follow it');
-  t.same(seqs([...before, ...after]), range(1, final), 'both sockets together: every seq exactly once');
+  t.same(seqs([...before, ...after]), range(2, final), 'both sockets together: every seq exactly once');
   const acked = new Map(pub.acks.map((a) => [a.seq, a]));
-  t.equal(pub.acks.length, final, 'one ack per message');
+  t.equal(pub.acks.length, final - 1, 'one ack per message');
   t.same(
     after.filter((m) => acked.get(m.seq)?.mid !== m.mid || m.from !== pubUser.id),
     [],
@@ -329,10 +332,10 @@ t.test('re-subscribing with since on a live subscription: no repeats, no interle
   for (let i = 51; i <= 150; i++) writer.send({ t: 'pub', id: writer.id(), room, cid: `live-${i}`, body: `m${i}` });
   await subscribe(reader, room, 10);
   await writer.take((f) => f.t === 'ack', 100, 'the other acks');
-  await reader.take((f) => f.t === 'msg' && f.seq === 150, 1, 'the last message');
+  await reader.take((f) => f.t === 'msg' && f.seq === 151, 1, 'the last message');
   const got = seqs(msgsOf(reader));
   const after = got.slice(got.indexOf(11));
-  t.same(after, range(11, 150), 'from the resume point: every seq once, in order');
+  t.same(after, range(11, 151), 'from the resume point: every seq once, in order (seq 1 was b joining)');
 });
 
 t.test('a sub whose replay is cut short by unsub still gets exactly one reply', async (t) => {

@@ -145,16 +145,16 @@ for (const encoding of ENCODINGS) {
     const cb = await open(t, hub.url, as(b));
 
     const subA = await ca.request({ t: 'sub', room });
-    t.same(subA, { t: 'subscribed', id: subA.id, room, seq: 0 }, 'subscribed at the room’s latest seq');
+    t.same(subA, { t: 'subscribed', id: subA.id, room, seq: 1 }, 'subscribed at the room’s latest seq (b joining was seq 1)');
     t.same(await ca.next((f) => f.t === 'presence', 'snapshot'), { t: 'presence', room, op: 'snapshot', users: [{ id: a.id, username: a.username }] });
     await cb.request({ t: 'sub', room });
 
     const pub = { t: 'pub', room, cid: 'c-1', body: 'hello, world ✓' };
     const ack = await ca.request(pub);
     t.same(Object.keys(ack).sort(), ['cid', 'id', 'mid', 'seq', 't', 'ts']);
-    t.match(ack, { t: 'ack', cid: 'c-1', seq: 1, mid: /^[0-9a-f-]{36}$/ });
+    t.match(ack, { t: 'ack', cid: 'c-1', seq: 2, mid: /^[0-9a-f-]{36}$/ });
     t.ok(Math.abs(ack.ts - Date.now()) < 60_000, 'ts is a server time in ms');
-    const expected = { t: 'msg', room, seq: 1, mid: ack.mid, from: a.id, cid: 'c-1', ts: ack.ts, body: pub.body };
+    const expected = { t: 'msg', room, seq: 2, mid: ack.mid, from: a.id, cid: 'c-1', ts: ack.ts, body: pub.body };
     t.same(await cb.next((f) => f.t === 'msg', 'msg to b'), expected, 'delivered to the other subscriber with the ack’s fields');
     t.same(await ca.next((f) => f.t === 'msg', 'msg to a'), expected, 'and to the sender’s own subscribed socket');
 
@@ -163,54 +163,61 @@ for (const encoding of ENCODINGS) {
     const conflict = await ca.request({ ...pub, body: 'something else' });
     isNack(t, conflict, 'CONFLICT', conflict.id, 'c-1');
     const ack2 = await cb.request({ t: 'pub', room, cid: 'c-1', body: 'b may use the same cid' });
-    t.match(ack2, { t: 'ack', seq: 2 }, 'cids are per sender');
+    t.match(ack2, { t: 'ack', seq: 3 }, 'cids are per sender');
     t.notOk(ack2.dup);
-    await cb.next((f) => f.t === 'msg' && f.seq === 2, 'msg 2');
+    await cb.next((f) => f.t === 'msg' && f.seq === 3, 'msg 3');
     await cb.barrier();
     t.same(
       cb.all('msg').map((m) => m.seq),
-      [1, 2],
+      [2, 3],
       'the retry and the conflict delivered nothing',
     );
 
     const hist = await cb.request({ t: 'hist', room });
+    t.match(
+      hist.messages[0],
+      { seq: 1, mid: String, from: b.id, ts: Number, kind: 'member_joined', user: { id: b.id, username: b.username } },
+      'the join, first',
+    );
     t.same(hist, {
       t: 'history',
       id: hist.id,
       room,
-      lastSeq: 2,
+      lastSeq: 3,
       messages: [
-        { seq: 1, mid: ack.mid, from: a.id, cid: 'c-1', ts: ack.ts, body: pub.body },
-        { seq: 2, mid: ack2.mid, from: b.id, cid: 'c-1', ts: ack2.ts, body: 'b may use the same cid' },
+        hist.messages[0],
+        { seq: 2, mid: ack.mid, from: a.id, cid: 'c-1', ts: ack.ts, body: pub.body },
+        { seq: 3, mid: ack2.mid, from: b.id, cid: 'c-1', ts: ack2.ts, body: 'b may use the same cid' },
       ],
     });
-    const page = await cb.request({ t: 'hist', room, after: 1, limit: 1 });
+    const page = await cb.request({ t: 'hist', room, after: 2, limit: 1 });
     t.same(
       page.messages.map((m: Frame) => m.seq),
-      [2],
+      [3],
     );
-    const before = await cb.request({ t: 'hist', room, before: 2 });
+    const before = await cb.request({ t: 'hist', room, before: 3 });
     t.same(
       before.messages.map((m: Frame) => m.seq),
-      [1],
+      [1, 2],
     );
 
     const late = await open(t, hub.url, as(b));
     const replayId = late.id();
     late.send({ t: 'sub', id: replayId, room, since: 0 });
     const subscribed = await late.next((f) => f.t === 'subscribed', 'subscribed after replay');
-    t.same(subscribed, { t: 'subscribed', id: replayId, room, seq: 2 });
+    t.same(subscribed, { t: 'subscribed', id: replayId, room, seq: 3 });
     t.same(
-      late.frames.slice(1, 4).map((f) => [f.t, f.seq]),
+      late.frames.slice(1, 5).map((f) => [f.t, f.seq]),
       [
-        ['msg', 1],
+        ['event', 1],
         ['msg', 2],
-        ['subscribed', 2],
+        ['msg', 3],
+        ['subscribed', 3],
       ],
-      'since: the missed messages first, then subscribed',
+      'since: the missed events and messages first, then subscribed',
     );
     const fresh = await open(t, hub.url, as(b));
-    t.match(await fresh.request({ t: 'sub', room, since: 2 }), { t: 'subscribed', seq: 2 });
+    t.match(await fresh.request({ t: 'sub', room, since: 3 }), { t: 'subscribed', seq: 3 });
     t.equal(fresh.all('msg').length, 0, 'nothing to replay when up to date');
   });
 
@@ -282,9 +289,14 @@ for (const encoding of ENCODINGS) {
 
     const join = await api.post(`/api/v1/rooms/${room}/join`, undefined, { token: c.token });
     t.equal(join.status, 200);
-    t.same(await ca.next((f) => f.t === 'event', 'member_joined'), {
+    const joined = await ca.next((f) => f.t === 'event', 'member_joined');
+    t.same(joined, {
       t: 'event',
       room,
+      seq: 2,
+      mid: joined.mid,
+      from: c.id,
+      ts: joined.ts,
       kind: 'member_joined',
       user: { id: c.id, username: c.username },
     });
@@ -292,8 +304,8 @@ for (const encoding of ENCODINGS) {
     t.match(await cc.request({ t: 'sub', room }), { t: 'subscribed' }, 'the new member may subscribe at once');
 
     t.equal((await api.post(`/api/v1/rooms/${room}/leave`, undefined, { token: c.token })).status, 204);
-    const left = { t: 'event', room, kind: 'member_left', user: { id: c.id, username: c.username } };
-    t.same(await ca.next((f) => f.t === 'event', 'member_left'), left);
+    const left = await ca.next((f) => f.t === 'event', 'member_left');
+    t.same(left, { t: 'event', room, seq: 3, mid: left.mid, from: c.id, ts: left.ts, kind: 'member_left', user: { id: c.id, username: c.username } });
     t.same(await cc.next((f) => f.t === 'event', 'member_left to the leaver'), left, 'the leaver hears it too, then is unsubscribed');
     await ca.request({ t: 'pub', room, cid: 'after-leave', body: 'x' });
     await ca.next((f) => f.t === 'msg', 'msg after leave');
@@ -435,7 +447,7 @@ t.test('limits: publish rate and subscriptions', async (t) => {
   }
   const hist = await lapi.get(`/api/v1/rooms/${r1}/messages`, { token: u.token });
   t.same(
-    hist.body.messages.map((m: { cid: string }) => m.cid),
+    hist.body.messages.slice(1).map((m: { cid: string }) => m.cid),
     ['msgpack-0', 'msgpack-1', 'json-0', 'json-1'],
     'rate-limited publishes were not stored',
   );

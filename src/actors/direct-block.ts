@@ -17,11 +17,20 @@ export class DirectBlock {
     private readonly roomId: string,
     private readonly store: Store,
     private readonly clock: Clock,
+    /** Told when the state changes (the room hides presence while blocked). */
+    private readonly changed: (blocked: boolean) => void,
   ) {}
 
   set(blocked: boolean): void {
+    const was = this.blocked;
     this.blocked = blocked;
     this.at = this.clock.now();
+    if (was !== blocked) this.changed(blocked);
+  }
+
+  /** Reads the state from the store now (at the room's start). */
+  async load(): Promise<void> {
+    this.set(await this.store.contacts.directRoomBlocked(this.roomId));
   }
 
   /** Runs `then` unless the members blocked each other (FORBIDDEN); reads the store first when stale. */

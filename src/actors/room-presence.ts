@@ -1,6 +1,7 @@
 // A room actor's presence: the users with a live connection here, what the other nodes last shared
 // of theirs, and the subscribers told of every change of the union. Owned by the room actor and
 // called only in its mailbox steps; the Presence port carries this node's whole set to the others.
+// A direct room whose members blocked each other hides them from each other: each sees only itself.
 
 import type { Presence } from '../cluster/presence.js';
 import type { UserRef } from '../protocol/frames.js';
@@ -18,6 +19,8 @@ export class RoomPresence {
   private asked = false;
   private timer: unknown;
   private ticking = false;
+  /** The members blocked each other (a direct room): nobody is told of anyone else. */
+  private hidden = false;
 
   constructor(
     private readonly roomId: string,
@@ -41,7 +44,26 @@ export class RoomPresence {
       this.share();
     } else if (!this.asked) this.share();
     p.conns.add(conn.id);
-    conn.send({ t: 'presence', room: this.roomId, op: 'snapshot', users: [...this.visible().values()] });
+    conn.send({ t: 'presence', room: this.roomId, op: 'snapshot', users: this.visibleTo(conn.user) });
+  }
+
+  /**
+   * Hides the members from each other, or shows them again: each of `conns` is told at once (a
+   * `leave` of the others, or a fresh snapshot).
+   */
+  setHidden(hidden: boolean, conns: Connection[]): void {
+    if (hidden === this.hidden) return;
+    this.hidden = hidden;
+    for (const conn of conns) {
+      const others = [...this.visible().values()].filter((u) => u.id !== conn.user.id);
+      if (!hidden) conn.send({ t: 'presence', room: this.roomId, op: 'snapshot', users: this.visibleTo(conn.user) });
+      else if (others.length) conn.send({ t: 'presence', room: this.roomId, op: 'leave', users: others });
+    }
+  }
+
+  private visibleTo(user: UserRef): UserRef[] {
+    const all = [...this.visible().values()];
+    return this.hidden ? all.filter((u) => u.id === user.id) : all;
   }
 
   /** A connection left the room (live or catching up). */
@@ -105,6 +127,10 @@ export class RoomPresence {
     const after = this.visible();
     const joined = [...after.values()].filter((u) => !before.has(u.id));
     const left = [...before.values()].filter((u) => !after.has(u.id));
+    if (this.hidden) {
+      this.ensureTick();
+      return;
+    }
     if (joined.length) this.deps.fanout.publish(this.topic, { t: 'presence', room: this.roomId, op: 'join', users: joined }, arriving);
     if (left.length) this.deps.fanout.publish(this.topic, { t: 'presence', room: this.roomId, op: 'leave', users: left });
     this.ensureTick();

@@ -8,21 +8,26 @@
 // Bus says was missed, fans deliveries out once per encoding, and serves resume: a subscriber gets
 // every message after `since`, then the live ones, with no gap and no duplicate (the replay runs
 // beside the mailbox at the socket's pace; deliveries meanwhile are held for that connection and
-// sent in the mailbox step that joins it to the live topic). direct-block.ts: blocked direct rooms.
+// sent in the mailbox step that joins it to the live topic). Timeline events (joins, removals,
+// deletions: written by RoomsService with the change) arrive on the Bus like messages and take
+// their place in the same order; delivering one updates the membership cache. direct-block.ts:
+// blocked direct rooms; room-tail.ts: frames and the in-memory tail.
 
 import { randomUUID } from 'node:crypto';
 import { assertMember, notMember } from '../chat/room-rules.js';
 import type { Bus } from '../cluster/bus.js';
 import type { Presence } from '../cluster/presence.js';
 import { notFound, SbError } from '../errors.js';
-import { CloseCode, type MessageFrame, type UserRef } from '../protocol/frames.js';
+import { CloseCode, type TimelineFrame, type UserRef } from '../protocol/frames.js';
 import { StoreUnavailableError, UniqueViolationError } from '../store/errors.js';
 import { CommitRefusedError, type Message, type SequencedMessage } from '../store/messages.js';
 import type { Store } from '../store/store.js';
+import { REMOVES_MEMBER } from '../store/timeline.js';
 import { DirectBlock, unblocked } from './direct-block.js';
 import { type Connection, type Fanout, roomTopic } from './ports.js';
 import { storedHead } from './room-heads.js';
 import { RoomPresence } from './room-presence.js';
+import { RoomTail, toFrame } from './room-tail.js';
 import type { Actor, ActorContext } from './runtime.js';
 
 export interface PublishResult {
@@ -39,7 +44,6 @@ export type RoomMsg =
   /** The store holds messages up to `head` that this node was not given (the Bus missed them). */
   | { type: 'behind'; head: number }
   | { type: 'caughtUp'; connId: string; entry: CatchUp }
-  | { type: 'member'; op: 'joined' | 'left'; user: UserRef }
   /** The store refused these senders at commit: they left (the notice may not have arrived yet). */
   | { type: 'evict'; userIds: string[] }
   | { type: 'remotePresence'; node: string; users: UserRef[]; ask: boolean }
@@ -94,7 +98,7 @@ interface CatchUp {
   conn: Connection;
   reqId: number;
   /** Deliveries that happened during the replay, sent right after it. */
-  held: MessageFrame[];
+  held: TimelineFrame[];
   /** It was live before (a re-subscribe with `since`): already present, so no second snapshot. */
   wasLive: boolean;
 }
@@ -102,18 +106,9 @@ interface CatchUp {
 interface Recent {
   promise: Promise<PublishResult>;
   settled: boolean;
+  /** Its seq, once committed (a deletion forgets it: a retry then finds the tombstone in the store). */
+  seq?: number;
 }
-
-export const toMessageFrame = (m: Message | SequencedMessage): MessageFrame => ({
-  t: 'msg',
-  room: m.roomId,
-  seq: m.seq,
-  mid: m.id,
-  from: m.senderId,
-  cid: m.cid,
-  ts: m.createdAt.getTime(),
-  body: m.body,
-});
 
 export class RoomActor implements Actor<RoomMsg, RoomReply> {
   private readonly topic: string;
@@ -125,7 +120,7 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
   private lastSeq = 0;
   /** Highest seq fanned out on this node. */
   private lastDelivered = 0;
-  private readonly tail: MessageFrame[] = [];
+  private readonly tail = new RoomTail(TAIL);
   private readonly subs = new Map<string, Connection>();
   private readonly catchingUp = new Map<string, CatchUp>();
   private readonly presence: RoomPresence;
@@ -153,7 +148,10 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
       return;
     }
     this.members = new Set(await this.deps.store.rooms.memberIds(this.id));
-    if (room.kind === 'direct') this.block = new DirectBlock(this.id, this.deps.store, this.ctx.clock);
+    if (room.kind === 'direct') {
+      this.block = new DirectBlock(this.id, this.deps.store, this.ctx.clock, (blocked) => this.presence.setHidden(blocked, this.connections()));
+      await this.block.load();
+    }
     this.lastSeq = room.lastSeq;
     this.lastDelivered = room.lastSeq;
     this.unlisten = this.deps.bus.listen(this.id, {
@@ -162,9 +160,9 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
         if (!this.ctx.self.tell({ type: 'deliver', batch })) this.ctx.log.error({ room: this.id, seq: batch[0]?.seq }, 'room mailbox full; delivery deferred');
       },
       missed: () => void this.compareHead(),
-      // A lost membership notice leaves only a live subscription running longer: access is
-      // re-checked on a miss and the commit refuses a removed sender.
-      signal: (_node, signal) => this.ctx.self.tell(signal.kind === 'member' ? { type: 'member', op: signal.op, user: signal.user } : { type: 'deleted' }),
+      // A lost notice leaves only a live subscription running longer: the commit refuses a sender
+      // of a deleted room.
+      deleted: () => this.ctx.self.tell({ type: 'deleted' }),
     });
     // Presence is shared in full and periodically: a dropped update is healed by the next.
     this.unlistenPresence = this.deps.presence.listen(this.id, (node, news) =>
@@ -259,9 +257,6 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
       case 'remoteTyping':
         this.deps.fanout.publish(this.topic, { t: 'typing', room: this.id, user: msg.user });
         return undefined;
-      case 'member':
-        this.member(msg.op, msg.user);
-        return;
       case 'evict':
         for (const id of msg.userIds) this.evict(id);
         return;
@@ -313,8 +308,9 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
     });
     const entry: Recent = { promise, settled: false };
     promise.then(
-      () => {
+      (r) => {
         entry.settled = true;
+        entry.seq = r.message.seq;
       },
       () => this.recent.delete(key),
     );
@@ -405,7 +401,7 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
     for (const p of batch) {
       const m = byKey.get(`${p.sender.id}\u0000${p.cid}`);
       if (!m) fresh.push(p);
-      else if (m.roomId !== this.id || m.body !== p.body) p.reject(conflict());
+      else if (m.roomId !== this.id || (m.body !== p.body && !m.deletedAt)) p.reject(conflict());
       else {
         p.resolve({ message: m, duplicate: true });
         // Its first attempt may have committed on a node that failed before fanning it out.
@@ -467,10 +463,10 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
   private fanOut(batch: (Message | SequencedMessage)[]): void {
     for (const m of batch) {
       if (m.seq <= this.lastDelivered) continue;
-      const frame = toMessageFrame(m);
+      const frame = toFrame(m);
       this.tail.push(frame);
-      if (this.tail.length > TAIL) this.tail.shift();
       this.deps.fanout.publish(this.topic, frame);
+      if (frame.t === 'event') this.applied(frame);
       for (const entry of this.catchingUp.values()) {
         entry.held.push(frame);
         if (entry.held.length > MAX_HELD) {
@@ -499,8 +495,7 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
     // Replay (since, upTo] at the pace the socket drains, beside the mailbox; deliveries after upTo
     // are held for this connection meanwhile, and `caughtUp` (a mailbox step) sends them and joins.
     const upTo = this.lastDelivered;
-    const first = this.tail[0];
-    const fromTail = first && first.seq <= since + 1 ? this.tail.filter((f) => f.seq > since) : undefined;
+    const fromTail = this.tail.after(since);
     const entry: CatchUp = { conn, reqId, held: [], wasLive };
     this.catchingUp.set(conn.id, entry);
     this.replay(entry, since, upTo, fromTail).then(
@@ -514,7 +509,7 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
   }
 
   /** Sends the frames of (since, upTo] from the tail snapshot or the store, waiting for the socket to drain. */
-  private async replay(entry: CatchUp, since: number, upTo: number, fromTail: MessageFrame[] | undefined): Promise<void> {
+  private async replay(entry: CatchUp, since: number, upTo: number, fromTail: TimelineFrame[] | undefined): Promise<void> {
     const live = () => !entry.conn.closed && this.catchingUp.get(entry.conn.id) === entry;
     if (fromTail) {
       for (const f of fromTail) {
@@ -530,7 +525,7 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
       for (const m of page) {
         await entry.conn.writable();
         if (!live()) return;
-        entry.conn.send(toMessageFrame(m));
+        entry.conn.send(toFrame(m));
       }
       after = (page[page.length - 1] as Message).seq;
     }
@@ -570,11 +565,14 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
     this.presence.depart(conn);
   }
 
-  private member(op: 'joined' | 'left', user: UserRef): void {
-    if (this.gone) return;
-    this.deps.fanout.publish(this.topic, { t: 'event', room: this.id, kind: op === 'joined' ? 'member_joined' : 'member_left', user });
-    if (op === 'joined') this.members.add(user.id);
-    else this.evict(user.id);
+  /** A timeline event was delivered (its subject saw it first): the caches follow. */
+  private applied(e: TimelineFrame & { t: 'event' }): void {
+    if (e.kind === 'member_joined') this.members.add(e.user.id);
+    else if (REMOVES_MEMBER.has(e.kind) && 'user' in e) this.evict(e.user.id);
+    else if (e.kind === 'message_deleted') {
+      this.tail.tombstone(e.target);
+      for (const [k, v] of this.recent) if (v.seq === e.target) this.recent.delete(k);
+    }
   }
 
   /** Forgets a member and ends their subscriptions here. */

@@ -11,7 +11,8 @@ import type { Logger } from '../log.js';
 import { type ClientFrame, CloseCode, type ServerFrame } from '../protocol/frames.js';
 import type { ClientConnection } from './ports.js';
 import type { RobotMsg, RobotReplies, RobotReply } from './robot.js';
-import { type RoomMsg, type RoomReplies, type RoomReply, toMessageFrame } from './room.js';
+import type { RoomMsg, RoomReplies, RoomReply } from './room.js';
+import { toFrame } from './room-tail.js';
 import { ActorLimitError, type ActorRef, AskTimeoutError, type Clock, MailboxFullError } from './runtime.js';
 
 export interface SessionLimits {
@@ -185,7 +186,7 @@ export class Session {
           room: f.room,
           lastSeq: room.lastSeq,
           messages: messages.map((m) => {
-            const { t: _t, room: _r, ...rest } = toMessageFrame(m);
+            const { t: _t, room: _r, ...rest } = toFrame(m);
             return rest;
           }),
         };

@@ -58,6 +58,7 @@ export class AuthService {
     const claims = await this.access.verify(token);
     const live = await this.store.sessions.live(claims.sub, claims.sid);
     if (live === 'no-account') throw new SbError('UNAUTHENTICATED', 'this account no longer exists');
+    if (live === 'disabled') throw accountDisabled();
     if (live === 'ended') throw sessionEnded();
     return claims;
   }
@@ -79,6 +80,7 @@ export class AuthService {
 
   /** A new login session for a person whose credentials were just checked. */
   async startSession(user: User, client: Client, csrfToken: string | undefined): Promise<IssuedTokens> {
+    if (user.disabledAt) throw accountDisabled();
     const sessionId = randomUUID();
     await this.store.sessions.start({
       id: sessionId,
@@ -174,9 +176,27 @@ export class AuthService {
     const user = await this.reconfirm(userId, password, ip, 'password');
     const removed = await this.store.users.remove(userId);
     if (!removed) throw notFound('user');
-    this.events?.sessionsEnded({ userId, sessions: 'all' });
+    this.events?.sessionsEnded({ userId, sessions: 'all', reason: 'deleted' });
     this.events?.removed({ id: user.id, username: user.username }, removed);
     this.log.info({ userId, ...counts(removed) }, 'account deleted');
+  }
+
+  /**
+   * An admin disables an account, or enables it again. Disabling ends its sessions (their tokens
+   * are refused with ACCOUNT_DISABLED and their sockets close with 4103, on every node) and refuses
+   * its logins until it is enabled; its rooms, messages and robots stay. An admin cannot disable
+   * themselves (the last admin would lock everyone out).
+   */
+  async setDisabled(adminId: string, userId: string, disabled: boolean): Promise<User> {
+    if (disabled && userId === adminId) throw new SbError('CONFLICT', 'you cannot disable your own account');
+    const user = await this.store.users.setDisabled(userId, disabled);
+    if (!user) throw notFound('user');
+    if (disabled) {
+      await this.store.sessions.end(userId, { except: undefined }, 'disabled');
+      this.events?.sessionsEnded({ userId, sessions: 'all', reason: 'disabled' });
+    }
+    this.log.info({ userId, by: adminId }, disabled ? 'account disabled' : 'account enabled');
+    return user;
   }
 
   /**
@@ -236,6 +256,7 @@ export interface Client {
   userAgent: string | undefined;
 }
 
+const accountDisabled = () => new SbError('ACCOUNT_DISABLED', 'an admin disabled this account');
 const sessionEnded = () => new SbError('SESSION_ENDED', 'this login session has ended (logged out, revoked, or the password changed); log in again');
 
 export interface NewAccount {

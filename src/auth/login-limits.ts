@@ -5,17 +5,14 @@
 // address cannot spray many usernames) and a per-IP cap on attempts per minute.
 
 import { createHash } from 'node:crypto';
-import { RateLimiterPostgres, RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterPostgres } from 'rate-limiter-flexible';
 import type { Limits } from '../config.js';
 import { RateLimitedError } from '../errors.js';
-import { type PgQueryable, RATE_LIMITS_TABLE } from '../store/rate-limits.js';
+import { consume, limiterBase, type PgQueryable, seconds } from '../store/rate-limits.js';
 
 const DAY_S = 86_400;
 /** Wrong login codes one address may take per day, from all IPs together (then 429 until the day ends). */
 export const CODE_FAILS_PER_ADDRESS_PER_DAY = 20;
-
-/** Whole seconds to wait, at least 1 (a Retry-After of 0 invites an immediate retry). */
-const seconds = (ms: number): number => Math.max(1, Math.ceil(ms / 1000));
 
 export class LoginLimits {
   private readonly attemptsByIp: RateLimiterPostgres;
@@ -39,8 +36,7 @@ export class LoginLimits {
       | 'codesPerIpPerHour'
     >,
   ) {
-    // The table comes from our migrations, and our hourly prune clears it: no library timers.
-    const base = { storeClient: client, storeType: 'pool', tableName: RATE_LIMITS_TABLE, tableCreated: true, clearExpiredByTimeout: false };
+    const base = limiterBase(client);
     this.attemptsByIp = new RateLimiterPostgres({ ...base, keyPrefix: 'login_ip', points: limits.loginPerIpPerMinute, duration: 60 });
     // Consecutive failures: the window is long (a day) and a success deletes the key; reaching the
     // limit blocks the pair for loginBlockS.
@@ -112,13 +108,3 @@ const pairKey = (username: string, ip: string): string => bounded(`${username.to
 
 /** Keys fit the table's varchar(255) with the prefix: a long one (a forwarded address) is hashed. */
 const bounded = (key: string): string => (key.length <= 200 ? key : `sha256:${createHash('sha256').update(key).digest('base64url')}`);
-
-async function consume(limiter: RateLimiterPostgres, key: string): Promise<void> {
-  try {
-    await limiter.consume(key);
-  } catch (e) {
-    // The library rejects with a RateLimiterRes when over the limit, with an Error when the store fails.
-    if (e instanceof RateLimiterRes) throw new RateLimitedError(seconds(e.msBeforeNext));
-    throw e;
-  }
-}

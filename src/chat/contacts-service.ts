@@ -23,11 +23,14 @@ export class ContactsService {
   constructor(
     private readonly store: Store,
     private readonly gateway: PeopleGateway,
+    /** Takes one of the sender's daily contact requests (RATE_LIMITED when none is left). */
+    private readonly takeRequest: (userId: string) => Promise<void>,
   ) {}
 
   /** Asks `toId` to be a contact; when they had asked first, both are contacts at once. */
   async request(me: UserRef, toId: string): Promise<'requested' | 'accepted'> {
     const to = await this.other(me, toId);
+    await this.takeRequest(me.id);
     const outcome = await this.store.contacts.request(me.id, to.id);
     switch (outcome) {
       case 'blocked':

@@ -1,18 +1,31 @@
-// Room operations with their permission rules. Group rooms: anyone signed in may see and join them;
-// only members read, post and list members; only the owner deletes; the owner cannot leave (delete
-// instead). Direct rooms: exactly two members, invisible (404) to everyone else, neither joined nor
-// left. The REST routes call this; the rules themselves are in room-rules.ts, which the realtime
-// room actors share.
+// Room operations with their permission rules. Group rooms: anyone signed in may see and join them
+// (unless banned); only members read, post and list members; the owner and moderators rename,
+// remove, ban and delete messages; only the owner deletes the room and names moderators; the owner
+// cannot leave (delete instead); an admin acts as owner anywhere. Direct rooms: exactly two members,
+// invisible (404) to everyone else but admins, neither joined nor left. The REST routes call this;
+// the rules themselves are in room-rules.ts, which the realtime room actors share. Every change of
+// membership, role, name or history is a timeline event, handed to the gateway to announce.
 
 import { randomUUID } from 'node:crypto';
-import { SbError, ValidationError } from '../errors.js';
+import { notFound, SbError, ValidationError } from '../errors.js';
 import type { UserRef } from '../protocol/frames.js';
 import type { Message } from '../store/messages.js';
-import type { Role, Room } from '../store/rooms.js';
+import type { Ban, Role, Room } from '../store/rooms.js';
 import type { Store } from '../store/store.js';
 import { escapeLike } from '../store/users.js';
 import type { ContactsService } from './contacts-service.js';
-import { assertDeletable, assertJoinable, assertLeavable, assertMember, assertVisible } from './room-rules.js';
+import {
+  assertDeletable,
+  assertJoinable,
+  assertLeavable,
+  assertMayDeleteMessage,
+  assertMember,
+  assertModerator,
+  assertOutranks,
+  assertOwner,
+  assertVisible,
+  type Caller,
+} from './room-rules.js';
 
 export interface RoomView extends Room {
   /** The caller's role, or null when the caller is not a member. */
@@ -25,7 +38,8 @@ export interface RoomView extends Room {
  */
 export interface RoomGateway {
   publish(roomId: string, sender: UserRef, cid: string, body: string): Promise<{ message: Message; duplicate: boolean }>;
-  memberChanged(roomId: string, op: 'joined' | 'left', user: UserRef): void;
+  /** A timeline event was written: to the room's subscribers, on every node, in seq order. */
+  timeline(event: Message): void;
   deleted(roomId: string): void;
 }
 
@@ -70,23 +84,87 @@ export class RoomsService {
     return this.store.rooms.listGroups(`%${escapeLike((q.q ?? '').toLowerCase())}%`, q.limit, q.cursor);
   }
 
-  async delete(userId: string, roomId: string): Promise<void> {
-    const room = await this.get(userId, roomId);
-    assertDeletable(room, userId);
+  async delete(caller: Caller, roomId: string): Promise<void> {
+    const room = await this.moderated(caller, roomId);
+    assertDeletable(room.role, caller.admin);
     if (await this.store.rooms.delete(roomId)) this.gateway.deleted(roomId);
   }
 
   async join(user: UserRef, roomId: string): Promise<RoomView> {
     const room = await this.get(user.id, roomId);
     assertJoinable(room);
-    if (!room.role && (await this.store.rooms.join(roomId, user.id))) this.gateway.memberChanged(roomId, 'joined', { id: user.id, username: user.username });
-    return { ...room, role: room.role ?? 'member' };
+    if (room.role) return room;
+    const r = await this.store.rooms.join(roomId, user);
+    if (r === 'banned') throw new SbError('BANNED', 'you are banned from this room');
+    this.announce(r);
+    return { ...room, role: 'member' };
   }
 
   async leave(user: UserRef, roomId: string): Promise<void> {
     const room = await this.member(user.id, roomId);
     assertLeavable(room, room.role);
-    if (await this.store.rooms.leave(roomId, user.id)) this.gateway.memberChanged(roomId, 'left', { id: user.id, username: user.username });
+    this.announce(await this.store.rooms.remove(roomId, user, user.id));
+  }
+
+  /** Removes a member (`ban`: and keeps them from joining again; a ban also holds for a non-member). */
+  async remove(caller: Caller, roomId: string, userId: string, ban: boolean): Promise<void> {
+    const what = ban ? 'ban' : 'remove';
+    const room = await this.moderated(caller, roomId);
+    assertModerator(room, room.role, caller.admin, `${what} members`);
+    if (userId === caller.id) throw new ValidationError('userId', `you cannot ${what} yourself${ban ? '' : '; leave the room instead'}`);
+    const target = await this.target(roomId, userId, !ban);
+    assertOutranks(room.role, caller.admin, target.role, what);
+    this.announce(await this.store.rooms.remove(roomId, target.user, caller.id, ban));
+  }
+
+  async unban(caller: Caller, roomId: string, userId: string): Promise<void> {
+    const room = await this.moderated(caller, roomId);
+    assertModerator(room, room.role, caller.admin, 'lift bans');
+    if (!(await this.store.rooms.unban(roomId, userId))) throw notFound('ban');
+  }
+
+  async bans(caller: Caller, roomId: string, limit: number, cursor: string | undefined): Promise<Ban[]> {
+    const room = await this.moderated(caller, roomId);
+    assertModerator(room, room.role, caller.admin, 'list bans');
+    return this.store.rooms.bans(roomId, limit, cursor);
+  }
+
+  /** Makes a member a moderator, or a moderator a member again. */
+  async setRole(caller: Caller, roomId: string, userId: string, role: 'moderator' | 'member'): Promise<{ userId: string; username: string; role: Role }> {
+    const room = await this.moderated(caller, roomId);
+    assertModerator(room, room.role, caller.admin, 'change roles');
+    assertOwner(room.role, caller.admin, 'change roles');
+    const target = await this.target(roomId, userId, true);
+    if (target.role === 'owner') throw new SbError('CONFLICT', "the owner's role cannot change");
+    this.announce(await this.store.rooms.setRole(roomId, target.user, role, caller.id));
+    return { userId: target.user.id, username: target.user.username, role };
+  }
+
+  async rename(caller: Caller, roomId: string, name: string): Promise<RoomView> {
+    const room = await this.moderated(caller, roomId);
+    assertModerator(room, room.role, caller.admin, 'rename the room');
+    const trimmed = name.trim();
+    if (!trimmed) throw new ValidationError('name', 'must not be blank');
+    this.announce(await this.store.rooms.rename(roomId, trimmed, caller.id));
+    return { ...room, name: trimmed };
+  }
+
+  /**
+   * Deletes a message: its row stays in history as a tombstone (empty body, `deletedAt`) and a
+   * `message_deleted` event follows in the room's order. Deleting a tombstone again is a no-op.
+   */
+  async deleteMessage(caller: Caller, roomId: string, seq: number): Promise<void> {
+    const room = await this.moderated(caller, roomId);
+    const [message] = await this.store.messages.range(roomId, seq - 1, seq);
+    if (!message) throw notFound('message');
+    if (message.event) throw new SbError('CONFLICT', 'timeline events cannot be deleted');
+    assertMayDeleteMessage(room, room.role, caller.admin, message.senderId === caller.id);
+    this.announce(await this.store.rooms.deleteMessage(roomId, seq, caller.id));
+  }
+
+  /** A deleted account's rooms: each hears that it left. */
+  async accountRemoved(user: UserRef, roomsLeft: string[]): Promise<void> {
+    for (const id of roomsLeft) this.announce(await this.store.rooms.accountLeft(id, user));
   }
 
   async members(userId: string, roomId: string, limit: number, cursor: string | undefined) {
@@ -114,6 +192,26 @@ export class RoomsService {
       });
     }
     return this.gateway.publish(roomId, { id: user.id, username: user.username }, input.cid, input.body);
+  }
+
+  private announce(event: Message | undefined): void {
+    if (event) this.gateway.timeline(event);
+  }
+
+  /** The room as a moderator sees it: an admin sees direct rooms too. */
+  private async moderated(caller: Caller, roomId: string): Promise<RoomView> {
+    const found = await this.store.rooms.withRole(roomId, caller.id);
+    assertVisible(found, caller.admin);
+    return { ...found.room, role: found.role };
+  }
+
+  /** The person acted on, with their role in the room (404 when no such user, or, with `member`, not a member). */
+  private async target(roomId: string, userId: string, member: boolean): Promise<{ user: UserRef; role: Role | null }> {
+    const user = await this.store.users.byId(userId);
+    if (!user) throw notFound('user');
+    const found = await this.store.rooms.withRole(roomId, userId);
+    if (member && !found?.role) throw notFound('member');
+    return { user, role: found?.role ?? null };
   }
 
   /** The room, which the caller must belong to: 404 if it is hidden from them, 403 if not a member. */

@@ -12,6 +12,7 @@
  * - `PROTOCOL_VIOLATION`: the hub closed the connection for protocol violations (a client bug);
  * - `SESSION_ENDED`: the login session ended (logout, revoked from another device, password changed)
  *   or the account was deleted: log in again;
+ * - `ACCOUNT_DISABLED`: an admin disabled the account (a hub code, also the close 4103);
  * - `CLOSED_BY_SERVER`: the hub closed the connection with a code that does not invite a reconnect;
  * - `TOKEN`: the token function threw;
  * - `BAD_FRAME`: a frame from the hub could not be decoded;

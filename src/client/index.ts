@@ -21,6 +21,7 @@ import {
   type ServerFrame,
   SUBPROTOCOL_JSON,
   SUBPROTOCOL_MSGPACK,
+  type TimelineFrame,
   type TypingNoticeFrame,
   type UserRef,
 } from '../protocol/frames.js';
@@ -59,6 +60,12 @@ export type { ClientEvents, ClientState, HelloInfo, HistoryOptions, HistoryPage,
 export type { ChannelInfo, EventFrame, LeaseInfo, MessageFrame, PresenceFrame, RobotRoleName, TypingNoticeFrame, UserRef };
 
 const noop = () => {};
+/** Close codes that end the client, and the error it fails with. */
+const CLOSE_ERRORS: Record<number, 'PROTOCOL_VIOLATION' | 'SESSION_ENDED' | 'ACCOUNT_DISABLED'> = {
+  [CloseCode.PROTOCOL_VIOLATION]: 'PROTOCOL_VIOLATION',
+  [CloseCode.SESSION_ENDED]: 'SESSION_ENDED',
+  [CloseCode.ACCOUNT_DISABLED]: 'ACCOUNT_DISABLED',
+};
 
 /**
  * A Switchboard realtime client.
@@ -124,7 +131,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     const isOpen = () => this.ready;
     this.requests = new Requests({ isOpen, send: (f) => this.send(f), timeoutMs: this.timeoutMs });
     const base = { isOpen, timeoutMs: this.timeoutMs, requests: this.requests, retryDelay: (attempt: number, code: string) => this.retryDelay(attempt, code) };
-    this.rooms = new Rooms({ ...base, deliver: (m) => this.emit('message', m), report: (e) => this.emit('error', e) });
+    this.rooms = new Rooms({ ...base, deliver: (m) => this.delivered(m), report: (e) => this.emit('error', e) });
     this.outbox = new Outbox(base);
     this.robots = new Robots({ ...base, userId: () => this.info?.user.id, ended: () => this.ended, report: (e) => this.emit('error', e) });
   }
@@ -186,7 +193,11 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     if (opts.after !== undefined) page.after = opts.after;
     if (opts.limit !== undefined) page.limit = opts.limit;
     const r = expect(await this.call({ t: 'hist', room, ...page }), 'history');
-    return { room: r.room, lastSeq: r.lastSeq, messages: r.messages.map((m) => ({ t: 'msg', room: r.room, ...m })) };
+    return {
+      room: r.room,
+      lastSeq: r.lastSeq,
+      messages: r.messages.map((m): TimelineFrame => ('kind' in m ? { t: 'event', room: r.room, ...m } : { t: 'msg', room: r.room, ...m })),
+    };
   }
 
   /** Tells the room's other subscribers that you are typing (the hub sends at most one notice a second). */
@@ -333,7 +344,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     } else if (!this.everOpened) {
       this.fail(new SwitchboardError('CONNECT_FAILED', `could not connect to ${this.url}: ${why}`));
     } else if (!isReconnectable(code)) {
-      const kind = code === CloseCode.PROTOCOL_VIOLATION ? 'PROTOCOL_VIOLATION' : code === CloseCode.SESSION_ENDED ? 'SESSION_ENDED' : 'CLOSED_BY_SERVER';
+      const kind = CLOSE_ERRORS[code] ?? 'CLOSED_BY_SERVER';
       this.fail(new SwitchboardError(kind, `the hub closed the connection: ${why}`));
     } else {
       this.scheduleReconnect();
@@ -438,6 +449,16 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
 
   // ---- frames ----
 
+  /** The next entry of a room's log, in order: a message, or an event (after which we may have left the room). */
+  private delivered(f: TimelineFrame): void {
+    if (f.t === 'msg') {
+      this.emit('message', f);
+      return;
+    }
+    if ((f.kind === 'member_left' || f.kind === 'member_removed' || f.kind === 'member_banned') && f.user.id === this.info?.user.id) this.rooms.ended(f.room);
+    this.emit('event', f);
+  }
+
   private call(body: Parameters<Requests['call']>[0]): Promise<ReplyFrame> {
     if (this.ended) return Promise.reject(this.ended);
     return this.requests.call(body);
@@ -481,8 +502,10 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
         this.emit('typing', f);
         break;
       case 'event':
-        if (f.kind === 'room_deleted' || (f.kind === 'member_left' && f.user?.id === this.info?.user.id)) this.rooms.ended(f.room);
-        this.emit('event', f);
+        if (f.kind === 'room_deleted') {
+          this.rooms.ended(f.room);
+          this.emit('event', f);
+        } else this.rooms.onMessage(f);
         break;
       case 'reauth':
         void this.reauth();

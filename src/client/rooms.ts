@@ -1,10 +1,10 @@
 // Room subscriptions and gapless delivery. Per room the client remembers the last seq it handed to
 // the application; every (re-)subscription asks for `since` that seq, and the hub replays what
-// came after it before the live stream. Invariant: `message` events for a room carry seqs
-// last+1, last+2, … — a duplicate (seq <= last) is dropped, and a gap (seq > last+1) is dropped
+// came after it before the live stream. Invariant: `message` and timeline `event` events for a room
+// carry seqs last+1, last+2, … — a duplicate (seq <= last) is dropped, and a gap (seq > last+1) is dropped
 // too and refilled by re-subscribing with `since` = last, whose replay is contiguous.
 
-import type { MessageFrame } from '../protocol/frames.js';
+import type { TimelineFrame } from '../protocol/frames.js';
 import { SwitchboardError } from './errors.js';
 import { type ReplyFrame, serverError } from './requests.js';
 import { RetriedRequest, type RetryHost, Waiters } from './retried-request.js';
@@ -32,7 +32,7 @@ interface Sub {
 }
 
 export interface RoomsHost extends RetryHost {
-  deliver(m: MessageFrame): void;
+  deliver(m: TimelineFrame): void;
   report(err: SwitchboardError): void;
 }
 
@@ -113,7 +113,8 @@ export class Rooms {
     this.subs.clear();
   }
 
-  onMessage(m: MessageFrame): void {
+  /** A message or a timeline event: both take the room's next seq. */
+  onMessage(m: TimelineFrame): void {
     const sub = this.subs.get(m.room);
     if (!sub) return; // a late delivery after unsubscribe
     if (sub.last === undefined || m.seq === sub.last + 1) {

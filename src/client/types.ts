@@ -1,6 +1,6 @@
 // The client SDK's public types: options, connection info, history pages and events.
 
-import type { Encoding, EventFrame, HelloFrame, MessageFrame, PresenceFrame, TypingNoticeFrame, UserRef } from '../protocol/frames.js';
+import type { Encoding, EventFrame, HelloFrame, MessageFrame, PresenceFrame, TimelineFrame, TypingNoticeFrame, UserRef } from '../protocol/frames.js';
 import type { BackoffOptions } from './backoff.js';
 import type { SwitchboardError } from './errors.js';
 import type { WebSocketConstructor } from './socket.js';
@@ -52,8 +52,8 @@ export interface HistoryOptions {
 
 export interface HistoryPage {
   room: string;
-  /** Ascending seq. */
-  messages: MessageFrame[];
+  /** Ascending seq: messages, and timeline events (`t: 'event'`). */
+  messages: TimelineFrame[];
   /** The room's latest seq. */
   lastSeq: number;
 }
@@ -63,7 +63,11 @@ export interface ClientEvents {
   message: (m: MessageFrame) => void;
   presence: (p: PresenceFrame) => void;
   typing: (t: TypingNoticeFrame) => void;
-  /** Membership changes and room deletion (a deleted room, or one you left, is unsubscribed). */
+  /**
+   * A subscribed room's timeline events (joins, leaves, removals, bans, roles, renames, deleted
+   * messages), in seq order with its messages, and room deletion. A deleted room, or one you left or
+   * were removed from, is unsubscribed.
+   */
   event: (e: EventFrame) => void;
   state: (s: ClientState) => void;
   /**

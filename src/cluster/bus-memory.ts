@@ -3,7 +3,7 @@
 // The cluster's Bus is this plus the fan-out to other nodes (bus-nats.ts).
 
 import type { Message } from '../store/messages.js';
-import type { Bus, RoomListener, RoomSignal } from './bus.js';
+import type { Bus, RoomListener } from './bus.js';
 import { type OpenRoom, RoomListeners } from './room-listeners.js';
 
 export class MemoryBus implements Bus {
@@ -18,7 +18,7 @@ export class MemoryBus implements Bus {
     for (const l of this.listeners.of(roomId)) l.messages(batch);
   }
 
-  signal(_roomId: string, _signal: RoomSignal): void {}
+  deleted(_roomId: string): void {}
 
   listen(roomId: string, listener: RoomListener): () => void {
     return this.listeners.add(roomId, listener);

@@ -9,19 +9,31 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../log.js';
 import { packPlain } from '../protocol/codec.js';
 import type { Message } from '../store/messages.js';
-import type { RoomSignal } from './bus.js';
+import type { TimelineEvent } from '../store/timeline.js';
 import { MemoryBus } from './bus-memory.js';
 import { type ClusterNames, publishPlain, subscribePlain } from './nats.js';
 
-type Wire = [id: string, seq: number, senderId: string | null, cid: string, body: string, createdAt: number][];
+/** A message, or a timeline event with its details last. */
+type Row = [id: string, seq: number, senderId: string | null, cid: string, body: string, createdAt: number, event?: TimelineEvent];
+type Wire = Row[];
 
-const toWire = (batch: Message[]): Uint8Array => packPlain(batch.map((m) => [m.id, m.seq, m.senderId, m.cid, m.body, m.createdAt.getTime()]) satisfies Wire);
+const toRow = (m: Message): Row => {
+  const row: Row = [m.id, m.seq, m.senderId, m.cid, m.body, m.createdAt.getTime()];
+  if (m.event) row.push(m.event);
+  return row;
+};
+const toWire = (batch: Message[]): Uint8Array => packPlain(batch.map(toRow) satisfies Wire);
 
 function fromWire(roomId: string, rows: Wire): Message[] {
-  return rows.map(([id, seq, senderId, cid, body, at]) => ({ id, roomId, seq, senderId, cid, body, createdAt: new Date(at) }));
+  return rows.map(([id, seq, senderId, cid, body, at, event]) => {
+    const m: Message = { id, roomId, seq, senderId, cid, body, createdAt: new Date(at) };
+    if (event) m.event = event;
+    return m;
+  });
 }
 
-type SignalWire = [node: string, 'j' | 'l', [string, string]] | [node: string, 'd'];
+/** A room deleted: the only signal (a node of an earlier version may send others, which are ignored). */
+type SignalWire = [node: string, 'd'];
 
 export class NatsBus extends MemoryBus {
   private readonly timer: NodeJS.Timeout;
@@ -41,9 +53,7 @@ export class NatsBus extends MemoryBus {
         for (const l of listeners) l.messages(batch);
       });
       const signals = subscribePlain<SignalWire>(nc, names.signals(roomId), log, 'signal', context, (w) => {
-        const signal: RoomSignal =
-          w[1] === 'd' ? { kind: 'deleted' } : { kind: 'member', op: w[1] === 'j' ? 'joined' : 'left', user: { id: w[2][0], username: w[2][1] } };
-        for (const l of listeners) l.signal(w[0], signal);
+        if (w[1] === 'd') for (const l of listeners) l.deleted(w[0]);
       });
       return () => {
         batches.unsubscribe();
@@ -70,9 +80,8 @@ export class NatsBus extends MemoryBus {
     }
   }
 
-  override signal(roomId: string, signal: RoomSignal): void {
-    const wire: SignalWire =
-      signal.kind === 'deleted' ? [this.nodeId, 'd'] : [this.nodeId, signal.op === 'joined' ? 'j' : 'l', [signal.user.id, signal.user.username]];
+  override deleted(roomId: string): void {
+    const wire: SignalWire = [this.nodeId, 'd'];
     publishPlain(this.nc, this.names.signals(roomId), wire, this.log, 'a room signal', { room: roomId });
   }
 

@@ -2,16 +2,7 @@
 // the room actor owns the store (it commits, and reads whatever news was lost), so the single-node
 // build (bus-memory.ts) and the cluster build (bus-nats.ts) differ only in how the news travels.
 
-import type { UserRef } from '../protocol/frames.js';
 import type { Message } from '../store/messages.js';
-
-/**
- * Room news between the nodes of a cluster: a member who joined or left, the room deleted. It only
- * updates the other nodes' caches and ends their live subscriptions promptly: what a removal
- * forbids is enforced by the store at commit, and a join is found by a cache miss re-checking the
- * store, so a lost signal costs neither safety nor access.
- */
-export type RoomSignal = { kind: 'member'; op: 'joined' | 'left'; user: UserRef } | { kind: 'deleted' };
 
 /** What one node's room hears. Called on the Bus's own schedule: hand it to a mailbox, never block. */
 export interface RoomListener {
@@ -22,8 +13,12 @@ export interface RoomListener {
    * or a node died between its commit and its announcement): compare with the store.
    */
   missed(): void;
-  /** Another node's signal (a node never hears its own). */
-  signal(node: string, signal: RoomSignal): void;
+  /**
+   * Another node deleted the room (a node never hears its own). It only ends this node's live
+   * subscriptions promptly: the store refuses commits to a deleted room, so a lost signal costs no
+   * safety. Membership changes need no signal: they are timeline events, carried as messages.
+   */
+  deleted(node: string): void;
 }
 
 export interface Bus {
@@ -35,7 +30,7 @@ export interface Bus {
   announce(roomId: string, batch: Message[]): void;
   /** Registers this node's interest in a room's news; returns the unsubscribe function. */
   listen(roomId: string, listener: RoomListener): () => void;
-  /** Tells the other nodes (at most once; no-op on a single node). */
-  signal(roomId: string, signal: RoomSignal): void;
+  /** Tells the other nodes that the room was deleted (at most once; no-op on a single node). */
+  deleted(roomId: string): void;
   close(): Promise<void>;
 }

@@ -28,10 +28,13 @@ export const ERROR_CODES = {
   TOKEN_INVALID: { http: 401, ws: 'terminal' },
   REFRESH_REUSED: { http: 401, ws: null },
   SESSION_ENDED: { http: 401, ws: 'terminal' },
+  ACCOUNT_DISABLED: { http: 403, ws: 'terminal' },
   CSRF: { http: 403, ws: null },
   FORBIDDEN: { http: 403, ws: 'terminal' },
   NOT_MEMBER: { http: 403, ws: 'terminal' },
   NOT_OWNER: { http: 403, ws: null },
+  // REST only: joining a room that banned you.
+  BANNED: { http: 403, ws: null },
   NOT_FOUND: { http: 404, ws: 'terminal' },
   METHOD_NOT_ALLOWED: { http: 405, ws: null },
   UPGRADE_REQUIRED: { http: 426, ws: null },

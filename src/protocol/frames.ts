@@ -155,7 +155,10 @@ export interface MessageFrame {
   cid: string;
   /** Server time the message was stored, ms since the epoch. */
   ts: number;
+  /** Empty once deleted. */
   body: string;
+  /** The message was deleted (a `message_deleted` event later in the room says by whom): a tombstone. */
+  deleted?: true;
 }
 export interface SubscribedFrame {
   t: 'subscribed';
@@ -191,9 +194,14 @@ export interface HistoryReplyFrame {
   t: 'history';
   id: number;
   room: string;
-  messages: Omit<MessageFrame, 't' | 'room'>[];
+  /** Messages and timeline events, in seq order. */
+  messages: HistoryItem[];
   lastSeq: number;
 }
+/** One entry of a room's history: a message, or a timeline event (it has a `kind`). */
+export type HistoryItem = Untagged<MessageFrame> | Untagged<TimelineEventFrame>;
+/** A frame without its `t` and `room` (each member of a union separately). */
+type Untagged<F> = F extends unknown ? Omit<F, 't' | 'room'> : never;
 export interface PresenceFrame {
   t: 'presence';
   room: string;
@@ -201,12 +209,37 @@ export interface PresenceFrame {
   op: 'snapshot' | 'join' | 'leave';
   users: UserRef[];
 }
-export interface EventFrame {
+/**
+ * What happened in a room besides messages, kept in its log in seq order: `user` joined, left, was
+ * removed or banned, or got `role`; the room was renamed to `name`; the message at seq `target` was
+ * deleted. (`from`, in the frame, is who did it.)
+ */
+export type TimelineEvent =
+  | { kind: 'member_joined' | 'member_left' | 'member_removed' | 'member_banned'; user: UserRef }
+  | { kind: 'role_changed'; user: UserRef; role: 'moderator' | 'member' }
+  | { kind: 'room_renamed'; name: string }
+  | { kind: 'message_deleted'; target: number };
+export type TimelineKind = TimelineEvent['kind'];
+/** A timeline event: it takes a seq like a message, and a resume replays it like one. */
+export type TimelineEventFrame = {
   t: 'event';
   room: string;
-  kind: 'member_joined' | 'member_left' | 'room_deleted';
-  user?: UserRef;
+  seq: number;
+  /** Its id (UUID). */
+  mid: string;
+  /** Who did it (null once that account is gone). */
+  from: string | null;
+  ts: number;
+} & TimelineEvent;
+/** The room was deleted (it has no seq: the room's log is gone with it). */
+export interface RoomDeletedFrame {
+  t: 'event';
+  room: string;
+  kind: 'room_deleted';
 }
+export type EventFrame = TimelineEventFrame | RoomDeletedFrame;
+/** What a room's log holds, as frames: each takes the next seq. */
+export type TimelineFrame = MessageFrame | TimelineEventFrame;
 /** A change to your contacts, sent to every socket of yours (and of the other person, where it concerns them). */
 export interface ContactFrame {
   t: 'contact';
@@ -369,6 +402,8 @@ export const CloseCode = {
   PROTOCOL_VIOLATION: 4101,
   /** The login session ended (logout, revoked, password changed) or the account was deleted: log in again. */
   SESSION_ENDED: 4102,
+  /** An admin disabled the account: its sessions ended and it cannot log in until re-enabled. */
+  ACCOUNT_DISABLED: 4103,
 } as const;
 
 export const isReconnectable = (code: number): boolean => (code >= 4000 && code < 4100) || code === 1001 || code === 1006 || code === 1011;

@@ -16,6 +16,8 @@ import type { Logger } from '../log.js';
 import type { PgliteWorkerData } from './pglite-worker.js';
 
 export type Sql = postgres.Sql<Record<string, never>>;
+/** The handle of a transaction (`sql.begin`). */
+export type Tx = postgres.TransactionSql<Record<string, never>>;
 
 export interface Database {
   sql: Sql;

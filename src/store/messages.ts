@@ -5,6 +5,7 @@
 import type { Sql } from './db.js';
 import { translateDriverError } from './errors.js';
 import { GroupCommit, type GroupCommitStats, type RoomBatch, type RoomVerdict } from './group-commit.js';
+import { parseEvent, type TimelineEvent, type TimelineKind } from './timeline.js';
 
 export interface Message {
   id: string;
@@ -14,6 +15,10 @@ export interface Message {
   cid: string;
   body: string;
   createdAt: Date;
+  /** A timeline event (timeline.ts), whose body is then empty; absent for what someone posted. */
+  event?: TimelineEvent;
+  /** When the message was deleted: it stays in history as a tombstone, with an empty body. */
+  deletedAt?: Date;
 }
 
 interface Row {
@@ -24,17 +29,19 @@ interface Row {
   client_msg_id: string;
   body: string;
   created_at: Date;
+  kind: 'message' | TimelineKind;
+  deleted_at: Date | null;
 }
 
-const toMessage = (r: Row): Message => ({
-  id: r.id,
-  roomId: r.room_id,
-  seq: Number(r.seq),
-  senderId: r.sender_id,
-  cid: r.client_msg_id,
-  body: r.body,
-  createdAt: r.created_at,
-});
+function toMessage(r: Row): Message {
+  const m: Message = { id: r.id, roomId: r.room_id, seq: Number(r.seq), senderId: r.sender_id, cid: r.client_msg_id, body: r.body, createdAt: r.created_at };
+  if (r.kind !== 'message') {
+    m.event = parseEvent(r.kind, r.body);
+    m.body = '';
+  }
+  if (r.deleted_at) m.deletedAt = r.deleted_at;
+  return m;
+}
 
 /** Bytes of bodies (and ~100 B of the rest per message) in one commit call, at most: bounds the statement and the transaction. */
 const MAX_BYTES_PER_CALL = 8 * 1024 * 1024;

@@ -363,6 +363,40 @@ CREATE TABLE blocks (
 CREATE INDEX blocks_blocked ON blocks (blocked_id);
 `,
   },
+  {
+    version: 9,
+    name: 'room roles, bans, timeline events, deleted messages, disabled accounts',
+    sql: `
+ALTER TABLE room_members DROP CONSTRAINT room_members_role_check;
+ALTER TABLE room_members ADD CONSTRAINT room_members_role_check CHECK (role IN ('owner', 'moderator', 'member'));
+
+-- A banned person cannot join the room again until unbanned.
+CREATE TABLE room_bans (
+  room_id   uuid NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
+  user_id   uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  banned_by uuid REFERENCES users (id) ON DELETE SET NULL,
+  since     timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (room_id, user_id)
+);
+
+-- A room's log holds its timeline events beside its messages, in the same seq order: an event's
+-- kind names it and its body is the event's JSON. A deleted message keeps its row (seq, sender,
+-- time) with an empty body: the tombstone history shows. sb_commit_messages writes 'message' rows.
+ALTER TABLE messages
+  ADD COLUMN kind text NOT NULL DEFAULT 'message' CHECK (kind IN (
+    'message', 'member_joined', 'member_left', 'member_removed', 'member_banned', 'role_changed', 'room_renamed', 'message_deleted')),
+  ADD COLUMN deleted_at timestamptz;
+
+-- A disabled account cannot log in; its sessions ended when it was disabled.
+ALTER TABLE users ADD COLUMN disabled_at timestamptz;
+ALTER TABLE sessions DROP CONSTRAINT sessions_ended_reason_check;
+ALTER TABLE sessions ADD CONSTRAINT sessions_ended_reason_check
+  CHECK (ended_reason IN ('logout', 'reuse', 'revoked', 'password', 'expired', 'disabled'));
+ALTER TABLE refresh_tokens DROP CONSTRAINT refresh_tokens_revoked_reason_check;
+ALTER TABLE refresh_tokens ADD CONSTRAINT refresh_tokens_revoked_reason_check
+  CHECK (revoked_reason IN ('logout', 'reuse', 'revoked', 'password', 'disabled'));
+`,
+  },
 ];
 
 export const latestVersion = Math.max(...migrations.map((m) => m.version));

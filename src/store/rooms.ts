@@ -1,11 +1,17 @@
 // Rooms and their members. A group room has a name and an owner; a direct room joins exactly two
 // people and is found again by its `direct_key` (the two user ids in order), so opening the same
-// conversation twice yields the same room.
+// conversation twice yields the same room. Every change of membership, role or name writes its
+// timeline event (timeline.ts) in the same transaction, and answers with it (undefined when nothing
+// changed), for the caller to announce.
 
-import type { Sql } from './db.js';
+import { randomUUID } from 'node:crypto';
+import type { UserRef } from '../protocol/frames.js';
+import type { Sql, Tx } from './db.js';
+import type { Message } from './messages.js';
+import { appendEvent, lockRoom, type TimelineEvent } from './timeline.js';
 
 export type RoomKind = 'group' | 'direct';
-export type Role = 'owner' | 'member';
+export type Role = 'owner' | 'moderator' | 'member';
 
 export interface Room {
   id: string;
@@ -14,6 +20,14 @@ export interface Room {
   ownerId: string | null;
   lastSeq: number;
   createdAt: Date;
+}
+
+export interface Ban {
+  userId: string;
+  username: string;
+  /** Who banned them (null once that account is gone). */
+  bannedBy: string | null;
+  since: Date;
 }
 
 export interface Member {
@@ -134,17 +148,93 @@ export class Rooms {
     });
   }
 
-  /** Adds a member; false when already one. */
-  async join(roomId: string, userId: string): Promise<boolean> {
-    const r = await this.sql`
-      INSERT INTO room_members (room_id, user_id) VALUES (${roomId}, ${userId}) ON CONFLICT DO NOTHING`;
+  /**
+   * Adds a member (member_joined). Undefined when already one or the room is gone; 'banned' when
+   * the room banned them.
+   */
+  async join(roomId: string, user: UserRef): Promise<Message | 'banned' | undefined> {
+    let banned = false;
+    const event = await this.change(roomId, user.id, { kind: 'member_joined', user }, async (tx) => {
+      banned = (await tx`SELECT 1 FROM room_bans WHERE room_id = ${roomId} AND user_id = ${user.id}`).length > 0;
+      if (banned) return false;
+      const r = await tx`INSERT INTO room_members (room_id, user_id) VALUES (${roomId}, ${user.id}) ON CONFLICT DO NOTHING`;
+      return r.count > 0;
+    });
+    return banned ? 'banned' : event;
+  }
+
+  /**
+   * Ends a membership: the member left (`by` is themselves), was removed or, with `ban`, banned (a
+   * ban also holds for someone who is not a member). Undefined when nothing changed.
+   */
+  async remove(roomId: string, user: UserRef, by: string, ban = false): Promise<Message | undefined> {
+    const kind = ban ? 'member_banned' : by === user.id ? 'member_left' : 'member_removed';
+    return this.change(roomId, by, { kind, user }, async (tx) => {
+      const left = await tx`DELETE FROM room_members WHERE room_id = ${roomId} AND user_id = ${user.id}`;
+      if (!ban) return left.count > 0;
+      const banned = await tx`
+        INSERT INTO room_bans (room_id, user_id, banned_by) VALUES (${roomId}, ${user.id}, ${by}) ON CONFLICT DO NOTHING`;
+      return left.count > 0 || banned.count > 0;
+    });
+  }
+
+  /** The account of a member was deleted (the membership went with it): member_left, by nobody. */
+  async accountLeft(roomId: string, user: UserRef): Promise<Message | undefined> {
+    return this.change(roomId, null, { kind: 'member_left', user }, async () => true);
+  }
+
+  /** Lifts a ban; false when there was none. */
+  async unban(roomId: string, userId: string): Promise<boolean> {
+    const r = await this.sql`DELETE FROM room_bans WHERE room_id = ${roomId} AND user_id = ${userId}`;
     return r.count > 0;
   }
 
-  /** Removes a member; false when not one. */
-  async leave(roomId: string, userId: string): Promise<boolean> {
-    const r = await this.sql`DELETE FROM room_members WHERE room_id = ${roomId} AND user_id = ${userId}`;
-    return r.count > 0;
+  /** Who is banned from the room, ordered by user id, after the cursor id. */
+  async bans(roomId: string, limit: number, afterUserId: string | undefined): Promise<Ban[]> {
+    const rows = await this.sql<{ user_id: string; username: string; banned_by: string | null; since: Date }[]>`
+      SELECT b.user_id, u.username, b.banned_by, b.since
+      FROM room_bans b JOIN users u ON u.id = b.user_id
+      WHERE b.room_id = ${roomId} ${afterUserId === undefined ? this.sql`` : this.sql`AND b.user_id > ${afterUserId}`}
+      ORDER BY b.user_id LIMIT ${limit}`;
+    return rows.map((r) => ({ userId: r.user_id, username: r.username, bannedBy: r.banned_by, since: r.since }));
+  }
+
+  /** Makes a member (never the owner) a moderator or a plain member again. */
+  async setRole(roomId: string, user: UserRef, role: 'moderator' | 'member', by: string): Promise<Message | undefined> {
+    return this.change(roomId, by, { kind: 'role_changed', user, role }, async (tx) => {
+      const changed = await tx`
+        UPDATE room_members SET role = ${role}
+        WHERE room_id = ${roomId} AND user_id = ${user.id} AND role <> 'owner' AND role <> ${role}`;
+      return changed.count > 0;
+    });
+  }
+
+  async rename(roomId: string, name: string, by: string): Promise<Message | undefined> {
+    return this.change(roomId, by, { kind: 'room_renamed', name }, async (tx) => {
+      const changed = await tx`UPDATE rooms SET name = ${name} WHERE id = ${roomId} AND kind = 'group' AND name <> ${name}`;
+      return changed.count > 0;
+    });
+  }
+
+  /**
+   * Deletes a posted message: its row stays, body emptied, as the tombstone (message_deleted).
+   * Undefined when there is no such message or it was already deleted.
+   */
+  async deleteMessage(roomId: string, seq: number, by: string): Promise<Message | undefined> {
+    return this.change(roomId, by, { kind: 'message_deleted', target: seq }, async (tx) => {
+      const deleted = await tx`
+        UPDATE messages SET body = '', deleted_at = now()
+        WHERE room_id = ${roomId} AND seq = ${seq} AND kind = 'message' AND deleted_at IS NULL`;
+      return deleted.count > 0;
+    });
+  }
+
+  /** One change and its event, atomically, with the room's row locked first; no event when `apply` changed nothing. */
+  private change(roomId: string, by: string | null, event: TimelineEvent, apply: (tx: Tx) => Promise<boolean>): Promise<Message | undefined> {
+    return this.sql.begin(async (tx) => {
+      if (!(await lockRoom(tx, roomId)) || !(await apply(tx))) return undefined;
+      return appendEvent(tx, randomUUID(), roomId, by, event);
+    });
   }
 
   async members(roomId: string, limit: number, afterUserId: string | undefined): Promise<Member[]> {

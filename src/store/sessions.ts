@@ -5,12 +5,14 @@
 import type { Sql } from './db.js';
 
 /** Why a session ended. `expired` only marks sessions of tokens issued before sessions were kept. */
-export type EndReason = 'logout' | 'reuse' | 'revoked' | 'password';
+export type EndReason = 'logout' | 'reuse' | 'revoked' | 'password' | 'disabled';
 
-/** Sessions of `userId` that ended: the listed ones, or all of them (the account was deleted). */
+/** Sessions of `userId` that ended: the listed ones, or all of them (the account was deleted or disabled). */
 export interface SessionsEnded {
   userId: string;
   sessions: string[] | 'all';
+  /** With 'all': why (the sockets' close reason tells the person). */
+  reason?: 'deleted' | 'disabled';
 }
 
 export interface SessionInfo {
@@ -59,7 +61,8 @@ export class Sessions {
    */
   async refreshed(id: string, userId: string, expiresAt: Date): Promise<boolean> {
     const rows = await this.sql`
-      INSERT INTO sessions (id, user_id, expires_at) VALUES (${id}, ${userId}, ${expiresAt})
+      INSERT INTO sessions (id, user_id, expires_at)
+        SELECT ${id}, id, ${expiresAt} FROM users WHERE id = ${userId} AND disabled_at IS NULL
       ON CONFLICT (id) DO UPDATE SET last_used_at = now(), expires_at = EXCLUDED.expires_at
         WHERE sessions.ended_at IS NULL AND sessions.user_id = EXCLUDED.user_id
       RETURNING id`;
@@ -68,17 +71,20 @@ export class Sessions {
 
   /**
    * Whether an access token of `userId` from session `sid` may still be used: the account exists
-   * and, when the token names a session, that session has not ended. One primary-key lookup.
+   * and is not disabled and, when the token names a session, that session has not ended. One
+   * primary-key lookup.
    */
-  async live(userId: string, sid: string | undefined): Promise<'ok' | 'no-account' | 'ended'> {
+  async live(userId: string, sid: string | undefined): Promise<'ok' | 'no-account' | 'disabled' | 'ended'> {
     const [row] =
       sid === undefined
-        ? await this.sql<{ ended: boolean }[]>`SELECT false AS ended FROM users WHERE id = ${userId}`
-        : await this.sql<{ ended: boolean }[]>`
-            SELECT (s.id IS NULL OR s.ended_at IS NOT NULL) AS ended
+        ? await this.sql<{ ended: boolean; disabled: boolean }[]>`
+            SELECT false AS ended, disabled_at IS NOT NULL AS disabled FROM users WHERE id = ${userId}`
+        : await this.sql<{ ended: boolean; disabled: boolean }[]>`
+            SELECT (s.id IS NULL OR s.ended_at IS NOT NULL) AS ended, u.disabled_at IS NOT NULL AS disabled
             FROM users u LEFT JOIN sessions s ON s.id = ${sid} AND s.user_id = u.id
             WHERE u.id = ${userId}`;
     if (!row) return 'no-account';
+    if (row.disabled) return 'disabled';
     return row.ended ? 'ended' : 'ok';
   }
 

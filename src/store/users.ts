@@ -15,6 +15,8 @@ export interface User extends Profile {
   pendingEmail: string | null;
   /** Who may open a direct room with this person. */
   dmPolicy: DmPolicy;
+  /** When an admin disabled the account (it cannot log in), or null. */
+  disabledAt: Date | null;
 }
 
 export type DmPolicy = 'anyone' | 'contacts';
@@ -44,6 +46,7 @@ export interface Row {
   is_admin: boolean;
   created_at: Date;
   password_hash: string;
+  disabled_at: Date | null;
 }
 
 export const toUser = (r: Row): User => ({
@@ -58,6 +61,7 @@ export const toUser = (r: Row): User => ({
   dmPolicy: r.dm_policy,
   isAdmin: r.is_admin,
   createdAt: r.created_at,
+  disabledAt: r.disabled_at,
 });
 
 export class Users {
@@ -143,6 +147,13 @@ export class Users {
   async makeAdmin(username: string): Promise<boolean> {
     const r = await this.sql`UPDATE users SET is_admin = true WHERE lower(username) = lower(${username}) AND NOT is_admin`;
     return r.count > 0;
+  }
+
+  /** Disables or re-enables an account; undefined when it does not exist. */
+  async setDisabled(id: string, disabled: boolean): Promise<User | undefined> {
+    const [row] = await this.sql<Row[]>`
+      UPDATE users SET disabled_at = CASE WHEN ${disabled} THEN coalesce(disabled_at, now()) END WHERE id = ${id} RETURNING *`;
+    return row && toUser(row);
   }
 
   async setPasswordHash(id: string, passwordHash: string): Promise<void> {

@@ -123,11 +123,12 @@ export function chatRoutes(rooms: RoomsService, store: Store, publishBudget: Pub
       path: '/api/v1/rooms/:id',
       auth: true,
       ...roomParams,
-      summary: 'Delete a room and its history (owner only)',
+      summary: 'Delete a room and its history (owner or admin)',
+      description: 'Its subscribers get a `room_deleted` event and their subscriptions end. An admin may delete any room, direct rooms included.',
       tags,
       responses: { ...noContent, 403: { description: 'Not the owner (NOT_OWNER)' } },
       async handle(ctx) {
-        await rooms.delete(ctx.user.id, ctx.params.id as string);
+        await rooms.delete(ctx.user, ctx.params.id as string);
         return { status: 204 };
       },
     },
@@ -140,7 +141,7 @@ export function chatRoutes(rooms: RoomsService, store: Store, publishBudget: Pub
       tags,
       responses: {
         200: { description: 'Joined', schema: { type: 'object', properties: { room: refs.Room } } },
-        403: { description: 'Direct rooms cannot be joined' },
+        403: { description: 'Direct rooms cannot be joined (FORBIDDEN); the room banned you (BANNED)' },
       },
       async handle(ctx) {
         return { body: { room: await rooms.join(ctx.user, ctx.params.id as string) } };
@@ -188,7 +189,7 @@ export function chatRoutes(rooms: RoomsService, store: Store, publishBudget: Pub
       ...roomParams,
       summary: 'Message history (members only)',
       description:
-        'Messages in ascending `seq`. With `after`: the `limit` messages after that seq (page forward). With `before`: the `limit` messages before it (page back). Neither: the latest `limit`.',
+        'Messages and timeline events (`event`: joins, leaves, removals, bans, role changes, renames, deletions) in ascending `seq`; a deleted message is a tombstone (`deletedAt`, empty body). With `after`: the `limit` messages after that seq (page forward). With `before`: the `limit` messages before it (page back). Neither: the latest `limit`.',
       tags,
       query: {
         type: 'object',

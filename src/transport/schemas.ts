@@ -14,6 +14,7 @@ export const refs = {
   Room: ref('Room'),
   Member: ref('Member'),
   Message: ref('Message'),
+  Ban: ref('Ban'),
   Session: ref('Session'),
   CookieSession: ref('CookieSession'),
   Error: ref('Error'),
@@ -97,7 +98,7 @@ export const components: Record<string, Schema> = {
       ownerId: { type: ['string', 'null'], format: 'uuid' },
       lastSeq: { type: 'integer', description: 'Seq of the newest message (0 when empty)' },
       createdAt: time('Room creation'),
-      role: { enum: ['owner', 'member', null], description: "The caller's role; null when not a member (single-room responses only)" },
+      role: { enum: ['owner', 'moderator', 'member', null], description: "The caller's role; null when not a member (single-room responses only)" },
     },
   },
   Member: {
@@ -106,8 +107,18 @@ export const components: Record<string, Schema> = {
     properties: {
       userId: str('User id', { format: 'uuid' }),
       username: str('Username'),
-      role: { enum: ['owner', 'member'] },
+      role: { enum: ['owner', 'moderator', 'member'] },
       joinedAt: time('When they joined'),
+    },
+  },
+  Ban: {
+    type: 'object',
+    required: ['userId', 'username', 'bannedBy', 'since'],
+    properties: {
+      userId: str('Banned user', { format: 'uuid' }),
+      username: str('Their username'),
+      bannedBy: { type: ['string', 'null'], format: 'uuid', description: 'Who banned them (null once that account is gone)' },
+      since: time('When'),
     },
   },
   Message: {
@@ -117,10 +128,24 @@ export const components: Record<string, Schema> = {
       id: str('Message id', { format: 'uuid' }),
       roomId: str('Room id', { format: 'uuid' }),
       seq: { type: 'integer', minimum: 1, description: 'Position in the room: contiguous from 1' },
-      senderId: { type: ['string', 'null'], format: 'uuid', description: 'Null once the sender account is deleted' },
-      cid: str("The sender's client message id"),
-      body: str('Message text'),
+      senderId: { type: ['string', 'null'], format: 'uuid', description: 'Null once the sender account is deleted. For an event: who did it' },
+      cid: str("The sender's client message id (`ev:` and the id, for an event)"),
+      body: str('Message text; empty for an event and once deleted'),
       createdAt: time('Server time the message was stored'),
+      deletedAt: time('Present once the message was deleted: it stays as a tombstone, with an empty body'),
+      event: {
+        type: 'object',
+        description:
+          'Present on a timeline event (not something posted): `user` joined (`member_joined`), left (`member_left`), was removed (`member_removed`) or banned (`member_banned`), or got `role` (`role_changed`); the room was renamed to `name` (`room_renamed`); the message at seq `target` was deleted (`message_deleted`)',
+        required: ['kind'],
+        properties: {
+          kind: { enum: ['member_joined', 'member_left', 'member_removed', 'member_banned', 'role_changed', 'room_renamed', 'message_deleted'] },
+          user: { type: 'object', required: ['id', 'username'], properties: { id: str('User id', { format: 'uuid' }), username: str('Username') } },
+          role: { enum: ['moderator', 'member'] },
+          name: str('The new name'),
+          target: { type: 'integer', minimum: 1, description: 'Seq of the deleted message' },
+        },
+      },
     },
   },
   Robot: {

@@ -15,7 +15,7 @@ import type { Logger } from '../log.js';
 import { encode } from '../protocol/codec.js';
 import { type ClientFrame, CloseCode, type Encoding, type HelloFrame, type ServerFrame, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK } from '../protocol/frames.js';
 import type { SessionsEnded } from '../store/sessions.js';
-import { COOKIE_ACCESS, parseCookies } from './http.js';
+import { COOKIE_ACCESS, parseCookies, STATUS_TEXT } from './http.js';
 import type { HttpResponse, TemplatedApp } from './uws.js';
 import {
   Audience,
@@ -284,7 +284,8 @@ export class WsServer implements Fanout, Conflater {
     }
     for (const c of [...this.conns]) {
       if (c.user.id !== e.userId || c.closed) continue;
-      if (e.sessions === 'all') c.close(CloseCode.SESSION_ENDED, 'the account was deleted');
+      if (e.sessions === 'all' && e.reason === 'disabled') c.close(CloseCode.ACCOUNT_DISABLED, 'an admin disabled the account');
+      else if (e.sessions === 'all') c.close(CloseCode.SESSION_ENDED, 'the account was deleted');
       else if (c.session.sid !== undefined && e.sessions.includes(c.session.sid)) c.close(CloseCode.SESSION_ENDED, 'the session has ended; log in again');
     }
   }
@@ -390,7 +391,8 @@ export class WsServer implements Fanout, Conflater {
             );
           },
           (e: unknown) => {
-            if (e instanceof SbError) refuse(`401 Unauthorized`, e.code, e.message);
+            // 401 for a token to refresh; 403 for a disabled account, which a new token will not fix.
+            if (e instanceof SbError) refuse(`${e.status} ${STATUS_TEXT[e.status]}`, e.code, e.message);
             else {
               o.log.error({ err: e }, 'upgrade failed');
               refuse('500 Internal Server Error', 'INTERNAL', 'internal error');

@@ -1,0 +1,40 @@
+// A room's log as frames: what subscribers receive (a message, or a timeline event), and the recent
+// tail the room actor keeps in memory so most resumes need no database read. A deleted message's
+// frame in the tail becomes its tombstone, as the store's row did.
+
+import type { MessageFrame, TimelineFrame } from '../protocol/frames.js';
+import type { Message, SequencedMessage } from '../store/messages.js';
+
+export function toFrame(m: Message | SequencedMessage): TimelineFrame {
+  const ts = m.createdAt.getTime();
+  if ('event' in m && m.event) return { t: 'event', room: m.roomId, seq: m.seq, mid: m.id, from: m.senderId, ts, ...m.event };
+  const frame: MessageFrame = { t: 'msg', room: m.roomId, seq: m.seq, mid: m.id, from: m.senderId, cid: m.cid, ts, body: m.body };
+  if ('deletedAt' in m && m.deletedAt) frame.deleted = true;
+  return frame;
+}
+
+export class RoomTail {
+  private readonly frames: TimelineFrame[] = [];
+
+  constructor(private readonly max: number) {}
+
+  push(frame: TimelineFrame): void {
+    this.frames.push(frame);
+    if (this.frames.length > this.max) this.frames.shift();
+  }
+
+  /** The frames after `since`, when the tail reaches back that far; otherwise undefined (read the store). */
+  after(since: number): TimelineFrame[] | undefined {
+    const first = this.frames[0];
+    return first && first.seq <= since + 1 ? this.frames.filter((f) => f.seq > since) : undefined;
+  }
+
+  /** The message at `seq` was deleted: a resume from here on sends its tombstone. */
+  tombstone(seq: number): void {
+    const first = this.frames[0];
+    if (!first) return;
+    const i = seq - first.seq;
+    const f = this.frames[i];
+    if (f?.seq === seq && f.t === 'msg') this.frames[i] = { ...f, body: '', deleted: true };
+  }
+}

@@ -1,0 +1,47 @@
+// A room's timeline events: joins, leaves, removals, bans, role changes, renames and message
+// deletions, kept in the room's log beside its messages so they take seqs in the same order (a late
+// reader sees what happened, and a resume replays them like messages). Each is written in the
+// transaction of the change it records, after taking the room's row lock first (the lock a group
+// commit takes first too), so the change and its event are one atomic step and never deadlock.
+
+import type { TimelineEvent, TimelineKind } from '../protocol/frames.js';
+import type { Tx } from './db.js';
+import type { Message } from './messages.js';
+
+export type { TimelineEvent, TimelineKind };
+
+/** Events after which the user they name is no longer a member. */
+export const REMOVES_MEMBER: ReadonlySet<TimelineKind> = new Set(['member_left', 'member_removed', 'member_banned']);
+
+/** The event's details as stored in the row's body (its kind has a column of its own); of a person, only their id and username. */
+export function eventBody(e: TimelineEvent): string {
+  const { kind: _, ...rest } = e;
+  if ('user' in rest) rest.user = { id: rest.user.id, username: rest.user.username };
+  return JSON.stringify(rest);
+}
+
+/** The event a stored row holds. */
+export function parseEvent(kind: TimelineKind, body: string): TimelineEvent {
+  return { kind, ...(JSON.parse(body) as object) } as TimelineEvent;
+}
+
+/**
+ * Locks the room's row for this transaction; false when the room does not exist. Every change that
+ * writes an event calls this first.
+ */
+export async function lockRoom(tx: Tx, roomId: string): Promise<boolean> {
+  const rows = await tx`SELECT 1 FROM rooms WHERE id = ${roomId} FOR NO KEY UPDATE`;
+  return rows.length > 0;
+}
+
+/** Appends the event at the room's next seq, under the lock `lockRoom` took. `by` is who did it. */
+export async function appendEvent(tx: Tx, id: string, roomId: string, by: string | null, event: TimelineEvent): Promise<Message> {
+  const body = eventBody(event);
+  const [row] = await tx<{ seq: string; created_at: Date }[]>`
+    WITH next AS (UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ${roomId} RETURNING last_seq)
+    INSERT INTO messages (room_id, seq, id, sender_id, client_msg_id, body, kind)
+    SELECT ${roomId}, next.last_seq, ${id}, ${by}, ${`ev:${id}`}, ${body}, ${event.kind} FROM next
+    RETURNING seq, created_at`;
+  const r = row as { seq: string; created_at: Date };
+  return { id, roomId, seq: Number(r.seq), senderId: by, cid: `ev:${id}`, body: '', createdAt: r.created_at, event: parseEvent(event.kind, body) };
+}
