@@ -2,7 +2,8 @@
 // with profiles, contacts and a pending request, two group rooms and a direct room with history, a
 // robot with its certificate (and the robot CA, if the data dir has none) — and prints how to log
 // in and what to run next. It refuses a store that has users: it is never a default, and never
-// touches a hub in use.
+// touches a hub in use. With --serve the hub then starts on that store (`npm run demo`), and with
+// --robot-sim the robot's simulator runs beside it, in the same process (cli.ts).
 
 import { randomBytes, randomUUID } from 'node:crypto';
 import path from 'node:path';
@@ -51,7 +52,11 @@ const HISTORY: { room: string; lines: [Name, string][] }[] = [
   },
 ];
 
-export async function demo(cfg: Config): Promise<number> {
+/** Where the demo writes its robot's certificate and key. */
+export const demoRobotsDir = (cfg: Config): string => path.join(cfg.dataDir, 'demo-robots');
+
+/** `then`: what the command does once the store is filled (serve it; and simulate the robot). */
+export async function demo(cfg: Config, then?: { serve: boolean; sim: boolean }): Promise<number> {
   const password = `demo-${randomBytes(9).toString('base64url')}`;
   return withStore(cfg, async (store) => {
     const [{ any }] = (await store.db.sql`SELECT EXISTS (SELECT 1 FROM users) AS any`) as unknown as [{ any: boolean }];
@@ -79,6 +84,7 @@ export async function demo(cfg: Config): Promise<number> {
 
     const robot = await demoRobot(cfg, store, ada, grace);
     const url = `http://${cfg.host === '0.0.0.0' ? 'localhost' : cfg.host}:${cfg.port}`;
+    const simulate = `node dist/cli.js robot-sim --certs ${robot.dir}`;
     process.stdout.write(
       [
         'The demo is in the store:',
@@ -87,9 +93,13 @@ export async function demo(cfg: Config): Promise<number> {
         `  robot: rover-1 (${robot.id}), owned by ada, grace may drive it; its certificate and key: ${robot.dir}`,
         '',
         'Next:',
-        '  the hub on this store: npm start (or node dist/cli.js serve; `npm run demo` starts it for you)',
+        then?.serve
+          ? '  the hub starts on this store now (Ctrl-C stops it; `npm start` starts it again)'
+          : '  the hub on this store: npm start (or node dist/cli.js serve)',
         `  the API: ${url}/docs; log in with POST /api/v1/auth/login {"username":"ada","password":"${password}"}`,
-        `  rover-1 online, streaming telemetry (with the hub running, in another terminal): node dist/cli.js robot-sim --certs ${robot.dir}`,
+        then?.sim
+          ? '  rover-1 comes online in this process, streaming telemetry'
+          : `  rover-1 online, streaming telemetry: \`npm run demo -- --robot-sim\` next time, or with the hub running, in another terminal: ${simulate}`,
         '',
       ].join('\n'),
     );
@@ -118,7 +128,7 @@ async function demoRobot(cfg: Config, store: Store, owner: User, operator: User)
   const issued = await issueRobotCert(ca, id);
   await store.robots.create({ id, name: 'rover-1', ownerId: owner.id }, issued);
   await store.robots.grant(id, operator.id, 'operator');
-  const dir = path.join(cfg.dataDir, 'demo-robots');
+  const dir = demoRobotsDir(cfg);
   await writeRobotFiles(dir, id, issued);
   return { id, dir };
 }

@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { createAccount } from './auth/auth-service.js';
 import { Passwords } from './auth/passwords.js';
 import { CaExistsError } from './auth/pki.js';
-import { demo } from './cli-demo.js';
+import { demo, demoRobotsDir } from './cli-demo.js';
 import { pkiInit, robotCreate, robotRevoke, robotRotate } from './cli-robot.js';
 import { ROBOT_SIM_USAGE, robotSim } from './cli-robot-sim.js';
 import { type Config, ConfigError, resolveConfig, spec } from './config.js';
@@ -24,8 +24,11 @@ Usage:
                                          start a node (embedded store unless DATABASE_URL is set);
                                          with SB_ADMIN_USERNAME, the admin's password from stdin
   switchboard migrate [options]          apply pending database migrations and exit
-  switchboard demo                       fill an empty store with people, rooms, history and a robot
-                                         for a first look, and print how to log in
+  switchboard demo [--serve] [--robot-sim]
+                                         fill an empty store with people, rooms, history and a robot
+                                         for a first look, and print how to log in; --serve: then
+                                         start the hub on it; --robot-sim: that, and run the robot's
+                                         simulator beside it
   switchboard user create <username> [--admin] [--display-name NAME] [--password-stdin] [options]
                                          create an account; without --password-stdin a random
                                          password is generated and printed once
@@ -74,6 +77,8 @@ async function main(argv: string[]): Promise<number> {
     rate: { type: 'string' },
     duration: { type: 'string' },
     'command-delay': { type: 'string' },
+    serve: { type: 'boolean' },
+    'robot-sim': { type: 'boolean' },
   };
   for (const e of spec) options[e.flag] = { type: 'string' };
   const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
@@ -88,9 +93,13 @@ async function main(argv: string[]): Promise<number> {
       return serve(cfg, values['admin-password-stdin'] ? (await readStdin()).split(/\r?\n/)[0] : undefined);
     case 'migrate':
       return migrateOnly(cfg);
-    case 'demo':
-      if (sub) throw new ConfigError('usage: switchboard demo');
-      return demo(cfg);
+    case 'demo': {
+      if (sub) throw new ConfigError('usage: switchboard demo [--serve] [--robot-sim]');
+      const sim = Boolean(values['robot-sim']);
+      const then = sim || values.serve ? { serve: true, sim } : undefined;
+      const code = await demo(cfg, then);
+      return code === 0 && then ? serve(cfg, undefined, sim ? demoRobotsDir(cfg) : undefined) : code;
+    }
     case 'user':
       if (sub !== 'create' || !name) throw new ConfigError('usage: switchboard user create <username> [--admin] [--display-name NAME] [--password-stdin]');
       return createUser(cfg, name, Boolean(values.admin), values['display-name'] as string | undefined, Boolean(values['password-stdin']));
@@ -128,9 +137,16 @@ function print(text: string): number {
   return 0;
 }
 
-async function serve(cfg: Config, adminPassword: string | undefined): Promise<number> {
+/** Runs the hub until a signal; `simCerts`: also run the robots of those certificates (the demo's), in this process. */
+async function serve(cfg: Config, adminPassword: string | undefined, simCerts?: string): Promise<number> {
   if (adminPassword !== undefined && !cfg.adminUsername) throw new ConfigError('--admin-password-stdin: set SB_ADMIN_USERNAME too');
   const hub = await startHub(cfg, undefined, adminPassword === undefined ? {} : { adminPassword });
+  if (simCerts && hub.robots) {
+    const host = cfg.host === '0.0.0.0' || cfg.host === '::' ? '127.0.0.1' : cfg.host;
+    robotSim(cfg, { hub: `${host.includes(':') ? `[${host}]` : host}:${hub.robots.port}`, certs: simCerts }).catch((e: unknown) =>
+      hub.log.error({ err: e }, 'the demo robot simulator failed'),
+    );
+  } else if (simCerts) hub.log.warn('the robot endpoint is off (no robot CA or server certificate): the demo robot is not simulated');
   // A safety net, not a control path: every request handler catches its own errors, but a rejected
   // promise nobody awaited must not take down every connection of the node.
   process.on('unhandledRejection', (e) => hub.log.error({ err: e }, 'unhandled promise rejection'));

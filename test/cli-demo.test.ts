@@ -72,3 +72,18 @@ t.test('demo fills an empty store once; its people log in and find a living hub'
   t.equal((await again.exited).code, 2, 'a second run refuses');
   t.match(again.stderr(), /already has users/);
 });
+
+t.test('demo --robot-sim fills the store, serves it and brings the robot online in the same process', async (t) => {
+  const dataDir = await tempDir(t);
+  const env = { ...FAST, SB_DATA_DIR: dataDir, DATABASE_URL: '', PORT: '0', HOST: '127.0.0.1', SB_ROBOT_PORT: '0' };
+  const run = spawnCli(t, ['demo', '--robot-sim'], env);
+  const up = await run.waitFor((l) => l.msg === 'listening', 'listening', 30_000);
+  const connected = await run.waitFor((l) => /^robot \S+ connected/.test(l.text ?? ''), 'the robot connected', 30_000);
+  const password = /the password (\S+)/.exec(run.lines.map((l) => l.text ?? '').join('\n'))?.[1] as string;
+  const api = new Api(up.url as string);
+  const login = await api.post('/api/v1/auth/login', { username: 'grace', password });
+  const robots = (await api.get('/api/v1/robots', { token: login.body.accessToken })).body.robots as { id: string; online: boolean; role: string }[];
+  t.match(robots, [{ id: /^robot (\S+) connected/.exec(connected.text as string)?.[1], online: true, role: 'operator' }], 'grace sees rover-1 online');
+  run.child.kill('SIGTERM');
+  t.equal((await run.exited).code, 0, 'Ctrl-C (SIGTERM) stops the hub and the robot');
+});
