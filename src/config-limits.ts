@@ -8,6 +8,8 @@ export interface Limits {
   maxBodyBytes: number;
   /** Largest chat message body, in bytes of UTF-8. */
   maxMessageBytes: number;
+  /** How long after posting a sender may still edit or delete their message, s. */
+  editWindowS: number;
   /** Login attempts per client IP per minute. */
   loginPerIpPerMinute: number;
   /** Consecutive failed logins for one username from one client IP before the pair is blocked. */
@@ -84,6 +86,14 @@ export const limitSpec: Entry<`limits.${keyof Limits}`>[] = [
     parse: int(16, 1_048_576),
     def: 16_384,
     doc: 'Largest chat message body, bytes of UTF-8',
+  },
+  {
+    key: 'limits.editWindowS',
+    env: 'SB_EDIT_WINDOW_S',
+    flag: 'edit-window-s',
+    parse: int(1, 315_360_000),
+    def: 86_400,
+    doc: 'How long after posting a sender may edit or delete their own message, s (moderators delete at any time)',
   },
   {
     key: 'limits.loginPerIpPerMinute',

@@ -44,6 +44,7 @@ import { robotAuthenticator } from './transport/robot-auth.js';
 import { RobotListener } from './transport/robot-tls.js';
 import { authRoutes } from './transport/routes-auth.js';
 import { chatRoutes } from './transport/routes-chat.js';
+import { messageRoutes } from './transport/routes-messages.js';
 import { moderationRoutes } from './transport/routes-moderation.js';
 import { opsRoutes } from './transport/routes-ops.js';
 import { peopleRoutes } from './transport/routes-people.js';
@@ -314,7 +315,7 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
       },
       store.rateLimits.limiter('contact_requests', L.contactRequestsPerDay, 86_400),
     );
-    const rooms = new RoomsService(store, L.maxMessageBytes, roomGateway, contacts);
+    const rooms = new RoomsService(store, { maxMessageBytes: L.maxMessageBytes, editWindowS: L.editWindowS }, roomGateway, contacts);
 
     // One for every session: a connection holds only its own state (its id is in each log line).
     const sessionDeps: SessionDeps = {
@@ -415,6 +416,7 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
       ...chatRoutes(rooms, store, publishBudget),
       ...peopleRoutes(contacts),
       ...moderationRoutes(rooms, auth),
+      ...messageRoutes(rooms),
       ...robotRoutes(robots),
     );
 

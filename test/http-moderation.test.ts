@@ -233,7 +233,7 @@ for (const embedded of [false, true]) {
         moderator: [204],
         member: [403, 'FORBIDDEN'],
         admin: [204],
-        outsider: [403, 'FORBIDDEN'],
+        outsider: [403, 'NOT_MEMBER'],
       });
       await run('delete the room', (c, actor) => api.delete(`/api/v1/rooms/${c.room}`, actor), {
         owner: [204],

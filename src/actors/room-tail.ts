@@ -2,7 +2,7 @@
 // tail the room actor keeps in memory so most resumes need no database read. A deleted message's
 // frame in the tail becomes its tombstone, as the store's row did.
 
-import type { MessageFrame, TimelineFrame } from '../protocol/frames.js';
+import type { MessageFrame, TimelineEventFrame, TimelineFrame } from '../protocol/frames.js';
 import type { Message, SequencedMessage } from '../store/messages.js';
 
 export function toFrame(m: Message | SequencedMessage): TimelineFrame {
@@ -10,6 +10,7 @@ export function toFrame(m: Message | SequencedMessage): TimelineFrame {
   if ('event' in m && m.event) return { t: 'event', room: m.roomId, seq: m.seq, mid: m.id, from: m.senderId, ts, ...m.event };
   const frame: MessageFrame = { t: 'msg', room: m.roomId, seq: m.seq, mid: m.id, from: m.senderId, cid: m.cid, ts, body: m.body };
   if ('deletedAt' in m && m.deletedAt) frame.deleted = true;
+  else if ('editedAt' in m && m.editedAt) frame.edited = true;
   return frame;
 }
 
@@ -29,12 +30,20 @@ export class RoomTail {
     return first && first.seq <= since + 1 ? this.frames.filter((f) => f.seq > since) : undefined;
   }
 
-  /** The message at `seq` was deleted: a resume from here on sends its tombstone. */
-  tombstone(seq: number): void {
+  /**
+   * A message was edited or deleted: a resume from here on sends it as it is now (a tombstone, or
+   * the new text), and a deletion empties the edits that carried its earlier texts, as the store does.
+   */
+  changed(e: TimelineEventFrame & { kind: 'message_deleted' | 'message_edited' }): void {
     const first = this.frames[0];
     if (!first) return;
-    const i = seq - first.seq;
+    const i = e.target - first.seq;
     const f = this.frames[i];
-    if (f?.seq === seq && f.t === 'msg') this.frames[i] = { ...f, body: '', deleted: true };
+    if (f?.seq === e.target && f.t === 'msg')
+      this.frames[i] = e.kind === 'message_edited' ? { ...f, body: e.body, edited: true } : { ...f, body: '', deleted: true };
+    if (e.kind !== 'message_deleted') return;
+    for (const [j, g] of this.frames.entries()) {
+      if (g.t === 'event' && g.kind === 'message_edited' && g.target === e.target) this.frames[j] = { ...g, body: '' };
+    }
   }
 }

@@ -17,12 +17,11 @@ import { randomUUID } from 'node:crypto';
 import { assertMember, notMember } from '../chat/room-rules.js';
 import type { Bus } from '../cluster/bus.js';
 import type { Presence } from '../cluster/presence.js';
-import { notFound, SbError } from '../errors.js';
+import { type ErrorCode, notFound, SbError } from '../errors.js';
 import { CloseCode, type TimelineFrame, type UserRef } from '../protocol/frames.js';
 import { StoreUnavailableError, UniqueViolationError } from '../store/errors.js';
 import { CommitRefusedError, type Message, type SequencedMessage } from '../store/messages.js';
 import type { Store } from '../store/store.js';
-import { REMOVES_MEMBER } from '../store/timeline.js';
 import { DirectBlock, unblocked } from './direct-block.js';
 import { type Connection, type Fanout, roomTopic } from './ports.js';
 import { storedHead } from './room-heads.js';
@@ -401,7 +400,8 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
     for (const p of batch) {
       const m = byKey.get(`${p.sender.id}\u0000${p.cid}`);
       if (!m) fresh.push(p);
-      else if (m.roomId !== this.id || (m.body !== p.body && !m.deletedAt)) p.reject(conflict());
+      // The same cid and text, or a message changed since (edited, deleted): a retry of it.
+      else if (m.roomId !== this.id || (m.body !== p.body && !m.deletedAt && !m.editedAt)) p.reject(conflict());
       else {
         p.resolve({ message: m, duplicate: true });
         // Its first attempt may have committed on a node that failed before fanning it out.
@@ -539,12 +539,12 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
     this.join(entry.conn, entry.reqId, entry.wasLive);
   }
 
-  /** Cancels a replay in progress; its `sub` request still gets its one reply. Returns whether there was one. */
-  private leaveCatchUp(connId: string): boolean {
+  /** Cancels a replay in progress; its `sub` request still gets its one reply, saying `why`. Returns whether there was one. */
+  private leaveCatchUp(connId: string, why: Ended = REPLACED): boolean {
     const entry = this.catchingUp.get(connId);
     if (!entry) return false;
     this.catchingUp.delete(connId);
-    entry.conn.send({ t: 'error', id: entry.reqId, code: 'CANCELLED', message: 'a later sub or unsub for this room replaced this subscription' });
+    entry.conn.send({ t: 'error', id: entry.reqId, ...why });
     return true;
   }
 
@@ -557,8 +557,8 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
     if (first) this.presence.arrive(conn);
   }
 
-  private unsubscribe(conn: Connection): void {
-    const wasCatchingUp = this.leaveCatchUp(conn.id);
+  private unsubscribe(conn: Connection, why?: Ended): void {
+    const wasCatchingUp = this.leaveCatchUp(conn.id, why);
     const wasLive = this.subs.delete(conn.id);
     if (!wasCatchingUp && !wasLive) return;
     if (wasLive) conn.unsubscribe(this.topic);
@@ -567,18 +567,28 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
 
   /** A timeline event was delivered (its subject saw it first): the caches follow. */
   private applied(e: TimelineFrame & { t: 'event' }): void {
-    if (e.kind === 'member_joined') this.members.add(e.user.id);
-    else if (REMOVES_MEMBER.has(e.kind) && 'user' in e) this.evict(e.user.id);
-    else if (e.kind === 'message_deleted') {
-      this.tail.tombstone(e.target);
-      for (const [k, v] of this.recent) if (v.seq === e.target) this.recent.delete(k);
+    switch (e.kind) {
+      case 'member_joined':
+        this.members.add(e.user.id);
+        return;
+      case 'member_left':
+      case 'member_removed':
+      case 'member_banned':
+        this.evict(e.user.id);
+        return;
+      case 'message_deleted':
+      case 'message_edited':
+        this.tail.changed(e);
+        // A retry of its cid finds the current state in the store.
+        for (const [k, v] of this.recent) if (v.seq === e.target) this.recent.delete(k);
+        return;
     }
   }
 
-  /** Forgets a member and ends their subscriptions here. */
+  /** Forgets a member and ends their subscriptions here (a replay in progress ends with NOT_MEMBER). */
   private evict(userId: string): void {
     this.members.delete(userId);
-    for (const conn of this.connections()) if (conn.user.id === userId) this.unsubscribe(conn);
+    for (const conn of this.connections()) if (conn.user.id === userId) this.unsubscribe(conn, NO_LONGER_MEMBER);
   }
 
   /** Every connection subscribed or catching up, as a snapshot. */
@@ -589,10 +599,16 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
   private deleted(): void {
     if (this.gone) return;
     this.deps.fanout.publish(this.topic, { t: 'event', room: this.id, kind: 'room_deleted' });
-    for (const conn of this.connections()) this.unsubscribe(conn);
+    for (const conn of this.connections()) this.unsubscribe(conn, ROOM_DELETED);
     this.gone = true;
     this.members.clear();
   }
 }
+
+/** What a `sub` whose replay was cut short is answered with. */
+type Ended = { code: ErrorCode; message: string };
+const REPLACED: Ended = { code: 'CANCELLED', message: 'a later sub or unsub for this room replaced this subscription' };
+const NO_LONGER_MEMBER: Ended = { code: 'NOT_MEMBER', message: 'you are no longer a member of this room' };
+const ROOM_DELETED: Ended = { code: 'NOT_FOUND', message: 'the room was deleted' };
 
 const conflict = () => new SbError('CONFLICT', 'this cid was already used for a different message', { field: 'cid' });

@@ -187,7 +187,7 @@ export class Session {
           lastSeq: room.lastSeq,
           messages: messages.map((m) => {
             const { t: _t, room: _r, ...rest } = toFrame(m);
-            return rest;
+            return m.reactions ? { ...rest, reactions: m.reactions } : rest;
           }),
         };
       }

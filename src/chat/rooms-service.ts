@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { notFound, SbError, ValidationError } from '../errors.js';
 import type { UserRef } from '../protocol/frames.js';
 import type { Message } from '../store/messages.js';
-import type { Ban, Role, Room } from '../store/rooms.js';
+import type { Ban, Reaction, Role, Room } from '../store/rooms.js';
 import type { Store } from '../store/store.js';
 import { escapeLike } from '../store/users.js';
 import type { ContactsService } from './contacts-service.js';
@@ -25,7 +25,19 @@ import {
   assertOwner,
   assertVisible,
   type Caller,
+  notMember,
 } from './room-rules.js';
+
+/** Different emoji one message takes. */
+export const MAX_EMOJI_PER_MESSAGE = 20;
+
+const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
+/** One emoji (a single grapheme with a pictograph or a flag's letters) or a `:short_code:`. */
+export function isEmoji(s: string): boolean {
+  if (/^:[a-z0-9_+-]{1,30}:$/.test(s)) return true;
+  if (s.length > 32 || [...graphemes.segment(s)].length !== 1) return false;
+  return /\p{Extended_Pictographic}|\p{Regional_Indicator}/u.test(s) && !/[\p{Cc}\s]/u.test(s);
+}
 
 export interface RoomView extends Room {
   /** The caller's role, or null when the caller is not a member. */
@@ -46,7 +58,7 @@ export interface RoomGateway {
 export class RoomsService {
   constructor(
     private readonly store: Store,
-    private readonly maxMessageBytes: number,
+    private readonly limits: { maxMessageBytes: number; editWindowS: number },
     private readonly gateway: RoomGateway,
     private readonly contacts: ContactsService,
   ) {}
@@ -145,21 +157,61 @@ export class RoomsService {
     assertModerator(room, room.role, caller.admin, 'rename the room');
     const trimmed = name.trim();
     if (!trimmed) throw new ValidationError('name', 'must not be blank');
-    this.announce(await this.store.rooms.rename(roomId, trimmed, caller.id));
-    return { ...room, name: trimmed };
+    const event = await this.store.rooms.rename(roomId, trimmed, caller.id);
+    this.announce(event);
+    return { ...room, name: trimmed, lastSeq: event?.seq ?? room.lastSeq };
   }
 
   /**
    * Deletes a message: its row stays in history as a tombstone (empty body, `deletedAt`) and a
-   * `message_deleted` event follows in the room's order. Deleting a tombstone again is a no-op.
+   * `message_deleted` event follows in the room's order. Deleting a tombstone again is a no-op. Its
+   * sender may, within the edit window; moderators and admins at any time.
    */
   async deleteMessage(caller: Caller, roomId: string, seq: number): Promise<void> {
+    const { room, message } = await this.posted(caller, roomId, seq);
+    assertMayDeleteMessage(room, room.role, caller.admin, message.senderId === caller.id && this.inWindow(message));
+    this.announce(await this.store.rooms.deleteMessage(roomId, seq, caller.id));
+  }
+
+  /** Its sender edits a message, within the edit window: history shows the new text, marked edited; a `message_edited` event carries it. */
+  async editMessage(caller: Caller, roomId: string, seq: number, body: string): Promise<Message> {
+    const { message } = await this.posted(caller, roomId, seq);
+    if (message.senderId !== caller.id) throw new SbError('FORBIDDEN', 'only its sender can edit a message');
+    if (message.deletedAt) throw new SbError('CONFLICT', 'the message was deleted');
+    if (!this.inWindow(message)) throw new SbError('FORBIDDEN', `messages can be edited for ${this.limits.editWindowS} s after posting`);
+    this.checkSize(body);
+    const event = await this.store.rooms.editMessage(roomId, seq, body, caller.id);
+    this.announce(event);
+    return event ? { ...message, body, editedAt: event.createdAt } : message;
+  }
+
+  /** Adds or removes the caller's `emoji` on a message (members only); a `reaction_added` / `reaction_removed` event follows. */
+  async react(caller: Caller, roomId: string, seq: number, emoji: string, add: boolean): Promise<void> {
+    if (!isEmoji(emoji)) throw new ValidationError('emoji', 'must be one emoji, or a :short_code: of at most 30 letters, digits, _, + or -');
+    const { room, message } = await this.posted(caller, roomId, seq);
+    if (!room.role) throw notMember();
+    if (message.deletedAt) throw new SbError('CONFLICT', 'the message was deleted');
+    const r = await this.store.rooms.react(roomId, seq, emoji, caller, add, MAX_EMOJI_PER_MESSAGE);
+    if (r === 'full') throw new SbError('CONFLICT', `a message takes at most ${MAX_EMOJI_PER_MESSAGE} different reactions`);
+    this.announce(r);
+  }
+
+  private inWindow(m: Message): boolean {
+    return Date.now() - m.createdAt.getTime() <= this.limits.editWindowS * 1000;
+  }
+
+  /**
+   * A posted message of the room, for someone acting on it: a member, or an admin (404 for a hidden
+   * room, 403 for anyone else, before anything about the message is told); 404 when there is no
+   * message at `seq`, 409 for a timeline event.
+   */
+  private async posted(caller: Caller, roomId: string, seq: number): Promise<{ room: RoomView; message: Message }> {
     const room = await this.moderated(caller, roomId);
+    if (!room.role && !caller.admin) throw notMember();
     const [message] = await this.store.messages.range(roomId, seq - 1, seq);
     if (!message) throw notFound('message');
-    if (message.event) throw new SbError('CONFLICT', 'timeline events cannot be deleted');
-    assertMayDeleteMessage(room, room.role, caller.admin, message.senderId === caller.id);
-    this.announce(await this.store.rooms.deleteMessage(roomId, seq, caller.id));
+    if (message.event) throw new SbError('CONFLICT', 'timeline events cannot be changed');
+    return { room, message };
   }
 
   /** A deleted account's rooms: each hears that it left. */
@@ -172,26 +224,33 @@ export class RoomsService {
     return this.store.rooms.members(roomId, limit, cursor);
   }
 
+  /** A page of history; each message with its reactions (and whether the caller is among them). */
   async history(
     userId: string,
     roomId: string,
     q: { before?: number | undefined; after?: number | undefined; limit: number },
-  ): Promise<{ room: RoomView; messages: Message[] }> {
+  ): Promise<{ room: RoomView; messages: (Message & { reactions?: Reaction[] })[] }> {
     const room = await this.member(userId, roomId);
-    return { room, messages: await this.store.messages.page(roomId, q) };
+    const messages = await this.store.messages.page(roomId, q);
+    const reactions = await this.store.rooms.reactions(
+      roomId,
+      messages.filter((m) => !m.event && !m.deletedAt).map((m) => m.seq),
+      userId,
+    );
+    return { room, messages: messages.map((m) => (reactions.has(m.seq) ? { ...m, reactions: reactions.get(m.seq) } : m)) };
   }
 
   /** Posts a message; a retry with the same cid returns the original (`duplicate: true`). */
   async post(user: UserRef, roomId: string, input: { cid: string; body: string }): Promise<{ message: Message; duplicate: boolean }> {
     await this.member(user.id, roomId);
-    const bytes = Buffer.byteLength(input.body, 'utf8');
-    if (bytes > this.maxMessageBytes) {
-      throw new SbError('PAYLOAD_TOO_LARGE', `message body is ${bytes} bytes; the limit is ${this.maxMessageBytes}`, {
-        field: 'body',
-        limit: this.maxMessageBytes,
-      });
-    }
+    this.checkSize(input.body);
     return this.gateway.publish(roomId, { id: user.id, username: user.username }, input.cid, input.body);
+  }
+
+  private checkSize(body: string): void {
+    const bytes = Buffer.byteLength(body, 'utf8');
+    const limit = this.limits.maxMessageBytes;
+    if (bytes > limit) throw new SbError('PAYLOAD_TOO_LARGE', `message body is ${bytes} bytes; the limit is ${limit}`, { field: 'body', limit });
   }
 
   private announce(event: Message | undefined): void {

@@ -159,6 +159,8 @@ export interface MessageFrame {
   body: string;
   /** The message was deleted (a `message_deleted` event later in the room says by whom): a tombstone. */
   deleted?: true;
+  /** The message was edited: `body` is its current text (a `message_edited` event later in the room says when). */
+  edited?: true;
 }
 export interface SubscribedFrame {
   t: 'subscribed';
@@ -199,7 +201,13 @@ export interface HistoryReplyFrame {
   lastSeq: number;
 }
 /** One entry of a room's history: a message, or a timeline event (it has a `kind`). */
-export type HistoryItem = Untagged<MessageFrame> | Untagged<TimelineEventFrame>;
+export type HistoryItem = (Untagged<MessageFrame> & { reactions?: ReactionCount[] }) | Untagged<TimelineEventFrame>;
+/** One emoji on a message in history: how many reacted with it, and whether you did. */
+export interface ReactionCount {
+  emoji: string;
+  count: number;
+  me: boolean;
+}
 /** A frame without its `t` and `room` (each member of a union separately). */
 type Untagged<F> = F extends unknown ? Omit<F, 't' | 'room'> : never;
 export interface PresenceFrame {
@@ -218,7 +226,11 @@ export type TimelineEvent =
   | { kind: 'member_joined' | 'member_left' | 'member_removed' | 'member_banned'; user: UserRef }
   | { kind: 'role_changed'; user: UserRef; role: 'moderator' | 'member' }
   | { kind: 'room_renamed'; name: string }
-  | { kind: 'message_deleted'; target: number };
+  | { kind: 'message_deleted'; target: number }
+  /** The message at `target` now reads `body`. */
+  | { kind: 'message_edited'; target: number; body: string }
+  /** `user` added or removed their `emoji` on the message at `target`. */
+  | { kind: 'reaction_added' | 'reaction_removed'; target: number; emoji: string; user: UserRef };
 export type TimelineKind = TimelineEvent['kind'];
 /** A timeline event: it takes a seq like a message, and a resume replays it like one. */
 export type TimelineEventFrame = {

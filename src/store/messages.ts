@@ -19,6 +19,8 @@ export interface Message {
   event?: TimelineEvent;
   /** When the message was deleted: it stays in history as a tombstone, with an empty body. */
   deletedAt?: Date;
+  /** When the message was last edited: its body is the current text. */
+  editedAt?: Date;
 }
 
 interface Row {
@@ -31,6 +33,7 @@ interface Row {
   created_at: Date;
   kind: 'message' | TimelineKind;
   deleted_at: Date | null;
+  edited_at: Date | null;
 }
 
 function toMessage(r: Row): Message {
@@ -40,6 +43,7 @@ function toMessage(r: Row): Message {
     m.body = '';
   }
   if (r.deleted_at) m.deletedAt = r.deleted_at;
+  else if (r.edited_at) m.editedAt = r.edited_at;
   return m;
 }
 

@@ -397,6 +397,32 @@ ALTER TABLE refresh_tokens ADD CONSTRAINT refresh_tokens_revoked_reason_check
   CHECK (revoked_reason IN ('logout', 'reuse', 'revoked', 'password', 'disabled'));
 `,
   },
+  {
+    version: 10,
+    name: 'edited messages and reactions',
+    sql: `
+ALTER TABLE messages DROP CONSTRAINT messages_kind_check;
+ALTER TABLE messages ADD CONSTRAINT messages_kind_check CHECK (kind IN (
+  'message', 'member_joined', 'member_left', 'member_removed', 'member_banned', 'role_changed', 'room_renamed', 'message_deleted',
+  'message_edited', 'reaction_added', 'reaction_removed'));
+-- An edited message holds its current text; each edit is also a message_edited event carrying it,
+-- found by its target (to empty it when the message is deleted).
+ALTER TABLE messages ADD COLUMN edited_at timestamptz;
+CREATE INDEX messages_edits ON messages (room_id, ((body::jsonb ->> 'target')::bigint)) WHERE kind = 'message_edited';
+
+-- Who reacted to which message with what; a message's reactions go with it.
+CREATE TABLE message_reactions (
+  room_id  uuid NOT NULL,
+  seq      bigint NOT NULL,
+  user_id  uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  emoji    text NOT NULL CHECK (char_length(emoji) BETWEEN 1 AND 32),
+  at       timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (room_id, seq, emoji, user_id),
+  FOREIGN KEY (room_id, seq) REFERENCES messages (room_id, seq) ON DELETE CASCADE
+);
+CREATE INDEX message_reactions_user ON message_reactions (user_id);
+`,
+  },
 ];
 
 export const latestVersion = Math.max(...migrations.map((m) => m.version));

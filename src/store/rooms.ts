@@ -5,10 +5,10 @@
 // changed), for the caller to announce.
 
 import { randomUUID } from 'node:crypto';
-import type { UserRef } from '../protocol/frames.js';
+import type { ReactionCount, UserRef } from '../protocol/frames.js';
 import type { Sql, Tx } from './db.js';
 import type { Message } from './messages.js';
-import { appendEvent, lockRoom, type TimelineEvent } from './timeline.js';
+import { appendEvent, eventBody, lockRoom, type TimelineEvent } from './timeline.js';
 
 export type RoomKind = 'group' | 'direct';
 export type Role = 'owner' | 'moderator' | 'member';
@@ -21,6 +21,9 @@ export interface Room {
   lastSeq: number;
   createdAt: Date;
 }
+
+/** One emoji on a message: how many reacted with it, and whether the person who asked did. */
+export type Reaction = ReactionCount;
 
 export interface Ban {
   userId: string;
@@ -225,8 +228,71 @@ export class Rooms {
       const deleted = await tx`
         UPDATE messages SET body = '', deleted_at = now()
         WHERE room_id = ${roomId} AND seq = ${seq} AND kind = 'message' AND deleted_at IS NULL`;
-      return deleted.count > 0;
+      if (deleted.count === 0) return false;
+      await tx`DELETE FROM message_reactions WHERE room_id = ${roomId} AND seq = ${seq}`;
+      // Its earlier texts go too: the edits that carried them keep only their target.
+      await tx`
+        UPDATE messages SET body = ${eventBody({ kind: 'message_edited', target: seq, body: '' })}
+        WHERE room_id = ${roomId} AND kind = 'message_edited' AND (body::jsonb ->> 'target')::bigint = ${seq}`;
+      return true;
     });
+  }
+
+  /**
+   * Replaces a posted message's text (message_edited, carrying the new text). Undefined when there
+   * is no such message, it was deleted, or the text is the same.
+   */
+  async editMessage(roomId: string, seq: number, body: string, by: string): Promise<Message | undefined> {
+    return this.change(roomId, by, { kind: 'message_edited', target: seq, body }, async (tx) => {
+      const edited = await tx`
+        UPDATE messages SET body = ${body}, edited_at = now()
+        WHERE room_id = ${roomId} AND seq = ${seq} AND kind = 'message' AND deleted_at IS NULL AND body <> ${body}`;
+      return edited.count > 0;
+    });
+  }
+
+  /**
+   * Adds (or removes) `user`'s `emoji` on a posted message (reaction_added / reaction_removed).
+   * Undefined when nothing changed; 'full' when the message already has `maxEmoji` others.
+   */
+  async react(roomId: string, seq: number, emoji: string, user: UserRef, add: boolean, maxEmoji: number): Promise<Message | 'full' | undefined> {
+    let full = false;
+    const event = await this.change(roomId, user.id, { kind: add ? 'reaction_added' : 'reaction_removed', target: seq, emoji, user }, async (tx) => {
+      if (!add) {
+        const r = await tx`DELETE FROM message_reactions WHERE room_id = ${roomId} AND seq = ${seq} AND emoji = ${emoji} AND user_id = ${user.id}`;
+        return r.count > 0;
+      }
+      const [{ others }] = (await tx`
+        SELECT count(DISTINCT emoji)::int AS others FROM message_reactions WHERE room_id = ${roomId} AND seq = ${seq} AND emoji <> ${emoji}`) as unknown as [
+        { others: number },
+      ];
+      const [own] = await tx`SELECT 1 FROM message_reactions WHERE room_id = ${roomId} AND seq = ${seq} AND emoji = ${emoji} LIMIT 1`;
+      full = !own && others >= maxEmoji;
+      if (full) return false;
+      const r = await tx`
+        INSERT INTO message_reactions (room_id, seq, user_id, emoji)
+        SELECT ${roomId}, ${seq}, ${user.id}, ${emoji} FROM messages
+        WHERE room_id = ${roomId} AND seq = ${seq} AND kind = 'message' AND deleted_at IS NULL
+        ON CONFLICT DO NOTHING`;
+      return r.count > 0;
+    });
+    return full ? 'full' : event;
+  }
+
+  /** The reactions on these messages of the room: per message, each emoji with its count and whether `userId` is among them, oldest emoji first. */
+  async reactions(roomId: string, seqs: number[], userId: string): Promise<Map<number, Reaction[]>> {
+    const out = new Map<number, Reaction[]>();
+    if (seqs.length === 0) return out;
+    const rows = await this.sql<{ seq: string; emoji: string; count: number; me: boolean }[]>`
+      SELECT seq, emoji, count(*)::int AS count, bool_or(user_id = ${userId}) AS me FROM message_reactions
+      WHERE room_id = ${roomId} AND seq = ANY(${seqs}::bigint[])
+      GROUP BY seq, emoji ORDER BY seq, min(at), emoji`;
+    for (const r of rows) {
+      const list = out.get(Number(r.seq)) ?? [];
+      list.push({ emoji: r.emoji, count: r.count, me: r.me });
+      out.set(Number(r.seq), list);
+    }
+    return out;
   }
 
   /** One change and its event, atomically, with the room's row locked first; no event when `apply` changed nothing. */

@@ -10,9 +10,6 @@ import type { Message } from './messages.js';
 
 export type { TimelineEvent, TimelineKind };
 
-/** Events after which the user they name is no longer a member. */
-export const REMOVES_MEMBER: ReadonlySet<TimelineKind> = new Set(['member_left', 'member_removed', 'member_banned']);
-
 /** The event's details as stored in the row's body (its kind has a column of its own); of a person, only their id and username. */
 export function eventBody(e: TimelineEvent): string {
   const { kind: _, ...rest } = e;

@@ -1,10 +1,10 @@
-// Moderation: renaming rooms, room roles, removing and banning members, deleting messages (owners,
-// moderators, admins), and an admin disabling accounts. Each change to a room is also a timeline
+// Moderation: renaming rooms, room roles, removing and banning members (owners, moderators,
+// admins), and an admin disabling accounts. (Deleting messages: routes-messages.ts.) Each change to a room is also a timeline
 // event in its history and on its subscribers' sockets (docs/protocol.md).
 
 import type { AuthService } from '../auth/auth-service.js';
 import type { RoomsService } from '../chat/rooms-service.js';
-import { notFound, SbError } from '../errors.js';
+import { SbError } from '../errors.js';
 import type { User } from '../store/users.js';
 import type { Ctx, Route } from './http.js';
 import { publicUser } from './routes-auth.js';
@@ -17,7 +17,6 @@ const refused = {
   403: { description: 'Your role is not high enough, or a direct room (FORBIDDEN, NOT_OWNER)' },
   404: { description: 'No such room (or hidden from you), or no such user or member' },
 };
-const SEQ_RE = /^[1-9][0-9]{0,15}$/;
 
 /** An account as an admin sees it. */
 const adminView = (u: User) => ({ ...publicUser(u), isAdmin: u.isAdmin, disabledAt: u.disabledAt });
@@ -151,23 +150,6 @@ export function moderationRoutes(rooms: RoomsService, auth: AuthService): Route[
       responses: { ...noContent, ...refused },
       async handle(ctx) {
         await rooms.unban(ctx.user, ctx.params.id as string, ctx.params.userId as string);
-        return { status: 204 };
-      },
-    },
-    {
-      method: 'DELETE',
-      path: '/api/v1/rooms/:id/messages/:seq',
-      auth: true,
-      ...roomParams,
-      summary: 'Delete a message (its sender, the owner, moderators, admins)',
-      description:
-        'The message stays in history as a tombstone: same seq, sender and time, an empty body and `deletedAt`. A `message_deleted` event naming its seq follows in the room, live and on resume. Deleting a deleted message changes nothing; timeline events cannot be deleted (409).',
-      tags,
-      responses: { ...noContent, ...refused, 409: { description: 'A timeline event (CONFLICT)' } },
-      async handle(ctx) {
-        const seq = ctx.params.seq as string;
-        if (!SEQ_RE.test(seq) || !Number.isSafeInteger(Number(seq))) throw notFound('message');
-        await rooms.deleteMessage(ctx.user, ctx.params.id as string, Number(seq));
         return { status: 204 };
       },
     },
