@@ -17,7 +17,7 @@ import { randomUUID } from 'node:crypto';
 import { assertMember, notMember } from '../chat/room-rules.js';
 import type { Bus } from '../cluster/bus.js';
 import type { Presence } from '../cluster/presence.js';
-import { type ErrorCode, notFound, SbError } from '../errors.js';
+import { notFound, SbError } from '../errors.js';
 import { CloseCode, type TimelineFrame, type UserRef } from '../protocol/frames.js';
 import { StoreUnavailableError, UniqueViolationError } from '../store/errors.js';
 import { CommitRefusedError, type Message, type SequencedMessage } from '../store/messages.js';
@@ -26,6 +26,7 @@ import { DirectBlock, unblocked } from './direct-block.js';
 import { type Connection, type Fanout, roomTopic } from './ports.js';
 import { storedHead } from './room-heads.js';
 import { RoomPresence } from './room-presence.js';
+import { type CatchUp, type Ended, NO_LONGER_MEMBER, REPLACED, ROOM_DELETED, replay } from './room-replay.js';
 import { RoomTail, toFrame } from './room-tail.js';
 import type { Actor, ActorContext } from './runtime.js';
 
@@ -79,8 +80,6 @@ const TAIL = 512;
 const RECENT_CIDS = 10_000;
 /** Resuming further back than this is refused: page through history instead. */
 export const MAX_REPLAY = 10_000;
-/** Messages read from the store per replay query. */
-const REPLAY_PAGE = 200;
 /** Live messages held for one catching-up connection before it is cut off as too slow. */
 const MAX_HELD = 10_000;
 
@@ -90,16 +89,6 @@ interface Pending {
   body: string;
   resolve(r: PublishResult): void;
   reject(e: unknown): void;
-}
-
-/** A connection replaying history before it joins the live stream. */
-interface CatchUp {
-  conn: Connection;
-  reqId: number;
-  /** Deliveries that happened during the replay, sent right after it. */
-  held: TimelineFrame[];
-  /** It was live before (a re-subscribe with `since`): already present, so no second snapshot. */
-  wasLive: boolean;
 }
 
 interface Recent {
@@ -498,7 +487,8 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
     const fromTail = this.tail.after(since);
     const entry: CatchUp = { conn, reqId, held: [], wasLive };
     this.catchingUp.set(conn.id, entry);
-    this.replay(entry, since, upTo, fromTail).then(
+    const live = () => !conn.closed && this.catchingUp.get(conn.id) === entry;
+    replay(this.deps.store, this.id, entry, { since, upTo, fromTail }, live).then(
       () => this.ctx.self.tell({ type: 'caughtUp', connId: conn.id, entry }),
       (e: unknown) => {
         this.ctx.log.warn({ err: e, room: this.id, conn: conn.id }, 'replay failed');
@@ -506,29 +496,6 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
         conn.send({ t: 'error', id: reqId, code: 'UNAVAILABLE', message: 'could not read the history to resume; subscribe again' });
       },
     );
-  }
-
-  /** Sends the frames of (since, upTo] from the tail snapshot or the store, waiting for the socket to drain. */
-  private async replay(entry: CatchUp, since: number, upTo: number, fromTail: TimelineFrame[] | undefined): Promise<void> {
-    const live = () => !entry.conn.closed && this.catchingUp.get(entry.conn.id) === entry;
-    if (fromTail) {
-      for (const f of fromTail) {
-        await entry.conn.writable();
-        if (!live()) return;
-        entry.conn.send(f);
-      }
-      return;
-    }
-    for (let after = since; after < upTo; ) {
-      const page = await this.deps.store.messages.range(this.id, after, Math.min(upTo, after + REPLAY_PAGE));
-      if (page.length === 0) break;
-      for (const m of page) {
-        await entry.conn.writable();
-        if (!live()) return;
-        entry.conn.send(toFrame(m));
-      }
-      after = (page[page.length - 1] as Message).seq;
-    }
   }
 
   private caughtUp(connId: string, entry: CatchUp): void {
@@ -604,11 +571,5 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
     this.members.clear();
   }
 }
-
-/** What a `sub` whose replay was cut short is answered with. */
-type Ended = { code: ErrorCode; message: string };
-const REPLACED: Ended = { code: 'CANCELLED', message: 'a later sub or unsub for this room replaced this subscription' };
-const NO_LONGER_MEMBER: Ended = { code: 'NOT_MEMBER', message: 'you are no longer a member of this room' };
-const ROOM_DELETED: Ended = { code: 'NOT_FOUND', message: 'the room was deleted' };
 
 const conflict = () => new SbError('CONFLICT', 'this cid was already used for a different message', { field: 'cid' });
