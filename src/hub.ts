@@ -288,6 +288,7 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
       },
       // Every node's actor of the room hears it through the Bus, in seq order with the messages.
       timeline: (event) => bus.announce(event.roomId, [event]),
+      tell: (userId, frame) => news.announce({ kind: 'frame', userId, frame }),
       // This node's actor is told in its mailbox, the others' through the Bus (the store, not this
       // notice, is what refuses a publish to a deleted room).
       deleted: (roomId) => {
@@ -300,6 +301,7 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
     const news = new PeopleNews(
       (item) => {
         if (item.kind === 'ended') ws.endSessions(item);
+        else if (item.kind === 'enabled') ws.accountEnabled(item.userId);
         else if (item.kind === 'frame') ws.toUser(item.userId, item.frame);
         else if (actors.live('room').includes(item.roomId)) tell(item.roomId, { type: 'blocked', blocked: item.blocked });
       },
@@ -347,6 +349,7 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
 
     auth.events = {
       sessionsEnded: (e) => news.announce({ kind: 'ended', ...e }),
+      enabled: (userId) => news.announce({ kind: 'enabled', userId }),
       removed: (user, what) => {
         for (const id of what.roomsDeleted) roomGateway.deleted(id);
         rooms.accountRemoved(user, what.roomsLeft).catch((e: unknown) => root.warn({ err: e }, 'could not record a deleted account leaving its rooms'));

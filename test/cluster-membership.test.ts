@@ -293,5 +293,21 @@ t.test('#1 an admin disables an account through node 2: its socket on node 1 clo
   t.equal((await onNode1.waitClose()).code, 4103, 'the socket on node 1 closes with 4103');
   t.equal((await api1.get('/api/v1/auth/me', { token: u.token })).body.error.code, 'ACCOUNT_DISABLED', 'node 1 refuses its token');
   t.equal((await api2.post(`/api/v1/admin/users/${u.id}/enable`, undefined, { token: adminToken })).status, 200, 'enabled again');
-  t.equal((await api1.post('/api/v1/auth/login', { username: u.username, password: u.password })).status, 200, 'it logs in through node 1');
+  const again = await api1.post('/api/v1/auth/login', { username: u.username, password: u.password });
+  t.equal(again.status, 200, 'it logs in through node 1');
+  t.ok((await openFor(t, n1.url, again.body.accessToken)).hello, 'and connects to node 1 at once');
+});
+
+t.test('#1 a read marker moved through node 2: the other device on node 1 hears it, and node 1 counts from it', async (t) => {
+  const [a, b] = await Promise.all([signUp(), signUp()]);
+  const room = await roomWithOn(api1, a, b);
+  for (let i = 0; i < 3; i++) await api1.post(`/api/v1/rooms/${room}/messages`, { cid: `rd${++cids}`, body: `m${i}` }, { token: a.token });
+  const unread = async () =>
+    ((await api1.get('/api/v1/rooms?scope=mine', { token: b.token })).body.rooms as { id: string; unread: number }[]).find((r) => r.id === room)?.unread;
+  t.equal(await unread(), 3, 'three unread, seen from node 1');
+  const phone = await open(t, b, n1.url);
+  const moved = await api2.request('PUT', `/api/v1/rooms/${room}/read`, { seq: 3 }, { token: b.token });
+  t.equal(moved.status, 200, 'read up to seq 3 through node 2');
+  t.same(await phone.next((f) => f.t === 'read', 'the read frame on node 1'), { t: 'read', room, seq: 3 });
+  t.equal(await unread(), 1, 'node 1 counts one unread, within one round trip');
 });

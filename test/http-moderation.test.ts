@@ -139,6 +139,10 @@ for (const embedded of [false, true]) {
       await subscribe(sb, room);
       t.equal((await put(`/api/v1/rooms/${room}/bans/${bob.id}`, owner)).status, 204);
       t.match(await sb.next((f) => f.t === 'event', 'the ban'), { kind: 'member_banned', user: { id: bob.id }, from: owner.id });
+      t.match(await sb.next((f) => f.t === 'unsubscribed', 'the end of the subscription'), { room, code: 'NOT_MEMBER' }, 'then the hub ends the subscription');
+      await post(room, owner, 'after the ban');
+      await sb.barrier();
+      t.same(sb.all('msg'), [], 'and nothing more reaches the banned member');
       t.match(await sb.request({ t: 'pub', room, cid: 'after-ban', body: 'let me in' }), { t: 'nack', code: 'NOT_MEMBER' }, 'a banned member cannot post');
       isError(t, await api.post(`/api/v1/rooms/${room}/join`, undefined, as(bob)), 403, 'BANNED', 'rejoining');
       const bans = await api.get(`/api/v1/rooms/${room}/bans`, as(owner));
@@ -149,7 +153,7 @@ for (const embedded of [false, true]) {
       t.equal((await api.post(`/api/v1/rooms/${room}/join`, undefined, as(bob))).status, 200, 'then bob may join again');
       t.same(
         (await history(room, owner)).map(brief),
-        [`member_joined:${bob.username}`, `member_banned:${bob.username}`, `member_joined:${bob.username}`],
+        [`member_joined:${bob.username}`, `member_banned:${bob.username}`, 'after the ban', `member_joined:${bob.username}`],
         'one event per change: the repeated ban and the unban wrote none',
       );
 
@@ -325,7 +329,10 @@ for (const embedded of [false, true]) {
       t.equal((await api.post(`/api/v1/admin/users/${u.id}/disable`, undefined, as(boss))).status, 200, 'disabling again: fine');
       const on = await api.post(`/api/v1/admin/users/${u.id}/enable`, undefined, as(boss));
       t.match([on.status, on.body.user], [200, { id: u.id, disabledAt: null }]);
-      t.equal((await api.post('/api/v1/auth/login', { username: u.username, password: u.password })).status, 200, 'logs in again');
+      const again = await api.post('/api/v1/auth/login', { username: u.username, password: u.password });
+      t.equal(again.status, 200, 'logs in again');
+      t.ok((await openFor(t, hub.url, again.body.accessToken)).hello, 'and connects at once with the new token');
+      isError(t, await api.get('/api/v1/auth/me', as(u)), 401, 'SESSION_ENDED', 'the old sessions stay ended');
     });
   });
 }

@@ -130,18 +130,8 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
   }
 
   async start(): Promise<void> {
-    const room = await this.deps.store.rooms.byId(this.id);
-    if (!room) {
-      this.gone = true;
-      return;
-    }
-    this.members = new Set(await this.deps.store.rooms.memberIds(this.id));
-    if (room.kind === 'direct') {
-      this.block = new DirectBlock(this.id, this.deps.store, this.ctx.clock, (blocked) => this.presence.setHidden(blocked, this.connections()));
-      await this.block.load();
-    }
-    this.lastSeq = room.lastSeq;
-    this.lastDelivered = room.lastSeq;
+    // Listening first: news announced while the room is read waits in the mailbox (handled once
+    // start is done, and skipped if the read already covers it), so none falls between the two.
     this.unlisten = this.deps.bus.listen(this.id, {
       messages: (batch) => {
         // A lost delivery is repaired from the store by the next one (see deliver).
@@ -158,14 +148,36 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
         news.kind === 'present' ? { type: 'remotePresence', node, users: news.users, ask: news.ask } : { type: 'remoteTyping', user: news.user },
       ),
     );
+    try {
+      const room = await this.deps.store.rooms.byId(this.id);
+      if (!room) {
+        this.gone = true;
+        this.unlistenAll();
+        return;
+      }
+      this.members = new Set(await this.deps.store.rooms.memberIds(this.id));
+      if (room.kind === 'direct') {
+        this.block = new DirectBlock(this.id, this.deps.store, this.ctx.clock, (blocked) => this.presence.setHidden(blocked, this.connections()));
+        await this.block.load();
+      }
+      this.lastSeq = room.lastSeq;
+      this.lastDelivered = room.lastSeq;
+    } catch (e) {
+      this.unlistenAll(); // a failed start is never stopped
+      throw e;
+    }
+  }
+
+  private unlistenAll(): void {
+    this.unlisten?.();
+    this.unlistenPresence?.();
+    this.unlisten = this.unlistenPresence = undefined;
   }
 
   async stop(): Promise<void> {
     this.presence.stop();
     await this.flushing;
-    this.unlisten?.();
-    this.unlistenPresence?.();
-    this.unlisten = this.unlistenPresence = undefined;
+    this.unlistenAll();
   }
 
   /**
@@ -552,10 +564,18 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
     }
   }
 
-  /** Forgets a member and ends their subscriptions here (a replay in progress ends with NOT_MEMBER). */
+  /**
+   * Forgets a member and ends their subscriptions here: a live one is told (`unsubscribed`), a
+   * replay in progress ends its `sub` with NOT_MEMBER.
+   */
   private evict(userId: string): void {
     this.members.delete(userId);
-    for (const conn of this.connections()) if (conn.user.id === userId) this.unsubscribe(conn, NO_LONGER_MEMBER);
+    for (const conn of this.connections()) {
+      if (conn.user.id !== userId) continue;
+      const live = this.subs.has(conn.id);
+      this.unsubscribe(conn, NO_LONGER_MEMBER);
+      if (live) conn.send({ t: 'unsubscribed', room: this.id, ...NO_LONGER_MEMBER });
+    }
   }
 
   /** Every connection subscribed or catching up, as a snapshot. */

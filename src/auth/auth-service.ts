@@ -82,13 +82,14 @@ export class AuthService {
   async startSession(user: User, client: Client, csrfToken: string | undefined): Promise<IssuedTokens> {
     if (user.disabledAt) throw accountDisabled();
     const sessionId = randomUUID();
-    await this.store.sessions.start({
+    const started = await this.store.sessions.start({
       id: sessionId,
       userId: user.id,
       expiresAt: this.refreshExpiry(),
       userAgent: client.userAgent,
       ip: client.ip,
     });
+    if (!started) throw accountDisabled(); // disabled (or deleted) since its credentials were checked
     return this.issue(user, sessionId, csrfToken);
   }
 
@@ -194,7 +195,7 @@ export class AuthService {
     if (disabled) {
       await this.store.sessions.end(userId, { except: undefined }, 'disabled');
       this.events?.sessionsEnded({ userId, sessions: 'all', reason: 'disabled' });
-    }
+    } else this.events?.enabled(userId);
     this.log.info({ userId, by: adminId }, disabled ? 'account disabled' : 'account enabled');
     return user;
   }
@@ -239,6 +240,8 @@ export class AuthService {
 export interface AccountEvents {
   /** Close the sessions' sockets, on every node. */
   sessionsEnded(e: SessionsEnded): void;
+  /** An admin enabled the account again: its new logins may connect at once, on every node. */
+  enabled(userId: string): void;
   /** Tell the rooms and robots that changed with the account (see AccountRemoval). */
   removed(user: UserRef, what: AccountRemoval): void;
 }

@@ -65,6 +65,9 @@ export function assertOutranks(role: Role | null, admin: boolean, target: Role |
   if (target && rank(role, admin) <= RANK[target]) throw new SbError('FORBIDDEN', `cannot ${what} a ${target}: it needs a higher role`);
 }
 
+/** The roles someone acting with this role (or as an admin) may remove or ban. */
+export const outranked = (role: Role | null, admin: boolean): Role[] => (Object.keys(RANK) as Role[]).filter((r) => RANK[r] < rank(role, admin));
+
 /** Giving or taking the moderator role: the owner, or an admin. */
 export function assertOwner(role: Role | null, admin: boolean, what: string): void {
   if (rank(role, admin) < RANK.owner) throw new SbError('NOT_OWNER', `only the room owner (or an admin) can ${what}`);

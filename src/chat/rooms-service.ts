@@ -8,9 +8,9 @@
 
 import { randomUUID } from 'node:crypto';
 import { notFound, SbError, ValidationError } from '../errors.js';
-import type { UserRef } from '../protocol/frames.js';
+import type { ServerFrame, UserRef } from '../protocol/frames.js';
 import type { Message } from '../store/messages.js';
-import type { Ban, Reaction, Role, Room } from '../store/rooms.js';
+import type { Ban, Member, Reaction, ReadState, Role, Room } from '../store/rooms.js';
 import type { Store } from '../store/store.js';
 import { escapeLike } from '../store/users.js';
 import type { ContactsService } from './contacts-service.js';
@@ -26,6 +26,7 @@ import {
   assertVisible,
   type Caller,
   notMember,
+  outranked,
 } from './room-rules.js';
 
 /** Different emoji one message takes. */
@@ -39,7 +40,7 @@ export function isEmoji(s: string): boolean {
   return /\p{Extended_Pictographic}|\p{Regional_Indicator}/u.test(s) && !/[\p{Cc}\s]/u.test(s);
 }
 
-export interface RoomView extends Room {
+export interface RoomView extends Room, Partial<ReadState> {
   /** The caller's role, or null when the caller is not a member. */
   role: Role | null;
 }
@@ -52,6 +53,8 @@ export interface RoomGateway {
   publish(roomId: string, sender: UserRef, cid: string, body: string): Promise<{ message: Message; duplicate: boolean }>;
   /** A timeline event was written: to the room's subscribers, on every node, in seq order. */
   timeline(event: Message): void;
+  /** A frame to every socket of a person, on every node. */
+  tell(userId: string, frame: ServerFrame): void;
   deleted(roomId: string): void;
 }
 
@@ -88,7 +91,7 @@ export class RoomsService {
   async get(userId: string, roomId: string): Promise<RoomView> {
     const found = await this.store.rooms.withRole(roomId, userId);
     assertVisible(found);
-    return { ...found.room, role: found.role };
+    return { ...found.room, role: found.role, ...found.read };
   }
 
   async list(userId: string, q: { scope: 'mine' | 'public'; q?: string | undefined; limit: number; cursor?: string | undefined }): Promise<Room[]> {
@@ -115,7 +118,9 @@ export class RoomsService {
   async leave(user: UserRef, roomId: string): Promise<void> {
     const room = await this.member(user.id, roomId);
     assertLeavable(room, room.role);
-    this.announce(await this.store.rooms.remove(roomId, user, user.id));
+    const r = await this.store.rooms.remove(roomId, user, user.id);
+    if (r === 'outranked') throw new SbError('CONFLICT', 'the owner cannot leave a room; delete it instead');
+    this.announce(r);
   }
 
   /** Removes a member (`ban`: and keeps them from joining again; a ban also holds for a non-member). */
@@ -126,7 +131,10 @@ export class RoomsService {
     if (userId === caller.id) throw new ValidationError('userId', `you cannot ${what} yourself${ban ? '' : '; leave the room instead'}`);
     const target = await this.target(roomId, userId, !ban);
     assertOutranks(room.role, caller.admin, target.role, what);
-    this.announce(await this.store.rooms.remove(roomId, target.user, caller.id, ban));
+    // The rule again, in the store's transaction: a role that changed since it was read counts.
+    const r = await this.store.rooms.remove(roomId, target.user, caller.id, ban, outranked(room.role, caller.admin));
+    if (r === 'outranked') throw new SbError('FORBIDDEN', `cannot ${what} them: their role changed to one as high as yours`);
+    this.announce(r);
   }
 
   async unban(caller: Caller, roomId: string, userId: string): Promise<void> {
@@ -152,14 +160,36 @@ export class RoomsService {
     return { userId: target.user.id, username: target.user.username, role };
   }
 
-  async rename(caller: Caller, roomId: string, name: string): Promise<RoomView> {
+  /** Renames a group room (a `room_renamed` event) and turns its read receipts on or off. */
+  async update(caller: Caller, roomId: string, change: { name?: string | undefined; receipts?: boolean | undefined }): Promise<RoomView> {
     const room = await this.moderated(caller, roomId);
-    assertModerator(room, room.role, caller.admin, 'rename the room');
-    const trimmed = name.trim();
-    if (!trimmed) throw new ValidationError('name', 'must not be blank');
-    const event = await this.store.rooms.rename(roomId, trimmed, caller.id);
+    assertModerator(room, room.role, caller.admin, 'change the room');
+    if (change.name === undefined && change.receipts === undefined) throw new ValidationError('name', 'give a name, receipts, or both');
+    const trimmed = change.name?.trim();
+    if (trimmed === '') throw new ValidationError('name', 'must not be blank');
+    if (change.receipts !== undefined) await this.store.rooms.setReceipts(roomId, change.receipts);
+    const event = trimmed === undefined ? undefined : await this.store.rooms.rename(roomId, trimmed, caller.id);
     this.announce(event);
-    return { ...room, name: trimmed, lastSeq: event?.seq ?? room.lastSeq };
+    return { ...room, name: trimmed ?? room.name, receipts: change.receipts ?? room.receipts, lastSeq: event?.seq ?? room.lastSeq };
+  }
+
+  /**
+   * Moves the caller's read marker forward to `seq` (at most the room's last seq). Their other
+   * devices hear of it (a `read` frame); in a direct room the other person sees it (a `receipt`
+   * frame). Answers with the room as the caller now stands in it.
+   */
+  async markRead(user: UserRef, roomId: string, seq: number): Promise<RoomView> {
+    const room = await this.member(user.id, roomId);
+    if (seq > room.lastSeq) throw new ValidationError('seq', `is past the room's last seq (${room.lastSeq})`);
+    const readSeq = (await this.store.rooms.markRead(roomId, user.id, seq)) ?? seq;
+    if (readSeq !== room.readSeq) {
+      this.gateway.tell(user.id, { t: 'read', room: roomId, seq: readSeq });
+      if (room.kind === 'direct') {
+        const other = (await this.store.rooms.memberIds(roomId)).filter((id) => id !== user.id);
+        for (const id of other) this.gateway.tell(id, { t: 'receipt', room: roomId, user: { id: user.id, username: user.username }, seq: readSeq });
+      }
+    }
+    return this.get(user.id, roomId);
   }
 
   /**
@@ -219,9 +249,12 @@ export class RoomsService {
     for (const id of roomsLeft) this.announce(await this.store.rooms.accountLeft(id, user));
   }
 
-  async members(userId: string, roomId: string, limit: number, cursor: string | undefined) {
-    await this.member(userId, roomId);
-    return this.store.rooms.members(roomId, limit, cursor);
+  /** A page of members; with their read markers where the room shows receipts (always in a direct room). */
+  async members(userId: string, roomId: string, limit: number, cursor: string | undefined): Promise<(Omit<Member, 'readSeq'> & { readSeq?: number })[]> {
+    const room = await this.member(userId, roomId);
+    const members = await this.store.rooms.members(roomId, limit, cursor);
+    if (room.kind === 'direct' || room.receipts) return members;
+    return members.map(({ readSeq: _, ...m }) => m);
   }
 
   /** A page of history; each message with its reactions (and whether the caller is among them). */

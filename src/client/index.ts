@@ -449,13 +449,12 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
 
   // ---- frames ----
 
-  /** The next entry of a room's log, in order: a message, or an event (after which we may have left the room). */
+  /** The next entry of a room's log, in order: a message, or an event. */
   private delivered(f: TimelineFrame): void {
     if (f.t === 'msg') {
       this.emit('message', f);
       return;
     }
-    if ((f.kind === 'member_left' || f.kind === 'member_removed' || f.kind === 'member_banned') && f.user.id === this.info?.user.id) this.rooms.ended(f.room);
     this.emit('event', f);
   }
 
@@ -506,6 +505,17 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
           this.rooms.ended(f.room);
           this.emit('event', f);
         } else this.rooms.onMessage(f);
+        break;
+      case 'unsubscribed':
+        // The hub ended it (we are no longer a member): not to be resumed.
+        this.rooms.ended(f.room);
+        this.emit('error', new SwitchboardError(f.code, f.message, { room: f.room }));
+        break;
+      case 'read':
+        this.emit('read', f);
+        break;
+      case 'receipt':
+        this.emit('receipt', f);
         break;
       case 'reauth':
         void this.reauth();

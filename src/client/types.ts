@@ -1,6 +1,17 @@
 // The client SDK's public types: options, connection info, history pages and events.
 
-import type { Encoding, EventFrame, HelloFrame, MessageFrame, PresenceFrame, TimelineFrame, TypingNoticeFrame, UserRef } from '../protocol/frames.js';
+import type {
+  Encoding,
+  EventFrame,
+  HelloFrame,
+  MessageFrame,
+  PresenceFrame,
+  ReadFrame,
+  ReceiptFrame,
+  TimelineFrame,
+  TypingNoticeFrame,
+  UserRef,
+} from '../protocol/frames.js';
 import type { BackoffOptions } from './backoff.js';
 import type { SwitchboardError } from './errors.js';
 import type { WebSocketConstructor } from './socket.js';
@@ -64,11 +75,16 @@ export interface ClientEvents {
   presence: (p: PresenceFrame) => void;
   typing: (t: TypingNoticeFrame) => void;
   /**
-   * A subscribed room's timeline events (joins, leaves, removals, bans, roles, renames, deleted
-   * messages), in seq order with its messages, and room deletion. A deleted room, or one you left or
-   * were removed from, is unsubscribed.
+   * A subscribed room's timeline events (joins, leaves, removals, bans, roles, renames, edits,
+   * reactions, deleted messages), in seq order with its messages, and room deletion. A deleted
+   * room is unsubscribed; so is one you are no longer a member of (the hub says so: an `error`
+   * NOT_MEMBER for that room).
    */
   event: (e: EventFrame) => void;
+  /** Your read marker moved, on this device or another. */
+  read: (r: ReadFrame) => void;
+  /** In a direct room, the other person read up to a seq. */
+  receipt: (r: ReceiptFrame) => void;
   state: (s: ClientState) => void;
   /**
    * Failures not tied to a call: a failed reauth, a resubscription refused, the final failure

@@ -13,21 +13,38 @@ import type { TimelineEvent } from '../store/timeline.js';
 import { MemoryBus } from './bus-memory.js';
 import { type ClusterNames, publishPlain, subscribePlain } from './nats.js';
 
-/** A message, or a timeline event with its details last. */
-type Row = [id: string, seq: number, senderId: string | null, cid: string, body: string, createdAt: number, event?: TimelineEvent];
+/**
+ * A message, or a timeline event with its details; a message found changed since (re-announced by
+ * a retry) carries when it was deleted or edited. The optional fields come last, so a node of an
+ * earlier version reads the rest.
+ */
+type Row = [
+  id: string,
+  seq: number,
+  senderId: string | null,
+  cid: string,
+  body: string,
+  createdAt: number,
+  event?: TimelineEvent | null,
+  changed?: [state: 'deleted' | 'edited', at: number],
+];
 type Wire = Row[];
 
 const toRow = (m: Message): Row => {
   const row: Row = [m.id, m.seq, m.senderId, m.cid, m.body, m.createdAt.getTime()];
   if (m.event) row.push(m.event);
+  else if (m.deletedAt) row.push(null, ['deleted', m.deletedAt.getTime()]);
+  else if (m.editedAt) row.push(null, ['edited', m.editedAt.getTime()]);
   return row;
 };
 const toWire = (batch: Message[]): Uint8Array => packPlain(batch.map(toRow) satisfies Wire);
 
 function fromWire(roomId: string, rows: Wire): Message[] {
-  return rows.map(([id, seq, senderId, cid, body, at, event]) => {
+  return rows.map(([id, seq, senderId, cid, body, at, event, changed]) => {
     const m: Message = { id, roomId, seq, senderId, cid, body, createdAt: new Date(at) };
     if (event) m.event = event;
+    if (changed?.[0] === 'deleted') m.deletedAt = new Date(changed[1]);
+    else if (changed?.[0] === 'edited') m.editedAt = new Date(changed[1]);
     return m;
   });
 }

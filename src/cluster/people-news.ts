@@ -13,10 +13,11 @@ import { publishPlain, subscribePlain } from './nats.js';
 
 export type PeopleNewsItem =
   | ({ kind: 'ended' } & SessionsEnded)
+  | { kind: 'enabled'; userId: string }
   | { kind: 'frame'; userId: string; frame: ServerFrame }
   | { kind: 'direct'; roomId: string; blocked: boolean };
 
-const KINDS = new Set(['ended', 'frame', 'direct']);
+const KINDS = new Set(['ended', 'enabled', 'frame', 'direct']);
 
 export class PeopleNews {
   private readonly sub: Subscription | undefined;

@@ -252,6 +252,29 @@ export interface RoomDeletedFrame {
 export type EventFrame = TimelineEventFrame | RoomDeletedFrame;
 /** What a room's log holds, as frames: each takes the next seq. */
 export type TimelineFrame = MessageFrame | TimelineEventFrame;
+/**
+ * The hub ended this connection's subscription to a room itself: you are no longer a member
+ * (`NOT_MEMBER`: you left, were removed or banned, on any device). Do not resubscribe.
+ */
+export interface UnsubscribedFrame {
+  t: 'unsubscribed';
+  room: string;
+  code: ErrorCode;
+  message: string;
+}
+/** Your read marker in a room moved (on any of your devices): sent to every socket of yours. */
+export interface ReadFrame {
+  t: 'read';
+  room: string;
+  seq: number;
+}
+/** In a direct room, the other person read up to `seq`. */
+export interface ReceiptFrame {
+  t: 'receipt';
+  room: string;
+  user: UserRef;
+  seq: number;
+}
 /** A change to your contacts, sent to every socket of yours (and of the other person, where it concerns them). */
 export interface ContactFrame {
   t: 'contact';
@@ -389,6 +412,9 @@ export type ServerFrame =
   | PresenceFrame
   | EventFrame
   | ContactFrame
+  | ReadFrame
+  | ReceiptFrame
+  | UnsubscribedFrame
   | TypingNoticeFrame
   | PongFrame
   | ErrorFrame

@@ -423,6 +423,107 @@ CREATE TABLE message_reactions (
 CREATE INDEX message_reactions_user ON message_reactions (user_id);
 `,
   },
+  {
+    version: 11,
+    name: 'read markers, unread and mention counts',
+    // Counting unread messages never counts history: a room counts its posted messages
+    // (msg_count), each message keeps its number among them (msg_no), and a member's marker keeps
+    // the number it reached (read_no), so unread = msg_count - read_no. Mentions are few: each is a
+    // row, counted past the marker. The commit below (sb_commit_messages, same signature, so a node
+    // of the previous version calls it unchanged) keeps all of it, in the same statement as the
+    // insert: the counts, the numbers, the sender's marker (you have read what you post) and the
+    // mentions (@username of a member).
+    sql: `
+ALTER TABLE rooms
+  ADD COLUMN msg_count bigint NOT NULL DEFAULT 0,
+  ADD COLUMN receipts boolean NOT NULL DEFAULT false;
+ALTER TABLE messages ADD COLUMN msg_no bigint;
+ALTER TABLE room_members
+  ADD COLUMN read_seq bigint NOT NULL DEFAULT 0,
+  ADD COLUMN read_no bigint NOT NULL DEFAULT 0;
+
+UPDATE messages m SET msg_no = n.no
+  FROM (SELECT room_id, seq, row_number() OVER (PARTITION BY room_id ORDER BY seq) AS no FROM messages WHERE kind = 'message') n
+  WHERE m.room_id = n.room_id AND m.seq = n.seq;
+UPDATE rooms r SET msg_count = coalesce((SELECT max(msg_no) FROM messages WHERE room_id = r.id), 0);
+-- Members before this version have read everything: no room lights up at once.
+UPDATE room_members m SET read_seq = r.last_seq, read_no = r.msg_count FROM rooms r WHERE r.id = m.room_id;
+
+CREATE TABLE mentions (
+  room_id uuid NOT NULL,
+  seq     bigint NOT NULL,
+  user_id uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  PRIMARY KEY (user_id, room_id, seq),
+  FOREIGN KEY (room_id, seq) REFERENCES messages (room_id, seq) ON DELETE CASCADE
+);
+
+CREATE OR REPLACE FUNCTION sb_commit_messages(
+  p_rooms uuid[], p_ids uuid[], p_senders uuid[], p_cids text[], p_bodies text[], p_ats timestamptz[]
+) RETURNS TABLE (out_room uuid, out_first_seq bigint, out_gone boolean, out_refused uuid[])
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+  g record;
+  v_sender uuid;
+  v_last bigint;
+  v_count bigint;
+  v_refused uuid[];
+  v_ok uuid[] := '{}';
+  v_base bigint[] := '{}';
+  v_nbase bigint[] := '{}';
+BEGIN
+  FOR g IN
+    SELECT u.r, array_agg(DISTINCT u.s) AS senders, count(*) AS n
+    FROM unnest(p_rooms, p_senders) AS u(r, s) GROUP BY u.r ORDER BY u.r
+  LOOP
+    UPDATE rooms SET last_seq = last_seq + g.n, msg_count = msg_count + g.n WHERE id = g.r
+      RETURNING last_seq - g.n, msg_count - g.n INTO v_last, v_count;
+    IF NOT FOUND THEN
+      RETURN QUERY SELECT g.r, NULL::bigint, true, NULL::uuid[];
+      CONTINUE;
+    END IF;
+    v_refused := '{}';
+    FOREACH v_sender IN ARRAY g.senders LOOP
+      PERFORM 1 FROM room_members WHERE room_id = g.r AND user_id = v_sender FOR KEY SHARE;
+      IF NOT FOUND THEN
+        v_refused := v_refused || v_sender;
+      END IF;
+    END LOOP;
+    IF cardinality(v_refused) > 0 THEN
+      UPDATE rooms SET last_seq = last_seq - g.n, msg_count = msg_count - g.n WHERE id = g.r;
+      RETURN QUERY SELECT g.r, NULL::bigint, false, v_refused;
+      CONTINUE;
+    END IF;
+    v_ok := v_ok || g.r;
+    v_base := v_base || v_last;
+    v_nbase := v_nbase || v_count;
+    RETURN QUERY SELECT g.r, v_last + 1, false, NULL::uuid[];
+  END LOOP;
+  WITH ins AS (
+    INSERT INTO messages (room_id, seq, id, sender_id, client_msg_id, body, created_at, msg_no)
+      SELECT u.r, o.base + u.k, u.i, u.s, u.c, u.body, u.at, o.nbase + u.k
+      FROM (
+        SELECT x.*, row_number() OVER (PARTITION BY x.r ORDER BY x.n) AS k
+        FROM unnest(p_rooms, p_ids, p_senders, p_cids, p_bodies, p_ats) WITH ORDINALITY AS x(r, i, s, c, body, at, n)
+      ) u
+      JOIN unnest(v_ok, v_base, v_nbase) AS o(r, base, nbase) ON o.r = u.r
+    RETURNING room_id, seq, sender_id, msg_no, body
+  ), marks AS (
+    UPDATE room_members m SET read_seq = x.seq, read_no = x.no
+      FROM (SELECT room_id, sender_id, max(seq) AS seq, max(msg_no) AS no FROM ins GROUP BY room_id, sender_id) x
+      WHERE m.room_id = x.room_id AND m.user_id = x.sender_id AND m.read_seq < x.seq
+  )
+  INSERT INTO mentions (room_id, seq, user_id)
+    SELECT DISTINCT ins.room_id, ins.seq, mem.user_id
+    FROM ins
+    CROSS JOIN LATERAL regexp_matches(ins.body, '(?:^|[^A-Za-z0-9_.-])@([A-Za-z0-9_.-]{3,32})', 'g') AS mt(name)
+    JOIN users u ON lower(u.username) = lower(mt.name[1])
+    JOIN room_members mem ON mem.room_id = ins.room_id AND mem.user_id = u.id
+    WHERE ins.body LIKE '%@%' AND u.id <> ins.sender_id;
+END
+$fn$;
+`,
+  },
 ];
 
 export const latestVersion = Math.max(...migrations.map((m) => m.version));

@@ -20,6 +20,18 @@ export interface Room {
   ownerId: string | null;
   lastSeq: number;
   createdAt: Date;
+  /** Members see each other's read markers (always so in a direct room). */
+  receipts: boolean;
+}
+
+/** Where a member stands in a room: their read marker, and what came after it. */
+export interface ReadState {
+  /** The last seq they read. */
+  readSeq: number;
+  /** Messages posted after it (not timeline events). */
+  unread: number;
+  /** Of those, the ones that mention them. */
+  mentions: number;
 }
 
 /** One emoji on a message: how many reacted with it, and whether the person who asked did. */
@@ -38,6 +50,8 @@ export interface Member {
   username: string;
   role: Role;
   joinedAt: Date;
+  /** Their read marker. */
+  readSeq: number;
 }
 
 interface RoomRow {
@@ -47,7 +61,24 @@ interface RoomRow {
   owner_id: string | null;
   last_seq: string;
   created_at: Date;
+  receipts: boolean;
 }
+
+/** A room joined with the asker's membership (null columns when not a member). */
+interface RoomWithReadRow extends RoomRow {
+  role: Role | null;
+  read_seq: string | null;
+  unread: string | null;
+  mentions: number | null;
+}
+
+const toReadState = (r: RoomWithReadRow): ReadState | null =>
+  r.role === null ? null : { readSeq: Number(r.read_seq), unread: Number(r.unread), mentions: r.mentions ?? 0 };
+
+/** The asker's role and read state in `r` (joined as `m`), columns of RoomWithReadRow. */
+const READ_COLUMNS = (sql: Sql, userId: string) => sql`
+  m.role, m.read_seq, r.msg_count - m.read_no AS unread,
+  (SELECT count(*)::int FROM mentions x WHERE x.user_id = ${userId} AND x.room_id = r.id AND x.seq > m.read_seq) AS mentions`;
 
 const toRoom = (r: RoomRow): Room => ({
   id: r.id,
@@ -56,6 +87,7 @@ const toRoom = (r: RoomRow): Room => ({
   ownerId: r.owner_id,
   lastSeq: Number(r.last_seq),
   createdAt: r.created_at,
+  receipts: r.receipts,
 });
 
 /** What finds the direct room of two people: their ids in order. */
@@ -102,13 +134,34 @@ export class Rooms {
     return new Map(rows.map((r) => [r.id, Number(r.last_seq)]));
   }
 
-  /** The room and the user's role in it (null when not a member), in one round trip. */
-  async withRole(roomId: string, userId: string): Promise<{ room: Room; role: Role | null } | undefined> {
-    const [row] = await this.sql<(RoomRow & { role: Role | null })[]>`
-      SELECT r.*, m.role FROM rooms r
+  /** The room and the user's role and read state in it (null when not a member), in one round trip. */
+  async withRole(roomId: string, userId: string): Promise<{ room: Room; role: Role | null; read: ReadState | null } | undefined> {
+    const [row] = await this.sql<RoomWithReadRow[]>`
+      SELECT r.*, ${READ_COLUMNS(this.sql, userId)} FROM rooms r
       LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = ${userId}
       WHERE r.id = ${roomId}`;
-    return row && { room: toRoom(row), role: row.role };
+    return row && { room: toRoom(row), role: row.role, read: toReadState(row) };
+  }
+
+  /**
+   * Moves the member's read marker forward to `seq` (never back: another device may have read
+   * further); the marker as it is now, or undefined when not a member.
+   */
+  async markRead(roomId: string, userId: string, seq: number): Promise<number | undefined> {
+    const [row] = await this.sql<{ read_seq: string }[]>`
+      WITH moved AS (
+        UPDATE room_members SET read_seq = ${seq}, read_no = coalesce((
+          SELECT msg_no FROM messages WHERE room_id = ${roomId} AND seq <= ${seq} AND msg_no IS NOT NULL ORDER BY seq DESC LIMIT 1), 0)
+        WHERE room_id = ${roomId} AND user_id = ${userId} AND read_seq < ${seq}
+        RETURNING read_seq)
+      SELECT read_seq FROM moved
+      UNION ALL
+      SELECT read_seq FROM room_members WHERE room_id = ${roomId} AND user_id = ${userId} AND NOT EXISTS (SELECT 1 FROM moved)`;
+    return row && Number(row.read_seq);
+  }
+
+  async setReceipts(roomId: string, on: boolean): Promise<void> {
+    await this.sql`UPDATE rooms SET receipts = ${on} WHERE id = ${roomId} AND kind = 'group'`;
   }
 
   async role(roomId: string, userId: string): Promise<Role | undefined> {
@@ -122,13 +175,13 @@ export class Rooms {
     return rows.map((r) => r.user_id);
   }
 
-  /** Rooms the user belongs to, ordered by id, after the cursor id. */
-  async listForUser(userId: string, limit: number, afterId: string | undefined): Promise<Room[]> {
-    const rows = await this.sql<RoomRow[]>`
-      SELECT r.* FROM rooms r JOIN room_members m ON m.room_id = r.id
+  /** Rooms the user belongs to, with their role and read state, ordered by id, after the cursor id. */
+  async listForUser(userId: string, limit: number, afterId: string | undefined): Promise<(Room & { role: Role } & ReadState)[]> {
+    const rows = await this.sql<RoomWithReadRow[]>`
+      SELECT r.*, ${READ_COLUMNS(this.sql, userId)} FROM rooms r JOIN room_members m ON m.room_id = r.id
       WHERE m.user_id = ${userId} ${afterId === undefined ? this.sql`` : this.sql`AND r.id > ${afterId}`}
       ORDER BY r.id LIMIT ${limit}`;
-    return rows.map(toRoom);
+    return rows.map((r) => ({ ...toRoom(r), role: r.role as Role, ...(toReadState(r) as ReadState) }));
   }
 
   /** Group rooms whose name contains `q` (case-insensitive), ordered by id, after the cursor id. */
@@ -160,7 +213,11 @@ export class Rooms {
     const event = await this.change(roomId, user.id, { kind: 'member_joined', user }, async (tx) => {
       banned = (await tx`SELECT 1 FROM room_bans WHERE room_id = ${roomId} AND user_id = ${user.id}`).length > 0;
       if (banned) return false;
-      const r = await tx`INSERT INTO room_members (room_id, user_id) VALUES (${roomId}, ${user.id}) ON CONFLICT DO NOTHING`;
+      // What was said before they came is not unread.
+      const r = await tx`
+        INSERT INTO room_members (room_id, user_id, read_seq, read_no)
+        SELECT id, ${user.id}, last_seq, msg_count FROM rooms WHERE id = ${roomId}
+        ON CONFLICT DO NOTHING`;
       return r.count > 0;
     });
     return banned ? 'banned' : event;
@@ -168,17 +225,24 @@ export class Rooms {
 
   /**
    * Ends a membership: the member left (`by` is themselves), was removed or, with `ban`, banned (a
-   * ban also holds for someone who is not a member). Undefined when nothing changed.
+   * ban also holds for someone who is not a member). Only a member whose role is one of `roles`
+   * (read under the room's lock: a promotion that committed first counts): otherwise 'outranked'.
+   * Undefined when nothing changed.
    */
-  async remove(roomId: string, user: UserRef, by: string, ban = false): Promise<Message | undefined> {
+  async remove(roomId: string, user: UserRef, by: string, ban = false, roles: Role[] = ['member', 'moderator']): Promise<Message | 'outranked' | undefined> {
     const kind = ban ? 'member_banned' : by === user.id ? 'member_left' : 'member_removed';
-    return this.change(roomId, by, { kind, user }, async (tx) => {
+    let outranked = false;
+    const event = await this.change(roomId, by, { kind, user }, async (tx) => {
+      const [member] = await tx<{ role: Role }[]>`SELECT role FROM room_members WHERE room_id = ${roomId} AND user_id = ${user.id} FOR UPDATE`;
+      outranked = member !== undefined && !roles.includes(member.role);
+      if (outranked) return false;
       const left = await tx`DELETE FROM room_members WHERE room_id = ${roomId} AND user_id = ${user.id}`;
       if (!ban) return left.count > 0;
       const banned = await tx`
         INSERT INTO room_bans (room_id, user_id, banned_by) VALUES (${roomId}, ${user.id}, ${by}) ON CONFLICT DO NOTHING`;
       return left.count > 0 || banned.count > 0;
     });
+    return outranked ? 'outranked' : event;
   }
 
   /** The account of a member was deleted (the membership went with it): member_left, by nobody. */
@@ -304,11 +368,11 @@ export class Rooms {
   }
 
   async members(roomId: string, limit: number, afterUserId: string | undefined): Promise<Member[]> {
-    const rows = await this.sql<{ user_id: string; username: string; role: Role; joined_at: Date }[]>`
-      SELECT m.user_id, u.username, m.role, m.joined_at
+    const rows = await this.sql<{ user_id: string; username: string; role: Role; joined_at: Date; read_seq: string }[]>`
+      SELECT m.user_id, u.username, m.role, m.joined_at, m.read_seq
       FROM room_members m JOIN users u ON u.id = m.user_id
       WHERE m.room_id = ${roomId} ${afterUserId === undefined ? this.sql`` : this.sql`AND m.user_id > ${afterUserId}`}
       ORDER BY m.user_id LIMIT ${limit}`;
-    return rows.map((r) => ({ userId: r.user_id, username: r.username, role: r.role, joinedAt: r.joined_at }));
+    return rows.map((r) => ({ userId: r.user_id, username: r.username, role: r.role, joinedAt: r.joined_at, readSeq: Number(r.read_seq) }));
   }
 }

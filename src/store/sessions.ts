@@ -48,10 +48,14 @@ const USER_AGENT_MAX = 256;
 export class Sessions {
   constructor(private readonly sql: Sql) {}
 
-  async start(s: { id: string; userId: string; expiresAt: Date; userAgent: string | undefined; ip: string }): Promise<void> {
-    await this.sql`
+  /** Starts a session; false when the account is gone or disabled. */
+  async start(s: { id: string; userId: string; expiresAt: Date; userAgent: string | undefined; ip: string }): Promise<boolean> {
+    // Not for a disabled account: a login that read it just before an admin disabled it starts no session.
+    const r = await this.sql`
       INSERT INTO sessions (id, user_id, expires_at, user_agent, ip)
-      VALUES (${s.id}, ${s.userId}, ${s.expiresAt}, ${s.userAgent?.slice(0, USER_AGENT_MAX) ?? null}, ${s.ip.slice(0, 64)})`;
+      SELECT ${s.id}, id, ${s.expiresAt}, ${s.userAgent?.slice(0, USER_AGENT_MAX) ?? null}, ${s.ip.slice(0, 64)}
+      FROM users WHERE id = ${s.userId} AND disabled_at IS NULL`;
+    return r.count > 0;
   }
 
   /**

@@ -61,13 +61,42 @@ export function moderationRoutes(rooms: RoomsService, auth: AuthService): Route[
       path: '/api/v1/rooms/:id',
       auth: true,
       ...roomParams,
-      summary: 'Rename a group room (owner, moderators, admins)',
-      description: 'Members see a `room_renamed` event in the room, in order with its messages.',
+      summary: 'Rename a group room, or turn its read receipts on or off (owner, moderators, admins)',
+      description:
+        "A new `name`: members see a `room_renamed` event in the room, in order with its messages. `receipts`: whether members see each other's read markers (`readSeq` in the member list; off by default; direct rooms always show them).",
       tags,
-      body: { type: 'object', additionalProperties: false, required: ['name'], properties: { name: { type: 'string', minLength: 1, maxLength: 100 } } },
-      responses: { 200: { description: 'Renamed', schema: { type: 'object', properties: { room: refs.Room } } }, ...refused },
-      async handle(ctx: Ctx<{ name: string }>) {
-        return { body: { room: await rooms.rename(ctx.user, ctx.params.id as string, ctx.body.name) } };
+      body: {
+        type: 'object',
+        additionalProperties: false,
+        properties: { name: { type: 'string', minLength: 1, maxLength: 100 }, receipts: { type: 'boolean' } },
+      },
+      responses: { 200: { description: 'The room as it is now', schema: { type: 'object', properties: { room: refs.Room } } }, ...refused },
+      async handle(ctx: Ctx<{ name?: string; receipts?: boolean }>) {
+        return { body: { room: await rooms.update(ctx.user, ctx.params.id as string, ctx.body) } };
+      },
+    },
+    {
+      method: 'PUT',
+      path: '/api/v1/rooms/:id/read',
+      auth: true,
+      ...roomParams,
+      summary: 'Move your read marker (members)',
+      description:
+        'Marks the room read up to `seq` (at most its `lastSeq`); a marker only moves forward, so a device behind another changes nothing. Your other sockets get a `read` frame; in a direct room the other person gets a `receipt` frame. Posting moves your marker to your message too. `GET /rooms` then shows `unread` and `mentions` from the new marker.',
+      tags: ['rooms'],
+      body: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['seq'],
+        properties: { seq: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER } },
+      },
+      responses: {
+        200: { description: 'The room with your read state', schema: { type: 'object', properties: { room: refs.Room } } },
+        400: { description: "`seq` past the room's last seq (VALIDATION)" },
+        403: { description: 'Not a member (NOT_MEMBER)' },
+      },
+      async handle(ctx: Ctx<{ seq: number }>) {
+        return { body: { room: await rooms.markRead(ctx.user, ctx.params.id as string, ctx.body.seq) } };
       },
     },
     {

@@ -98,7 +98,11 @@ export const components: Record<string, Schema> = {
       ownerId: { type: ['string', 'null'], format: 'uuid' },
       lastSeq: { type: 'integer', description: 'Seq of the newest message (0 when empty)' },
       createdAt: time('Room creation'),
-      role: { enum: ['owner', 'moderator', 'member', null], description: "The caller's role; null when not a member (single-room responses only)" },
+      role: { enum: ['owner', 'moderator', 'member', null], description: "The caller's role; null when not a member (single rooms, and `scope=mine`)" },
+      receipts: { type: 'boolean', description: "Members see each other's read markers (direct rooms always do)" },
+      readSeq: { type: 'integer', description: 'Your read marker: the last seq you read (members only; single rooms and `scope=mine`)' },
+      unread: { type: 'integer', description: 'Messages posted after your read marker (not timeline events); counters, not a count over history' },
+      mentions: { type: 'integer', description: 'Of those, the ones that mention you (`@username`)' },
     },
   },
   Member: {
@@ -109,6 +113,7 @@ export const components: Record<string, Schema> = {
       username: str('Username'),
       role: { enum: ['owner', 'moderator', 'member'] },
       joinedAt: time('When they joined'),
+      readSeq: { type: 'integer', description: 'Their read marker, where the room shows receipts (direct rooms, or `receipts` on)' },
     },
   },
   Ban: {

@@ -290,6 +290,11 @@ export class WsServer implements Fanout, Conflater {
     }
   }
 
+  /** A disabled account was enabled again: its new logins may connect (its ended sessions stay remembered). */
+  accountEnabled(userId: string): void {
+    this.ended.delete(`user:${userId}`);
+  }
+
   /** Sends a frame to every socket of a user on this node. */
   toUser(userId: string, frame: ServerFrame): void {
     for (const c of this.conns) if (c.user.id === userId && !c.closed) c.send(frame);
