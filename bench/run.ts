@@ -22,6 +22,10 @@
 //   search   finding people among --users (100000) accounts seeded into PostgreSQL (DATABASE_URL, or a
 //            throwaway one): requests/s and p50/p99 of GET /api/v1/users per kind of query, beside
 //            GET /api/v1/auth/me through the same client in the same run, as a ratio (bench/search.ts).
+//   unread   a person in --rooms (5000) rooms of --messages (200) messages each, seeded into
+//            PostgreSQL: requests/s and p50/p99 of GET /api/v1/rooms?scope=mine&limit=200 (a page with
+//            unread and mention counts) beside GET /api/v1/auth/me in the same run, and the time to
+//            list every room page by page (bench/unread.ts).
 //   idle     --connections (10000) idle authenticated WebSockets: server RSS per connection (the marginal cost over
 //            the second half, and over all), beside bare uWS holding the same number open.
 //   telemetry --robots × --rate Hz × --watchers per robot: robot telemetry through the hub to
@@ -66,6 +70,7 @@ import {
   telemetryHub,
   watcherSplit,
 } from './telemetry.js';
+import { type UnreadResult, unread } from './unread.js';
 
 const { values, positionals } = parseArgs({
   args: process.argv.slice(2),
@@ -83,6 +88,7 @@ const { values, positionals } = parseArgs({
     'ingest-rate': { type: 'string' },
     nodes: { type: 'string' },
     users: { type: 'string' },
+    messages: { type: 'string' },
     sockets: { type: 'string', default: '50' },
     inflight: { type: 'string', default: '64' },
     'raw-batch': { type: 'string', default: '64' },
@@ -456,6 +462,33 @@ async function findPeople() {
   });
 }
 
+async function unreadCounts() {
+  const o = { durationS, connections: Number(values.connections ?? 4), rooms: Number(values.rooms ?? 5_000), messages: Number(values.messages ?? 200), runs };
+  await withPostgres(async (url) => {
+    const all: UnreadResult[] = await unread(o, url);
+    const baseline = kept(
+      'GET /auth/me',
+      all.map((r) => r.baseline),
+    );
+    const page = kept(
+      'GET /rooms?scope=mine&limit=200',
+      all.map((r) => r.page),
+    );
+    const full = kept(
+      'every room, page by page',
+      all.map((r) => ({ ms: r.fullListMs, countsRight: r.countsRight })),
+    );
+    say(
+      `unread counts for a person in ${o.rooms} rooms of ${o.messages} messages, ${o.connections} connections, ${durationS} s per kind, median of ${runs} runs`,
+    );
+    say(row('GET /auth/me (baseline)', baseline));
+    say(`${row('GET /rooms?scope=mine&limit=200', page)}  req/s ÷ baseline ${fmt(page.rps / baseline.rps, 2)}`);
+    say(
+      `all ${o.rooms} rooms listed with their counts in ${fmt(full.ms, 0)} ms (${Math.ceil(o.rooms / 200)} pages); counts right: ${all.every((r) => r.countsRight)}`,
+    );
+  });
+}
+
 /** Where each scenario writes its latest results unless --json says elsewhere, and `report` reads them. */
 const RESULTS = path.resolve('bench/results');
 
@@ -473,6 +506,7 @@ const scenarios: Record<string, () => Promise<void>> = {
   cluster,
   durable,
   search: findPeople,
+  unread: unreadCounts,
   idle: idleConnections,
   telemetry,
   report: reportPage,
