@@ -419,7 +419,7 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
       ...chatRoutes(rooms, store, publishBudget),
       ...peopleRoutes(contacts),
       ...moderationRoutes(rooms, auth),
-      ...messageRoutes(rooms),
+      ...messageRoutes(rooms, publishBudget),
       ...robotRoutes(robots),
     );
 

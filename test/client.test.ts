@@ -636,3 +636,26 @@ t.test('backoff stays within its bounds', async (t) => {
     1_500,
   );
 });
+
+t.test('read markers, contact news and the end of a subscription reach the SDK', async (t) => {
+  const [a, b] = (await users(2)) as [User, User];
+  const room = await createRoom(api, a, b);
+  const [ca, cb, phone] = [newClient(t, a.token), newClient(t, b.token), newClient(t, b.token, { encoding: 'json' })];
+  await Promise.all([ca.connect(), cb.connect(), phone.connect()]);
+  const ack = await ca.publish(room, 'read me');
+  const read = next(phone, 'read');
+  await cb.markRead(room, ack.seq);
+  t.same(await read, { t: 'read', room, seq: ack.seq }, "b's other device hears the marker move");
+
+  const contact = next(cb, 'contact');
+  await api.post('/api/v1/contacts/requests', { userId: b.id }, { token: a.token });
+  t.match(await contact, { t: 'contact', kind: 'requested', user: { id: a.id } }, 'a contact request');
+
+  await cb.subscribe(room);
+  const ended = next(cb, 'error', (e) => e.code === 'NOT_MEMBER');
+  const removed = next(cb, 'event', (e) => e.kind === 'member_removed');
+  t.equal((await api.request('DELETE', `/api/v1/rooms/${room}/members/${b.id}`, undefined, { token: a.token })).status, 204);
+  t.match(await removed, { room, user: { id: b.id }, from: a.id }, 'b hears its removal, in order');
+  t.match(await ended, { code: 'NOT_MEMBER', room }, 'then the hub ends the subscription');
+  t.equal(cb.lastSeq(room), undefined, 'and the SDK no longer resumes the room');
+});

@@ -165,3 +165,28 @@ for (const embedded of [false, true]) {
     });
   });
 }
+
+t.test('edits and reactions spend the publish budget; a blocked direct room takes none', async (t) => {
+  const hub = await startTestHub(t, { embedded: true, env: { ...FAST, SB_WS_PUBLISH_PER_SECOND: '1', SB_WS_PUBLISH_BURST: '3' } });
+  const api = new Api(hub.url);
+  const [a, b] = await Promise.all([api.signUp(uniqueName('eb')), api.signUp(uniqueName('eb'))]);
+  const dm = (await api.post('/api/v1/rooms', { kind: 'direct', peerId: b.id }, { token: a.token })).body.room.id as string;
+  const seq = (await api.post(`/api/v1/rooms/${dm}/messages`, { cid: 'one', body: 'hi' }, { token: a.token })).body.message.seq as number;
+  t.equal((await api.request('PATCH', `/api/v1/rooms/${dm}/messages/${seq}`, { body: 'hi!' }, { token: a.token })).status, 200, 'an edit');
+  t.equal((await api.request('PUT', `/api/v1/rooms/${dm}/messages/${seq}/reactions/%F0%9F%91%8D`, undefined, { token: a.token })).status, 204, 'a reaction');
+  isError(
+    t,
+    await api.request('PATCH', `/api/v1/rooms/${dm}/messages/${seq}`, { body: 'hi!!' }, { token: a.token }),
+    429,
+    'RATE_LIMITED',
+    'the fourth write in a burst of three',
+  );
+  t.equal((await api.request('PUT', `/api/v1/blocks/${a.id}`, undefined, { token: b.token })).status, 204, 'b blocks a');
+  isError(
+    t,
+    await api.request('PUT', `/api/v1/rooms/${dm}/messages/${seq}/reactions/%F0%9F%91%8D`, undefined, { token: b.token }),
+    403,
+    'FORBIDDEN',
+    'no reaction in a blocked room',
+  );
+});

@@ -58,8 +58,19 @@ for (const embedded of [false, true]) {
       t.equal((await read(b, dm, seq)).status, 200);
       t.same(await bPhone.next((f) => f.t === 'read', 'read on the other device'), { t: 'read', room: dm, seq });
       t.same(await aSocket.next((f) => f.t === 'receipt', 'the receipt'), { t: 'receipt', room: dm, user: { id: b.id, username: b.username }, seq });
+      // The same over the WebSocket: a `read` request, answered `ok`.
+      const seq2 = await post(dm, a, 'and now?');
+      t.match(await bPhone.request({ t: 'read', room: dm, seq: seq2 }), { t: 'ok' }, 'a read frame');
+      t.same(await aSocket.next((f) => f.t === 'receipt' && f.seq === seq2, 'the second receipt'), {
+        t: 'receipt',
+        room: dm,
+        user: { id: b.id, username: b.username },
+        seq: seq2,
+      });
+      t.match(await bPhone.request({ t: 'read', room: dm }), { t: 'error', code: 'VALIDATION' }, 'without a seq');
+      t.match(await bPhone.request({ t: 'read', room: dm, seq: seq2 + 5 }), { t: 'error', code: 'VALIDATION' }, 'past the end');
       const members = (await api.get(`/api/v1/rooms/${dm}/members`, as(a))).body.members as any[];
-      t.same(members.find((m) => m.userId === b.id).readSeq, seq, "a direct room's members list shows markers");
+      t.same(members.find((m) => m.userId === b.id).readSeq, seq2, "a direct room's members list shows markers");
 
       const group = (await api.post('/api/v1/rooms', { kind: 'group', name: 'quiet' }, as(a))).body.room.id as string;
       await api.post(`/api/v1/rooms/${group}/join`, undefined, as(b));

@@ -191,6 +191,9 @@ export class Session {
           }),
         };
       }
+      case 'read':
+        await this.deps.rooms.markRead(user, f.room, f.seq);
+        return { t: 'ok', id: f.id };
       case 'typing': {
         const now = this.deps.clock.now();
         if (now - (this.lastTyping?.get(f.room) ?? 0) >= TYPING_INTERVAL_MS) {

@@ -73,6 +73,10 @@ export function assertOwner(role: Role | null, admin: boolean, what: string): vo
   if (rank(role, admin) < RANK.owner) throw new SbError('NOT_OWNER', `only the room owner (or an admin) can ${what}`);
 }
 
+/** Whether the caller moderates this room (a group room's owner or moderator, or an admin). */
+export const mayModerate = (room: Pick<Room, 'kind'>, role: Role | null, admin: boolean): boolean =>
+  admin || (room.kind === 'group' && rank(role, admin) >= RANK.moderator);
+
 /**
  * Deleting a message: its sender while still a member, or, in a group room, a moderator or the
  * owner; an admin anywhere.

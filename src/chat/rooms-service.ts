@@ -25,6 +25,7 @@ import {
   assertOwner,
   assertVisible,
   type Caller,
+  mayModerate,
   notMember,
   outranked,
 } from './room-rules.js';
@@ -32,13 +33,11 @@ import {
 /** Different emoji one message takes. */
 export const MAX_EMOJI_PER_MESSAGE = 20;
 
-const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
-/** One emoji (a single grapheme with a pictograph or a flag's letters) or a `:short_code:`. */
-export function isEmoji(s: string): boolean {
-  if (/^:[a-z0-9_+-]{1,30}:$/.test(s)) return true;
-  if (s.length > 32 || [...graphemes.segment(s)].length !== 1) return false;
-  return /\p{Extended_Pictographic}|\p{Regional_Indicator}/u.test(s) && !/[\p{Cc}\s]/u.test(s);
-}
+/** Exactly one emoji Unicode recommends for general interchange (keycaps, flags and ZWJ sequences included). */
+// biome-ignore lint/complexity/useRegexLiterals: as a literal, the v flag needs TypeScript to target ES2024
+const ONE_EMOJI = new RegExp('^\\p{RGI_Emoji}$', 'v');
+/** One emoji, or a `:short_code:`. */
+export const isEmoji = (s: string): boolean => /^:[a-z0-9_+-]{1,30}:$/.test(s) || (s.length <= 32 && ONE_EMOJI.test(s));
 
 export interface RoomView extends Room, Partial<ReadState> {
   /** The caller's role, or null when the caller is not a member. */
@@ -199,17 +198,23 @@ export class RoomsService {
    */
   async deleteMessage(caller: Caller, roomId: string, seq: number): Promise<void> {
     const { room, message } = await this.posted(caller, roomId, seq);
-    assertMayDeleteMessage(room, room.role, caller.admin, message.senderId === caller.id && this.inWindow(message));
+    const own = message.senderId === caller.id;
+    if (own && !this.inWindow(message) && !mayModerate(room, room.role, caller.admin)) {
+      throw new SbError('FORBIDDEN', `messages can be deleted by their sender for ${this.limits.editWindowS} s after posting`);
+    }
+    assertMayDeleteMessage(room, room.role, caller.admin, own && this.inWindow(message));
     this.announce(await this.store.rooms.deleteMessage(roomId, seq, caller.id));
   }
 
   /** Its sender edits a message, within the edit window: history shows the new text, marked edited; a `message_edited` event carries it. */
   async editMessage(caller: Caller, roomId: string, seq: number, body: string): Promise<Message> {
-    const { message } = await this.posted(caller, roomId, seq);
+    const { room, message } = await this.posted(caller, roomId, seq);
+    if (!room.role) throw notMember();
     if (message.senderId !== caller.id) throw new SbError('FORBIDDEN', 'only its sender can edit a message');
     if (message.deletedAt) throw new SbError('CONFLICT', 'the message was deleted');
     if (!this.inWindow(message)) throw new SbError('FORBIDDEN', `messages can be edited for ${this.limits.editWindowS} s after posting`);
     this.checkSize(body);
+    await this.assertNotBlocked(room);
     const event = await this.store.rooms.editMessage(roomId, seq, body, caller.id);
     this.announce(event);
     return event ? { ...message, body, editedAt: event.createdAt } : message;
@@ -221,9 +226,15 @@ export class RoomsService {
     const { room, message } = await this.posted(caller, roomId, seq);
     if (!room.role) throw notMember();
     if (message.deletedAt) throw new SbError('CONFLICT', 'the message was deleted');
+    await this.assertNotBlocked(room);
     const r = await this.store.rooms.react(roomId, seq, emoji, caller, add, MAX_EMOJI_PER_MESSAGE);
     if (r === 'full') throw new SbError('CONFLICT', `a message takes at most ${MAX_EMOJI_PER_MESSAGE} different reactions`);
     this.announce(r);
+  }
+
+  /** A direct room whose members blocked each other takes no edits or reactions, as it takes no posts. */
+  private async assertNotBlocked(room: Room): Promise<void> {
+    if (room.kind === 'direct' && (await this.store.contacts.directRoomBlocked(room.id))) throw new SbError('FORBIDDEN', 'you cannot message this person');
   }
 
   private inWindow(m: Message): boolean {

@@ -205,6 +205,11 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     expect(await this.call({ t: 'typing', room }), 'ok');
   }
 
+  /** Marks a room read up to `seq` (a marker only moves forward); your other devices get a `read` event. */
+  async markRead(room: string, seq: number): Promise<void> {
+    expect(await this.call({ t: 'read', room, seq }), 'ok');
+  }
+
   /** A round trip to the hub; resolves with its duration, ms. */
   async ping(): Promise<number> {
     const started = Date.now();
@@ -513,6 +518,9 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
         break;
       case 'read':
         this.emit('read', f);
+        break;
+      case 'contact':
+        this.emit('contact', f);
         break;
       case 'receipt':
         this.emit('receipt', f);

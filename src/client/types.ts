@@ -1,6 +1,7 @@
 // The client SDK's public types: options, connection info, history pages and events.
 
 import type {
+  ContactFrame,
   Encoding,
   EventFrame,
   HelloFrame,
@@ -81,6 +82,8 @@ export interface ClientEvents {
    * NOT_MEMBER for that room).
    */
   event: (e: EventFrame) => void;
+  /** A change to your contacts (a request, an acceptance, a removal...). */
+  contact: (c: ContactFrame) => void;
   /** Your read marker moved, on this device or another. */
   read: (r: ReadFrame) => void;
   /** In a direct room, the other person read up to a seq. */

@@ -50,6 +50,13 @@ export interface TypingFrame {
   id: number;
   room: string;
 }
+/** Moves your read marker in a room forward to `seq` (as `PUT /rooms/:id/read` does); answered `ok`. */
+export interface MarkReadFrame {
+  t: 'read';
+  id: number;
+  room: string;
+  seq: number;
+}
 export interface AuthFrame {
   t: 'auth';
   id: number;
@@ -103,6 +110,7 @@ export type ClientFrame =
   | PublishFrame
   | HistoryFrame
   | TypingFrame
+  | MarkReadFrame
   | AuthFrame
   | PingFrame
   | WatchFrame

@@ -1,6 +1,7 @@
 // A posted message, after posting: its sender edits it, its sender or a moderator deletes it, and
 // members react to it. Each change is a timeline event in the room's order (docs/protocol.md).
 
+import type { PublishBudget } from '../chat/publish-budget.js';
 import { MAX_EMOJI_PER_MESSAGE, type RoomsService } from '../chat/rooms-service.js';
 import { notFound } from '../errors.js';
 import type { Ctx, Route } from './http.js';
@@ -9,6 +10,7 @@ import { refs } from './schemas.js';
 
 const tags = ['rooms'];
 const SEQ_RE = /^[1-9][0-9]{0,15}$/;
+const overBudget = { 429: { description: 'Over your publish budget, shared with posts (RATE_LIMITED)' } };
 const refused = {
   403: { description: 'Not allowed: not a member, not the sender, past the edit window, or not a moderator (NOT_MEMBER, FORBIDDEN)' },
   404: { description: 'No such room (or hidden from you), or no message at that seq' },
@@ -21,7 +23,8 @@ function seqOf(ctx: Ctx<unknown, unknown>): number {
   return Number(raw);
 }
 
-export function messageRoutes(rooms: RoomsService): Route[] {
+/** Edits and reactions each take a seq in the room's log: they spend the sender's publish budget, as posts do. */
+export function messageRoutes(rooms: RoomsService, publishBudget: PublishBudget): Route[] {
   const message = '/api/v1/rooms/:id/messages/:seq';
   const reaction = `${message}/reactions/:emoji`;
   const reactionDoc = {
@@ -38,8 +41,9 @@ export function messageRoutes(rooms: RoomsService): Route[] {
       ? `\`:emoji\` is one emoji (URL-encoded) or a \`:short_code:\`. Each person reacts once per emoji; a message takes at most ${MAX_EMOJI_PER_MESSAGE} different ones. A \`reaction_added\` event follows in the room; history lists each message's reactions with counts. Reacting twice is a no-op.`
       : 'A `reaction_removed` event follows in the room. Removing a reaction you have not made is a no-op.',
     tags,
-    responses: { ...noContent, 400: { description: 'Not an emoji (VALIDATION, field emoji)' }, ...reactionDoc },
+    responses: { ...noContent, 400: { description: 'Not an emoji (VALIDATION, field emoji)' }, ...reactionDoc, ...overBudget },
     async handle(ctx) {
+      publishBudget.take(ctx.user.id);
       await rooms.react(ctx.user, ctx.params.id as string, seqOf(ctx), ctx.params.emoji as string, add);
       return { status: 204 };
     },
@@ -65,8 +69,10 @@ export function messageRoutes(rooms: RoomsService): Route[] {
         ...refused,
         409: { description: 'The message was deleted, or is a timeline event (CONFLICT)' },
         413: { description: 'The new text is over SB_MAX_MESSAGE_BYTES (PAYLOAD_TOO_LARGE)' },
+        ...overBudget,
       },
       async handle(ctx: Ctx<{ body: string }>) {
+        publishBudget.take(ctx.user.id);
         return { body: { message: await rooms.editMessage(ctx.user, ctx.params.id as string, seqOf(ctx), ctx.body.body) } };
       },
     },
