@@ -45,6 +45,9 @@ for (const embedded of [false, true]) {
       t.match((await read(b, room, 2)).body.room, { readSeq: seq + 1 }, 'a marker never moves back');
       t.equal((await read(b, room, seq + 2)).body.error.code, 'VALIDATION', 'nor past the last seq');
       t.match((await api.get(`/api/v1/rooms/${room}`, as(b))).body.room, { readSeq: seq + 1, unread: 0 }, 'GET /rooms/:id too');
+      await post(room, a, `thanks @${b.username}.`);
+      await post(room, a, `mail ${b.username}@example.com`);
+      t.match(await mine(b, room), { unread: 2, mentions: 1 }, 'a mention before a full stop counts; an address is none');
       const [outsider] = (await people(1)) as [User];
       t.equal((await read(outsider, room, 1)).body.error.code, 'NOT_MEMBER', 'an outsider has no marker');
       t.notOk('unread' in (await api.get(`/api/v1/rooms/${room}`, as(outsider))).body.room, 'nor counts');
@@ -71,6 +74,16 @@ for (const embedded of [false, true]) {
       t.match(await bPhone.request({ t: 'read', room: dm, seq: seq2 + 5 }), { t: 'error', code: 'VALIDATION' }, 'past the end');
       const members = (await api.get(`/api/v1/rooms/${dm}/members`, as(a))).body.members as any[];
       t.same(members.find((m) => m.userId === b.id).readSeq, seq2, "a direct room's members list shows markers");
+      const seq3 = await post(dm, b, 'last words');
+      t.equal((await api.request('PUT', `/api/v1/blocks/${a.id}`, undefined, as(b))).status, 204, 'then b blocks a');
+      t.same(
+        ((await api.get(`/api/v1/rooms/${dm}/members`, as(a))).body.members as any[]).map((m) => m.readSeq),
+        [undefined, undefined],
+        'a blocked direct room shows no markers',
+      );
+      t.equal((await read(a, dm, seq3)).status, 200, "a reads b's last words");
+      await bPhone.barrier();
+      t.equal(bPhone.all('receipt').length, 0, 'and b gets no receipt');
 
       const group = (await api.post('/api/v1/rooms', { kind: 'group', name: 'quiet' }, as(a))).body.room.id as string;
       await api.post(`/api/v1/rooms/${group}/join`, undefined, as(b));

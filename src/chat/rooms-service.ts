@@ -180,10 +180,11 @@ export class RoomsService {
   async markRead(user: UserRef, roomId: string, seq: number): Promise<RoomView> {
     const room = await this.member(user.id, roomId);
     if (seq > room.lastSeq) throw new ValidationError('seq', `is past the room's last seq (${room.lastSeq})`);
-    const readSeq = (await this.store.rooms.markRead(roomId, user.id, seq)) ?? seq;
+    const readSeq = await this.store.rooms.markRead(roomId, user.id, seq);
+    if (readSeq === undefined) throw notMember(); // they left meanwhile
     if (readSeq !== room.readSeq) {
       this.gateway.tell(user.id, { t: 'read', room: roomId, seq: readSeq });
-      if (room.kind === 'direct') {
+      if (room.kind === 'direct' && !(await this.store.contacts.directRoomBlocked(roomId))) {
         const other = (await this.store.rooms.memberIds(roomId)).filter((id) => id !== user.id);
         for (const id of other) this.gateway.tell(id, { t: 'receipt', room: roomId, user: { id: user.id, username: user.username }, seq: readSeq });
       }
@@ -264,7 +265,8 @@ export class RoomsService {
   async members(userId: string, roomId: string, limit: number, cursor: string | undefined): Promise<(Omit<Member, 'readSeq'> & { readSeq?: number })[]> {
     const room = await this.member(userId, roomId);
     const members = await this.store.rooms.members(roomId, limit, cursor);
-    if (room.kind === 'direct' || room.receipts) return members;
+    // A direct room shows them (receipts is always on there) unless its members blocked each other.
+    if (room.receipts && !(room.kind === 'direct' && (await this.store.contacts.directRoomBlocked(roomId)))) return members;
     return members.map(({ readSeq: _, ...m }) => m);
   }
 

@@ -88,10 +88,13 @@ export class Rooms {
     return true;
   }
 
-  /** The hub ended the subscription itself (room deleted, or we left it): do not resume it. */
+  /**
+   * The hub ended the subscription itself (room deleted, or we are no longer a member): do not
+   * resume it, and say `unsub`, which frees the connection's subscription slot.
+   */
   ended(room: string): void {
     const sub = this.subs.get(room);
-    if (sub) this.drop(sub, false);
+    if (sub) this.drop(sub, true);
   }
 
   /** A new connection is up: re-subscribe every room from its last seq. */

@@ -517,7 +517,8 @@ BEGIN
     SELECT DISTINCT ins.room_id, ins.seq, mem.user_id
     FROM ins
     CROSS JOIN LATERAL regexp_matches(ins.body, '(?:^|[^A-Za-z0-9_.-])@([A-Za-z0-9_.-]{3,32})', 'g') AS mt(name)
-    JOIN users u ON lower(u.username) = lower(mt.name[1])
+    -- A name may end with . or -, and so may a sentence ("thanks @ada."): either reading counts.
+    JOIN users u ON lower(u.username) IN (lower(mt.name[1]), lower(rtrim(mt.name[1], '.-')))
     JOIN room_members mem ON mem.room_id = ins.room_id AND mem.user_id = u.id
     WHERE ins.body LIKE '%@%' AND u.id <> ins.sender_id;
 END

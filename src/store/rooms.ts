@@ -87,7 +87,7 @@ const toRoom = (r: RoomRow): Room => ({
   ownerId: r.owner_id,
   lastSeq: Number(r.last_seq),
   createdAt: r.created_at,
-  receipts: r.receipts,
+  receipts: r.receipts || r.kind === 'direct',
 });
 
 /** What finds the direct room of two people: their ids in order. */
