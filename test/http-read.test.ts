@@ -48,9 +48,17 @@ for (const embedded of [false, true]) {
       await post(room, a, `thanks @${b.username}.`);
       await post(room, a, `mail ${b.username}@example.com`);
       t.match(await mine(b, room), { unread: 2, mentions: 1 }, 'a mention before a full stop counts; an address is none');
+      await post(room, a, `@${b.username.toUpperCase()} and @${b.username} again, @${a.username} to myself`);
+      t.match(await mine(b, room), { unread: 3, mentions: 2 }, 'one mention a message, whatever the case or how often');
+      t.match(await mine(a, room), { mentions: 0 }, 'mentioning yourself is none');
+      const deleted = await post(room, a, `@${b.username} (to be deleted)`);
+      t.match(await mine(b, room), { mentions: 3 });
+      t.equal((await api.delete(`/api/v1/rooms/${room}/messages/${deleted}`, as(a))).status, 204);
+      t.match(await mine(b, room), { unread: 4, mentions: 2 }, 'a deleted message no longer mentions b (it still counts as unread)');
       const [outsider] = (await people(1)) as [User];
       t.equal((await read(outsider, room, 1)).body.error.code, 'NOT_MEMBER', 'an outsider has no marker');
       t.notOk('unread' in (await api.get(`/api/v1/rooms/${room}`, as(outsider))).body.room, 'nor counts');
+      t.equal((await api.delete(`/api/v1/rooms/${room}`, as(a))).status, 204, 'a room with mentions is deleted');
     });
 
     t.test('a marker reaches your other sockets; in a direct room the other person sees it; groups show markers with receipts on', async (t) => {

@@ -298,7 +298,7 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
     const known = this.recent.get(key);
     if (known) {
       return known.promise.then((r) => {
-        if (r.message.body !== body) throw conflict();
+        if (r.message.body !== body && !r.message.deletedAt && !r.message.editedAt) throw conflict();
         return { message: r.message, duplicate: true };
       });
     }

@@ -30,6 +30,9 @@ import {
   outranked,
 } from './room-rules.js';
 
+/** What one row of a room's log holds at most (the messages table's check), bytes. */
+const MAX_ROW_BODY_BYTES = 1_048_576;
+
 /** Different emoji one message takes. */
 export const MAX_EMOJI_PER_MESSAGE = 20;
 
@@ -182,7 +185,7 @@ export class RoomsService {
     if (seq > room.lastSeq) throw new ValidationError('seq', `is past the room's last seq (${room.lastSeq})`);
     const readSeq = await this.store.rooms.markRead(roomId, user.id, seq);
     if (readSeq === undefined) throw notMember(); // they left meanwhile
-    if (readSeq !== room.readSeq) {
+    if (readSeq > (room.readSeq ?? 0)) {
       this.gateway.tell(user.id, { t: 'read', room: roomId, seq: readSeq });
       if (room.kind === 'direct' && !(await this.store.contacts.directRoomBlocked(roomId))) {
         const other = (await this.store.rooms.memberIds(roomId)).filter((id) => id !== user.id);
@@ -215,8 +218,14 @@ export class RoomsService {
     if (message.deletedAt) throw new SbError('CONFLICT', 'the message was deleted');
     if (!this.inWindow(message)) throw new SbError('FORBIDDEN', `messages can be edited for ${this.limits.editWindowS} s after posting`);
     this.checkSize(body);
+    // The edit event carries the text JSON-escaped, within a row's 1 MiB.
+    if (Buffer.byteLength(JSON.stringify(body), 'utf8') + 32 > MAX_ROW_BODY_BYTES) {
+      throw new SbError('PAYLOAD_TOO_LARGE', 'the new text, escaped for its edit event, is over 1 MiB', { field: 'body', limit: MAX_ROW_BODY_BYTES });
+    }
     await this.assertNotBlocked(room);
     const event = await this.store.rooms.editMessage(roomId, seq, body, caller.id);
+    // Nothing stored and a different text: a deletion won the room's lock first.
+    if (!event && message.body !== body) throw new SbError('CONFLICT', 'the message was deleted');
     this.announce(event);
     return event ? { ...message, body, editedAt: event.createdAt } : message;
   }

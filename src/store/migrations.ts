@@ -456,6 +456,8 @@ CREATE TABLE mentions (
   PRIMARY KEY (user_id, room_id, seq),
   FOREIGN KEY (room_id, seq) REFERENCES messages (room_id, seq) ON DELETE CASCADE
 );
+-- For the cascade: deleting a room's messages finds their mentions by message.
+CREATE INDEX mentions_message ON mentions (room_id, seq);
 
 CREATE OR REPLACE FUNCTION sb_commit_messages(
   p_rooms uuid[], p_ids uuid[], p_senders uuid[], p_cids text[], p_bodies text[], p_ats timestamptz[]
@@ -516,9 +518,14 @@ BEGIN
   INSERT INTO mentions (room_id, seq, user_id)
     SELECT DISTINCT ins.room_id, ins.seq, mem.user_id
     FROM ins
-    CROSS JOIN LATERAL regexp_matches(ins.body, '(?:^|[^A-Za-z0-9_.-])@([A-Za-z0-9_.-]{3,32})', 'g') AS mt(name)
+    -- At most 20 different names a message, each a whole run of username characters.
+    CROSS JOIN LATERAL (
+      SELECT DISTINCT lower(m[1]) AS name
+      FROM regexp_matches(ins.body, '(?:^|[^A-Za-z0-9_.-])@([A-Za-z0-9][A-Za-z0-9_.-]{2,31})(?![A-Za-z0-9_.-])', 'g') AS m
+      LIMIT 20
+    ) AS mt
     -- A name may end with . or -, and so may a sentence ("thanks @ada."): either reading counts.
-    JOIN users u ON lower(u.username) IN (lower(mt.name[1]), lower(rtrim(mt.name[1], '.-')))
+    JOIN users u ON lower(u.username) IN (mt.name, rtrim(mt.name, '.-'))
     JOIN room_members mem ON mem.room_id = ins.room_id AND mem.user_id = u.id
     WHERE ins.body LIKE '%@%' AND u.id <> ins.sender_id;
 END

@@ -294,6 +294,7 @@ export class Rooms {
         WHERE room_id = ${roomId} AND seq = ${seq} AND kind = 'message' AND deleted_at IS NULL`;
       if (deleted.count === 0) return false;
       await tx`DELETE FROM message_reactions WHERE room_id = ${roomId} AND seq = ${seq}`;
+      await tx`DELETE FROM mentions WHERE room_id = ${roomId} AND seq = ${seq}`;
       // Its earlier texts go too: the edits that carried them keep only their target.
       await tx`
         UPDATE messages SET body = ${eventBody({ kind: 'message_edited', target: seq, body: '' })}
