@@ -352,7 +352,7 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
       enabled: (userId) => news.announce({ kind: 'enabled', userId }),
       removed: (user, what) => {
         for (const id of what.roomsDeleted) roomGateway.deleted(id);
-        rooms.accountRemoved(user, what.roomsLeft).catch((e: unknown) => root.warn({ err: e }, 'could not record a deleted account leaving its rooms'));
+        rooms.accountRemoved(user, what).catch((e: unknown) => root.warn({ err: e }, 'could not record a deleted account leaving its rooms'));
         for (const id of what.robotsDeleted) robotGateway.changed(id, 'deleted');
         for (const id of what.grantsLost) robotGateway.changed(id, 'access');
       },

@@ -192,6 +192,8 @@ for (const embedded of [false, true]) {
       t.equal((await goneSocket.waitClose()).code, CloseCode.SESSION_ENDED, 'its sockets close with 4102');
       const left = await peerSocket.next((f) => f.t === 'event' && f.kind === 'member_left', 'the left event');
       t.match(left, { room: shared, seq: Number, from: null, user: { id: gone.id } }, 'the shared room hears it left, as a timeline event by nobody');
+      const handedOver = await peerSocket.next((f) => f.t === 'event' && f.kind === 'role_changed', 'the new owner');
+      t.match(handedOver, { room: shared, seq: left.seq + 1, from: null, user: { id: peer.id }, role: 'owner' }, 'then who owns it now');
 
       const room = (await api.get(`/api/v1/rooms/${shared}`, as(peer))).body.room;
       t.match(room, { ownerId: peer.id, role: 'owner' }, 'the shared room passed to the remaining member');
@@ -201,7 +203,14 @@ for (const embedded of [false, true]) {
         [{ body: 'before I go', senderId: null }],
         'its message stays, with no sender',
       );
-      t.match(history.at(-1), { senderId: null, event: { kind: 'member_left', user: { id: gone.id } } }, 'its leaving is in the history');
+      t.match(
+        history.slice(-2),
+        [
+          { senderId: null, event: { kind: 'member_left', user: { id: gone.id } } },
+          { senderId: null, event: { kind: 'role_changed', role: 'owner', user: { id: peer.id } } },
+        ],
+        'its leaving and the handover are in the history',
+      );
       t.match((await api.get(`/api/v1/rooms/${dm}/messages`, as(peer))).body.messages, [{ senderId: null }], 'the direct room stays for the other person');
       const members = (await api.get(`/api/v1/rooms/${shared}/members`, as(peer))).body.members;
       t.same(

@@ -12,7 +12,7 @@ import type { ServerFrame, UserRef } from '../protocol/frames.js';
 import type { Message } from '../store/messages.js';
 import type { Ban, Member, Reaction, ReadState, Role, Room } from '../store/rooms.js';
 import type { Store } from '../store/store.js';
-import { escapeLike } from '../store/users.js';
+import { type AccountRemoval, escapeLike } from '../store/users.js';
 import type { ContactsService } from './contacts-service.js';
 import {
   assertDeletable,
@@ -265,9 +265,13 @@ export class RoomsService {
     return { room, message };
   }
 
-  /** A deleted account's rooms: each hears that it left. */
-  async accountRemoved(user: UserRef, roomsLeft: string[]): Promise<void> {
-    for (const id of roomsLeft) this.announce(await this.store.rooms.accountLeft(id, user));
+  /** A deleted account's rooms: each hears that it left, and a room it owned who owns it now. */
+  async accountRemoved(user: UserRef, what: Pick<AccountRemoval, 'roomsLeft' | 'handedOver'>): Promise<void> {
+    for (const id of what.roomsLeft) this.announce(await this.store.rooms.record(id, { kind: 'member_left', user }));
+    for (const { roomId, ownerId } of what.handedOver) {
+      const owner = await this.store.users.byId(ownerId);
+      if (owner) this.announce(await this.store.rooms.record(roomId, { kind: 'role_changed', user: owner, role: 'owner' }));
+    }
   }
 
   /** A page of members; with their read markers where the room shows receipts (always in a direct room). */

@@ -232,7 +232,8 @@ export interface PresenceFrame {
  */
 export type TimelineEvent =
   | { kind: 'member_joined' | 'member_left' | 'member_removed' | 'member_banned'; user: UserRef }
-  | { kind: 'role_changed'; user: UserRef; role: 'moderator' | 'member' }
+  /** `owner` only when a deleted account's room passed to its longest-standing member. */
+  | { kind: 'role_changed'; user: UserRef; role: 'owner' | 'moderator' | 'member' }
   | { kind: 'room_renamed'; name: string }
   | { kind: 'message_deleted'; target: number }
   /** The message at `target` now reads `body`. */

@@ -245,9 +245,9 @@ export class Rooms {
     return outranked ? 'outranked' : event;
   }
 
-  /** The account of a member was deleted (the membership went with it): member_left, by nobody. */
-  async accountLeft(roomId: string, user: UserRef): Promise<Message | undefined> {
-    return this.change(roomId, null, { kind: 'member_left', user }, async () => true);
+  /** Records what happened without anyone's request (an account's deletion did it): the event, by nobody. */
+  async record(roomId: string, event: TimelineEvent): Promise<Message | undefined> {
+    return this.change(roomId, null, event, async () => true);
   }
 
   /** Lifts a ban; false when there was none. */

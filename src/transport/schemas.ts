@@ -169,7 +169,7 @@ export const components: Record<string, Schema> = {
             ],
           },
           user: { type: 'object', required: ['id', 'username'], properties: { id: str('User id', { format: 'uuid' }), username: str('Username') } },
-          role: { enum: ['moderator', 'member'] },
+          role: { enum: ['owner', 'moderator', 'member'] },
           name: str('The new name'),
           target: { type: 'integer', minimum: 1, description: 'Seq of the message deleted, edited or reacted to' },
           body: str('The new text (`message_edited`; empty once that message is deleted)'),
