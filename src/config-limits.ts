@@ -26,6 +26,8 @@ export interface Limits {
   codesPerIpPerHour: number;
   /** Contact requests one person may send per day. */
   contactRequestsPerDay: number;
+  /** How long each person's notices are kept for their devices to catch up, days. */
+  noticeRetentionDays: number;
   /** Largest WebSocket frame a client may send, bytes. */
   wsMaxFrameBytes: number;
   /** Bytes queued for one WebSocket before it is closed as a slow consumer. */
@@ -254,6 +256,14 @@ export const limitSpec: Entry<`limits.${keyof Limits}`>[] = [
     parse: int(1, 100_000),
     def: 100,
     doc: 'Contact requests one person may send per day, accepted or not (then 429). Shared by the cluster through the database',
+  },
+  {
+    key: 'limits.noticeRetentionDays',
+    env: 'SB_NOTICE_RETENTION_DAYS',
+    flag: 'notice-retention-days',
+    parse: int(1, 3_650),
+    def: 30,
+    doc: "How long each person's notices are kept for their devices to catch up (`feed`), days; a device further behind gets `reset`",
   },
   {
     key: 'limits.registerPerIpPerHour',

@@ -18,6 +18,7 @@ import { loadSigningKey } from './auth/keys.js';
 import { SmtpMailer } from './auth/mailer.js';
 import { defaultPkiDir, lazyCa, robotCaFiles } from './auth/pki.js';
 import { ContactsService } from './chat/contacts-service.js';
+import { isStreamFrame, NoticesService } from './chat/notices-service.js';
 import { PublishBudget } from './chat/publish-budget.js';
 import { type RoomGateway, RoomsService } from './chat/rooms-service.js';
 import type { Bus } from './cluster/bus.js';
@@ -25,6 +26,7 @@ import { MemoryBus } from './cluster/bus-memory.js';
 import { NatsBus } from './cluster/bus-nats.js';
 import { type JoinStatus, joinCluster } from './cluster/join.js';
 import type { Membership } from './cluster/membership.js';
+import { MessageNotices } from './cluster/message-notices.js';
 import { clusterNames, type NatsLink } from './cluster/nats.js';
 import { PeopleNews } from './cluster/people-news.js';
 import type { Presence } from './cluster/presence.js';
@@ -36,7 +38,9 @@ import { type Config, ConfigError } from './config.js';
 import { ValidationError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
 import { HubMetrics } from './metrics.js';
+import type { ServerFrame } from './protocol/frames.js';
 import { type RobotGateway, RobotsService } from './robots/robots-service.js';
+import type { Unnumbered } from './store/notices.js';
 import { Store } from './store/store.js';
 import { HttpRouter } from './transport/http.js';
 import { openApiDocument } from './transport/openapi.js';
@@ -46,6 +50,7 @@ import { authRoutes } from './transport/routes-auth.js';
 import { chatRoutes } from './transport/routes-chat.js';
 import { messageRoutes } from './transport/routes-messages.js';
 import { moderationRoutes } from './transport/routes-moderation.js';
+import { noticeRoutes } from './transport/routes-notices.js';
 import { opsRoutes } from './transport/routes-ops.js';
 import { peopleRoutes } from './transport/routes-people.js';
 import { robotRoutes } from './transport/routes-robots.js';
@@ -214,7 +219,24 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
       commits: () => store.messages.commitStats,
       storeUp: () => store.isUp(),
     });
-    const bus: Bus = natsBus ?? new MemoryBus();
+    // Every batch a node commits is also digested for the live message notices of every node's people.
+    const messageNotices = new MessageNotices(
+      store,
+      (userId, frame) => ws.toUser(userId, frame),
+      root.child({ component: 'notices' }),
+      nats && { nc: nats.nc, subject: names.notices },
+    );
+    undo.push(async () => messageNotices.close());
+    const roomBus: Bus = natsBus ?? new MemoryBus();
+    const bus: Bus = {
+      announce(roomId, batch) {
+        roomBus.announce(roomId, batch);
+        messageNotices.announce(roomId, batch);
+      },
+      listen: (roomId, listener) => roomBus.listen(roomId, listener),
+      deleted: (roomId) => roomBus.deleted(roomId),
+      close: () => roomBus.close(),
+    };
     undo.push(() => bus.close());
     undo.push(() => presence.close());
     nats?.onReconnect(() => {
@@ -286,9 +308,13 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
       async publish(roomId, sender, cid, body) {
         return (await roomRef(roomId).ask({ type: 'publish', sender, cid, body })).pending;
       },
-      // Every node's actor of the room hears it through the Bus, in seq order with the messages.
-      timeline: (event) => bus.announce(event.roomId, [event]),
-      tell: (userId, frame) => news.announce({ kind: 'frame', userId, frame }),
+      // Every node's actor of the room hears it through the Bus, in seq order with the messages;
+      // the person it concerns gets a notice in their own stream.
+      timeline: (event) => {
+        bus.announce(event.roomId, [event]);
+        void notices.timeline(event);
+      },
+      tell: (userId, frame) => tellPerson(userId, frame),
       // This node's actor is told in its mailbox, the others' through the Bus (the store, not this
       // notice, is what refuses a publish to a deleted room).
       deleted: (roomId) => {
@@ -302,17 +328,29 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
       (item) => {
         if (item.kind === 'ended') ws.endSessions(item);
         else if (item.kind === 'enabled') ws.accountEnabled(item.userId);
-        else if (item.kind === 'frame') ws.toUser(item.userId, item.frame);
-        else if (actors.live('room').includes(item.roomId)) tell(item.roomId, { type: 'blocked', blocked: item.blocked });
+        else if (item.kind === 'frame') {
+          ws.toUser(item.userId, item.frame);
+          if (isStreamFrame(item.frame)) messageNotices.personal(item.userId, item.frame);
+        } else if (actors.live('room').includes(item.roomId)) tell(item.roomId, { type: 'blocked', blocked: item.blocked });
       },
       root.child({ component: 'people' }),
       nats && { nc: nats.nc, subject: names.people },
     );
     undo.push(async () => news.close());
+    // A person's own stream: `read`, `contact` and `notice` frames are numbered and stored first.
+    const notices = new NoticesService(
+      store,
+      { tell: (userId, frame) => news.announce({ kind: 'frame', userId, frame }) },
+      root.child({ component: 'notices' }),
+    );
+    const tellPerson = (userId: string, frame: ServerFrame | Unnumbered): void => {
+      if (isStreamFrame(frame as ServerFrame)) void notices.post(userId, frame as Unnumbered);
+      else news.announce({ kind: 'frame', userId, frame: frame as ServerFrame });
+    };
     const contacts = new ContactsService(
       store,
       {
-        tell: (userId, frame) => news.announce({ kind: 'frame', userId, frame }),
+        tell: (userId, frame) => tellPerson(userId, frame),
         directBlocked: (roomId, blocked) => news.announce({ kind: 'direct', roomId, blocked }),
       },
       store.rateLimits.limiter('contact_requests', L.contactRequestsPerDay, 86_400),
@@ -322,6 +360,8 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
     // One for every session: a connection holds only its own state (its id is in each log line).
     const sessionDeps: SessionDeps = {
       rooms,
+      notices,
+      audience: messageNotices,
       publishBudget,
       room: roomRef,
       robot: robotRef,
@@ -420,6 +460,7 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
       ...peopleRoutes(contacts),
       ...moderationRoutes(rooms, auth),
       ...messageRoutes(rooms, publishBudget),
+      ...noticeRoutes(notices),
       ...robotRoutes(robots),
     );
 
@@ -455,6 +496,7 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
       store.sessions.prune().catch((e) => root.warn({ err: e }, 'session pruning failed'));
       store.emailCodes.prune().catch((e) => root.warn({ err: e }, 'one-time code pruning failed'));
       store.rateLimits.prune().catch((e) => root.warn({ err: e }, 'rate-limit pruning failed'));
+      store.notices.prune(L.noticeRetentionDays).catch((e) => root.warn({ err: e }, 'notice pruning failed'));
     }, PRUNE_EVERY_MS);
     prune.unref();
 

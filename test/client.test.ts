@@ -645,7 +645,7 @@ t.test('read markers, contact news and the end of a subscription reach the SDK',
   const ack = await ca.publish(room, 'read me');
   const read = next(phone, 'read');
   await cb.markRead(room, ack.seq);
-  t.same(await read, { t: 'read', room, seq: ack.seq }, "b's other device hears the marker move");
+  t.same(await read, { t: 'read', n: 2, room, seq: ack.seq }, "b's other device hears the marker move");
 
   const contact = next(cb, 'contact');
   await api.post('/api/v1/contacts/requests', { userId: b.id }, { token: a.token });

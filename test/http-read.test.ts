@@ -67,7 +67,7 @@ for (const embedded of [false, true]) {
       const seq = await post(dm, a, 'are you there?');
       const [bPhone, aSocket] = [await openFor(t, hub.url, b.token, { encoding: 'json' }), await openFor(t, hub.url, a.token)];
       t.equal((await read(b, dm, seq)).status, 200);
-      t.same(await bPhone.next((f) => f.t === 'read', 'read on the other device'), { t: 'read', room: dm, seq });
+      t.same(await bPhone.next((f) => f.t === 'read', 'read on the other device'), { t: 'read', n: 2, room: dm, seq });
       t.same(await aSocket.next((f) => f.t === 'receipt', 'the receipt'), { t: 'receipt', room: dm, user: { id: b.id, username: b.username }, seq });
       // The same over the WebSocket: a `read` request, answered `ok`.
       const seq2 = await post(dm, a, 'and now?');

@@ -4,6 +4,7 @@
 // for a fresh one (`reauth`) and closes the connection if none comes within the grace period.
 
 import type { AccessClaims } from '../auth/access-tokens.js';
+import type { NoticesService } from '../chat/notices-service.js';
 import type { PublishBudget } from '../chat/publish-budget.js';
 import type { RoomsService } from '../chat/rooms-service.js';
 import { type ErrorCode, RateLimitedError, SbError } from '../errors.js';
@@ -24,8 +25,18 @@ export interface SessionLimits {
   reauthGraceMs: number;
 }
 
+/** Where a person's live message notices come from: told when each of their sockets opens and closes. */
+export interface NoticeAudience {
+  attach(user: { id: string; username: string }): void;
+  detach(userId: string): void;
+  /** Their device resumed its stream: read their rooms again. */
+  load(userId: string): Promise<void>;
+}
+
 export interface SessionDeps {
   rooms: RoomsService;
+  notices: NoticesService;
+  audience: NoticeAudience;
   /** The user's publish budget on this node, shared with REST posting and the user's other sockets. */
   publishBudget: PublishBudget;
   room(id: string): ActorRef<RoomMsg, RoomReply, RoomReplies>;
@@ -96,6 +107,7 @@ export class Session {
     const L = deps.limits;
     this.requests = new TokenBucket(L.requestsPerSecond, Math.max(2 * L.requestsPerSecond, L.maxSubscriptions + 10), deps.clock);
     this.armReauth();
+    deps.audience.attach(conn.user);
   }
 
   get expiresAt(): number {
@@ -114,6 +126,7 @@ export class Session {
 
   /** The connection is gone: leave every room. */
   onClose(): void {
+    if (!this.closed) this.deps.audience.detach(this.conn.user.id);
     this.closed = true;
     this.deps.clock.clearTimeout(this.timer);
     for (const room of this.subs ?? []) this.deps.room(room).tell({ type: 'unsubscribe', conn: this.conn });
@@ -194,6 +207,10 @@ export class Session {
       case 'read':
         await this.deps.rooms.markRead(user, f.room, f.seq);
         return { t: 'ok', id: f.id };
+      case 'feed': {
+        if (f.since !== undefined) await this.deps.audience.load(user.id);
+        return { t: 'feed', id: f.id, ...(await this.deps.notices.feed(user.id, f.since)) };
+      }
       case 'typing': {
         const now = this.deps.clock.now();
         if (now - (this.lastTyping?.get(f.room) ?? 0) >= TYPING_INTERVAL_MS) {

@@ -10,10 +10,12 @@ import { randomUUID } from 'node:crypto';
 import { notFound, SbError, ValidationError } from '../errors.js';
 import type { ServerFrame, UserRef } from '../protocol/frames.js';
 import type { Message } from '../store/messages.js';
+import type { Unnumbered } from '../store/notices.js';
 import type { Ban, Member, Reaction, ReadState, Role, Room } from '../store/rooms.js';
 import type { Store } from '../store/store.js';
 import { type AccountRemoval, escapeLike } from '../store/users.js';
 import type { ContactsService } from './contacts-service.js';
+import { roomRef } from './notices-service.js';
 import {
   assertDeletable,
   assertJoinable,
@@ -55,8 +57,8 @@ export interface RoomGateway {
   publish(roomId: string, sender: UserRef, cid: string, body: string): Promise<{ message: Message; duplicate: boolean }>;
   /** A timeline event was written: to the room's subscribers, on every node, in seq order. */
   timeline(event: Message): void;
-  /** A frame to every socket of a person, on every node. */
-  tell(userId: string, frame: ServerFrame): void;
+  /** A frame to every socket of a person, on every node (`read`, `contact` and `notice` frames numbered in their stream first). */
+  tell(userId: string, frame: ServerFrame | Unnumbered): void;
   deleted(roomId: string): void;
 }
 
@@ -77,6 +79,7 @@ export class RoomsService {
       const name = input.name?.trim();
       if (!name) throw new ValidationError('name', 'is required for a group room');
       const room = await this.store.rooms.createGroup(randomUUID(), name, userId);
+      this.gateway.tell(userId, { t: 'notice', kind: 'room_added', room: roomRef(room), by: userId });
       return { room: { ...room, role: 'owner' }, created: true };
     }
     if (input.name !== undefined) throw new ValidationError('name', 'direct rooms have no name');
@@ -86,6 +89,11 @@ export class RoomsService {
     if (!peer) throw new ValidationError('peerId', 'no such user');
     await this.contacts.assertMayMessage(userId, peer);
     const { room, created } = await this.store.rooms.openDirect(randomUUID(), userId, input.peerId);
+    if (created) {
+      const me = await this.store.users.byId(userId);
+      this.gateway.tell(userId, { t: 'notice', kind: 'room_added', room: roomRef(room, peer), by: userId });
+      if (me) this.gateway.tell(peer.id, { t: 'notice', kind: 'room_added', room: roomRef(room, me), by: userId });
+    }
     return { room: { ...room, role: (await this.store.rooms.role(room.id, userId)) ?? null }, created };
   }
 
@@ -104,7 +112,10 @@ export class RoomsService {
   async delete(caller: Caller, roomId: string): Promise<void> {
     const room = await this.moderated(caller, roomId);
     assertDeletable(room.role, caller.admin);
-    if (await this.store.rooms.delete(roomId)) this.gateway.deleted(roomId);
+    const members = await this.store.rooms.delete(roomId);
+    if (!members) return;
+    this.gateway.deleted(roomId);
+    for (const id of members) this.gateway.tell(id, { t: 'notice', kind: 'room_removed', room: roomId, reason: 'deleted', by: caller.id });
   }
 
   async join(user: UserRef, roomId: string): Promise<RoomView> {

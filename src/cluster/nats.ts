@@ -27,6 +27,8 @@ export interface ClusterNames {
   robotChanges: string;
   /** People news: ended sessions and accounts, frames for a person's sockets, blocked direct rooms. */
   people: string;
+  /** Digests of every committed batch, for the live message notices of every node's people. */
+  notices: string;
 }
 
 export function clusterNames(cluster: string): ClusterNames {
@@ -41,6 +43,7 @@ export function clusterNames(cluster: string): ClusterNames {
     robotsBucket: `sb_${cluster}_robots`,
     robotChanges: `sb.${cluster}.robots.changed`,
     people: `sb.${cluster}.people`,
+    notices: `sb.${cluster}.notices`,
   };
 }
 

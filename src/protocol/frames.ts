@@ -57,6 +57,15 @@ export interface MarkReadFrame {
   room: string;
   seq: number;
 }
+/**
+ * Catches up on your own stream: the notices after `since` (your last `n`; omit it on a device that
+ * has none yet), and the rooms you have unread messages in. Answered with `feed`.
+ */
+export interface FeedRequestFrame {
+  t: 'feed';
+  id: number;
+  since?: number;
+}
 export interface AuthFrame {
   t: 'auth';
   id: number;
@@ -111,6 +120,7 @@ export type ClientFrame =
   | HistoryFrame
   | TypingFrame
   | MarkReadFrame
+  | FeedRequestFrame
   | AuthFrame
   | PingFrame
   | WatchFrame
@@ -274,6 +284,8 @@ export interface UnsubscribedFrame {
 /** Your read marker in a room moved (on any of your devices): sent to every socket of yours. */
 export interface ReadFrame {
   t: 'read';
+  /** Its number in your own stream (see `feed`). */
+  n?: number;
   room: string;
   seq: number;
 }
@@ -287,8 +299,72 @@ export interface ReceiptFrame {
 /** A change to your contacts, sent to every socket of yours (and of the other person, where it concerns them). */
 export interface ContactFrame {
   t: 'contact';
+  /** Its number in your own stream (see `feed`). */
+  n?: number;
   kind: ContactChange;
   user: UserRef;
+}
+/** Your notification level in a room: every message, only those that mention you, or none. */
+export type NotifyLevel = 'all' | 'mentions' | 'muted';
+/** A room as a notice names it; a direct room's `peer` is the other person. */
+export interface RoomRef {
+  id: string;
+  kind: 'group' | 'direct';
+  name: string | null;
+  peer?: UserRef;
+}
+/**
+ * What concerns you in your rooms, in your own stream: you were added to a room (a new direct room
+ * too), removed from one (you left on another device, a moderator removed or banned you, or it was
+ * deleted), your role changed, or your notification level changed on another device. `by` is who
+ * did it (a user id; null when unknown or gone).
+ */
+export type PersonalNotice =
+  | { kind: 'room_added'; room: RoomRef; by: string | null }
+  | { kind: 'room_removed'; room: string; reason: 'left' | 'removed' | 'banned' | 'deleted'; by: string | null }
+  | { kind: 'role_changed'; room: string; role: 'owner' | 'moderator' | 'member'; by: string | null }
+  | { kind: 'notify'; room: string; level: NotifyLevel };
+/** A numbered notice of your own stream (see `feed`). */
+export type PersonalNoticeFrame = { t: 'notice'; n: number } & PersonalNotice;
+/**
+ * New messages in one of your rooms, live (not numbered: a resume brings unread counts instead):
+ * `count` messages up to `seq`, the last from `from` reading `preview` (its first 100 characters).
+ * `mention`: one of them mentions you. Sent per your level there: `all`, or `mentions` with a mention.
+ */
+export interface MessageNoticeFrame {
+  t: 'notice';
+  kind: 'message';
+  room: string;
+  seq: number;
+  count: number;
+  from: string | null;
+  preview: string;
+  mention?: true;
+}
+export type NoticeFrame = PersonalNoticeFrame | MessageNoticeFrame;
+/** What your stream numbers: these frames, each with its `n`. */
+export type StreamFrame = PersonalNoticeFrame | (ReadFrame & { n: number }) | (ContactFrame & { n: number });
+/** A room you have unread messages in. */
+export interface UnreadRoom {
+  room: string;
+  /** Its last seq. */
+  seq: number;
+  unread: number;
+  mentions: number;
+}
+/** The answer to `feed`. */
+export interface FeedFrame {
+  t: 'feed';
+  id: number;
+  /** Your stream's last number: resume after it next time. */
+  n: number;
+  /** The numbered frames after `since`, in order, at most 500 (then `more`: ask again after the last). */
+  notices: StreamFrame[];
+  more?: true;
+  /** Notices after `since` were pruned (kept `SB_NOTICE_RETENTION_DAYS`, 30 by default): reload rooms and contacts, then go on from `n`. */
+  reset?: true;
+  /** The rooms you have unread messages in (at most 500). */
+  unread: UnreadRoom[];
 }
 export type ContactChange = 'requested' | 'request_sent' | 'accepted' | 'declined' | 'cancelled' | 'removed' | 'blocked' | 'unblocked';
 export interface TypingNoticeFrame {
@@ -422,6 +498,8 @@ export type ServerFrame =
   | EventFrame
   | ContactFrame
   | ReadFrame
+  | NoticeFrame
+  | FeedFrame
   | ReceiptFrame
   | UnsubscribedFrame
   | TypingNoticeFrame

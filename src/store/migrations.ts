@@ -532,6 +532,32 @@ END
 $fn$;
 `,
   },
+  {
+    version: 12,
+    name: "each person's notices, and per-room notification levels",
+    // A person's own stream: what concerns them besides the rooms' messages (rooms they were added
+    // to or removed from, role changes, contact news, their read markers and notification levels
+    // moving on another device), numbered 1, 2, 3... per person so a device resumes after the last
+    // one it has. notice_heads holds each person's last number; appending locks that row, so two
+    // notices for one person never take the same number. Messages are not copied here (that would
+    // write a row per member per message): they reach a person's sockets live, and a resume brings
+    // the unread counts instead.
+    sql: `
+CREATE TABLE notice_heads (
+  user_id uuid PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+  n       bigint NOT NULL
+);
+CREATE TABLE notices (
+  user_id    uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  n          bigint NOT NULL,
+  frame      text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (user_id, n)
+);
+CREATE INDEX notices_created ON notices (created_at);
+ALTER TABLE room_members ADD COLUMN notify text NOT NULL DEFAULT 'all' CHECK (notify IN ('all', 'mentions', 'muted'));
+`,
+  },
 ];
 
 export const latestVersion = Math.max(...migrations.map((m) => m.version));

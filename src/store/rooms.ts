@@ -5,7 +5,7 @@
 // changed), for the caller to announce.
 
 import { randomUUID } from 'node:crypto';
-import type { ReactionCount, UserRef } from '../protocol/frames.js';
+import type { NotifyLevel, ReactionCount, UserRef } from '../protocol/frames.js';
 import type { Sql, Tx } from './db.js';
 import type { Message } from './messages.js';
 import { appendEvent, eventBody, lockRoom, type TimelineEvent } from './timeline.js';
@@ -32,6 +32,8 @@ export interface ReadState {
   unread: number;
   /** Of those, the ones that mention them. */
   mentions: number;
+  /** Their notification level in the room. */
+  notify: NotifyLevel;
 }
 
 /** One emoji on a message: how many reacted with it, and whether the person who asked did. */
@@ -70,14 +72,15 @@ interface RoomWithReadRow extends RoomRow {
   read_seq: string | null;
   unread: string | null;
   mentions: number | null;
+  notify: NotifyLevel | null;
 }
 
 const toReadState = (r: RoomWithReadRow): ReadState | null =>
-  r.role === null ? null : { readSeq: Number(r.read_seq), unread: Number(r.unread), mentions: r.mentions ?? 0 };
+  r.role === null ? null : { readSeq: Number(r.read_seq), unread: Number(r.unread), mentions: r.mentions ?? 0, notify: r.notify ?? 'all' };
 
 /** The asker's role and read state in `r` (joined as `m`), columns of RoomWithReadRow. */
 const READ_COLUMNS = (sql: Sql, userId: string) => sql`
-  m.role, m.read_seq, r.msg_count - m.read_no AS unread,
+  m.role, m.read_seq, m.notify, r.msg_count - m.read_no AS unread,
   (SELECT count(*)::int FROM mentions x WHERE x.user_id = ${userId} AND x.room_id = r.id AND x.seq > m.read_seq) AS mentions`;
 
 const toRoom = (r: RoomRow): Room => ({
@@ -194,13 +197,18 @@ export class Rooms {
     return rows.map(toRoom);
   }
 
-  /** Deletes the room, its members and its messages. The room's row goes first: a commit in progress finishes before. */
-  async delete(id: string): Promise<boolean> {
+  /**
+   * Deletes the room, its members and its messages; answers with who its members were (undefined
+   * when there was no such room). The room's row is locked first: a commit in progress finishes before.
+   */
+  async delete(id: string): Promise<string[] | undefined> {
     return this.sql.begin(async (tx) => {
-      const r = await tx`DELETE FROM rooms WHERE id = ${id}`;
-      if (r.count === 0) return false;
+      const [room] = await tx`SELECT 1 FROM rooms WHERE id = ${id} FOR UPDATE`;
+      if (!room) return undefined;
+      const members = await tx<{ user_id: string }[]>`SELECT user_id FROM room_members WHERE room_id = ${id}`;
+      await tx`DELETE FROM rooms WHERE id = ${id}`;
       await tx`DELETE FROM messages WHERE room_id = ${id}`;
-      return true;
+      return members.map((m) => m.user_id);
     });
   }
 

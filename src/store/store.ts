@@ -9,6 +9,7 @@ import { EmailCodes } from './email-codes.js';
 import { translateDriverError, translatingErrors } from './errors.js';
 import { Messages } from './messages.js';
 import { appliedVersion, latestVersion, migrate } from './migrations.js';
+import { Notices } from './notices.js';
 import { RateLimits } from './rate-limits.js';
 import { RefreshTokens } from './refresh-tokens.js';
 import { Robots } from './robots.js';
@@ -26,6 +27,7 @@ export class Store {
   readonly messages: Messages;
   readonly robots: Robots;
   readonly rateLimits: RateLimits;
+  readonly notices: Notices;
 
   constructor(readonly db: Database) {
     this.users = translatingErrors(new Users(db.sql));
@@ -37,6 +39,7 @@ export class Store {
     this.messages = translatingErrors(new Messages(db.sql, Math.max(1, Math.floor(db.connections / 2))));
     this.robots = translatingErrors(new Robots(db.sql));
     this.rateLimits = translatingErrors(new RateLimits(db.sql));
+    this.notices = translatingErrors(new Notices(db.sql));
   }
 
   static async open(opts: { databaseUrl: string | undefined; dataDir: string; poolSize: number; log: Logger }): Promise<Store> {

@@ -103,6 +103,7 @@ export const components: Record<string, Schema> = {
       readSeq: { type: 'integer', description: 'Your read marker: the last seq you read (members only; single rooms and `scope=mine`)' },
       unread: { type: 'integer', description: 'Messages posted after your read marker (not timeline events); counters, not a count over history' },
       mentions: { type: 'integer', description: 'Of those, the ones that mention you (`@username`)' },
+      notify: { enum: ['all', 'mentions', 'muted'], description: 'Your notification level in the room (members only): which messages send you a `notice`' },
     },
   },
   Member: {

@@ -24,6 +24,7 @@ const schemas: Record<ClientFrame['t'], Schema> = {
   hist: frame('hist', { room, before: { ...seq, minimum: 1 }, after: seq, limit: { type: 'integer', minimum: 1, maximum: 200 } }, ['room']),
   typing: frame('typing', { room }, ['room']),
   read: frame('read', { room, seq }, ['room', 'seq']),
+  feed: frame('feed', { since: seq }),
   auth: frame('auth', { token: { type: 'string', minLength: 1, maxLength: 4096 } }, ['token']),
   ping: frame('ping', {}),
   watch: frame('watch', { robot: room }, ['robot']),

@@ -94,7 +94,8 @@ export class WsServer implements Fanout, Conflater {
   private readonly hooks = { backlogged: (c: WsConnection) => this.backlogged(c), slow: (c: WsConnection) => this.slow(c) };
   private app: TemplatedApp | undefined;
   private accepting = true;
-  private readonly perUser = new Counts();
+  /** Each user's open sockets on this node (a user leaves the map with their last). */
+  private readonly byUser = new Map<string, Set<WsConnection>>();
   private readonly perIp = new Counts();
   /** Upgrade refusals carry an X-Request-Id like every HTTP reply: this node's prefix and a counter. */
   private readonly reqPrefix = `ws${randomBytes(3).toString('hex')}`;
@@ -297,7 +298,7 @@ export class WsServer implements Fanout, Conflater {
 
   /** Sends a frame to every socket of a user on this node. */
   toUser(userId: string, frame: ServerFrame): void {
-    for (const c of this.conns) if (c.user.id === userId && !c.closed) c.send(frame);
+    for (const c of this.byUser.get(userId) ?? []) if (!c.closed) c.send(frame);
   }
 
   /** Tells every client to reconnect elsewhere and closes its socket. */
@@ -368,7 +369,7 @@ export class WsServer implements Fanout, Conflater {
         // second check and the count it guards see every socket opened meanwhile.
         const tooMany = (userId: string | undefined): string | undefined => {
           if (this.perIp.get(ip) >= o.limits.maxConnectionsPerIp) return `at most ${o.limits.maxConnectionsPerIp} WebSockets per client IP on this node`;
-          if (userId !== undefined && this.perUser.get(userId) >= o.limits.maxConnectionsPerUser)
+          if (userId !== undefined && (this.byUser.get(userId)?.size ?? 0) >= o.limits.maxConnectionsPerUser)
             return `at most ${o.limits.maxConnectionsPerUser} WebSockets per user on this node; close one first`;
           return undefined;
         };
@@ -421,7 +422,9 @@ export class WsServer implements Fanout, Conflater {
         o.observe?.opened();
         o.log.info({ conn: conn.id, user: conn.user.id, ip: data.ip, encoding: data.encoding }, 'websocket connected');
         this.conns.add(conn);
-        this.perUser.add(conn.user.id, 1);
+        const mine = this.byUser.get(conn.user.id);
+        if (mine) mine.add(conn);
+        else this.byUser.set(conn.user.id, new Set([conn]));
         this.perIp.add(data.ip, 1);
         // uWS frees a socket's subscriber state when it leaves its last topic, dropping frames
         // published to it but not yet flushed (`room_deleted` is published just before the room
@@ -478,7 +481,9 @@ export class WsServer implements Fanout, Conflater {
         conn.wake();
         this.conns.delete(conn);
         this.backlog.delete(conn);
-        this.perUser.add(conn.user.id, -1);
+        const mine = this.byUser.get(conn.user.id);
+        mine?.delete(conn);
+        if (mine?.size === 0) this.byUser.delete(conn.user.id);
         this.perIp.add(ws.getUserData().ip, -1);
         for (const topic of conn.topics ?? []) this.audience.leave(topic, conn);
         conn.session.onClose();

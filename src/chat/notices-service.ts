@@ -1,0 +1,99 @@
+// Each person's own stream (store/notices.ts): what concerns them outside the rooms they watch, numbered
+// so that any device catches up after the last number it has. The rooms service and the contacts
+// service hand their personal frames (`read`, `contact`, `notice`) to `post`, which numbers and
+// stores each one, then has the gateway send it to every socket of the person on every node. A
+// room's timeline events that concern a person (they joined, left, were removed or banned, their
+// role changed) become notices of theirs here. Live message notices are not numbered (they are
+// cluster/message-notices.ts): `feed` answers a resuming device with its unread rooms instead.
+
+import type { Logger } from '../log.js';
+import type { FeedFrame, NotifyLevel, PersonalNotice, RoomRef, ServerFrame, StreamFrame, UserRef } from '../protocol/frames.js';
+import type { Message } from '../store/messages.js';
+import type { Unnumbered } from '../store/notices.js';
+import type { Room } from '../store/rooms.js';
+import type { Store } from '../store/store.js';
+import { assertMember } from './room-rules.js';
+
+/** Numbered frames one `feed` answer carries at most; the rooms with unread messages it lists at most. */
+export const FEED_PAGE = 500;
+
+export interface NoticesGateway {
+  /** A numbered frame to every socket of the person, on every node. */
+  tell(userId: string, frame: StreamFrame): void;
+}
+
+/** Whether a frame for a person belongs to their numbered stream (a `receipt` or `typing` does not). */
+export const isStreamFrame = (f: ServerFrame): f is Exclude<StreamFrame, { n: number }> & ServerFrame =>
+  f.t === 'read' || f.t === 'contact' || f.t === 'notice';
+
+const REASONS = { member_left: 'left', member_removed: 'removed', member_banned: 'banned' } as const;
+
+/** A room as a notice names it, for `me`: a direct room names the other person. */
+export function roomRef(room: Room, peer?: UserRef): RoomRef {
+  return { id: room.id, kind: room.kind, name: room.name, ...(peer ? { peer: { id: peer.id, username: peer.username } } : {}) };
+}
+
+export class NoticesService {
+  constructor(
+    private readonly store: Store,
+    private readonly gateway: NoticesGateway,
+    private readonly log: Logger,
+  ) {}
+
+  /**
+   * Numbers and stores the frame in the person's stream, then sends it. Never throws: a store
+   * failure loses this notice (the change it reports is done) and is logged.
+   */
+  async post(userId: string, frame: Unnumbered): Promise<void> {
+    try {
+      const n = await this.store.notices.append(userId, frame);
+      if (n !== undefined) this.gateway.tell(userId, { ...frame, n } as StreamFrame);
+    } catch (e) {
+      this.log.warn({ err: e, user: userId, kind: 'kind' in frame ? frame.kind : frame.t }, 'a notice could not be stored');
+    }
+  }
+
+  notice(userId: string, notice: PersonalNotice): Promise<void> {
+    return this.post(userId, { t: 'notice', ...notice } as Unnumbered);
+  }
+
+  /** The personal notices a room's timeline event means (the person it concerns hears of it on all their devices). */
+  async timeline(event: Message): Promise<void> {
+    const e = event.event;
+    if (!e || !('user' in e)) return;
+    if (e.kind === 'member_joined') {
+      const room = await this.store.rooms.byId(event.roomId).catch(() => undefined);
+      if (room) await this.notice(e.user.id, { kind: 'room_added', room: roomRef(room), by: event.senderId });
+    } else if (e.kind === 'role_changed') {
+      await this.notice(e.user.id, { kind: 'role_changed', room: event.roomId, role: e.role, by: event.senderId });
+    } else if (e.kind in REASONS) {
+      await this.notice(e.user.id, { kind: 'room_removed', room: event.roomId, reason: REASONS[e.kind as keyof typeof REASONS], by: event.senderId });
+    }
+  }
+
+  /** A room was deleted: each of its former members hears of it. */
+  async roomDeleted(roomId: string, memberIds: string[], by: string): Promise<void> {
+    await Promise.all(memberIds.map((id) => this.notice(id, { kind: 'room_removed', room: roomId, reason: 'deleted', by })));
+  }
+
+  /** The caller's notification level in a room (members only); their other devices hear of it. */
+  async setLevel(user: UserRef, roomId: string, level: NotifyLevel): Promise<void> {
+    const found = await this.store.rooms.withRole(roomId, user.id);
+    assertMember(found);
+    if (!(await this.store.notices.setLevel(roomId, user.id, level))) assertMember(undefined);
+    await this.notice(user.id, { kind: 'notify', room: roomId, level });
+  }
+
+  /** What a device resuming after `since` missed: the numbered frames, and the rooms with unread messages. */
+  async feed(userId: string, since: number | undefined): Promise<Omit<FeedFrame, 't' | 'id'>> {
+    const { head, frames, pruned } = await this.store.notices.after(userId, since ?? Number.MAX_SAFE_INTEGER, FEED_PAGE);
+    const unread = await this.store.notices.unread(userId, FEED_PAGE);
+    return {
+      n: head,
+      notices: frames,
+      ...(since !== undefined && frames.length === FEED_PAGE && (frames.at(-1)?.n ?? 0) < head ? { more: true as const } : {}),
+      ...(since !== undefined && pruned ? { reset: true as const } : {}),
+      unread,
+    };
+  }
+}
