@@ -509,6 +509,8 @@ t.test('scripted hub: a gap is refilled with since, a transient sub refusal retr
     }
     send(data: string | Uint8Array) {
       const f = JSON.parse(data as string);
+      // The person's stream is caught up on every connection: answered at once, kept out of `sent`.
+      if (f.t === 'feed') return queueMicrotask(() => this.deliver({ t: 'feed', id: f.id, n: 0, notices: [], unread: [] }));
       this.sent.push(f);
       // Replies come later, as from a real socket.
       const answer = script;
@@ -535,12 +537,12 @@ t.test('scripted hub: a gap is refilled with since, a transient sub refusal retr
   s.deliver(msg(1));
   s.deliver(msg(2));
   s.deliver(msg(4));
-  t.same(s.sent.at(-1), { t: 'sub', id: 2, room, since: 2 }, 'the gap triggers a re-subscription from the last seq');
+  t.same(s.sent.at(-1), { t: 'sub', id: 3, room, since: 2 }, 'the gap triggers a re-subscription from the last seq');
   s.deliver(msg(5)); // still in the gap, and a resubscription is in flight: no second one
   t.equal(s.sent.length, 2);
   s.deliver(msg(2)); // a duplicate
   for (const k of [3, 4, 5]) s.deliver(msg(k));
-  s.deliver({ t: 'subscribed', id: 2, room, seq: 5 });
+  s.deliver({ t: 'subscribed', id: 3, room, seq: 5 });
   s.deliver(msg(6));
   t.same(
     rc.messages.map((m) => m.seq),
@@ -658,4 +660,46 @@ t.test('read markers, contact news and the end of a subscription reach the SDK',
   t.match(await removed, { room, user: { id: b.id }, from: a.id }, 'b hears its removal, in order');
   t.match(await ended, { code: 'NOT_MEMBER', room }, 'then the hub ends the subscription');
   t.equal(cb.lastSeq(room), undefined, 'and the SDK no longer resumes the room');
+});
+
+t.test("the SDK's own stream: notices live, a restart that catches up after noticesSince, once each and in order", async (t) => {
+  const [a, b] = (await users(2)) as [User, User];
+  const cb = newClient(t, b.token);
+  const first = next(cb, 'feed');
+  await cb.connect();
+  t.match(await first, { n: 0, unread: [] }, 'a new device learns where the stream stands');
+  const added = next(cb, 'notice', (n) => n.kind === 'room_added');
+  const dm = (await api.post('/api/v1/rooms', { kind: 'direct', peerId: b.id }, { token: a.token })).body.room.id as string;
+  t.match(await added, { n: 1, room: { id: dm, peer: { id: a.id } } });
+  const message = next(cb, 'notice', (n) => n.kind === 'message');
+  await api.post(`/api/v1/rooms/${dm}/messages`, { cid: 'sdk-1', body: 'psst' }, { token: a.token });
+  t.match(await message, { room: dm, seq: 1, preview: 'psst', from: a.id });
+  t.equal(cb.noticeSeq, 1, 'noticeSeq: the last number handed over');
+  cb.close();
+
+  // Offline: a contact request, a group b is added to by joining elsewhere, a read marker moved elsewhere.
+  await api.post('/api/v1/contacts/requests', { userId: b.id }, { token: a.token });
+  const g = (await api.post('/api/v1/rooms', { kind: 'group', name: 'sdk' }, { token: a.token })).body.room.id as string;
+  await api.post(`/api/v1/rooms/${g}/join`, undefined, { token: b.token });
+  await api.request('PUT', `/api/v1/rooms/${dm}/read`, { seq: 1 }, { token: b.token });
+  await api.post(`/api/v1/rooms/${g}/messages`, { cid: 'sdk-2', body: 'unread' }, { token: a.token });
+
+  const again = newClient(t, b.token, { noticesSince: cb.noticeSeq as number });
+  const seen: unknown[] = [];
+  again.on('contact', (c) => seen.push(['contact', c.n, c.kind]));
+  again.on('notice', (n) => seen.push(['notice', 'n' in n ? n.n : undefined, n.kind]));
+  again.on('read', (r) => seen.push(['read', r.n, r.seq]));
+  const caught = next(again, 'feed');
+  await again.connect();
+  t.match(await caught, { n: 4, unread: [{ room: g, unread: 1 }] });
+  t.same(
+    seen,
+    [
+      ['contact', 2, 'requested'],
+      ['notice', 3, 'room_added'],
+      ['read', 4, 1],
+    ],
+    'each missed one once, in order, before the feed event',
+  );
+  t.equal(again.noticeSeq, 4);
 });

@@ -34,6 +34,7 @@ import type { RobotHandle } from './robot-handle.js';
 import { Robots } from './robots.js';
 import { Rooms, type Subscribed } from './rooms.js';
 import { isUnauthorizedUpgrade, overLimit, socketUrl, toBytes, type WebSocketConstructor, type WebSocketLike } from './socket.js';
+import { PersonStream } from './stream.js';
 import type { ClientEvents, ClientState, HelloInfo, HistoryOptions, HistoryPage, SwitchboardClientOptions, TokenSource } from './types.js';
 
 export type { BackoffOptions } from './backoff.js';
@@ -93,6 +94,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   private readonly rooms: Rooms;
   private readonly outbox: Outbox;
   private readonly robots: Robots;
+  private readonly stream: PersonStream;
 
   private current: ClientState = 'idle';
   private socket: WebSocketLike | undefined;
@@ -134,6 +136,20 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     this.rooms = new Rooms({ ...base, deliver: (m) => this.delivered(m), report: (e) => this.emit('error', e) });
     this.outbox = new Outbox(base);
     this.robots = new Robots({ ...base, userId: () => this.info?.user.id, ended: () => this.ended, report: (e) => this.emit('error', e) });
+    this.stream = new PersonStream(
+      {
+        call: (f) => this.call(f),
+        deliver: (f) => (f.t === 'notice' ? this.emit('notice', f) : f.t === 'read' ? this.emit('read', f) : this.emit('contact', f)),
+        caughtUp: (f) => this.emit('feed', f),
+        report: (e) => this.emit('error', e),
+      },
+      opts.noticesSince,
+    );
+  }
+
+  /** The last number of your own stream handed to the application: keep it, and pass it as `noticesSince` after a restart. */
+  get noticeSeq(): number | undefined {
+    return this.stream.n;
   }
 
   /** The connection state. */
@@ -395,6 +411,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     // Resubscriptions and re-watches first, so replays start before anything else is asked.
     this.rooms.resume();
     this.robots.resume();
+    this.stream.connected();
     this.requests.flush();
     this.outbox.flush();
   }
@@ -517,10 +534,9 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
         this.emit('error', new SwitchboardError(f.code, f.message, { room: f.room }));
         break;
       case 'read':
-        this.emit('read', f);
-        break;
       case 'contact':
-        this.emit('contact', f);
+      case 'notice':
+        this.stream.onFrame(f);
         break;
       case 'receipt':
         this.emit('receipt', f);
@@ -540,6 +556,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       case 'ack':
       case 'nack':
       case 'history':
+      case 'feed':
       case 'pong':
       case 'watching':
       case 'leased':

@@ -7,6 +7,7 @@ import type {
   AckFrame,
   ClientFrame,
   ErrorFrame,
+  FeedFrame,
   HistoryReplyFrame,
   LeasedFrame,
   NackFrame,
@@ -25,6 +26,7 @@ export type ReplyFrame =
   | AckFrame
   | NackFrame
   | HistoryReplyFrame
+  | FeedFrame
   | PongFrame
   | ErrorFrame
   | WatchingFrame

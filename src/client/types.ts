@@ -4,8 +4,10 @@ import type {
   ContactFrame,
   Encoding,
   EventFrame,
+  FeedFrame,
   HelloFrame,
   MessageFrame,
+  NoticeFrame,
   PresenceFrame,
   ReadFrame,
   ReceiptFrame,
@@ -39,6 +41,11 @@ export interface SwitchboardClientOptions {
   reconnect?: Partial<BackoffOptions>;
   /** How long a request waits for its reply (and for a connection, if there is none), ms. Default 10 000. */
   requestTimeoutMs?: number;
+  /**
+   * The last number of your own stream this device handed to the application (`client.noticeSeq`,
+   * kept across restarts): the first connection catches up after it. Leave it out on a new device.
+   */
+  noticesSince?: number;
 }
 
 /** What the hub said in `hello` on the current connection. */
@@ -82,10 +89,21 @@ export interface ClientEvents {
    * NOT_MEMBER for that room).
    */
   event: (e: EventFrame) => void;
-  /** A change to your contacts (a request, an acceptance, a removal...). */
+  /** A change to your contacts (a request, an acceptance, a removal...); numbered in your stream. */
   contact: (c: ContactFrame) => void;
-  /** Your read marker moved, on this device or another. */
+  /** Your read marker moved, on this device or another; numbered in your stream. */
   read: (r: ReadFrame) => void;
+  /**
+   * What concerns you outside the rooms you subscribe to: new messages in any of your rooms (per
+   * your level there), rooms added and removed, role and level changes. Numbered ones (all but
+   * `message`) arrive once each, in order, across reconnects.
+   */
+  notice: (n: NoticeFrame) => void;
+  /**
+   * Caught up on your stream (after each connection): its last number, the rooms with unread
+   * messages, and `reset` when notices were pruned before this device caught up (reload rooms and contacts).
+   */
+  feed: (f: Pick<FeedFrame, 'n' | 'unread' | 'reset'>) => void;
   /** In a direct room, the other person read up to a seq. */
   receipt: (r: ReceiptFrame) => void;
   state: (s: ClientState) => void;

@@ -1,0 +1,94 @@
+// The person's own stream (`feed`, docs/protocol.md). Numbered frames (`notice`, `read`, `contact`
+// with an `n`) are handed to the application once each and in order: the client remembers the last
+// `n` it handed over, drops a repeat, and on a gap (or on every new connection) asks `feed` with
+// `since` that number; frames that arrive while the answer is on its way are held and handed over
+// after it. Message notices are not numbered and go straight through.
+
+import type { FeedFrame, NoticeFrame, ServerFrame, StreamFrame } from '../protocol/frames.js';
+import { SwitchboardError } from './errors.js';
+import type { ReplyFrame } from './requests.js';
+
+export interface StreamHost {
+  call(body: { t: 'feed'; since?: number }): Promise<ReplyFrame>;
+  /** A numbered frame, or a message notice, for the application. */
+  deliver(f: StreamFrame | NoticeFrame): void;
+  /** A `feed` answer: where the stream stands, the rooms with unread messages, and whether notices were pruned. */
+  caughtUp(f: Pick<FeedFrame, 'n' | 'unread' | 'reset'>): void;
+  report(err: SwitchboardError): void;
+}
+
+export class PersonStream {
+  private held: StreamFrame[] | undefined;
+  private running = false;
+  private again = false;
+
+  /** `last`: the last number the application has (stored by it across restarts), if any. */
+  constructor(
+    private readonly host: StreamHost,
+    private last: number | undefined,
+  ) {}
+
+  /** The last number handed to the application: keep it, and pass it as `noticesSince` next time. */
+  get n(): number | undefined {
+    return this.last;
+  }
+
+  /** A frame for this person: numbered ones in order, message notices at once. */
+  onFrame(f: ServerFrame): void {
+    if (f.t === 'notice' && f.kind === 'message') return this.host.deliver(f);
+    const s = f as StreamFrame;
+    if (typeof s.n !== 'number') return this.host.deliver(s); // a hub without numbered streams
+    if (this.held) {
+      this.held.push(s);
+      return;
+    }
+    if (this.last === undefined || s.n <= this.last) return; // not caught up yet, or a repeat
+    if (s.n > this.last + 1) {
+      this.held = [s];
+      void this.catchUp();
+      return;
+    }
+    this.last = s.n;
+    this.host.deliver(s);
+  }
+
+  /** On every new connection: what was missed while away (or, the first time, where the stream stands). */
+  connected(): void {
+    this.held ??= [];
+    void this.catchUp();
+  }
+
+  private async catchUp(): Promise<void> {
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = true;
+    try {
+      for (this.again = true; this.again; ) {
+        this.again = false;
+        const reply = await this.host.call({ t: 'feed', ...(this.last === undefined ? {} : { since: this.last }) });
+        if (reply.t !== 'feed') throw new SwitchboardError('BAD_FRAME', `expected feed, got ${reply.t}`);
+        if (this.last === undefined || reply.reset) this.last = reply.n;
+        for (const f of reply.notices) this.accept(f);
+        this.host.caughtUp({ n: reply.n, unread: reply.unread, ...(reply.reset ? { reset: true as const } : {}) });
+        if (reply.more) this.again = true;
+      }
+    } catch (e) {
+      // A dropped connection catches up on the next one; a closed client is done.
+      const err = e instanceof SwitchboardError ? e : new SwitchboardError('UNAVAILABLE', `feed: ${String(e)}`);
+      if (err.code !== 'DISCONNECTED' && err.code !== 'CLOSED') this.host.report(err);
+    }
+    this.running = false;
+    const held = this.held ?? [];
+    this.held = undefined;
+    held.sort((a, b) => a.n - b.n);
+    for (const f of held) this.onFrame(f);
+  }
+
+  private accept(f: StreamFrame): void {
+    if (this.last !== undefined && f.n <= this.last) return;
+    this.last = f.n;
+    this.host.deliver(f);
+  }
+}
