@@ -35,9 +35,12 @@ export class PersonStream {
 
   /** A frame for this person: numbered ones in order, message notices at once. */
   onFrame(f: ServerFrame): void {
-    if (f.t === 'notice' && f.kind === 'message') return this.host.deliver(f);
-    const s = f as StreamFrame;
-    if (typeof s.n !== 'number') return this.host.deliver(s); // a hub without numbered streams
+    const s = f as StreamFrame | NoticeFrame;
+    // Message notices are not numbered (nor anything from a hub without numbered streams).
+    if (!('n' in s) || typeof s.n !== 'number') {
+      this.host.deliver(s);
+      return;
+    }
     if (this.held) {
       this.held.push(s);
       return;
