@@ -26,6 +26,11 @@
 //            PostgreSQL: requests/s and p50/p99 of GET /api/v1/rooms?scope=mine&limit=200 (a page with
 //            unread and mention counts) beside GET /api/v1/auth/me in the same run, and the time to
 //            list every room page by page (bench/unread.ts).
+//   notify   --people (10000) in --rooms (1000) rooms, --per-person (5) rooms each, --connected (2000)
+//            of them online, one poster publishing --rate (500) messages/s to random rooms: live
+//            message notices to unsubscribed people, then the same load as room subscriptions (all
+//            muted): deliveries/s, p50/p99/p999 publish→delivery, hub CPU per delivery, as a ratio
+//            (bench/notify.ts). DATABASE_URL, or a throwaway PostgreSQL.
 //   idle     --connections (10000) idle authenticated WebSockets: server RSS per connection (the marginal cost over
 //            the second half, and over all), beside bare uWS holding the same number open.
 //   telemetry --robots × --rate Hz × --watchers per robot: robot telemetry through the hub to
@@ -70,6 +75,7 @@ import {
   telemetryHub,
   watcherSplit,
 } from './telemetry.js';
+import { type NotifyResult, notify } from './notify.js';
 import { type UnreadResult, unread } from './unread.js';
 
 const { values, positionals } = parseArgs({
@@ -89,6 +95,9 @@ const { values, positionals } = parseArgs({
     nodes: { type: 'string' },
     users: { type: 'string' },
     messages: { type: 'string' },
+    people: { type: 'string' },
+    'per-person': { type: 'string' },
+    connected: { type: 'string' },
     sockets: { type: 'string', default: '50' },
     inflight: { type: 'string', default: '64' },
     'raw-batch': { type: 'string', default: '64' },
@@ -489,6 +498,38 @@ async function unreadCounts() {
   });
 }
 
+async function notices() {
+  const o = {
+    durationS,
+    runs,
+    people: Number(values.people ?? 10_000),
+    rooms: Number(values.rooms ?? 1_000),
+    perPerson: Number(values['per-person'] ?? 5),
+    connected: Number(values.connected ?? 2_000),
+    rate: Number(values.rate ?? 500),
+  };
+  await withPostgres(async (url) => {
+    const all: NotifyResult[] = await notify(o, url);
+    const n = kept(
+      'notices',
+      all.map((r) => r.notices),
+    );
+    const m = kept(
+      'room delivery',
+      all.map((r) => r.rooms),
+    );
+    say(
+      `notify: ${o.people} people in ${o.rooms} rooms (${(o.people * o.perPerson) / o.rooms} members each), ${o.connected} connected, ${o.rate} publishes/s to random rooms, ${durationS} s, median of ${runs} runs`,
+    );
+    say(`${'delivery'.padEnd(34)} ${'deliveries/s'.padStart(12)} delivered  p50 ms  p99 ms p999 ms  CPU µs/delivery`);
+    const line = (name: string, r: typeof n) =>
+      `${name.padEnd(34)} ${fmt(r.deliveriesPerS, 0).padStart(12)} ${fmt(r.delivered * 100, 1).padStart(8)}% ${fmt(r.p50, 2).padStart(7)} ${fmt(r.p99, 2).padStart(7)} ${fmt(r.p999, 2).padStart(7)} ${fmt(r.cpuUsPerDelivery, 1).padStart(16)}`;
+    say(line('notice (person stream, unsubscribed)', n));
+    say(line('msg (room subscription, muted)', m));
+    say(`a notice costs ${fmt(n.cpuUsPerDelivery / m.cpuUsPerDelivery, 2)}× a room delivery in hub CPU (unread counts for a person in 5,000 rooms: the unread scenario)`);
+  });
+}
+
 /** Where each scenario writes its latest results unless --json says elsewhere, and `report` reads them. */
 const RESULTS = path.resolve('bench/results');
 
@@ -507,6 +548,7 @@ const scenarios: Record<string, () => Promise<void>> = {
   durable,
   search: findPeople,
   unread: unreadCounts,
+  notify: notices,
   idle: idleConnections,
   telemetry,
   report: reportPage,

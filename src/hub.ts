@@ -308,12 +308,8 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
       async publish(roomId, sender, cid, body) {
         return (await roomRef(roomId).ask({ type: 'publish', sender, cid, body })).pending;
       },
-      // Every node's actor of the room hears it through the Bus, in seq order with the messages;
-      // the person it concerns gets a notice in their own stream.
-      timeline: (event) => {
-        bus.announce(event.roomId, [event]);
-        void notices.timeline(event);
-      },
+      // Every node's actor of the room hears it through the Bus, in seq order with the messages.
+      timeline: (event) => bus.announce(event.roomId, [event]),
       tell: (userId, frame) => tellPerson(userId, frame),
       // This node's actor is told in its mailbox, the others' through the Bus (the store, not this
       // notice, is what refuses a publish to a deleted room).

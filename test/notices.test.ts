@@ -30,6 +30,9 @@ for (const embedded of [false, true]) {
       t.equal((await level(a, {})).status, 400, 'no level');
       t.equal((await api.request('PUT', `/api/v1/rooms/${crypto.randomUUID()}/notifications`, { level: 'all' }, { token: a.token })).status, 404);
       t.match((await level(a, { level: 'mentions' })).body, { level: 'mentions' });
+      t.equal((await api.request('PUT', `/api/v1/rooms/${room}/bans/${b.id}`, undefined, { token: a.token })).status, 204, 'b banned, never a member');
+      t.match((await sock.request({ t: 'feed' })).n, 2, "a's stream: the room, the level");
+      t.match((await api.get('/api/v1/notices', { token: b.token })).body, { n: 0 }, "b's stream: nothing (no room of theirs)");
       t.match((await api.get(`/api/v1/rooms?scope=mine`, { token: a.token })).body.rooms, [{ id: room, notify: 'mentions' }], 'GET /rooms shows it');
     });
 

@@ -28,6 +28,22 @@ export const isStreamFrame = (f: ServerFrame): f is Exclude<StreamFrame, { n: nu
 
 const REASONS = { member_left: 'left', member_removed: 'removed', member_banned: 'banned' } as const;
 
+/**
+ * The notice a room's timeline event means for the person it concerns (they joined — `room`, the
+ * room, is then needed — left, were removed or banned, or their role changed), if any.
+ */
+export function personalNotice(event: Message, room?: Room): { userId: string; notice: PersonalNotice } | undefined {
+  const e = event.event;
+  if (!e || !('user' in e)) return undefined;
+  const userId = e.user.id;
+  if (e.kind === 'member_joined') return room && { userId, notice: { kind: 'room_added', room: roomRef(room), by: event.senderId } };
+  if (e.kind === 'role_changed') return { userId, notice: { kind: 'role_changed', room: event.roomId, role: e.role, by: event.senderId } };
+  if (e.kind in REASONS) {
+    return { userId, notice: { kind: 'room_removed', room: event.roomId, reason: REASONS[e.kind as keyof typeof REASONS], by: event.senderId } };
+  }
+  return undefined;
+}
+
 /** A room as a notice names it, for `me`: a direct room names the other person. */
 export function roomRef(room: Room, peer?: UserRef): RoomRef {
   return { id: room.id, kind: room.kind, name: room.name, ...(peer ? { peer: { id: peer.id, username: peer.username } } : {}) };
@@ -57,31 +73,13 @@ export class NoticesService {
     return this.post(userId, { t: 'notice', ...notice } as Unnumbered);
   }
 
-  /** The personal notices a room's timeline event means (the person it concerns hears of it on all their devices). */
-  async timeline(event: Message): Promise<void> {
-    const e = event.event;
-    if (!e || !('user' in e)) return;
-    if (e.kind === 'member_joined') {
-      const room = await this.store.rooms.byId(event.roomId).catch(() => undefined);
-      if (room) await this.notice(e.user.id, { kind: 'room_added', room: roomRef(room), by: event.senderId });
-    } else if (e.kind === 'role_changed') {
-      await this.notice(e.user.id, { kind: 'role_changed', room: event.roomId, role: e.role, by: event.senderId });
-    } else if (e.kind in REASONS) {
-      await this.notice(e.user.id, { kind: 'room_removed', room: event.roomId, reason: REASONS[e.kind as keyof typeof REASONS], by: event.senderId });
-    }
-  }
-
-  /** A room was deleted: each of its former members hears of it. */
-  async roomDeleted(roomId: string, memberIds: string[], by: string): Promise<void> {
-    await Promise.all(memberIds.map((id) => this.notice(id, { kind: 'room_removed', room: roomId, reason: 'deleted', by })));
-  }
-
   /** The caller's notification level in a room (members only); their other devices hear of it. */
   async setLevel(user: UserRef, roomId: string, level: NotifyLevel): Promise<void> {
     const found = await this.store.rooms.withRole(roomId, user.id);
     assertMember(found);
-    if (!(await this.store.notices.setLevel(roomId, user.id, level))) assertMember(undefined);
-    await this.notice(user.id, { kind: 'notify', room: roomId, level });
+    const r = await this.store.notices.setLevel(roomId, user.id, level);
+    if (r === 'not_member') assertMember({ ...found, role: null });
+    if (r === 'changed') await this.notice(user.id, { kind: 'notify', room: roomId, level });
   }
 
   /** What a device resuming after `since` missed: the numbered frames, and the rooms with unread messages. */

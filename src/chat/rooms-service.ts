@@ -15,7 +15,7 @@ import type { Ban, Member, Reaction, ReadState, Role, Room } from '../store/room
 import type { Store } from '../store/store.js';
 import { type AccountRemoval, escapeLike } from '../store/users.js';
 import type { ContactsService } from './contacts-service.js';
-import { roomRef } from './notices-service.js';
+import { personalNotice, roomRef } from './notices-service.js';
 import {
   assertDeletable,
   assertJoinable,
@@ -124,7 +124,7 @@ export class RoomsService {
     if (room.role) return room;
     const r = await this.store.rooms.join(roomId, user);
     if (r === 'banned') throw new SbError('BANNED', 'you are banned from this room');
-    this.announce(r);
+    this.announce(r, { room });
     return { ...room, role: 'member' };
   }
 
@@ -147,7 +147,8 @@ export class RoomsService {
     // The rule again, in the store's transaction: a role that changed since it was read counts.
     const r = await this.store.rooms.remove(roomId, target.user, caller.id, ban, outranked(room.role, caller.admin));
     if (r === 'outranked') throw new SbError('FORBIDDEN', `cannot ${what} them: their role changed to one as high as yours`);
-    this.announce(r);
+    // Banning someone who is not a member concerns no room of theirs.
+    this.announce(r, { tell: target.role !== null });
   }
 
   async unban(caller: Caller, roomId: string, userId: string): Promise<void> {
@@ -323,8 +324,15 @@ export class RoomsService {
     if (bytes > limit) throw new SbError('PAYLOAD_TOO_LARGE', `message body is ${bytes} bytes; the limit is ${limit}`, { field: 'body', limit });
   }
 
-  private announce(event: Message | undefined): void {
-    if (event) this.gateway.timeline(event);
+  /**
+   * A timeline event to the room's subscribers, and, unless `tell` is false, a notice to the person
+   * it concerns (`room`: the room, for a join's `room_added`).
+   */
+  private announce(event: Message | undefined, o: { room?: Room; tell?: boolean } = {}): void {
+    if (!event) return;
+    this.gateway.timeline(event);
+    const personal = o.tell === false ? undefined : personalNotice(event, o.room);
+    if (personal) this.gateway.tell(personal.userId, { t: 'notice', ...personal.notice });
   }
 
   /** The room as a moderator sees it: an admin sees direct rooms too. */

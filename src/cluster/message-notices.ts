@@ -208,11 +208,11 @@ export class MessageNotices {
       const p = this.people.get(userId);
       const level = p?.rooms.get(d.room);
       if (!p || level === undefined || level === 'muted') continue;
-      const own = posted.filter((e) => e.from !== userId);
-      if (own.length === 0) continue;
-      const mention = own.some((e) => mentions(e.names, p.username));
-      if (level === 'mentions' && !mention) continue;
-      const at = own.at(-1) as DigestEntry;
+      // Never your own messages; at `mentions`, only those that mention you.
+      const own = posted.filter((e) => e.from !== userId && (level === 'all' || mentions(e.names, p.username)));
+      const at = own.at(-1);
+      if (!at) continue;
+      const mention = level === 'mentions' || own.some((e) => mentions(e.names, p.username));
       this.sent++;
       this.deliver(userId, {
         t: 'notice',

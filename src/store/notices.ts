@@ -53,10 +53,15 @@ export class Notices {
     return r.count;
   }
 
-  /** Sets the member's level in the room; false when they are not a member. */
-  async setLevel(roomId: string, userId: string, level: NotifyLevel): Promise<boolean> {
-    const r = await this.sql`UPDATE room_members SET notify = ${level} WHERE room_id = ${roomId} AND user_id = ${userId}`;
-    return r.count > 0;
+  /** Sets the member's level in the room: whether it changed, or they are not a member. */
+  async setLevel(roomId: string, userId: string, level: NotifyLevel): Promise<'changed' | 'unchanged' | 'not_member'> {
+    const [row] = await this.sql<{ before: NotifyLevel }[]>`
+      UPDATE room_members m SET notify = ${level}
+      FROM (SELECT notify FROM room_members WHERE room_id = ${roomId} AND user_id = ${userId} FOR UPDATE) old
+      WHERE m.room_id = ${roomId} AND m.user_id = ${userId}
+      RETURNING old.notify AS before`;
+    if (!row) return 'not_member';
+    return row.before === level ? 'unchanged' : 'changed';
   }
 
   /** Every room of the person, with their level and its last seq. */

@@ -63,7 +63,8 @@ export async function walkThroughNotices(t: Test, o: { apiA: Api; apiB: Api; url
   await post(group, a, 'no mention');
   const mentioned = await post(group, a, `and now @${b.username}`);
   const next = await bSock.next((f) => f.t === 'notice' && f.kind === 'message', 'the next message notice');
-  t.match(next, { room: group, seq: mentioned.seq, mention: true }, 'muted and unmentioned messages sent nothing');
+  t.match(next, { room: group, seq: mentioned.seq, count: 1, mention: true }, 'muted and unmentioned messages sent nothing, nor count');
+  t.equal((await apiB.request('PUT', `/api/v1/rooms/${group}/notifications`, { level: 'mentions' }, as(b))).status, 200, 'the same level again');
   const mine = (await apiB.get(`/api/v1/rooms/${group}`, as(b))).body.room;
   t.match(mine, { notify: 'mentions', unread: 4, mentions: 3 }, 'unread counts go on counting whatever the level');
   t.equal((await apiA.request('DELETE', `/api/v1/rooms/${group}/members/${b.id}`, undefined, as(a))).status, 204, 'b removed');
