@@ -103,7 +103,8 @@ async function phase(
     if (!text) return;
     const sent = Number(text.slice(0, text.indexOf('|')));
     if (sent < from) return;
-    got++;
+    // A notice may stand for several messages (one commit): each counts, timed by the last one's send.
+    got += kind === 'notices' ? f.count : 1;
     hist.record(Math.max(1, Math.round((performance.timeOrigin + performance.now() - sent) * 1000)));
   };
   for (const p of people) p.ws.on('message', onFrame);
@@ -148,6 +149,17 @@ async function phase(
     cpuUsPerDelivery: got ? (cpu * 1e6) / got : Number.NaN,
     latencyMs: PERCENTILES.map((p) => hist.percentile(p) / 1000),
   };
+}
+
+/** Closes the people's sockets and waits until the hub has seen them go (its index of them with them). */
+async function disconnect(url: string, people: Person[]): Promise<void> {
+  for (const p of people) p.ws.terminate();
+  for (;;) {
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    const open = Number(/^sb_ws_connections (\d+)/m.exec(metrics)?.[1] ?? Number.NaN);
+    if (open <= 4) return; // the poster's sockets
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 async function connectPeople(url: string, tokens: { token: string; rooms: string[] }[]): Promise<Person[]> {
@@ -197,7 +209,7 @@ export async function notify(o: NotifyOptions, url: string): Promise<NotifyResul
       await sql`UPDATE room_members SET notify = 'all'`;
       let people = await connectPeople(hub.url, tokens);
       const notices = await phase('notices', hub, people, posters, rooms, members, o);
-      for (const p of people) p.ws.terminate();
+      await disconnect(hub.url, people);
       await sql`UPDATE room_members SET notify = 'muted'`;
       people = await connectPeople(hub.url, tokens);
       let sid = 0;
@@ -217,7 +229,7 @@ export async function notify(o: NotifyOptions, url: string): Promise<NotifyResul
         ),
       );
       const roomsPhase = await phase('rooms', hub, people, posters, rooms, members, o);
-      for (const p of people) p.ws.terminate();
+      await disconnect(hub.url, people);
       out.push({ notices, rooms: roomsPhase });
     }
     for (const p of posters) p.terminate();

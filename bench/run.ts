@@ -59,6 +59,7 @@ import { Passwords } from '../src/auth/passwords.js';
 import { resolveConfig } from '../src/config.js';
 import { type DurableResult, durableHub, durableRaw, type RawResult } from './durable.js';
 import { fmt, json, type LoadResult, load, median, medianOf, spawnBaseline, startHub } from './lib.js';
+import { type NotifyResult, notify } from './notify.js';
 import { PEERS, type Peer, peerOnce } from './peers.js';
 import { type FanoutResult, fanoutBaseline, fanoutCluster, fanoutHub, fanoutRow, hubLimits, type IdleResult, idle } from './realtime.js';
 import { writeReport } from './report.js';
@@ -75,7 +76,6 @@ import {
   telemetryHub,
   watcherSplit,
 } from './telemetry.js';
-import { type NotifyResult, notify } from './notify.js';
 import { type UnreadResult, unread } from './unread.js';
 
 const { values, positionals } = parseArgs({
@@ -526,7 +526,9 @@ async function notices() {
       `${name.padEnd(34)} ${fmt(r.deliveriesPerS, 0).padStart(12)} ${fmt(r.delivered * 100, 1).padStart(8)}% ${fmt(r.p50, 2).padStart(7)} ${fmt(r.p99, 2).padStart(7)} ${fmt(r.p999, 2).padStart(7)} ${fmt(r.cpuUsPerDelivery, 1).padStart(16)}`;
     say(line('notice (person stream, unsubscribed)', n));
     say(line('msg (room subscription, muted)', m));
-    say(`a notice costs ${fmt(n.cpuUsPerDelivery / m.cpuUsPerDelivery, 2)}× a room delivery in hub CPU (unread counts for a person in 5,000 rooms: the unread scenario)`);
+    say(
+      `a notice costs ${fmt(n.cpuUsPerDelivery / m.cpuUsPerDelivery, 2)}× a room delivery in hub CPU (unread counts for a person in 5,000 rooms: the unread scenario)`,
+    );
   });
 }
 

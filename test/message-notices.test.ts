@@ -108,3 +108,50 @@ t.test('@names, as the store finds them', async (t) => {
   t.same(mentionedNames(Array.from({ length: 30 }, (_, i) => `@user${i}`).join(' ')).length, 20, 'at most 20');
   t.same(mentionedNames('no at sign'), []);
 });
+
+t.test('a load that raced a removal, and a room_added that arrived after the removal, add nobody back', async (t) => {
+  const members = new Map<string, NotifyLevel>([
+    ['b', 'all'],
+    ['c', 'all'],
+  ]);
+  let gate: Promise<void> = Promise.resolve();
+  let release!: () => void;
+  const sent: [string, MessageNoticeFrame][] = [];
+  const store = {
+    notices: {
+      // The snapshot is taken when asked, and answered when the gate opens.
+      memberships: async (userId: string) => {
+        const snapshot = members.has(userId) ? [{ roomId: ROOM, level: 'all' as NotifyLevel, lastSeq: 10 }] : [];
+        await gate;
+        return snapshot;
+      },
+      members: async (_room: string, ids: string[]) => new Map([...members].filter(([id]) => ids.includes(id))),
+    },
+  } as unknown as Store;
+  const notices = new MessageNotices(store, (userId, frame) => sent.push([userId, frame]), capturedLog().log);
+  notices.attach(C);
+  await settle();
+  gate = new Promise<void>((r) => {
+    release = r;
+  });
+  notices.attach(B);
+  // While b's rooms are being read, b is removed at seq 11, and this node hears of it (c is in the room).
+  members.delete('b');
+  notices.announce(ROOM, [event(11, 'member_removed', B)]);
+  await settle();
+  release();
+  for (let i = 0; i < 5; i++) await settle();
+  notices.announce(ROOM, [msg(12, 'a', 'after the removal')]);
+  // A late room_added (numbered before the removal, delivered after it) is checked against the store.
+  notices.personal('b', { t: 'notice', n: 1, kind: 'room_added', room: { id: ROOM, kind: 'group', name: 'x' }, by: 'b' });
+  notices.announce(ROOM, [msg(13, 'a', 'still after')]);
+  for (let i = 0; i < 5; i++) await settle();
+  t.same(
+    sent.map(([u, f]) => [u, f.seq]),
+    [
+      ['c', 12],
+      ['c', 13],
+    ],
+    'c is told; b, removed, is told nothing of the room',
+  );
+});

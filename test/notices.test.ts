@@ -45,6 +45,11 @@ for (const embedded of [false, true]) {
       const r = (await api.get('/api/v1/notices?since=0', { token: a.token })).body;
       t.match(r, { n: 3, reset: true, notices: [{ n: 3, kind: 'room_added' }] }, 'since 0: reset, and what is kept');
       t.notOk((await api.get('/api/v1/notices?since=2', { token: a.token })).body.reset, 'since 2: nothing was lost');
+      t.match(
+        (await api.get('/api/v1/notices?since=9', { token: a.token })).body,
+        { n: 3, reset: true, notices: [] },
+        'since past the last: not this stream, reset',
+      );
     });
   });
 }

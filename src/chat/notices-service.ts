@@ -14,8 +14,12 @@ import type { Room } from '../store/rooms.js';
 import type { Store } from '../store/store.js';
 import { assertMember } from './room-rules.js';
 
-/** Numbered frames one `feed` answer carries at most; the rooms with unread messages it lists at most. */
-export const FEED_PAGE = 500;
+/**
+ * Numbered frames one `feed` answer carries at most, and rooms with unread messages it lists at
+ * most: an answer stays well under the smallest socket buffer (SB_WS_MAX_BACKPRESSURE_BYTES).
+ */
+export const FEED_PAGE = 100;
+export const FEED_UNREAD = 200;
 
 export interface NoticesGateway {
   /** A numbered frame to every socket of the person, on every node. */
@@ -85,7 +89,7 @@ export class NoticesService {
   /** What a device resuming after `since` missed: the numbered frames, and the rooms with unread messages. */
   async feed(userId: string, since: number | undefined): Promise<Omit<FeedFrame, 't' | 'id'>> {
     const { head, frames, pruned } = await this.store.notices.after(userId, since ?? Number.MAX_SAFE_INTEGER, FEED_PAGE);
-    const unread = await this.store.notices.unread(userId, FEED_PAGE);
+    const unread = await this.store.notices.unread(userId, FEED_UNREAD);
     return {
       n: head,
       notices: frames,

@@ -443,6 +443,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     this.rooms.failAll(err);
     this.outbox.failAll(err);
     this.robots.failAll(err);
+    this.stream.closed();
     for (const w of this.connectWaiters.splice(0)) w.reject(err);
   }
 

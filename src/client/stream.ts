@@ -17,10 +17,18 @@ export interface StreamHost {
   report(err: SwitchboardError): void;
 }
 
+/** Numbered frames held at most while a catch-up is on its way (beyond that, the catch-up brings them anyway). */
+const MAX_HELD = 1_000;
+/** A failed catch-up is asked again after this long (ms), doubling up to a minute. */
+const RETRY_MS = 1_000;
+
 export class PersonStream {
   private held: StreamFrame[] | undefined;
   private running = false;
   private again = false;
+  private retryMs = RETRY_MS;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private ended = false;
 
   /** `last`: the last number the application has (stored by it across restarts), if any. */
   constructor(
@@ -41,11 +49,13 @@ export class PersonStream {
       this.host.deliver(s);
       return;
     }
-    if (this.held) {
-      this.held.push(s);
+    if (this.held || this.last === undefined) {
+      // A catch-up is on its way (or, on a new device, has not answered yet): it brings whatever is dropped here.
+      this.held ??= [];
+      if (this.held.length < MAX_HELD) this.held.push(s);
       return;
     }
-    if (this.last === undefined || s.n <= this.last) return; // not caught up yet, or a repeat
+    if (s.n <= this.last) return; // a repeat
     if (s.n > this.last + 1) {
       this.held = [s];
       void this.catchUp();
@@ -61,12 +71,21 @@ export class PersonStream {
     void this.catchUp();
   }
 
+  /** The client ended for good: nothing more is asked. */
+  closed(): void {
+    this.ended = true;
+    clearTimeout(this.timer);
+    this.held = undefined;
+  }
+
   private async catchUp(): Promise<void> {
+    if (this.ended) return;
     if (this.running) {
       this.again = true;
       return;
     }
     this.running = true;
+    clearTimeout(this.timer);
     try {
       for (this.again = true; this.again; ) {
         this.again = false;
@@ -77,10 +96,19 @@ export class PersonStream {
         this.host.caughtUp({ n: reply.n, unread: reply.unread, ...(reply.reset ? { reset: true as const } : {}) });
         if (reply.more) this.again = true;
       }
+      this.retryMs = RETRY_MS;
     } catch (e) {
-      // A dropped connection catches up on the next one; a closed client is done.
+      this.running = false;
       const err = e instanceof SwitchboardError ? e : new SwitchboardError('UNAVAILABLE', `feed: ${String(e)}`);
-      if (err.code !== 'DISCONNECTED' && err.code !== 'CLOSED') this.host.report(err);
+      // Closed for good: nothing more. Disconnected: the next connection catches up. Anything
+      // else (the hub refused or failed): asked again later, the frames meanwhile still held.
+      if (this.ended || err.code === 'CLOSED') this.closed();
+      else if (err.code !== 'DISCONNECTED') {
+        this.host.report(err);
+        this.timer = setTimeout(() => void this.catchUp(), this.retryMs);
+        this.retryMs = Math.min(60_000, this.retryMs * 2);
+      }
+      return;
     }
     this.running = false;
     const held = this.held ?? [];

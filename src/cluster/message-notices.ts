@@ -56,9 +56,6 @@ export function mentionedNames(body: string): string[] {
   return [...names];
 }
 
-const mentions = (names: string[] | undefined, username: string): boolean =>
-  names?.some((n) => n === username || n.replace(/[.-]+$/, '') === username) ?? false;
-
 /** The digest of a committed batch. */
 export function digest(roomId: string, batch: Message[]): Digest {
   return {
@@ -75,14 +72,20 @@ interface Person {
   username: string;
   sockets: number;
   rooms: Map<string, NotifyLevel>;
+  /** Bumped by every change to their rooms: a load that saw one happen meanwhile reads again. */
+  version: number;
+  loading?: Promise<void> | undefined;
 }
 interface LocalRoom {
   members: Set<string>;
-  /** Highest seq seen (a digest starting past it reveals a gap). */
+  /** Highest seq seen (a digest starting past it reveals a gap); -1 until known, which checks the members first. */
   last: number;
-  /** Digests of this room are handled one at a time, in arrival order. */
+  /** Digests of this room (and checks of its members) are handled one at a time, in arrival order. */
   chain: Promise<void>;
 }
+
+/** Tries of a load that keeps seeing the person's rooms change while it reads them. */
+const LOAD_TRIES = 3;
 
 export class MessageNotices {
   private readonly people = new Map<string, Person>();
@@ -115,7 +118,7 @@ export class MessageNotices {
       p.sockets++;
       return;
     }
-    this.people.set(user.id, { username: user.username.toLowerCase(), sockets: 1, rooms: new Map() });
+    this.people.set(user.id, { username: user.username.toLowerCase(), sockets: 1, rooms: new Map(), version: 0 });
     void this.load(user.id);
   }
 
@@ -127,31 +130,59 @@ export class MessageNotices {
     for (const roomId of p.rooms.keys()) this.leave(roomId, userId);
   }
 
-  /** Reads the person's rooms again (their device resumed: it may have seen a gap in their stream). */
-  async load(userId: string): Promise<void> {
+  /**
+   * Reads the person's rooms again (their device resumed: it may have seen a gap in their stream).
+   * One read at a time per person; a read that raced a change of their rooms is read again, and a
+   * room this node has seen past the read's snapshot is checked in the room's own order instead.
+   */
+  load(userId: string): Promise<void> {
+    const p = this.people.get(userId);
+    if (!p) return Promise.resolve();
+    p.loading ??= this.read(userId, p).finally(() => {
+      p.loading = undefined;
+    });
+    return p.loading;
+  }
+
+  private async read(userId: string, p: Person): Promise<void> {
     try {
-      const rooms = await this.store.notices.memberships(userId);
-      const p = this.people.get(userId);
-      if (!p) return;
-      for (const roomId of p.rooms.keys()) this.leave(roomId, userId);
-      p.rooms.clear();
-      for (const m of rooms) {
-        p.rooms.set(m.roomId, m.level);
-        this.room(m.roomId, m.lastSeq).members.add(userId);
+      for (let i = 0; i < LOAD_TRIES; i++) {
+        const version = p.version;
+        const rooms = await this.store.notices.memberships(userId);
+        if (this.people.get(userId) !== p) return;
+        if (p.version !== version && i < LOAD_TRIES - 1) continue;
+        const now = new Set(rooms.map((m) => m.roomId));
+        for (const roomId of [...p.rooms.keys()]) {
+          if (now.has(roomId)) continue;
+          p.rooms.delete(roomId);
+          this.leave(roomId, userId);
+        }
+        for (const m of rooms) {
+          const r = this.rooms.get(m.roomId);
+          if (r && (r.last < 0 || r.last > m.lastSeq)) this.check(m.roomId, r, [userId]);
+          else {
+            p.rooms.set(m.roomId, m.level);
+            this.room(m.roomId, m.lastSeq).members.add(userId);
+          }
+        }
+        return;
       }
     } catch (e) {
       this.log.warn({ err: e, user: userId }, "could not read a person's rooms for their notices");
     }
   }
 
-  /** A frame of a local person's own stream: it may add or remove one of their rooms, or change a level. */
+  /**
+   * A frame of a local person's own stream. A removal holds at once; an addition is checked against
+   * the store in the room's order (the frames of one person may come out of order across nodes).
+   */
   personal(userId: string, frame: StreamFrame): void {
     const p = this.people.get(userId);
     if (!p || frame.t !== 'notice') return;
-    if (frame.kind === 'room_added' && !p.rooms.has(frame.room.id)) {
-      p.rooms.set(frame.room.id, 'all');
-      this.room(frame.room.id, 0).members.add(userId);
+    if (frame.kind === 'room_added') {
+      this.check(frame.room.id, this.room(frame.room.id, -1), [userId]);
     } else if (frame.kind === 'room_removed') {
+      p.version++;
       p.rooms.delete(frame.room);
       this.leave(frame.room, userId);
     } else if (frame.kind === 'notify' && p.rooms.has(frame.room)) p.rooms.set(frame.room, frame.level);
@@ -188,31 +219,41 @@ export class MessageNotices {
     const joined = d.entries.find((e) => e.event !== undefined && JOINED.has(e.event) && e.user !== undefined && this.people.has(e.user));
     const r = this.rooms.get(d.room) ?? (joined && this.room(d.room, joined.seq - 1));
     if (!r) return;
-    r.chain = r.chain.then(() => this.handle(d, r)).catch((e: unknown) => this.log.warn({ err: e, room: d.room }, 'message notices failed'));
+    this.enqueue(d.room, r, () => this.handle(d, r));
+  }
+
+  private enqueue(roomId: string, r: LocalRoom, step: () => Promise<void>): void {
+    r.chain = r.chain.then(step).catch((e: unknown) => this.log.warn({ err: e, room: roomId }, 'message notices failed'));
+  }
+
+  /** Checks, in the room's order, whether `userIds` are members now (and at what level). */
+  private check(roomId: string, r: LocalRoom, userIds: string[]): void {
+    this.enqueue(roomId, r, () => this.verify(roomId, r, userIds));
   }
 
   private async handle(d: Digest, r: LocalRoom): Promise<void> {
     const first = d.entries[0] as DigestEntry;
     const fresh = d.entries.filter((e) => e.seq > r.last);
     if (fresh.length === 0) return; // seen already (announced again after a retried publish)
-    if (r.last > 0 && first.seq > r.last + 1) await this.reread(d.room, r);
+    // A gap (or a room whose last seq is not known yet): a digest this node missed may have
+    // removed someone, so who is a member is read again before anything is sent.
+    if (r.last < 0 || first.seq > r.last + 1) await this.verify(d.room, r, [...r.members]);
     r.last = Math.max(r.last, ...fresh.map((e) => e.seq));
-    const posted: DigestEntry[] = [];
+    const posted: (DigestEntry & { named?: Set<string> })[] = [];
     for (const e of fresh) {
-      if (e.event === undefined) posted.push(e);
+      if (e.event === undefined) posted.push(Array.isArray(e.names) ? { ...e, named: nameSet(e.names) } : e);
       else if (e.user !== undefined && this.people.has(e.user)) this.membership(d.room, r, e.event, e.user);
     }
-    const last = posted.at(-1);
-    if (!last) return;
+    if (posted.length === 0) return;
     for (const userId of r.members) {
       const p = this.people.get(userId);
       const level = p?.rooms.get(d.room);
       if (!p || level === undefined || level === 'muted') continue;
       // Never your own messages; at `mentions`, only those that mention you.
-      const own = posted.filter((e) => e.from !== userId && (level === 'all' || mentions(e.names, p.username)));
+      const own = posted.filter((e) => e.from !== userId && (level === 'all' || e.named?.has(p.username)));
       const at = own.at(-1);
       if (!at) continue;
-      const mention = level === 'mentions' || own.some((e) => mentions(e.names, p.username));
+      const mention = level === 'mentions' || own.some((e) => e.named?.has(p.username));
       this.sent++;
       this.deliver(userId, {
         t: 'notice',
@@ -231,20 +272,44 @@ export class MessageNotices {
   private membership(roomId: string, r: LocalRoom, kind: string, userId: string): void {
     const p = this.people.get(userId) as Person;
     if (JOINED.has(kind) && !p.rooms.has(roomId)) {
+      p.version++;
       p.rooms.set(roomId, 'all');
       r.members.add(userId);
     } else if (GONE.has(kind)) {
+      p.version++;
       p.rooms.delete(roomId);
       this.leave(roomId, userId);
     }
   }
 
-  /** After a gap: which local people are members of the room now, and at what level. */
-  private async reread(roomId: string, r: LocalRoom): Promise<void> {
-    const members = await this.store.notices.members(roomId, [...this.people.keys()]);
-    for (const userId of r.members) if (!members.has(userId)) this.people.get(userId)?.rooms.delete(roomId);
-    r.members = new Set(members.keys());
-    for (const [userId, level] of members) this.people.get(userId)?.rooms.set(roomId, level);
-    if (r.members.size === 0) this.rooms.delete(roomId);
+  /** Reads which of `userIds` (local people) are members of the room now, and at what level. */
+  private async verify(roomId: string, r: LocalRoom, userIds: string[]): Promise<void> {
+    const local = userIds.filter((id) => this.people.has(id));
+    const members = local.length ? await this.store.notices.members(roomId, local) : new Map<string, NotifyLevel>();
+    for (const userId of local) {
+      const p = this.people.get(userId);
+      if (!p) continue;
+      p.version++;
+      const level = members.get(userId);
+      if (level === undefined) {
+        p.rooms.delete(roomId);
+        r.members.delete(userId);
+      } else {
+        p.rooms.set(roomId, level);
+        r.members.add(userId);
+      }
+    }
+    if (r.members.size === 0 && this.rooms.get(roomId) === r) this.rooms.delete(roomId);
+    else if (r.members.size > 0 && !this.rooms.has(roomId)) this.rooms.set(roomId, r);
   }
+}
+
+/** A message's mentioned names as a person's lowercased username is looked up: each name, and without a trailing . or -. */
+function nameSet(names: string[]): Set<string> {
+  const out = new Set<string>();
+  for (const n of names) {
+    out.add(n);
+    out.add(n.replace(/[.-]+$/, ''));
+  }
+  return out;
 }

@@ -358,12 +358,12 @@ export interface FeedFrame {
   id: number;
   /** Your stream's last number: resume after it next time. */
   n: number;
-  /** The numbered frames after `since`, in order, at most 500 (then `more`: ask again after the last). */
+  /** The numbered frames after `since`, in order, at most 100 (then `more`: ask again after the last). */
   notices: StreamFrame[];
   more?: true;
   /** Notices after `since` were pruned (kept `SB_NOTICE_RETENTION_DAYS`, 30 by default): reload rooms and contacts, then go on from `n`. */
   reset?: true;
-  /** The rooms you have unread messages in (at most 500). */
+  /** The rooms you have unread messages in (at most 200). */
   unread: UnreadRoom[];
 }
 export type ContactChange = 'requested' | 'request_sent' | 'accepted' | 'declined' | 'cancelled' | 'removed' | 'blocked' | 'unblocked';

@@ -35,12 +35,13 @@ export class Notices {
 
   /**
    * The person's frames after `since`, in order, at most `limit`; their last number; and whether
-   * some after `since` were pruned (the oldest kept is past `since + 1`).
+   * `since` cannot be caught up from (the oldest kept is past `since + 1`, or `since` is past the last).
    */
   async after(userId: string, since: number, limit: number): Promise<{ head: number; frames: StreamFrame[]; pruned: boolean }> {
     const [head] = await this.sql<{ n: string }[]>`SELECT n FROM notice_heads WHERE user_id = ${userId}`;
     const last = head ? Number(head.n) : 0;
-    if (since >= last) return { head: last, frames: [], pruned: false };
+    // Past the head: not this stream's number (another account's, or from before a restore).
+    if (since >= last) return { head: last, frames: [], pruned: since > last };
     const rows = await this.sql<{ n: string; frame: string }[]>`
       SELECT n, frame FROM notices WHERE user_id = ${userId} AND n > ${since} ORDER BY n LIMIT ${limit}`;
     const frames = rows.map((r) => ({ ...(JSON.parse(r.frame) as Unnumbered), n: Number(r.n) }) as StreamFrame);

@@ -23,7 +23,7 @@ export function noticeRoutes(notices: NoticesService): Route[] {
       auth: true,
       summary: 'Catch up on your own stream',
       description:
-        "What concerns you outside the rooms you watch, numbered 1, 2, 3... per person: the notices after `since` (your device's last `n`; leave it out on a device that has none, to learn where the stream stands), at most 500 (then `more`: ask again after the last), and the rooms you have unread messages in (at most 500, most unread first; messages themselves are not numbered notices). `reset`: some after `since` were pruned (`SB_NOTICE_RETENTION_DAYS`): reload rooms and contacts, then go on from `n`. The same as the WebSocket's `feed` request.",
+        "What concerns you outside the rooms you watch, numbered 1, 2, 3... per person: the notices after `since` (your device's last `n`; leave it out on a device that has none, to learn where the stream stands), at most 100 (then `more`: ask again after the last), and the rooms you have unread messages in (at most 200, most unread first; messages themselves are not numbered notices). `reset`: some after `since` were pruned (`SB_NOTICE_RETENTION_DAYS`), or `since` is past `n` (not this stream's number): reload rooms and contacts, then go on from `n`. The same as the WebSocket's `feed` request.",
       tags,
       query: { type: 'object', properties: { since: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER } } },
       responses: {
