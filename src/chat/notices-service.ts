@@ -3,8 +3,9 @@
 // service hand their personal frames (`read`, `contact`, `notice`) to `post`, which numbers and
 // stores each one, then has the gateway send it to every socket of the person on every node. A
 // room's timeline events that concern a person (they joined, left, were removed or banned, their
-// role changed) become notices of theirs here. Live message notices are not numbered (they are
-// cluster/message-notices.ts): `feed` answers a resuming device with its unread rooms instead.
+// role changed) become notices of theirs through `personalNotice` (the rooms service calls it).
+// Live message notices are not numbered (they are cluster/message-notices.ts): `feed` answers a
+// resuming device with its unread rooms instead.
 
 import type { Logger } from '../log.js';
 import type { FeedFrame, NotifyLevel, PersonalNotice, RoomRef, ServerFrame, StreamFrame, UserRef } from '../protocol/frames.js';
@@ -48,7 +49,7 @@ export function personalNotice(event: Message, room?: Room): { userId: string; n
   return undefined;
 }
 
-/** A room as a notice names it, for `me`: a direct room names the other person. */
+/** A room as a notice names it: a direct room names `peer`, the other person. */
 export function roomRef(room: Room, peer?: UserRef): RoomRef {
   return { id: room.id, kind: room.kind, name: room.name, ...(peer ? { peer: { id: peer.id, username: peer.username } } : {}) };
 }
