@@ -21,7 +21,12 @@ for (const embedded of [false, true]) {
       for (const since of [-1, 1.5, 'x']) {
         t.match(await sock.request({ t: 'feed', since }), { t: 'error', code: 'VALIDATION' }, `feed since ${JSON.stringify(since)}`);
       }
-      t.equal((await api.get('/api/v1/notices?since=-1', { token: a.token })).status, 400);
+      for (const since of ['-1', '-Infinity', 'Infinity', '0x10', '1e1', '%20', '1.5', '']) {
+        const r = await api.get(`/api/v1/notices?since=${since}`, { token: a.token });
+        t.match([r.status, r.body], [400, { error: { code: 'VALIDATION', field: 'since' } }], `GET /notices?since=${since}`);
+      }
+      const paged = await api.get(`/api/v1/rooms?scope=mine&limit=Infinity`, { token: a.token });
+      t.match([paged.status, paged.body], [400, { error: { code: 'VALIDATION', field: 'limit' } }], 'any numeric query parameter: limit=Infinity');
       t.equal((await api.get('/api/v1/notices')).status, 401, 'no token');
       const room = (await api.post('/api/v1/rooms', { kind: 'group', name: 'levels' }, { token: a.token })).body.room.id as string;
       const level = (u: typeof a, body: unknown) => api.request('PUT', `/api/v1/rooms/${room}/notifications`, body, { token: u.token });

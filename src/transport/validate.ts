@@ -56,8 +56,18 @@ export function validateBody<T>(schema: Schema, body: unknown): T {
   return body as T;
 }
 
+/** How a URL writes a number the query schemas take: plain decimal digits (no hex, exponent, blanks or Infinity). */
+const NUMERIC: Record<string, RegExp> = { integer: /^-?\d+$/, number: /^-?\d+(\.\d+)?$/ };
+
 /** Validates (and coerces, and fills defaults into) a query object built from the URL. */
 export function validateQuery<T>(schema: Schema, query: Record<string, unknown>): T {
+  // Ajv coerces as JavaScript does ("0x10" is 16, " " is 0, "Infinity" a number): numbers are
+  // taken only as decimal digits.
+  const props = (schema.properties ?? {}) as Record<string, { type?: string }>;
+  for (const [key, value] of Object.entries(query)) {
+    const pattern = NUMERIC[props[key]?.type ?? ''];
+    if (pattern && typeof value === 'string' && !pattern.test(value)) throw new ValidationError(key, `must be ${props[key]?.type}`);
+  }
   const fn = compiled(schema, queryAjv);
   if (!fn(query)) throw describe((fn.errors as ErrorObject[])[0] as ErrorObject);
   checkStrings(query, '');
