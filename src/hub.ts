@@ -391,6 +391,7 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
         rooms.accountRemoved(user, what).catch((e: unknown) => root.warn({ err: e }, 'could not record a deleted account leaving its rooms'));
         for (const id of what.robotsDeleted) robotGateway.changed(id, 'deleted');
         for (const id of what.grantsLost) robotGateway.changed(id, 'access');
+        for (const c of what.contactsLost) tellPerson(c.userId, { t: 'contact', kind: c.kind, user: { id: user.id, username: user.username } });
       },
     };
     const tlsMaterial = await robotTlsMaterial(cfg, root);

@@ -41,6 +41,28 @@ for (const embedded of [false, true]) {
       t.match((await api.get(`/api/v1/rooms?scope=mine`, { token: a.token })).body.rooms, [{ id: room, notify: 'mentions' }], 'GET /rooms shows it');
     });
 
+    t.test("a deleted account's contacts hear of it in their streams", async (t) => {
+      type User = Awaited<ReturnType<Api['signUp']>>;
+      const [gone, friend, asker, asked] = (await Promise.all([1, 2, 3, 4].map(() => api.signUp(uniqueName('nd'))))) as [User, User, User, User];
+      const as = (u: User) => ({ token: u.token });
+      await api.post('/api/v1/contacts/requests', { userId: friend.id }, as(gone));
+      await api.post(`/api/v1/contacts/requests/${gone.id}/accept`, undefined, as(friend));
+      await api.post('/api/v1/contacts/requests', { userId: gone.id }, as(asker));
+      await api.post('/api/v1/contacts/requests', { userId: asked.id }, as(gone));
+      const sockets = await Promise.all([friend, asker, asked].map((u) => openFor(t, hub.url, u.token, { encoding: 'json' })));
+      const heads = await Promise.all(sockets.map(async (c) => (await c.request({ t: 'feed' })).n as number));
+      t.equal((await api.request('DELETE', '/api/v1/auth/me', { password: gone.password }, as(gone))).status, 204);
+      const user = { id: gone.id, username: gone.username };
+      for (const [i, kind] of [
+        [0, 'removed'],
+        [1, 'declined'],
+        [2, 'cancelled'],
+      ] as const) {
+        const f = await sockets[i]?.next((x) => x.t === 'contact' && x.user?.id === gone.id, `${kind} frame`);
+        t.match(f, { kind, user, n: (heads[i] as number) + 1 }, `${kind}, numbered in their stream`);
+      }
+    });
+
     t.test('pruned notices: a device further behind than the retention is told to reload', async (t) => {
       const a = await api.signUp(uniqueName('np'));
       for (const name of ['one', 'two', 'three']) await api.post('/api/v1/rooms', { kind: 'group', name }, { token: a.token });

@@ -182,7 +182,7 @@ export class Users {
       const rooms = await tx<{ id: string; kind: string; owner_id: string | null }[]>`
         SELECT r.id, r.kind, r.owner_id FROM rooms r JOIN room_members m ON m.room_id = r.id AND m.user_id = ${id}
         ORDER BY r.id FOR UPDATE OF r`;
-      const out: AccountRemoval = { roomsLeft: [], handedOver: [], roomsDeleted: [], robotsDeleted: [], grantsLost: [] };
+      const out: AccountRemoval = { roomsLeft: [], handedOver: [], roomsDeleted: [], robotsDeleted: [], grantsLost: [], contactsLost: [] };
       for (const r of rooms) {
         if (r.kind === 'group' && r.owner_id === id) {
           const [next] = await tx<{ user_id: string }[]>`
@@ -202,6 +202,12 @@ export class Users {
       }
       out.robotsDeleted = (await tx<{ id: string }[]>`SELECT id FROM robots WHERE owner_id = ${id}`).map((r) => r.id);
       out.grantsLost = (await tx<{ robot_id: string }[]>`SELECT robot_id FROM robot_grants WHERE user_id = ${id}`).map((r) => r.robot_id);
+      out.contactsLost = await tx<{ userId: string; kind: 'removed' | 'cancelled' | 'declined' }[]>`
+        SELECT DISTINCT ON (other) other AS "userId", kind FROM (
+          SELECT CASE WHEN user_id = ${id} THEN peer_id ELSE user_id END AS other,
+            CASE WHEN state = 'accepted' THEN 'removed' WHEN user_id = ${id} THEN 'cancelled' ELSE 'declined' END AS kind
+          FROM contacts WHERE user_id = ${id} OR peer_id = ${id}
+        ) c ORDER BY other, kind DESC`;
       const deleted = await tx`DELETE FROM users WHERE id = ${id}`;
       if (deleted.count === 0) return undefined;
       // After the memberships are gone: a commit that checked one finished before that DELETE
@@ -262,6 +268,8 @@ export interface AccountRemoval {
   robotsDeleted: string[];
   /** Others' robots it held a grant on. */
   grantsLost: string[];
+  /** People it was a contact of (`removed`), had asked (`cancelled`) or had been asked by (`declined`). */
+  contactsLost: { userId: string; kind: 'removed' | 'cancelled' | 'declined' }[];
 }
 
 /** Escape LIKE's metacharacters so user input matches literally. */

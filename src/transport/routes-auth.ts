@@ -224,7 +224,7 @@ export function authRoutes(auth: AuthService, email: EmailAuth, store: Store, cf
       auth: true,
       summary: 'Delete your account',
       description:
-        "Needs your password. Your messages stay in their rooms with `senderId: null`. A group room you own passes to its longest-standing other member, or is deleted with its history if you are its only member; you leave every other room (a direct room stays, for the other person). Your robots are deleted with their certificates and audit; your grants on others' robots end. Every session ends and your WebSockets close with 4102, on every node. Your username becomes free.",
+        "Needs your password. Your messages stay in their rooms with `senderId: null`. A group room you own passes to its longest-standing other member, or is deleted with its history if you are its only member; you leave every other room (a direct room stays, for the other person). Your robots are deleted with their certificates and audit; your grants on others' robots end. Your contacts, and the people you asked or who asked you, get a `contact` frame (`removed`, `cancelled` or `declined`). Every session ends and your WebSockets close with 4102, on every node. Your username becomes free.",
       tags,
       body: { type: 'object', additionalProperties: false, required: ['password'], properties: { password: credentials.password } },
       responses: {
