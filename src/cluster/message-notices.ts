@@ -56,6 +56,17 @@ export function mentionedNames(body: string): string[] {
   return [...names];
 }
 
+/** The first PREVIEW_CHARS characters (code points) of a body, without splitting the whole of it. */
+function preview(body: string): string {
+  let end = 0;
+  let chars = 0;
+  for (const c of body) {
+    if (chars++ === PREVIEW_CHARS) break;
+    end += c.length;
+  }
+  return body.slice(0, end);
+}
+
 /** The digest of a committed batch. */
 export function digest(roomId: string, batch: Message[]): Digest {
   return {
@@ -63,7 +74,7 @@ export function digest(roomId: string, batch: Message[]): Digest {
     entries: batch.map((m) => {
       if (m.event) return { seq: m.seq, from: m.senderId, event: m.event.kind, ...('user' in m.event ? { user: m.event.user.id } : {}) };
       const names = mentionedNames(m.body);
-      return { seq: m.seq, from: m.senderId, preview: [...m.body].slice(0, PREVIEW_CHARS).join(''), ...(names.length ? { names } : {}) };
+      return { seq: m.seq, from: m.senderId, preview: preview(m.body), ...(names.length ? { names } : {}) };
     }),
   };
 }
@@ -91,8 +102,6 @@ export class MessageNotices {
   private readonly people = new Map<string, Person>();
   private readonly rooms = new Map<string, LocalRoom>();
   private readonly sub: Subscription | undefined;
-  /** Notices sent (for the metrics). */
-  sent = 0;
 
   constructor(
     private readonly store: Store,
@@ -192,7 +201,7 @@ export class MessageNotices {
     this.sub?.unsubscribe();
   }
 
-  /** People and rooms in the index (for tests and the metrics). */
+  /** People and rooms in the index. */
   get size(): { people: number; rooms: number } {
     return { people: this.people.size, rooms: this.rooms.size };
   }
@@ -254,7 +263,6 @@ export class MessageNotices {
       const at = own.at(-1);
       if (!at) continue;
       const mention = level === 'mentions' || own.some((e) => e.named?.has(p.username));
-      this.sent++;
       this.deliver(userId, {
         t: 'notice',
         kind: 'message',
