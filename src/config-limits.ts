@@ -28,6 +28,12 @@ export interface Limits {
   contactRequestsPerDay: number;
   /** How long each person's notices are kept for their devices to catch up, days. */
   noticeRetentionDays: number;
+  /** Largest file one upload may hold, bytes. */
+  attachmentMaxBytes: number;
+  /** Bytes of files one person may store in all. */
+  attachmentQuotaBytes: number;
+  /** Uploads in progress on a node at once. */
+  uploadsMax: number;
   /** Largest WebSocket frame a client may send, bytes. */
   wsMaxFrameBytes: number;
   /** Bytes queued for one WebSocket before it is closed as a slow consumer. */
@@ -264,6 +270,30 @@ export const limitSpec: Entry<`limits.${keyof Limits}`>[] = [
     parse: int(1, 3_650),
     def: 30,
     doc: "How long each person's notices are kept for their devices to catch up (`feed`), days; a device further behind gets `reset`",
+  },
+  {
+    key: 'limits.attachmentMaxBytes',
+    env: 'SB_ATTACHMENT_MAX_BYTES',
+    flag: 'attachment-max-bytes',
+    parse: int(1, 2 ** 40),
+    def: 25 * 1024 * 1024,
+    doc: 'Largest file one upload (an attachment or an avatar) may hold, bytes (then 413). Stored in 256 KiB chunks: no upload or download holds a whole file in memory',
+  },
+  {
+    key: 'limits.attachmentQuotaBytes',
+    env: 'SB_ATTACHMENT_QUOTA_BYTES',
+    flag: 'attachment-quota-bytes',
+    parse: int(0, 2 ** 50),
+    def: 1024 * 1024 * 1024,
+    doc: 'Bytes of files one person may store in all, uploads in progress included (then 413 QUOTA_EXCEEDED); files go when the last message carrying them is deleted',
+  },
+  {
+    key: 'limits.uploadsMax',
+    env: 'SB_UPLOADS_MAX',
+    flag: 'uploads-max',
+    parse: int(1, 10_000),
+    def: 32,
+    doc: `Uploads in progress on a node at once (then 503 OVERLOADED); each holds at most about 512 KiB of its file in memory. One person may have 4 at once (then 429)`,
   },
   {
     key: 'limits.registerPerIpPerHour',

@@ -79,3 +79,18 @@ export interface Entry<K extends string = string> {
   def: unknown;
   doc: string;
 }
+
+/** A comma-separated list of media types (type/subtype, lower case, no parameters). */
+export const mediaTypes: Parser<string[]> = (raw, name) => {
+  const list = raw
+    .split(',')
+    .map((s) => s.trim().toLowerCase())
+    .filter(Boolean);
+  if (list.length === 0) throw new ConfigError(`${name}: must list at least one media type`);
+  for (const t of list) {
+    if (!/^[a-z0-9][a-z0-9!#$&^_.+-]*\/[a-z0-9][a-z0-9!#$&^_.+-]*$/.test(t)) {
+      throw new ConfigError(`${name}: expected comma-separated media types like image/png, got "${t}"`);
+    }
+  }
+  return list;
+};

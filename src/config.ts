@@ -6,7 +6,7 @@
 import path from 'node:path';
 
 import { type Limits, limitSpec } from './config-limits.js';
-import { bool, ConfigError, type Entry, int, oneOf, origins, str, url } from './config-parse.js';
+import { bool, ConfigError, type Entry, int, mediaTypes, oneOf, origins, str, url } from './config-parse.js';
 
 export type { Limits } from './config-limits.js';
 export { ConfigError } from './config-parse.js';
@@ -22,6 +22,8 @@ export interface Config {
   tlsCertFile: string | undefined;
   tlsKeyFile: string | undefined;
   corsOrigins: string[];
+  /** Media types an attachment may have. */
+  attachmentTypes: string[];
   jwtKeyFile: string | undefined;
   robotCaCertFile: string | undefined;
   robotCaKeyFile: string | undefined;
@@ -108,6 +110,14 @@ export const spec: Entry<Exclude<keyof Config, 'limits'> | `limits.${keyof Limit
     parse: origins,
     def: [],
     doc: 'Comma-separated browser origins allowed by CORS (`*` for any, without credentials)',
+  },
+  {
+    key: 'attachmentTypes',
+    env: 'SB_ATTACHMENT_TYPES',
+    flag: 'attachment-types',
+    parse: mediaTypes,
+    def: ['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'application/pdf', 'text/plain', 'text/csv', 'application/zip', 'audio/mpeg', 'video/mp4'],
+    doc: 'Comma-separated media types an attachment may have (then 415). PNG, JPEG, GIF and WebP must be pictures of that type and are shown inline; anything else downloads as a file',
   },
   {
     key: 'jwtKeyFile',

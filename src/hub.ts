@@ -17,6 +17,7 @@ import { EmailAuth } from './auth/email-auth.js';
 import { loadSigningKey } from './auth/keys.js';
 import { SmtpMailer } from './auth/mailer.js';
 import { defaultPkiDir, lazyCa, robotCaFiles } from './auth/pki.js';
+import { AttachmentsService } from './chat/attachments-service.js';
 import { ContactsService } from './chat/contacts-service.js';
 import { isStreamFrame, NoticesService } from './chat/notices-service.js';
 import { PublishBudget } from './chat/publish-budget.js';
@@ -46,6 +47,7 @@ import { HttpRouter } from './transport/http.js';
 import { openApiDocument } from './transport/openapi.js';
 import { robotAuthenticator } from './transport/robot-auth.js';
 import { RobotListener } from './transport/robot-tls.js';
+import { attachmentRoutes } from './transport/routes-attachments.js';
 import { authRoutes } from './transport/routes-auth.js';
 import { chatRoutes } from './transport/routes-chat.js';
 import { messageRoutes } from './transport/routes-messages.js';
@@ -80,6 +82,8 @@ export interface Hub {
 }
 
 const PRUNE_EVERY_MS = 3_600_000;
+/** Hours an upload no message carries (or one a crash cut short) is kept before the sweep deletes it. */
+const UNUSED_UPLOAD_HOURS = 24;
 
 /**
  * The robot endpoint's PEM material: its server certificate and key, and the robot CA certificate.
@@ -305,8 +309,8 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
       if (!roomRef(id).tell(msg)) root.warn({ room: id, type: msg.type }, 'room mailbox full; notification dropped');
     };
     const roomGateway: RoomGateway = {
-      async publish(roomId, sender, cid, body) {
-        return (await roomRef(roomId).ask({ type: 'publish', sender, cid, body })).pending;
+      async publish(roomId, sender, post) {
+        return (await roomRef(roomId).ask({ type: 'publish', sender, ...post })).pending;
       },
       // Every node's actor of the room hears it through the Bus, in seq order with the messages.
       timeline: (event) => bus.announce(event.roomId, [event]),
@@ -351,6 +355,12 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
       },
       store.rateLimits.limiter('contact_requests', L.contactRequestsPerDay, 86_400),
     );
+    const attachments = new AttachmentsService(store, {
+      maxBytes: L.attachmentMaxBytes,
+      quotaBytes: L.attachmentQuotaBytes,
+      types: cfg.attachmentTypes,
+      maxUploads: L.uploadsMax,
+    });
     const rooms = new RoomsService(store, { maxMessageBytes: L.maxMessageBytes, editWindowS: L.editWindowS }, roomGateway, contacts);
 
     // One for every session: a connection holds only its own state (its id is in each log line).
@@ -365,7 +375,6 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
       limits: {
         maxSubscriptions: L.wsMaxSubscriptions,
         requestsPerSecond: L.wsRequestsPerSecond,
-        maxMessageBytes: L.maxMessageBytes,
         reauthGraceMs: L.reauthGraceMs,
       },
       log: root.child({ component: 'session' }),
@@ -458,6 +467,7 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
       ...moderationRoutes(rooms, auth),
       ...messageRoutes(rooms, publishBudget),
       ...noticeRoutes(notices),
+      ...attachmentRoutes(attachments, store),
       ...robotRoutes(robots),
     );
 
@@ -494,6 +504,7 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
       store.emailCodes.prune().catch((e) => root.warn({ err: e }, 'one-time code pruning failed'));
       store.rateLimits.prune().catch((e) => root.warn({ err: e }, 'rate-limit pruning failed'));
       store.notices.prune(L.noticeRetentionDays).catch((e) => root.warn({ err: e }, 'notice pruning failed'));
+      store.blobs.sweep(UNUSED_UPLOAD_HOURS).catch((e) => root.warn({ err: e }, 'attachment sweep failed'));
     }, PRUNE_EVERY_MS);
     prune.unref();
 

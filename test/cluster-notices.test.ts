@@ -1,14 +1,37 @@
 // Each person's own stream across two nodes (real NATS, one PostgreSQL): A acts through node 2
-// while B's socket is on node 1, and B resumes on node 2 (test/helpers/notices.ts).
+// while B's socket is on node 1, and B resumes on node 2 (test/helpers/notices.ts); and a message's
+// attachments, which cross the cluster with it, served by the other node.
 
+import { randomBytes } from 'node:crypto';
 import t from 'tap';
-import type { Api } from './helpers/api.js';
+import { type Api, roomWith, uniqueName } from './helpers/api.js';
 import { startCluster } from './helpers/cluster.js';
 import { FAST, UNLIMITED } from './helpers/hub.js';
 import { walkThroughNotices } from './helpers/notices.js';
+import { openFor, subscribe } from './helpers/ws.js';
 
 const cluster = await startCluster(t, 2, { ...FAST, ...UNLIMITED });
 const [n1, n2] = cluster.nodes as [(typeof cluster.nodes)[0], (typeof cluster.nodes)[0]];
 const [api1, api2] = cluster.apis as [Api, Api];
 
 t.test('A on node 2, B on node 1, B resumes on node 2', (t) => walkThroughNotices(t, { apiA: api2, apiB: api1, urlB: n1.url, urlResume: n2.url }));
+
+t.test('a file posted through node 2 reaches a subscriber on node 1, who downloads it there', async (t) => {
+  const [a, b] = await Promise.all([api2.signUp(uniqueName('cf')), api2.signUp(uniqueName('cf'))]);
+  const room = await roomWith(api2, a, b);
+  const sock = await openFor(t, n1.url, b.token, { encoding: 'msgpack' });
+  await subscribe(sock, room);
+  const data = randomBytes(300_000);
+  const up = await api2.request('POST', '/api/v1/attachments?name=data.zip', undefined, {
+    token: a.token,
+    raw: data,
+    headers: { 'content-type': 'application/zip' },
+  });
+  t.equal(up.status, 201);
+  t.equal((await api2.post(`/api/v1/rooms/${room}/messages`, { cid: 'f1', body: 'the data', attachments: [up.body.id] }, { token: a.token })).status, 201);
+  const msg = await sock.next((f) => f.t === 'msg' && f.cid === 'f1', 'the message on node 1');
+  t.same(msg.att, [up.body], 'its attachments crossed the cluster');
+  const got = await fetch(`${n1.url}/api/v1/attachments/${up.body.id}`, { headers: { authorization: `Bearer ${b.token}` } });
+  t.equal(got.status, 200);
+  t.same(Buffer.from(await got.arrayBuffer()), data, 'node 1 serves what node 2 stored');
+});

@@ -10,8 +10,16 @@ export function toFrame(m: Message | SequencedMessage): TimelineFrame {
   if ('event' in m && m.event) return { t: 'event', room: m.roomId, seq: m.seq, mid: m.id, from: m.senderId, ts, ...m.event };
   const frame: MessageFrame = { t: 'msg', room: m.roomId, seq: m.seq, mid: m.id, from: m.senderId, cid: m.cid, ts, body: m.body };
   if ('deletedAt' in m && m.deletedAt) frame.deleted = true;
-  else if ('editedAt' in m && m.editedAt) frame.edited = true;
+  else {
+    if (m.attachments) frame.att = m.attachments;
+    if ('editedAt' in m && m.editedAt) frame.edited = true;
+  }
   return frame;
+}
+
+function tombstone(f: MessageFrame): MessageFrame {
+  const { att: _, edited: __, ...rest } = f;
+  return { ...rest, body: '', deleted: true };
 }
 
 export class RoomTail {
@@ -39,8 +47,7 @@ export class RoomTail {
     if (!first) return;
     const i = e.target - first.seq;
     const f = this.frames[i];
-    if (f?.seq === e.target && f.t === 'msg')
-      this.frames[i] = e.kind === 'message_edited' ? { ...f, body: e.body, edited: true } : { ...f, body: '', deleted: true };
+    if (f?.seq === e.target && f.t === 'msg') this.frames[i] = e.kind === 'message_edited' ? { ...f, body: e.body, edited: true } : tombstone(f);
     if (e.kind !== 'message_deleted') return;
     for (const [j, g] of this.frames.entries()) {
       if (g.t === 'event' && g.kind === 'message_edited' && g.target === e.target) this.frames[j] = { ...g, body: '' };

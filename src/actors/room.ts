@@ -18,6 +18,7 @@ import { assertMember, notMember } from '../chat/room-rules.js';
 import type { Bus } from '../cluster/bus.js';
 import type { Presence } from '../cluster/presence.js';
 import { notFound, SbError } from '../errors.js';
+import type { Attachment } from '../protocol/frames.js';
 import { CloseCode, type TimelineFrame, type UserRef } from '../protocol/frames.js';
 import { StoreUnavailableError, UniqueViolationError } from '../store/errors.js';
 import { CommitRefusedError, type Message, type SequencedMessage } from '../store/messages.js';
@@ -36,7 +37,7 @@ export interface PublishResult {
 }
 
 export type RoomMsg =
-  | { type: 'publish'; sender: UserRef; cid: string; body: string }
+  | { type: 'publish'; sender: UserRef; cid: string; body: string; attachments?: Attachment[] | undefined }
   | { type: 'subscribe'; conn: Connection; reqId: number; since: number | undefined }
   | { type: 'unsubscribe'; conn: Connection }
   | { type: 'typing'; conn: Connection }
@@ -87,6 +88,7 @@ interface Pending {
   sender: UserRef;
   cid: string;
   body: string;
+  attachments: Attachment[] | undefined;
   resolve(r: PublishResult): void;
   reject(e: unknown): void;
 }
@@ -214,7 +216,7 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
   handle(msg: RoomMsg): RoomReply | Promise<RoomReply> {
     switch (msg.type) {
       case 'publish':
-        return this.checked(msg.sender.id, () => unblocked(this.block, () => ({ pending: this.publish(msg.sender, msg.cid, msg.body) })));
+        return this.checked(msg.sender.id, () => unblocked(this.block, () => ({ pending: this.publish(msg.sender, msg.cid, msg.body, msg.attachments) })));
       case 'blocked':
         this.block?.set(msg.blocked);
         return;
@@ -293,7 +295,7 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
     this.deps.presence.typing(this.id, conn.user);
   }
 
-  private publish(sender: UserRef, cid: string, body: string): Promise<PublishResult> {
+  private publish(sender: UserRef, cid: string, body: string, attachments: Attachment[] | undefined): Promise<PublishResult> {
     const key = `${sender.id}\u0000${cid}`;
     const known = this.recent.get(key);
     if (known) {
@@ -304,7 +306,7 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
     }
     let pending!: Pending;
     const promise = new Promise<PublishResult>((resolve, reject) => {
-      pending = { sender, cid, body, resolve, reject };
+      pending = { sender, cid, body, attachments, resolve, reject };
     });
     const entry: Recent = { promise, settled: false };
     promise.then(
@@ -413,7 +415,9 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
     const expected = this.lastSeq;
     const now = new Date();
     const sequenced: SequencedMessage[] = fresh.map((p, i) => {
-      return { id: randomUUID(), roomId: this.id, seq: expected + i + 1, senderId: p.sender.id, cid: p.cid, body: p.body, createdAt: now };
+      const m: SequencedMessage = { id: randomUUID(), roomId: this.id, seq: expected + i + 1, senderId: p.sender.id, cid: p.cid, body: p.body, createdAt: now };
+      if (p.attachments?.length) m.attachments = p.attachments;
+      return m;
     });
     let committed: SequencedMessage[];
     try {

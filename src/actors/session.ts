@@ -20,7 +20,6 @@ export interface SessionLimits {
   maxSubscriptions: number;
   /** Every other request shares one bucket: a flood of `sub`s (each may start a room actor) is refused. */
   requestsPerSecond: number;
-  maxMessageBytes: number;
   /** How long a client has to answer `reauth` with a fresh token, ms. */
   reauthGraceMs: number;
 }
@@ -175,11 +174,8 @@ export class Session {
         return { t: 'ok', id: f.id };
       case 'pub': {
         this.deps.publishBudget.take(user.id);
-        const bytes = Buffer.byteLength(f.body, 'utf8');
-        if (bytes > this.deps.limits.maxMessageBytes) {
-          throw new SbError('PAYLOAD_TOO_LARGE', `message body is ${bytes} bytes; the limit is ${this.deps.limits.maxMessageBytes}`, { field: 'body' });
-        }
-        const reply = await this.deps.room(f.room).ask({ type: 'publish', sender: user, cid: f.cid, body: f.body });
+        const post = await this.deps.rooms.compose(user.id, f.cid, f.body, f.att, 'att');
+        const reply = await this.deps.room(f.room).ask({ type: 'publish', sender: user, ...post });
         const { message, duplicate } = await reply.pending;
         return {
           t: 'ack',

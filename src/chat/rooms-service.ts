@@ -8,7 +8,8 @@
 
 import { randomUUID } from 'node:crypto';
 import { notFound, SbError, ValidationError } from '../errors.js';
-import type { ServerFrame, UserRef } from '../protocol/frames.js';
+import type { Attachment, ServerFrame, UserRef } from '../protocol/frames.js';
+import { attachmentOf, type BlobMeta } from '../store/blobs.js';
 import type { Message } from '../store/messages.js';
 import type { Unnumbered } from '../store/notices.js';
 import type { Ban, Member, Reaction, ReadState, Role, Room } from '../store/rooms.js';
@@ -53,8 +54,15 @@ export interface RoomView extends Room, Partial<ReadState> {
  * The realtime side of rooms (the room actors): every message is posted through it, so REST and
  * WebSocket publishes share one sequencer, and it is told of membership changes.
  */
+/** What someone posts: its text, and the files it carries. */
+export interface Post {
+  cid: string;
+  body: string;
+  attachments?: Attachment[];
+}
+
 export interface RoomGateway {
-  publish(roomId: string, sender: UserRef, cid: string, body: string): Promise<{ message: Message; duplicate: boolean }>;
+  publish(roomId: string, sender: UserRef, post: Post): Promise<{ message: Message; duplicate: boolean }>;
   /** A timeline event was written: to the room's subscribers, on every node, in seq order. */
   timeline(event: Message): void;
   /** A frame to every socket of a person, on every node (`read`, `contact` and `notice` frames numbered in their stream first). */
@@ -312,10 +320,33 @@ export class RoomsService {
   }
 
   /** Posts a message; a retry with the same cid returns the original (`duplicate: true`). */
-  async post(user: UserRef, roomId: string, input: { cid: string; body: string }): Promise<{ message: Message; duplicate: boolean }> {
+  async post(
+    user: UserRef,
+    roomId: string,
+    input: { cid: string; body: string; attachments?: string[] | undefined },
+  ): Promise<{ message: Message; duplicate: boolean }> {
     await this.member(user.id, roomId);
-    this.checkSize(input.body);
-    return this.gateway.publish(roomId, { id: user.id, username: user.username }, input.cid, input.body);
+    const post = await this.compose(user.id, input.cid, input.body, input.attachments, 'attachments');
+    return this.gateway.publish(roomId, { id: user.id, username: user.username }, post);
+  }
+
+  /**
+   * A post as it is stored: its text within the size limit, and not empty unless it carries files;
+   * its attachments (`field` names them to the client) the ready files `userId` uploaded, each once.
+   */
+  async compose(userId: string, cid: string, body: string, ids: string[] | undefined, field: string): Promise<Post> {
+    this.checkSize(body);
+    if (!ids?.length) {
+      if (body === '') throw new ValidationError('body', 'must not be empty (unless the message carries attachments)');
+      return { cid, body };
+    }
+    if (new Set(ids).size !== ids.length) throw new ValidationError(field, 'lists an attachment twice');
+    const found = new Map((await this.store.blobs.owned(userId, ids)).map((b) => [b.id, b]));
+    const missing = ids.find((id) => !found.has(id));
+    if (missing !== undefined) {
+      throw new SbError('NOT_FOUND', `${field}: no finished upload of yours has id ${missing} (upload with POST /api/v1/attachments first)`, { field });
+    }
+    return { cid, body, attachments: ids.map((id) => attachmentOf(found.get(id) as BlobMeta)) };
   }
 
   private checkSize(body: string): void {

@@ -239,11 +239,12 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
    * or a retryable nack (`UNAVAILABLE`, `TIMEOUT`, `OVERLOADED`, `RATE_LIMITED`), until acked;
    * the hub stores it once. Publishes made while disconnected wait for the connection. Rejects
    * with the hub's code on any other nack (`NOT_MEMBER`, `CONFLICT`, `PAYLOAD_TOO_LARGE`, …).
+   * `attachments`: ids of files uploaded with `POST /api/v1/attachments` (the body may then be empty).
    */
-  publish(room: string, body: string, opts: { cid?: string } = {}): Promise<Ack> {
+  publish(room: string, body: string, opts: { cid?: string; attachments?: string[] } = {}): Promise<Ack> {
     if (this.ended) return Promise.reject(this.ended);
     try {
-      return this.outbox.publish(room, body, opts.cid ?? newCid());
+      return this.outbox.publish(room, body, opts.cid ?? newCid(), opts.attachments);
     } catch (e) {
       return Promise.reject(asSwitchboardError(e, 'UNSUPPORTED', 'publish'));
     }

@@ -44,13 +44,13 @@ export class Outbox {
     return this.entries.size;
   }
 
-  publish(room: string, body: string, cid: string): Promise<Ack> {
+  publish(room: string, body: string, cid: string, att?: string[]): Promise<Ack> {
     return new Promise<Ack>((resolve, reject) => {
       const e: Entry = {
         room,
         cid,
         req: new RetriedRequest(this.host, {
-          frame: () => ({ t: 'pub', room, cid, body }),
+          frame: () => (att?.length ? { t: 'pub', room, cid, body, att } : { t: 'pub', room, cid, body }),
           wanted: () => this.entries.has(e),
           retryable: (f) => f.t === 'nack' && RETRYABLE_PUBLISH_CODES.has(f.code),
           answer: (f) => this.onAnswer(e, f),

@@ -8,6 +8,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../log.js';
 import { packPlain } from '../protocol/codec.js';
+import type { Attachment } from '../protocol/frames.js';
 import type { Message } from '../store/messages.js';
 import type { TimelineEvent } from '../store/timeline.js';
 import { MemoryBus } from './bus-memory.js';
@@ -26,7 +27,8 @@ type Row = [
   body: string,
   createdAt: number,
   event?: TimelineEvent | null,
-  changed?: [state: 'deleted' | 'edited', at: number],
+  changed?: [state: 'deleted' | 'edited', at: number] | null,
+  attachments?: Attachment[],
 ];
 type Wire = Row[];
 
@@ -35,16 +37,21 @@ const toRow = (m: Message): Row => {
   if (m.event) row.push(m.event);
   else if (m.deletedAt) row.push(null, ['deleted', m.deletedAt.getTime()]);
   else if (m.editedAt) row.push(null, ['edited', m.editedAt.getTime()]);
+  if (m.attachments) {
+    while (row.length < 8) row.push(null);
+    row.push(m.attachments);
+  }
   return row;
 };
 const toWire = (batch: Message[]): Uint8Array => packPlain(batch.map(toRow) satisfies Wire);
 
 function fromWire(roomId: string, rows: Wire): Message[] {
-  return rows.map(([id, seq, senderId, cid, body, at, event, changed]) => {
+  return rows.map(([id, seq, senderId, cid, body, at, event, changed, attachments]) => {
     const m: Message = { id, roomId, seq, senderId, cid, body, createdAt: new Date(at) };
     if (event) m.event = event;
     if (changed?.[0] === 'deleted') m.deletedAt = new Date(changed[1]);
     else if (changed?.[0] === 'edited') m.editedAt = new Date(changed[1]);
+    if (attachments) m.attachments = attachments;
     return m;
   });
 }

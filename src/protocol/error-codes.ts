@@ -44,6 +44,10 @@ export const ERROR_CODES = {
   // WebSocket only: a `sub` replaced by a later `sub` or `unsub` of the same room.
   CANCELLED: { http: 409, ws: 'terminal' },
   PAYLOAD_TOO_LARGE: { http: 413, ws: 'terminal' },
+  // REST only (uploads): a body without a Content-Length; a file over its owner's quota; a range past its end.
+  LENGTH_REQUIRED: { http: 411, ws: null },
+  QUOTA_EXCEEDED: { http: 413, ws: null },
+  RANGE_NOT_SATISFIABLE: { http: 416, ws: null },
   UNSUPPORTED_MEDIA_TYPE: { http: 415, ws: null },
   RATE_LIMITED: { http: 429, ws: 'retryable' },
   ROBOT_OFFLINE: { http: 409, ws: 'terminal' },

@@ -35,7 +35,23 @@ export interface PublishFrame {
   room: string;
   /** Client message id: unique per sender; a retry with the same cid gets the first seq. */
   cid: string;
+  /** May be empty when the message has attachments. */
   body: string;
+  /** Ids of attachments you uploaded (`POST /api/v1/attachments`), at most 10. */
+  att?: string[];
+}
+/** A file a message carries: what `POST /api/v1/attachments` answered; its bytes are at `GET /api/v1/attachments/:id`. */
+export interface Attachment {
+  id: string;
+  /** The file name given at upload. */
+  name: string;
+  /** Its media type, e.g. `image/png`. */
+  type: string;
+  /** Bytes. */
+  size: number;
+  /** Pixels, for an image. */
+  width?: number;
+  height?: number;
 }
 export interface HistoryFrame {
   t: 'hist';
@@ -175,6 +191,8 @@ export interface MessageFrame {
   ts: number;
   /** Empty once deleted. */
   body: string;
+  /** Its attachments, in the order given (gone once deleted). */
+  att?: Attachment[];
   /** The message was deleted (a `message_deleted` event later in the room says by whom): a tombstone. */
   deleted?: true;
   /** The message was edited: `body` is its current text (a `message_edited` event later in the room says when). */

@@ -2,6 +2,7 @@
 // in groups behind a fence on rooms.last_seq, so every room's seqs are contiguous from 1; a sender's
 // client message id (`cid`) is unique per sender, so a retry finds the message it already created.
 
+import type { Attachment } from '../protocol/frames.js';
 import type { Sql } from './db.js';
 import { translateDriverError } from './errors.js';
 import { GroupCommit, type GroupCommitStats, type RoomBatch, type RoomVerdict } from './group-commit.js';
@@ -21,6 +22,8 @@ export interface Message {
   deletedAt?: Date;
   /** When the message was last edited: its body is the current text. */
   editedAt?: Date;
+  /** The files it carries (none once deleted). */
+  attachments?: Attachment[];
 }
 
 interface Row {
@@ -34,6 +37,7 @@ interface Row {
   kind: 'message' | TimelineKind;
   deleted_at: Date | null;
   edited_at: Date | null;
+  attachments: string | null;
 }
 
 function toMessage(r: Row): Message {
@@ -44,12 +48,13 @@ function toMessage(r: Row): Message {
   }
   if (r.deleted_at) m.deletedAt = r.deleted_at;
   else if (r.edited_at) m.editedAt = r.edited_at;
+  if (r.attachments) m.attachments = JSON.parse(r.attachments) as Attachment[];
   return m;
 }
 
 /** Bytes of bodies (and ~100 B of the rest per message) in one commit call, at most: bounds the statement and the transaction. */
 const MAX_BYTES_PER_CALL = 8 * 1024 * 1024;
-const weigh = (b: RoomBatch<SequencedMessage>) => b.messages.reduce((n, m) => n + 100 + m.body.length, 0);
+const weigh = (b: RoomBatch<SequencedMessage>) => b.messages.reduce((n, m) => n + 100 + m.body.length + (m.attachments ? 200 * m.attachments.length : 0), 0);
 
 export class Messages {
   private readonly commits: GroupCommit<SequencedMessage>;
@@ -111,6 +116,7 @@ export class Messages {
     const bodies: string[] = [];
     // Each message keeps the time its actor gave it (and its ack announces).
     const ats: string[] = [];
+    const atts: (string | null)[] = [];
     for (const b of batches) {
       for (const m of b.messages) {
         rooms.push(b.roomId);
@@ -119,12 +125,13 @@ export class Messages {
         cids.push(m.cid);
         bodies.push(m.body);
         ats.push(m.createdAt.toISOString());
+        atts.push(m.attachments ? JSON.stringify(m.attachments) : null);
       }
     }
     let rows: { out_room: string; out_first_seq: string | null; out_gone: boolean; out_refused: string[] | null }[];
     try {
       rows = await this.sql`
-        SELECT * FROM sb_commit_messages(${rooms}::uuid[], ${ids}::uuid[], ${senders}::uuid[], ${cids}::text[], ${bodies}::text[], ${ats}::timestamptz[])`;
+        SELECT * FROM sb_commit_messages(${rooms}::uuid[], ${ids}::uuid[], ${senders}::uuid[], ${cids}::text[], ${bodies}::text[], ${ats}::timestamptz[], ${atts}::text[])`;
     } catch (e) {
       throw translateDriverError(e);
     }
@@ -177,6 +184,7 @@ export interface SequencedMessage {
   cid: string;
   body: string;
   createdAt: Date;
+  attachments?: Attachment[];
 }
 
 /** A commit the store refused: the room no longer exists, or these senders are no longer its members. */

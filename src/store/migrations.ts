@@ -4,6 +4,7 @@
 // edit a migration that has shipped.
 
 import type { Sql } from './db.js';
+import { laterMigrations } from './migrations-later.js';
 
 export interface Migration {
   version: number;
@@ -558,6 +559,7 @@ CREATE INDEX notices_created ON notices (created_at);
 ALTER TABLE room_members ADD COLUMN notify text NOT NULL DEFAULT 'all' CHECK (notify IN ('all', 'mentions', 'muted'));
 `,
   },
+  ...laterMigrations,
 ];
 
 export const latestVersion = Math.max(...migrations.map((m) => m.version));

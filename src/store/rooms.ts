@@ -298,11 +298,13 @@ export class Rooms {
   async deleteMessage(roomId: string, seq: number, by: string): Promise<Message | undefined> {
     return this.change(roomId, by, { kind: 'message_deleted', target: seq }, async (tx) => {
       const deleted = await tx`
-        UPDATE messages SET body = '', deleted_at = now()
+        UPDATE messages SET body = '', attachments = NULL, deleted_at = now()
         WHERE room_id = ${roomId} AND seq = ${seq} AND kind = 'message' AND deleted_at IS NULL`;
       if (deleted.count === 0) return false;
       await tx`DELETE FROM message_reactions WHERE room_id = ${roomId} AND seq = ${seq}`;
       await tx`DELETE FROM mentions WHERE room_id = ${roomId} AND seq = ${seq}`;
+      // Its files go with it, each once no other message carries it (migration 13's trigger).
+      await tx`DELETE FROM attachment_refs WHERE room_id = ${roomId} AND seq = ${seq}`;
       // Its earlier texts go too: the edits that carried them keep only their target.
       await tx`
         UPDATE messages SET body = ${eventBody({ kind: 'message_edited', target: seq, body: '' })}

@@ -3,6 +3,7 @@
 // errors (errors.ts): every repository is wrapped so that driver errors are translated.
 
 import type { Logger } from '../log.js';
+import { type BlobStore, Blobs, DbChunks } from './blobs.js';
 import { Contacts } from './contacts.js';
 import { type Database, openDatabase } from './db.js';
 import { EmailCodes } from './email-codes.js';
@@ -28,6 +29,9 @@ export class Store {
   readonly robots: Robots;
   readonly rateLimits: RateLimits;
   readonly notices: Notices;
+  readonly blobs: Blobs;
+  /** Where blobs' bytes are kept: the database. */
+  readonly chunks: BlobStore;
 
   constructor(readonly db: Database) {
     this.users = translatingErrors(new Users(db.sql));
@@ -40,6 +44,8 @@ export class Store {
     this.robots = translatingErrors(new Robots(db.sql));
     this.rateLimits = translatingErrors(new RateLimits(db.sql));
     this.notices = translatingErrors(new Notices(db.sql));
+    this.blobs = translatingErrors(new Blobs(db.sql));
+    this.chunks = translatingErrors(new DbChunks(db.sql));
   }
 
   static async open(opts: { databaseUrl: string | undefined; dataDir: string; poolSize: number; log: Logger }): Promise<Store> {

@@ -109,7 +109,10 @@ export class Users {
     const [row] =
       Object.keys(cols).length === 0
         ? await this.sql<Row[]>`SELECT * FROM users WHERE id = ${id}`
-        : await this.sql<Row[]>`UPDATE users SET ${this.sql(cols)} WHERE id = ${id} RETURNING *`;
+        : // A new avatar link (or none) replaces an uploaded avatar: its blob goes.
+          await this.sql<Row[]>`
+            ${p.avatarUrl !== undefined ? this.sql`WITH dropped AS (DELETE FROM blobs WHERE owner_id = ${id} AND kind = 'avatar')` : this.sql``}
+            UPDATE users SET ${this.sql(cols)} WHERE id = ${id} RETURNING *`;
     return row && toUser(row);
   }
 

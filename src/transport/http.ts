@@ -8,6 +8,7 @@ import type { AccessClaims } from '../auth/access-tokens.js';
 import { hashCsrf } from '../auth/access-tokens.js';
 import { errorBody, SbError, ValidationError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { BodyReader, ClientGoneError, type ReqState, writeBody } from './http-stream.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
 import { type Schema, validateBody, validateQuery } from './validate.js';
 
@@ -42,6 +43,8 @@ export interface Reply {
   /** JSON-encoded unless `raw` is given. */
   body?: unknown;
   raw?: { contentType: string; data: string };
+  /** A body streamed as it is read (a file): `length` bytes in all; its Content-Type is among `headers`. */
+  stream?: { length: number; chunks: AsyncIterable<Uint8Array> };
   headers?: Record<string, string>;
   cookies?: string[];
 }
@@ -59,6 +62,11 @@ export interface Route<B = any, Q = any> {
   /** Path parameters that must be UUIDs (anything else is a 404: no such resource can exist). */
   uuidParams?: string[];
   body?: Schema;
+  /**
+   * The body is not read before the handler runs: `ctx.body` is a BodyReader giving it as it
+   * arrives, with no size cap but the handler's (an upload).
+   */
+  streamBody?: boolean;
   /** An empty body is taken as `{}` (for endpoints whose fields are all optional). */
   bodyOptional?: boolean;
   /** An object schema for the query string (values are coerced to the declared types). */
@@ -88,15 +96,19 @@ export const STATUS_TEXT: Record<number, string> = {
   201: 'Created',
   202: 'Accepted',
   204: 'No Content',
+  206: 'Partial Content',
   302: 'Found',
+  304: 'Not Modified',
   400: 'Bad Request',
   401: 'Unauthorized',
   403: 'Forbidden',
   404: 'Not Found',
   405: 'Method Not Allowed',
   409: 'Conflict',
+  411: 'Length Required',
   413: 'Payload Too Large',
   415: 'Unsupported Media Type',
+  416: 'Range Not Satisfiable',
   426: 'Upgrade Required',
   429: 'Too Many Requests',
   500: 'Internal Server Error',
@@ -105,6 +117,8 @@ export const STATUS_TEXT: Record<number, string> = {
   504: 'Gateway Timeout',
 };
 
+/** Bytes of a streamed request body queued before its socket is paused. */
+const STREAM_HIGH_WATER = 256 * 1024;
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -112,13 +126,6 @@ const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 interface Compiled {
   route: Route;
   segments: string[];
-}
-
-interface ReqState {
-  aborted: boolean;
-  done: boolean;
-  /** Set while the body is being read: fails that read when the client goes away mid-body. */
-  onAbort?: () => void;
 }
 
 export class HttpRouter {
@@ -176,10 +183,14 @@ export class HttpRouter {
     });
     const ip = this.clientIp(res, headers);
     const reqId = `${this.reqPrefix}-${(++this.seq).toString(36)}`;
-    const body = BODY_METHODS.has(method) ? this.readBody(res, headers, state) : Promise.resolve(Buffer.alloc(0));
+    const body: Promise<Buffer> | BodyReader = !BODY_METHODS.has(method)
+      ? Promise.resolve(Buffer.alloc(0))
+      : this.streamsBody(method, path)
+        ? new BodyReader(res, state, STREAM_HIGH_WATER)
+        : this.readBody(res, headers, state);
     // The body can fail (too large) before anything awaits it, e.g. while the token is verified:
     // mark it handled now, or Node treats that as an unhandled rejection and kills the process.
-    body.catch(() => {});
+    if (body instanceof Promise) body.catch(() => {});
     this.inflight++;
     this.handle(res, state, { method, path, rawQuery, headers, ip, reqId, body })
       .catch((e) => this.opts.log.error({ err: e, reqId }, 'unhandled error while responding'))
@@ -219,7 +230,7 @@ export class HttpRouter {
   private async handle(
     res: HttpResponse,
     state: ReqState,
-    r: { method: string; path: string; rawQuery: string; headers: Record<string, string>; ip: string; reqId: string; body: Promise<Buffer> },
+    r: { method: string; path: string; rawQuery: string; headers: Record<string, string>; ip: string; reqId: string; body: Promise<Buffer> | BodyReader },
   ): Promise<void> {
     const started = performance.now();
     const log = this.opts.log.child({ reqId: r.reqId });
@@ -239,9 +250,20 @@ export class HttpRouter {
       reply = this.errorReply(e, log, r.reqId);
     }
     // Whatever the handler did, a body we never finished reading must not be left dangling.
-    r.body.catch(() => {});
-    const status = reply.status ?? 200;
-    this.send(res, state, status, { ...cors, 'x-request-id': r.reqId, ...reply.headers }, reply);
+    if (r.body instanceof Promise) r.body.catch(() => {});
+    // A streamed body not read to its end is still on the wire: close rather than parse it as a request.
+    const unread = r.body instanceof BodyReader && !r.body.complete;
+    let status = reply.status ?? 200;
+    try {
+      await this.send(res, state, status, { ...cors, 'x-request-id': r.reqId, ...reply.headers }, reply, unread);
+    } catch (e) {
+      // The status went out already: the client sees the body cut short, the log says why.
+      status = 499;
+      if (!(e instanceof ClientGoneError)) {
+        log.error({ err: e }, 'response body failed');
+        if (!state.aborted) res.close();
+      }
+    }
     const seconds = (performance.now() - started) / 1000;
     this.opts.onResponse?.(r.method, routePath, status, seconds);
     // The access log: the path without its query string (which may carry a token), never a body.
@@ -251,15 +273,16 @@ export class HttpRouter {
   private async run(
     route: Route,
     params: Record<string, string>,
-    r: { method: string; rawQuery: string; headers: Record<string, string>; ip: string; reqId: string; path: string; body: Promise<Buffer> },
+    r: { method: string; rawQuery: string; headers: Record<string, string>; ip: string; reqId: string; path: string; body: Promise<Buffer> | BodyReader },
     log: Logger,
   ): Promise<Reply> {
     const cookies = parseCookies(r.headers.cookie);
     let user: AuthUser | undefined;
     if (route.auth) user = await this.authenticate(r.method, r.headers, cookies);
     let body: unknown;
-    const raw = await r.body;
-    if (route.body) {
+    const raw = r.body instanceof BodyReader ? Buffer.alloc(0) : await r.body;
+    if (r.body instanceof BodyReader) body = r.body;
+    else if (route.body) {
       if (raw.length === 0 && !route.bodyOptional) throw new SbError('BAD_JSON', 'expected a JSON object body');
       const type = (r.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
       if (raw.length > 0 && type !== 'application/json') throw new SbError('UNSUPPORTED_MEDIA_TYPE', 'send the body as application/json');
@@ -368,17 +391,38 @@ export class HttpRouter {
       const headers: Record<string, string> = {};
       if (e.retryAfterS !== undefined) headers['retry-after'] = String(e.retryAfterS);
       if (e.code === 'METHOD_NOT_ALLOWED') headers.allow = ((e.details?.allow as string[]) ?? []).join(', ');
+      if (e.code === 'RANGE_NOT_SATISFIABLE') headers['content-range'] = `bytes */${e.details?.size}`;
       // Shed load is counted, not logged per request: a log line each would add to the overload.
       if (e.status >= 500 && e.code !== 'OVERLOADED') log.error({ err: e }, 'request failed');
       return { status: e.status, headers, body: errorBody(e) };
     }
+    // Nobody is left to answer (the send finds the request aborted): not an error of the hub.
+    if (e instanceof ClientGoneError) return { status: 499 };
     log.error({ err: e }, 'request failed');
     return { status: 500, body: errorBody(new SbError('INTERNAL', `internal error (request ${reqId})`)) };
   }
 
-  private send(res: HttpResponse, state: ReqState, status: number, headers: Record<string, string>, reply: Reply): void {
+  /** Whether the request to `path` goes to a route that reads its body as it arrives. */
+  private streamsBody(method: string, path: string): boolean {
+    try {
+      return this.match(method, path).route.streamBody === true;
+    } catch {
+      return false;
+    }
+  }
+
+  private async send(res: HttpResponse, state: ReqState, status: number, headers: Record<string, string>, reply: Reply, unread: boolean): Promise<void> {
     if (state.aborted || state.done) return;
     state.done = true;
+    if (reply.stream) {
+      const { length, chunks } = reply.stream;
+      res.cork(() => {
+        res.writeStatus(`${status} ${STATUS_TEXT[status] ?? ''}`);
+        res.writeHeader('x-content-type-options', 'nosniff');
+        for (const [k, v] of Object.entries(headers)) res.writeHeader(k, v);
+      });
+      return writeBody(res, state, length, chunks);
+    }
     let payload = '';
     let type: string | undefined;
     if (reply.raw) {
@@ -397,7 +441,7 @@ export class HttpRouter {
       for (const [k, v] of Object.entries(headers)) res.writeHeader(k, v);
       for (const c of reply.cookies ?? []) res.writeHeader('set-cookie', c);
       // After a 413 the rest of the body is still on the wire: close rather than parse it as a request.
-      res.end(payload, this.draining || status === 413);
+      res.end(payload, this.draining || status === 413 || unread);
     });
   }
 

@@ -25,7 +25,7 @@ export const publicUser = (u: User) => ({
   createdAt: u.createdAt,
 });
 /** The signed-in user's own view: their public profile, plus what only they see. */
-const me = (u: User) => ({ ...publicUser(u), isAdmin: u.isAdmin, email: u.email, pendingEmail: u.pendingEmail, dmPolicy: u.dmPolicy });
+export const me = (u: User) => ({ ...publicUser(u), isAdmin: u.isAdmin, email: u.email, pendingEmail: u.pendingEmail, dmPolicy: u.dmPolicy });
 
 export function authRoutes(auth: AuthService, email: EmailAuth, store: Store, cfg: Config): Route[] {
   const cookie = (name: string, value: string, maxAgeS: number, path: string, httpOnly: boolean): string =>

@@ -229,7 +229,13 @@ export function chatRoutes(rooms: RoomsService, store: Store, publishBudget: Pub
         required: ['cid', 'body'],
         properties: {
           cid: { type: 'string', minLength: 1, maxLength: 64, description: 'Client message id, unique per sender' },
-          body: { type: 'string', minLength: 1, description: 'Message text (size limit: SB_MAX_MESSAGE_BYTES)' },
+          body: { type: 'string', description: 'Message text (size limit: SB_MAX_MESSAGE_BYTES); may be empty when it carries attachments' },
+          attachments: {
+            type: 'array',
+            maxItems: 10,
+            items: { type: 'string', pattern: UUID_PATTERN },
+            description: 'Ids of files you uploaded (POST /api/v1/attachments), at most 10; the message shows them in this order',
+          },
         },
       },
       responses: {
@@ -239,7 +245,7 @@ export function chatRoutes(rooms: RoomsService, store: Store, publishBudget: Pub
         409: { description: 'cid already used for a different message' },
         429: { description: 'Over your publish budget (shared with WebSocket `pub`); wait Retry-After seconds (RATE_LIMITED)' },
       },
-      async handle(ctx: Ctx<{ cid: string; body: string }>) {
+      async handle(ctx: Ctx<{ cid: string; body: string; attachments?: string[] }>) {
         // The same per-user budget as WebSocket `pub`: posting over REST is no way around it.
         publishBudget.take(ctx.user.id);
         const r = await rooms.post(ctx.user, ctx.params.id as string, ctx.body);

@@ -14,6 +14,7 @@ export const refs = {
   Room: ref('Room'),
   Member: ref('Member'),
   Message: ref('Message'),
+  Attachment: ref('Attachment'),
   Ban: ref('Ban'),
   Session: ref('Session'),
   CookieSession: ref('CookieSession'),
@@ -127,6 +128,19 @@ export const components: Record<string, Schema> = {
       since: time('When'),
     },
   },
+  Attachment: {
+    type: 'object',
+    description: 'A file: what an upload answers, and what a message shows of each file it carries',
+    required: ['id', 'name', 'type', 'size'],
+    properties: {
+      id: str('Its id: the bytes are at GET /api/v1/attachments/{id}', { format: 'uuid' }),
+      name: str('The file name given at upload'),
+      type: str('Its media type', { example: 'image/png' }),
+      size: { type: 'integer', minimum: 0, description: 'Bytes' },
+      width: { type: 'integer', minimum: 0, description: 'Pixels, for a picture (PNG, JPEG, GIF, WebP), as displayed' },
+      height: { type: 'integer', minimum: 0, description: 'Pixels, for a picture' },
+    },
+  },
   Message: {
     type: 'object',
     required: ['id', 'roomId', 'seq', 'senderId', 'cid', 'body', 'createdAt'],
@@ -140,6 +154,7 @@ export const components: Record<string, Schema> = {
       createdAt: time('Server time the message was stored'),
       deletedAt: time('Present once the message was deleted: it stays as a tombstone, with an empty body'),
       editedAt: time('Present once the message was edited: `body` is its current text'),
+      attachments: { type: 'array', items: ref('Attachment'), description: 'The files it carries, in the order given (none once deleted)' },
       reactions: {
         type: 'array',
         description: 'In history: each emoji on the message, oldest first, with how many reacted and whether you did',

@@ -20,7 +20,11 @@ const frame = (t: string, props: Record<string, Schema>, required: string[] = []
 const schemas: Record<ClientFrame['t'], Schema> = {
   sub: frame('sub', { room, since: seq }, ['room']),
   unsub: frame('unsub', { room }, ['room']),
-  pub: frame('pub', { room, cid: { type: 'string', minLength: 1, maxLength: 64 }, body: { type: 'string', minLength: 1 } }, ['room', 'cid', 'body']),
+  pub: frame(
+    'pub',
+    { room, cid: { type: 'string', minLength: 1, maxLength: 64 }, body: { type: 'string' }, att: { type: 'array', maxItems: 10, items: room } },
+    ['room', 'cid', 'body'],
+  ),
   hist: frame('hist', { room, before: { ...seq, minimum: 1 }, after: seq, limit: { type: 'integer', minimum: 1, maximum: 200 } }, ['room']),
   typing: frame('typing', { room }, ['room']),
   read: frame('read', { room, seq }, ['room', 'seq']),

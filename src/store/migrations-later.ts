@@ -1,0 +1,144 @@
+// Migrations from version 13 on (migrations.ts holds 1 to 12 and reached the size limit of a
+// source file). The same rules: append only, never edit one that has shipped.
+
+import type { Migration } from './migrations.js';
+
+export const laterMigrations: Migration[] = [
+  {
+    version: 13,
+    name: 'attachments: blobs in chunks, the messages that reference them',
+    // A blob's bytes are rows of blob_chunks (CHUNK_BYTES each but the last), so neither an upload
+    // nor a download ever holds a whole file, and every node of a cluster reads what any wrote. A
+    // blob is `ready` once its last chunk is stored: an upload cut short leaves a row that is not,
+    // deleted at once, or by the hourly sweep after a crash. A message lists its attachments
+    // (messages.attachments, JSON) and each reference is a row of attachment_refs, which goes with
+    // its message (a deletion, or the room's); the statement that deletes a blob's last reference
+    // deletes the blob. sb_commit_messages takes the attachments as a seventh array; the six-array
+    // form stays for nodes of the previous version during a rolling upgrade.
+    sql: `
+CREATE TABLE blobs (
+  id           uuid PRIMARY KEY,
+  owner_id     uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  kind         text NOT NULL CHECK (kind IN ('attachment', 'avatar')),
+  name         text NOT NULL CHECK (char_length(name) BETWEEN 1 AND 255),
+  content_type text NOT NULL CHECK (char_length(content_type) <= 127),
+  size         bigint NOT NULL CHECK (size >= 0),
+  width        int,
+  height       int,
+  ready        boolean NOT NULL DEFAULT false,
+  used         boolean NOT NULL DEFAULT false,
+  created_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX blobs_owner ON blobs (owner_id);
+CREATE INDEX blobs_unready ON blobs (created_at) WHERE NOT ready;
+CREATE TABLE blob_chunks (
+  blob_id uuid NOT NULL REFERENCES blobs (id) ON DELETE CASCADE,
+  n       int NOT NULL,
+  data    bytea NOT NULL,
+  PRIMARY KEY (blob_id, n)
+);
+CREATE TABLE attachment_refs (
+  blob_id uuid NOT NULL,
+  room_id uuid NOT NULL,
+  seq     bigint NOT NULL,
+  PRIMARY KEY (blob_id, room_id, seq),
+  FOREIGN KEY (room_id, seq) REFERENCES messages (room_id, seq) ON DELETE CASCADE
+);
+CREATE INDEX attachment_refs_message ON attachment_refs (room_id, seq);
+ALTER TABLE messages ADD COLUMN attachments text;
+
+CREATE FUNCTION sb_drop_unreferenced_blobs() RETURNS trigger
+LANGUAGE plpgsql
+AS $fn$
+BEGIN
+  DELETE FROM blobs b
+  WHERE b.id IN (SELECT DISTINCT blob_id FROM gone) AND b.kind = 'attachment'
+    AND NOT EXISTS (SELECT 1 FROM attachment_refs r WHERE r.blob_id = b.id);
+  RETURN NULL;
+END
+$fn$;
+CREATE TRIGGER attachment_refs_last AFTER DELETE ON attachment_refs
+  REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION sb_drop_unreferenced_blobs();
+
+CREATE FUNCTION sb_commit_messages(
+  p_rooms uuid[], p_ids uuid[], p_senders uuid[], p_cids text[], p_bodies text[], p_ats timestamptz[], p_atts text[]
+) RETURNS TABLE (out_room uuid, out_first_seq bigint, out_gone boolean, out_refused uuid[])
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+  g record;
+  v_sender uuid;
+  v_last bigint;
+  v_count bigint;
+  v_refused uuid[];
+  v_ok uuid[] := '{}';
+  v_base bigint[] := '{}';
+  v_nbase bigint[] := '{}';
+BEGIN
+  FOR g IN
+    SELECT u.r, array_agg(DISTINCT u.s) AS senders, count(*) AS n
+    FROM unnest(p_rooms, p_senders) AS u(r, s) GROUP BY u.r ORDER BY u.r
+  LOOP
+    UPDATE rooms SET last_seq = last_seq + g.n, msg_count = msg_count + g.n WHERE id = g.r
+      RETURNING last_seq - g.n, msg_count - g.n INTO v_last, v_count;
+    IF NOT FOUND THEN
+      RETURN QUERY SELECT g.r, NULL::bigint, true, NULL::uuid[];
+      CONTINUE;
+    END IF;
+    v_refused := '{}';
+    FOREACH v_sender IN ARRAY g.senders LOOP
+      PERFORM 1 FROM room_members WHERE room_id = g.r AND user_id = v_sender FOR KEY SHARE;
+      IF NOT FOUND THEN
+        v_refused := v_refused || v_sender;
+      END IF;
+    END LOOP;
+    IF cardinality(v_refused) > 0 THEN
+      UPDATE rooms SET last_seq = last_seq - g.n, msg_count = msg_count - g.n WHERE id = g.r;
+      RETURN QUERY SELECT g.r, NULL::bigint, false, v_refused;
+      CONTINUE;
+    END IF;
+    v_ok := v_ok || g.r;
+    v_base := v_base || v_last;
+    v_nbase := v_nbase || v_count;
+    RETURN QUERY SELECT g.r, v_last + 1, false, NULL::uuid[];
+  END LOOP;
+  WITH ins AS (
+    INSERT INTO messages (room_id, seq, id, sender_id, client_msg_id, body, created_at, msg_no, attachments)
+      SELECT u.r, o.base + u.k, u.i, u.s, u.c, u.body, u.at, o.nbase + u.k, u.att
+      FROM (
+        SELECT x.*, row_number() OVER (PARTITION BY x.r ORDER BY x.n) AS k
+        FROM unnest(p_rooms, p_ids, p_senders, p_cids, p_bodies, p_ats, p_atts) WITH ORDINALITY AS x(r, i, s, c, body, at, att, n)
+      ) u
+      JOIN unnest(v_ok, v_base, v_nbase) AS o(r, base, nbase) ON o.r = u.r
+    RETURNING room_id, seq, sender_id, msg_no, body, attachments
+  ), marks AS (
+    UPDATE room_members m SET read_seq = x.seq, read_no = x.no
+      FROM (SELECT room_id, sender_id, max(seq) AS seq, max(msg_no) AS no FROM ins GROUP BY room_id, sender_id) x
+      WHERE m.room_id = x.room_id AND m.user_id = x.sender_id AND m.read_seq < x.seq
+  ), refs AS (
+    INSERT INTO attachment_refs (blob_id, room_id, seq)
+      SELECT DISTINCT (a ->> 'id')::uuid, ins.room_id, ins.seq
+      FROM ins CROSS JOIN LATERAL jsonb_array_elements(ins.attachments::jsonb) AS a
+      WHERE ins.attachments IS NOT NULL
+    RETURNING blob_id
+  ), used AS (
+    UPDATE blobs SET used = true WHERE id IN (SELECT blob_id FROM refs) AND NOT used
+  )
+  INSERT INTO mentions (room_id, seq, user_id)
+    SELECT DISTINCT ins.room_id, ins.seq, mem.user_id
+    FROM ins
+    -- At most 20 different names a message, each a whole run of username characters.
+    CROSS JOIN LATERAL (
+      SELECT DISTINCT lower(m[1]) AS name
+      FROM regexp_matches(ins.body, '(?:^|[^A-Za-z0-9_.-])@([A-Za-z0-9][A-Za-z0-9_.-]{2,31})(?![A-Za-z0-9_.-])', 'g') AS m
+      LIMIT 20
+    ) AS mt
+    -- A name may end with . or -, and so may a sentence ("thanks @ada."): either reading counts.
+    JOIN users u ON lower(u.username) IN (mt.name, rtrim(mt.name, '.-'))
+    JOIN room_members mem ON mem.room_id = ins.room_id AND mem.user_id = u.id
+    WHERE ins.body LIKE '%@%' AND u.id <> ins.sender_id;
+END
+$fn$;
+`,
+  },
+];
