@@ -12,6 +12,7 @@ import { RobotsHere } from './actors/robots-here.js';
 import { MAX_REPLAY, RoomActor, type RoomMsg, type RoomReplies, type RoomReply } from './actors/room.js';
 import { ActorSystem, systemClock } from './actors/runtime.js';
 import { Session, type SessionDeps } from './actors/session.js';
+import { ApiKeysService } from './auth/api-keys.js';
 import { AuthService, ensureAdmin } from './auth/auth-service.js';
 import { EmailAuth } from './auth/email-auth.js';
 import { loadSigningKey } from './auth/keys.js';
@@ -22,6 +23,7 @@ import { ContactsService } from './chat/contacts-service.js';
 import { isStreamFrame, NoticesService } from './chat/notices-service.js';
 import { PublishBudget } from './chat/publish-budget.js';
 import { type RoomGateway, RoomsService } from './chat/rooms-service.js';
+import { ServerService } from './chat/server-service.js';
 import type { Bus } from './cluster/bus.js';
 import { MemoryBus } from './cluster/bus-memory.js';
 import { NatsBus } from './cluster/bus-nats.js';
@@ -29,6 +31,7 @@ import { type JoinStatus, joinCluster } from './cluster/join.js';
 import type { Membership } from './cluster/membership.js';
 import { MessageNotices } from './cluster/message-notices.js';
 import { clusterNames, type NatsLink } from './cluster/nats.js';
+import { Online } from './cluster/online.js';
 import { PeopleNews } from './cluster/people-news.js';
 import type { Presence } from './cluster/presence.js';
 import { MemoryPresence } from './cluster/presence-memory.js';
@@ -56,6 +59,7 @@ import { noticeRoutes } from './transport/routes-notices.js';
 import { opsRoutes } from './transport/routes-ops.js';
 import { peopleRoutes } from './transport/routes-people.js';
 import { robotRoutes } from './transport/routes-robots.js';
+import { serverRoutes } from './transport/routes-server.js';
 import { listenStandby, type Standby } from './transport/standby.js';
 import { listenExclusive, type us_listen_socket, uWS } from './transport/uws.js';
 import { WsServer } from './transport/ws.js';
@@ -328,6 +332,7 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
       (item) => {
         if (item.kind === 'ended') ws.endSessions(item);
         else if (item.kind === 'enabled') ws.accountEnabled(item.userId);
+        else if (item.kind === 'disconnect') ws.disconnectUser(item.userId);
         else if (item.kind === 'frame') {
           ws.toUser(item.userId, item.frame);
           if (isStreamFrame(item.frame)) messageNotices.personal(item.userId, item.frame);
@@ -423,6 +428,18 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
         connect: (conn, channels) => RobotSession.open(conn, channels, robotRef(conn.robotId), root.child({ component: 'robot-session', link: conn.id })),
       });
 
+    const apiKeys = new ApiKeysService(store);
+    const online = new Online(
+      (ids) => ws.online(ids),
+      root.child({ component: 'online' }),
+      nats && { nc: nats.nc, subject: names.online, nodes: () => membership?.nodes().length ?? 1 },
+    );
+    undo.push(async () => online.close());
+    const serverApi = new ServerService(store, rooms, {
+      tell: (userId, notice) => tellPerson(userId, { t: 'notice', ...notice } as Unnumbered),
+      disconnect: (userId) => news.announce({ kind: 'disconnect', userId }),
+      online: (ids) => online.ask(ids),
+    });
     let closing = false;
     const router = new HttpRouter({
       log: root.child({ component: 'http' }),
@@ -430,6 +447,7 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
       corsOrigins: cfg.corsOrigins,
       trustProxy: cfg.trustProxy,
       verifyAccess: verify,
+      verifyApiKey: (secret) => apiKeys.verify(secret),
       onResponse: (method, route, status, seconds) => metrics.httpResponse(method, route, status, seconds),
     });
     let doc: unknown;
@@ -468,6 +486,7 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
       ...messageRoutes(rooms, publishBudget),
       ...noticeRoutes(notices),
       ...attachmentRoutes(attachments, store),
+      ...serverRoutes(apiKeys, serverApi, publishBudget),
       ...robotRoutes(robots),
     );
 

@@ -35,3 +35,13 @@ t.test('a file posted through node 2 reaches a subscriber on node 1, who downloa
   t.equal(got.status, 200);
   t.same(Buffer.from(await got.arrayBuffer()), data, 'node 1 serves what node 2 stored');
 });
+
+t.test('the server API asks every node who is online', async (t) => {
+  const [u, v] = await Promise.all([api1.signUp(uniqueName('co')), api1.signUp(uniqueName('co'))]);
+  await openFor(t, n1.url, u.token, { encoding: 'json' });
+  await n1.store.users.makeAdmin(v.username);
+  const admin = (await api1.post('/api/v1/auth/login', { username: v.username, password: v.password })).body.accessToken as string;
+  const key = (await api2.post('/api/v1/admin/api-keys', { name: 'ops', scopes: ['presence'] }, { token: admin })).body.secret as string;
+  const r = await api2.get(`/api/v1/server/presence?users=${u.id},${v.id}`, { token: key });
+  t.same(r.body, { online: [u.id], partial: false }, 'node 2 learns of a socket on node 1');
+});

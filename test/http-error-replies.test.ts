@@ -37,6 +37,7 @@ new HttpRouter({
   corsOrigins: [],
   trustProxy: false,
   verifyAccess: () => Promise.reject(new SbError('TOKEN_INVALID', 'no tokens here')),
+  verifyApiKey: () => Promise.resolve(undefined),
 })
   .add(...routes)
   .mount(app);

@@ -86,6 +86,9 @@ t.test('every operation is complete', async (t) => {
     if (route?.auth) {
       t.ok(codes.includes('401'), `${name}: authenticated, so 401 is declared`);
       t.ok((op.security ?? []).length > 0, `${name}: security requirement`);
+    } else if (route?.apiKey) {
+      t.ok(codes.includes('401') && codes.includes('403'), `${name}: a server API route declares 401 and 403`);
+      t.same(op.security, [{ serverKey: [route.apiKey] }], `${name}: an API key with its scope`);
     } else {
       t.same(op.security, [], `${name}: public`);
     }

@@ -104,7 +104,9 @@ export class AuthService {
       if (e instanceof RateLimitedError) this.log.warn({ username, ip, retryAfterS: e.retryAfterS }, 'login refused: rate limited');
       throw e;
     }
-    const found = password.length <= PASSWORD_MAX ? await this.store.users.byUsername(username) : undefined;
+    // A bot has no password: it is found as no one is.
+    const account = password.length <= PASSWORD_MAX ? await this.store.users.byUsername(username) : undefined;
+    const found = account?.bot ? undefined : account;
     const ok = await this.passwords.verify(found?.passwordHash, password.slice(0, PASSWORD_MAX));
     if (!ok || !found) {
       // Who tried and from where, for intrusion detection; never the password.

@@ -136,6 +136,18 @@ export class RoomsService {
     return { ...room, role: 'member' };
   }
 
+  /** Adds someone to a group room on another's behalf (`by`: the server API's bot): false when they were a member already. */
+  async addMember(roomId: string, user: UserRef, by: string): Promise<boolean> {
+    const found = await this.store.rooms.withRole(roomId, user.id);
+    if (!found) throw notFound('room');
+    assertJoinable(found.room);
+    if (found.role) return false;
+    const r = await this.store.rooms.join(roomId, user, by);
+    if (r === 'banned') throw new SbError('BANNED', `${user.username} is banned from this room`);
+    this.announce(r, { room: found.room });
+    return r !== undefined;
+  }
+
   async leave(user: UserRef, roomId: string): Promise<void> {
     const room = await this.member(user.id, roomId);
     assertLeavable(room, room.role);

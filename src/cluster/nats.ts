@@ -29,6 +29,8 @@ export interface ClusterNames {
   people: string;
   /** Digests of every committed batch, for the live message notices of every node's people. */
   notices: string;
+  /** Requests for who of some people is connected: every node answers for its own sockets. */
+  online: string;
 }
 
 export function clusterNames(cluster: string): ClusterNames {
@@ -44,6 +46,7 @@ export function clusterNames(cluster: string): ClusterNames {
     robotChanges: `sb.${cluster}.robots.changed`,
     people: `sb.${cluster}.people`,
     notices: `sb.${cluster}.notices`,
+    online: `sb.${cluster}.online`,
   };
 }
 

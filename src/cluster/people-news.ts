@@ -1,5 +1,5 @@
 // People news, to every node: sessions that ended (a logout, a revoked device, a password change)
-// and accounts that went, whose WebSockets every node closes; frames for a person's sockets
+// and accounts that went, whose WebSockets every node closes; people the server API disconnects; frames for a person's sockets
 // wherever they are (contact changes); and direct rooms whose members blocked each other, whose
 // room actor refuses posts. Between nodes this rides core NATS, at most once: a node that misses an
 // ended session still refuses its tokens at their next check (every REST request; a WebSocket's
@@ -14,10 +14,11 @@ import { publishPlain, subscribePlain } from './nats.js';
 export type PeopleNewsItem =
   | ({ kind: 'ended' } & SessionsEnded)
   | { kind: 'enabled'; userId: string }
+  | { kind: 'disconnect'; userId: string }
   | { kind: 'frame'; userId: string; frame: ServerFrame }
   | { kind: 'direct'; roomId: string; blocked: boolean };
 
-const KINDS = new Set(['ended', 'enabled', 'frame', 'direct']);
+const KINDS = new Set(['ended', 'enabled', 'disconnect', 'frame', 'direct']);
 
 export class PeopleNews {
   private readonly sub: Subscription | undefined;

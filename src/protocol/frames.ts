@@ -341,7 +341,9 @@ export type PersonalNotice =
   | { kind: 'room_added'; room: RoomRef; by: string | null }
   | { kind: 'room_removed'; room: string; reason: 'left' | 'removed' | 'banned' | 'deleted'; by: string | null }
   | { kind: 'role_changed'; room: string; role: 'owner' | 'moderator' | 'member'; by: string | null }
-  | { kind: 'notify'; room: string; level: NotifyLevel };
+  | { kind: 'notify'; room: string; level: NotifyLevel }
+  /** From a backend through the server API: its own JSON `data`; `from` names the API key. */
+  | { kind: 'app'; data: unknown; from: string };
 /** A numbered notice of your own stream (see `feed`). */
 export type PersonalNoticeFrame = { t: 'notice'; n: number } & PersonalNotice;
 /**
@@ -539,6 +541,8 @@ export const CloseCode = {
   MESSAGE_TOO_BIG: 1009,
   /** The node is overloaded or failed internally: reconnect with backoff. */
   OVERLOADED: 4002,
+  /** A backend disconnected the person through the server API: their session holds, so reconnecting works. */
+  DISCONNECTED: 4004,
   /** Authentication failed or expired without `auth` in time: refresh the token, then reconnect. */
   AUTH_FAILED: 4100,
   /** Repeated protocol violations: a client bug; reconnecting would repeat it. */

@@ -141,4 +141,25 @@ END
 $fn$;
 `,
   },
+  {
+    version: 14,
+    name: 'server API keys, and bots',
+    // A backend's API key is stored as the SHA-256 of its secret (a random 256-bit string, so a
+    // fast hash is enough: nothing to guess), with the scopes it grants; revoking sets revoked_at.
+    // Bots are accounts that post through the server API: `bot` accounts cannot log in.
+    sql: `
+CREATE TABLE api_keys (
+  id           uuid PRIMARY KEY,
+  name         text NOT NULL CHECK (char_length(name) BETWEEN 1 AND 64),
+  secret_hash  bytea NOT NULL UNIQUE,
+  prefix       text NOT NULL,
+  scopes       text[] NOT NULL,
+  created_by   uuid REFERENCES users (id) ON DELETE SET NULL,
+  created_at   timestamptz NOT NULL DEFAULT now(),
+  last_used_at timestamptz,
+  revoked_at   timestamptz
+);
+ALTER TABLE users ADD COLUMN bot boolean NOT NULL DEFAULT false;
+`,
+  },
 ];

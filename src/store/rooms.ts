@@ -216,9 +216,9 @@ export class Rooms {
    * Adds a member (member_joined). Undefined when already one or the room is gone; 'banned' when
    * the room banned them.
    */
-  async join(roomId: string, user: UserRef): Promise<Message | 'banned' | undefined> {
+  async join(roomId: string, user: UserRef, by = user.id): Promise<Message | 'banned' | undefined> {
     let banned = false;
-    const event = await this.change(roomId, user.id, { kind: 'member_joined', user }, async (tx) => {
+    const event = await this.change(roomId, by, { kind: 'member_joined', user }, async (tx) => {
       banned = (await tx`SELECT 1 FROM room_bans WHERE room_id = ${roomId} AND user_id = ${user.id}`).length > 0;
       if (banned) return false;
       // What was said before they came is not unread.

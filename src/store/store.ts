@@ -3,6 +3,7 @@
 // errors (errors.ts): every repository is wrapped so that driver errors are translated.
 
 import type { Logger } from '../log.js';
+import { ApiKeys } from './api-keys.js';
 import { type BlobStore, Blobs, DbChunks } from './blobs.js';
 import { Contacts } from './contacts.js';
 import { type Database, openDatabase } from './db.js';
@@ -30,6 +31,7 @@ export class Store {
   readonly rateLimits: RateLimits;
   readonly notices: Notices;
   readonly blobs: Blobs;
+  readonly apiKeys: ApiKeys;
   /** Where blobs' bytes are kept: the database. */
   readonly chunks: BlobStore;
 
@@ -45,6 +47,7 @@ export class Store {
     this.rateLimits = translatingErrors(new RateLimits(db.sql));
     this.notices = translatingErrors(new Notices(db.sql));
     this.blobs = translatingErrors(new Blobs(db.sql));
+    this.apiKeys = translatingErrors(new ApiKeys(db.sql));
     this.chunks = translatingErrors(new DbChunks(db.sql));
   }
 

@@ -1,6 +1,7 @@
 // Users: accounts and the username search. Usernames are unique without regard to case and keep
 // the casing their owner chose.
 
+import { randomUUID } from 'node:crypto';
 import type { Sql } from './db.js';
 import { translateDriverError, UniqueViolationError } from './errors.js';
 
@@ -17,6 +18,8 @@ export interface User extends Profile {
   dmPolicy: DmPolicy;
   /** When an admin disabled the account (it cannot log in), or null. */
   disabledAt: Date | null;
+  /** A bot: posts through the server API, never logs in. */
+  bot: boolean;
 }
 
 export type DmPolicy = 'anyone' | 'contacts';
@@ -47,6 +50,7 @@ export interface Row {
   created_at: Date;
   password_hash: string;
   disabled_at: Date | null;
+  bot: boolean;
 }
 
 export const toUser = (r: Row): User => ({
@@ -62,10 +66,29 @@ export const toUser = (r: Row): User => ({
   isAdmin: r.is_admin,
   createdAt: r.created_at,
   disabledAt: r.disabled_at,
+  bot: r.bot,
 });
 
 export class Users {
   constructor(private readonly sql: Sql) {}
+
+  /**
+   * The bot of this name, created if nobody holds the name; 'taken' when a person does. Bots have
+   * no password (their hash matches none) and cannot log in.
+   */
+  async bot(username: string, displayName: string | null): Promise<User | 'taken'> {
+    const [row] = await this.sql<Row[]>`
+      WITH made AS (
+        INSERT INTO users (id, username, display_name, password_hash, is_admin, bot)
+        VALUES (${randomUUID()}, ${username}, ${displayName}, '!', false, true)
+        ON CONFLICT DO NOTHING RETURNING *
+      )
+      SELECT * FROM made UNION ALL SELECT * FROM users WHERE lower(username) = lower(${username}) LIMIT 1`;
+    // Created by another statement at the same moment (invisible to this one's snapshot): read it.
+    const found = row ?? (await this.sql<Row[]>`SELECT * FROM users WHERE lower(username) = lower(${username})`)[0];
+    if (!found) throw new Error(`bot ${username}: neither created nor found`);
+    return found.bot ? toUser(found) : 'taken';
+  }
 
   /** Returns undefined when the username is taken. */
   async create(u: { id: string; username: string; displayName: string | null; passwordHash: string; isAdmin: boolean }): Promise<User | undefined> {

@@ -8,6 +8,7 @@ import type { AccessClaims } from '../auth/access-tokens.js';
 import { hashCsrf } from '../auth/access-tokens.js';
 import { errorBody, SbError, ValidationError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { ApiKey, ApiScope } from '../store/api-keys.js';
 import { BodyReader, ClientGoneError, type ReqState, writeBody } from './http-stream.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
 import { type Schema, validateBody, validateQuery } from './validate.js';
@@ -36,6 +37,8 @@ export interface Ctx<B = unknown, Q = Record<string, unknown>> {
   log: Logger;
   /** Set when the route requires authentication. */
   user: AuthUser;
+  /** Set on a server API route (`apiKey`): the key the request came with. */
+  key: ApiKey;
 }
 
 export interface Reply {
@@ -59,6 +62,11 @@ export interface Route<B = any, Q = any> {
   /** Literal segments and `:name` parameters, e.g. `/api/v1/rooms/:id`. */
   path: string;
   auth: boolean;
+  /**
+   * A server API route: authenticated by an API key (`Authorization: Bearer sbk_...`) granting
+   * this scope, instead of a user's token (`auth` is then false).
+   */
+  apiKey?: ApiScope;
   /** Path parameters that must be UUIDs (anything else is a 404: no such resource can exist). */
   uuidParams?: string[];
   body?: Schema;
@@ -86,6 +94,8 @@ export interface HttpOptions {
   corsOrigins: string[];
   trustProxy: boolean;
   verifyAccess(token: string): Promise<AccessClaims>;
+  /** The live (unrevoked) key of this secret, or undefined. */
+  verifyApiKey(secret: string): Promise<ApiKey | undefined>;
   /** Called once per response with the matched route pattern (for metrics). */
   onResponse?(method: string, route: string, status: number, seconds: number): void;
 }
@@ -278,7 +288,9 @@ export class HttpRouter {
   ): Promise<Reply> {
     const cookies = parseCookies(r.headers.cookie);
     let user: AuthUser | undefined;
+    let key: ApiKey | undefined;
     if (route.auth) user = await this.authenticate(r.method, r.headers, cookies);
+    if (route.apiKey) key = await this.authenticateKey(route.apiKey, r.headers.authorization);
     let body: unknown;
     const raw = r.body instanceof BodyReader ? Buffer.alloc(0) : await r.body;
     if (r.body instanceof BodyReader) body = r.body;
@@ -315,8 +327,18 @@ export class HttpRouter {
       ip: r.ip,
       log,
       user: user as AuthUser,
+      key: key as ApiKey,
     };
     return route.handle(ctx);
+  }
+
+  private async authenticateKey(scope: ApiScope, authz: string | undefined): Promise<ApiKey> {
+    const m = authz === undefined ? null : /^Bearer (sbk_[A-Za-z0-9_-]{43})$/.exec(authz);
+    if (!m) throw new SbError('UNAUTHENTICATED', 'the server API takes an API key: "Authorization: Bearer sbk_..."');
+    const key = await this.opts.verifyApiKey(m[1] as string);
+    if (!key) throw new SbError('UNAUTHENTICATED', 'unknown or revoked API key');
+    if (!key.scopes.includes(scope)) throw new SbError('FORBIDDEN', `this API key lacks the ${scope} scope`, { scope });
+    return key;
   }
 
   private async authenticate(method: string, headers: Record<string, string>, cookies: Record<string, string>): Promise<AuthUser> {

@@ -46,7 +46,7 @@ export function openApiDocument(routes: readonly Route[], version: string): Sche
       ...(parameters.length ? { parameters } : {}),
       ...(r.body ? { requestBody: { required: !r.bodyOptional, content: { 'application/json': { schema: r.body } } } } : {}),
       responses,
-      ...(r.auth ? { security: [{ bearer: [] }, { cookie: [] }] } : { security: [] }),
+      ...(r.auth ? { security: [{ bearer: [] }, { cookie: [] }] } : r.apiKey ? { security: [{ serverKey: [r.apiKey] }] } : { security: [] }),
     };
   }
   return {
@@ -62,6 +62,12 @@ export function openApiDocument(routes: readonly Route[], version: string): Sche
       securitySchemes: {
         bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
         cookie: { type: 'apiKey', in: 'cookie', name: 'sb_access', description: 'Browser sessions; state-changing requests also need X-CSRF-Token' },
+        serverKey: {
+          type: 'http',
+          scheme: 'bearer',
+          bearerFormat: 'sbk_...',
+          description: 'A server API key (POST /api/v1/admin/api-keys), granting the scope each route names: publish, presence, users, rooms',
+        },
       },
     },
     paths,

@@ -23,6 +23,7 @@ export const publicUser = (u: User) => ({
   avatarUrl: u.avatarUrl,
   timeZone: u.timeZone,
   createdAt: u.createdAt,
+  ...(u.bot ? { bot: true as const } : {}),
 });
 /** The signed-in user's own view: their public profile, plus what only they see. */
 export const me = (u: User) => ({ ...publicUser(u), isAdmin: u.isAdmin, email: u.email, pendingEmail: u.pendingEmail, dmPolicy: u.dmPolicy });

@@ -56,9 +56,10 @@ export const components: Record<string, Schema> = {
       username: str('Unique, case-insensitively; never changes'),
       displayName: { type: ['string', 'null'], description: 'What people see; the username when null' },
       bio: { type: ['string', 'null'] },
-      avatarUrl: { type: ['string', 'null'], format: 'uri' },
+      avatarUrl: { type: ['string', 'null'], format: 'uri-reference', description: 'A link, or `/api/v1/attachments/{id}` for an uploaded avatar' },
       timeZone: { type: ['string', 'null'], description: 'IANA name, e.g. Europe/Paris' },
       createdAt: time('Account creation'),
+      bot: { const: true, description: 'Present on a bot: an account the server API posts as, which never logs in' },
     },
   },
   AuthSession: {

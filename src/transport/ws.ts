@@ -291,6 +291,16 @@ export class WsServer implements Fanout, Conflater {
     }
   }
 
+  /** Of these users, those with a socket open on this node. */
+  online(userIds: string[]): string[] {
+    return userIds.filter((id) => [...(this.byUser.get(id) ?? [])].some((c) => !c.closed));
+  }
+
+  /** The server API disconnected the person: every socket of theirs here closes (4004); they may reconnect. */
+  disconnectUser(userId: string): void {
+    for (const c of [...this.conns]) if (c.user.id === userId && !c.closed) c.close(CloseCode.DISCONNECTED, 'disconnected by the server');
+  }
+
   /** A disabled account was enabled again: its new logins may connect (its ended sessions stay remembered). */
   accountEnabled(userId: string): void {
     this.ended.delete(`user:${userId}`);
