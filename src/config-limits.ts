@@ -34,6 +34,8 @@ export interface Limits {
   attachmentQuotaBytes: number;
   /** Uploads in progress on a node at once. */
   uploadsMax: number;
+  /** File downloads in progress on a node at once. */
+  downloadsMax: number;
   /** Largest WebSocket frame a client may send, bytes. */
   wsMaxFrameBytes: number;
   /** Bytes queued for one WebSocket before it is closed as a slow consumer. */
@@ -294,6 +296,14 @@ export const limitSpec: Entry<`limits.${keyof Limits}`>[] = [
     parse: int(1, 10_000),
     def: 32,
     doc: `Uploads in progress on a node at once (then 503 OVERLOADED); each holds at most about 512 KiB of its file in memory. One person may have 4 at once (then 429)`,
+  },
+  {
+    key: 'limits.downloadsMax',
+    env: 'SB_DOWNLOADS_MAX',
+    flag: 'downloads-max',
+    parse: int(1, 100_000),
+    def: 128,
+    doc: 'File downloads in progress on a node at once (then 503 OVERLOADED); each holds about a chunk (256 KiB) and what the socket buffers. One person may have 8 at once (then 429)',
   },
   {
     key: 'limits.registerPerIpPerHour',

@@ -365,6 +365,7 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
       quotaBytes: L.attachmentQuotaBytes,
       types: cfg.attachmentTypes,
       maxUploads: L.uploadsMax,
+      maxDownloads: L.downloadsMax,
     });
     const rooms = new RoomsService(store, { maxMessageBytes: L.maxMessageBytes, editWindowS: L.editWindowS }, roomGateway, contacts);
 

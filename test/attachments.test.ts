@@ -9,7 +9,7 @@ import WebSocket from 'ws';
 import { SwitchboardClient } from '../src/client/index.js';
 import type { MessageFrame } from '../src/protocol/frames.js';
 import { Api, roomWith, uniqueName } from './helpers/api.js';
-import { jpegHead, partialUpload, png } from './helpers/files.js';
+import { jpegHead, partialUpload, png, stalledDownload } from './helpers/files.js';
 import { FAST, startTestHub } from './helpers/hub.js';
 import { openFor, subscribe } from './helpers/ws.js';
 
@@ -72,7 +72,9 @@ for (const embedded of [false, true]) {
       t.match(got.headers.get('content-security-policy'), /sandbox/);
       t.equal(got.headers.get('content-length'), String(picture.length));
       const etag = got.headers.get('etag') as string;
-      t.equal((await fetchFile(b, up.body.id, { 'if-none-match': etag })).status, 304, 'If-None-Match: 304');
+      const cached = await fetchFile(b, up.body.id, { 'if-none-match': etag });
+      t.equal(cached.status, 304, 'If-None-Match: 304');
+      t.equal(cached.headers.get('content-length'), null, 'a 304 claims no length');
 
       const whole = await fetchFile(b, up2.body.id);
       t.same(Buffer.from(await whole.arrayBuffer()), doc, 'a file of several chunks, whole');
@@ -263,3 +265,23 @@ for (const embedded of [false, true]) {
     });
   });
 }
+
+t.test('downloads in progress are bounded per node; a slot comes back when its client goes', async (t) => {
+  // Files larger than what the sockets' buffers take, so a client that stops reading holds its download.
+  const hub = await startTestHub(t, { env: { ...FAST, SB_ATTACHMENT_MAX_BYTES: String(16 * 1024 * 1024), SB_DOWNLOADS_MAX: '3' } });
+  const api = new Api(hub.url);
+  const [a, b] = await Promise.all([api.signUp(uniqueName('dl')), api.signUp(uniqueName('dl'))]);
+  const up = (u: typeof a, name: string, type: string, data: Buffer) =>
+    api.request('POST', `/api/v1/attachments?name=${name}`, undefined, { token: u.token, raw: data, headers: { 'content-type': type } });
+  const fetchFile = (u: typeof a, id: string) => fetch(`${hub.url}/api/v1/attachments/${id}`, { headers: { authorization: `Bearer ${u.token}` } });
+  const big = (await up(a, 'big.pdf', 'application/pdf', randomBytes(16 * 1024 * 1024))).body;
+  const small = (await up(b, 'small.txt', 'text/plain', Buffer.from('hi'))).body;
+  // Three downloads whose clients read their first bytes and then nothing: each waits on its socket.
+  const held = await Promise.all([1, 2, 3].map(() => stalledDownload(hub.url, `/api/v1/attachments/${big.id}`, a.token)));
+  const refused = await fetchFile(b, small.id);
+  t.match([refused.status, await refused.json(), refused.headers.get('retry-after')], [503, { error: { code: 'OVERLOADED' } }, '1'], 'a fourth on the node');
+  for (const h of held) h.stop();
+  let status = 0;
+  for (let i = 0; i < 200 && status !== 200; i++) status = (await fetchFile(b, small.id)).status;
+  t.equal(status, 200, 'served again once the stalled clients are gone');
+});

@@ -65,6 +65,43 @@ for (const [name, open] of Object.entries(storeBackends)) {
       await store.rooms.deleteMessage(room.id, 2, a.id);
       t.notOk(await exists(shared), 'gone with the last');
 
+      if (name === 'postgres') {
+        // A post adding a reference to X (holding X as a commit does) while the last other message
+        // carrying X is deleted: the deletion waits, then sees the new reference and keeps X.
+        const x = await ready(store, a.id);
+        const [xa] = await store.blobs.owned(a.id, [x]);
+        const message = (body: string, attachments?: unknown[]) =>
+          store.messages.insertSequenced(room.id, [
+            {
+              id: randomUUID(),
+              roomId: room.id,
+              seq: 1,
+              senderId: a.id,
+              cid: randomUUID(),
+              body,
+              createdAt: new Date(),
+              ...(attachments ? { attachments: attachments as never } : {}),
+            },
+          ]);
+        const carrying = (await message('', [xa]))[0] as { seq: number };
+        const plain = (await message('plain'))[0] as { seq: number };
+        let deleting: Promise<unknown> | undefined;
+        await store.db.sql.begin(async (tx) => {
+          await tx`SELECT 1 FROM blobs WHERE id = ${x} FOR KEY SHARE`;
+          await tx`INSERT INTO attachment_refs (blob_id, room_id, seq) VALUES (${x}, ${room.id}, ${plain.seq})`;
+          deleting = store.rooms.deleteMessage(room.id, carrying.seq, a.id);
+          let waiting = false;
+          for (let i = 0; i < 500 && !waiting; i++) {
+            const [w] = await store.db.sql<{ n: number }[]>`
+              SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`;
+            waiting = (w?.n ?? 0) > 0;
+          }
+          t.ok(waiting, 'the deletion waits for the commit holding the file');
+        });
+        await deleting;
+        t.ok(await exists(x), 'the file stays: the new reference was seen');
+      }
+
       const unfinished = blob(a.id, 9);
       await store.blobs.reserve(unfinished, 1_000_000);
       const fresh = await ready(store, a.id);

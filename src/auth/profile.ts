@@ -27,7 +27,12 @@ export function checkProfile(patch: ProfilePatch): Partial<Profile> {
   return out;
 }
 
+/** The path of an avatar uploaded to this hub (`PUT /api/v1/auth/me/avatar`). */
+const UPLOADED_AVATAR = /^\/api\/v1\/attachments\/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
 function checkAvatarUrl(raw: string): string {
+  // A profile sent back as it was read keeps its uploaded avatar.
+  if (UPLOADED_AVATAR.test(raw)) return raw;
   let url: URL;
   try {
     url = new URL(raw);

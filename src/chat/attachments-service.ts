@@ -20,10 +20,22 @@ export interface UploadLimits {
   types: readonly string[];
   /** Uploads in progress on this node at once (each holds up to two chunks in memory). */
   maxUploads: number;
+  /** Downloads in progress on this node at once. */
+  maxDownloads: number;
 }
 
 /** Uploads one person may have in progress at once, on a node. */
 export const UPLOADS_PER_USER = 4;
+/** Downloads one person may have in progress at once, on a node. */
+export const DOWNLOADS_PER_USER = 8;
+
+/** A file deleted while it was being sent: the reply is cut short (the client sees a short body). */
+export class BlobGoneError extends Error {
+  override name = 'BlobGoneError';
+  constructor(blobId: string) {
+    super(`blob ${blobId} was deleted while it was being sent`);
+  }
+}
 
 /** The pictures shown inline, and image-size's name for each: a file of these types must be one. */
 export const PICTURES: Readonly<Record<string, string>> = { 'image/png': 'png', 'image/jpeg': 'jpg', 'image/gif': 'gif', 'image/webp': 'webp' };
@@ -39,18 +51,55 @@ export interface Upload {
   body: AsyncIterable<Uint8Array>;
 }
 
-export class AttachmentsService {
-  private inProgress = 0;
+/** Transfers in progress, per person and in all: a slot each, given back when it ends. */
+class Slots {
+  private total = 0;
   private readonly byUser = new Map<string, number>();
+
+  constructor(
+    private readonly what: string,
+    private readonly perUser: number,
+    private readonly max: number,
+  ) {}
+
+  get inUse(): number {
+    return this.total;
+  }
+
+  /** A slot for the person, or RATE_LIMITED (theirs are taken) / OVERLOADED (the node's are); the function gives it back, once. */
+  take(userId: string): () => void {
+    const mine = this.byUser.get(userId) ?? 0;
+    if (mine >= this.perUser) throw new SbError('RATE_LIMITED', `at most ${this.perUser} ${this.what} of yours at once`, { limit: this.perUser });
+    if (this.total >= this.max) throw new SbError('OVERLOADED', `too many ${this.what} in progress on this node; retry shortly`, undefined, { retryAfterS: 1 });
+    this.total++;
+    this.byUser.set(userId, mine + 1);
+    let given = false;
+    return () => {
+      if (given) return;
+      given = true;
+      this.total--;
+      const left = (this.byUser.get(userId) ?? 1) - 1;
+      if (left === 0) this.byUser.delete(userId);
+      else this.byUser.set(userId, left);
+    };
+  }
+}
+
+export class AttachmentsService {
+  private readonly uploads: Slots;
+  private readonly downloads: Slots;
 
   constructor(
     private readonly store: Store,
     readonly limits: UploadLimits,
-  ) {}
+  ) {
+    this.uploads = new Slots('uploads', UPLOADS_PER_USER, limits.maxUploads);
+    this.downloads = new Slots('downloads', DOWNLOADS_PER_USER, limits.maxDownloads);
+  }
 
   /** Uploads on their way on this node. */
   get uploading(): number {
-    return this.inProgress;
+    return this.uploads.inUse;
   }
 
   /** Stores the body as a new blob; its description once complete. */
@@ -62,20 +111,30 @@ export class AttachmentsService {
       throw new SbError('PAYLOAD_TOO_LARGE', `the file is ${u.length} bytes; the limit is ${this.limits.maxBytes}`, { limit: this.limits.maxBytes });
     }
     if (type in PICTURES && u.length === 0) throw new ValidationError('body', `an empty file is not a ${type} picture`);
-    const mine = this.byUser.get(u.ownerId) ?? 0;
-    if (mine >= UPLOADS_PER_USER) throw new SbError('RATE_LIMITED', `at most ${UPLOADS_PER_USER} uploads of yours at once`, { limit: UPLOADS_PER_USER });
-    if (this.inProgress >= this.limits.maxUploads)
-      throw new SbError('OVERLOADED', 'too many uploads in progress on this node; retry shortly', undefined, { retryAfterS: 1 });
-    this.inProgress++;
-    this.byUser.set(u.ownerId, mine + 1);
+    const release = this.uploads.take(u.ownerId);
     try {
       return await this.keep(u, name, type, u.length);
     } finally {
-      this.inProgress--;
-      const left = (this.byUser.get(u.ownerId) ?? 1) - 1;
-      if (left === 0) this.byUser.delete(u.ownerId);
-      else this.byUser.set(u.ownerId, left);
+      release();
     }
+  }
+
+  /**
+   * Bytes start..end (inclusive) of the blob, a chunk at a time, in one of the person's download
+   * slots: `close` gives it back (the router calls it once the reply is over, sent or not).
+   */
+  download(userId: string, blobId: string, start: number, end: number): { chunks: AsyncIterable<Uint8Array>; close: () => void } {
+    const close = this.downloads.take(userId);
+    const store = this.store.chunks;
+    const chunks = (async function* () {
+      const size = store.chunkBytes;
+      for (let n = Math.floor(start / size); n <= Math.floor(end / size); n++) {
+        const data = await store.get(blobId, n);
+        if (!data) throw new BlobGoneError(blobId);
+        yield data.subarray(Math.max(0, start - n * size), Math.min(data.length, end - n * size + 1));
+      }
+    })();
+    return { chunks, close };
   }
 
   private async keep(u: Upload, name: string, type: string, length: number): Promise<BlobMeta> {

@@ -8,7 +8,7 @@
 // upload or a crash left.
 
 import type { Attachment } from '../protocol/frames.js';
-import type { Sql } from './db.js';
+import type { Sql, Tx } from './db.js';
 
 export type BlobKind = 'attachment' | 'avatar';
 
@@ -170,11 +170,16 @@ export class Blobs {
    * Returns how many.
    */
   async sweep(hours: number): Promise<number> {
-    const r = await this.sql`
-      DELETE FROM blobs b
-      WHERE (CASE WHEN b.ready THEN b.kind = 'attachment' AND (b.used OR b.created_at < now() - make_interval(hours => ${hours}))
-                    AND NOT EXISTS (SELECT 1 FROM attachment_refs r WHERE r.blob_id = b.id)
-                  ELSE b.created_at < now() - make_interval(hours => ${hours}) END)`;
-    return r.count;
+    const leftOver = (sql: Sql | Tx) => sql`
+      (CASE WHEN b.ready THEN b.kind = 'attachment' AND (b.used OR b.created_at < now() - make_interval(hours => ${hours}))
+                AND NOT EXISTS (SELECT 1 FROM attachment_refs r WHERE r.blob_id = b.id)
+            ELSE b.created_at < now() - make_interval(hours => ${hours}) END)`;
+    return this.sql.begin(async (tx) => {
+      // Locked first, skipping any a commit is posting right now; the DELETE, a later statement,
+      // then reads the references afresh (as the trigger does, migration 13).
+      const ids = (await tx<{ id: string }[]>`SELECT id FROM blobs b WHERE ${leftOver(tx)} ORDER BY id FOR UPDATE SKIP LOCKED`).map((r) => r.id);
+      if (ids.length === 0) return 0;
+      return (await tx`DELETE FROM blobs b WHERE b.id = ANY(${ids}::uuid[]) AND ${leftOver(tx)}`).count;
+    });
   }
 }

@@ -48,7 +48,8 @@ function toMessage(r: Row): Message {
   }
   if (r.deleted_at) m.deletedAt = r.deleted_at;
   else if (r.edited_at) m.editedAt = r.edited_at;
-  if (r.attachments) m.attachments = JSON.parse(r.attachments) as Attachment[];
+  // A tombstone shows no files (a node of the previous version may have left them on the row).
+  if (r.attachments && !r.deleted_at) m.attachments = JSON.parse(r.attachments) as Attachment[];
   return m;
 }
 

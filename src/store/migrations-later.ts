@@ -13,7 +13,8 @@ export const laterMigrations: Migration[] = [
     // deleted at once, or by the hourly sweep after a crash. A message lists its attachments
     // (messages.attachments, JSON) and each reference is a row of attachment_refs, which goes with
     // its message (a deletion, or the room's); the statement that deletes a blob's last reference
-    // deletes the blob. sb_commit_messages takes the attachments as a seventh array; the six-array
+    // deletes the blob, after waiting for any commit that is adding one (both lock the blob row,
+    // after the room's row, so they neither race nor deadlock). sb_commit_messages takes the attachments as a seventh array; the six-array
     // form stays for nodes of the previous version during a rolling upgrade.
     sql: `
 CREATE TABLE blobs (
@@ -38,7 +39,7 @@ CREATE TABLE blob_chunks (
   PRIMARY KEY (blob_id, n)
 );
 CREATE TABLE attachment_refs (
-  blob_id uuid NOT NULL,
+  blob_id uuid NOT NULL REFERENCES blobs (id) ON DELETE CASCADE,
   room_id uuid NOT NULL,
   seq     bigint NOT NULL,
   PRIMARY KEY (blob_id, room_id, seq),
@@ -47,10 +48,13 @@ CREATE TABLE attachment_refs (
 CREATE INDEX attachment_refs_message ON attachment_refs (room_id, seq);
 ALTER TABLE messages ADD COLUMN attachments text;
 
+-- A commit adding a reference holds its blob FOR KEY SHARE: the lock here waits for it, and the
+-- DELETE, a later statement, reads the references afresh (READ COMMITTED), the new one included.
 CREATE FUNCTION sb_drop_unreferenced_blobs() RETURNS trigger
 LANGUAGE plpgsql
 AS $fn$
 BEGIN
+  PERFORM 1 FROM blobs WHERE id IN (SELECT blob_id FROM gone) AND kind = 'attachment' ORDER BY id FOR UPDATE;
   DELETE FROM blobs b
   WHERE b.id IN (SELECT DISTINCT blob_id FROM gone) AND b.kind = 'attachment'
     AND NOT EXISTS (SELECT 1 FROM attachment_refs r WHERE r.blob_id = b.id);
@@ -102,6 +106,13 @@ BEGIN
     v_nbase := v_nbase || v_count;
     RETURN QUERY SELECT g.r, v_last + 1, false, NULL::uuid[];
   END LOOP;
+  -- After the rooms' locks, as a message's deletion takes them (no deadlock between the two).
+  -- The files posted stay until this commits (a deletion of their last other reference waits);
+  -- one deleted just before is left out of the references (the message keeps its description).
+  PERFORM 1 FROM blobs
+    WHERE id IN (SELECT (a ->> 'id')::uuid FROM unnest(p_atts) AS t(att) CROSS JOIN LATERAL jsonb_array_elements(t.att::jsonb) AS a
+                 WHERE t.att IS NOT NULL)
+    ORDER BY id FOR KEY SHARE;
   WITH ins AS (
     INSERT INTO messages (room_id, seq, id, sender_id, client_msg_id, body, created_at, msg_no, attachments)
       SELECT u.r, o.base + u.k, u.i, u.s, u.c, u.body, u.at, o.nbase + u.k, u.att
@@ -117,8 +128,9 @@ BEGIN
       WHERE m.room_id = x.room_id AND m.user_id = x.sender_id AND m.read_seq < x.seq
   ), refs AS (
     INSERT INTO attachment_refs (blob_id, room_id, seq)
-      SELECT DISTINCT (a ->> 'id')::uuid, ins.room_id, ins.seq
+      SELECT DISTINCT b.id, ins.room_id, ins.seq
       FROM ins CROSS JOIN LATERAL jsonb_array_elements(ins.attachments::jsonb) AS a
+      JOIN blobs b ON b.id = (a ->> 'id')::uuid
       WHERE ins.attachments IS NOT NULL
     RETURNING blob_id
   ), used AS (

@@ -132,9 +132,14 @@ export class Users {
     const [row] =
       Object.keys(cols).length === 0
         ? await this.sql<Row[]>`SELECT * FROM users WHERE id = ${id}`
-        : // A new avatar link (or none) replaces an uploaded avatar: its blob goes.
+        : // Another avatar (a link, or none) replaces an uploaded one: its blob goes.
           await this.sql<Row[]>`
-            ${p.avatarUrl !== undefined ? this.sql`WITH dropped AS (DELETE FROM blobs WHERE owner_id = ${id} AND kind = 'avatar')` : this.sql``}
+            ${
+              p.avatarUrl !== undefined
+                ? this.sql`WITH dropped AS (
+                    DELETE FROM blobs WHERE owner_id = ${id} AND kind = 'avatar' AND '/api/v1/attachments/' || id::text IS DISTINCT FROM ${p.avatarUrl})`
+                : this.sql``
+            }
             UPDATE users SET ${this.sql(cols)} WHERE id = ${id} RETURNING *`;
     return row && toUser(row);
   }

@@ -46,8 +46,11 @@ export interface Reply {
   /** JSON-encoded unless `raw` is given. */
   body?: unknown;
   raw?: { contentType: string; data: string };
-  /** A body streamed as it is read (a file): `length` bytes in all; its Content-Type is among `headers`. */
-  stream?: { length: number; chunks: AsyncIterable<Uint8Array> };
+  /**
+   * A body streamed as it is read (a file): `length` bytes in all; its Content-Type is among
+   * `headers`. `close` is called once the reply is over, whether it was sent, failed or never began.
+   */
+  stream?: { length: number; chunks: AsyncIterable<Uint8Array>; close?: () => void };
   headers?: Record<string, string>;
   cookies?: string[];
 }
@@ -270,9 +273,11 @@ export class HttpRouter {
       // The status went out already: the client sees the body cut short, the log says why.
       status = 499;
       if (!(e instanceof ClientGoneError)) {
-        log.error({ err: e }, 'response body failed');
+        log.warn({ err: e }, 'response body cut short');
         if (!state.aborted) res.close();
       }
+    } finally {
+      reply.stream?.close?.();
     }
     const seconds = (performance.now() - started) / 1000;
     this.opts.onResponse?.(r.method, routePath, status, seconds);
@@ -463,7 +468,11 @@ export class HttpRouter {
       for (const [k, v] of Object.entries(headers)) res.writeHeader(k, v);
       for (const c of reply.cookies ?? []) res.writeHeader('set-cookie', c);
       // After a 413 the rest of the body is still on the wire: close rather than parse it as a request.
-      res.end(payload, this.draining || status === 413 || unread);
+      const close = this.draining || status === 413 || unread;
+      // A 304 has no body and must not claim a length of 0 (RFC 9110 §8.6). No arguments: this
+      // build writes an undefined length as 2^63.
+      if (status === 304) res.endWithoutBody();
+      else res.end(payload, close);
     });
   }
 

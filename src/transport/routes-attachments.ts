@@ -74,7 +74,7 @@ export function attachmentRoutes(files: AttachmentsService, store: Store): Route
         const found = await store.blobs.readable(ctx.params.id as string, ctx.user.id);
         if (!found) throw notFound('attachment');
         if (!found.allowed) throw new SbError('FORBIDDEN', 'only the members of a room where it was posted may download it');
-        return download(store, found.blob, ctx.headers);
+        return download(files, ctx.user.id, found.blob, ctx.headers);
       },
     },
     {
@@ -124,7 +124,7 @@ export function attachmentRoutes(files: AttachmentsService, store: Store): Route
 }
 
 /** The blob (or the range of it asked for) as a streamed reply. */
-function download(store: Store, blob: BlobMeta, headers: Record<string, string>): Reply {
+function download(files: AttachmentsService, userId: string, blob: BlobMeta, headers: Record<string, string>): Reply {
   const etag = `"${blob.id}"`;
   const common: Record<string, string> = {
     etag,
@@ -145,19 +145,7 @@ function download(store: Store, blob: BlobMeta, headers: Record<string, string>)
     'content-disposition': disposition(blob),
   };
   if (range) out['content-range'] = `bytes ${start}-${end}/${blob.size}`;
-  return { status: range ? 206 : 200, headers: out, stream: { length: end - start + 1, chunks: byteRange(store, blob.id, start, end) } };
-}
-
-/** Bytes start..end (inclusive) of the blob, a chunk at a time. */
-async function* byteRange(store: Store, id: string, start: number, end: number): AsyncGenerator<Uint8Array> {
-  const size = store.chunks.chunkBytes;
-  for (let n = Math.floor(start / size); n <= Math.floor(end / size); n++) {
-    const data = await store.chunks.get(id, n);
-    if (!data) throw new Error(`chunk ${n} of blob ${id} is gone (the file was deleted while it was read)`);
-    const from = Math.max(0, start - n * size);
-    const to = Math.min(data.length, end - n * size + 1);
-    yield data.subarray(from, to);
-  }
+  return { status: range ? 206 : 200, headers: out, stream: { length: end - start + 1, ...files.download(userId, blob.id, start, end) } };
 }
 
 /** A single `bytes=` range (others, and several ranges, are ignored: the whole file is sent, as RFC 9110 allows). */

@@ -63,3 +63,19 @@ export async function partialUpload(url: string, path: string, token: string, ty
   sock.write(sent);
   return { stop: () => sock.destroy() };
 }
+
+/** A GET over a raw socket that reads the first bytes of the answer, then stops reading: the server's writes back up. */
+export async function stalledDownload(url: string, path: string, token: string): Promise<{ stop(): void }> {
+  const u = new URL(url);
+  const sock = net.connect(Number(u.port), u.hostname);
+  sock.on('error', () => {});
+  await new Promise<void>((resolve, reject) => {
+    sock.once('error', reject);
+    sock.once('data', () => {
+      sock.pause();
+      resolve();
+    });
+    sock.write(`GET ${path} HTTP/1.1\r\nhost: ${u.host}\r\nauthorization: Bearer ${token}\r\n\r\n`);
+  });
+  return { stop: () => sock.destroy() };
+}
