@@ -24,6 +24,7 @@ import { isStreamFrame, NoticesService } from './chat/notices-service.js';
 import { PublishBudget } from './chat/publish-budget.js';
 import { type RoomGateway, RoomsService } from './chat/rooms-service.js';
 import { ServerService } from './chat/server-service.js';
+import { WebhooksService } from './chat/webhooks-service.js';
 import type { Bus } from './cluster/bus.js';
 import { MemoryBus } from './cluster/bus-memory.js';
 import { NatsBus } from './cluster/bus-nats.js';
@@ -60,6 +61,7 @@ import { opsRoutes } from './transport/routes-ops.js';
 import { peopleRoutes } from './transport/routes-people.js';
 import { robotRoutes } from './transport/routes-robots.js';
 import { serverRoutes } from './transport/routes-server.js';
+import { webhookRoutes } from './transport/routes-webhooks.js';
 import { listenStandby, type Standby } from './transport/standby.js';
 import { listenExclusive, type us_listen_socket, uWS } from './transport/uws.js';
 import { WsServer } from './transport/ws.js';
@@ -235,11 +237,14 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
       nats && { nc: nats.nc, subject: names.notices },
     );
     undo.push(async () => messageNotices.close());
+    // Webhook deliveries leave from the outbox every commit writes to: a commit here wakes them.
+    const webhooks = new WebhooksService(store, root.child({ component: 'webhooks' }));
     const roomBus: Bus = natsBus ?? new MemoryBus();
     const bus: Bus = {
       announce(roomId, batch) {
         roomBus.announce(roomId, batch);
         messageNotices.announce(roomId, batch);
+        webhooks.wake();
       },
       listen: (roomId, listener) => roomBus.listen(roomId, listener),
       deleted: (roomId) => roomBus.deleted(roomId),
@@ -294,7 +299,16 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
         new RobotActor(id, ctx, {
           store,
           fanout: ws,
-          presence: robotsHere.presence,
+          presence: {
+            online: (robotId) => {
+              robotsHere.presence.online(robotId);
+              webhooks.robot(robotId, true);
+            },
+            offline: (robotId) => {
+              robotsHere.presence.offline(robotId);
+              webhooks.robot(robotId, false);
+            },
+          },
           maxPendingCommands: L.robotMaxPendingCommands,
           cluster: robotCluster ?? localRobots,
           leaseHeld: robotsHere.leaseHeld,
@@ -488,6 +502,7 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
       ...noticeRoutes(notices),
       ...attachmentRoutes(attachments, store),
       ...serverRoutes(apiKeys, serverApi, publishBudget),
+      ...webhookRoutes(webhooks),
       ...robotRoutes(robots),
     );
 
@@ -525,8 +540,10 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
       store.rateLimits.prune().catch((e) => root.warn({ err: e }, 'rate-limit pruning failed'));
       store.notices.prune(L.noticeRetentionDays).catch((e) => root.warn({ err: e }, 'notice pruning failed'));
       store.blobs.sweep(UNUSED_UPLOAD_HOURS).catch((e) => root.warn({ err: e }, 'attachment sweep failed'));
+      webhooks.prune();
     }, PRUNE_EVERY_MS);
     prune.unref();
+    webhooks.start();
 
     let done: Promise<void> | undefined;
     let markClosed!: () => void;
@@ -554,6 +571,7 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
         }
         // Room actors finish their group commits before the store goes away.
         await actors.stopAll(cfg.shutdownTimeoutMs);
+        await webhooks.stop();
         await membership?.leave();
         await robotCluster?.close();
         await bus.close();

@@ -6,7 +6,7 @@ import type { Migration } from './migrations.js';
 export const laterMigrations: Migration[] = [
   {
     version: 13,
-    name: 'attachments: blobs in chunks, the messages that reference them',
+    name: 'attachments: blobs in chunks, the messages that reference them; the webhooks outbox',
     // A blob's bytes are rows of blob_chunks (CHUNK_BYTES each but the last), so neither an upload
     // nor a download ever holds a whole file, and every node of a cluster reads what any wrote. A
     // blob is `ready` once its last chunk is stored: an upload cut short leaves a row that is not,
@@ -16,7 +16,53 @@ export const laterMigrations: Migration[] = [
     // deletes the blob, after waiting for any commit that is adding one (both lock the blob row,
     // after the room's row, so they neither race nor deadlock). sb_commit_messages takes the attachments as a seventh array; the six-array
     // form stays for nodes of the previous version during a rolling upgrade.
+    //
+    // Webhooks: each event an endpoint subscribes to is a row of webhook_outbox, written in the
+    // transaction of the change it reports (a message's commit, a timeline event, a registration),
+    // so none is lost and none is made up. Rows of one endpoint with the same `ordering` (a room, a
+    // robot) are delivered one at a time in id order, which follows the room's seqs (its commits
+    // hold the room's row lock when they take their ids).
     sql: `
+CREATE TABLE webhooks (
+  id              uuid PRIMARY KEY,
+  url             text NOT NULL CHECK (char_length(url) <= 2048),
+  secret          text NOT NULL,
+  events          text[] NOT NULL,
+  created_by      uuid REFERENCES users (id) ON DELETE SET NULL,
+  created_at      timestamptz NOT NULL DEFAULT now(),
+  disabled_at     timestamptz,
+  disabled_reason text
+);
+CREATE TABLE webhook_outbox (
+  id           bigserial PRIMARY KEY,
+  webhook_id   uuid NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+  event_id     uuid NOT NULL,
+  event_type   text NOT NULL,
+  ordering     text NOT NULL,
+  payload      text NOT NULL,
+  created_at   timestamptz NOT NULL DEFAULT now(),
+  attempts     int NOT NULL DEFAULT 0,
+  next_at      timestamptz NOT NULL DEFAULT now(),
+  lease_until  timestamptz,
+  delivered_at timestamptz,
+  failed_at    timestamptz,
+  last_status  int,
+  last_error   text,
+  UNIQUE (webhook_id, event_id)
+);
+CREATE INDEX webhook_outbox_pending ON webhook_outbox (webhook_id, ordering, id) WHERE delivered_at IS NULL AND failed_at IS NULL;
+CREATE INDEX webhook_outbox_due ON webhook_outbox (next_at) WHERE delivered_at IS NULL AND failed_at IS NULL;
+CREATE INDEX webhook_outbox_done ON webhook_outbox (created_at) WHERE delivered_at IS NOT NULL OR failed_at IS NOT NULL;
+CREATE FUNCTION sb_webhook_event(p_type text, p_event uuid, p_ordering text, p_data text) RETURNS void
+LANGUAGE sql
+AS $fn$
+  INSERT INTO webhook_outbox (webhook_id, event_id, event_type, ordering, payload)
+  SELECT id, p_event, p_type, p_ordering,
+         json_build_object('id', p_event, 'type', p_type, 'createdAt', now(), 'data', p_data::json)::text
+  FROM webhooks WHERE disabled_at IS NULL AND p_type = ANY(events)
+  ON CONFLICT (webhook_id, event_id) DO NOTHING
+$fn$;
+
 CREATE TABLE blobs (
   id           uuid PRIMARY KEY,
   owner_id     uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
@@ -121,7 +167,16 @@ BEGIN
         FROM unnest(p_rooms, p_ids, p_senders, p_cids, p_bodies, p_ats, p_atts) WITH ORDINALITY AS x(r, i, s, c, body, at, att, n)
       ) u
       JOIN unnest(v_ok, v_base, v_nbase) AS o(r, base, nbase) ON o.r = u.r
-    RETURNING room_id, seq, sender_id, msg_no, body, attachments
+    RETURNING id, room_id, seq, sender_id, client_msg_id, msg_no, body, attachments, created_at
+  ), hooks AS (
+    INSERT INTO webhook_outbox (webhook_id, event_id, event_type, ordering, payload)
+      SELECT w.id, ins.id, 'message.created', ins.room_id::text,
+             json_build_object('id', ins.id, 'type', 'message.created', 'createdAt', now(), 'data', json_build_object(
+               'roomId', ins.room_id, 'seq', ins.seq, 'id', ins.id, 'senderId', ins.sender_id, 'cid', ins.client_msg_id,
+               'body', ins.body, 'attachments', ins.attachments::json, 'createdAt', ins.created_at))::text
+      FROM ins JOIN webhooks w ON w.disabled_at IS NULL AND 'message.created' = ANY(w.events)
+      ORDER BY ins.room_id, ins.seq, w.id
+    ON CONFLICT (webhook_id, event_id) DO NOTHING
   ), marks AS (
     UPDATE room_members m SET read_seq = x.seq, read_no = x.no
       FROM (SELECT room_id, sender_id, max(seq) AS seq, max(msg_no) AS no FROM ins GROUP BY room_id, sender_id) x

@@ -298,10 +298,18 @@ export class Robots {
   async markCommand(id: string, stage: CommandStage, at: Date, outcome?: string): Promise<boolean> {
     const col = this.sql(STAGE_COLUMN[stage]);
     const setOutcome = outcome === undefined ? this.sql`` : this.sql`, outcome = ${outcome}`;
-    const r = await this.sql`
-      UPDATE command_audit SET ${col} = ${at} ${setOutcome}
-      WHERE id = ${id} AND ${col} IS NULL ${outcome === undefined ? this.sql`` : this.sql`AND outcome IS NULL`}`;
-    return r.count > 0;
+    return this.sql.begin(async (tx) => {
+      const rows = await tx<{ robot_id: string; user_id: string | null; command: string }[]>`
+        UPDATE command_audit SET ${col} = ${at} ${setOutcome}
+        WHERE id = ${id} AND ${col} IS NULL ${outcome === undefined ? this.sql`` : this.sql`AND outcome IS NULL`}
+        RETURNING robot_id, user_id, command`;
+      const c = rows[0];
+      if (c && stage === 'completed') {
+        const data = JSON.stringify({ commandId: id, robotId: c.robot_id, userId: c.user_id, command: c.command, outcome: outcome ?? null, completedAt: at });
+        await tx`SELECT sb_webhook_event('command.completed', ${id}, ${c.robot_id}, ${data})`;
+      }
+      return c !== undefined;
+    });
   }
 
   /** A robot's commands, newest first, after the cursor. */

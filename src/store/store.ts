@@ -18,6 +18,7 @@ import { Robots } from './robots.js';
 import { Rooms } from './rooms.js';
 import { Sessions } from './sessions.js';
 import { Users } from './users.js';
+import { Webhooks } from './webhooks.js';
 
 export class Store {
   readonly users: Users;
@@ -32,6 +33,7 @@ export class Store {
   readonly notices: Notices;
   readonly blobs: Blobs;
   readonly apiKeys: ApiKeys;
+  readonly webhooks: Webhooks;
   /** Where blobs' bytes are kept: the database. */
   readonly chunks: BlobStore;
 
@@ -48,6 +50,7 @@ export class Store {
     this.notices = translatingErrors(new Notices(db.sql));
     this.blobs = translatingErrors(new Blobs(db.sql));
     this.apiKeys = translatingErrors(new ApiKeys(db.sql));
+    this.webhooks = translatingErrors(new Webhooks(db.sql));
     this.chunks = translatingErrors(new DbChunks(db.sql));
   }
 

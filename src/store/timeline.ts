@@ -7,6 +7,7 @@
 import type { TimelineEvent, TimelineKind } from '../protocol/frames.js';
 import type { Tx } from './db.js';
 import type { Message } from './messages.js';
+import type { WebhookEvent } from './webhooks.js';
 
 export type { TimelineEvent, TimelineKind };
 
@@ -40,5 +41,22 @@ export async function appendEvent(tx: Tx, id: string, roomId: string, by: string
     SELECT ${roomId}, next.last_seq, ${id}, ${by}, ${`ev:${id}`}, ${body}, ${event.kind} FROM next
     RETURNING seq, created_at`;
   const r = row as { seq: string; created_at: Date };
+  const hook = WEBHOOK_OF[event.kind];
+  if (hook) {
+    const { kind, ...details } = event;
+    const data = { roomId, seq: Number(r.seq), id, by, ...details, ...(hook === 'member.left' ? { reason: LEFT_REASON[kind] } : {}) };
+    await tx`SELECT sb_webhook_event(${hook}, ${id}, ${roomId}, ${JSON.stringify(data)})`;
+  }
   return { id, roomId, seq: Number(r.seq), senderId: by, cid: `ev:${id}`, body: '', createdAt: r.created_at, event: parseEvent(event.kind, body) };
 }
+
+/** The webhook event a timeline event is, if any (webhooks.ts); written in the same transaction. */
+const WEBHOOK_OF: Partial<Record<TimelineKind, WebhookEvent>> = {
+  member_joined: 'member.joined',
+  member_left: 'member.left',
+  member_removed: 'member.left',
+  member_banned: 'member.left',
+  message_edited: 'message.edited',
+  message_deleted: 'message.deleted',
+};
+const LEFT_REASON: Partial<Record<TimelineKind, string>> = { member_left: 'left', member_removed: 'removed', member_banned: 'banned' };

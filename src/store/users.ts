@@ -93,11 +93,16 @@ export class Users {
   /** Returns undefined when the username is taken. */
   async create(u: { id: string; username: string; displayName: string | null; passwordHash: string; isAdmin: boolean }): Promise<User | undefined> {
     try {
-      const [row] = await this.sql<Row[]>`
-        INSERT INTO users (id, username, display_name, password_hash, is_admin)
-        VALUES (${u.id}, ${u.username}, ${u.displayName}, ${u.passwordHash}, ${u.isAdmin})
-        RETURNING *`;
-      return row && toUser(row);
+      return await this.sql.begin(async (tx) => {
+        const [row] = await tx<Row[]>`
+          INSERT INTO users (id, username, display_name, password_hash, is_admin)
+          VALUES (${u.id}, ${u.username}, ${u.displayName}, ${u.passwordHash}, ${u.isAdmin})
+          RETURNING *`;
+        const user = toUser(row as Row);
+        const data = JSON.stringify({ id: user.id, username: user.username, createdAt: user.createdAt });
+        await tx`SELECT sb_webhook_event('user.registered', ${user.id}, ${user.id}, ${data})`;
+        return user;
+      });
     } catch (e) {
       const err = translateDriverError(e);
       if (err instanceof UniqueViolationError) return undefined;

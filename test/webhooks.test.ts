@@ -1,0 +1,120 @@
+// Webhooks through the real server to a real HTTP receiver, on PostgreSQL and the embedded store:
+// an admin registers an endpoint; each kind of event arrives signed (the receiver verifies the
+// HMAC itself), in the room's order; a receiver down for 10 s gets everything afterwards, in order,
+// each idempotency key once; the delivery log shows the failed attempts; deleting stops it.
+
+import t from 'tap';
+import { Api, roomWith, uniqueName } from './helpers/api.js';
+import { FAST, startTestHub } from './helpers/hub.js';
+import { Receiver } from './helpers/receiver.js';
+import { openFor } from './helpers/ws.js';
+
+for (const embedded of [false, true]) {
+  t.test(embedded ? 'embedded' : 'postgres', async (t) => {
+    const hub = await startTestHub(t, { embedded, env: FAST });
+    const api = new Api(hub.url);
+    type User = Awaited<ReturnType<Api['signUp']>>;
+    const boss = await api.signUp(uniqueName('wa'));
+    await hub.store.users.makeAdmin(boss.username);
+    const adminToken = (await api.post('/api/v1/auth/login', { username: boss.username, password: boss.password })).body.accessToken as string;
+    const register = async (receiver: Receiver, events: string[]) => {
+      const r = await api.post('/api/v1/admin/webhooks', { url: receiver.url, events }, { token: adminToken });
+      if (r.status !== 201) throw new Error(`register: ${r.status} ${r.text}`);
+      receiver.secret = r.body.secret;
+      return r.body.webhook.id as string;
+    };
+
+    t.test('each kind of event arrives signed, in order', async (t) => {
+      const receiver = await Receiver.start(t);
+      const id = await register(receiver, ['message.created', 'message.edited', 'message.deleted', 'member.joined', 'member.left', 'user.registered']);
+      const newcomer = await api.signUp(uniqueName('wu'));
+      await receiver.until((r) => r.some((x) => x.body.type === 'user.registered' && x.body.data.id === newcomer.id), 'user.registered');
+      const [a, b] = (await Promise.all([1, 2].map(() => api.signUp(uniqueName('wm'))))) as [User, User];
+      const room = await roomWith(api, a, b);
+      const sock = await openFor(t, hub.url, a.token, { encoding: 'json' });
+      const m1 = (await api.post(`/api/v1/rooms/${room}/messages`, { cid: 'w1', body: 'first' }, { token: a.token })).body.message;
+      const ack = await sock.request({ t: 'pub', room, cid: 'w2', body: 'second' });
+      await api.request('PATCH', `/api/v1/rooms/${room}/messages/${m1.seq}`, { body: 'first, edited' }, { token: a.token });
+      await api.delete(`/api/v1/rooms/${room}/messages/${ack.seq}`, { token: a.token });
+      await api.post(`/api/v1/rooms/${room}/leave`, undefined, { token: b.token });
+      const inRoom = (r: { body: { data: Record<string, any> } }) => r.body.data.roomId === room;
+      const got = (await receiver.until((r) => r.filter(inRoom).length >= 6, 'six room events')).filter(inRoom);
+      t.same(
+        got.map((r) => r.body.type),
+        ['member.joined', 'message.created', 'message.created', 'message.edited', 'message.deleted', 'member.left'],
+        "the room's events, in its order",
+      );
+      t.same(
+        got.map((r) => r.body.data.seq),
+        [...got.map((r) => r.body.data.seq)].sort((x, y) => x - y),
+        'seqs ascending',
+      );
+      t.ok(
+        receiver.received.every((r) => r.signatureOk),
+        'every signature verifies',
+      );
+      t.ok(
+        receiver.received.every((r) => r.id === r.body.id && Math.abs(r.timestamp - Date.now() / 1000) < 300),
+        'webhook-id is the event id; the timestamp is now',
+      );
+      t.match(got[1]?.body.data, { roomId: room, seq: m1.seq, id: m1.id, senderId: a.id, cid: 'w1', body: 'first' });
+      t.match(got[3]?.body.data, { target: m1.seq, body: 'first, edited', by: a.id });
+      t.match(got[5]?.body.data, { user: { id: b.id }, reason: 'left' });
+      const log = await api.get(`/api/v1/admin/webhooks/${id}/deliveries?limit=200`, { token: adminToken });
+      t.ok(
+        log.body.deliveries.length >= 7 && log.body.deliveries.every((d: { state: string; attempts: number }) => d.state === 'delivered' && d.attempts === 1),
+        'the log: all delivered at the first attempt',
+      );
+      t.equal((await api.delete(`/api/v1/admin/webhooks/${id}`, { token: adminToken })).status, 204);
+    });
+
+    t.test('a receiver down for 10 s gets everything afterwards, in order, once per idempotency key', async (t) => {
+      const receiver = await Receiver.start(t);
+      const id = await register(receiver, ['message.created']);
+      const a = await api.signUp(uniqueName('wd'));
+      const room = await roomWith(api, a);
+      receiver.down = true;
+      const seqs: number[] = [];
+      for (let i = 0; i < 5; i++)
+        seqs.push((await api.post(`/api/v1/rooms/${room}/messages`, { cid: `d${i}`, body: `m${i}` }, { token: a.token })).body.message.seq);
+      await new Promise((r) => setTimeout(r, 10_000));
+      const log = await api.get(`/api/v1/admin/webhooks/${id}/deliveries`, { token: adminToken });
+      t.match(log.body.deliveries.at(-1), { state: 'pending', lastStatus: null, lastError: String }, 'the oldest: attempted, failed, waiting');
+      t.ok(log.body.deliveries.at(-1).attempts >= 3, 'retried with backoff meanwhile');
+      t.equal(receiver.received.length, 0, 'nothing arrived while it was down');
+      receiver.down = false;
+      const got = await receiver.until((r) => new Set(r.map((x) => x.id)).size >= 5, 'the five messages', 30_000);
+      const firsts = [...new Map(got.map((r) => [r.id, r.body.data.seq as number])).values()];
+      t.same(firsts, seqs, 'in order');
+      t.equal(new Set(got.map((r) => r.id)).size, 5, 'each idempotency key');
+      t.ok(got.every((r) => r.signatureOk));
+      const after = await api.get(`/api/v1/admin/webhooks/${id}/deliveries`, { token: adminToken });
+      t.ok(
+        after.body.deliveries.every((d: { state: string }) => d.state === 'delivered'),
+        'all delivered',
+      );
+    });
+
+    t.test('admins only; what may be registered', async (t) => {
+      const u = await api.signUp(uniqueName('wn'));
+      t.equal((await api.post('/api/v1/admin/webhooks', { url: 'https://example.com/h', events: ['message.created'] }, { token: u.token })).status, 403);
+      t.equal((await api.get('/api/v1/admin/webhooks', { token: u.token })).status, 403);
+      for (const bad of [
+        { url: 'ftp://example.com', events: ['message.created'] },
+        { url: 'not a url', events: ['message.created'] },
+        { url: 'https://u:p@example.com/', events: ['message.created'] },
+        { url: 'https://example.com/', events: [] },
+        { url: 'https://example.com/', events: ['message.exploded'] },
+      ]) {
+        t.equal((await api.post('/api/v1/admin/webhooks', bad, { token: adminToken })).status, 400, JSON.stringify(bad));
+      }
+      const made = await api.post('/api/v1/admin/webhooks', { url: 'https://example.com/h', events: ['member.joined'] }, { token: adminToken });
+      t.match(made.body, { webhook: { url: 'https://example.com/h', events: ['member.joined'], disabledAt: null }, secret: /^whsec_[A-Za-z0-9+/]{32}$/ });
+      const listed = await api.get('/api/v1/admin/webhooks', { token: adminToken });
+      t.notMatch(listed.text, made.body.secret, 'never listed with its secret');
+      t.equal((await api.delete(`/api/v1/admin/webhooks/${made.body.webhook.id}`, { token: adminToken })).status, 204);
+      t.equal((await api.delete(`/api/v1/admin/webhooks/${made.body.webhook.id}`, { token: adminToken })).status, 404);
+      t.equal((await api.get(`/api/v1/admin/webhooks/${crypto.randomUUID()}/deliveries`, { token: adminToken })).status, 404);
+    });
+  });
+}
