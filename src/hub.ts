@@ -191,7 +191,7 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
       // A node never exits because NATS or JetStream is not ready yet: it holds its port with a
       // stand-in whose /readyz says what it waits for, and keeps trying.
       const joining: JoinStatus = { reason: 'connecting to NATS' };
-      standby = await listenStandby(newApp(), cfg.host, cfg.port, () => joining.reason);
+      standby = await listenStandby(newApp(), cfg.host, cfg.port, () => joining.reason, root);
       if (!standby) throw portTaken();
       port = standby.port;
       root.info({ url: urlOf(port), port }, 'joining the cluster; /readyz says what it waits for');
@@ -512,7 +512,7 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
     // The stand-in hands the port over (the same one, when PORT=0 picked it).
     standby?.close();
     standby = undefined;
-    listenSocket = (await listenExclusive(app, cfg.host, port)) || undefined;
+    listenSocket = (await listenExclusive(app, cfg.host, port, root)) || undefined;
     if (!listenSocket) throw portTaken();
     port = uWS.us_socket_local_port(listenSocket as never);
     const url = urlOf(port);

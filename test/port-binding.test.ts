@@ -2,6 +2,8 @@
 // used to "listen" too and the kernel shared connections between the two (two stores answering
 // alternate requests). A taken PORT or SB_ROBOT_PORT must be a clear start-up error, exit status 2.
 
+import { readFile } from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import t from 'tap';
 import { Api } from './helpers/api.js';
@@ -47,4 +49,35 @@ t.test('#15 exclusive ports: a second node on a taken PORT or SB_ROBOT_PORT exit
   }
   first.child.kill('SIGTERM');
   t.equal((await first.exited).code, 0);
+});
+
+t.test('a restart on the same port waits out the connections the last run closed (TIME_WAIT), then listens', async (t) => {
+  t.setTimeout(120_000);
+  const dataDir = await tempDir(t);
+  const first = spawnCli(t, ['serve'], { SB_DATA_DIR: dataDir, PORT: '0', SB_ROBOT_PORT: '0', HOST: '127.0.0.1' });
+  const port = (await first.waitFor((l) => l.msg === 'listening', 'listening', 15_000)).port as number;
+  // A body over the limit: the node answers 413 and closes the connection first, so the closed
+  // connection's TIME_WAIT is on the node's port (this uWS build binds without SO_REUSEADDR).
+  await new Promise<void>((resolve) => {
+    const s = net.connect(port, '127.0.0.1', () => s.write('POST /api/v1/auth/login HTTP/1.1\r\nhost: x\r\ncontent-length: 10000000\r\n\r\n'));
+    s.on('data', () => {});
+    s.on('close', () => resolve());
+  });
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  const timeWait = (await readFile('/proc/net/tcp', 'utf8')).split('\n').some((l) => {
+    const c = l.trim().split(/\s+/);
+    return c[1]?.endsWith(hex) && c[3] === '06';
+  });
+  t.ok(timeWait, 'the node closed first: its port has a connection in TIME_WAIT');
+  first.child.kill('SIGTERM');
+  t.equal((await first.exited).code, 0);
+  const again = spawnCli(t, ['serve'], { SB_DATA_DIR: dataDir, PORT: String(port), SB_ROBOT_PORT: '0', HOST: '127.0.0.1' });
+  const up = await again.waitFor((l) => l.msg === 'listening', 'listening again', 75_000);
+  t.equal(up.port, port, 'the same port');
+  t.ok(
+    again.lines.some((l) => /TIME_WAIT/.test(String(l.msg))),
+    'it said what it waited for',
+  );
+  again.child.kill('SIGTERM');
+  t.equal((await again.exited).code, 0);
 });

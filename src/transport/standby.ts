@@ -13,7 +13,13 @@ export interface Standby {
 }
 
 /** Listens on host:port (exclusively); `reason()` says why the node is not ready yet. Undefined when the port is taken. */
-export async function listenStandby(app: TemplatedApp, host: string, port: number, reason: () => string): Promise<Standby | undefined> {
+export async function listenStandby(
+  app: TemplatedApp,
+  host: string,
+  port: number,
+  reason: () => string,
+  log?: { warn(o: object, msg: string): void },
+): Promise<Standby | undefined> {
   const reply = (res: HttpResponse, status: string, body: unknown): void => {
     res.cork(() => {
       res.writeStatus(status);
@@ -30,7 +36,7 @@ export async function listenStandby(app: TemplatedApp, host: string, port: numbe
     reply(res, '503 Service Unavailable', errorBody(new SbError('UNAVAILABLE', `this node is joining its cluster (${reason()}); retry shortly`))),
   );
   // A WebSocket upgrade is a GET: it gets the 503 above, and the client retries elsewhere or later.
-  const socket: us_listen_socket | false = await listenExclusive(app, host, port);
+  const socket: us_listen_socket | false = await listenExclusive(app, host, port, log);
   if (!socket) return undefined;
   return {
     port: uWS.us_socket_local_port(socket as never),
