@@ -451,7 +451,7 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
     );
     undo.push(async () => online.close());
     const serverApi = new ServerService(store, rooms, {
-      tell: (userId, notice) => tellPerson(userId, { t: 'notice', ...notice } as Unnumbered),
+      tell: (userId, notice) => notices.append(userId, { t: 'notice', ...notice } as Unnumbered),
       disconnect: (userId) => news.announce({ kind: 'disconnect', userId }),
       online: (ids) => online.ask(ids),
     });

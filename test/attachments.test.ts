@@ -58,6 +58,10 @@ for (const embedded of [false, true]) {
       const posted = await api.post(`/api/v1/rooms/${room}/messages`, { cid: 'm1', body: '', attachments: [up.body.id, up2.body.id] }, { token: a.token });
       t.equal(posted.status, 201, 'a message of files only');
       t.same(posted.body.message.attachments, [up.body, up2.body], 'REST answer lists them in order');
+      const again = await api.post(`/api/v1/rooms/${room}/messages`, { cid: 'm1', body: '', attachments: [up.body.id, up2.body.id] }, { token: a.token });
+      t.match([again.status, again.body], [200, { duplicate: true }], 'a retry');
+      const swapped = await api.post(`/api/v1/rooms/${room}/messages`, { cid: 'm1', body: '', attachments: [up2.body.id] }, { token: a.token });
+      t.match([swapped.status, swapped.body], [409, { error: { code: 'CONFLICT' } }], 'the same cid with other files');
       const live = await sockB.next((f) => f.t === 'msg' && f.cid === 'm1', 'the message');
       t.same(live.att, [up.body, up2.body], 'a subscriber gets them as att');
       const hist = await api.get(`/api/v1/rooms/${room}/messages`, { token: b.token });
@@ -208,7 +212,11 @@ for (const embedded of [false, true]) {
         open.push(await partialUpload(hub.url, `/api/v1/attachments?name=p${i}.pdf`, a.token, 'application/pdf', 1000, Buffer.alloc(10)));
       t.ok(await storageBecomes(a, 4));
       const fifth = await upload(a, 'p5.pdf', 'application/pdf', Buffer.alloc(10));
-      t.match([fifth.status, fifth.body], [429, { error: { code: 'RATE_LIMITED', limit: 4 } }], 'a fifth of the same person');
+      t.match(
+        [fifth.status, fifth.body, fifth.headers.get('retry-after')],
+        [429, { error: { code: 'RATE_LIMITED', limit: 4 } }, '1'],
+        'a fifth of the same person',
+      );
       open.push(await partialUpload(hub.url, '/api/v1/attachments?name=q0.pdf', b.token, 'application/pdf', 1000, Buffer.alloc(10)));
       open.push(await partialUpload(hub.url, '/api/v1/attachments?name=q1.pdf', b.token, 'application/pdf', 1000, Buffer.alloc(10)));
       t.ok(await storageBecomes(b, 2));

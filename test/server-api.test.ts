@@ -4,6 +4,8 @@
 // person; scopes, revocation and bots' inability to log in hold.
 
 import t from 'tap';
+import { ensureAdmin } from '../src/auth/auth-service.js';
+import { Passwords } from '../src/auth/passwords.js';
 import { Api, roomWith, uniqueName } from './helpers/api.js';
 import { FAST, startTestHub } from './helpers/hub.js';
 import { openFor, subscribe } from './helpers/ws.js';
@@ -105,6 +107,24 @@ for (const embedded of [false, true]) {
         t.equal((await api.post('/api/v1/auth/login', { username: 'deploybot', password })).status, 401, `a bot cannot log in (${JSON.stringify(password)})`);
       }
       t.equal((await api.post('/api/v1/auth/register', { username: 'DeployBot', password: 'correct horse battery' })).status, 409, "a bot's name is taken");
+      const other = (await newKey(['publish'])).secret;
+      const stolen = await server(other).post(`/rooms/${room}/messages`, { cid: 'o1', body: 'x', as: 'DEPLOYBOT' });
+      t.match([stolen.status, stolen.body], [403, { error: { code: 'FORBIDDEN', field: 'as' } }], "another key's bot, whatever the case");
+      t.equal((await server(other).post(`/rooms/${room}/messages`, { cid: 'o2', body: 'x' })).status, 201, 'every key may post as the system');
+      t.equal((await api.post(`/api/v1/admin/users/${msg.from}/disable`, undefined, { token: boss.token })).status, 200);
+      const disabled = await server(secret).post(`/rooms/${room}/messages`, { cid: 'd9', body: 'x', as: 'deploybot' });
+      t.match([disabled.status, disabled.body], [403, { error: { code: 'ACCOUNT_DISABLED' } }], 'a disabled bot posts no more');
+    });
+
+    t.test('a bot cannot be made the administrator (SB_ADMIN_USERNAME)', async (t) => {
+      const bot = await hub.store.users.bot('opsbot', null, null, 100);
+      t.match(bot, { bot: true });
+      const passwords = new Passwords({ memoryKiB: 8192, timeCost: 1 });
+      await t.rejects(
+        ensureAdmin(hub.store, passwords, 'opsbot', async () => 'correct horse battery'),
+        { code: 'CONFLICT' },
+      );
+      t.match(await hub.store.users.byUsername('opsbot'), { isAdmin: false });
     });
 
     t.test("a person's own stream: app notices, live and on resume", async (t) => {
@@ -129,6 +149,7 @@ for (const embedded of [false, true]) {
       await openFor(t, hub.url, on.token, { encoding: 'json' });
       const ask = (users: string) => api.get(`/api/v1/server/presence?users=${users}`, { token: secret });
       t.same((await ask(`${off.id},${on.id}`)).body, { online: [on.id], partial: false });
+      t.same((await ask(on.id.toUpperCase())).body, { online: [on.id], partial: false }, 'ids in any case');
       t.equal((await ask('nope')).status, 400, 'not ids');
       t.equal((await ask(Array.from({ length: 101 }, () => crypto.randomUUID()).join(','))).status, 400, 'more than 100');
       t.equal((await api.get(`/api/v1/server/presence?users=${on.id}`, { token: (await newKey(['publish'])).secret })).status, 403, 'no presence scope');
@@ -141,6 +162,10 @@ for (const embedded of [false, true]) {
       const made = await server(secret).post('/rooms', { name: 'Project X', owner: owner.id, members: [m1.id] });
       t.equal(made.status, 201);
       const room = made.body.room.id as string;
+      t.equal(made.body.room.lastSeq, 1, 'the answer counts the join');
+      const hist = await api.get(`/api/v1/rooms/${room}/messages`, { token: owner.token });
+      t.match(hist.body.messages, [{ event: { kind: 'member_joined', user: { id: m1.id } } }]);
+      t.not(hist.body.messages[0].senderId, owner.id, 'added by the system, not the owner');
       const members = await api.get(`/api/v1/rooms/${room}/members`, { token: owner.token });
       t.same(
         members.body.members.map((m: { userId: string; role: string }) => [m.userId, m.role]).sort(),

@@ -2,7 +2,7 @@
 // tail the room actor keeps in memory so most resumes need no database read. A deleted message's
 // frame in the tail becomes its tombstone, as the store's row did.
 
-import type { MessageFrame, TimelineEventFrame, TimelineFrame } from '../protocol/frames.js';
+import type { Attachment, MessageFrame, TimelineEventFrame, TimelineFrame } from '../protocol/frames.js';
 import type { Message, SequencedMessage } from '../store/messages.js';
 
 export function toFrame(m: Message | SequencedMessage): TimelineFrame {
@@ -15,6 +15,12 @@ export function toFrame(m: Message | SequencedMessage): TimelineFrame {
     if ('editedAt' in m && m.editedAt) frame.edited = true;
   }
   return frame;
+}
+
+/** Whether a stored message is this post again (a retry of its cid): its text and its files (by id, in order). */
+export function samePost(m: Message, body: string, attachments: Attachment[] | undefined): boolean {
+  const ids = (a: Attachment[] | undefined) => (a ?? []).map((x) => x.id).join();
+  return m.body === body && ids(m.attachments) === ids(attachments);
 }
 
 function tombstone(f: MessageFrame): MessageFrame {

@@ -28,7 +28,7 @@ import { type Connection, type Fanout, roomTopic } from './ports.js';
 import { storedHead } from './room-heads.js';
 import { RoomPresence } from './room-presence.js';
 import { type CatchUp, type Ended, NO_LONGER_MEMBER, REPLACED, ROOM_DELETED, replay } from './room-replay.js';
-import { RoomTail, toFrame } from './room-tail.js';
+import { RoomTail, samePost, toFrame } from './room-tail.js';
 import type { Actor, ActorContext } from './runtime.js';
 
 export interface PublishResult {
@@ -300,7 +300,7 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
     const known = this.recent.get(key);
     if (known) {
       return known.promise.then((r) => {
-        if (r.message.body !== body && !r.message.deletedAt && !r.message.editedAt) throw conflict();
+        if (!samePost(r.message, body, attachments) && !r.message.deletedAt && !r.message.editedAt) throw conflict();
         return { message: r.message, duplicate: true };
       });
     }
@@ -404,7 +404,7 @@ export class RoomActor implements Actor<RoomMsg, RoomReply> {
       const m = byKey.get(`${p.sender.id}\u0000${p.cid}`);
       if (!m) fresh.push(p);
       // The same cid and text, or a message changed since (edited, deleted): a retry of it.
-      else if (m.roomId !== this.id || (m.body !== p.body && !m.deletedAt && !m.editedAt)) p.reject(conflict());
+      else if (m.roomId !== this.id || (!samePost(m, p.body, p.attachments) && !m.deletedAt && !m.editedAt)) p.reject(conflict());
       else {
         p.resolve({ message: m, duplicate: true });
         // Its first attempt may have committed on a node that failed before fanning it out.

@@ -297,7 +297,9 @@ export async function ensureAdmin(
   password: () => Promise<string>,
 ): Promise<'created' | 'promoted' | 'present'> {
   checkUsername(username);
-  if (!(await store.users.byUsername(username))) {
+  const existing = await store.users.byUsername(username);
+  if (existing?.bot) throw new SbError('CONFLICT', `${username} is a bot of the server API: it cannot log in, so it cannot be the administrator`);
+  if (!existing) {
     // Read only now: an existing account needs no password source.
     const chosen = await password();
     checkPassword(chosen);

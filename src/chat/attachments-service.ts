@@ -69,7 +69,9 @@ class Slots {
   /** A slot for the person, or RATE_LIMITED (theirs are taken) / OVERLOADED (the node's are); the function gives it back, once. */
   take(userId: string): () => void {
     const mine = this.byUser.get(userId) ?? 0;
-    if (mine >= this.perUser) throw new SbError('RATE_LIMITED', `at most ${this.perUser} ${this.what} of yours at once`, { limit: this.perUser });
+    if (mine >= this.perUser) {
+      throw new SbError('RATE_LIMITED', `at most ${this.perUser} ${this.what} of yours at once`, { limit: this.perUser, retryAfterS: 1 }, { retryAfterS: 1 });
+    }
     if (this.total >= this.max) throw new SbError('OVERLOADED', `too many ${this.what} in progress on this node; retry shortly`, undefined, { retryAfterS: 1 });
     this.total++;
     this.byUser.set(userId, mine + 1);

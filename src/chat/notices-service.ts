@@ -67,11 +67,16 @@ export class NoticesService {
    */
   async post(userId: string, frame: Unnumbered): Promise<void> {
     try {
-      const n = await this.store.notices.append(userId, frame);
-      if (n !== undefined) this.gateway.tell(userId, { ...frame, n } as StreamFrame);
+      await this.append(userId, frame);
     } catch (e) {
       this.log.warn({ err: e, user: userId, kind: 'kind' in frame ? frame.kind : frame.t }, 'a notice could not be stored');
     }
+  }
+
+  /** Stores the frame in the person's stream and sends it, numbered; a store failure is thrown (the server API answers with it). */
+  async append(userId: string, frame: Unnumbered): Promise<void> {
+    const n = await this.store.notices.append(userId, frame);
+    if (n !== undefined) this.gateway.tell(userId, { ...frame, n } as StreamFrame);
   }
 
   notice(userId: string, notice: PersonalNotice): Promise<void> {

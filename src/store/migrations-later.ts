@@ -213,7 +213,8 @@ $fn$;
     name: 'server API keys, and bots',
     // A backend's API key is stored as the SHA-256 of its secret (a random 256-bit string, so a
     // fast hash is enough: nothing to guess), with the scopes it grants; revoking sets revoked_at.
-    // Bots are accounts that post through the server API: `bot` accounts cannot log in.
+    // Bots are accounts that post through the server API: `bot` accounts cannot log in; a named
+    // bot is its key's (a revoked key's bots keep their messages and post no more).
     sql: `
 CREATE TABLE api_keys (
   id           uuid PRIMARY KEY,
@@ -227,6 +228,9 @@ CREATE TABLE api_keys (
   revoked_at   timestamptz
 );
 ALTER TABLE users ADD COLUMN bot boolean NOT NULL DEFAULT false;
+-- A named bot belongs to the key that made it (only it posts as the bot); the system's to none.
+ALTER TABLE users ADD COLUMN bot_key uuid REFERENCES api_keys (id) ON DELETE SET NULL;
+CREATE INDEX users_bot_key ON users (bot_key) WHERE bot_key IS NOT NULL;
 `,
   },
 ];

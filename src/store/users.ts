@@ -73,21 +73,25 @@ export class Users {
   constructor(private readonly sql: Sql) {}
 
   /**
-   * The bot of this name, created if nobody holds the name; 'taken' when a person does. Bots have
-   * no password (their hash matches none) and cannot log in.
+   * The bot of this name, created for `key` (null: the system's, shared) if nobody holds the name
+   * and the key has fewer than `maxPerKey` bots: 'taken' when a person holds it, 'other' when it is
+   * another key's bot, 'full'. Bots have no password (their hash matches none) and cannot log in.
    */
-  async bot(username: string, displayName: string | null): Promise<User | 'taken'> {
-    const [row] = await this.sql<Row[]>`
-      WITH made AS (
-        INSERT INTO users (id, username, display_name, password_hash, is_admin, bot)
-        VALUES (${randomUUID()}, ${username}, ${displayName}, '!', false, true)
-        ON CONFLICT DO NOTHING RETURNING *
-      )
-      SELECT * FROM made UNION ALL SELECT * FROM users WHERE lower(username) = lower(${username}) LIMIT 1`;
-    // Created by another statement at the same moment (invisible to this one's snapshot): read it.
-    const found = row ?? (await this.sql<Row[]>`SELECT * FROM users WHERE lower(username) = lower(${username})`)[0];
-    if (!found) throw new Error(`bot ${username}: neither created nor found`);
-    return found.bot ? toUser(found) : 'taken';
+  async bot(username: string, displayName: string | null, key: string | null, maxPerKey: number): Promise<User | 'taken' | 'other' | 'full'> {
+    const byName = async () => (await this.sql<(Row & { bot_key: string | null })[]>`SELECT * FROM users WHERE lower(username) = lower(${username})`)[0];
+    let found = await byName();
+    if (!found) {
+      const [made] = await this.sql<(Row & { bot_key: string | null })[]>`
+        INSERT INTO users (id, username, display_name, password_hash, is_admin, bot, bot_key)
+        SELECT ${randomUUID()}, ${username}, ${displayName}, '!', false, true, ${key}
+        WHERE ${key}::uuid IS NULL OR (SELECT count(*) FROM users WHERE bot_key = ${key}) < ${maxPerKey}
+        ON CONFLICT DO NOTHING RETURNING *`;
+      // Not made: the key has its bots, or the name was taken at the same moment (read it).
+      found = made ?? (await byName());
+      if (!found) return 'full';
+    }
+    if (!found.bot) return 'taken';
+    return found.bot_key === key ? toUser(found) : 'other';
   }
 
   /** Returns undefined when the username is taken. */

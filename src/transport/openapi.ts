@@ -15,9 +15,10 @@ export function openApiDocument(routes: readonly Route[], version: string): Sche
       parameters.push({ name: m[1], in: 'path', required: true, schema: { type: 'string', format: 'uuid' } });
     }
     const q = (r.query?.properties ?? {}) as Record<string, Schema>;
+    const required = (r.query?.required ?? []) as string[];
     for (const [name, schema] of Object.entries(q)) {
       const { description, ...rest } = schema;
-      parameters.push({ name, in: 'query', required: false, description, schema: rest });
+      parameters.push({ name, in: 'query', required: required.includes(name), description, schema: rest });
     }
     const responses: Record<string, unknown> = {};
     for (const [code, doc] of Object.entries(r.responses)) {
@@ -25,6 +26,8 @@ export function openApiDocument(routes: readonly Route[], version: string): Sche
       const schema = doc.schema ?? (isError ? refs.Error : undefined);
       responses[code] = { description: doc.description, ...(schema ? { content: { 'application/json': { schema } } } : {}) };
     }
+    // A streamed upload's body is the file itself, of the type it declares.
+    const requestBody = r.streamBody ? { requestBody: { required: true, content: { '*/*': { schema: { type: 'string', format: 'binary' } } } } } : {};
     const err = (code: number, description: string) => {
       responses[code] ??= { description, content: { 'application/json': { schema: refs.Error } } };
     };
@@ -44,7 +47,7 @@ export function openApiDocument(routes: readonly Route[], version: string): Sche
       ...(r.description ? { description: r.description } : {}),
       tags: r.tags,
       ...(parameters.length ? { parameters } : {}),
-      ...(r.body ? { requestBody: { required: !r.bodyOptional, content: { 'application/json': { schema: r.body } } } } : {}),
+      ...(r.body ? { requestBody: { required: !r.bodyOptional, content: { 'application/json': { schema: r.body } } } } : requestBody),
       responses,
       ...(r.auth ? { security: [{ bearer: [] }, { cookie: [] }] } : r.apiKey ? { security: [{ serverKey: [r.apiKey] }] } : { security: [] }),
     };

@@ -85,6 +85,7 @@ export function serverRoutes(keys: ApiKeysService, server: ServerService, publis
       tags: adminTags,
       responses: {
         200: { description: 'Newest first; never a secret', schema: { type: 'object', properties: { apiKeys: { type: 'array', items: keySchema } } } },
+        403: { description: 'Not an admin (FORBIDDEN)' },
       },
       async handle(ctx) {
         adminOnly(ctx);
@@ -115,7 +116,7 @@ export function serverRoutes(keys: ApiKeysService, server: ServerService, publis
       uuidParams: ['id'],
       summary: 'Post in a group room as a bot, or as the system',
       description:
-        "`as` names the bot (a username: 3–32 letters, digits, `_`, `.`, `-`); without it the message comes from the system account (`~system`, displayed `System`). The first post as a name creates the bot account (409 `USERNAME_TAKEN` when a person holds the name); a bot joins a room the first time it posts there (a `member_joined` event), and cannot post in direct rooms (403). Everything else is as a person's post: `cid` makes retries safe, mentions and notices follow, the size limit holds, and the key's posts share one publish budget.",
+        "`as` names the bot (a username: 3–32 letters, digits, `_`, `.`, `-`); without it the message comes from the system account (`~system`, displayed `System`), which every key shares (so use UUIDs as `cid`s). The first post as a name creates the bot for this key, which alone posts as it (another key: 403; a person's name: 409 `USERNAME_TAKEN`; 100 bots a key); a bot joins a room the first time it posts there (a `member_joined` event), and cannot post in direct rooms (403), where it is banned (403 `BANNED`), or once an admin disabled it (403 `ACCOUNT_DISABLED`). Everything else is as a person's post: `cid` makes retries safe, mentions and notices follow, the size limit holds, and the key's posts share one publish budget. Bots post text only.",
       tags,
       body: {
         type: 'object',
@@ -130,14 +131,18 @@ export function serverRoutes(keys: ApiKeysService, server: ServerService, publis
       responses: {
         201: { description: 'Stored', schema: { type: 'object', properties: { message: refs.Message, duplicate: { const: false } } } },
         200: { description: 'A retry: the original message', schema: { type: 'object', properties: { message: refs.Message, duplicate: { const: true } } } },
-        ...scoped('publish'),
+        ...keyed,
+        403: {
+          description:
+            'The key lacks the `publish` scope, the name is another key’s bot, the bot is disabled (ACCOUNT_DISABLED) or banned there (BANNED), or the room is direct (FORBIDDEN)',
+        },
         404: { description: 'No such room' },
-        409: { description: 'The name is a person’s (USERNAME_TAKEN), or the cid was used for another message (CONFLICT)' },
+        409: { description: 'The name is a person’s (USERNAME_TAKEN), the key has its 100 bots, or the cid was used for another message (CONFLICT)' },
         429: { description: "Over the key's publish budget (RATE_LIMITED)" },
       },
       async handle(ctx: Ctx<{ cid: string; body: string; as?: string }>) {
         publishBudget.take(`key:${ctx.key.id}`);
-        const r = await server.post(ctx.params.id as string, ctx.body.as, { cid: ctx.body.cid, body: ctx.body.body });
+        const r = await server.post(ctx.key.id, ctx.params.id as string, ctx.body.as, { cid: ctx.body.cid, body: ctx.body.body });
         return { status: r.duplicate ? 200 : 201, body: r };
       },
     },
@@ -156,6 +161,7 @@ export function serverRoutes(keys: ApiKeysService, server: ServerService, publis
         ...scoped('publish'),
         404: { description: 'No such user' },
         413: { description: 'data over the limit' },
+        429: { description: "Over the key's publish budget, shared with its posts (RATE_LIMITED)" },
       },
       async handle(ctx: Ctx<{ data: unknown }>) {
         publishBudget.take(`key:${ctx.key.id}`);
