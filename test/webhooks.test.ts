@@ -1,12 +1,14 @@
 // Webhooks through the real server to a real HTTP receiver, on PostgreSQL and the embedded store:
 // an admin registers an endpoint; each kind of event arrives signed (the receiver verifies the
 // HMAC itself), in the room's order; a receiver down for 10 s gets everything afterwards, in order,
-// each idempotency key once; the delivery log shows the failed attempts; deleting stops it.
+// each idempotency key once; the delivery log shows the failed attempts; deleting stops it; a robot's
+// online, command and offline events.
 
 import t from 'tap';
 import { Api, roomWith, uniqueName } from './helpers/api.js';
 import { FAST, startTestHub } from './helpers/hub.js';
 import { Receiver } from './helpers/receiver.js';
+import { startRobotHub } from './helpers/robots.js';
 import { openFor } from './helpers/ws.js';
 
 for (const embedded of [false, true]) {
@@ -118,3 +120,39 @@ for (const embedded of [false, true]) {
     });
   });
 }
+
+t.test('robots: online, a command completed, offline', async (t) => {
+  const rh = await startRobotHub(t);
+  const receiver = await Receiver.start(t);
+  const boss = await rh.signUp('rw');
+  await rh.hub.store.users.makeAdmin(boss.username);
+  const admin = (await rh.api.post('/api/v1/auth/login', { username: boss.username, password: boss.password })).body.accessToken as string;
+  const made = await rh.api.post(
+    '/api/v1/admin/webhooks',
+    { url: receiver.url, events: ['robot.online', 'robot.offline', 'command.completed'] },
+    { token: admin },
+  );
+  receiver.secret = made.body.secret;
+  const owner = await rh.signUp('ro');
+  const r = await rh.enroll(owner);
+  const robot = await rh.connectRobot(r);
+  robot.on('command', (c) => {
+    robot.status(c.command, 'accepted');
+    robot.status(c.command, 'completed', { ok: true });
+  });
+  await receiver.until((got) => got.some((x) => x.body.type === 'robot.online'), 'robot.online');
+  const me = await rh.user(owner, 'json');
+  t.equal((await me.request({ t: 'lease', robot: r.id, op: 'acquire', ttlMs: 60_000 })).t, 'leased');
+  const q = await me.request({ t: 'cmd', robot: r.id, name: 'dock', args: {} });
+  await receiver.until((got) => got.some((x) => x.body.type === 'command.completed'), 'command.completed');
+  robot.destroy();
+  const got = await receiver.until((g) => g.some((x) => x.body.type === 'robot.offline'), 'robot.offline');
+  t.same(
+    got.map((x) => x.body.type),
+    ['robot.online', 'command.completed', 'robot.offline'],
+    "the robot's events, in order",
+  );
+  t.match(got[0]?.body.data, { robotId: r.id });
+  t.match(got[1]?.body.data, { robotId: r.id, command: 'dock', userId: owner.id, commandId: q.cmd });
+  t.ok(got.every((x) => x.signatureOk));
+});
