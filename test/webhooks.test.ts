@@ -97,6 +97,24 @@ for (const embedded of [false, true]) {
       );
     });
 
+    t.test("a disabled endpoint's backlog holds no other endpoint back", async (t) => {
+      const dead = await Receiver.start(t);
+      dead.down = true;
+      const deadId = await register(dead, ['message.created']);
+      const a = await api.signUp(uniqueName('wx'));
+      const rooms = await Promise.all(Array.from({ length: 10 }, () => roomWith(api, a)));
+      for (const [i, room] of rooms.entries()) await api.post(`/api/v1/rooms/${room}/messages`, { cid: `x${i}`, body: 'x' }, { token: a.token });
+      await hub.store.db.sql`UPDATE webhooks SET disabled_at = now(), disabled_reason = 'test' WHERE id = ${deadId}`;
+      await hub.store.db.sql`UPDATE webhook_outbox SET next_at = now() - interval '1 second', lease_until = NULL WHERE webhook_id = ${deadId}`;
+      const live = await Receiver.start(t);
+      await register(live, ['message.created']);
+      const room = rooms[0] as string;
+      await api.post(`/api/v1/rooms/${room}/messages`, { cid: 'live', body: 'through' }, { token: a.token });
+      const got = await live.until((r) => r.some((x) => x.body.data.cid === 'live'), 'the live endpoint’s delivery');
+      t.ok(got.length >= 1, 'delivered while ten due deliveries of a disabled endpoint wait');
+      t.equal(dead.received.length, 0);
+    });
+
     t.test('admins only; what may be registered', async (t) => {
       const u = await api.signUp(uniqueName('wn'));
       t.equal((await api.post('/api/v1/admin/webhooks', { url: 'https://example.com/h', events: ['message.created'] }, { token: u.token })).status, 403);

@@ -1,4 +1,4 @@
-// Webhooks: admins register HTTPS endpoints for events; every node delivers from the outbox in the
+// Webhooks: admins register HTTP(S) endpoints for events; every node delivers from the outbox in the
 // database (store/webhooks.ts), at least once, in order per room (and per robot), each delivery
 // signed as Standard Webhooks specifies (Svix's scheme): `webhook-id` (the event's id, the same on
 // every retry: the receiver's idempotency key), `webhook-timestamp` (seconds), and
@@ -112,16 +112,32 @@ export class WebhooksService {
     await this.running;
   }
 
+  /**
+   * Keeps up to CONCURRENCY attempts in flight: claims as many as there are free slots, and claims
+   * again when one ends (a slow receiver holds one slot, not the round), when a commit here wakes
+   * it, or every POLL_MS.
+   */
   private async loop(): Promise<void> {
+    const inFlight = new Set<Promise<void>>();
     while (!this.stopped) {
+      const free = CONCURRENCY - inFlight.size;
       let claimed: Claimed[] = [];
-      try {
-        claimed = await this.store.webhooks.claim(CONCURRENCY, LEASE_S);
-      } catch (e) {
-        this.log.warn({ err: e }, 'webhook deliveries could not be claimed');
+      if (free > 0) {
+        try {
+          claimed = await this.store.webhooks.claim(free, LEASE_S);
+        } catch (e) {
+          this.log.warn({ err: e }, 'webhook deliveries could not be claimed');
+        }
       }
-      await Promise.all(claimed.map((c) => this.deliver(c)));
-      if (claimed.length === 0 && !this.stopped) {
+      for (const c of claimed) {
+        const p: Promise<void> = this.deliver(c).finally(() => {
+          inFlight.delete(p);
+          this.wake();
+        });
+        inFlight.add(p);
+      }
+      // All that was due is on its way, or every slot is taken: wait for a change.
+      if ((claimed.length < free || inFlight.size >= CONCURRENCY) && !this.stopped) {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, POLL_MS);
           timer.unref();
@@ -132,6 +148,7 @@ export class WebhooksService {
         });
       }
     }
+    await Promise.all(inFlight);
   }
 
   private async deliver(c: Claimed): Promise<void> {
@@ -155,7 +172,7 @@ export class WebhooksService {
       await res.body?.cancel();
       status = res.status;
       if (status >= 200 && status < 300) {
-        await this.store.webhooks.delivered(c.id, status);
+        await this.store.webhooks.delivered(c, status);
         return;
       }
       error = `HTTP ${status}`;
@@ -166,7 +183,7 @@ export class WebhooksService {
     const next = this.stopped ? 0 : retryIn(c.attempts);
     if (next === undefined) this.log.warn({ webhook: c.webhookId, event: c.eventId, attempts: c.attempts, error }, 'webhook delivery given up');
     await this.store.webhooks
-      .attemptFailed(c.id, status, error, next, this.stopped)
+      .attemptFailed(c, status, error, next, this.stopped)
       .catch((e: unknown) => this.log.warn({ err: e }, 'webhook attempt not recorded'));
   }
 }

@@ -43,8 +43,9 @@ export async function appendEvent(tx: Tx, id: string, roomId: string, by: string
   const r = row as { seq: string; created_at: Date };
   const hook = WEBHOOK_OF[event.kind];
   if (hook) {
-    const { kind, ...details } = event;
-    const data = { roomId, seq: Number(r.seq), id, by, ...details, ...(hook === 'member.left' ? { reason: LEFT_REASON[kind] } : {}) };
+    // The details as stored: of a person, only their id and username.
+    const details = JSON.parse(body) as object;
+    const data = { roomId, seq: Number(r.seq), id, by, ...details, ...(hook === 'member.left' ? { reason: LEFT_REASON[event.kind] } : {}) };
     await tx`SELECT sb_webhook_event(${hook}, ${id}, ${roomId}, ${JSON.stringify(data)})`;
   }
   return { id, roomId, seq: Number(r.seq), senderId: by, cid: `ev:${id}`, body: '', createdAt: r.created_at, event: parseEvent(event.kind, body) };

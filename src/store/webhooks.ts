@@ -59,6 +59,11 @@ export interface Claimed {
   payload: string;
   url: string;
   secret: string;
+  /**
+   * The lease this node holds on it, as PostgreSQL's text (compared as text: a JS Date, which the
+   * driver would make of it, drops the microseconds): the attempt's result is written only while it holds.
+   */
+  lease: string;
 }
 
 export interface Delivery {
@@ -105,23 +110,30 @@ export class Webhooks {
 
   /**
    * Claims up to `limit` due deliveries, each the oldest undelivered one of its endpoint and
-   * ordering, for `leaseS` seconds (another node takes it over if this one dies meanwhile).
+   * ordering (of an enabled endpoint), for `leaseS` seconds: another node takes it over if this
+   * one dies meanwhile. The heads are read off the pending index (one pass, no probe per row); a
+   * row another node claimed or finished meanwhile is skipped by the re-check after its lock.
    */
   async claim(limit: number, leaseS: number): Promise<Claimed[]> {
-    const rows = await this.sql<{ id: string; webhook_id: string; event_id: string; attempts: number; payload: string; url: string; secret: string }[]>`
+    const rows = await this.sql<
+      { id: string; webhook_id: string; event_id: string; attempts: number; payload: string; url: string; secret: string; lease: string }[]
+    >`
+      WITH heads AS (
+        SELECT DISTINCT ON (d.webhook_id, d.ordering) d.id, d.webhook_id, d.next_at, d.lease_until
+        FROM webhook_outbox d
+        WHERE d.delivered_at IS NULL AND d.failed_at IS NULL
+        ORDER BY d.webhook_id, d.ordering, d.id
+      ), due AS (
+        SELECT h.id FROM heads h JOIN webhooks e ON e.id = h.webhook_id AND e.disabled_at IS NULL
+        WHERE h.next_at <= now() AND (h.lease_until IS NULL OR h.lease_until < now())
+        ORDER BY h.id LIMIT ${limit}
+      )
       UPDATE webhook_outbox o SET lease_until = now() + make_interval(secs => ${leaseS}), attempts = o.attempts + 1
       FROM webhooks w
-      WHERE w.id = o.webhook_id AND w.disabled_at IS NULL AND o.id IN (
-        SELECT d.id FROM webhook_outbox d
-        WHERE d.delivered_at IS NULL AND d.failed_at IS NULL AND d.next_at <= now()
-          AND (d.lease_until IS NULL OR d.lease_until < now())
-          AND NOT EXISTS (
-            SELECT 1 FROM webhook_outbox p
-            WHERE p.webhook_id = d.webhook_id AND p.ordering = d.ordering AND p.id < d.id
-              AND p.delivered_at IS NULL AND p.failed_at IS NULL)
-        ORDER BY d.id LIMIT ${limit}
-        FOR UPDATE SKIP LOCKED)
-      RETURNING o.id, o.webhook_id, o.event_id, o.attempts, o.payload, w.url, w.secret`;
+      WHERE w.id = o.webhook_id
+        AND o.id IN (SELECT x.id FROM webhook_outbox x WHERE x.id IN (SELECT id FROM due) FOR UPDATE SKIP LOCKED)
+        AND o.delivered_at IS NULL AND o.failed_at IS NULL AND (o.lease_until IS NULL OR o.lease_until < now())
+      RETURNING o.id, o.webhook_id, o.event_id, o.attempts, o.payload, w.url, w.secret, o.lease_until::text AS lease`;
     return rows.map((r) => ({
       id: r.id,
       webhookId: r.webhook_id,
@@ -130,24 +142,28 @@ export class Webhooks {
       payload: r.payload,
       url: r.url,
       secret: r.secret,
+      lease: r.lease,
     }));
   }
 
-  async delivered(id: string, status: number): Promise<void> {
-    await this.sql`UPDATE webhook_outbox SET delivered_at = now(), lease_until = NULL, last_status = ${status}, last_error = NULL WHERE id = ${id}`;
+  /** Delivered: unless the lease lapsed and another node holds the row now (its attempt decides). */
+  async delivered(c: Pick<Claimed, 'id' | 'lease'>, status: number): Promise<void> {
+    await this.sql`
+      UPDATE webhook_outbox SET delivered_at = now(), lease_until = NULL, last_status = ${status}, last_error = NULL
+      WHERE id = ${c.id} AND lease_until::text = ${c.lease}`;
   }
 
   /**
    * An attempt failed: retried after `retryInS`, or, with undefined, given up on (the next of its
    * ordering goes on). `abandoned`: it never really happened (a shutdown), so it does not count.
    */
-  async attemptFailed(id: string, status: number | null, error: string, retryInS: number | undefined, abandoned = false): Promise<void> {
+  async attemptFailed(c: Pick<Claimed, 'id' | 'lease'>, status: number | null, error: string, retryInS: number | undefined, abandoned = false): Promise<void> {
     await this.sql`
       UPDATE webhook_outbox SET lease_until = NULL, last_status = ${status}, last_error = ${error.slice(0, 500)},
         next_at = now() + make_interval(secs => ${retryInS ?? 0}),
         failed_at = ${retryInS === undefined ? this.sql`now()` : this.sql`NULL`},
         attempts = attempts - ${abandoned ? 1 : 0}
-      WHERE id = ${id}`;
+      WHERE id = ${c.id} AND lease_until::text = ${c.lease}`;
   }
 
   /** The endpoint's deliveries, newest first. */
