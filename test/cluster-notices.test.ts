@@ -1,6 +1,7 @@
 // Each person's own stream across two nodes (real NATS, one PostgreSQL): A acts through node 2
 // while B's socket is on node 1, and B resumes on node 2 (test/helpers/notices.ts); and a message's
-// attachments, which cross the cluster with it, served by the other node.
+// attachments, which cross the cluster with it, served by the other node; presence asked of every
+// node; webhooks delivered by both nodes' dispatchers, in the room's order.
 
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
@@ -8,6 +9,7 @@ import { type Api, roomWith, uniqueName } from './helpers/api.js';
 import { startCluster } from './helpers/cluster.js';
 import { FAST, UNLIMITED } from './helpers/hub.js';
 import { walkThroughNotices } from './helpers/notices.js';
+import { Receiver } from './helpers/receiver.js';
 import { openFor, subscribe } from './helpers/ws.js';
 
 const cluster = await startCluster(t, 2, { ...FAST, ...UNLIMITED });
@@ -44,4 +46,25 @@ t.test('the server API asks every node who is online', async (t) => {
   const key = (await api2.post('/api/v1/admin/api-keys', { name: 'ops', scopes: ['presence'] }, { token: admin })).body.secret as string;
   const r = await api2.get(`/api/v1/server/presence?users=${u.id},${v.id}`, { token: key });
   t.same(r.body, { online: [u.id], partial: false }, 'node 2 learns of a socket on node 1');
+});
+
+t.test("webhooks from two nodes' dispatchers: a room's events once each, in its order", async (t) => {
+  const receiver = await Receiver.start(t);
+  const [a, boss] = await Promise.all([api1.signUp(uniqueName('cw')), api1.signUp(uniqueName('cw'))]);
+  await n1.store.users.makeAdmin(boss.username);
+  const admin = (await api1.post('/api/v1/auth/login', { username: boss.username, password: boss.password })).body.accessToken as string;
+  receiver.secret = (await api2.post('/api/v1/admin/webhooks', { url: receiver.url, events: ['message.created'] }, { token: admin })).body.secret;
+  const room = await roomWith(api1, a);
+  const seqs: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    const via = i % 2 ? api2 : api1;
+    seqs.push((await via.post(`/api/v1/rooms/${room}/messages`, { cid: `cw${i}`, body: `m${i}` }, { token: a.token })).body.message.seq);
+  }
+  const got = await receiver.until((r) => new Set(r.map((x) => x.id)).size >= 20, 'twenty deliveries');
+  t.same(
+    got.map((r) => r.body.data.seq),
+    seqs,
+    'each once, in the room’s order, whichever node committed or delivered it',
+  );
+  t.ok(got.every((r) => r.signatureOk));
 });
