@@ -4,6 +4,7 @@
 // person; scopes, revocation and bots' inability to log in hold.
 
 import t from 'tap';
+import { MAX_API_KEYS } from '../src/auth/api-keys.js';
 import { ensureAdmin } from '../src/auth/auth-service.js';
 import { Passwords } from '../src/auth/passwords.js';
 import { Api, roomWith, uniqueName } from './helpers/api.js';
@@ -114,6 +115,28 @@ for (const embedded of [false, true]) {
       t.equal((await api.post(`/api/v1/admin/users/${msg.from}/disable`, undefined, { token: boss.token })).status, 200);
       const disabled = await server(secret).post(`/rooms/${room}/messages`, { cid: 'd9', body: 'x', as: 'deploybot' });
       t.match([disabled.status, disabled.body], [403, { error: { code: 'ACCOUNT_DISABLED' } }], 'a disabled bot posts no more');
+    });
+
+    t.test('bots a key may make: at most its limit; live keys: at most 1,000', async (t) => {
+      const { apiKey } = await newKey(['publish']);
+      const make = (name: string) => hub.store.users.bot(name, null, apiKey.id, 2);
+      t.match(await make('limitbot1'), { bot: true });
+      t.match(await make('limitbot2'), { bot: true });
+      t.equal(await make('limitbot3'), 'full', 'a third is refused');
+      t.match(await make('limitbot1'), { username: 'limitbot1' }, 'its own bots still post');
+      const live = (await hub.store.apiKeys.list()).filter((k) => !k.revokedAt).length;
+      await hub.store.db.sql`
+        INSERT INTO api_keys (id, name, secret_hash, prefix, scopes)
+        SELECT gen_random_uuid(), 'filler', sha256(convert_to(gen_random_uuid()::text, 'UTF8')), 'sbk_filler', '{publish}'
+        FROM generate_series(1, ${MAX_API_KEYS - live})`;
+      const over = await api.post('/api/v1/admin/api-keys', { name: 'one more', scopes: ['publish'] }, { token: boss.token });
+      t.match([over.status, over.body], [409, { error: { code: 'CONFLICT' } }], `the ${MAX_API_KEYS + 1}st live key`);
+      await hub.store.db.sql`UPDATE api_keys SET revoked_at = now() WHERE name = 'filler'`;
+      t.equal(
+        (await api.post('/api/v1/admin/api-keys', { name: 'room again', scopes: ['publish'] }, { token: boss.token })).status,
+        201,
+        'revoked keys do not count',
+      );
     });
 
     t.test('a bot cannot be made the administrator (SB_ADMIN_USERNAME)', async (t) => {

@@ -115,6 +115,23 @@ for (const embedded of [false, true]) {
       t.equal(dead.received.length, 0);
     });
 
+    t.test('the hourly upkeep: an endpoint over its pending bound is disabled; finished deliveries go after their days', async (t) => {
+      const dead = await Receiver.start(t);
+      dead.down = true;
+      const id = await register(dead, ['member.joined']);
+      const [a, b] = (await Promise.all([1, 2].map(() => api.signUp(uniqueName('wp'))))) as [User, User];
+      for (let i = 0; i < 3; i++) await roomWith(api, a, b);
+      // (Endpoints of the tests before, whose receivers are gone, may be over the bound too.)
+      t.ok((await hub.store.webhooks.prune(7, 2)).disabled >= 1, 'three pending, two allowed: disabled');
+      const listed = (await api.get('/api/v1/admin/webhooks', { token: adminToken })).body.webhooks.find((w: { id: string }) => w.id === id);
+      t.match(listed, { disabledAt: String, disabledReason: /more than 2 deliveries pending/ });
+      await roomWith(api, a, b);
+      const [queued] = await hub.store.db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM webhook_outbox WHERE webhook_id = ${id}`;
+      t.equal(queued?.n, 3, 'nothing more is queued for it');
+      await hub.store.db.sql`UPDATE webhook_outbox SET delivered_at = now(), created_at = now() - interval '8 days' WHERE webhook_id = ${id}`;
+      t.match(await hub.store.webhooks.prune(7, 2), { pruned: 3 }, 'finished more than 7 days ago: dropped');
+    });
+
     t.test('admins only; what may be registered', async (t) => {
       const u = await api.signUp(uniqueName('wn'));
       t.equal((await api.post('/api/v1/admin/webhooks', { url: 'https://example.com/h', events: ['message.created'] }, { token: u.token })).status, 403);
