@@ -79,6 +79,9 @@ for (const embedded of [false, true]) {
       const cached = await fetchFile(b, up.body.id, { 'if-none-match': etag });
       t.equal(cached.status, 304, 'If-None-Match: 304');
       t.equal(cached.headers.get('content-length'), null, 'a 304 claims no length');
+      for (const tag of [`W/${etag}`, '*', `"other", ${etag}`])
+        t.equal((await fetchFile(b, up.body.id, { 'if-none-match': tag })).status, 304, `If-None-Match: ${tag}`);
+      t.equal((await fetchFile(b, up.body.id, { 'if-none-match': '"other"' })).status, 200, 'another tag: the file');
 
       const whole = await fetchFile(b, up2.body.id);
       t.same(Buffer.from(await whole.arrayBuffer()), doc, 'a file of several chunks, whole');

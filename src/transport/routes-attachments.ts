@@ -132,7 +132,8 @@ function download(files: AttachmentsService, userId: string, blob: BlobMeta, hea
     'accept-ranges': 'bytes',
     'content-security-policy': "default-src 'none'; sandbox",
   };
-  if (headers['if-none-match']?.split(',').some((t) => t.trim() === etag)) return { status: 304, headers: common };
+  // Weak comparison (RFC 9110 §13.1.2): W/"id" matches "id"; * matches any file.
+  if (headers['if-none-match']?.split(',').some((t) => [etag, `W/${etag}`, '*'].includes(t.trim()))) return { status: 304, headers: common };
   const range = parseRange(headers.range, blob.size);
   if (range === 'unsatisfiable') {
     throw new SbError('RANGE_NOT_SATISFIABLE', `the file is ${blob.size} bytes`, { size: blob.size });

@@ -298,7 +298,7 @@ export class WsServer implements Fanout, Conflater {
 
   /** The server API disconnected the person: every socket of theirs here closes (4004); they may reconnect. */
   disconnectUser(userId: string): void {
-    for (const c of [...this.conns]) if (c.user.id === userId && !c.closed) c.close(CloseCode.DISCONNECTED, 'disconnected by the server');
+    for (const c of [...(this.byUser.get(userId) ?? [])]) if (!c.closed) c.close(CloseCode.DISCONNECTED, 'disconnected by the server');
   }
 
   /** A disabled account was enabled again: its new logins may connect (its ended sessions stay remembered). */
