@@ -32,18 +32,23 @@ const UPLOADED_AVATAR = /^\/api\/v1\/attachments\/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-
 
 function checkAvatarUrl(raw: string): string {
   // A profile sent back as it was read keeps its uploaded avatar.
-  if (UPLOADED_AVATAR.test(raw)) return raw;
+  return UPLOADED_AVATAR.test(raw) ? raw : checkHttpUrl(raw, 'avatarUrl', PROFILE_LIMITS.avatarUrl);
+}
+
+/**
+ * An absolute http(s) URL without credentials (no javascript:, data: or file: for another
+ * person's browser or the hub to load), normalised, at most `max` characters once percent-encoded.
+ */
+export function checkHttpUrl(raw: string, field: string, max: number): string {
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
-    throw new ValidationError('avatarUrl', 'must be an absolute http or https URL');
+    throw new ValidationError(field, 'must be an absolute http or https URL');
   }
-  // No javascript:, data: or file: in an <img src> another person's browser will load.
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new ValidationError('avatarUrl', 'must be an http or https URL');
-  if (url.username || url.password) throw new ValidationError('avatarUrl', 'must not carry credentials');
-  // Normalising percent-encodes: the stored form must fit too.
-  if (url.href.length > PROFILE_LIMITS.avatarUrl) throw new ValidationError('avatarUrl', `at most ${PROFILE_LIMITS.avatarUrl} characters once percent-encoded`);
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new ValidationError(field, 'must be an http or https URL');
+  if (url.username || url.password) throw new ValidationError(field, 'must not carry credentials');
+  if (url.href.length > max) throw new ValidationError(field, `at most ${max} characters once percent-encoded`);
   return url.href;
 }
 

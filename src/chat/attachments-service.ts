@@ -62,10 +62,6 @@ class Slots {
     private readonly max: number,
   ) {}
 
-  get inUse(): number {
-    return this.total;
-  }
-
   /** A slot for the person, or RATE_LIMITED (theirs are taken) / OVERLOADED (the node's are); the function gives it back, once. */
   take(userId: string): () => void {
     const mine = this.byUser.get(userId) ?? 0;
@@ -97,11 +93,6 @@ export class AttachmentsService {
   ) {
     this.uploads = new Slots('uploads', UPLOADS_PER_USER, limits.maxUploads);
     this.downloads = new Slots('downloads', DOWNLOADS_PER_USER, limits.maxDownloads);
-  }
-
-  /** Uploads on their way on this node. */
-  get uploading(): number {
-    return this.uploads.inUse;
   }
 
   /** Stores the body as a new blob; its description once complete. */

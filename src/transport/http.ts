@@ -65,6 +65,8 @@ export interface Route<B = any, Q = any> {
   /** Literal segments and `:name` parameters, e.g. `/api/v1/rooms/:id`. */
   path: string;
   auth: boolean;
+  /** Admins only (with `auth`): anyone else gets 403 FORBIDDEN before the handler runs. */
+  admin?: boolean;
   /**
    * A server API route: authenticated by an API key (`Authorization: Bearer sbk_...`) granting
    * this scope, instead of a user's token (`auth` is then false).
@@ -295,6 +297,7 @@ export class HttpRouter {
     let user: AuthUser | undefined;
     let key: ApiKey | undefined;
     if (route.auth) user = await this.authenticate(r.method, r.headers, cookies);
+    if (route.admin && !user?.admin) throw new SbError('FORBIDDEN', 'only admins may do this');
     if (route.apiKey) key = await this.authenticateKey(route.apiKey, r.headers.authorization);
     let body: unknown;
     const raw = r.body instanceof BodyReader ? Buffer.alloc(0) : await r.body;

@@ -33,6 +33,8 @@ export function openApiDocument(routes: readonly Route[], version: string): Sche
     };
     if (r.body || r.query) err(400, 'Malformed or invalid input (BAD_JSON, VALIDATION; `field` names the culprit)');
     if (r.auth) err(401, 'Missing, expired or invalid access token');
+    if (r.admin)
+      err(403, r.method === 'GET' ? 'Not an admin (FORBIDDEN)' : 'Not an admin (FORBIDDEN), or a cookie session without a valid X-CSRF-Token (CSRF)');
     if (r.auth && r.method !== 'GET') err(403, 'Cookie session without a valid X-CSRF-Token (CSRF)');
     if (r.uuidParams?.length) err(404, 'No such resource');
     if (r.body) {

@@ -4,7 +4,6 @@
 
 import type { AuthService } from '../auth/auth-service.js';
 import type { RoomsService } from '../chat/rooms-service.js';
-import { SbError } from '../errors.js';
 import type { User } from '../store/users.js';
 import type { Ctx, Route } from './http.js';
 import { publicUser } from './routes-auth.js';
@@ -27,6 +26,7 @@ export function moderationRoutes(rooms: RoomsService, auth: AuthService): Route[
     method: 'POST',
     path: `/api/v1/admin/users/:id/${disabled ? 'disable' : 'enable'}`,
     auth: true,
+    admin: true,
     ...roomParams,
     summary: disabled ? 'Disable an account (admins)' : 'Enable a disabled account again (admins)',
     description: disabled
@@ -46,12 +46,10 @@ export function moderationRoutes(rooms: RoomsService, auth: AuthService): Route[
           },
         },
       },
-      403: { description: 'Not an admin (FORBIDDEN)' },
       404: { description: 'No such user' },
       ...(disabled && { 409: { description: 'Your own account (CONFLICT)' } }),
     } as Route['responses'],
     async handle(ctx) {
-      if (!ctx.user.admin) throw new SbError('FORBIDDEN', 'only admins can disable or enable accounts');
       return { body: { user: adminView(await auth.setDisabled(ctx.user.id, ctx.params.id as string, disabled)) } };
     },
   });

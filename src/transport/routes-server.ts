@@ -7,7 +7,7 @@ import { USERNAME_RE } from '../auth/auth-service.js';
 import type { PublishBudget } from '../chat/publish-budget.js';
 import { APP_NOTICE_BYTES, type ServerService } from '../chat/server-service.js';
 import { WAIT_MS } from '../cluster/online.js';
-import { SbError, ValidationError } from '../errors.js';
+import { ValidationError } from '../errors.js';
 import { API_SCOPES, type ApiKey, type ApiScope } from '../store/api-keys.js';
 import type { Ctx, Route } from './http.js';
 import { refs, UUID_PATTERN } from './schemas.js';
@@ -38,10 +38,6 @@ const keySchema = {
   },
 };
 
-const adminOnly = (ctx: Ctx) => {
-  if (!ctx.user.admin) throw new SbError('FORBIDDEN', 'only admins manage API keys');
-};
-
 const keyed = { 401: { description: 'No API key, or an unknown or revoked one (UNAUTHENTICATED)' } };
 const scoped = (scope: ApiScope) => ({ ...keyed, 403: { description: `The key lacks the \`${scope}\` scope (FORBIDDEN)` } });
 
@@ -53,6 +49,7 @@ export function serverRoutes(keys: ApiKeysService, server: ServerService, publis
       method: 'POST',
       path: '/api/v1/admin/api-keys',
       auth: true,
+      admin: true,
       summary: 'Create a server API key (admins)',
       description: `The answer holds the key's \`secret\` (\`sbk_\` and 43 characters), shown this once: the hub keeps only its SHA-256. A backend sends it as \`Authorization: Bearer sbk_...\` to the \`/api/v1/server/...\` routes its scopes allow: \`publish\` (post as a bot or the system; write to a person's stream), \`presence\` (who is online), \`users\` (disconnect someone), \`rooms\` (create rooms, add members). At most 1,000 live keys.`,
       tags: adminTags,
@@ -67,11 +64,9 @@ export function serverRoutes(keys: ApiKeysService, server: ServerService, publis
       },
       responses: {
         201: { description: 'Created: the key and its secret', schema: { type: 'object', properties: { apiKey: keySchema, secret: { type: 'string' } } } },
-        403: { description: 'Not an admin (FORBIDDEN)' },
         409: { description: '1,000 live keys already (CONFLICT)' },
       },
       async handle(ctx: Ctx<{ name: string; scopes: ApiScope[] }>) {
-        adminOnly(ctx);
         const { apiKey, secret } = await keys.create(ctx.user.id, ctx.body.name.trim() || ctx.body.name, ctx.body.scopes);
         ctx.log.info({ apiKey: apiKey.id, name: apiKey.name, scopes: apiKey.scopes }, 'API key created');
         return { status: 201, body: { apiKey: keyView(apiKey), secret } };
@@ -81,14 +76,13 @@ export function serverRoutes(keys: ApiKeysService, server: ServerService, publis
       method: 'GET',
       path: '/api/v1/admin/api-keys',
       auth: true,
+      admin: true,
       summary: 'List the server API keys, revoked ones too (admins)',
       tags: adminTags,
       responses: {
         200: { description: 'Newest first; never a secret', schema: { type: 'object', properties: { apiKeys: { type: 'array', items: keySchema } } } },
-        403: { description: 'Not an admin (FORBIDDEN)' },
       },
-      async handle(ctx) {
-        adminOnly(ctx);
+      async handle() {
         return { body: { apiKeys: (await keys.list()).map(keyView) } };
       },
     },
@@ -96,13 +90,13 @@ export function serverRoutes(keys: ApiKeysService, server: ServerService, publis
       method: 'DELETE',
       path: '/api/v1/admin/api-keys/:id',
       auth: true,
+      admin: true,
       uuidParams: ['id'],
       summary: 'Revoke a server API key (admins)',
       description: 'From the next request on, on every node, the key is refused (401). Revoking a revoked key changes nothing.',
       tags: adminTags,
-      responses: { 204: { description: 'Revoked' }, 403: { description: 'Not an admin (FORBIDDEN)' }, 404: { description: 'No such key' } },
+      responses: { 204: { description: 'Revoked' }, 404: { description: 'No such key' } },
       async handle(ctx) {
-        adminOnly(ctx);
         const key = await keys.revoke(ctx.params.id as string);
         ctx.log.info({ apiKey: key.id, name: key.name }, 'API key revoked');
         return { status: 204 };

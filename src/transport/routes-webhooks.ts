@@ -1,9 +1,9 @@
 // Webhooks, as admins manage them: register an endpoint for events (its signing secret shown once),
 // list and delete endpoints, and read an endpoint's delivery log.
 
+import { checkHttpUrl } from '../auth/profile.js';
 import { LOG_DAYS, MAX_ATTEMPTS, MAX_PENDING, MAX_WEBHOOKS, TIMEOUT_MS, type WebhooksService } from '../chat/webhooks-service.js';
-import { SbError } from '../errors.js';
-import { WEBHOOK_EVENTS, type Webhook, type WebhookEvent } from '../store/webhooks.js';
+import { WEBHOOK_EVENTS, type WebhookEvent } from '../store/webhooks.js';
 import type { Ctx, Route } from './http.js';
 
 const tags = ['Webhooks'];
@@ -22,18 +22,13 @@ const webhookSchema = {
   },
 };
 
-const view = (w: Webhook) => w;
-
-const adminOnly = (ctx: Ctx) => {
-  if (!ctx.user.admin) throw new SbError('FORBIDDEN', 'only admins manage webhooks');
-};
-
 export function webhookRoutes(webhooks: WebhooksService): Route[] {
   return [
     {
       method: 'POST',
       path: '/api/v1/admin/webhooks',
       auth: true,
+      admin: true,
       summary: 'Register a webhook endpoint (admins)',
       description: `Each event of the types listed is POSTed to \`url\` as JSON \`{id, type, createdAt, data}\`, signed as Standard Webhooks specifies: \`webhook-id\` (the event id: the same on every retry, your idempotency key), \`webhook-timestamp\` (Unix seconds) and \`webhook-signature: v1,<base64 HMAC-SHA256 of "{webhook-id}.{webhook-timestamp}.{body}">\`, keyed with the base64-decoded part of the secret after \`whsec_\`. The secret is in this answer only. A 2xx answer within ${TIMEOUT_MS / 1000} s delivers; anything else is retried after 1, 2, 4... s (at most an hour apart), ${MAX_ATTEMPTS} attempts in all. Events of one room (or robot) are delivered one at a time, in order. At most ${MAX_WEBHOOKS} endpoints.`,
       tags,
@@ -51,44 +46,41 @@ export function webhookRoutes(webhooks: WebhooksService): Route[] {
           description: 'Registered: the endpoint and its signing secret',
           schema: { type: 'object', properties: { webhook: webhookSchema, secret: { type: 'string' } } },
         },
-        403: { description: 'Not an admin (FORBIDDEN)' },
         409: { description: `${MAX_WEBHOOKS} endpoints already (CONFLICT)` },
       },
       async handle(ctx: Ctx<{ url: string; events: WebhookEvent[] }>) {
-        adminOnly(ctx);
-        const { webhook, secret } = await webhooks.create(ctx.user.id, ctx.body.url, ctx.body.events);
+        const { webhook, secret } = await webhooks.create(ctx.user.id, checkHttpUrl(ctx.body.url, 'url', 2048), ctx.body.events);
         ctx.log.info({ webhook: webhook.id, events: webhook.events }, 'webhook registered');
-        return { status: 201, body: { webhook: view(webhook), secret } };
+        return { status: 201, body: { webhook, secret } };
       },
     },
     {
       method: 'GET',
       path: '/api/v1/admin/webhooks',
       auth: true,
+      admin: true,
       summary: 'List the webhook endpoints (admins)',
       tags,
       responses: {
         200: { description: 'Oldest first; never a secret', schema: { type: 'object', properties: { webhooks: { type: 'array', items: webhookSchema } } } },
       },
-      async handle(ctx) {
-        adminOnly(ctx);
-        return { body: { webhooks: (await webhooks.list()).map(view) } };
+      async handle() {
+        return { body: { webhooks: await webhooks.list() } };
       },
     },
     {
       method: 'DELETE',
       path: '/api/v1/admin/webhooks/:id',
       auth: true,
+      admin: true,
       uuidParams: ['id'],
       summary: 'Delete a webhook endpoint and its deliveries (admins)',
       tags,
       responses: {
         204: { description: 'Deleted: nothing more is sent to it' },
-        403: { description: 'Not an admin (FORBIDDEN)' },
         404: { description: 'No such webhook' },
       },
       async handle(ctx) {
-        adminOnly(ctx);
         await webhooks.delete(ctx.params.id as string);
         ctx.log.info({ webhook: ctx.params.id }, 'webhook deleted');
         return { status: 204 };
@@ -98,6 +90,7 @@ export function webhookRoutes(webhooks: WebhooksService): Route[] {
       method: 'GET',
       path: '/api/v1/admin/webhooks/:id/deliveries',
       auth: true,
+      admin: true,
       uuidParams: ['id'],
       query: { type: 'object', properties: { limit: { type: 'integer', minimum: 1, maximum: 200, default: 50 } } },
       summary: "A webhook endpoint's delivery log (admins)",
@@ -130,11 +123,9 @@ export function webhookRoutes(webhooks: WebhooksService): Route[] {
             },
           },
         },
-        403: { description: 'Not an admin (FORBIDDEN)' },
         404: { description: 'No such webhook' },
       },
       async handle(ctx: Ctx<unknown, { limit: number }>) {
-        adminOnly(ctx);
         return { body: { deliveries: await webhooks.deliveries(ctx.params.id as string, ctx.query.limit) } };
       },
     },
