@@ -4,7 +4,8 @@
 // PostgreSQL: DATABASE_URL when it answers; otherwise a throwaway server from the installed
 // binaries (initdb/postgres) on a free port in a temp dir, installed from Debian's `postgresql`
 // package first when missing (needs root).
-// HAProxy, nginx (with its stream module) and promtool: from Debian's packages when missing.
+// HAProxy, nginx (with its stream module), promtool and Chromium (the console's browser tests):
+// from Debian's packages when missing.
 // NATS with JetStream: NATS_URL when it answers with JetStream enabled; otherwise a throwaway
 // nats-server -js on a free port with its store in a temp dir, installed from Debian's
 // `nats-server` package first when missing. Extra arguments go to tap (e.g. a test file).
@@ -18,6 +19,8 @@ const TOOLS = [
   ['haproxy', 'haproxy'],
   ['nginx', 'nginx'],
   ['promtool', 'prometheus'],
+  // The console's browser tests drive Debian's Chromium (playwright-core brings no browser).
+  ['chromium', 'chromium'],
 ];
 /** Files that are no binary on PATH (nginx's stream module, for the robot TLS passthrough). */
 const NGINX_STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';

@@ -53,7 +53,7 @@ function base64(bytes: Uint8Array): string {
 }
 
 /** Plain MessagePack for any value, integers beyond 32 bits as int64. */
-export const packPlain = (value: unknown): Buffer => packr.pack(withIntegers(value));
+export const packPlain = (value: unknown): Uint8Array => packr.pack(withIntegers(value));
 
 /** A value decoded from plain MessagePack holds only these: msgpackr turns extension types into others. */
 function isPlain(v: unknown, depth: number): boolean {

@@ -80,7 +80,7 @@ export function frameBytes(value: unknown[]): Buffer {
   const body = packPlain(value);
   const out = Buffer.allocUnsafe(4 + body.length);
   out.writeUInt32BE(body.length, 0);
-  body.copy(out, 4);
+  out.set(body, 4);
   return out;
 }
 

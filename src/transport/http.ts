@@ -45,7 +45,7 @@ export interface Reply {
   status?: number;
   /** JSON-encoded unless `raw` is given. */
   body?: unknown;
-  raw?: { contentType: string; data: string };
+  raw?: { contentType: string; data: string | Uint8Array };
   /**
    * A body streamed as it is read (a file): `length` bytes in all; its Content-Type is among
    * `headers`. `close` is called once the reply is over, whether it was sent, failed or never began.
@@ -453,7 +453,7 @@ export class HttpRouter {
       });
       return writeBody(res, state, length, chunks);
     }
-    let payload = '';
+    let payload: string | Uint8Array = '';
     let type: string | undefined;
     if (reply.raw) {
       payload = reply.raw.data;

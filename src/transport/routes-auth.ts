@@ -179,6 +179,27 @@ export function authRoutes(auth: AuthService, email: EmailAuth, store: Store, cf
       },
     },
     {
+      method: 'POST',
+      path: '/api/v1/auth/socket-token',
+      auth: true,
+      summary: "This cookie session's access token, for a WebSocket",
+      description:
+        "A page with a cookie session cannot read its HttpOnly access cookie, but a WebSocket needs the token to answer `reauth` with `auth`. This returns it to the page itself: the request needs the cookies and X-CSRF-Token, which another site's page cannot send. Once the access cookie has expired (401), refresh the session first. A bearer caller already holds its token: 400.",
+      tags,
+      body: { type: 'object', additionalProperties: false, properties: {} },
+      bodyOptional: true,
+      responses: {
+        200: { description: 'The access token', schema: { type: 'object', properties: { token: { type: 'string' } } } },
+        400: { description: 'Not a cookie session (VALIDATION)' },
+        403: { description: 'Without the CSRF header (CSRF)' },
+      },
+      handle(ctx) {
+        const token = ctx.user.via === 'cookie' ? ctx.cookies[COOKIE_ACCESS] : undefined;
+        if (token === undefined) throw new SbError('VALIDATION', 'only a cookie session asks for its token: a bearer caller already holds it');
+        return { body: { token } };
+      },
+    },
+    {
       method: 'GET',
       path: '/api/v1/auth/me',
       auth: true,

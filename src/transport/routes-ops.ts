@@ -1,6 +1,9 @@
-// Operational endpoints: liveness, readiness, the JWKS, the OpenAPI document and its docs page.
+// Operational endpoints: liveness, readiness, the JWKS, the OpenAPI document and its docs page,
+// and the web console's files.
 
 import type { SigningKey } from '../auth/keys.js';
+import { notFound, SbError } from '../errors.js';
+import { ConsoleFiles } from './console-files.js';
 import { docsPage } from './docs-page.js';
 import type { Route } from './http.js';
 
@@ -9,8 +12,10 @@ export function opsRoutes(deps: {
   key: SigningKey;
   openapi(): unknown;
   metrics(): Promise<{ contentType: string; data: string }>;
+  console?: ConsoleFiles;
 }): Route[] {
   const tags = ['operations'];
+  const files = deps.console ?? new ConsoleFiles();
   const status = { type: 'object', properties: { status: { type: 'string' } } };
   return [
     {
@@ -84,10 +89,28 @@ export function opsRoutes(deps: {
       path: '/',
       auth: false,
       internal: true,
-      summary: 'Redirect to the API reference',
+      summary: 'The web console',
       tags,
-      responses: { 302: { description: 'To /docs' } },
-      handle: () => ({ status: 302, headers: { location: '/docs' } }),
+      responses: { 200: { description: 'HTML' }, 503: { description: 'The console was not built' } },
+      handle: (ctx) => {
+        const reply = files.reply('index.html', ctx.headers['accept-encoding']);
+        if (!reply) throw new SbError('UNAVAILABLE', 'the web console is not built: `npm run build` builds it into dist/console');
+        return reply;
+      },
+    },
+    {
+      method: 'GET',
+      path: '/assets/:file',
+      auth: false,
+      internal: true,
+      summary: "A file of the web console's build",
+      tags,
+      responses: { 200: { description: 'The file, cached for a year (its name holds its hash)' }, 404: { description: 'No such file' } },
+      handle: (ctx) => {
+        const reply = files.reply(`assets/${ctx.params.file}`, ctx.headers['accept-encoding']);
+        if (!reply) throw notFound('file');
+        return reply;
+      },
     },
   ];
 }
