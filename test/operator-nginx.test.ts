@@ -7,6 +7,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { watch } from 'node:fs';
 import { readFile, symlink, writeFile } from 'node:fs/promises';
+import type http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
 import t from 'tap';
@@ -14,6 +15,7 @@ import WebSocket from 'ws';
 import { debianBinary, debianFile, freePort } from '../scripts/provision.mjs';
 import { defaultCaFiles, initCa, issueServerCert } from '../src/auth/pki.js';
 import { RobotClient } from '../src/robot-kit/robot-client.js';
+import { CONSOLE_CSP } from '../src/transport/console-files.js';
 import { tempDir } from './helpers/hub.js';
 import { CHANNELS, startRobotHub } from './helpers/robots.js';
 import { RawClient, SUBPROTOCOL } from './helpers/ws.js';
@@ -47,7 +49,12 @@ function appears(dir: string, file: string, proc: ChildProcess, stderr: () => st
   });
 }
 
-function get(port: number, ca: string, p: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+function get(
+  port: number,
+  ca: string,
+  p: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
     const req = https.get({ host: '127.0.0.1', port, path: p, ca, servername: 'localhost', headers }, (res) => {
       let body = '';
@@ -55,7 +62,7 @@ function get(port: number, ca: string, p: string, headers: Record<string, string
       res.on('data', (d) => {
         body += d;
       });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
     });
     req.setTimeout(10_000, () => req.destroy(new Error(`GET ${p}: no answer within 10 s`)));
     req.on('error', reject);
@@ -137,6 +144,16 @@ t.test('#16 nginx example: HTTPS, WSS and robot passthrough reach the node; /met
   const ready = await get(httpsPort, ca, '/readyz');
   t.equal(ready.status, 200, 'GET /readyz over HTTPS');
   t.equal(JSON.parse(ready.body).status, 'ready');
+
+  // The web console, with the node's CSP and caching, through the proxy.
+  const page = await get(httpsPort, ca, '/');
+  t.equal(page.status, 200, 'GET / (the console) over HTTPS');
+  t.equal(page.headers['content-security-policy'], CONSOLE_CSP);
+  const script = /src="(\/assets\/[^"]+\.js)"/.exec(page.body)?.[1] as string;
+  const asset = await get(httpsPort, ca, script, { 'accept-encoding': 'br' });
+  t.equal(asset.status, 200, `GET ${script}`);
+  t.equal(asset.headers['cache-control'], 'public, max-age=31536000, immutable');
+  t.equal(asset.headers['content-encoding'], 'br', 'the node’s Brotli copy passes through');
 
   // /metrics: served by the node, refused by the proxy however the path is spelled.
   t.equal((await fetch(`${rh.hub.url}/metrics`)).status, 200, 'the node itself serves /metrics (to the scraper)');
