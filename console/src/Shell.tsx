@@ -4,23 +4,33 @@
 import { useEffect, useState } from 'preact/hooks';
 import { NewRoomDialog } from './chat/NewRoom.js';
 import { RoomPane } from './chat/RoomPane.js';
-import { followRooms, loadRooms, openRoomId, rooms, roomTitle, totalUnread } from './chat/rooms.js';
+import { followRooms, learnName, loadRooms, openRoomId, rooms, roomTitle, totalUnread } from './chat/rooms.js';
 import { client, connection, logout, problem } from './session.js';
 import type { Me } from './types.js';
 
-function roomFromHash(): string | undefined {
-  return /^#\/room\/([0-9a-f-]{36})$/.exec(location.hash)?.[1];
+/** What the address shows: a room (or none) in the chat, the robot list, or one robot. */
+type View = { kind: 'chat'; room: string | undefined } | { kind: 'robots' } | { kind: 'robot'; id: string };
+
+function viewOf(hash: string): View {
+  const m = /^#\/(room|robot)\/([0-9a-f-]{36})$/.exec(hash);
+  if (m?.[1] === 'robot') return { kind: 'robot', id: m[2] as string };
+  if (hash === '#/robots') return { kind: 'robots' };
+  return { kind: 'chat', room: m?.[2] };
 }
 
 const STATE_LABEL = { idle: 'Offline', connecting: 'Connecting…', open: 'Connected', reconnecting: 'Reconnecting…', closed: 'Disconnected' } as const;
 
 export function Shell({ me }: { me: Me }) {
   const [dialog, setDialog] = useState(false);
+  const [view, setView] = useState<View>(() => viewOf(location.hash));
   const c = client.value;
+  const [robotPages, setRobotPages] = useState<typeof import('./robots/pages.js') | undefined>();
 
   useEffect(() => {
     const sync = () => {
-      openRoomId.value = roomFromHash();
+      const v = viewOf(location.hash);
+      setView(v);
+      openRoomId.value = v.kind === 'chat' ? v.room : undefined;
     };
     sync();
     addEventListener('hashchange', sync);
@@ -28,6 +38,7 @@ export function Shell({ me }: { me: Me }) {
   }, []);
 
   useEffect(() => {
+    learnName(me.id, me.username);
     if (!c) return;
     void loadRooms(me.id).catch((e: Error) => {
       problem.value = e.message;
@@ -42,12 +53,27 @@ export function Shell({ me }: { me: Me }) {
 
   const open = openRoomId.value;
   const state = connection.value;
+  const chat = view.kind === 'chat';
+  useEffect(() => {
+    if (!chat && !robotPages)
+      import('./robots/pages.js').then(setRobotPages, (e: Error) => {
+        problem.value = `Could not load the robot pages: ${e.message}`;
+      });
+  }, [chat, robotPages]);
   return (
-    <div class={open ? 'shell room-open' : 'shell'}>
+    <div class={!chat ? 'shell wide' : open ? 'shell room-open' : 'shell'}>
       <header class="top">
         <a href="#/" class="brand">
           <span class="logo" aria-hidden="true" /> Switchboard
         </a>
+        <nav class="sections" aria-label="Sections">
+          <a href="#/" aria-current={chat ? 'page' : undefined}>
+            Chat{totalUnread.value > 0 ? ` (${totalUnread.value})` : ''}
+          </a>
+          <a href="#/robots" aria-current={!chat ? 'page' : undefined}>
+            Robots
+          </a>
+        </nav>
         <span class={`conn ${state}`} role="status" aria-live="polite">
           {STATE_LABEL[state]}
         </span>
@@ -67,50 +93,56 @@ export function Shell({ me }: { me: Me }) {
           </button>
         </p>
       )}
-      <nav class="side" aria-label="Rooms">
-        <div class="side-head">
-          <h2>Rooms</h2>
-          <button type="button" onClick={() => setDialog(true)} aria-haspopup="dialog">
-            New
-          </button>
-        </div>
-        <ul class="rooms">
-          {rooms.value
-            .slice()
-            .sort((a, b) => b.lastSeq - a.lastSeq || roomTitle(a).localeCompare(roomTitle(b)))
-            .map((r) => (
-              <li key={r.id}>
-                <a href={`#/room/${r.id}`} class={r.id === open ? 'on' : undefined} aria-current={r.id === open ? 'page' : undefined}>
-                  <span class={r.kind === 'direct' ? 'kind dm' : 'kind'} aria-hidden="true">
-                    {r.kind === 'direct' ? '@' : '#'}
-                  </span>
-                  <span class="title">{roomTitle(r)}</span>
-                  {(r.mentions ?? 0) > 0 && (
-                    <span class="badge mention">
-                      @{r.mentions}
-                      <span class="sr"> mentions</span>
-                    </span>
-                  )}
-                  {(r.unread ?? 0) > 0 && (
-                    <span class={r.notify === 'muted' ? 'badge muted' : 'badge'}>
-                      {r.unread}
-                      <span class="sr"> unread</span>
-                    </span>
-                  )}
-                </a>
-              </li>
-            ))}
-        </ul>
-        {rooms.value.length === 0 && <p class="muted pad">No rooms yet: create one, or find one to join.</p>}
-      </nav>
-      <main class="main">
-        {open && c ? (
-          <RoomPane key={open} id={open} client={c} me={me} />
-        ) : (
-          <div class="empty">
-            <p>Pick a room, or start one with New.</p>
+      {chat && (
+        <nav class="side" aria-label="Rooms">
+          <div class="side-head">
+            <h2>Rooms</h2>
+            <button type="button" onClick={() => setDialog(true)} aria-haspopup="dialog">
+              New
+            </button>
           </div>
-        )}
+          <ul class="rooms">
+            {rooms.value
+              .slice()
+              .sort((a, b) => b.lastSeq - a.lastSeq || roomTitle(a).localeCompare(roomTitle(b)))
+              .map((r) => (
+                <li key={r.id}>
+                  <a href={`#/room/${r.id}`} class={r.id === open ? 'on' : undefined} aria-current={r.id === open ? 'page' : undefined}>
+                    <span class={r.kind === 'direct' ? 'kind dm' : 'kind'} aria-hidden="true">
+                      {r.kind === 'direct' ? '@' : '#'}
+                    </span>
+                    <span class="title">{roomTitle(r)}</span>
+                    {(r.mentions ?? 0) > 0 && (
+                      <span class="badge mention">
+                        @{r.mentions}
+                        <span class="sr"> mentions</span>
+                      </span>
+                    )}
+                    {(r.unread ?? 0) > 0 && (
+                      <span class={r.notify === 'muted' ? 'badge muted' : 'badge'}>
+                        {r.unread}
+                        <span class="sr"> unread</span>
+                      </span>
+                    )}
+                  </a>
+                </li>
+              ))}
+          </ul>
+          {rooms.value.length === 0 && <p class="muted pad">No rooms yet: create one, or find one to join.</p>}
+        </nav>
+      )}
+      <main class="main">
+        {!chat && !robotPages && <p class="empty">Loading…</p>}
+        {view.kind === 'robots' && robotPages && <robotPages.RobotList />}
+        {view.kind === 'robot' && c && robotPages && <robotPages.RobotPage key={view.id} id={view.id} client={c} me={me} />}
+        {chat &&
+          (open && c ? (
+            <RoomPane key={open} id={open} client={c} me={me} />
+          ) : (
+            <div class="empty">
+              <p>Pick a room, or start one with New.</p>
+            </div>
+          ))}
       </main>
       {dialog && c && <NewRoomDialog me={me} onClose={() => setDialog(false)} />}
     </div>
