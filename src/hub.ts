@@ -25,6 +25,7 @@ import { PublishBudget } from './chat/publish-budget.js';
 import { type RoomGateway, RoomsService } from './chat/rooms-service.js';
 import { ServerService } from './chat/server-service.js';
 import { WebhooksService } from './chat/webhooks-service.js';
+import { ClusterQuestion, isIdList, onlineOf } from './cluster/ask.js';
 import type { Bus } from './cluster/bus.js';
 import { MemoryBus } from './cluster/bus-memory.js';
 import { NatsBus } from './cluster/bus-nats.js';
@@ -32,7 +33,6 @@ import { type JoinStatus, joinCluster } from './cluster/join.js';
 import type { Membership } from './cluster/membership.js';
 import { MessageNotices } from './cluster/message-notices.js';
 import { clusterNames, type NatsLink } from './cluster/nats.js';
-import { Online } from './cluster/online.js';
 import { PeopleNews } from './cluster/people-news.js';
 import type { Presence } from './cluster/presence.js';
 import { MemoryPresence } from './cluster/presence-memory.js';
@@ -44,6 +44,7 @@ import { ValidationError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
 import { HubMetrics } from './metrics.js';
 import type { ServerFrame } from './protocol/frames.js';
+import { readiness } from './readiness.js';
 import { type RobotGateway, RobotsService } from './robots/robots-service.js';
 import type { Unnumbered } from './store/notices.js';
 import { Store } from './store/store.js';
@@ -51,6 +52,7 @@ import { HttpRouter } from './transport/http.js';
 import { openApiDocument } from './transport/openapi.js';
 import { robotAuthenticator } from './transport/robot-auth.js';
 import { RobotListener } from './transport/robot-tls.js';
+import { adminRoutes } from './transport/routes-admin.js';
 import { attachmentRoutes } from './transport/routes-attachments.js';
 import { authRoutes } from './transport/routes-auth.js';
 import { chatRoutes } from './transport/routes-chat.js';
@@ -444,18 +446,24 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
       });
 
     const apiKeys = new ApiKeysService(store);
-    const online = new Online(
-      (ids) => ws.online(ids),
-      root.child({ component: 'online' }),
-      nats && { nc: nats.nc, subject: names.online, nodes: () => membership?.nodes().length ?? 1 },
+    const ask = (subject: string) => nats && { nc: nats.nc, subject, nodes: () => membership?.nodes().length ?? 1 };
+    const online = new ClusterQuestion((ids: string[]) => ws.online(ids), isIdList, root.child({ component: 'online' }), ask(names.online));
+    let closing = false;
+    const ready = readiness({ store, nats, membership: () => membership, clusterName: cfg.clusterName, closing: () => closing, log: root });
+    const startedAt = Date.now();
+    const nodeStats = new ClusterQuestion(
+      async () => ({ node: nodeId, url: urlOf(port), startedAt, version: VERSION, ready: (await ready()).ok, ...(await metrics.figures()) }),
+      (q): q is null => q === null,
+      root.child({ component: 'node-stats' }),
+      ask(names.nodeStats),
     );
     undo.push(async () => online.close());
+    undo.push(async () => nodeStats.close());
     const serverApi = new ServerService(store, rooms, {
       tell: (userId, notice) => notices.append(userId, { t: 'notice', ...notice } as Unnumbered),
       disconnect: (userId) => news.announce({ kind: 'disconnect', userId }),
-      online: (ids) => online.ask(ids),
+      online: (ids) => onlineOf(online, ids),
     });
-    let closing = false;
     const router = new HttpRouter({
       log: root.child({ component: 'http' }),
       maxBodyBytes: cfg.limits.maxBodyBytes,
@@ -474,26 +482,9 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
           doc ??= openApiDocument(router.list(), VERSION);
           return doc;
         },
-        async ready() {
-          if (closing) return { ok: false, detail: { reason: 'shutting down' } };
-          if (nats && !nats.up) return { ok: false, detail: { reason: 'NATS unreachable' } };
-          try {
-            const r = await store.ready();
-            // JetStream only carries membership and robot homes (PostgreSQL acks messages), so a
-            // JetStream election is reported, not a reason to take every node out of rotation.
-            const cluster = membership && {
-              name: cfg.clusterName,
-              nodes: membership.nodes().map((n) => n.id),
-              jetstream: membership.jetstreamUp ? 'ok' : 'failing',
-              ...(membership.jetstreamFailure ? { jetstreamFailure: membership.jetstreamFailure } : {}),
-            };
-            return { ok: r.ok, detail: { schema: r.schema, expectedSchema: r.expected, ...(cluster ? { cluster } : {}) } };
-          } catch (e) {
-            root.warn({ err: e }, 'readiness check: store unreachable');
-            return { ok: false, detail: { reason: 'store unreachable' } };
-          }
-        },
+        ready,
       }),
+      ...adminRoutes({ store, nodes: () => nodeStats.ask(null).then(({ answers, partial }) => ({ nodes: answers, partial })) }),
       ...authRoutes(auth, emailAuth, store, cfg),
       ...chatRoutes(rooms, store, publishBudget),
       ...peopleRoutes(contacts),

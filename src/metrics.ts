@@ -23,6 +23,28 @@ export interface MetricSources {
   storeUp(): Promise<boolean>;
 }
 
+/**
+ * One node's figures for the operators view: gauges as they are now, counters since the node
+ * started (two answers some seconds apart give the rates), `at` the node's clock.
+ */
+export interface NodeFigures {
+  at: number;
+  connections: number;
+  robots: number;
+  actors: number;
+  mailboxMax: number;
+  published: number;
+  deliveries: number;
+  framesIn: number;
+  framesOut: number;
+  httpRequests: number;
+  /** Group commits, and the seconds they took in all (their mean over an interval is Δseconds / Δcommits). */
+  commits: number;
+  commitSeconds: number;
+  rssBytes: number;
+  cpuSeconds: number;
+}
+
 export class HubMetrics {
   readonly registry = new Registry();
   readonly published = new Counter({
@@ -130,6 +152,29 @@ export class HubMetrics {
       });
       new Gauge({ name: 'sb_cluster_nodes', help: 'Live nodes in the membership bucket', registers: r, collect: gauge(() => sources.cluster()?.nodes ?? 0) });
     }
+  }
+
+  /** The figures of NodeFigures, read from the registry as a scrape would. */
+  async figures(): Promise<NodeFigures> {
+    const all = await this.registry.getMetricsAsJSON();
+    const sum = (name: string, series = name) =>
+      all.find((m) => m.name === name)?.values.reduce((n, v) => n + (((v as { metricName?: string }).metricName ?? name) === series ? v.value : 0), 0) ?? 0;
+    return {
+      at: Date.now(),
+      connections: sum('sb_ws_connections'),
+      robots: sum('sb_robot_links'),
+      actors: sum('sb_actors'),
+      mailboxMax: sum('sb_actor_mailbox_depth_max'),
+      published: sum('sb_messages_published_total'),
+      deliveries: sum('sb_deliveries_total'),
+      framesIn: sum('sb_ws_frames_received_total'),
+      framesOut: sum('sb_ws_frames_sent_total'),
+      httpRequests: sum('sb_http_requests_total'),
+      commits: sum('sb_commit_seconds', 'sb_commit_seconds_count'),
+      commitSeconds: sum('sb_commit_seconds', 'sb_commit_seconds_sum'),
+      rssBytes: sum('process_resident_memory_bytes'),
+      cpuSeconds: sum('process_cpu_seconds_total'),
+    };
   }
 
   /** One HTTP response: `route` is the matched pattern (or a fixed stand-in), never the raw path. */

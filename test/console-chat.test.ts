@@ -144,9 +144,10 @@ t.test('two people chat in the console', async (t) => {
     const img = b.getByRole('img', { name: 'plot.png' });
     await img.waitFor();
     await t.resolveMatch(
-      img.evaluate((el: { decode(): Promise<void>; naturalWidth: number; naturalHeight: number }) =>
-        el.decode().then(() => [el.naturalWidth, el.naturalHeight]),
-      ),
+      img.evaluate((node) => {
+        const el = node as unknown as { decode(): Promise<void>; naturalWidth: number; naturalHeight: number };
+        return el.decode().then(() => [el.naturalWidth, el.naturalHeight]);
+      }),
       [64, 48],
     );
   });

@@ -58,31 +58,26 @@ t.test('an owner enrolls, watches and drives a robot in the console', async (t) 
 
   await t.test('the plots move and the latest values follow', async (t) => {
     const canvas = p.getByRole('img', { name: 'Live plot of pose.x' }).locator('canvas');
-    const pixels = () => canvas.evaluate((c: { toDataURL(): string }) => c.toDataURL());
+    const pixels = () => canvas.evaluate((c) => (c as unknown as { toDataURL(): string }).toDataURL());
     const before = await pixels();
     const latest = p.getByRole('row', { name: /^pose/ }).locator('code');
     const first = await latest.textContent();
-    await p.waitForFunction(
-      ([sel, was]) => document.querySelector(sel as string)?.textContent !== was,
-      ['tbody tr:first-child code', first] as const,
-    );
-    await p.waitForFunction(([was]) => (document.querySelector('canvas') as HTMLCanvasElement).toDataURL() !== was, [before] as const);
+    // Page-side code as strings: the tests compile without the DOM's types.
+    await p.waitForFunction(`document.querySelector('tbody tr:first-child code')?.textContent !== ${JSON.stringify(first)}`);
+    await p.waitForFunction(`document.querySelector('canvas').toDataURL() !== ${JSON.stringify(before)}`);
     t.not(await pixels(), before, 'the plot was redrawn with new samples');
 
     // The page's frame rate with the plots live: a measurement, not a bound (printed for the notes).
-    const fps = await p.evaluate(
-      () =>
-        new Promise<number>((resolve) => {
-          let frames = 0;
-          const t0 = performance.now();
-          const tick = () => {
-            frames++;
-            if (performance.now() - t0 < 3000) requestAnimationFrame(tick);
-            else resolve((frames * 1000) / (performance.now() - t0));
-          };
-          requestAnimationFrame(tick);
-        }),
-    );
+    const fps = (await p.evaluate(`new Promise((resolve) => {
+      let frames = 0;
+      const t0 = performance.now();
+      const tick = () => {
+        frames++;
+        if (performance.now() - t0 < 3000) requestAnimationFrame(tick);
+        else resolve((frames * 1000) / (performance.now() - t0));
+      };
+      requestAnimationFrame(tick);
+    })`)) as number;
     t.comment(`frame rate with ${RATE_HZ} Hz telemetry on 4 live plots: ${fps.toFixed(1)} fps (headless Chromium)`);
     t.ok(fps > 0);
   });

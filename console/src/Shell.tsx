@@ -9,12 +9,13 @@ import { client, connection, logout, problem } from './session.js';
 import type { Me } from './types.js';
 
 /** What the address shows: a room (or none) in the chat, the robot list, or one robot. */
-type View = { kind: 'chat'; room: string | undefined } | { kind: 'robots' } | { kind: 'robot'; id: string };
+type View = { kind: 'chat'; room: string | undefined } | { kind: 'robots' } | { kind: 'robot'; id: string } | { kind: 'ops' };
 
 function viewOf(hash: string): View {
   const m = /^#\/(room|robot)\/([0-9a-f-]{36})$/.exec(hash);
   if (m?.[1] === 'robot') return { kind: 'robot', id: m[2] as string };
   if (hash === '#/robots') return { kind: 'robots' };
+  if (hash === '#/ops') return { kind: 'ops' };
   return { kind: 'chat', room: m?.[2] };
 }
 
@@ -70,9 +71,14 @@ export function Shell({ me }: { me: Me }) {
           <a href="#/" aria-current={chat ? 'page' : undefined}>
             Chat{totalUnread.value > 0 ? ` (${totalUnread.value})` : ''}
           </a>
-          <a href="#/robots" aria-current={!chat ? 'page' : undefined}>
+          <a href="#/robots" aria-current={view.kind === 'robots' || view.kind === 'robot' ? 'page' : undefined}>
             Robots
           </a>
+          {me.isAdmin && (
+            <a href="#/ops" aria-current={view.kind === 'ops' ? 'page' : undefined}>
+              Operators
+            </a>
+          )}
         </nav>
         <span class={`conn ${state}`} role="status" aria-live="polite">
           {STATE_LABEL[state]}
@@ -134,6 +140,7 @@ export function Shell({ me }: { me: Me }) {
       <main class="main">
         {!chat && !robotPages && <p class="empty">Loading…</p>}
         {view.kind === 'robots' && robotPages && <robotPages.RobotList />}
+        {view.kind === 'ops' && robotPages && (me.isAdmin ? <robotPages.Operators myId={me.id} /> : <p class="empty">Operators only.</p>)}
         {view.kind === 'robot' && c && robotPages && <robotPages.RobotPage key={view.id} id={view.id} client={c} me={me} />}
         {chat &&
           (open && c ? (

@@ -31,6 +31,8 @@ export interface ClusterNames {
   notices: string;
   /** Requests for who of some people is connected: every node answers for its own sockets. */
   online: string;
+  /** Requests for each node's own figures (the operators view): every node answers for itself. */
+  nodeStats: string;
 }
 
 export function clusterNames(cluster: string): ClusterNames {
@@ -47,6 +49,7 @@ export function clusterNames(cluster: string): ClusterNames {
     people: `sb.${cluster}.people`,
     notices: `sb.${cluster}.notices`,
     online: `sb.${cluster}.online`,
+    nodeStats: `sb.${cluster}.nodestats`,
   };
 }
 

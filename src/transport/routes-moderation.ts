@@ -18,7 +18,11 @@ const refused = {
 };
 
 /** An account as an admin sees it. */
-const adminView = (u: User) => ({ ...publicUser(u), isAdmin: u.isAdmin, disabledAt: u.disabledAt });
+export const ADMIN_USER = {
+  allOf: [refs.User],
+  properties: { isAdmin: { type: 'boolean' }, disabledAt: { type: ['string', 'null'], format: 'date-time' } },
+};
+export const adminView = (u: User) => ({ ...publicUser(u), isAdmin: u.isAdmin, disabledAt: u.disabledAt });
 
 export function moderationRoutes(rooms: RoomsService, auth: AuthService): Route[] {
   const roomParams = { uuidParams: ['id'] };
@@ -39,10 +43,7 @@ export function moderationRoutes(rooms: RoomsService, auth: AuthService): Route[
         schema: {
           type: 'object',
           properties: {
-            user: {
-              allOf: [refs.User],
-              properties: { isAdmin: { type: 'boolean' }, disabledAt: { type: ['string', 'null'], format: 'date-time' } },
-            },
+            user: ADMIN_USER,
           },
         },
       },

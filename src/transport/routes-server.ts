@@ -6,7 +6,7 @@ import type { ApiKeysService } from '../auth/api-keys.js';
 import { USERNAME_RE } from '../auth/auth-service.js';
 import type { PublishBudget } from '../chat/publish-budget.js';
 import { APP_NOTICE_BYTES, type ServerService } from '../chat/server-service.js';
-import { WAIT_MS } from '../cluster/online.js';
+import { WAIT_MS } from '../cluster/ask.js';
 import { ValidationError } from '../errors.js';
 import { API_SCOPES, type ApiKey, type ApiScope } from '../store/api-keys.js';
 import type { Ctx, Route } from './http.js';

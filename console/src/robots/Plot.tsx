@@ -30,28 +30,30 @@ export class Series {
   }
 }
 
+/** The options of every chart of the console: the theme's colours, time on x, no legend or cursor. */
+export function chartOptions(labels: string[], width: number, height: number): uPlot.Options {
+  const css = getComputedStyle(document.documentElement);
+  const colour = (v: string, fallback: string) => css.getPropertyValue(v).trim() || fallback;
+  const grid = colour('--line', '#dfe2ea');
+  const axis = { stroke: colour('--muted', '#5d6478'), grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
+  const strokes = [colour('--accent', '#2454c7'), '#d9822b', '#1e7d3a', '#8e44ad', '#c0392b', '#16a085'];
+  return {
+    width,
+    height,
+    legend: { show: false },
+    cursor: { show: false },
+    scales: { x: { time: true } },
+    axes: [axis, { ...axis, size: 48 }],
+    series: [{}, ...labels.map((label, i) => ({ label, stroke: strokes[i % strokes.length], width: 1.5, points: { show: false } }))],
+  };
+}
+
 export function Plot({ label, series, width = 320, height = 120 }: { label: string; series: Series; width?: number; height?: number }) {
   const box = useRef<HTMLDivElement>(null);
   useEffect(() => {
     const el = box.current;
     if (!el) return;
-    const css = getComputedStyle(document.documentElement);
-    const stroke = css.getPropertyValue('--accent').trim() || '#2454c7';
-    const grid = css.getPropertyValue('--line').trim() || '#dfe2ea';
-    const axis = { stroke: css.getPropertyValue('--muted').trim() || '#5d6478', grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
-    const u = new uPlot(
-      {
-        width,
-        height,
-        legend: { show: false },
-        cursor: { show: false },
-        scales: { x: { time: true } },
-        axes: [axis, { ...axis, size: 48 }],
-        series: [{}, { label, stroke, width: 1.5, points: { show: false } }],
-      },
-      [series.xs, series.ys],
-      el,
-    );
+    const u = new uPlot(chartOptions([label], width, height), [series.xs, series.ys], el);
     let frame = requestAnimationFrame(function draw() {
       if (series.dirty) {
         series.dirty = false;
