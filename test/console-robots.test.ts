@@ -62,9 +62,9 @@ t.test('an owner enrolls, watches and drives a robot in the console', async (t) 
     const before = await pixels();
     const latest = p.getByRole('row', { name: /^pose/ }).locator('code');
     const first = await latest.textContent();
-    // Page-side code as strings: the tests compile without the DOM's types.
-    await p.waitForFunction(`document.querySelector('tbody tr:first-child code')?.textContent !== ${JSON.stringify(first)}`);
-    await p.waitForFunction(`document.querySelector('canvas').toDataURL() !== ${JSON.stringify(before)}`);
+    // Page-side code sees the page's globals (the tests compile without the DOM's types).
+    await p.waitForFunction((was) => (globalThis as any).document.querySelector('tbody tr:first-child code')?.textContent !== was, first);
+    await p.waitForFunction((was) => (globalThis as any).document.querySelector('canvas').toDataURL() !== was, before);
     t.not(await pixels(), before, 'the plot was redrawn with new samples');
 
     // The page's frame rate with the plots live: a measurement, not a bound (printed for the notes).

@@ -5,17 +5,28 @@ import { useEffect, useState } from 'preact/hooks';
 import { NewRoomDialog } from './chat/NewRoom.js';
 import { RoomPane } from './chat/RoomPane.js';
 import { followRooms, learnName, loadRooms, openRoomId, rooms, roomTitle, totalUnread } from './chat/rooms.js';
+import { Toasts } from './chat/Toasts.js';
+import { Contacts } from './people/Contacts.js';
+import { Profile } from './people/Profile.js';
 import { client, connection, logout, problem } from './session.js';
 import type { Me } from './types.js';
 
 /** What the address shows: a room (or none) in the chat, the robot list, or one robot. */
-type View = { kind: 'chat'; room: string | undefined } | { kind: 'robots' } | { kind: 'robot'; id: string } | { kind: 'ops' };
+type View =
+  | { kind: 'chat'; room: string | undefined }
+  | { kind: 'robots' }
+  | { kind: 'robot'; id: string }
+  | { kind: 'ops' }
+  | { kind: 'people' }
+  | { kind: 'me' };
 
 function viewOf(hash: string): View {
   const m = /^#\/(room|robot)\/([0-9a-f-]{36})$/.exec(hash);
   if (m?.[1] === 'robot') return { kind: 'robot', id: m[2] as string };
   if (hash === '#/robots') return { kind: 'robots' };
   if (hash === '#/ops') return { kind: 'ops' };
+  if (hash === '#/people') return { kind: 'people' };
+  if (hash === '#/me') return { kind: 'me' };
   return { kind: 'chat', room: m?.[2] };
 }
 
@@ -56,11 +67,11 @@ export function Shell({ me }: { me: Me }) {
   const state = connection.value;
   const chat = view.kind === 'chat';
   useEffect(() => {
-    if (!chat && !robotPages)
+    if ((view.kind === 'robots' || view.kind === 'robot' || view.kind === 'ops') && !robotPages)
       import('./robots/pages.js').then(setRobotPages, (e: Error) => {
         problem.value = `Could not load the robot pages: ${e.message}`;
       });
-  }, [chat, robotPages]);
+  }, [view.kind, robotPages]);
   return (
     <div class={!chat ? 'shell wide' : open ? 'shell room-open' : 'shell'}>
       <header class="top">
@@ -70,6 +81,9 @@ export function Shell({ me }: { me: Me }) {
         <nav class="sections" aria-label="Sections">
           <a href="#/" aria-current={chat ? 'page' : undefined}>
             Chat{totalUnread.value > 0 ? ` (${totalUnread.value})` : ''}
+          </a>
+          <a href="#/people" aria-current={view.kind === 'people' ? 'page' : undefined}>
+            People
           </a>
           <a href="#/robots" aria-current={view.kind === 'robots' || view.kind === 'robot' ? 'page' : undefined}>
             Robots
@@ -84,9 +98,9 @@ export function Shell({ me }: { me: Me }) {
           {STATE_LABEL[state]}
         </span>
         <span class="spacer" />
-        <span class="whoami" title={me.isAdmin ? 'administrator' : undefined}>
+        <a href="#/me" class="whoami" title={me.isAdmin ? 'administrator' : undefined} aria-current={view.kind === 'me' ? 'page' : undefined}>
           {me.displayName ?? me.username}
-        </span>
+        </a>
         <button type="button" onClick={() => void logout()}>
           Sign out
         </button>
@@ -138,7 +152,9 @@ export function Shell({ me }: { me: Me }) {
         </nav>
       )}
       <main class="main">
-        {!chat && !robotPages && <p class="empty">Loading…</p>}
+        {(view.kind === 'robots' || view.kind === 'robot' || view.kind === 'ops') && !robotPages && <p class="empty">Loading…</p>}
+        {view.kind === 'people' && c && <Contacts client={c} me={me} />}
+        {view.kind === 'me' && <Profile me={me} />}
         {view.kind === 'robots' && robotPages && <robotPages.RobotList />}
         {view.kind === 'ops' && robotPages && (me.isAdmin ? <robotPages.Operators myId={me.id} /> : <p class="empty">Operators only.</p>)}
         {view.kind === 'robot' && c && robotPages && <robotPages.RobotPage key={view.id} id={view.id} client={c} me={me} />}
@@ -151,6 +167,7 @@ export function Shell({ me }: { me: Me }) {
             </div>
           ))}
       </main>
+      {c && <Toasts client={c} />}
       {dialog && c && <NewRoomDialog me={me} onClose={() => setDialog(false)} />}
     </div>
   );

@@ -8,6 +8,7 @@ import { api } from '../api.js';
 import type { Me } from '../types.js';
 import { Composer } from './Composer.js';
 import { LineView } from './LineView.js';
+import { Members } from './Members.js';
 import { forgetRoom, rooms, roomTitle } from './rooms.js';
 import { Timeline } from './timeline.js';
 
@@ -20,6 +21,7 @@ export function RoomPane({ id, client, me }: { id: string; client: SwitchboardCl
   const log = useRef<HTMLDivElement>(null);
   const atEnd = useRef(true);
   const [unseen, setUnseen] = useState(0);
+  const [people, setPeople] = useState(false);
   const timeline = useMemo(() => new Timeline(client, id, me.id, () => document.visibilityState === 'visible' && atEnd.current), [client, id, me.id]);
   const room = rooms.value.find((r) => r.id === id);
 
@@ -109,6 +111,9 @@ export function RoomPane({ id, client, me }: { id: string; client: SwitchboardCl
           )}
         </span>
         <span class="spacer" />
+        <button type="button" aria-pressed={people} onClick={() => setPeople((x) => !x)}>
+          People
+        </button>
         {room && room.kind === 'group' && (
           <button type="button" onClick={leave}>
             {room.role === 'owner' ? 'Delete room' : 'Leave'}
@@ -139,6 +144,7 @@ export function RoomPane({ id, client, me }: { id: string; client: SwitchboardCl
         {typing.length === 0 ? '' : `${typing.map((u) => u.username).join(', ')} ${typing.length === 1 ? 'is' : 'are'} typing…`}
       </p>
       <Composer timeline={timeline} />
+      {people && room && <Members key={timeline.memberChanges.value} room={room} me={me} present={present} onClose={() => setPeople(false)} />}
     </section>
   );
 }

@@ -55,6 +55,8 @@ export class Timeline {
   readonly error = signal<string | undefined>(undefined);
   readonly present = signal<UserRef[]>([]);
   readonly typing = signal<UserRef[]>([]);
+  /** Counts the membership changes seen live (joins, leaves, removals, bans, roles): the member list reloads on each. */
+  readonly memberChanges = signal(0);
   /** In a direct room: how far the other person has read (their read marker). */
   readonly peerRead = signal(0);
   private typingUntil = new Map<string, { user: UserRef; until: number }>();
@@ -220,7 +222,10 @@ export class Timeline {
 
   /** An edit, deletion or reaction changes the message it targets. */
   private apply(ev: TimelineEvent): void {
-    if (ev.kind === 'member_joined' || ev.kind === 'member_left' || ev.kind === 'role_changed') learnName(ev.user.id, ev.user.username);
+    if ('user' in ev && !('target' in ev)) {
+      learnName(ev.user.id, ev.user.username);
+      this.memberChanges.value++;
+    }
     if (!('target' in ev)) return;
     this.lines.value = this.lines.value.map((l) => {
       if (l.seq !== ev.target) return l;
