@@ -1,12 +1,13 @@
-// The web console: the files Vite built into dist/console, read once at start and served from
-// memory. index.html is revalidated on every load (no-cache), so a new build takes effect at once;
-// files under /assets/ carry a content hash in their names, so browsers keep them for a year.
-// Each file is compressed once (Brotli and gzip) and sent in the best encoding the browser accepts.
+// The web console and the API reference: the files Vite built into dist/console, read once at
+// start and served from memory. The pages (index.html at `/`, docs.html at `/docs`) are
+// revalidated on every load (no-cache), so a new build takes effect at once; files under /assets/
+// carry a content hash in their names, so browsers keep them for a year. The build wrote a Brotli
+// and a gzip copy beside each file (scripts/console-build.mjs); the best one the browser accepts is
+// sent, so a node compresses nothing itself.
 
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
 import type { Reply } from './http.js';
 
 /**
@@ -18,11 +19,12 @@ export const CONSOLE_DIR =
   fileURLToPath(new URL('../console/', import.meta.url));
 
 /**
- * The console's Content-Security-Policy: its own scripts and styles only (no inline code), and no
- * request to any other host. `blob:` images are the previews of files picked before upload.
+ * The pages' Content-Security-Policy: their own scripts and styles only (no inline code), and no
+ * request to any other host. `blob:` images are the previews of files picked before upload;
+ * `data:` ones the icons in Swagger UI's stylesheet.
  */
 export const CONSOLE_CSP =
-  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob:; connect-src 'self'; font-src 'self'; " +
+  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; connect-src 'self'; font-src 'self'; " +
   "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 const TYPES: Record<string, string> = {
@@ -33,8 +35,6 @@ const TYPES: Record<string, string> = {
   '.png': 'image/png',
   '.woff2': 'font/woff2',
 };
-/** Smaller files are sent as they are: compressing them saves less than its headers cost. */
-const COMPRESS_FROM = 512;
 
 interface StaticFile {
   type: string;
@@ -46,22 +46,19 @@ interface StaticFile {
 export class ConsoleFiles {
   private readonly files = new Map<string, StaticFile>();
 
-  /** Reads `dir` (index.html and assets/); an unbuilt console leaves the set empty. */
+  /** Reads `dir` (the pages and assets/); an unbuilt console leaves the set empty. */
   constructor(dir: string = CONSOLE_DIR) {
-    if (!existsSync(path.join(dir, 'index.html'))) return;
-    this.add('index.html', readFileSync(path.join(dir, 'index.html')));
+    for (const page of ['index.html', 'docs.html']) if (existsSync(path.join(dir, page))) this.add(dir, page);
     const assets = path.join(dir, 'assets');
     if (!existsSync(assets)) return;
-    for (const name of readdirSync(assets)) {
-      if (TYPES[path.extname(name)]) this.add(`assets/${name}`, readFileSync(path.join(assets, name)));
-    }
+    for (const name of readdirSync(assets)) if (TYPES[path.extname(name)]) this.add(dir, `assets/${name}`);
   }
 
   get built(): boolean {
     return this.files.has('index.html');
   }
 
-  /** The reply for `name` (`index.html` or `assets/<file>`), or undefined when there is no such file. */
+  /** The reply for `name` (`index.html`, `docs.html` or `assets/<file>`), or undefined when there is no such file. */
   reply(name: string, acceptEncoding: string | undefined): Reply | undefined {
     const f = this.files.get(name);
     if (!f) return undefined;
@@ -79,15 +76,10 @@ export class ConsoleFiles {
     };
   }
 
-  private add(name: string, raw: Buffer): void {
-    const type = TYPES[path.extname(name)] as string;
-    const squeeze = raw.length >= COMPRESS_FROM;
-    this.files.set(name, {
-      type,
-      raw,
-      br: squeeze ? brotliCompressSync(raw, { params: { [constants.BROTLI_PARAM_QUALITY]: 11, [constants.BROTLI_PARAM_SIZE_HINT]: raw.length } }) : undefined,
-      gzip: squeeze ? gzipSync(raw, { level: 9 }) : undefined,
-    });
+  private add(dir: string, name: string): void {
+    const file = path.join(dir, name);
+    const copy = (ext: string) => (existsSync(file + ext) ? readFileSync(file + ext) : undefined);
+    this.files.set(name, { type: TYPES[path.extname(name)] as string, raw: readFileSync(file), br: copy('.br'), gzip: copy('.gz') });
   }
 }
 

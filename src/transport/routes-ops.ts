@@ -4,7 +4,6 @@
 import type { SigningKey } from '../auth/keys.js';
 import { notFound, SbError } from '../errors.js';
 import { ConsoleFiles } from './console-files.js';
-import { docsPage } from './docs-page.js';
 import type { Route } from './http.js';
 
 export function opsRoutes(deps: {
@@ -16,6 +15,11 @@ export function opsRoutes(deps: {
 }): Route[] {
   const tags = ['operations'];
   const files = deps.console ?? new ConsoleFiles();
+  const page = (name: string, acceptEncoding: string | undefined) => {
+    const reply = files.reply(name, acceptEncoding);
+    if (!reply) throw new SbError('UNAVAILABLE', 'the web console is not built: `npm run build` builds it into dist/console');
+    return reply;
+  };
   const status = { type: 'object', properties: { status: { type: 'string' } } };
   return [
     {
@@ -64,15 +68,8 @@ export function opsRoutes(deps: {
       internal: true,
       summary: 'API reference page',
       tags,
-      responses: { 200: { description: 'HTML' } },
-      handle: () => ({
-        raw: { contentType: 'text/html; charset=utf-8', data: docsPage },
-        // frame-ancestors: no other site may frame the page (clickjacking); X-Frame-Options for old browsers.
-        headers: {
-          'content-security-policy': "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; frame-ancestors 'none'",
-          'x-frame-options': 'DENY',
-        },
-      }),
+      responses: { 200: { description: 'HTML' }, 503: { description: 'The console was not built' } },
+      handle: (ctx) => page('docs.html', ctx.headers['accept-encoding']),
     },
     {
       method: 'GET',
@@ -92,11 +89,7 @@ export function opsRoutes(deps: {
       summary: 'The web console',
       tags,
       responses: { 200: { description: 'HTML' }, 503: { description: 'The console was not built' } },
-      handle: (ctx) => {
-        const reply = files.reply('index.html', ctx.headers['accept-encoding']);
-        if (!reply) throw new SbError('UNAVAILABLE', 'the web console is not built: `npm run build` builds it into dist/console');
-        return reply;
-      },
+      handle: (ctx) => page('index.html', ctx.headers['accept-encoding']),
     },
     {
       method: 'GET',
