@@ -42,6 +42,16 @@ t.test('two people chat in the console', async (t) => {
 
   await a.goto('/');
   await a.getByRole('heading', { name: 'Switchboard' }).waitFor();
+  // A fresh load's first render, as the browser timed it: a measurement for the notes, not a bound.
+  const paint = await a.evaluate(() => {
+    const perf = (globalThis as any).performance;
+    return {
+      fcp: perf.getEntriesByName('first-contentful-paint')[0]?.startTime as number,
+      load: perf.getEntriesByType('navigation')[0]?.loadEventEnd as number,
+    };
+  });
+  t.comment(`fresh load: first contentful paint ${paint.fcp?.toFixed(0)} ms, load event ${paint.load?.toFixed(0)} ms`);
+  t.ok(paint.fcp > 0, 'the page painted');
   await screenshot(a, 'login');
   await signUp(a, 'ada');
   await signUp(b, 'bob');
@@ -70,6 +80,22 @@ t.test('two people chat in the console', async (t) => {
     t.same(await bodies(a), ['hello bob', 'hi']);
     t.same(await bodies(b), ['hello bob', 'hi']);
     await screenshot(a, 'room');
+  });
+
+  await t.test('no layout shift as messages stream in', async (t) => {
+    await b.evaluate(() => {
+      const g = globalThis as any;
+      g.__shift = 0;
+      new g.PerformanceObserver((list: any) => {
+        for (const e of list.getEntries()) if (!e.hadRecentInput) g.__shift += e.value;
+      }).observe({ type: 'layout-shift' });
+    });
+    for (let i = 0; i < 15; i++) await say(a, `stream ${i}`);
+    await b.locator('.msg .body', { hasText: 'stream 14' }).waitFor();
+    await b.locator('.msg.pending').waitFor({ state: 'detached' });
+    const shift = (await b.evaluate(() => (globalThis as any).__shift)) as number;
+    t.comment(`layout shift while 15 messages arrived: ${shift.toFixed(4)}`);
+    t.ok(shift < 0.01, `the reader's view did not jump (cumulative layout shift ${shift.toFixed(4)})`);
   });
 
   await t.test('unread counts while away, cleared by reading', async (t) => {
@@ -118,7 +144,8 @@ t.test('two people chat in the console', async (t) => {
     net.up();
     await b.getByRole('status').getByText('Connected').waitFor();
     await b.locator('.msg .body', { hasText: 'away' }).waitFor();
-    t.same(await bodies(b), ['hello bob', 'hi', 'one', 'two @bob', 'while', 'you', 'were', 'away']);
+    t.same((await bodies(b)).slice(-6), ['one', 'two @bob', 'while', 'you', 'were', 'away']);
+    t.equal(new Set(await bodies(b)).size, (await bodies(b)).length, 'nothing twice');
     // And Bob's message written offline is sent once the connection is back.
     net.down();
     await b.getByRole('status').getByText('Reconnecting…').waitFor();
