@@ -96,6 +96,7 @@ export async function demo(cfg: Config, then?: { serve: boolean; sim: boolean })
         then?.serve
           ? '  the hub starts on this store now (Ctrl-C stops it; `npm start` starts it again)'
           : '  the hub on this store: npm start (or node dist/cli.js serve)',
+        `  the console: ${url}/ — sign in as ada (or grace, alan, linus) with the password above`,
         `  the API: ${url}/docs; log in with POST /api/v1/auth/login {"username":"ada","password":"${password}"}`,
         then?.sim
           ? '  rover-1 comes online in this process, streaming telemetry'

@@ -42,7 +42,7 @@ import type { NatsRobotCluster, RobotChange } from './cluster/robots-nats.js';
 import { type Config, ConfigError } from './config.js';
 import { ValidationError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
-import { HubMetrics } from './metrics.js';
+import { HubMetrics, isNodeFigures } from './metrics.js';
 import type { ServerFrame } from './protocol/frames.js';
 import { readiness } from './readiness.js';
 import { type RobotGateway, RobotsService } from './robots/robots-service.js';
@@ -447,13 +447,14 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
 
     const apiKeys = new ApiKeysService(store);
     const ask = (subject: string) => nats && { nc: nats.nc, subject, nodes: () => membership?.nodes().length ?? 1 };
-    const online = new ClusterQuestion((ids: string[]) => ws.online(ids), isIdList, root.child({ component: 'online' }), ask(names.online));
+    const online = new ClusterQuestion((ids: string[]) => ws.online(ids), isIdList, isIdList, root.child({ component: 'online' }), ask(names.online));
     let closing = false;
     const ready = readiness({ store, nats, membership: () => membership, clusterName: cfg.clusterName, closing: () => closing, log: root });
     const startedAt = Date.now();
     const nodeStats = new ClusterQuestion(
       async () => ({ node: nodeId, url: urlOf(port), startedAt, version: VERSION, ready: (await ready()).ok, ...(await metrics.figures()) }),
       (q): q is null => q === null,
+      isNodeFigures,
       root.child({ component: 'node-stats' }),
       ask(names.nodeStats),
     );

@@ -45,6 +45,10 @@ export interface NodeFigures {
   cpuSeconds: number;
 }
 
+/** A node's answer to the node-stats question: its figures with who it is (checked as it comes off the wire). */
+export const isNodeFigures = (a: unknown): a is NodeFigures & { node: string } =>
+  a !== null && typeof a === 'object' && typeof (a as { node?: unknown }).node === 'string' && typeof (a as { at?: unknown }).at === 'number';
+
 export class HubMetrics {
   readonly registry = new Registry();
   readonly published = new Counter({

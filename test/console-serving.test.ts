@@ -11,6 +11,7 @@ import t, { type Test } from 'tap';
 import { acceptedCodings, CONSOLE_CSP, ConsoleFiles } from '../src/transport/console-files.js';
 import { Api } from './helpers/api.js';
 import { FAST, startTestHub } from './helpers/hub.js';
+import { connect } from './helpers/ws.js';
 
 /** A GET whose body is the bytes as sent (fetch would decompress them). */
 function rawGet(url: string, encoding: string): Promise<{ headers: http.IncomingHttpHeaders; body: Buffer }> {
@@ -108,10 +109,26 @@ t.test("a cookie session's socket token", async (t) => {
 
   const r = await api.post('/api/v1/auth/socket-token', undefined, { headers: { cookie: cookies, 'x-csrf-token': csrf } });
   t.equal(r.status, 200);
-  const me = await api.get('/api/v1/auth/me', { token: r.body.token });
-  t.equal(me.body.user.id, ada.id, 'the token is the session’s: it works as a bearer token');
+  t.ok(Date.parse(r.body.expiresAt) > Date.now());
+  // It opens a WebSocket as ada, in this session...
+  const ws = await connect(hub.url, { token: r.body.token, encoding: 'json' });
+  t.teardown(() => ws.close().catch(() => {}));
+  t.equal(ws.hello.user.id, ada.id, 'the socket is ada’s');
+  // ...and nothing else: the REST API refuses it, as a bearer token or as a cookie.
+  const rest = await api.get('/api/v1/auth/me', { token: r.body.token });
+  t.equal(rest.status, 401);
+  t.equal(rest.body.error.code, 'TOKEN_INVALID');
+  t.equal((await api.get('/api/v1/auth/me', { headers: { cookie: `sb_access=${r.body.token}` } })).status, 401);
+  // It ends with the session.
+  t.equal((await api.post('/api/v1/auth/logout', undefined, { headers: { cookie: cookies, 'x-csrf-token': csrf } })).status, 204);
+  await t.rejects(connect(hub.url, { token: r.body.token, encoding: 'json' }), 'a socket token of an ended session opens nothing');
 
-  const noCsrf = await api.post('/api/v1/auth/socket-token', undefined, { headers: { cookie: cookies } });
+  const again = await api.post('/api/v1/auth/login', { username: 'ada', password: ada.password, cookie: true });
+  const cookies2 = again.headers
+    .getSetCookie()
+    .map((c) => c.split(';')[0])
+    .join('; ');
+  const noCsrf = await api.post('/api/v1/auth/socket-token', undefined, { headers: { cookie: cookies2 } });
   t.equal(noCsrf.status, 403);
   t.equal(noCsrf.body.error.code, 'CSRF', 'another site cannot read it: it lacks the CSRF token');
   const bearer = await api.post('/api/v1/auth/socket-token', undefined, { token: ada.token });

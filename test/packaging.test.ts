@@ -64,6 +64,13 @@ t.test('#18 npm pack: the tarball installs into an empty directory and its bin s
   const ready = await api.get('/readyz');
   t.equal(ready.status, 200, '/readyz');
   t.equal(ready.body.status, 'ready');
+  // The web console and the API reference come built in the package.
+  t.ok(files.includes('dist/console/index.html') && files.includes('dist/console/docs.html'), 'the console ships in the tarball');
+  for (const page of ['/', '/docs']) {
+    const r = await api.get(page);
+    t.equal(r.status, 200, `the installed node serves ${page}`);
+    t.match(r.text, /<script type="module" crossorigin src="\/assets\//);
+  }
   // Native dependencies (argon2) work from the install: a sign-up hashes a password.
   t.equal((await api.post('/api/v1/auth/register', { username: 'packaged', password: 'correct horse battery' })).status, 201);
   p.child.kill('SIGTERM');

@@ -15,7 +15,7 @@ t.test('#15 exclusive ports: a second node on a taken PORT or SB_ROBOT_PORT exit
   const init = spawnCli(t, ['pki', 'init'], { SB_DATA_DIR: dataDir });
   t.equal((await init.exited).code, 0, 'pki init: the first node gets a robot endpoint');
   const first = spawnCli(t, ['serve'], { SB_DATA_DIR: dataDir, PORT: '0', SB_ROBOT_PORT: '0', HOST: '127.0.0.1' });
-  const listening = await first.waitFor((l) => l.msg === 'listening', 'listening', 15_000);
+  const listening = await first.waitFor((l) => l.msg === 'listening', 'listening', 60_000);
   const robotLine = first.lines.find((l) => l.msg === 'robot endpoint listening (mutual TLS)');
   t.ok(robotLine, 'the robot endpoint listens');
   const api = new Api(listening.url as string);
@@ -55,7 +55,7 @@ t.test('a restart on the same port waits out the connections the last run closed
   t.setTimeout(120_000);
   const dataDir = await tempDir(t);
   const first = spawnCli(t, ['serve'], { SB_DATA_DIR: dataDir, PORT: '0', SB_ROBOT_PORT: '0', HOST: '127.0.0.1' });
-  const port = (await first.waitFor((l) => l.msg === 'listening', 'listening', 15_000)).port as number;
+  const port = (await first.waitFor((l) => l.msg === 'listening', 'listening', 60_000)).port as number;
   // A body over the limit: the node answers 413 and closes the connection first, so the closed
   // connection's TIME_WAIT is on the node's port (this uWS build binds without SO_REUSEADDR).
   await new Promise<void>((resolve) => {

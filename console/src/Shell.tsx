@@ -124,7 +124,8 @@ export function Shell({ me }: { me: Me }) {
           <ul class="rooms">
             {rooms.value
               .slice()
-              .sort((a, b) => b.lastSeq - a.lastSeq || roomTitle(a).localeCompare(roomTitle(b)))
+              // What asks for attention first (mentions, then unread), then by name.
+              .sort((a, b) => (b.mentions ?? 0) - (a.mentions ?? 0) || (b.unread ?? 0) - (a.unread ?? 0) || roomTitle(a).localeCompare(roomTitle(b)))
               .map((r) => (
                 <li key={r.id}>
                   <a href={`#/room/${r.id}`} class={r.id === open ? 'on' : undefined} aria-current={r.id === open ? 'page' : undefined}>

@@ -44,15 +44,30 @@ async function failure(res: Response): Promise<ApiError> {
   return new ApiError(res.status, j?.error?.code ?? 'HTTP_ERROR', j?.error?.message ?? `${res.status} ${res.statusText}`, j?.error?.details);
 }
 
-let refreshing: Promise<boolean> | undefined;
-/** Rotates the cookie session once for any number of callers; false when it is over. */
-export function refreshSession(): Promise<boolean> {
-  refreshing ??= send('POST', '/auth/refresh', undefined)
-    .then((r) => r.ok)
-    .catch(() => false)
-    .finally(() => {
+/** How a refresh ended: a fresh session, the session gone for good, or no answer worth believing. */
+export type Renewal = 'ok' | 'gone' | 'failed';
+
+let refreshing: Promise<Renewal> | undefined;
+
+async function renew(): Promise<Renewal> {
+  // The tabs of a browser share the cookies: one of them may have refreshed while this one waited
+  // for the lock, and spending the same refresh token twice would end the session (reuse = theft).
+  const probe = await send('GET', '/auth/me', undefined).catch(() => undefined);
+  if (probe?.ok) return 'ok';
+  const r = await send('POST', '/auth/refresh', undefined).catch(() => undefined);
+  if (r?.ok) return 'ok';
+  return r && (r.status === 401 || r.status === 403) ? 'gone' : 'failed';
+}
+
+/** Rotates the cookie session, once at a time across the browser's tabs (a Web Lock). */
+export function refreshSession(): Promise<Renewal> {
+  if (!refreshing) {
+    // The DOM's types say request() resolves with the callback's promise; it resolves with its value.
+    const locked = (navigator.locks ? navigator.locks.request('switchboard-refresh', renew) : renew()) as unknown as Promise<Renewal>;
+    refreshing = locked.finally(() => {
       refreshing = undefined;
     });
+  }
   return refreshing;
 }
 
@@ -62,12 +77,18 @@ export interface CallOptions {
   file?: Blob;
 }
 
-/** Calls the API; resolves with the JSON reply (undefined for 204), or rejects with an ApiError. */
+/**
+ * Calls the API; resolves with the JSON reply (undefined for 204), or rejects with an ApiError. A
+ * 401 refreshes the session and tries once more; only a refresh the hub refuses signs the person
+ * out (an unreachable hub does not).
+ */
 export async function api<T = any>(method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', path: string, body?: unknown, opts: CallOptions = {}): Promise<T> {
   let res = await send(method, path, body, opts.file, opts.query);
-  if (res.status === 401 && !path.startsWith('/auth/refresh') && !path.startsWith('/auth/login')) {
-    if (await refreshSession()) res = await send(method, path, body, opts.file, opts.query);
-    if (res.status === 401) onSignedOut();
+  if (res.status === 401 && !path.startsWith('/auth/refresh') && !path.startsWith('/auth/login') && !path.startsWith('/auth/code/login')) {
+    const renewal = await refreshSession();
+    if (renewal === 'gone') onSignedOut();
+    if (renewal === 'failed') throw new ApiError(503, 'UNAVAILABLE', 'The hub did not answer: try again in a moment.');
+    if (renewal === 'ok') res = await send(method, path, body, opts.file, opts.query);
   }
   if (!res.ok) throw await failure(res);
   return (res.status === 204 ? undefined : await res.json()) as T;

@@ -33,6 +33,8 @@ export interface Room {
   unread?: number;
   mentions?: number;
   notify?: 'all' | 'mentions' | 'muted';
+  /** A direct room's other person, in `scope=mine` listings. */
+  peer?: { id: string; username: string } | null;
 }
 
 export interface Member {

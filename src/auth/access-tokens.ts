@@ -1,6 +1,7 @@
 // Access tokens: short-lived EdDSA JWTs carrying `sub` (user id), `jti`, `sid` (the session it was
-// issued to, refused once that session ends), `kid` in the header, and
-// `csrf` (a hash of the CSRF token) when issued to a browser cookie session. Verification accepts
+// issued to, refused once that session ends), `kid` in the header,
+// `csrf` (a hash of the CSRF token) when issued to a browser cookie session, and `use: "ws"` on a
+// socket token (a cookie session's page gets one for its WebSocket; the REST API refuses it). Verification accepts
 // EdDSA only, from our own key set, with our issuer: `alg: none`, HMAC confusion and foreign keys
 // all fail here.
 
@@ -22,6 +23,8 @@ export interface AccessClaims {
   sid?: string;
   /** Present on cookie sessions: SHA-256 (base64url) of the CSRF token the browser must echo. */
   csrf?: string;
+  /** `ws`: a socket token, good for the WebSocket only. */
+  use?: 'ws';
 }
 
 export const hashCsrf = (token: string): string => createHash('sha256').update(token).digest('base64url');
@@ -40,11 +43,16 @@ export class AccessTokens {
     this.keySet = createLocalJWKSet(key.jwks);
   }
 
-  async issue(user: { id: string; username: string; isAdmin: boolean }, sid: string, csrfToken?: string): Promise<{ token: string; expiresAt: Date }> {
+  async issue(
+    user: { id: string; username: string; isAdmin: boolean },
+    sid: string,
+    opts: { csrfToken?: string; use?: 'ws' } = {},
+  ): Promise<{ token: string; expiresAt: Date }> {
     const now = Math.floor(Date.now() / 1000);
     const exp = now + this.ttlS;
     const claims: Record<string, unknown> = { username: user.username, admin: user.isAdmin, sid };
-    if (csrfToken !== undefined) claims.csrf = hashCsrf(csrfToken);
+    if (opts.csrfToken !== undefined) claims.csrf = hashCsrf(opts.csrfToken);
+    if (opts.use !== undefined) claims.use = opts.use;
     const token = await new SignJWT(claims)
       .setProtectedHeader({ alg: 'EdDSA', kid: this.key.kid, typ: 'JWT' })
       .setIssuer(ISSUER)
@@ -67,7 +75,8 @@ export class AccessTokens {
       if (
         typeof payload.username !== 'string' ||
         typeof payload.admin !== 'boolean' ||
-        (payload.sid !== undefined && !(typeof payload.sid === 'string' && UUID.test(payload.sid)))
+        (payload.sid !== undefined && !(typeof payload.sid === 'string' && UUID.test(payload.sid))) ||
+        (payload.use !== undefined && payload.use !== 'ws')
       )
         throw new SbError('TOKEN_INVALID', 'access token is invalid');
       const claims = payload as unknown as AccessClaims;

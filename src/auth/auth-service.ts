@@ -233,8 +233,17 @@ export class AuthService {
   private async issue(user: User, sessionId: string, csrfToken: string | undefined, refreshExpiresAt = this.refreshExpiry()): Promise<IssuedTokens> {
     const refreshToken = randomBytes(32).toString('base64url');
     await this.store.refreshTokens.insert({ hash: sha256(refreshToken), familyId: sessionId, userId: user.id, expiresAt: refreshExpiresAt });
-    const access = await this.access.issue(user, sessionId, csrfToken);
+    const access = await this.access.issue(user, sessionId, { csrfToken });
     return { user, sessionId, accessToken: access.token, accessExpiresAt: access.expiresAt, refreshToken, refreshExpiresAt };
+  }
+
+  /**
+   * A socket token for the session that `claims` came with: good for the WebSocket (connect, and
+   * `auth` after `reauth`), refused by the REST API, so a page that reads it can open a socket but
+   * cannot use the API anywhere else with it. It ends with the session, like any access token.
+   */
+  async socketToken(claims: { sub: string; username: string; admin: boolean; sid: string }): Promise<{ token: string; expiresAt: Date }> {
+    return this.access.issue({ id: claims.sub, username: claims.username, isAdmin: claims.admin }, claims.sid, { use: 'ws' });
   }
 }
 

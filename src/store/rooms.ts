@@ -179,12 +179,23 @@ export class Rooms {
   }
 
   /** Rooms the user belongs to, with their role and read state, ordered by id, after the cursor id. */
-  async listForUser(userId: string, limit: number, afterId: string | undefined): Promise<(Room & { role: Role } & ReadState)[]> {
-    const rows = await this.sql<RoomWithReadRow[]>`
-      SELECT r.*, ${READ_COLUMNS(this.sql, userId)} FROM rooms r JOIN room_members m ON m.room_id = r.id
+  /** The user's rooms, with their role and read state, and in a direct room the other person (`peer`, null once gone). */
+  async listForUser(userId: string, limit: number, afterId: string | undefined): Promise<(Room & { role: Role; peer?: UserRef | null } & ReadState)[]> {
+    const rows = await this.sql<(RoomWithReadRow & { peer_id: string | null; peer_username: string | null })[]>`
+      SELECT r.*, ${READ_COLUMNS(this.sql, userId)}, p.id AS peer_id, p.username AS peer_username
+      FROM rooms r JOIN room_members m ON m.room_id = r.id
+      LEFT JOIN LATERAL (
+        SELECT u.id, u.username FROM room_members o JOIN users u ON u.id = o.user_id
+        WHERE r.kind = 'direct' AND o.room_id = r.id AND o.user_id <> ${userId} LIMIT 1
+      ) p ON true
       WHERE m.user_id = ${userId} ${afterId === undefined ? this.sql`` : this.sql`AND r.id > ${afterId}`}
       ORDER BY r.id LIMIT ${limit}`;
-    return rows.map((r) => ({ ...toRoom(r), role: r.role as Role, ...(toReadState(r) as ReadState) }));
+    return rows.map((r) => ({
+      ...toRoom(r),
+      role: r.role as Role,
+      ...(toReadState(r) as ReadState),
+      ...(r.kind === 'direct' ? { peer: r.peer_id === null ? null : { id: r.peer_id, username: r.peer_username as string } } : {}),
+    }));
   }
 
   /** Group rooms whose name contains `q` (case-insensitive), ordered by id, after the cursor id. */

@@ -270,7 +270,10 @@ export class HttpRouter {
     const unread = r.body instanceof BodyReader && !r.body.complete;
     let status = reply.status ?? 200;
     try {
-      await this.send(res, state, status, { ...cors, 'x-request-id': r.reqId, ...reply.headers }, reply, unread);
+      const headers: Record<string, string> = { ...cors, 'x-request-id': r.reqId, ...reply.headers };
+      // Both vary: the reply by its encoding (the console's files), every reply by Origin.
+      if (reply.headers?.vary && cors.vary) headers.vary = `${cors.vary}, ${reply.headers.vary}`;
+      await this.send(res, state, status, headers, reply, unread);
     } catch (e) {
       // The status went out already: the client sees the body cut short, the log says why.
       status = 499;
@@ -355,11 +358,13 @@ export class HttpRouter {
       const m = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(authz);
       if (!m) throw new SbError('UNAUTHENTICATED', 'Authorization must be "Bearer <access token>"');
       const c = await this.opts.verifyAccess(m[1] as string);
+      if (c.use === 'ws') throw new SbError('TOKEN_INVALID', 'a socket token opens a WebSocket only: the API takes an access token');
       return { id: c.sub, username: c.username, admin: c.admin, via: 'bearer', sessionId: c.sid };
     }
     const cookie = cookies[COOKIE_ACCESS];
     if (cookie === undefined) throw new SbError('UNAUTHENTICATED', 'authentication required');
     const c = await this.opts.verifyAccess(cookie);
+    if (c.use === 'ws') throw new SbError('TOKEN_INVALID', 'a socket token opens a WebSocket only');
     if (!SAFE_METHODS.has(method)) {
       const sent = headers['x-csrf-token'];
       if (!sent || !c.csrf || hashCsrf(sent) !== c.csrf) throw new SbError('CSRF', 'missing or wrong X-CSRF-Token header');

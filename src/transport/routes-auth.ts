@@ -182,21 +182,26 @@ export function authRoutes(auth: AuthService, email: EmailAuth, store: Store, cf
       method: 'POST',
       path: '/api/v1/auth/socket-token',
       auth: true,
-      summary: "This cookie session's access token, for a WebSocket",
+      summary: "A socket token for this cookie session's WebSocket",
       description:
-        "A page with a cookie session cannot read its HttpOnly access cookie, but a WebSocket needs the token to answer `reauth` with `auth`. This returns it to the page itself: the request needs the cookies and X-CSRF-Token, which another site's page cannot send. Once the access cookie has expired (401), refresh the session first. A bearer caller already holds its token: 400.",
+        'A page with a cookie session cannot read its HttpOnly access cookie, but a WebSocket must answer `reauth` with a token. This issues a socket token: it opens a WebSocket and answers `reauth` (as this session, ending with it), and the REST API refuses it (401 TOKEN_INVALID). The request needs the cookies and X-CSRF-Token, which another site cannot send. Once the access cookie has expired (401), refresh the session first. A bearer session already holds a token that does both: 400.',
       tags,
       body: { type: 'object', additionalProperties: false, properties: {} },
       bodyOptional: true,
       responses: {
-        200: { description: 'The access token', schema: { type: 'object', properties: { token: { type: 'string' } } } },
+        200: {
+          description: 'The socket token',
+          schema: { type: 'object', properties: { token: { type: 'string' }, expiresAt: { type: 'string', format: 'date-time' } } },
+        },
         400: { description: 'Not a cookie session (VALIDATION)' },
         403: { description: 'Without the CSRF header (CSRF)' },
       },
-      handle(ctx) {
-        const token = ctx.user.via === 'cookie' ? ctx.cookies[COOKIE_ACCESS] : undefined;
-        if (token === undefined) throw new SbError('VALIDATION', 'only a cookie session asks for its token: a bearer caller already holds it');
-        return { body: { token } };
+      async handle(ctx) {
+        const u = ctx.user;
+        if (u.via !== 'cookie' || u.sessionId === undefined)
+          throw new SbError('VALIDATION', 'only a cookie session asks for a socket token: a bearer token opens a WebSocket itself');
+        const t = await auth.socketToken({ sub: u.id, username: u.username, admin: u.admin, sid: u.sessionId });
+        return { body: { token: t.token, expiresAt: t.expiresAt.toISOString() } };
       },
     },
     {

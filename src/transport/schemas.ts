@@ -106,6 +106,11 @@ export const components: Record<string, Schema> = {
       unread: { type: 'integer', description: 'Messages posted after your read marker (not timeline events); counters, not a count over history' },
       mentions: { type: 'integer', description: 'Of those, the ones that mention you (`@username`)' },
       notify: { enum: ['all', 'mentions', 'muted'], description: 'Your notification level in the room (members only): which messages send you a `notice`' },
+      peer: {
+        type: ['object', 'null'],
+        properties: { id: { type: 'string', format: 'uuid' }, username: { type: 'string' } },
+        description: 'In a direct room listed by `scope=mine`: the other person (null once their account is gone)',
+      },
     },
   },
   Member: {

@@ -102,8 +102,8 @@ export function Composer({ timeline }: { timeline: Timeline }) {
     >
       {files.length > 0 && (
         <ul class="picked" aria-label="Files to send">
-          {files.map((p) => (
-            <li key={p.preview ?? p.file.name}>
+          {files.map((p, i) => (
+            <li key={`${i}:${p.file.name}`}>
               {p.preview ? <img src={p.preview} alt="" /> : <span class="muted">file</span>}
               <span class="name">
                 {p.file.name} <span class="muted">{size(p.file.size)}</span>

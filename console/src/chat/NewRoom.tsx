@@ -6,16 +6,34 @@ import { api } from '../api.js';
 import type { Me, Room, User } from '../types.js';
 import { refreshRoom } from './rooms.js';
 
-export function Dialog({ title, onClose, children }: { title: string; onClose: () => void; children: preact.ComponentChildren }) {
+export function Dialog({
+  title,
+  onClose,
+  mayClose = () => true,
+  children,
+}: {
+  title: string;
+  onClose: () => void;
+  /** Asked before closing (Escape or ✕): false keeps the dialog open. */
+  mayClose?: () => boolean;
+  children: preact.ComponentChildren;
+}) {
   const ref = useRef<HTMLDialogElement>(null);
   useEffect(() => {
     ref.current?.showModal();
   }, []);
   return (
-    <dialog ref={ref} onClose={onClose} aria-label={title}>
+    <dialog
+      ref={ref}
+      onClose={onClose}
+      aria-label={title}
+      onCancel={(e) => {
+        if (!mayClose()) e.preventDefault();
+      }}
+    >
       <div class="dialog-head">
         <h2>{title}</h2>
-        <button type="button" onClick={() => ref.current?.close()} aria-label="Close">
+        <button type="button" onClick={() => mayClose() && ref.current?.close()} aria-label="Close">
           ✕
         </button>
       </div>

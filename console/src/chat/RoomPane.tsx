@@ -51,8 +51,11 @@ export function RoomPane({ id, client, me }: { id: string; client: SwitchboardCl
     const first = lines[0]?.key;
     if (p.first !== undefined && first !== p.first && lines.length > p.count) el.scrollTop += el.scrollHeight - p.height;
     else if (atEnd.current) el.scrollTop = el.scrollHeight;
-    else if (lines.length > p.count) setUnseen((n) => n + lines.length - p.count);
+    else if (lines.length > p.count) setUnseen((n) => n + lines.slice(p.count).filter((l) => !l.event && l.from !== me.id).length);
     prev.current = { first, count: lines.length, height: el.scrollHeight };
+    // A page of mostly edits and reactions may not fill the view: with no scrollbar there is no
+    // scrolling up, so read further back at once.
+    if (el.scrollHeight <= el.clientHeight && timeline.hasOlder.value) void timeline.older();
   }, [lines]);
 
   function onScroll() {
@@ -122,7 +125,13 @@ export function RoomPane({ id, client, me }: { id: string; client: SwitchboardCl
       </header>
       {/* biome-ignore lint/a11y/noNoninteractiveTabindex: a scrolling region must take focus, so the keyboard can scroll it */}
       <div class="log" ref={log} onScroll={onScroll} role="log" aria-label="Messages" tabIndex={0}>
-        {timeline.hasOlder.value && <p class="muted center">Scroll up for older messages</p>}
+        {timeline.hasOlder.value && (
+          <p class="center">
+            <button type="button" class="link" onClick={() => void timeline.older()}>
+              Older messages
+            </button>
+          </p>
+        )}
         {!timeline.loading.value && !timeline.hasOlder.value && (
           <p class="muted center">{direct ? `This is the start of your conversation with ${title}.` : `This is the start of ${title}.`}</p>
         )}

@@ -5,7 +5,7 @@
 import { signal } from '@preact/signals';
 import { useEffect } from 'preact/hooks';
 import type { SwitchboardClient } from '../../../src/client/index.js';
-import { nameOf, openRoomId, rooms, roomTitle } from './rooms.js';
+import { nameOf, openRoomId, resolveNames, rooms, roomTitle } from './rooms.js';
 
 interface Toast {
   id: number;
@@ -33,7 +33,7 @@ export function Toasts({ client }: { client: SwitchboardClient }) {
         if (n.kind === 'message' && n.room !== openRoomId.value) {
           const r = rooms.value.find((x) => x.id === n.room);
           const where = r ? (r.kind === 'direct' ? '' : ` in #${roomTitle(r)}`) : '';
-          show(`${n.mention ? '@ ' : ''}${nameOf(n.from)}${where}: ${n.preview}`, `#/room/${n.room}`);
+          void resolveNames([n.from]).then(() => show(`${n.mention ? '@ ' : ''}${nameOf(n.from)}${where}: ${n.preview}`, `#/room/${n.room}`));
         } else if (n.kind === 'room_added')
           show(
             `You were added to ${n.room.kind === 'direct' ? `a conversation with ${n.room.peer?.username ?? 'someone'}` : `#${n.room.name}`}`,

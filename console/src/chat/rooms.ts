@@ -5,18 +5,23 @@
 import { computed, signal } from '@preact/signals';
 import type { SwitchboardClient } from '../../../src/client/index.js';
 import { api } from '../api.js';
-import type { Member, Room } from '../types.js';
+import type { Member, Room, User } from '../types.js';
 
-export interface RoomEntry extends Room {
-  /** A direct room's other person. */
-  peer?: { id: string; username: string };
-}
+export type RoomEntry = Room;
 
 export const rooms = signal<RoomEntry[]>([]);
 /** Usernames by user id, learnt from member lists, presence and notices. */
 export const names = signal<ReadonlyMap<string, string>>(new Map());
 /** The room on screen, whose messages are read as they come. */
 export const openRoomId = signal<string | undefined>(undefined);
+
+/** Forgets everything of the person who signed out. */
+export function resetChat(): void {
+  rooms.value = [];
+  names.value = new Map();
+  asked.clear();
+  openRoomId.value = undefined;
+}
 
 export const totalUnread = computed(() => rooms.value.reduce((n, r) => n + (r.notify === 'muted' ? 0 : (r.unread ?? 0)), 0));
 
@@ -25,6 +30,23 @@ export function learnName(id: string | null | undefined, username: string | unde
   const next = new Map(names.value);
   next.set(id, username);
   names.value = next;
+}
+
+/** Ids already asked for (or known): each unknown person is looked up once. */
+const asked = new Set<string>();
+
+/** Looks up the people among `ids` whose names are not known yet (senders of old messages, notices). */
+export function resolveNames(ids: Iterable<string | null | undefined>): Promise<void> {
+  const unknown = [...new Set(ids)].filter((id): id is string => !!id && !names.value.has(id) && !asked.has(id));
+  for (const id of unknown) asked.add(id);
+  return Promise.all(
+    unknown.map((id) =>
+      api<{ user: User }>('GET', `/users/${id}`).then(
+        (r) => learnName(r.user.id, r.user.username),
+        () => {},
+      ),
+    ),
+  ).then(() => {});
 }
 
 export function nameOf(id: string | null | undefined): string {
@@ -45,8 +67,13 @@ function upsert(r: RoomEntry): void {
   rooms.value = i < 0 ? [...rooms.value, r] : rooms.value.map((x) => (x.id === r.id ? { ...x, ...r } : x));
 }
 
+/** A direct room with its other person: the listing names them; a single room is completed from its members. */
 async function withPeer(r: Room, myId: string): Promise<RoomEntry> {
   if (r.kind !== 'direct') return r;
+  if (r.peer !== undefined) {
+    if (r.peer) learnName(r.peer.id, r.peer.username);
+    return r;
+  }
   const { members } = await api<{ members: Member[] }>('GET', `/rooms/${r.id}/members`);
   for (const m of members) learnName(m.userId, m.username);
   const other = members.find((m) => m.userId !== myId);
@@ -63,7 +90,8 @@ export async function loadRooms(myId: string): Promise<void> {
     all.push(...page.rooms);
     cursor = page.nextCursor;
   } while (cursor);
-  rooms.value = await Promise.all(all.map((r) => withPeer(r, myId)));
+  // A direct room whose other person cannot be read now still shows (as "direct").
+  rooms.value = await Promise.all(all.map((r) => withPeer(r, myId).catch(() => r)));
 }
 
 /** Fetches one room again (its counts after a read marker moved elsewhere, or a new room). */
@@ -115,7 +143,9 @@ export function followRooms(c: SwitchboardClient, myId: string): () => void {
       const complete = f.unread.length < 200;
       rooms.value = rooms.value.map((r) => {
         const u = unread.get(r.id);
-        if (u) return { ...r, unread: u.unread, mentions: u.mentions, lastSeq: Math.max(r.lastSeq, u.seq) };
+        // The open room is being read: its counts are this page's, not the catch-up's.
+        if (u && r.id !== openRoomId.value) return { ...r, unread: u.unread, mentions: u.mentions, lastSeq: Math.max(r.lastSeq, u.seq) };
+        if (u) return { ...r, lastSeq: Math.max(r.lastSeq, u.seq) };
         return complete && r.id !== openRoomId.value ? { ...r, unread: 0, mentions: 0 } : r;
       });
     }),

@@ -9,7 +9,7 @@ import type { MessageFrame, SwitchboardClient } from '../../../src/client/index.
 import type { Attachment, ReactionCount, TimelineEvent, TimelineFrame, UserRef } from '../../../src/protocol/frames.js';
 import { api } from '../api.js';
 import type { Member } from '../types.js';
-import { learnName, readHere, sawSeq } from './rooms.js';
+import { learnName, readHere, resolveNames, sawSeq } from './rooms.js';
 
 export interface Line {
   /** Stable render key: the message id, or the cid while pending. */
@@ -99,7 +99,9 @@ export class Timeline {
     try {
       const page = await c.history(this.room, { limit: PAGE });
       if (this.closed) return;
-      this.lines.value = page.messages.map(lineOf);
+      // Anything sent before the page came stays at the end, pending.
+      this.lines.value = [...page.messages.map(lineOf), ...this.lines.value.filter((l) => l.status)];
+      void resolveNames(page.messages.map((m) => m.from));
       this.hasOlder.value = (page.messages[0]?.seq ?? 1) > 1;
       // Everything after the page arrives through the subscription, in order, then live.
       await c.subscribe(this.room, { since: page.lastSeq });
@@ -135,6 +137,7 @@ export class Timeline {
       .then((page) => {
         const have = new Set(this.lines.value.map((l) => l.seq));
         this.lines.value = [...page.messages.map(lineOf).filter((l) => !have.has(l.seq)), ...this.lines.value];
+        void resolveNames(page.messages.map((m) => m.from));
         this.hasOlder.value = (page.messages[0]?.seq ?? 1) > 1;
       })
       .catch((e: Error) => {
@@ -178,10 +181,15 @@ export class Timeline {
     this.readTimer = setTimeout(() => {
       this.readTimer = undefined;
       const seq = this.lastSeq;
-      if (this.closed || seq <= this.readSent) return;
-      this.readSent = seq;
+      if (this.closed || seq <= this.readSent || !this.reading()) return;
       readHere(this.room, seq);
-      void this.client.markRead(this.room, seq).catch(() => {});
+      // Remembered once the hub has it: a marker lost with the connection is sent again later.
+      this.client.markRead(this.room, seq).then(
+        () => {
+          this.readSent = Math.max(this.readSent, seq);
+        },
+        () => {},
+      );
     }, READ_EVERY_MS);
   }
 
@@ -214,7 +222,10 @@ export class Timeline {
       }
     }
     if (ls.some((l) => l.seq === line.seq)) return;
-    if (line.from) this.typingUntil.delete(line.from);
+    if (line.from) {
+      this.typingUntil.delete(line.from);
+      void resolveNames([line.from]);
+    }
     this.refreshTyping();
     this.lines.value = insertBySeq(this.lines.value, line);
     this.markRead();

@@ -41,10 +41,11 @@ interface Poll {
 
 /** A figure per node at each poll: a gauge as it was, or a counter's rate since the poll before. */
 type Measure = (now: NodeFigures, before: NodeFigures | undefined) => number | null;
+/** A counter's rate; none across a restart of the node (its counters began again). */
 const rate =
   (k: keyof NodeFigures): Measure =>
   (n, b) =>
-    b && n.at > b.at ? (((n[k] as number) - (b[k] as number)) * 1000) / (n.at - b.at) : null;
+    b && n.at > b.at && n.startedAt === b.startedAt ? (((n[k] as number) - (b[k] as number)) * 1000) / (n.at - b.at) : null;
 const CHARTS: { label: string; measure: Measure }[] = [
   { label: 'WebSocket connections', measure: (n) => n.connections },
   { label: 'Messages stored / s', measure: rate('published') },
@@ -54,7 +55,7 @@ const CHARTS: { label: string; measure: Measure }[] = [
     measure: (n, b) => (b && n.commits > b.commits ? ((n.commitSeconds - b.commitSeconds) * 1000) / (n.commits - b.commits) : null),
   },
   { label: 'HTTP requests / s', measure: rate('httpRequests') },
-  { label: 'CPU (%)', measure: (n, b) => (b && n.at > b.at ? ((n.cpuSeconds - b.cpuSeconds) * 100_000) / (n.at - b.at) : null) },
+  { label: 'CPU (%)', measure: (n, b) => (b && n.at > b.at && n.startedAt === b.startedAt ? ((n.cpuSeconds - b.cpuSeconds) * 100_000) / (n.at - b.at) : null) },
 ];
 
 function Chart({ label, polls, ids }: { label: string; polls: Poll[]; ids: string[] }) {
@@ -102,6 +103,11 @@ export function Nodes() {
     let stop = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const poll = async () => {
+      // A hidden tab asks nothing: each answer costs every node a readiness check.
+      if (document.hidden) {
+        timer = setTimeout(poll, POLL_MS);
+        return;
+      }
       try {
         const r = await api<{ nodes: NodeFigures[]; partial: boolean }>('GET', '/admin/nodes');
         if (stop) return;

@@ -11,13 +11,17 @@ interface AdminUser extends User {
 
 export function People({ myId }: { myId: string }) {
   const [users, setUsers] = useState<AdminUser[] | undefined>();
+  const [more, setMore] = useState<string | null>(null);
   const [q, setQ] = useState('');
   const [error, setError] = useState<string | undefined>();
 
-  const search = (query: string) =>
-    api<{ users: AdminUser[] }>('GET', '/admin/users', undefined, { query: { q: query, limit: '50' } }).then(
+  const search = (query: string, cursor?: string) =>
+    api<{ users: AdminUser[]; nextCursor: string | null }>('GET', '/admin/users', undefined, {
+      query: { q: query, limit: '50', ...(cursor ? { cursor } : {}) },
+    }).then(
       (r) => {
-        setUsers(r.users);
+        setUsers((us) => (cursor ? [...(us ?? []), ...r.users] : r.users));
+        setMore(r.nextCursor);
         setError(undefined);
       },
       (e: Error) => setError(e.message),
@@ -94,6 +98,11 @@ export function People({ myId }: { myId: string }) {
             )}
           </tbody>
         </table>
+      )}
+      {more && (
+        <button type="button" onClick={() => void search(q, more)}>
+          More
+        </button>
       )}
     </section>
   );

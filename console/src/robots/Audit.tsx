@@ -2,8 +2,9 @@
 
 import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api.js';
-import { learnName, nameOf, names } from '../chat/rooms.js';
-import type { User } from '../types.js';
+import { nameOf, resolveNames } from '../chat/rooms.js';
+
+const IN_FLIGHT_RELOAD_MS = 1000;
 
 interface Command {
   id: string;
@@ -21,20 +22,19 @@ export function Audit({ robot, tick }: { robot: string; tick: number }) {
   const [error, setError] = useState<string | undefined>();
   const [n, setN] = useState(0);
   useEffect(() => {
+    let again: ReturnType<typeof setTimeout> | undefined;
     api<{ commands: Command[] }>('GET', `/robots/${robot}/audit`, undefined, { query: { limit: '20' } }).then(
       (r) => {
         setRows(r.commands);
         setError(undefined);
-        // Who issued each command, by name: look up the ones not met yet.
-        const unknown = new Set(r.commands.map((c) => c.userId).filter((u): u is string => u !== null && !names.value.has(u)));
-        for (const u of unknown)
-          void api<{ user: User }>('GET', `/users/${u}`).then(
-            (x) => learnName(x.user.id, x.user.username),
-            () => {},
-          );
+        void resolveNames(r.commands.map((c) => c.userId));
+        // The log is written just after a command's stages are reported: while a command shows no
+        // outcome yet, read it again shortly.
+        if (r.commands.some((c) => c.outcome === null)) again = setTimeout(() => setN((x) => x + 1), IN_FLIGHT_RELOAD_MS);
       },
       (e: Error) => setError(e.message),
     );
+    return () => clearTimeout(again);
   }, [robot, tick, n]);
   const t = (s: string | null) => (s ? new Date(s).toLocaleTimeString() : '—');
   return (

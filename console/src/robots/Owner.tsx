@@ -78,7 +78,13 @@ export function Owner({ robot, name }: { robot: string; name: string }) {
       </form>
       <h3>Certificate</h3>
       <div class="row">
-        <button type="button" onClick={guard(async () => setIssued(await api<Issued>('POST', `/robots/${robot}/certificate`)))}>
+        <button
+          type="button"
+          onClick={guard(async () => {
+            if (!confirm(`Issue ${name} a new certificate and key? Its current ones stop working at once.`)) return;
+            setIssued(await api<Issued>('POST', `/robots/${robot}/certificate`));
+          })}
+        >
           Rotate (new key; the old one stops working)
         </button>
         <button
