@@ -190,7 +190,11 @@ export function Profile({ me }: { me: Me }) {
                 {d.current ? (
                   'this one'
                 ) : (
-                  <button type="button" onClick={() => guard(() => api('DELETE', `/auth/sessions/${d.id}`).then(loadDevices))}>
+                  <button
+                    type="button"
+                    aria-label={`Sign out the device signed in ${new Date(d.createdAt).toLocaleString()}`}
+                    onClick={() => guard(() => api('DELETE', `/auth/sessions/${d.id}`).then(loadDevices))}
+                  >
                     Sign out
                   </button>
                 )}
