@@ -7,6 +7,7 @@
 // raw paths; status classes; frame types; close codes), so a client cannot grow the series count.
 
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { Figures } from './protocol/node-figures.js';
 import type { WsObserver } from './transport/ws-connection.js';
 import { VERSION } from './version.js';
 
@@ -22,32 +23,6 @@ export interface MetricSources {
   /** Whether the store answers (a cheap query with a short timeout). */
   storeUp(): Promise<boolean>;
 }
-
-/**
- * One node's figures for the operators view: gauges as they are now, counters since the node
- * started (two answers some seconds apart give the rates), `at` the node's clock.
- */
-export interface NodeFigures {
-  at: number;
-  connections: number;
-  robots: number;
-  actors: number;
-  mailboxMax: number;
-  published: number;
-  deliveries: number;
-  framesIn: number;
-  framesOut: number;
-  httpRequests: number;
-  /** Group commits, and the seconds they took in all (their mean over an interval is Δseconds / Δcommits). */
-  commits: number;
-  commitSeconds: number;
-  rssBytes: number;
-  cpuSeconds: number;
-}
-
-/** A node's answer to the node-stats question: its figures with who it is (checked as it comes off the wire). */
-export const isNodeFigures = (a: unknown): a is NodeFigures & { node: string } =>
-  a !== null && typeof a === 'object' && typeof (a as { node?: unknown }).node === 'string' && typeof (a as { at?: unknown }).at === 'number';
 
 export class HubMetrics {
   readonly registry = new Registry();
@@ -158,8 +133,8 @@ export class HubMetrics {
     }
   }
 
-  /** The figures of NodeFigures, read from the registry as a scrape would. */
-  async figures(): Promise<NodeFigures> {
+  /** This node's figures (protocol/node-figures.ts), read from the registry as a scrape would. */
+  async figures(): Promise<Figures> {
     const all = await this.registry.getMetricsAsJSON();
     const sum = (name: string, series = name) =>
       all.find((m) => m.name === name)?.values.reduce((n, v) => n + (((v as { metricName?: string }).metricName ?? name) === series ? v.value : 0), 0) ?? 0;

@@ -6,10 +6,9 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type { Page } from 'playwright-core';
 import t from 'tap';
-import { launch, person } from './helpers/browser.js';
+import { launch, PASSWORD, person, signIn } from './helpers/browser.js';
 import { startRobotHub } from './helpers/robots.js';
 
-const PASSWORD = 'correct horse battery';
 const axeSource = await readFile(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
 interface Violation {
@@ -28,14 +27,6 @@ async function violations(p: Page): Promise<string[]> {
       .then((r: { violations: unknown }) => r.violations),
   )) as Violation[];
   return found.map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
-}
-
-async function signIn(p: Page, username: string): Promise<void> {
-  await p.goto('/');
-  await p.getByLabel('Username').fill(username);
-  await p.getByLabel('Password').fill(PASSWORD);
-  await p.getByRole('button', { name: 'Sign in' }).click();
-  await p.getByRole('status').getByText('Connected').waitFor();
 }
 
 t.test('accessibility of the main screens, light and dark', async (t) => {

@@ -4,12 +4,10 @@
 
 import type { Page } from 'playwright-core';
 import t from 'tap';
-import { launch, type Person, person, screenshot } from './helpers/browser.js';
+import { launch, PASSWORD, type Person, person, say, screenshot } from './helpers/browser.js';
 import { png } from './helpers/files.js';
 import { FAST, startTestHub } from './helpers/hub.js';
 import { link } from './helpers/link.js';
-
-const PASSWORD = 'correct horse battery';
 
 async function signUp(p: Page, username: string): Promise<void> {
   await p.goto('/');
@@ -19,11 +17,6 @@ async function signUp(p: Page, username: string): Promise<void> {
   await p.getByLabel('Password again').fill(PASSWORD);
   await p.getByRole('button', { name: 'Create account' }).click();
   await p.getByRole('status').getByText('Connected').waitFor();
-}
-
-async function say(p: Page, text: string): Promise<void> {
-  await p.getByRole('textbox', { name: 'Message' }).fill(text);
-  await p.getByRole('textbox', { name: 'Message' }).press('Enter');
 }
 
 /** The bodies of the messages on screen, in order. */

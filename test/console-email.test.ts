@@ -4,11 +4,10 @@
 
 import t from 'tap';
 import { Api } from './helpers/api.js';
-import { launch, person } from './helpers/browser.js';
+import { launch, PASSWORD, person } from './helpers/browser.js';
 import { FAST, startTestHub } from './helpers/hub.js';
 import { codeIn, startSmtpSink } from './helpers/smtp.js';
 
-const PASSWORD = 'correct horse battery';
 const EMAIL = 'ada@example.test';
 
 t.test('an address verified from the account page, then a sign-in by code', async (t) => {

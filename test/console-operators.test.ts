@@ -3,23 +3,12 @@
 // and disables it, and creates an API key whose secret is shown once. The admin endpoints behind it
 // are checked over HTTP too: admins only, every node answering for itself.
 
-import type { Page } from 'playwright-core';
 import t from 'tap';
 import { WebSocket } from 'ws';
-import { launch, person, screenshot } from './helpers/browser.js';
+import { launch, PASSWORD, person, screenshot, signIn } from './helpers/browser.js';
 import { startCluster } from './helpers/cluster.js';
 import { FAST } from './helpers/hub.js';
 import { waitUntil } from './helpers/robots.js';
-
-const PASSWORD = 'correct horse battery';
-
-async function signIn(p: Page, username: string): Promise<void> {
-  await p.goto('/');
-  await p.getByLabel('Username').fill(username);
-  await p.getByLabel('Password').fill(PASSWORD);
-  await p.getByRole('button', { name: 'Sign in' }).click();
-  await p.getByRole('status').getByText('Connected').waitFor();
-}
 
 t.test('an admin sees both nodes of a cluster, and manages accounts and keys', async (t) => {
   const cluster = await startCluster(t, 2, FAST);

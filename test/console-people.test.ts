@@ -5,23 +5,8 @@
 import type { Page } from 'playwright-core';
 import t from 'tap';
 import { Api } from './helpers/api.js';
-import { launch, type Person, person } from './helpers/browser.js';
+import { launch, PASSWORD, type Person, person, say, signIn } from './helpers/browser.js';
 import { FAST, startTestHub } from './helpers/hub.js';
-
-const PASSWORD = 'correct horse battery';
-
-async function signIn(p: Page, username: string): Promise<void> {
-  await p.goto('/');
-  await p.getByLabel('Username').fill(username);
-  await p.getByLabel('Password').fill(PASSWORD);
-  await p.getByRole('button', { name: 'Sign in' }).click();
-  await p.getByRole('status').getByText('Connected').waitFor();
-}
-
-async function say(p: Page, text: string): Promise<void> {
-  await p.getByRole('textbox', { name: 'Message' }).fill(text);
-  await p.getByRole('textbox', { name: 'Message' }).press('Enter');
-}
 
 const message = (p: Page, text: string) => p.locator('.msg').filter({ has: p.locator('.body', { hasText: text }) });
 const roomLink = (p: Page, name: string) => p.getByRole('navigation', { name: 'Rooms' }).getByRole('link', { name: new RegExp(`^${name}\\b`) });

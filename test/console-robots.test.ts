@@ -8,19 +8,10 @@ import type { Page } from 'playwright-core';
 import t from 'tap';
 import type { RobotClient } from '../src/robot-kit/robot-client.js';
 import { simulateRobot } from '../src/robot-kit/sim.js';
-import { launch, person, screenshot } from './helpers/browser.js';
+import { launch, PASSWORD, person, screenshot, signIn } from './helpers/browser.js';
 import { startRobotHub } from './helpers/robots.js';
 
-const PASSWORD = 'correct horse battery';
 const RATE_HZ = 50;
-
-async function signIn(p: Page, username: string): Promise<void> {
-  await p.goto('/');
-  await p.getByLabel('Username').fill(username);
-  await p.getByLabel('Password').fill(PASSWORD);
-  await p.getByRole('button', { name: 'Sign in' }).click();
-  await p.getByRole('status').getByText('Connected').waitFor();
-}
 
 async function downloaded(p: Page, button: string): Promise<string> {
   const [file] = await Promise.all([p.waitForEvent('download'), p.getByRole('button', { name: button }).click()]);

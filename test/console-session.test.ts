@@ -3,19 +3,12 @@
 // both must renew without spending the refresh token twice (which the hub takes for theft, ending
 // the session). Signing out in one tab signs the other out too.
 
-import type { Page } from 'playwright-core';
 import t from 'tap';
 import { Api } from './helpers/api.js';
-import { launch } from './helpers/browser.js';
+import { launch, PASSWORD, say } from './helpers/browser.js';
 import { FAST, startTestHub } from './helpers/hub.js';
 
-const PASSWORD = 'correct horse battery';
 const TTL_S = 5;
-
-async function say(p: Page, text: string): Promise<void> {
-  await p.getByRole('textbox', { name: 'Message' }).fill(text);
-  await p.getByRole('textbox', { name: 'Message' }).press('Enter');
-}
 
 t.test('two tabs outlive their access tokens together, and sign out together', async (t) => {
   const hub = await startTestHub(t, { env: { ...FAST, SB_ACCESS_TOKEN_TTL_S: String(TTL_S) } });

@@ -10,6 +10,10 @@ import { Api } from './helpers/api.js';
 import { tempDir } from './helpers/hub.js';
 import { spawnCli } from './helpers/process.js';
 
+// Several nodes start one after another here, and one restart waits out TIME_WAIT (up to 65 s):
+// past the suite's 120 s per file on a loaded machine.
+t.setTimeout(300_000);
+
 t.test('#15 exclusive ports: a second node on a taken PORT or SB_ROBOT_PORT exits 2 naming the variable', async (t) => {
   const dataDir = await tempDir(t);
   const init = spawnCli(t, ['pki', 'init'], { SB_DATA_DIR: dataDir });

@@ -3,6 +3,7 @@
 import { useState } from 'preact/hooks';
 import { api } from './api.js';
 import { login, loginWithCode, register } from './session.js';
+import { Alert } from './ui.js';
 
 type Mode = 'login' | 'register' | 'code';
 
@@ -109,11 +110,7 @@ export function Login() {
             )}
           </>
         )}
-        {error && (
-          <p class="error" role="alert">
-            {error}
-          </p>
-        )}
+        <Alert error={error} />
         {info && <p class="info">{info}</p>}
         <button type="submit" class="primary" disabled={busy}>
           {mode === 'login' ? 'Sign in' : mode === 'register' ? 'Create account' : codeSent ? 'Sign in' : 'Send code'}

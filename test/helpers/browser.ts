@@ -55,3 +55,21 @@ export async function screenshot(page: Page, name: string): Promise<void> {
   await mkdir(SCREENSHOTS, { recursive: true });
   await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`) });
 }
+
+/** The password the console tests give everyone. */
+export const PASSWORD = 'correct horse battery';
+
+/** Signs in through the console's form, and waits for the WebSocket. */
+export async function signIn(p: Page, username: string): Promise<void> {
+  await p.goto('/');
+  await p.getByLabel('Username').fill(username);
+  await p.getByLabel('Password').fill(PASSWORD);
+  await p.getByRole('button', { name: 'Sign in' }).click();
+  await p.getByRole('status').getByText('Connected').waitFor();
+}
+
+/** Writes a message in the open room and sends it with Enter. */
+export async function say(p: Page, text: string): Promise<void> {
+  await p.getByRole('textbox', { name: 'Message' }).fill(text);
+  await p.getByRole('textbox', { name: 'Message' }).press('Enter');
+}

@@ -6,6 +6,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import type { Attachment } from '../../../src/protocol/frames.js';
 import { api } from '../api.js';
 import { hello } from '../session.js';
+import { Alert } from '../ui.js';
 import { size } from './LineView.js';
 import type { Timeline } from './timeline.js';
 
@@ -115,11 +116,7 @@ export function Composer({ timeline }: { timeline: Timeline }) {
           ))}
         </ul>
       )}
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <Alert error={error} />
       <div class="row">
         <button type="button" class="icon" aria-label="Attach files" title="Attach files" onClick={() => picker.current?.click()}>
           <svg viewBox="0 0 24 24" width="20" height="20" aria-hidden="true">

@@ -4,6 +4,7 @@ import { useState } from 'preact/hooks';
 import type { Attachment } from '../../../src/protocol/frames.js';
 import { api } from '../api.js';
 import type { Me, Role } from '../types.js';
+import { Alert, useAction } from '../ui.js';
 import { nameOf } from './rooms.js';
 import type { Line, Timeline } from './timeline.js';
 
@@ -77,7 +78,7 @@ export function LineView({
   seen: boolean;
 }) {
   const [editing, setEditing] = useState(false);
-  const [error, setError] = useState<string | undefined>();
+  const { error, act } = useAction();
   if (l.event) {
     const text = eventText(l);
     return text ? <p class="event">{text}</p> : null;
@@ -85,11 +86,6 @@ export function LineView({
   const mine = l.from === me.id;
   const grouped = prev && !prev.event && prev.from === l.from && l.ts - prev.ts < GROUP_MS;
   const mentionsMe = new RegExp(`(^|[^A-Za-z0-9_.-])@${me.username.replace(/[.]/g, '\\.')}(?![A-Za-z0-9_])`, 'i').test(l.body);
-  const act = (f: () => Promise<unknown>) => () =>
-    void f().then(
-      () => setError(undefined),
-      (e: Error) => setError(e.message),
-    );
   const react = (emoji: string, on: boolean) =>
     act(() => api(on ? 'DELETE' : 'PUT', `/rooms/${room}/messages/${l.seq}/reactions/${encodeURIComponent(emoji)}`));
 
@@ -173,11 +169,7 @@ export function LineView({
           )}
         </div>
       )}
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <Alert error={error} />
     </article>
   );
 }

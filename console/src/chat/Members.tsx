@@ -5,6 +5,7 @@ import { useEffect, useState } from 'preact/hooks';
 import type { UserRef } from '../../../src/protocol/frames.js';
 import { api } from '../api.js';
 import type { Me, Member, Role } from '../types.js';
+import { Alert, useAction } from '../ui.js';
 import { learnName, type RoomEntry } from './rooms.js';
 
 const RANK: Record<Role, number> = { owner: 3, moderator: 2, member: 1 };
@@ -13,7 +14,7 @@ const RANK: Record<Role, number> = { owner: 3, moderator: 2, member: 1 };
 export function Members({ room, me, present, onClose }: { room: RoomEntry; me: Me; present: UserRef[]; onClose: () => void }) {
   const [members, setMembers] = useState<Member[]>([]);
   const [more, setMore] = useState<string | null>(null);
-  const [error, setError] = useState<string | undefined>();
+  const { error, act: guard } = useAction();
   const mine = me.isAdmin ? 3 : RANK[room.role ?? 'member'];
   const group = room.kind === 'group';
 
@@ -25,11 +26,6 @@ export function Members({ room, me, present, onClose }: { room: RoomEntry; me: M
     setMembers((ms) => (cursor ? [...ms, ...r.members] : r.members));
     setMore(r.nextCursor);
   };
-  const guard = (f: () => Promise<unknown>) => () =>
-    void f().then(
-      () => setError(undefined),
-      (e: Error) => setError(e.message),
-    );
   useEffect(
     guard(() => load()),
     [room.id, room.lastSeq],
@@ -109,11 +105,7 @@ export function Members({ room, me, present, onClose }: { room: RoomEntry; me: M
           More
         </button>
       )}
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <Alert error={error} />
     </aside>
   );
 }

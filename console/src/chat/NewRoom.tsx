@@ -4,6 +4,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api } from '../api.js';
 import type { Me, Room, User } from '../types.js';
+import { Alert, useAction } from '../ui.js';
 import { refreshRoom } from './rooms.js';
 
 export function Dialog({
@@ -48,14 +49,9 @@ function go(id: string, onClose: () => void) {
 }
 
 export function NewRoomDialog({ me, onClose }: { me: Me; onClose: () => void }) {
-  const [error, setError] = useState<string | undefined>();
+  const { error, act: guard } = useAction();
   const [found, setFound] = useState<Room[] | undefined>();
   const [people, setPeople] = useState<User[] | undefined>();
-
-  const guard = (f: () => Promise<void>) => () =>
-    void f().catch((e: Error) => {
-      setError(e.message);
-    });
 
   async function create(e: Event) {
     e.preventDefault();
@@ -146,11 +142,7 @@ export function NewRoomDialog({ me, onClose }: { me: Me; onClose: () => void }) 
           ))}
         </ul>
       )}
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <Alert error={error} />
     </Dialog>
   );
 }

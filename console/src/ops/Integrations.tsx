@@ -4,6 +4,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { Dialog } from '../chat/NewRoom.js';
+import { Alert, useAction } from '../ui.js';
 
 interface ApiKey {
   id: string;
@@ -64,12 +65,7 @@ export function Integrations() {
   const [hooks, setHooks] = useState<Webhook[]>([]);
   const [log, setLog] = useState<{ hook: string; deliveries: Delivery[] } | undefined>();
   const [secret, setSecret] = useState<{ what: string; secret: string } | undefined>();
-  const [error, setError] = useState<string | undefined>();
-  const guard = (f: () => Promise<unknown>) =>
-    void f().then(
-      () => setError(undefined),
-      (e: Error) => setError(e.message),
-    );
+  const { error, run: guard } = useAction();
   const load = () =>
     guard(async () => {
       setKeys((await api<{ apiKeys: ApiKey[] }>('GET', '/admin/api-keys')).apiKeys);
@@ -107,11 +103,7 @@ export function Integrations() {
 
   return (
     <section aria-label="Integrations">
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <Alert error={error} />
       <h3>Server API keys</h3>
       <table class="grid">
         <thead>

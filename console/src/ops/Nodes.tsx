@@ -4,34 +4,14 @@
 
 import { useEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
+import type { NodeFigures } from '../../../src/protocol/node-figures.js';
 import { api } from '../api.js';
 import { chartOptions } from '../robots/Plot.js';
+import { Alert } from '../ui.js';
 
 const POLL_MS = 2000;
 /** Answers kept: five minutes of polls. */
 const KEEP = 150;
-
-export interface NodeFigures {
-  node: string;
-  url: string;
-  startedAt: number;
-  version: string;
-  ready: boolean;
-  at: number;
-  connections: number;
-  robots: number;
-  actors: number;
-  mailboxMax: number;
-  published: number;
-  deliveries: number;
-  framesIn: number;
-  framesOut: number;
-  httpRequests: number;
-  commits: number;
-  commitSeconds: number;
-  rssBytes: number;
-  cpuSeconds: number;
-}
 
 interface Poll {
   /** Seconds (the console's clock). */
@@ -131,11 +111,7 @@ export function Nodes() {
   return (
     <section aria-label="Nodes">
       <h3>Nodes</h3>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <Alert error={error} />
       {partial && <p class="error">A node did not answer in time: it is missing below.</p>}
       <table class="grid">
         <thead>

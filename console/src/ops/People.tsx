@@ -3,6 +3,7 @@
 import { useState } from 'preact/hooks';
 import { api } from '../api.js';
 import type { User } from '../types.js';
+import { Alert } from '../ui.js';
 
 interface AdminUser extends User {
   isAdmin: boolean;
@@ -48,11 +49,7 @@ export function People({ myId }: { myId: string }) {
         </label>
         <button type="submit">Search</button>
       </form>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <Alert error={error} />
       {users && (
         <table class="grid">
           <thead>

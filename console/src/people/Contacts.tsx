@@ -7,6 +7,7 @@ import type { SwitchboardClient } from '../../../src/client/index.js';
 import { api } from '../api.js';
 import { refreshRoom } from '../chat/rooms.js';
 import type { Me, Room, User } from '../types.js';
+import { Alert, useAction } from '../ui.js';
 
 interface Entry {
   user: User;
@@ -21,13 +22,8 @@ export function Contacts({ client, me }: { client: SwitchboardClient; me: Me }) 
   const [outgoing, setOutgoing] = useState<Entry[]>([]);
   const [blocks, setBlocks] = useState<Entry[]>([]);
   const [found, setFound] = useState<User[] | undefined>();
-  const [error, setError] = useState<string | undefined>();
+  const { error, run: guard } = useAction();
 
-  const guard = (f: () => Promise<unknown>) =>
-    void f().then(
-      () => setError(undefined),
-      (e: Error) => setError(e.message),
-    );
   const load = () =>
     guard(async () => {
       const q = { limit: '100' };
@@ -72,11 +68,7 @@ export function Contacts({ client, me }: { client: SwitchboardClient; me: Me }) 
   return (
     <section class="page" aria-label="People">
       <h2>People</h2>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <Alert error={error} />
       <form class="row narrow" onSubmit={search}>
         <label class="grow">
           Find someone

@@ -5,6 +5,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { me as meSignal } from '../session.js';
 import type { Me } from '../types.js';
+import { Alert } from '../ui.js';
 
 interface Device {
   id: string;
@@ -84,11 +85,7 @@ export function Profile({ me }: { me: Me }) {
   return (
     <section class="page" aria-label="Your account">
       <h2>Your account</h2>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <Alert error={error} />
       {info && (
         <p class="info" role="status">
           {info}

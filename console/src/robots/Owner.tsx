@@ -4,6 +4,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api.js';
 import type { User } from '../types.js';
+import { Alert, useAction } from '../ui.js';
 import { Credentials, type Issued } from './Credentials.js';
 
 interface Grant {
@@ -15,7 +16,7 @@ interface Grant {
 export function Owner({ robot, name }: { robot: string; name: string }) {
   const [grants, setGrants] = useState<Grant[]>([]);
   const [issued, setIssued] = useState<Issued | undefined>();
-  const [error, setError] = useState<string | undefined>();
+  const { error, setError, act: guard } = useAction();
   const [info, setInfo] = useState<string | undefined>();
 
   const load = () =>
@@ -26,12 +27,6 @@ export function Owner({ robot, name }: { robot: string; name: string }) {
   useEffect(() => {
     void load();
   }, [robot]);
-
-  const guard = (f: () => Promise<unknown>) => () =>
-    void f().then(
-      () => setError(undefined),
-      (e: Error) => setError(e.message),
-    );
 
   async function grant(e: Event) {
     e.preventDefault();
@@ -110,11 +105,7 @@ export function Owner({ robot, name }: { robot: string; name: string }) {
         </button>
       </div>
       {info && <p class="info">{info}</p>}
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <Alert error={error} />
       {issued && <Credentials issued={issued} onClose={() => setIssued(undefined)} />}
     </section>
   );

@@ -2,6 +2,7 @@
 
 import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api.js';
+import { Alert } from '../ui.js';
 import { Credentials, type Issued } from './Credentials.js';
 
 export interface Robot {
@@ -93,11 +94,7 @@ export function RobotList() {
           Register
         </button>
       </form>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <Alert error={error} />
       {issued && <Credentials issued={issued} onClose={() => setIssued(undefined)} />}
     </section>
   );

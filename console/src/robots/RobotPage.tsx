@@ -5,6 +5,7 @@
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import type { SwitchboardClient } from '../../../src/client/index.js';
 import type { Me } from '../types.js';
+import { Alert, useAction } from '../ui.js';
 import { Audit } from './Audit.js';
 import { Owner } from './Owner.js';
 import { Plot } from './Plot.js';
@@ -21,7 +22,7 @@ function preview(data: unknown): string {
 export function RobotPage({ id, client, me }: { id: string; client: SwitchboardClient; me: Me }) {
   const watch = useMemo(() => new RobotWatch(client, id), [client, id]);
   const [auditTick, setAuditTick] = useState(0);
-  const [error, setError] = useState<string | undefined>();
+  const { error, setError, act: guard } = useAction();
   useEffect(() => {
     void watch.start();
     return () => watch.stop();
@@ -32,11 +33,6 @@ export function RobotPage({ id, client, me }: { id: string; client: SwitchboardC
   const role = st?.role ?? null;
   const operator = role === 'operator' || role === 'owner' || (role === null && me.isAdmin);
   const mine = lease?.holder.id === me.id;
-  const guard = (f: () => Promise<unknown>) => () =>
-    void f().then(
-      () => setError(undefined),
-      (e: Error) => setError(e.message),
-    );
 
   async function send(e: Event) {
     e.preventDefault();
@@ -75,11 +71,7 @@ export function RobotPage({ id, client, me }: { id: string; client: SwitchboardC
           EMERGENCY STOP
         </button>
       </header>
-      {(error || watch.error.value) && (
-        <p class="error" role="alert">
-          {error ?? watch.error.value}
-        </p>
-      )}
+      <Alert error={error ?? watch.error.value} />
 
       <div class="cols">
         <section aria-label="Telemetry">
