@@ -95,5 +95,43 @@ t.test('an owner enrolls, watches and drives a robot in the console', async (t) 
     await p.getByRole('region', { name: 'Audit log' }).getByRole('cell', { name: 'estop' }).waitFor();
   });
 
+  await t.test('the owner grants a role, rotates the certificate, then revokes it', async (t) => {
+    const vic = await rh.api.signUp('vic', PASSWORD);
+    const owned = p.getByRole('region', { name: 'Owner' });
+    await owned.getByLabel('Username').fill('vic');
+    await owned.getByLabel('Role').selectOption('operator');
+    await owned.getByRole('button', { name: 'Grant' }).click();
+    await owned.getByRole('listitem').filter({ hasText: 'vic' }).getByText('operator').waitFor();
+    const grants = await rh.api.get(`/api/v1/robots/${robot.robotId}/grants`, {
+      token: (await rh.api.post('/api/v1/auth/login', { username: 'olga', password: PASSWORD })).body.accessToken,
+    });
+    t.same(
+      grants.body.grants.map((g: { userId: string; role: string }) => [g.userId, g.role]),
+      [[vic.id, 'operator']],
+      'the hub holds the grant',
+    );
+
+    // Rotating (after a confirmation) gives new files once, and cuts the robot's old link.
+    p.on('dialog', (d) => void d.accept());
+    const oldLinkClosed = new Promise<void>((resolve) => robot.once('close', () => resolve()));
+    await owned.getByRole('button', { name: /^Rotate/ }).click();
+    await p.getByRole('dialog', { name: 'Credentials for rover-1' }).waitFor();
+    const cert2 = await downloaded(p, 'Download certificate');
+    const key2 = await downloaded(p, 'Download private key');
+    await p.getByRole('dialog').getByRole('button', { name: 'Close' }).click();
+    await oldLinkClosed;
+    t.not(cert2, cert, 'a new certificate');
+    const again = await rh.connectRobot({ cert: cert2, key: key2 });
+    await p.locator('.robot-head').getByText('online').waitFor();
+
+    // Revoking cuts the new link too.
+    const newLinkClosed = new Promise<void>((resolve) => again.once('close', () => resolve()));
+    await owned.getByRole('button', { name: 'Revoke' }).click();
+    await owned.getByText('1 certificate(s) revoked.').waitFor();
+    await newLinkClosed;
+    await p.locator('.robot-head').getByText('offline').waitFor();
+    t.pass('revoked: the robot is offline');
+  });
+
   t.same(errors, [], 'no errors in the page');
 });

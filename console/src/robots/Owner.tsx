@@ -77,7 +77,8 @@ export function Owner({ robot, name }: { robot: string; name: string }) {
           type="button"
           onClick={guard(async () => {
             if (!confirm(`Issue ${name} a new certificate and key? Its current ones stop working at once.`)) return;
-            setIssued(await api<Issued>('POST', `/robots/${robot}/certificate`));
+            // A rotation answers with the new files only: the robot is this one.
+            setIssued({ robot: { id: robot, name }, ...(await api<Omit<Issued, 'robot'>>('POST', `/robots/${robot}/certificate`)) });
           })}
         >
           Rotate (new key; the old one stops working)
