@@ -53,7 +53,7 @@ function Chart({ label, polls, ids }: { label: string; polls: Poll[]; ids: strin
   ];
   useEffect(() => {
     if (!box.current) return;
-    plot.current = new uPlot(chartOptions(ids, 300, 110), data, box.current);
+    plot.current = new uPlot(chartOptions(ids, 300, 110, (KEEP * POLL_MS) / 1000), data, box.current);
     return () => plot.current?.destroy();
   }, [ids.join()]);
   useEffect(() => {

@@ -30,8 +30,12 @@ export class Series {
   }
 }
 
-/** The options of every chart of the console: the theme's colours, time on x, no legend or cursor. */
-export function chartOptions(labels: string[], width: number, height: number): uPlot.Options {
+/**
+ * The options of every chart of the console: the theme's colours, no legend or cursor, and on x
+ * the last `windowS` seconds up to the newest point (also while there are too few points for
+ * uPlot to pick a range itself).
+ */
+export function chartOptions(labels: string[], width: number, height: number, windowS: number): uPlot.Options {
   const css = getComputedStyle(document.documentElement);
   const colour = (v: string, fallback: string) => css.getPropertyValue(v).trim() || fallback;
   const grid = colour('--line', '#dfe2ea');
@@ -42,7 +46,7 @@ export function chartOptions(labels: string[], width: number, height: number): u
     height,
     legend: { show: false },
     cursor: { show: false },
-    scales: { x: { time: true } },
+    scales: { x: { time: true, range: (_u, _min, max) => [max - windowS, max] } },
     axes: [axis, { ...axis, size: 48 }],
     series: [{}, ...labels.map((label, i) => ({ label, stroke: strokes[i % strokes.length], width: 1.5, points: { show: false } }))],
   };
@@ -53,7 +57,7 @@ export function Plot({ label, series, width = 320, height = 120 }: { label: stri
   useEffect(() => {
     const el = box.current;
     if (!el) return;
-    const u = new uPlot(chartOptions([label], width, height), [series.xs, series.ys], el);
+    const u = new uPlot(chartOptions([label], width, height, WINDOW_S), [series.xs, series.ys], el);
     let frame = requestAnimationFrame(function draw() {
       if (series.dirty) {
         series.dirty = false;
