@@ -58,7 +58,7 @@ function record(c: SwitchboardClient) {
 }
 
 /** The next `event` for which `pred` holds; rejects after `ms`. Set it up before the action that causes it. */
-function next<K extends keyof ClientEvents>(c: SwitchboardClient, event: K, pred: (a: Arg<K>) => boolean = () => true, ms = 5_000): Promise<Arg<K>> {
+function next<K extends keyof ClientEvents>(c: SwitchboardClient, event: K, pred: (a: Arg<K>) => boolean = () => true, ms = 15_000): Promise<Arg<K>> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       off();
