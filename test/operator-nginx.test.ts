@@ -31,7 +31,7 @@ function substitute(conf: string, from: string, to: string, count = 1): string {
 }
 
 /** Resolves once `file` exists in `dir` (nginx writes its pid file after binding its listeners). */
-function appears(dir: string, file: string, proc: ChildProcess, stderr: () => string, ms = 15_000): Promise<void> {
+function appears(dir: string, file: string, proc: ChildProcess, stderr: () => string, ms = 60_000): Promise<void> {
   return new Promise((resolve, reject) => {
     const w = watch(dir);
     const done = (e?: Error) => {
