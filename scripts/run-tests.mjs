@@ -4,8 +4,9 @@
 // PostgreSQL: DATABASE_URL when it answers; otherwise a throwaway server from the installed
 // binaries (initdb/postgres) on a free port in a temp dir, installed from Debian's `postgresql`
 // package first when missing (needs root).
-// HAProxy, nginx (with its stream module), promtool and Chromium (the console's browser tests):
-// from Debian's packages when missing.
+// HAProxy, nginx (with its stream module), promtool, Chromium (the console's browser tests) and
+// Python 3 with python3-msgpack and python3-cryptography (the Python robot library's tests): from Debian's packages when
+// missing.
 // NATS with JetStream: NATS_URL when it answers with JetStream enabled; otherwise a throwaway
 // nats-server -js on a free port with its store in a temp dir, installed from Debian's
 // `nats-server` package first when missing. Extra arguments go to tap (e.g. a test file).
@@ -24,7 +25,18 @@ const TOOLS = [
 ];
 /** Files that are no binary on PATH (nginx's stream module, for the robot TLS passthrough). */
 const NGINX_STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
-const FILES = [[NGINX_STREAM_MODULE, 'libnginx-mod-stream']];
+/**
+ * The Python robot library's tests (test/python-robot.test.ts, test/python-enroll.test.ts) run on
+ * Debian's interpreter with Debian's MessagePack module, its one dependency, and Debian's
+ * cryptography, its optional one: a Python module is a file to look for.
+ */
+const PYTHON_FILES = [
+  ['/usr/bin/python3', 'python3'],
+  ['/usr/lib/python3/dist-packages/msgpack/__init__.py', 'python3-msgpack'],
+  // Its optional dependency, for keys and certificate requests made on the robot (python-enroll.test.ts).
+  ['/usr/lib/python3/dist-packages/cryptography/__init__.py', 'python3-cryptography'],
+];
+const FILES = [[NGINX_STREAM_MODULE, 'libnginx-mod-stream'], ...PYTHON_FILES];
 
 async function main() {
   let pg;
