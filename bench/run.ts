@@ -36,7 +36,10 @@
 //   telemetry --robots × --rate Hz × --watchers per robot: robot telemetry through the hub to
 //            watchers (deliveries/s, latency, command round trip, CPU, memory per connection),
 //            then the same robot load against a bare Node TLS and a bare uWS ingest server: the cost
-//            of the Node TLS robot listener against a uWS listener (bench/telemetry.ts). With --nodes N,
+//            of the Node TLS robot listener against a uWS listener (bench/telemetry.ts); one
+//            Foxglove watcher per robot (/foxglove) beside the /ws watchers, as a row of its own; and
+//            the reliable uplink, one robot (bench/reliable-uplink.ts): acknowledged samples/s beside
+//            the same link unacknowledged, replay time after a 5 s drop. With --nodes N,
 //            the hub run on a cluster of N nodes instead (NATS and PostgreSQL as for `cluster`, one
 //            robot CA and server certificate for all): robots on node 1, each robot's watchers
 //            round-robin over the nodes; same-node and cross-node deliveries and latency apart, CPU
@@ -62,6 +65,7 @@ import { fmt, json, type LoadResult, load, median, medianOf, spawnBaseline, star
 import { type NotifyResult, notify } from './notify.js';
 import { PEERS, type Peer, peerOnce } from './peers.js';
 import { type FanoutResult, fanoutBaseline, fanoutCluster, fanoutHub, fanoutRow, hubLimits, type IdleResult, idle } from './realtime.js';
+import { reliableUplink, type UplinkResult, uplinkRows } from './reliable-uplink.js';
 import { writeReport } from './report.js';
 import { SEARCH_KINDS, type SearchResult, search } from './search.js';
 import {
@@ -396,22 +400,25 @@ async function idleConnections() {
 }
 
 const telemetryHeader = (o: TelemetryOptions) =>
-  `telemetry: ${o.robots} robots × ${o.rate} Hz pose (latest) + 1 Hz log (reliable) × ${o.watchers} watchers per robot, 1 command/s per robot, ${durationS} s, median of ${runs} runs`;
+  `telemetry: ${o.robots} robots × ${o.rate} Hz pose (latest) + 1 Hz log (reliable) × ${o.watchers} /ws watchers per robot${o.foxglove ? ' + 1 Foxglove watcher per robot (one node)' : ''}, 1 command/s per robot, ${durationS} s, median of ${runs} runs`;
 
 async function telemetry() {
   const rate = Number(values.rate ?? 20);
   const ingestRate = values['ingest-rate'] === undefined ? rate : Number(values['ingest-rate']);
-  const o = { robots: Number(values.robots), rate, watchers: Number(values.watchers), durationS, store, ingestRate } as const;
-  if (values.nodes !== undefined) return telemetryNodes({ ...o, store: 'postgres' }, Number(values.nodes));
+  const o = { robots: Number(values.robots), rate, watchers: Number(values.watchers), durationS, store, ingestRate, foxglove: true } as const;
+  if (values.nodes !== undefined) return telemetryNodes({ ...o, store: 'postgres', foxglove: false }, Number(values.nodes));
   const hubRuns: HubTelemetryResult[] = [];
   const tlsRuns: IngestResult[] = [];
   const uwsRuns: IngestResult[] = [];
+  const uplinkRuns: UplinkResult[] = [];
+  const uplink = { store, seconds: 5, window: 1_000, dropRate: 200 } as const;
   const pki = await ingestPki(Math.max(o.robots, 200));
   try {
     for (let r = 0; r < runs; r++) {
       hubRuns.push(await telemetryHub(o));
       tlsRuns.push(await ingestBaseline('tls', o, pki));
       uwsRuns.push(await ingestBaseline('uws', o, pki));
+      uplinkRuns.push(await reliableUplink(uplink));
     }
   } finally {
     await pki.remove();
@@ -419,6 +426,7 @@ async function telemetry() {
   const h = kept('hub', hubRuns);
   const tl = kept('bare Node tls', tlsRuns);
   const uw = kept('bare uWS', uwsRuns);
+  const up = kept('reliable uplink', uplinkRuns);
   say(telemetryHeader(o));
   for (const line of hubTelemetryRows(`hub (${store})`, h)) say(line);
   say(
@@ -429,6 +437,7 @@ async function telemetry() {
   say(
     `ratio Node tls : uWS = ${fmt(tl.cpuPer10k / uw.cpuPer10k, 2)} CPU per 10k frames/s, ${fmt(tl.p50 / uw.p50, 2)} p50, ${fmt(tl.p99 / uw.p99, 2)} p99, ${fmt(tl.perConnKiB / uw.perConnKiB, 2)} memory per connection`,
   );
+  for (const line of uplinkRows(up, uplink)) say(line);
 }
 
 /** The telemetry hub run on a cluster of `nodes` nodes (--nodes): same-node against cross-node watchers. */

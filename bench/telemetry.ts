@@ -33,6 +33,7 @@ import { promisify } from 'node:util';
 import { Packr } from 'msgpackr';
 import WebSocket from 'ws';
 import { initCa, issueRobotCert, issueServerCert, writePemPair } from '../src/auth/pki.js';
+import { FoxgloveWatcher } from './foxglove-watcher.js';
 import { cpuSeconds, fmt, GC_PROBE_ARGS, json, jsonLines, rssMiB, type Server, settledRss, spawnServer, startCluster, startHub } from './lib.js';
 import type { LoadConfig } from './robot-load.js';
 
@@ -60,6 +61,8 @@ export interface TelemetryOptions {
   ingestRate?: number;
   /** Idle links opened to measure memory per robot link (default 200: fewer drown in RSS noise). */
   memLinks?: number;
+  /** One Foxglove watcher (/foxglove, every channel subscribed) per robot beside the /ws watchers (one node only). */
+  foxglove?: boolean;
 }
 
 const memLinksOf = (o: TelemetryOptions) => o.memLinks ?? 200;
@@ -84,6 +87,8 @@ export interface HubTelemetryResult extends TelemetrySplit {
   crossNode?: TelemetrySplit;
   /** With several nodes: each node's CPU and RSS (serverCpuPct and serverRssMiB are their sums). */
   nodes?: { cpuPct: number; rssMiB: number }[];
+  /** With `foxglove`: the Foxglove watchers' deliveries and latency. */
+  foxglove?: TelemetrySplit;
 }
 
 /** Deliveries and robot→watcher latency of one group of watchers. */
@@ -340,6 +345,14 @@ async function telemetryOnce(hubs: (Server & { dataDir: string })[], o: Telemetr
       if (reply.t !== 'leased') throw new Error(`lease: ${JSON.stringify(reply)}`);
     }
     const rss2 = await settledAll();
+    // After the memory reading: the per-watcher figure is the /ws watchers'.
+    const foxLatency = createHistogram();
+    const foxes: FoxgloveWatcher[] = [];
+    for (const robot of o.foxglove && hubs.length === 1 ? robots : []) {
+      const f = await FoxgloveWatcher.open(hub.url, token, robot, foxLatency, () => measuring);
+      sockets.push(f.ws);
+      foxes.push(f);
+    }
 
     const cmdRtt = createHistogram();
     let cmdOk = 0;
@@ -385,6 +398,7 @@ async function telemetryOnce(hubs: (Server & { dataDir: string })[], o: Telemetr
     if (done.closedEarly || done.hubErrors)
       console.error(`warning: ${done.closedEarly} robot links closed early, ${done.hubErrors} hub errors (${JSON.stringify(done.lastHubError)})`);
     const delivered = total();
+    const foxDelivered = foxes.reduce((a, f) => a + f.delivered, 0);
     const offered = done.sent * o.watchers;
     const windowS = o.durationS;
     const nodeCpuPct = cpu1.map((c, i) => ((c - (cpu0[i] as number)) / wall) * 100);
@@ -410,6 +424,16 @@ async function telemetryOnce(hubs: (Server & { dataDir: string })[], o: Telemetr
       loadCpuPct: ((load1 - load0) / wall) * 100,
       clientCpuPct: ((client.user + client.system) / 1e6 / wall) * 100,
     };
+    if (foxes.length) {
+      result.foxglove = {
+        offeredPerS: done.sent / windowS,
+        deliveredPerS: foxDelivered / windowS,
+        deliveredPct: (foxDelivered / done.sent) * 100,
+        p50: ms(foxLatency, 50),
+        p99: ms(foxLatency, 99),
+        p999: ms(foxLatency, 99.9),
+      };
+    }
     if (hubs.length > 1) {
       const split = watcherSplit(o.watchers, hubs.length);
       const part = (h: RecordableHistogram, n: number, perRobot: number): TelemetrySplit => ({
@@ -540,6 +564,11 @@ const deliveries = (r: TelemetrySplit) =>
 
 export const hubTelemetryRows = (name: string, r: HubTelemetryResult): string[] => [
   `${name.padEnd(18)} ${deliveries(r)}`,
+  ...(r.foxglove
+    ? [
+        `${'  Foxglove'.padEnd(18)} ${deliveries(r.foxglove)}  (1 per robot, every channel; p50 ${fmt(r.foxglove.p50 / r.p50, 2)}× and p99 ${fmt(r.foxglove.p99 / r.p99, 2)}× the /ws watchers')`,
+      ]
+    : []),
   ...(r.sameNode && r.crossNode ? [`${''.padEnd(18)} same node  ${deliveries(r.sameNode)}`, `${''.padEnd(18)} cross node ${deliveries(r.crossNode)}`] : []),
   `${''.padEnd(18)} commands ${fmt(r.cmdPerS, 1)}/s  round trip p50 ${fmt(r.cmdP50, 2)} ms  p99 ${fmt(r.cmdP99, 2)} ms  failed ${r.cmdFailed}`,
   `${''.padEnd(18)} hub CPU ${r.nodes ? '(all nodes) ' : ''}${fmt(r.serverCpuPct, 1)}% (${fmt(r.cpuPer10k, 1)}% per 10k robot frames/s, fan-out included)  RSS ${fmt(r.serverRssMiB, 0)} MiB  ${fmt(r.robotLinkKiB, 0)} KiB per robot link  ${fmt(r.watcherKiB, 1)} KiB per watcher  load-gen CPU ${fmt(r.loadCpuPct, 0)}%  bench CPU ${fmt(r.clientCpuPct, 0)}%`,

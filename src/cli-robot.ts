@@ -1,9 +1,14 @@
-// The enrollment commands of the CLI: `pki init`, `robot create | revoke | rotate`. Certificates are
-// issued in memory, recorded in the store (robot + fingerprint in one transaction), then written as
-// PEM files, the key 0600; a failure after the store commit says how to recover (rotate).
+// The enrollment commands of the CLI: `pki init`, `robot create | revoke | rotate | sign`. They use
+// the CA files and the store directly (an operator on the hub's machine); an owner elsewhere uses
+// the REST API. Certificates are issued in memory, recorded in the store (robot + fingerprint in one
+// transaction), then written as PEM files, the key 0600; a failure after the store commit says how
+// to recover (rotate). With --csr the certificate is for the key of the robot's own request, and
+// no key is made or written.
 
 import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { type CheckedCsr, checkCsr, csrDerFromPem } from './auth/csr.js';
 import {
   type Ca,
   type CaFiles,
@@ -12,12 +17,15 @@ import {
   type IssuedCert,
   initCa,
   issueRobotCert,
+  issueRobotCertForKey,
   issueServerCert,
   loadCa,
+  replaceFile,
   robotCaFiles,
   writePemPair,
 } from './auth/pki.js';
 import { type Config, ConfigError } from './config.js';
+import { SbError } from './errors.js';
 import { createLogger } from './log.js';
 import { Store } from './store/store.js';
 
@@ -46,15 +54,30 @@ export async function pkiInit(cfg: Config, force: boolean): Promise<number> {
   return 0;
 }
 
-export async function robotCreate(cfg: Config, owner: string | undefined, name: string | undefined, outDir: string | undefined): Promise<number> {
-  if (!owner || name === undefined) throw new ConfigError('usage: switchboard robot create --owner <username> --name <name> [--out DIR]');
+export async function robotCreate(
+  cfg: Config,
+  owner: string | undefined,
+  name: string | undefined,
+  outDir: string | undefined,
+  csrFile?: string,
+): Promise<number> {
+  if (!owner || name === undefined) throw new ConfigError('usage: switchboard robot create --owner <username> --name <name> [--csr FILE] [--out DIR]');
   const length = [...name].length;
   if (length < 1 || length > 64) throw new ConfigError('--name: 1 to 64 characters');
+  const csr = csrFile === undefined ? undefined : await readCsr(csrFile);
   const ca = await loadCa(robotCaFiles(cfg));
   return withStore(cfg, async (store) => {
     const user = await store.users.byUsername(owner);
     if (!user) throw new ConfigError(`--owner: no user named ${owner}`);
     const id = randomUUID();
+    if (csr) {
+      const issued = await issueRobotCertForKey(ca, id, csr.spki);
+      const robot = await store.robots.create({ id, name, ownerId: user.id }, issued);
+      if (!robot) throw new ConfigError(`--name: ${user.username} already has a robot named ${name}`);
+      const certFile = await writeCertFile(path.join(path.resolve(outDir ?? '.'), `${id}.crt`), id, issued.certPem);
+      out(`created robot ${robot.name} (${id}) owned by ${user.username}, for its own ${csr.keyType} key`, ...describeCert(issued, certFile));
+      return 0;
+    }
     const issued = await issueRobotCert(ca, id);
     const robot = await store.robots.create({ id, name, ownerId: user.id }, issued);
     if (!robot) throw new ConfigError(`--name: ${user.username} already has a robot named ${name}`);
@@ -62,6 +85,69 @@ export async function robotCreate(cfg: Config, owner: string | undefined, name: 
     out(`created robot ${robot.name} (${id}) owned by ${user.username}`, ...describe(issued, files));
     return 0;
   });
+}
+
+/**
+ * `robot sign <id> --csr FILE [--out FILE]`: a certificate for the key of the robot's own request,
+ * revoking every other certificate of the robot (a rotation in which the hub never sees the key).
+ */
+export async function robotSign(cfg: Config, robotId: string | undefined, csrFile: string | undefined, outFile: string | undefined): Promise<number> {
+  const usage = 'usage: switchboard robot sign <robot-id> --csr FILE [--out FILE]';
+  const id = robotIdArg(robotId, usage);
+  if (!csrFile) throw new ConfigError(usage);
+  const csr = await readCsr(csrFile);
+  const ca = await loadCa(robotCaFiles(cfg));
+  return withStore(cfg, async (store) => {
+    const robot = await store.robots.byId(id);
+    if (!robot) throw new ConfigError(`no robot with id ${id}`);
+    const issued = await issueRobotCertForKey(ca, id, csr.spki);
+    const revoked = await store.robots.rotateCertificate(id, issued);
+    const certFile = await writeCertFile(path.resolve(outFile ?? `${id}.crt`), id, issued.certPem);
+    out(
+      `signed robot ${robot.name} (${id})'s ${csr.keyType} key: ${revoked} old certificate${revoked === 1 ? '' : 's'} revoked`,
+      ...describeCert(issued, certFile),
+      `CA certificate (for the robot to trust): ${robotCaFiles(cfg).certFile}`,
+    );
+    return 0;
+  });
+}
+
+/** Reads and checks a PEM request; what is wrong with it is a usage error naming --csr. */
+async function readCsr(file: string): Promise<CheckedCsr> {
+  let pem: string;
+  try {
+    pem = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`--csr: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  try {
+    return await checkCsr(csrDerFromPem(pem));
+  } catch (e) {
+    if (e instanceof SbError) throw new ConfigError(`--csr: ${file}: ${e.message.replace(/^csr: /, '')} (${e.code})`);
+    throw e;
+  }
+}
+
+/** Writes a certificate (public: 0644) through a temp file and a rename. */
+async function writeCertFile(file: string, id: string, certPem: string): Promise<string> {
+  try {
+    await replaceFile(file, certPem, 0o644);
+  } catch (e) {
+    // The store already holds the certificate: signing the same request again replaces it.
+    throw new ConfigError(
+      `robot ${id}'s certificate is recorded, but ${file} could not be written (${(e as Error).message}); run \`switchboard robot sign ${id} --csr FILE --out FILE\` again`,
+    );
+  }
+  return file;
+}
+
+function describeCert(issued: Omit<IssuedCert, 'keyPem'>, certFile: string): string[] {
+  return [
+    `fingerprint: SHA256 ${formatFingerprint(issued.fingerprint)}`,
+    `serial: ${issued.serial}`,
+    `valid until: ${issued.notAfter.toISOString()}`,
+    `certificate: ${certFile}`,
+  ];
 }
 
 export async function robotRevoke(cfg: Config, robotId: string | undefined): Promise<number> {
@@ -110,13 +196,7 @@ export async function writeRobotFiles(outDir: string | undefined, id: string, is
 }
 
 function describe(issued: IssuedCert, files: CaFiles): string[] {
-  return [
-    `fingerprint: SHA256 ${formatFingerprint(issued.fingerprint)}`,
-    `serial: ${issued.serial}`,
-    `valid until: ${issued.notAfter.toISOString()}`,
-    `certificate: ${files.certFile}`,
-    `key: ${files.keyFile} (mode 0600)`,
-  ];
+  return [...describeCert(issued, files.certFile), `key: ${files.keyFile} (mode 0600)`];
 }
 
 export async function withStore<T>(cfg: Config, fn: (store: Store) => Promise<T>): Promise<T> {

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `switchboard` command: serve, migrate, demo, user create, pki init, robot create | revoke | rotate, robot-sim. Configuration comes from flags, the
+// The `switchboard` command: serve, migrate, demo, user create, pki init, robot create | revoke | rotate | sign, robot-sim. Configuration comes from flags, the
 // environment and defaults (see config.ts); a bad value exits with status 2 and names the setting.
 
 import { randomBytes } from 'node:crypto';
@@ -8,7 +8,7 @@ import { createAccount } from './auth/auth-service.js';
 import { Passwords } from './auth/passwords.js';
 import { CaExistsError } from './auth/pki.js';
 import { demo, demoRobotsDir } from './cli-demo.js';
-import { pkiInit, robotCreate, robotRevoke, robotRotate } from './cli-robot.js';
+import { pkiInit, robotCreate, robotRevoke, robotRotate, robotSign } from './cli-robot.js';
 import { ROBOT_SIM_USAGE, robotSim } from './cli-robot-sim.js';
 import { type Config, ConfigError, resolveConfig, spec } from './config.js';
 import { SbError } from './errors.js';
@@ -35,12 +35,19 @@ Usage:
   switchboard pki init [--force]         create the robot CA and a development server certificate
                                          in <data dir>/pki (--force replaces an existing CA;
                                          without it, an existing CA exits with status 3)
-  switchboard robot create --owner <username> --name <name> [--out DIR]
+  switchboard robot create --owner <username> --name <name> [--csr FILE] [--out DIR]
                                          register a robot; writes its client certificate and key
-                                         (<id>.crt, <id>.key) into DIR (default: current dir)
+                                         (<id>.crt, <id>.key) into DIR (default: current dir);
+                                         with --csr (a PEM request made on the robot), only the
+                                         certificate, for the robot's own key
   switchboard robot revoke <robot-id>    revoke every certificate of the robot
   switchboard robot rotate <robot-id> [--out DIR]
                                          issue a new certificate and key, revoke the old ones
+  switchboard robot sign <robot-id> --csr FILE [--out FILE]
+                                         sign the robot's own request (PEM): a certificate for its
+                                         key, written to --out (default <id>.crt); revokes the
+                                         old ones. On a remote hub: POST /api/v1/robots/{id}/
+                                         certificate with {"csr": ...} (docs/robots.md)
   switchboard robot-sim [--hub HOST:PORT] [--ca FILE] [--certs DIR] [--robots N] [--rate HZ]
                         [--duration S] [--command-delay MS]
                                          simulate robots: one per <robot-id>.crt + .key pair in
@@ -70,6 +77,7 @@ async function main(argv: string[]): Promise<number> {
     owner: { type: 'string' },
     name: { type: 'string' },
     out: { type: 'string' },
+    csr: { type: 'string' },
     hub: { type: 'string' },
     ca: { type: 'string' },
     certs: { type: 'string' },
@@ -108,10 +116,14 @@ async function main(argv: string[]): Promise<number> {
       return pkiInit(cfg, Boolean(values.force));
     case 'robot': {
       const out = values.out as string | undefined;
-      if (sub === 'create' && !name) return robotCreate(cfg, values.owner as string | undefined, values.name as string | undefined, out);
+      const csr = values.csr as string | undefined;
+      if (sub === 'create' && !name) return robotCreate(cfg, values.owner as string | undefined, values.name as string | undefined, out, csr);
+      if (sub === 'sign') return robotSign(cfg, name, csr, out);
       if (sub === 'revoke') return robotRevoke(cfg, name);
       if (sub === 'rotate') return robotRotate(cfg, name, out);
-      throw new ConfigError('usage: switchboard robot create --owner <username> --name <name> [--out DIR] | revoke <robot-id> | rotate <robot-id> [--out DIR]');
+      throw new ConfigError(
+        'usage: switchboard robot create --owner <username> --name <name> [--csr FILE] [--out DIR] | revoke <robot-id> | rotate <robot-id> [--out DIR] | sign <robot-id> --csr FILE [--out FILE]',
+      );
     }
     case 'robot-sim': {
       if (sub) throw new ConfigError(ROBOT_SIM_USAGE);

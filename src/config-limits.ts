@@ -70,6 +70,10 @@ export interface Limits {
   robotHeartbeatMs: number;
   /** Commands in flight per robot. */
   robotMaxPendingCommands: number;
+  /** How long samples of robots' reliable channels are kept, ms. */
+  robotHistoryMs: number;
+  /** Samples kept per reliable channel of a robot at most. */
+  robotHistoryMaxSamples: number;
   /** From accept to the end of the TLS handshake, and again to HELLO, ms. */
   robotHandshakeTimeoutMs: number;
   /** Robot connections not yet welcomed, per client IP. */
@@ -344,6 +348,22 @@ export const limitSpec: Entry<`limits.${keyof Limits}`>[] = [
     parse: int(1, 10_000),
     def: 64,
     doc: 'Commands in flight per robot (more get RATE_LIMITED)',
+  },
+  {
+    key: 'limits.robotHistoryMs',
+    env: 'SB_ROBOT_HISTORY_MS',
+    flag: 'robot-history-ms',
+    parse: int(1_000, 31_536_000_000),
+    def: 86_400_000,
+    doc: "How long the numbered samples of robots' reliable channels are kept (readable over REST and replayed to a watch with `since`), ms",
+  },
+  {
+    key: 'limits.robotHistoryMaxSamples',
+    env: 'SB_ROBOT_HISTORY_MAX_SAMPLES',
+    flag: 'robot-history-max-samples',
+    parse: int(1, 100_000_000),
+    def: 100_000,
+    doc: 'Numbered samples kept per reliable channel of a robot at most; older ones go first',
   },
   {
     key: 'limits.robotHandshakeTimeoutMs',

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { RobotActor, type RobotMsg, type RobotReplies, type RobotReply } from './actors/robot.js';
 import { RobotSession } from './actors/robot-session.js';
+import { RobotWatch } from './actors/robot-watch.js';
 import { RobotsHere } from './actors/robots-here.js';
 import { MAX_REPLAY, RoomActor, type RoomMsg, type RoomReplies, type RoomReply } from './actors/room.js';
 import { ActorSystem, systemClock } from './actors/runtime.js';
@@ -293,6 +294,7 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
       onDeliveries: (n) => metrics.deliveries.inc(n),
       observe: metrics.ws,
       createSession: (conn, claims) => new Session(conn, claims, sessionDeps),
+      watchRobot: (conn, claims, robot) => new RobotWatch(conn, claims, robot, { robot: robotRef, clock: systemClock }),
     });
     const localRobots = new LocalRobotCluster(nodeId);
     const robotsHere = new RobotsHere();
@@ -313,6 +315,7 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
             },
           },
           maxPendingCommands: L.robotMaxPendingCommands,
+          history: { ms: L.robotHistoryMs, maxSamples: L.robotHistoryMaxSamples },
           cluster: robotCluster ?? localRobots,
           leaseHeld: robotsHere.leaseHeld,
         }),
@@ -442,7 +445,8 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
         maxPendingPerIp: L.robotMaxPendingPerIp,
         maxPending: L.robotMaxPending,
         log: root.child({ component: 'robot-link' }),
-        authenticate: robotAuthenticator(store.robots),
+        authenticate: robotAuthenticator(store.robots, (fp) => robots.enroller.used(fp)),
+        renew: (link, csr) => robots.enroller.renew(link.robotId, link.fingerprint, csr),
         connect: (conn, channels) => RobotSession.open(conn, channels, robotRef(conn.robotId), root.child({ component: 'robot-session', link: conn.id })),
       });
 
@@ -533,6 +537,7 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
       store.rateLimits.prune().catch((e) => root.warn({ err: e }, 'rate-limit pruning failed'));
       store.notices.prune(L.noticeRetentionDays).catch((e) => root.warn({ err: e }, 'notice pruning failed'));
       store.blobs.sweep(UNUSED_UPLOAD_HOURS).catch((e) => root.warn({ err: e }, 'attachment sweep failed'));
+      robots.enroller.pruneCertificates().catch((e) => root.warn({ err: e }, 'robot certificate pruning failed'));
       webhooks.prune();
     }, PRUNE_EVERY_MS);
     prune.unref();

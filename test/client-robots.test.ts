@@ -207,6 +207,99 @@ for (const encoding of ['msgpack', 'json'] as const) {
   });
 }
 
+t.test('watch({channels}): only the chosen channels; a `channels` event as the robot advertises and withdraws', async (t) => {
+  const { owner, r, robot } = await setup();
+  const c = newClient(t, owner.token);
+  await c.connect();
+  const handle = await c.watchRobot(r.id, { channels: ['log', 'scan'] });
+  t.same(handle.channels, ['log', 'scan'], 'the choice is kept on the handle');
+  t.same(
+    handle.state?.channels.map((ch) => ch.name),
+    ['pose', 'log'],
+    'the state lists every channel',
+  );
+  const rec = record(handle);
+  const changed = next(handle, 'channels');
+  robot.advertise([{ id: 3, name: 'scan', encoding: 'json', schema: null, delivery: 'reliable', schemaEncoding: 'jsonschema', schemaData: '{}' }]);
+  const [list] = await changed;
+  t.same(
+    list.map((ch) => ch.name),
+    ['pose', 'log', 'scan'],
+    'a `channels` event with the whole list',
+  );
+  t.match(handle.state?.channels[2], { name: 'scan', schemaEncoding: 'jsonschema', schemaData: '{}' }, 'and the state follows');
+  const scan = next(handle, 'telemetry', (s) => s.channel === 'scan');
+  robot.telemetry(1, { x: 1 }, 10);
+  robot.telemetry(3, 'ranges', 11);
+  t.match((await scan)[0], { ch: 3, data: 'ranges' }, 'a chosen channel advertised after the watch');
+  await c.ping();
+  t.same(
+    rec.telemetry.map((s) => s.channel),
+    ['scan'],
+    'no sample of a channel not chosen',
+  );
+
+  const pose = next(handle, 'telemetry', (s) => s.channel === 'pose');
+  await handle.watch({ channels: ['pose'] });
+  t.same(handle.channels, ['pose'], 'a second watch replaces the choice');
+  robot.telemetry(1, { x: 2 }, 12);
+  t.match((await pose)[0], { data: { x: 2 } });
+
+  const withdrawn = next(handle, 'channels');
+  robot.withdraw([3]);
+  t.same(
+    (await withdrawn)[0].map((ch) => ch.id),
+    [1, 2],
+  );
+  t.equal(handle.sample('scan'), undefined, "a withdrawn channel's sample leaves the state");
+});
+
+t.test('numbered samples: replayed with `since`, and after a reconnect from the last seq received, each once', async (t) => {
+  const { owner, r, robot } = await setup(); // channel 2, `log`, is reliable
+  const stored = (seq: number) =>
+    new Promise<void>((resolve) => {
+      const off = robot.on('ack', (ch, s) => {
+        if (ch === 2 && s >= seq) {
+          off();
+          resolve();
+        }
+      });
+    });
+  const first = stored(4);
+  for (let seq = 0; seq < 5; seq++) robot.reliable(2, seq, `line ${seq}`);
+  await first;
+  const g = gated(owner);
+  const c = newClient(t, g.token);
+  await c.connect();
+  const handle = c.robot(r.id);
+  const seqs: number[] = [];
+  handle.on('telemetry', (s) => {
+    if (s.seq !== undefined) seqs.push(s.seq);
+  });
+  const replayed = next(handle, 'telemetry', (s) => s.seq === 4);
+  await handle.watch({ since: { log: 1 } });
+  await replayed;
+  t.same(seqs, [2, 3, 4], 'the stored samples after `since`, with their seq');
+
+  // Samples sent while the client is disconnected (its reconnect held back) arrive after it
+  // reconnects, then the live ones.
+  g.shut();
+  const gone = next(c, 'state', (s) => s === 'reconnecting');
+  closeFromServer(c);
+  await gone;
+  const missed = stored(9);
+  for (let seq = 5; seq < 10; seq++) robot.reliable(2, seq, `line ${seq}`);
+  await missed;
+  t.same(seqs, [2, 3, 4], 'nothing while disconnected');
+  const rewatched = next(handle, 'watching', undefined, 10_000);
+  g.open();
+  await rewatched;
+  const live = next(handle, 'telemetry', (s) => s.seq === 10, 10_000);
+  robot.reliable(2, 10, 'line 10');
+  await live;
+  t.same(seqs, [...Array(11).keys()].slice(2), 'nothing lost across the reconnect, nothing twice');
+});
+
 t.test('lease and commands: every stage to each outcome; renew and release', async (t) => {
   const { owner, r, robot } = await setup();
   const received = answering(robot, new Set(['ignore', 'reject', 'fail']));

@@ -1,6 +1,7 @@
 // The console's robot pages in real Chromium: an owner registers a robot and downloads its
 // certificate and key, the robot connects with them and streams telemetry at 50 Hz, the page plots
-// it live, takes the control lease, runs a command through its stages into the audit log, and its
+// it live, lets the user choose the channels to watch (and follows a channel advertised later),
+// takes the control lease, runs a command through its stages into the audit log, and its
 // emergency stop reaches the robot. Measures the page's frame rate while the plots run.
 
 import { readFile } from 'node:fs/promises';
@@ -9,6 +10,7 @@ import t from 'tap';
 import type { RobotClient } from '../src/robot-kit/robot-client.js';
 import { simulateRobot } from '../src/robot-kit/sim.js';
 import { launch, PASSWORD, person, screenshot, signIn } from './helpers/browser.js';
+import { openFoxgloveUrl } from './helpers/foxglove.js';
 import { startRobotHub } from './helpers/robots.js';
 
 const RATE_HZ = 50;
@@ -70,6 +72,47 @@ t.test('an owner enrolls, watches and drives a robot in the console', async (t) 
       requestAnimationFrame(tick);
     })`)) as number;
     t.comment(`frame rate with ${RATE_HZ} Hz telemetry on 4 live plots: ${fps.toFixed(1)} fps (headless Chromium)`);
+  });
+
+  await t.test('the user chooses the channels to watch; the page follows channels the robot advertises', async (t) => {
+    const cell = (name: string) => p.getByRole('row', { name: new RegExp(`^${name}`) }).locator('code');
+    await p.getByRole('checkbox', { name: 'Watch pose' }).uncheck();
+    // The hub's answer to the new watch carries no pose sample, and none follows it.
+    await p.waitForFunction(() => (globalThis as any).document.querySelector('tbody tr:first-child code')?.textContent === '—');
+    t.equal(await p.getByRole('img', { name: 'Live plot of pose.x' }).count(), 0, 'the plots of a channel not watched go');
+    const log = await cell('log').textContent();
+    await p.waitForFunction((was) => (globalThis as any).document.querySelector('tbody tr:nth-child(2) code')?.textContent !== was, log);
+    t.equal(await cell('pose').textContent(), '—', 'a log line arrived after the choice, and no pose sample since');
+
+    robot.advertise([{ id: 3, name: 'battery', encoding: 'msgpack', schema: null, delivery: 'latest' }]);
+    const battery = p.getByRole('checkbox', { name: 'Watch battery' });
+    await battery.waitFor();
+    t.notOk(await battery.isChecked(), 'a channel advertised after a choice is not watched until chosen');
+    await battery.check();
+    await p.getByRole('checkbox', { name: 'Watch pose' }).check();
+    await p.waitForFunction(() => (globalThis as any).document.querySelector('tbody tr:first-child code')?.textContent !== '—');
+    robot.telemetry(3, 42);
+    await p.getByRole('img', { name: 'Live plot of battery' }).waitFor();
+    await p.getByRole('img', { name: 'Live plot of pose.x' }).waitFor();
+    await p
+      .getByRole('row', { name: /^battery/ })
+      .getByText('42', { exact: true })
+      .waitFor();
+    t.pass('the newly chosen channel shows its samples');
+  });
+
+  await t.test('Open in Foxglove opens Foxglove connected to this robot, with a token that works', async (t) => {
+    // No Foxglove here: its web app's address answers with an empty page.
+    await p.context().route('https://app.foxglove.dev/**', (r) => r.fulfill({ contentType: 'text/html', body: '<title>Foxglove</title>' }));
+    const [popup] = await Promise.all([p.waitForEvent('popup'), p.getByRole('button', { name: 'Open in Foxglove' }).click()]);
+    await popup.waitForURL(/^https:\/\/app\.foxglove\.dev\//);
+    const link = new URL(popup.url());
+    t.equal(link.searchParams.get('ds'), 'foxglove-websocket', "Foxglove's WebSocket data source");
+    const ds = link.searchParams.get('ds.url') ?? '';
+    t.match(ds, new RegExp(`^ws://127\\.0\\.0\\.1:\\d+/foxglove\\?robot=${robot.robotId}&token=`), 'this node, this robot');
+    const fox = await openFoxgloveUrl(t, ds);
+    await fox.next((e) => e.kind === 'advertise' && e.channels.some((c) => c.topic === '/pose'), "the robot's channels, with the page's token");
+    await popup.close();
   });
 
   await t.test('the lease, a command through its stages, the audit log', async (t) => {

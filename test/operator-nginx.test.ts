@@ -232,6 +232,22 @@ t.test('#16 nginx example: HTTPS, WSS and robot passthrough reach the node; /met
   );
   t.ok(refused, 'a robot without a certificate is refused through the proxy');
 
+  // Foxglove opens the robot through the proxy (the token in the query, as the app must send it).
+  const fox = new WebSocket(`wss://127.0.0.1:${httpsPort}/foxglove?robot=${enrolled.id}&token=${owner.token}`, ['foxglove.websocket.v1'], { ca });
+  const advertised = await new Promise<string[]>((resolve, reject) => {
+    fox.on('message', (d: Buffer, binary: boolean) => {
+      const m = binary ? undefined : JSON.parse(d.toString('utf8'));
+      if (m?.op === 'advertise') resolve(m.channels.map((c: { topic: string }) => c.topic).sort());
+    });
+    fox.once('error', reject);
+  });
+  t.same(advertised, ['/log', '/pose'], "Foxglove's protocol through nginx: the robot's channels advertised");
+  // Closed before nginx stops: its access log line is written when the upgraded request ends.
+  await new Promise((resolve) => {
+    fox.once('close', resolve);
+    fox.close();
+  });
+
   // Stop nginx (its access log is unbuffered: every line is written when its request ends).
   robot.destroy();
   proc.kill('SIGTERM');
@@ -239,6 +255,7 @@ t.test('#16 nginx example: HTTPS, WSS and robot passthrough reach the node; /met
   const access = await readFile(path.join(dir, 'access.log'), 'utf8');
   t.match(access, /"GET \/readyz HTTP\/[\d.]+" 200 /, 'requests are logged');
   t.match(access, /"GET \/ws HTTP\/1\.1" 101 /, 'WebSocket upgrades are logged, path only');
+  t.match(access, /"GET \/foxglove HTTP\/1\.1" 101 /, 'the Foxglove upgrade too, path only');
   t.match(access, /"GET \/metrics HTTP\/[\d.]+" 403 /);
   t.notMatch(access, owner.token, 'no access token in the access log');
   t.notMatch(access, /token=/, 'no query string in the access log');

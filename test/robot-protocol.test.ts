@@ -5,6 +5,7 @@
 import { Packr } from 'msgpackr';
 import t, { type Test } from 'tap';
 import {
+  advertised,
   type Channel,
   encodeHubFrame,
   encodeRobotFrame,
@@ -15,9 +16,12 @@ import {
   parseHubFrame,
   parseRobotFrame,
   ROBOT_PROTOCOL_VERSION,
+  ROBOT_SCHEMAS_MAX_BYTES,
   type RobotFrame,
   RobotProtocolError,
+  SCHEMA_MAX_BYTES,
   Tag,
+  withdrawn,
 } from '../src/protocol/robot.js';
 
 /** An independent plain MessagePack encoder, for bodies the module's own encoder would never write. */
@@ -216,7 +220,7 @@ t.test('parseRobotFrame refuses malformed frames with the right code', async (t)
   });
 
   t.test('UNKNOWN_TYPE: tags that are not robot frames', async (t) => {
-    for (const tag of [0, Tag.WELCOME, Tag.ERROR, Tag.COMMAND, Tag.ESTOP, 6, 13, 99, 255, -1, 1.5, 'hello', null, true]) {
+    for (const tag of [0, Tag.WELCOME, Tag.ERROR, Tag.COMMAND, Tag.ESTOP, 6, 15, 99, 255, -1, 1.5, 'hello', null, true]) {
       refuses(t, body([tag, 1]), 'UNKNOWN_TYPE', `tag ${JSON.stringify(tag)}`);
     }
   });
@@ -257,7 +261,9 @@ t.test('parseRobotFrame refuses malformed frames with the right code', async (t)
     for (const ts of [-1, 1.5, '5', null, Number.MAX_SAFE_INTEGER + 1]) refuses(t, body([3, 1, ts, null]), 'VALIDATION', `ts ${JSON.stringify(ts)}`);
     refuses(t, Buffer.from([0x94, 0x03, 0x01, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xc0]), 'VALIDATION', 'ts 2^64-1 as uint64');
     refuses(t, body([3, 1, 5]), 'VALIDATION', 'no payload');
-    refuses(t, body([3, 1, 5, null, null]), 'VALIDATION', 'an extra element');
+    t.same(parseRobotFrame(body([3, 1, 5, null, 7])), { tag: Tag.TELEMETRY, channel: 1, ts: 5, payload: null, seq: 7 }, 'a 5th element: the seq');
+    for (const seq of [null, -1, 1.5, '7', Number.MAX_SAFE_INTEGER + 1]) refuses(t, body([3, 1, 5, null, seq]), 'VALIDATION', `seq ${JSON.stringify(seq)}`);
+    refuses(t, body([3, 1, 5, null, 7, 8]), 'VALIDATION', 'a 6th element');
   });
 
   t.test('VALIDATION: STATUS', async (t) => {
@@ -267,6 +273,105 @@ t.test('parseRobotFrame refuses malformed frames with the right code', async (t)
     refuses(t, body([12, '', 3, null]), 'VALIDATION', 'an empty command id');
     refuses(t, body([12, 'x'.repeat(65), 3, null]), 'VALIDATION', 'a 65-character command id');
     refuses(t, body([12, 42, 3, null]), 'VALIDATION', 'a numeric command id');
+  });
+});
+
+t.test('channel schemas, ADVERTISE and WITHDRAW', async (t) => {
+  const schema = '{"type":"object","properties":{"v":{"type":"number"}}}';
+  const fds = Buffer.from([0x0a, 0x03, 0x61, 0x62, 0x63]);
+  t.test('a channel may carry a schema (text or bytes), in HELLO and ADVERTISE', async (t) => {
+    const hello = parseRobotFrame(
+      body([1, 1, [[1, 'battery', 'json', 'Battery', 0, 'jsonschema', schema], [2, 'pose', 'protobuf', 'foxglove.Pose', 1, 'protobuf', fds], CH(3)]]),
+    );
+    t.same(hello, {
+      tag: Tag.HELLO,
+      version: 1,
+      channels: [
+        { id: 1, name: 'battery', encoding: 'json', schema: 'Battery', delivery: 'latest', schemaEncoding: 'jsonschema', schemaData: schema },
+        { id: 2, name: 'pose', encoding: 'protobuf', schema: 'foxglove.Pose', delivery: 'reliable', schemaEncoding: 'protobuf', schemaData: fds },
+        { id: 3, name: 'ch3', encoding: 'msgpack', schema: null, delivery: 'latest' },
+      ],
+    });
+    const encoding = parseRobotFrame(body([13, [[4, 'named', 'cdr', 'pkg/msg/T', 0, 'ros2msg', null]]]));
+    t.same(encoding, {
+      tag: Tag.ADVERTISE,
+      channels: [{ id: 4, name: 'named', encoding: 'cdr', schema: 'pkg/msg/T', delivery: 'latest', schemaEncoding: 'ros2msg', schemaData: null }],
+    });
+    const max = 'x'.repeat(SCHEMA_MAX_BYTES);
+    t.equal(
+      (parseRobotFrame(body([13, [[1, 'a', 'json', null, 0, 'jsonschema', max]]])) as Extract<RobotFrame, { tag: 13 }>).channels[0]?.schemaData,
+      max,
+      `a schema of ${SCHEMA_MAX_BYTES} bytes`,
+    );
+    t.same(parseRobotFrame(body([14, [0, 65_535]])), { tag: Tag.WITHDRAW, channels: [0, 65_535] }, 'WITHDRAW');
+  });
+
+  t.test('VALIDATION: schemas, ADVERTISE and WITHDRAW frames', async (t) => {
+    refuses(t, body([13, [[1, 'a', 'json', null, 0, 'jsonschema', 'x'.repeat(SCHEMA_MAX_BYTES + 1)]]]), 'VALIDATION', 'a schema one byte too large');
+    refuses(t, body([13, [[1, 'a', 'json', null, 0, 'jsonschema', Buffer.alloc(SCHEMA_MAX_BYTES + 1)]]]), 'VALIDATION', 'a binary schema one byte too large');
+    refuses(
+      t,
+      body([13, [[1, 'a', 'json', null, 0, 'jsonschema', '€'.repeat(SCHEMA_MAX_BYTES / 3 + 1)]]]),
+      'VALIDATION',
+      'a schema counted in UTF-8 bytes, not characters',
+    );
+    const nine = Array.from({ length: 5 }, (_, i) => [i, `c${i}`, 'json', null, 0, 'jsonschema', 'x'.repeat(SCHEMA_MAX_BYTES)]);
+    refuses(t, body([1, 1, nine]), 'VALIDATION', `a HELLO whose schemas total more than ${ROBOT_SCHEMAS_MAX_BYTES} bytes`);
+    refuses(t, body([13, [[1, 'a', 'json', null, 0, null, 'x']]]), 'VALIDATION', 'schema data without a schema encoding');
+    refuses(t, body([13, [[1, 'a', 'json', null, 0, 'jsonschema', 5]]]), 'VALIDATION', 'schema data that is a number');
+    refuses(t, body([13, [[1, 'a', 'json', null, 0, '', 'x']]]), 'VALIDATION', 'an empty schema encoding');
+    refuses(t, body([13, [[1, 'a', 'json', null, 0, 'jsonschema']]]), 'VALIDATION', 'a channel of 6 elements');
+    refuses(t, body([13, []]), 'VALIDATION', 'ADVERTISE of no channel');
+    refuses(t, body([13]), 'VALIDATION', 'ADVERTISE without channels');
+    refuses(t, body([13, [CH(1)], 'extra']), 'VALIDATION', 'ADVERTISE with an extra element');
+    refuses(t, body([13, Array.from({ length: MAX_CHANNELS + 1 }, (_, i) => CH(i))]), 'VALIDATION', `ADVERTISE of ${MAX_CHANNELS + 1} channels`);
+    refuses(t, body([13, [CH(1, 'a'), CH(1, 'b')]]), 'VALIDATION', 'ADVERTISE: duplicate ids');
+    refuses(t, body([13, [CH(1, 'a'), CH(2, 'a')]]), 'VALIDATION', 'ADVERTISE: duplicate names');
+    refuses(t, body([14, []]), 'VALIDATION', 'WITHDRAW of no channel');
+    refuses(t, body([14, [1, 1]]), 'VALIDATION', 'WITHDRAW: an id twice');
+    refuses(t, body([14, [65_536]]), 'VALIDATION', 'WITHDRAW: id 65536');
+    refuses(t, body([14, 1]), 'VALIDATION', 'WITHDRAW: an id not in an array');
+    refuses(t, body([14, Array.from({ length: MAX_CHANNELS + 1 }, (_, i) => i)]), 'VALIDATION', `WITHDRAW of ${MAX_CHANNELS + 1} ids`);
+  });
+
+  const chan = (id: number, name = `ch${id}`, schemaBytes = 0): Channel => ({
+    id,
+    name,
+    encoding: 'json',
+    schema: null,
+    delivery: 'latest',
+    ...(schemaBytes ? { schemaEncoding: 'jsonschema', schemaData: 'x'.repeat(schemaBytes) } : {}),
+  });
+  const set = (cs: Channel[]) => new Map(cs.map((c) => [c.id, c]));
+  const violates = (fn: () => unknown, what: string) => t.throws(fn, { name: 'RobotProtocolError', code: 'VALIDATION' }, what);
+
+  t.test('a robot has at most 64 channels at any time, and unique names', async (t) => {
+    const full = set(Array.from({ length: MAX_CHANNELS }, (_, i) => chan(i)));
+    violates(() => advertised(full, [chan(100)]), 'the 65th channel');
+    t.equal(advertised(full, [chan(5, 'renamed')]).size, MAX_CHANNELS, 'replacing a channel by id at 64 is fine');
+    t.equal(advertised(withdrawn(full, [0]), [chan(100)]).size, MAX_CHANNELS, 'after a withdraw there is room again');
+    violates(() => advertised(set([chan(1, 'a')]), [chan(2, 'a')]), 'a name another id holds');
+    t.same(
+      [...advertised(set([chan(1, 'a')]), [chan(1, 'b'), chan(2, 'a')]).values()].map((c) => c.name),
+      ['b', 'a'],
+      'a name freed in the same ADVERTISE may be reused',
+    );
+    const before = set([chan(1)]);
+    violates(() => advertised(before, [chan(2), chan(3, 'ch1')]), 'refused as a whole');
+    t.same([...before.keys()], [1], 'and the set it was applied to is unchanged');
+  });
+
+  t.test(`a robot's schemas total at most ${ROBOT_SCHEMAS_MAX_BYTES} bytes at any time`, async (t) => {
+    let cs = set([]);
+    for (let i = 0; i < ROBOT_SCHEMAS_MAX_BYTES / SCHEMA_MAX_BYTES; i++) cs = advertised(cs, [chan(i, `c${i}`, SCHEMA_MAX_BYTES)]);
+    violates(() => advertised(cs, [chan(99, 'one-more', 1)]), 'one byte over the total');
+    t.equal(advertised(cs, [chan(0, 'c0', SCHEMA_MAX_BYTES - 1)]).size, 4, 'a smaller schema in place of a larger one fits');
+  });
+
+  t.test('WITHDRAW of an id the robot does not have', async (t) => {
+    violates(() => withdrawn(set([chan(1)]), [2]), 'an unknown id');
+    violates(() => withdrawn(set([chan(1)]), [1, 2]), 'refused as a whole, known ids with it');
+    t.same([...withdrawn(set([chan(1), chan(2)]), [1]).keys()], [2], 'a known id goes');
   });
 });
 
@@ -294,6 +399,11 @@ t.test('robot frames survive encode → parse', async (t) => {
     { tag: Tag.STATUS, command: 'c-1', stage: 'rejected', detail: 'busy' },
     { tag: Tag.STATUS, command: 'c-1', stage: 'completed', detail: { result: [1, 2, 3] } },
     { tag: Tag.STATUS, command: 'c-1', stage: 'failed', detail: { error: 'stalled' } },
+    { tag: Tag.ADVERTISE, channels: [{ ...(CHANNELS[0] as Channel), schemaEncoding: 'ros2msg', schemaData: 'float64 x\nfloat64 y\nfloat64 theta\n' }] },
+    { tag: Tag.ADVERTISE, channels: [{ ...(CHANNELS[1] as Channel), schemaEncoding: 'protobuf', schemaData: Buffer.from([1, 2, 3]) }] },
+    { tag: Tag.WITHDRAW, channels: [1, 2] },
+    { tag: Tag.TELEMETRY, channel: 2, ts: 5, payload: 'numbered', seq: 0 },
+    { tag: Tag.TELEMETRY, channel: 2, ts: 5, payload: null, seq: Number.MAX_SAFE_INTEGER },
   ];
   for (const f of frames) t.same(parseRobotFrame(unframe(t, encodeRobotFrame(f))), f, `tag ${f.tag}`);
   const noDetail = { tag: Tag.STATUS, command: 'c-2', stage: 'completed', detail: undefined } as const;
@@ -309,6 +419,18 @@ t.test('hub frames survive encode → parse', async (t) => {
     { tag: Tag.COMMAND, command: 'c-1', name: 'move', args: { x: 1, y: [2, 3], speed: 0.5 }, timeoutMs: 30_000 },
     { tag: Tag.COMMAND, command: 'c-2', name: 'ping', args: null, timeoutMs: 2 ** 33 },
     { tag: Tag.ESTOP, command: 'c-3' },
+    { tag: Tag.WELCOME, robotId: '0b1c3e7a-5d2f-4c8e-9a61-3f7d2e4b5c6d', heartbeatMs: 5_000, lastStored: [] },
+    {
+      tag: Tag.WELCOME,
+      robotId: '0b1c3e7a-5d2f-4c8e-9a61-3f7d2e4b5c6d',
+      heartbeatMs: 5_000,
+      lastStored: [
+        [2, 41],
+        [7, 2 ** 40],
+      ],
+    },
+    { tag: Tag.ACK, channel: 2, seq: 41 },
+    { tag: Tag.ACK, channel: 65_535, seq: Number.MAX_SAFE_INTEGER },
   ];
   for (const f of frames) t.same(parseHubFrame(unframe(t, encodeHubFrame(f))), f, `tag ${f.tag}`);
 });
@@ -385,12 +507,46 @@ t.test('the byte examples of the specification (docs/protocol.md, "Robot protoco
       `00 00 00 38 94 0c d9 24 61 31 63 35 65 39 64 33 2d 36 62 32 66 2d 34 61 38 65 2d 38 64 37 63 2d
        33 66 39 62 31 65 35 61 32 63 36 34 02 ae 6f 62 73 74 61 63 6c 65 20 61 68 65 61 64`,
     ],
+    [
+      'ADVERTISE, a channel with a JSON Schema',
+      {
+        tag: Tag.ADVERTISE,
+        channels: [
+          {
+            id: 3,
+            name: 'battery',
+            encoding: 'json',
+            schema: 'Battery',
+            delivery: 'latest',
+            schemaEncoding: 'jsonschema',
+            schemaData: '{"type":"object","properties":{"percent":{"type":"number"}}}',
+          },
+        ],
+      },
+      `00 00 00 64 92 0d 91 97 03 a7 62 61 74 74 65 72 79 a4 6a 73 6f 6e a7 42 61 74 74 65 72 79 00 aa
+       6a 73 6f 6e 73 63 68 65 6d 61 d9 3c 7b 22 74 79 70 65 22 3a 22 6f 62 6a 65 63 74 22 2c 22 70 72
+       6f 70 65 72 74 69 65 73 22 3a 7b 22 70 65 72 63 65 6e 74 22 3a 7b 22 74 79 70 65 22 3a 22 6e 75
+       6d 62 65 72 22 7d 7d 7d`,
+    ],
+    ['WITHDRAW', { tag: Tag.WITHDRAW, channels: [3] }, '00 00 00 04 92 0e 91 03'],
+    [
+      'TELEMETRY, numbered',
+      { tag: Tag.TELEMETRY, channel: 2, ts: 1_795_317_766_218, payload: 'battery low', seq: 42 },
+      '00 00 00 19 95 03 02 d3 00 00 01 a2 01 47 18 4a ab 62 61 74 74 65 72 79 20 6c 6f 77 2a',
+    ],
   ];
   for (const [what, f, bytes] of robot) {
     t.same(encodeRobotFrame(f).toString('hex'), hex(bytes).toString('hex'), `${what}: ${hex(bytes).length} bytes`);
     t.same(parseRobotFrame(hex(bytes).subarray(4)), f, `${what}: parses back`);
   }
   const hub: [string, HubFrame, string][] = [
+    [
+      'WELCOME with lastStored',
+      { tag: Tag.WELCOME, robotId: ROBOT_ID, heartbeatMs: 5_000, lastStored: [[2, 41]] },
+      `00 00 00 2f 94 02 d9 24 37 62 33 65 39 66 32 61 2d 34 63 31 64 2d 34 65 38 62 2d 39 61 36 66 2d
+       32 64 35 63 38 65 31 62 30 61 34 37 cd 13 88 91 92 02 29`,
+    ],
+    ['ACK', { tag: Tag.ACK, channel: 2, seq: 42 }, '00 00 00 04 93 06 02 2a'],
     [
       'WELCOME',
       { tag: Tag.WELCOME, robotId: ROBOT_ID, heartbeatMs: 5_000 },

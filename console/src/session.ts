@@ -21,7 +21,7 @@ const tabs = typeof BroadcastChannel === 'function' ? new BroadcastChannel('swit
 if (tabs) tabs.onmessage = () => location.reload();
 
 /** The SDK's token: a socket token of this cookie session (api() refreshes the session when needed). */
-async function socketToken(): Promise<string> {
+export async function socketToken(): Promise<string> {
   return (await api<{ token: string }>('POST', '/auth/socket-token')).token;
 }
 

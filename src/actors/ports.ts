@@ -39,8 +39,11 @@ export interface Conflater {
   conflate(conns: Iterable<Connection>, key: string, frame: ServerFrame): void;
 }
 
-/** The topic a robot's reliable telemetry, presence and lease changes go to. */
+/** The topic a robot's presence, channel list and lease changes go to. */
 export const robotTopic = (robotId: string) => `robot:${robotId}`;
+
+/** The topic of one channel's reliable samples: only the watchers who chose the channel are in it. */
+export const robotChannelTopic = (robotId: string, channel: string) => `robot:${robotId}/ch:${channel}`;
 
 /** A robot's live link to this node, as its actor sees it. */
 export interface RobotConnection {

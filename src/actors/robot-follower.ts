@@ -7,6 +7,7 @@
 import type { CommandRemoteRequest, EstopRemoteRequest, FollowEvent, RobotCluster, RobotEvent, RobotTimings } from '../cluster/robots.js';
 import { NoAnswerError, NobodyHomeError } from '../errors.js';
 import type { CommandStageName, LeaseInfo, ServerFrame } from '../protocol/frames.js';
+import { type Channel, schemaBytes } from '../protocol/robot.js';
 import type { Connection } from './ports.js';
 import type { RobotView } from './robot-view.js';
 import type { PartContext } from './runtime.js';
@@ -25,6 +26,12 @@ export interface FollowerHooks {
   maybeIdle(): void;
   /** The robot's home per the directory now (undefined: nobody); asked after a reconnection. */
   home(): string | undefined;
+}
+
+/** Whether two channel lists say the same (their schemas compared by size: a changed schema comes with an event anyway). */
+function sameChannels(a: Channel[], b: Channel[]): boolean {
+  const key = (cs: Channel[]) => JSON.stringify(cs.map((c) => [c.id, c.name, c.encoding, c.schema, c.delivery, c.schemaEncoding ?? null, schemaBytes(c)]));
+  return key(a) === key(b);
 }
 
 /** A command's final stages. */
@@ -95,9 +102,14 @@ export class RobotFollower {
       this.online = s.online;
       this.lease = s.lease;
       this.view.lastSeen = s.lastSeen;
-      this.view.channels = new Map(s.channels.map((c) => [c.id, c]));
+      const channelsBefore = [...this.view.channels.values()];
+      this.view.setChannels(s.channels);
       this.view.latest = new Map(s.latest.map(([ch, ts, data]) => [ch, { ts, data }]));
+      for (const [name, seq] of s.numbered ?? []) if (seq > (this.view.numbered.get(name) ?? -1)) this.view.numbered.set(name, seq);
+      for (const [name, seq, ts, data] of s.unstored ?? []) this.view.remember(name, { seq, ts, data });
       this.tellChanges(online, lease);
+      // Advertised or withdrawn while this node did not hear it (an `online` above already says so).
+      if (online && this.online && !sameChannels(channelsBefore, s.channels)) this.view.publish({ t: 'channels', robot: this.view.id, channels: s.channels });
     } catch (e) {
       if (!(e instanceof NobodyHomeError)) throw e;
       // Nobody is home after all (the home let go of an offline robot, or its node just died).
@@ -198,6 +210,9 @@ export class RobotFollower {
         break;
       case 'lease':
         this.lease = f.lease;
+        break;
+      case 'channels':
+        this.view.setChannels(f.channels);
         break;
       default:
         return;

@@ -13,6 +13,7 @@ import { isManager, requireOperator } from '../robots/robot-rules.js';
 import type { CommandStage } from '../store/robots.js';
 import type { Store } from '../store/store.js';
 import type { Connection, RobotConnection } from './ports.js';
+import { defaultHistory, type HistoryLimits, RobotUplink, type UplinkMsg } from './robot-uplink.js';
 import type { RobotView } from './robot-view.js';
 import type { PartContext } from './runtime.js';
 
@@ -32,7 +33,8 @@ export type HomeMsg =
   | { type: 'audited'; id: string; request: CommandRequest }
   | { type: 'leaseExpired'; token: number }
   | { type: 'commandTimeout'; command: string }
-  | { type: 'certificatesLoaded'; link: RobotConnection; revoked: boolean };
+  | { type: 'certificatesLoaded'; link: RobotConnection; revoked: boolean }
+  | UplinkMsg;
 
 /** What the home may send its actor besides its own messages: the grants need re-reading. */
 type ToActor = HomeMsg | { type: 'accessChanged' };
@@ -47,6 +49,8 @@ export interface HomeDeps {
   presence: { online(robotId: string): void; offline(robotId: string): void };
   /** Told when this node starts or stops holding the robot's lease (a draining node waits for them to move). */
   leaseHeld?(robotId: string, held: boolean): void;
+  /** How long, and how many, numbered samples of reliable channels are kept. */
+  history?: HistoryLimits;
 }
 
 interface PendingCommand {
@@ -92,6 +96,8 @@ export class RobotHome {
   /** Events sent to followers while home, numbered within this stint as home. */
   evSeq = 0;
   epoch = '';
+  /** Numbered samples of reliable channels: stored, then acknowledged. */
+  readonly uplink: RobotUplink;
 
   constructor(
     private readonly view: RobotView,
@@ -99,7 +105,18 @@ export class RobotHome {
     private readonly deps: HomeDeps,
     /** The caller's role on the robot (NOT_FOUND when they have none). */
     private readonly roleOf: (by: Requester) => RobotRoleName | null,
-  ) {}
+  ) {
+    this.uplink = new RobotUplink(
+      view.id,
+      ctx,
+      deps.store,
+      deps.history ?? defaultHistory,
+      () => this.link,
+      (name, seq) => {
+        if (seq > (view.numbered.get(name) ?? -1)) view.numbered.set(name, seq);
+      },
+    );
+  }
 
   private get id(): string {
     return this.view.id;
@@ -107,7 +124,7 @@ export class RobotHome {
 
   /** Nothing here keeps the actor alive. */
   idle(): boolean {
-    return !this.link && !this.lease && this.commands.size === 0 && this.auditing === 0;
+    return !this.link && !this.lease && this.commands.size === 0 && this.auditing === 0 && this.uplink.idle();
   }
 
   handle(msg: HomeMsg): void {
@@ -126,6 +143,10 @@ export class RobotHome {
           msg.link.close('CERTIFICATE_REVOKED', 'the certificate of this link was revoked');
           this.goOffline(msg.link, 'the robot certificate was revoked before the command finished');
         }
+        return;
+      case 'uplinkStored':
+      case 'uplinkFailed':
+        this.uplink.handle(msg);
         return;
     }
   }
@@ -167,9 +188,18 @@ export class RobotHome {
     this.deps.store.robots.touch(this.id, at).catch((e) => this.ctx.log.warn({ err: e }, 'could not record last seen'));
   }
 
-  telemetry(ch: number, ts: number, data: unknown): void {
-    if (!this.view.channels.has(ch)) return;
-    const frame: ServerFrame = { t: 'tm', robot: this.id, ch, ts, data };
+  /** The robot advertised or withdrew channels: every watcher (here and on the followers) gets the new list. */
+  channelsChanged(channels: Channel[]): void {
+    this.view.setChannels(channels);
+    this.broadcast({ t: 'channels', robot: this.id, channels });
+  }
+
+  /** A sample; a numbered one (`seq`, reliable channels) is stored and acknowledged, and a duplicate dropped. */
+  telemetry(ch: number, ts: number, data: unknown, seq?: number): void {
+    const channel = this.view.channels.get(ch);
+    if (!channel) return;
+    if (seq !== undefined && (channel.delivery !== 'reliable' || !this.uplink.accept(channel, seq, ts, data))) return;
+    const frame: ServerFrame = { t: 'tm', robot: this.id, ch, ts, data, ...(seq === undefined ? {} : { seq }) };
     this.emit(frame);
     this.view.sample(ch, ts, data, frame);
   }
@@ -450,6 +480,8 @@ export class RobotHome {
       channels: [...this.view.channels.values()],
       latest: [...this.view.latest].map(([ch, s]) => [ch, s.ts, s.data]),
       lease: this.leaseInfo(),
+      numbered: [...this.view.numbered],
+      unstored: this.uplink.unstored().map((s) => [s.channel, s.seq, s.ts, s.data]),
     };
   }
 

@@ -9,10 +9,12 @@ import type { RobotConnection } from './ports.js';
 import type { RobotMsg, RobotReplies, RobotReply } from './robot.js';
 import type { ActorRef } from './runtime.js';
 
-type LinkFrame = Exclude<RobotFrame, { tag: typeof Tag.HELLO | typeof Tag.HEARTBEAT }>;
+type LinkFrame = Exclude<RobotFrame, { tag: typeof Tag.HELLO | typeof Tag.HEARTBEAT | typeof Tag.ADVERTISE | typeof Tag.WITHDRAW | typeof Tag.RENEW }>;
 
 export class RobotSession {
   private constructor(
+    /** [channelId, lastStoredSeq] for WELCOME. */
+    readonly lastStored: [number, number][],
     private readonly conn: RobotConnection,
     private readonly robot: ActorRef<RobotMsg, RobotReply, RobotReplies>,
     private readonly log: Logger,
@@ -20,17 +22,22 @@ export class RobotSession {
 
   /** Attaches the link to the robot's actor; rejects if the actor refuses it. */
   static async open(conn: RobotConnection, channels: Channel[], robot: ActorRef<RobotMsg, RobotReply, RobotReplies>, log: Logger): Promise<RobotSession> {
-    await robot.ask({ type: 'attach', conn, channels });
-    return new RobotSession(conn, robot, log);
+    const lastStored = await robot.ask({ type: 'attach', conn, channels });
+    return new RobotSession(lastStored, conn, robot, log);
   }
 
   onFrame(f: LinkFrame): void {
     const conn = this.conn;
     this.tell(
       f.tag === Tag.TELEMETRY
-        ? { type: 'telemetry', conn, channel: f.channel, ts: f.ts, payload: f.payload }
+        ? { type: 'telemetry', conn, channel: f.channel, ts: f.ts, payload: f.payload, seq: f.seq }
         : { type: 'status', conn, command: f.command, stage: f.stage, detail: f.detail },
     );
+  }
+
+  /** The robot's channels changed (ADVERTISE, WITHDRAW): the whole set now. */
+  onChannels(channels: Channel[]): void {
+    this.tell({ type: 'channels', conn: this.conn, channels });
   }
 
   onClose(): void {

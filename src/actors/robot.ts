@@ -23,6 +23,7 @@ import type { LiveStatus } from '../robots/robots-service.js';
 import type { Conflater, Connection, Fanout, RobotConnection } from './ports.js';
 import { type FollowerMsg, RobotFollower } from './robot-follower.js';
 import { type CommandRequest, type HomeDeps, type HomeMsg, RobotHome } from './robot-home.js';
+import { replayFrames } from './robot-replay.js';
 import { RobotView } from './robot-view.js';
 import { type Actor, type ActorContext, ActorStoppedError } from './runtime.js';
 
@@ -33,9 +34,20 @@ export type RobotMsg =
   | FollowerMsg
   | { type: 'attach'; conn: RobotConnection; channels: Channel[] }
   | { type: 'detach'; conn: RobotConnection }
-  | { type: 'telemetry'; conn: RobotConnection; channel: number; ts: number; payload: unknown }
+  /** The robot advertised or withdrew channels: its whole channel list now. */
+  | { type: 'channels'; conn: RobotConnection; channels: Channel[] }
+  | { type: 'telemetry'; conn: RobotConnection; channel: number; ts: number; payload: unknown; seq?: number | undefined }
   | { type: 'status'; conn: RobotConnection; command: string; stage: RobotStage; detail: unknown }
-  | { type: 'watch'; conn: Connection; by: Requester; reqId: number; deadline: number }
+  | {
+      type: 'watch';
+      conn: Connection;
+      by: Requester;
+      reqId: number;
+      deadline: number;
+      channels?: string[] | undefined;
+      /** Replay each named reliable channel's stored samples after this seq first. */
+      since?: Record<string, number> | undefined;
+    }
   | { type: 'unwatch'; conn: Connection }
   | ({ type: 'command' } & CommandRequest)
   | { type: 'estop'; conn: Connection; by: Requester; reqId: number; deadline: number }
@@ -51,6 +63,8 @@ export type RobotMsg =
 
 /** The reply to each message that has one (the others answer undefined). */
 export interface RobotReplies {
+  /** [channelId, lastStoredSeq] of the robot's reliable channels with stored samples, for WELCOME. */
+  attach: [number, number][];
   lease: LeasedFrame;
   live: LiveStatus;
   remote: RemoteReply;
@@ -137,15 +151,17 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
       case 'detach':
         if (msg.conn === this.home.link) this.home.goOffline(msg.conn, 'the robot disconnected before reporting an outcome');
         return undefined;
+      case 'channels':
+        return this.channels(msg.conn, msg.channels);
       case 'telemetry':
-        if (msg.conn === this.home.link) this.home.telemetry(msg.channel, msg.ts, msg.payload);
+        if (msg.conn === this.home.link) this.home.telemetry(msg.channel, msg.ts, msg.payload, msg.seq);
         return undefined;
       case 'status':
         if (msg.conn === this.home.link) this.home.robotStatus(msg.command, msg.stage, msg.detail);
         return undefined;
       case 'watch':
         this.inTime(msg.deadline);
-        return this.knowing(msg.by, () => this.watch(msg.conn, msg.by, msg.reqId, msg.deadline));
+        return this.knowing(msg.by, () => this.watch(msg.conn, msg.by, msg.reqId, msg.deadline, msg.channels, msg.since));
       case 'unwatch':
         this.view.removeWatcher(msg.conn);
         this.unfollowIfIdle();
@@ -162,6 +178,8 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
       case 'leaseExpired':
       case 'commandTimeout':
       case 'certificatesLoaded':
+      case 'uplinkStored':
+      case 'uplinkFailed':
         this.home.handle(msg);
         return undefined;
       case 'accessChanged':
@@ -261,7 +279,14 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
     return this.home.leaseInfo() ?? this.follower?.lease ?? null;
   }
 
-  private async watch(conn: Connection, by: Requester, reqId: number, deadline: number): Promise<undefined> {
+  private async watch(
+    conn: Connection,
+    by: Requester,
+    reqId: number,
+    deadline: number,
+    channels: string[] | undefined,
+    since: Record<string, number> | undefined,
+  ): Promise<undefined> {
     const role = this.roleOf(by);
     try {
       await this.sync(deadline);
@@ -273,9 +298,14 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
       this.unfollowIfIdle();
       return undefined;
     }
+    const chosen = channels ? new Set(channels) : undefined;
+    // Read in this mailbox step: no sample of the robot is taken here meanwhile, so none falls between replay and live.
+    const unstored = this.homeNode() === HERE ? this.home.uplink.unstored() : [];
+    const replay = since ? await replayFrames(this.view, this.deps.store, since, chosen, unstored) : [];
     this.view.addWatcher(
-      { conn, userId: by.user.id, admin: by.admin },
+      { conn, userId: by.user.id, admin: by.admin, ...(chosen ? { channels: chosen } : {}) },
       { t: 'watching', id: reqId, name: this.name, role, online: this.online(), lease: this.leaseInfo() },
+      replay,
     );
     // The sync may have found nobody home and stopped following; a watcher always hears the robot come online.
     if (this.homeNode() !== HERE) this.follow();
@@ -385,14 +415,25 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
   }
 
   /** The robot attached here: this node becomes its home (taking the lease over from the previous one), then holds its link. */
-  private async attach(conn: RobotConnection, channels: Channel[]): Promise<undefined> {
+  private async attach(conn: RobotConnection, channels: Channel[]): Promise<[number, number][]> {
     if (this.missing) {
       conn.close('UNKNOWN_CERTIFICATE', 'the robot no longer exists');
-      return undefined;
+      return [];
     }
     if (!this.home.homed) await this.moveHere();
     else this.cluster.setOnline(this.id, true);
+    // Where the numbering of its reliable channels stands, before any of its samples is taken.
+    const lastStored = await this.home.uplink.load(channels);
     this.home.attached(conn, channels);
+    return lastStored;
+  }
+
+  /** The robot advertised or withdrew channels: new reliable ones' numbering is read first. */
+  private async channels(conn: RobotConnection, channels: Channel[]): Promise<undefined> {
+    if (conn !== this.home.link) return undefined;
+    const added = channels.filter((c) => c.delivery === 'reliable' && this.view.channels.get(c.id)?.name !== c.name);
+    if (added.length) await this.home.uplink.load(added);
+    if (conn === this.home.link) this.home.channelsChanged(channels);
     return undefined;
   }
 

@@ -231,7 +231,12 @@ export class Session {
         this.watches.add(f.robot);
         try {
           // The robot actor sends `watching` itself, before any live frame of the robot.
-          await this.deps.robot(f.robot).ask({ type: 'watch', conn: this.conn, by: this.requester(), reqId: f.id, deadline: this.deadline() }, ROBOT_ASK_MS);
+          await this.deps
+            .robot(f.robot)
+            .ask(
+              { type: 'watch', conn: this.conn, by: this.requester(), reqId: f.id, deadline: this.deadline(), channels: f.channels, since: f.since },
+              ROBOT_ASK_MS,
+            );
         } catch (e) {
           if (added) this.watches?.delete(f.robot);
           throw e;

@@ -168,17 +168,42 @@ export function issueServerCert(ca: Ca, opts: { validDays?: number; hostnames?: 
   });
 }
 
-async function issue(
+/**
+ * A client certificate for a key the robot made itself (the SubjectPublicKeyInfo of its checked
+ * CSR, see csr.ts): what issueRobotCert issues, without a private key, which the hub never sees.
+ */
+export function issueRobotCertForKey(
   ca: Ca,
-  p: {
-    commonName: string;
-    validDays: number;
-    usage: x509.ExtendedKeyUsage;
-    altNames: { type: 'ip' | 'dns'; value: string }[];
-    notBefore?: Date;
-  },
-): Promise<IssuedCert> {
+  robotId: string,
+  spki: ArrayBuffer,
+  opts: { validDays?: number; notBefore?: Date } = {},
+): Promise<Omit<IssuedCert, 'keyPem'>> {
+  return sign(ca, spki, {
+    commonName: robotId,
+    validDays: opts.validDays ?? 365,
+    usage: x509.ExtendedKeyUsage.clientAuth,
+    altNames: [],
+    notBefore: opts.notBefore,
+  });
+}
+
+interface IssueParams {
+  commonName: string;
+  validDays: number;
+  usage: x509.ExtendedKeyUsage;
+  altNames: { type: 'ip' | 'dns'; value: string }[];
+  notBefore?: Date;
+}
+
+/** A certificate with a fresh P-256 key. */
+async function issue(ca: Ca, p: IssueParams): Promise<IssuedCert> {
   const keys = (await webcrypto.subtle.generateKey(EC_P256, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  const cert = await sign(ca, keys.publicKey as unknown as CryptoKey, p);
+  return { ...cert, keyPem: await exportKeyPem(keys.privateKey) };
+}
+
+/** Signs a certificate for `publicKey` (a CryptoKey, or SubjectPublicKeyInfo DER) with the CA. */
+async function sign(ca: Ca, publicKey: CryptoKey | ArrayBuffer, p: IssueParams): Promise<Omit<IssuedCert, 'keyPem'>> {
   const now = Date.now();
   const notBefore = p.notBefore ?? new Date(now - BACKDATE_MS);
   const start = p.notBefore?.getTime() ?? now;
@@ -190,7 +215,7 @@ async function issue(
     new x509.BasicConstraintsExtension(false, undefined, true),
     new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
     new x509.ExtendedKeyUsageExtension([p.usage]),
-    await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as unknown as CryptoKey),
+    await x509.SubjectKeyIdentifierExtension.create(publicKey),
     await x509.AuthorityKeyIdentifierExtension.create(ca.x509.publicKey),
   ];
   if (p.altNames.length) extensions.push(new x509.SubjectAlternativeNameExtension(p.altNames));
@@ -200,7 +225,7 @@ async function issue(
     issuer: ca.x509.subjectName,
     notBefore,
     notAfter,
-    publicKey: keys.publicKey as unknown as CryptoKey,
+    publicKey,
     signingKey: ca.signingKey as unknown as CryptoKey,
     signingAlgorithm: ca.signingAlgorithm as SignedParams['signingAlgorithm'],
     extensions,
@@ -208,7 +233,6 @@ async function issue(
   const der = Buffer.from(cert.rawData);
   return {
     certPem: cert.toString('pem'),
-    keyPem: await exportKeyPem(keys.privateKey),
     fingerprint: Buffer.from(await webcrypto.subtle.digest('SHA-256', der)),
     serial: cert.serialNumber.toLowerCase(),
     notAfter,
@@ -226,7 +250,8 @@ export async function writePemPair(files: CaFiles, certPem: string, keyPem: stri
   await replaceFile(files.certFile, certPem, 0o644);
 }
 
-async function replaceFile(file: string, data: string, mode: number): Promise<void> {
+/** Writes a file through a temp file and a rename: a reader sees the old content or the new, never part. */
+export async function replaceFile(file: string, data: string, mode: number): Promise<void> {
   const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
   try {
     await writeFile(tmp, data, { mode, flag: 'wx' });

@@ -31,6 +31,7 @@ import { asSwitchboardError, SwitchboardError } from './errors.js';
 import { type Ack, newCid, Outbox } from './outbox.js';
 import { type ReplyFrame, Requests } from './requests.js';
 import type { RobotHandle } from './robot-handle.js';
+import type { RobotWatchOptions } from './robot-types.js';
 import { Robots } from './robots.js';
 import { Rooms, type Subscribed } from './rooms.js';
 import { isUnauthorizedUpgrade, overLimit, socketUrl, toBytes, type WebSocketConstructor, type WebSocketLike } from './socket.js';
@@ -52,6 +53,7 @@ export type {
   RobotEndReason,
   RobotEvents,
   RobotState,
+  RobotWatchOptions,
   RobotWatchStatus,
   TelemetrySample,
 } from './robot-types.js';
@@ -261,11 +263,11 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   /**
    * Watches a robot; resolves with its handle once the hub answered (`handle.state` is then set).
    * Rejects with the hub's code, e.g. `NOT_FOUND` for a robot that does not exist or that you hold
-   * no role on. After a reconnect the client watches it again by itself.
+   * no role on. After a reconnect the client watches it again by itself. `opts`: see RobotHandle.watch.
    */
-  async watchRobot(id: string): Promise<RobotHandle> {
+  async watchRobot(id: string, opts: RobotWatchOptions = {}): Promise<RobotHandle> {
     const handle = this.robots.handle(id);
-    await handle.watch();
+    await handle.watch(opts);
     return handle;
   }
 
@@ -572,7 +574,8 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
         this.robots.onRobotEvent(f);
         break;
       case 'lease':
-        this.robots.onLease(f);
+      case 'channels':
+        this.robots.onRobotChange(f);
         break;
       case 'cmd':
         this.robots.onCommandStage(f);

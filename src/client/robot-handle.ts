@@ -3,7 +3,16 @@
 
 import type { LeaseInfo } from '../protocol/frames.js';
 import { Emitter } from './emitter.js';
-import type { CommandOptions, CommandOutcome, LeaseAcquireOptions, RobotEvents, RobotState, RobotWatchStatus, TelemetrySample } from './robot-types.js';
+import type {
+  CommandOptions,
+  CommandOutcome,
+  LeaseAcquireOptions,
+  RobotEvents,
+  RobotState,
+  RobotWatchOptions,
+  RobotWatchStatus,
+  TelemetrySample,
+} from './robot-types.js';
 import type { RobotEntry } from './robots.js';
 
 /**
@@ -52,9 +61,16 @@ export class RobotHandle extends Emitter<RobotEvents> {
    * reconnect the client watches it again by itself and refreshes the state (`watching` event).
    * Rejects with the hub's code: `NOT_FOUND` (no such robot, or none you hold a role on), … Called
    * while disconnected, it waits for the connection (up to the request timeout).
+   * `channels` chooses which channels' samples arrive (default: all); calling watch() again with
+   * another choice replaces it (the hub answers with a fresh state).
    */
-  watch(): Promise<Readonly<RobotState>> {
-    return this.entry.watch();
+  watch(opts: RobotWatchOptions = {}): Promise<Readonly<RobotState>> {
+    return this.entry.watch(opts);
+  }
+
+  /** The channel names the watch asks for; undefined: every channel. */
+  get channels(): readonly string[] | undefined {
+    return this.entry.selection;
   }
 
   /** Stops watching (the state stays as last known). Commands and the lease are unaffected. */

@@ -26,6 +26,24 @@ export interface TelemetrySample {
   /** The robot's own timestamp for the sample, ms. */
   ts: number;
   data: unknown;
+  /** A numbered sample of a reliable channel: its seq (stored by the hub; see RobotWatchOptions.since). */
+  seq?: number;
+}
+
+/** What a watch asks for. */
+export interface RobotWatchOptions {
+  /**
+   * Only these channels' samples (by name, at most 64), in `telemetry` events and in the state's
+   * `latest`; names the robot has not advertised (yet) are allowed: their samples start once it
+   * does. Omitted: every channel. Each watch() replaces the choice of the previous one.
+   */
+  channels?: string[];
+  /**
+   * By reliable channel name: first replay the samples the hub stored after this seq (its newest
+   * 1,000), then the live ones. After a reconnect the client asks for what followed the last seq
+   * it got of each channel by itself, so numbered samples arrive without a gap or a repeat.
+   */
+  since?: Record<string, number>;
 }
 
 /** What is known of a watched robot: the hub's `watching` answer, kept current by live frames. */
@@ -37,7 +55,7 @@ export interface RobotState {
   online: boolean;
   /** When the robot last had a live link, ms since the epoch (hub clock), or null if never. */
   lastSeen: number | null;
-  /** The channels the robot advertised when it connected. */
+  /** The robot's channels: as it advertised them when it connected, then as it advertises and withdraws them (all of them, whichever you watch). */
   channels: ChannelInfo[];
   /** The newest sample of every channel that has one, by channel id. */
   latest: ReadonlyMap<number, TelemetrySample>;
@@ -114,6 +132,8 @@ export interface RobotEvents {
   /** A live sample (samples sent while the connection was down are not replayed: the re-watch's state has the newest of each channel). */
   telemetry: (s: TelemetrySample) => void;
   online: (channels: ChannelInfo[]) => void;
+  /** The robot advertised or withdrew channels while connected: its whole channel list now. */
+  channels: (channels: ChannelInfo[]) => void;
   offline: (lastSeen: number | null) => void;
   lease: (lease: LeaseInfo | null, reason: LeaseChangeReason) => void;
   /** Every stage of every command and e-stop sent through this handle. */

@@ -6,6 +6,7 @@
 // longer learn (the connection dropped, no answer in time) resolves with stage `lost`.
 
 import type {
+  ChannelsFrame,
   CommandStageName,
   CommandStatusFrame,
   LeaseEventFrame,
@@ -29,6 +30,7 @@ import type {
   RobotEvents,
   RobotState,
   RobotsHost,
+  RobotWatchOptions,
   RobotWatchStatus,
   TelemetrySample,
 } from './robot-types.js';
@@ -105,8 +107,11 @@ export class Robots {
     this.entries.get(f.robot)?.onRobotEvent(f);
   }
 
-  onLease(f: LeaseEventFrame): void {
-    this.entries.get(f.robot)?.onLease(f);
+  /** A watched robot's lease or channel list changed. */
+  onRobotChange(f: LeaseEventFrame | ChannelsFrame): void {
+    const e = this.entries.get(f.robot);
+    if (f.t === 'lease') e?.onLease(f);
+    else e?.onChannels(f);
   }
 
   onCommandStage(f: CommandStatusFrame): void {
@@ -114,6 +119,9 @@ export class Robots {
     if (p && p.entry.id === f.robot) p.entry.onStage(p, f);
   }
 }
+
+const sameSelection = (a: string[] | undefined, b: string[] | undefined): boolean =>
+  a === b || (a !== undefined && b !== undefined && a.length === b.length && a.every((n) => b.includes(n)));
 
 /** @internal One robot's bookkeeping; its handle is the public face. */
 export class RobotEntry {
@@ -128,6 +136,11 @@ export class RobotEntry {
   private wanted = false;
   /** `watching` came at least once since watch() was called. */
   private confirmed = false;
+  /** The channel names asked for (undefined: all), and those the `watch` in flight asked for. */
+  selection: string[] | undefined;
+  private asked: string[] | undefined;
+  /** By channel name: where a replay starts (the caller's `since`, then the last seq received). */
+  private readonly since = new Map<string, number>();
   /** The `watch` request, asked again on a timeout or a transient refusal. */
   private readonly req: RetriedRequest;
   private readonly waiters = new Waiters<RobotState>();
@@ -146,7 +159,11 @@ export class RobotEntry {
     // The entry emits the handle's events (Emitter.emit is protected: not for applications).
     this.emit = (event, ...args) => (handle as unknown as { emit: Emit }).emit(event, ...args);
     this.req = new RetriedRequest(host, {
-      frame: () => ({ t: 'watch', robot: id }),
+      frame: () => {
+        this.asked = this.selection;
+        const since = this.since.size ? { since: Object.fromEntries(this.since) } : {};
+        return { t: 'watch', robot: id, ...(this.selection ? { channels: this.selection } : {}), ...since };
+      },
       wanted: () => this.wanted,
       retryable: (f) => f.t === 'error' && TRANSIENT_WATCH.has(f.code),
       answer: (f, reqId) => this.onWatchReply(reqId, f),
@@ -165,10 +182,14 @@ export class RobotEntry {
 
   // ---- watching ----
 
-  watch(): Promise<RobotState> {
+  watch(opts: RobotWatchOptions = {}): Promise<RobotState> {
     const ended = this.host.ended();
     if (ended) return Promise.reject(ended);
-    if (this.status === 'watching' && this.state) return Promise.resolve(this.state);
+    const selection = opts.channels && [...new Set(opts.channels)];
+    const same = sameSelection(selection, this.selection) && !opts.since;
+    this.selection = selection;
+    for (const [name, seq] of Object.entries(opts.since ?? {})) this.since.set(name, seq);
+    if (this.status === 'watching' && this.state && same) return Promise.resolve(this.state);
     this.wanted = true;
     if (this.status === 'idle' || this.status === 'ended') {
       this.confirmed = false;
@@ -189,6 +210,7 @@ export class RobotEntry {
     const tell = (this.status === 'watching' || this.req.inFlight) && this.host.isOpen();
     this.wanted = false;
     this.confirmed = false;
+    this.since.clear();
     this.req.cancel();
     this.waiters.rejectAll(new SwitchboardError('CLOSED', 'unwatched before the watch was confirmed', { robot: this.id }));
     if (this.status !== 'ended') this.setStatus('idle');
@@ -217,7 +239,15 @@ export class RobotEntry {
 
   onTelemetry(f: TelemetryFrame): void {
     if (this.status !== 'watching' || !this.state) return;
-    const s: TelemetrySample = { robot: this.id, ch: f.ch, channel: this.channelName(f.ch), ts: f.ts, data: f.data };
+    const s: TelemetrySample = {
+      robot: this.id,
+      ch: f.ch,
+      channel: this.channelName(f.ch),
+      ts: f.ts,
+      data: f.data,
+      ...(f.seq === undefined ? {} : { seq: f.seq }),
+    };
+    if (f.seq !== undefined && s.channel !== undefined) this.since.set(s.channel, f.seq);
     this.latest.set(f.ch, s);
     this.emit('telemetry', s);
   }
@@ -242,6 +272,14 @@ export class RobotEntry {
         this.end(f.kind);
         break;
     }
+  }
+
+  onChannels(f: ChannelsFrame): void {
+    const state = this.state;
+    if (this.status !== 'watching' || !state) return;
+    state.channels = f.channels;
+    for (const ch of [...this.latest.keys()]) if (!f.channels.some((c) => c.id === ch)) this.latest.delete(ch);
+    this.emit('channels', f.channels);
   }
 
   onLease(f: LeaseEventFrame): void {
@@ -274,6 +312,8 @@ export class RobotEntry {
 
   /** A `watching` answer: the state now, replacing what was known. */
   private apply(f: WatchingFrame): void {
+    // The choice of channels changed while this watch was in flight: ask again, with the new one.
+    if (!sameSelection(this.asked, this.selection)) this.req.send();
     const prev = this.confirmed ? this.state : undefined;
     const channels = f.channels;
     this.latest.clear();

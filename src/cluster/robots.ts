@@ -66,6 +66,10 @@ export interface Snapshot {
   channels: Channel[];
   latest: [ch: number, ts: number, data: unknown][];
   lease: LeaseInfo | null;
+  /** By channel name, the highest seq of its numbered samples the home has seen or stored. */
+  numbered?: [channel: string, seq: number][];
+  /** Numbered samples the home accepted but has not stored yet (a `since` replay needs them). */
+  unstored?: [channel: string, seq: number, ts: number, data: unknown][];
 }
 
 /** What the home hands to the node the robot attached to instead. */

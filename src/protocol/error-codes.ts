@@ -60,6 +60,16 @@ export const ERROR_CODES = {
   // REST only: a feature this hub was not configured for (email without an SMTP server).
   NOT_ENABLED: { http: 501, ws: null },
   INTERNAL: { http: 500, ws: 'terminal' },
+  // Never in an sb.v1 WebSocket frame (ws: null): REST, and the robot link's ERROR with ref "renew"
+  // (sbr.v1, a separate wire): a robot's certificate signing request that cannot be signed.
+  CSR_MALFORMED: { http: 400, ws: null },
+  CSR_SIGNATURE_INVALID: { http: 400, ws: null },
+  CSR_KEY_UNSUPPORTED: { http: 400, ws: null },
+  // REST only: a fleet bootstrap token that does not admit a robot (POST /api/v1/robots/enroll).
+  BOOTSTRAP_TOKEN_UNKNOWN: { http: 401, ws: null },
+  BOOTSTRAP_TOKEN_EXPIRED: { http: 401, ws: null },
+  BOOTSTRAP_TOKEN_REVOKED: { http: 401, ws: null },
+  BOOTSTRAP_TOKEN_USED_UP: { http: 403, ws: null },
 } as const satisfies Record<string, ErrorCodeSpec>;
 
 /** A code the hub may send; any other string is a compile error where a frame or SbError is built. */

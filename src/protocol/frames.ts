@@ -96,6 +96,10 @@ export interface WatchFrame {
   t: 'watch';
   id: number;
   robot: string;
+  /** Only these channels' samples (by name, at most 64; names not advertised yet are allowed); omitted: every channel. */
+  channels?: string[];
+  /** By reliable channel name: replay its stored samples numbered above this seq (the newest 1,000) after `watching`, before live ones. */
+  since?: Record<string, number>;
 }
 export interface UnwatchFrame {
   t: 'unwatch';
@@ -424,6 +428,10 @@ export interface ChannelInfo {
   encoding: string;
   schema: string | null;
   delivery: 'latest' | 'reliable';
+  /** How `schemaData` is written (`jsonschema`, `ros2msg`, `ros2idl`, `protobuf`, `flatbuffer`, …): only when the robot sent a schema. */
+  schemaEncoding?: string | null;
+  /** The schema: text, or bytes (base64 on JSON connections, like binary `tm` data); only when the robot sent one. */
+  schemaData?: string | Uint8Array | null;
 }
 
 export interface LeaseInfo {
@@ -440,6 +448,8 @@ export interface TelemetryFrame {
   /** The robot's own timestamp for the sample, ms. */
   ts: number;
   data: unknown;
+  /** On a reliable channel, when the robot numbered the sample: its number (stored, see `watch.since`). */
+  seq?: number;
 }
 export interface WatchingFrame {
   t: 'watching';
@@ -465,6 +475,12 @@ export interface RobotEventFrame {
   channels?: ChannelInfo[];
   /** With `offline`: when it was last seen, ms since the epoch. */
   lastSeen?: number;
+}
+/** A watched robot advertised or withdrew channels: its whole channel list now. */
+export interface ChannelsFrame {
+  t: 'channels';
+  robot: string;
+  channels: ChannelInfo[];
 }
 export interface LeaseEventFrame {
   t: 'lease';
@@ -503,6 +519,7 @@ export type ServerFrame =
   | TelemetryFrame
   | WatchingFrame
   | RobotEventFrame
+  | ChannelsFrame
   | LeaseEventFrame
   | LeasedFrame
   | QueuedFrame

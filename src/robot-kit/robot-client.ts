@@ -31,6 +31,8 @@ export const TERMINAL_REFUSALS: ReadonlySet<string> = new Set([
   'CERTIFICATE_REQUIRED',
   'CERTIFICATE_UNTRUSTED',
   'CERTIFICATE_EXPIRED',
+  // Passes only once the robot's clock (or certificate) is fixed: not by waiting in a loop.
+  'CERTIFICATE_NOT_YET_VALID',
   'CERTIFICATE_REVOKED',
   'UNKNOWN_CERTIFICATE',
 ]);
@@ -50,16 +52,33 @@ export class RobotConnectError extends Error {
   }
 }
 
+/** The hub refused a RENEW (`code` from its ERROR frame), or the link closed first (`CLOSED`). */
+export class RobotRenewError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'RobotRenewError';
+  }
+}
+
 export interface RobotClientEvents {
   command: (c: CommandFrame) => void;
   estop: (commandId: string) => void;
   hubError: (e: { code: string; message: string; ref: string | null }) => void;
+  /** The hub stored every numbered sample of the channel up to `seq`. */
+  ack: (channel: number, seq: number) => void;
+  /** The hub answered RENEW with a new certificate. */
+  certificate: (c: { certPem: string; caPem: string }) => void;
   close: () => void;
 }
 
 export class RobotClient extends Emitter<RobotClientEvents> {
   robotId = '';
   heartbeatMs = 0;
+  /** From WELCOME: the last stored seq of each reliable channel (by id) that has stored samples. */
+  lastStored = new Map<number, number>();
   /** The last ERROR frame the hub sent, if any. */
   lastError: { code: string; message: string } | undefined;
   private lastWrite = Date.now();
@@ -103,6 +122,7 @@ export class RobotClient extends Emitter<RobotClientEvents> {
             case Tag.WELCOME:
               client.robotId = f.robotId;
               client.heartbeatMs = f.heartbeatMs;
+              client.lastStored = new Map(f.lastStored ?? []);
               client.startHeartbeat();
               welcomed = true;
               resolve(client);
@@ -116,6 +136,12 @@ export class RobotClient extends Emitter<RobotClientEvents> {
               break;
             case Tag.ESTOP:
               client.emit('estop', f.command);
+              break;
+            case Tag.CERTIFICATE:
+              client.emit('certificate', { certPem: f.certPem, caPem: f.caPem });
+              break;
+            case Tag.ACK:
+              client.emit('ack', f.channel, f.seq);
               break;
             case Tag.HEARTBEAT:
               break;
@@ -132,6 +158,11 @@ export class RobotClient extends Emitter<RobotClientEvents> {
   /** Sends one telemetry sample; false when the socket's buffer is full (wait for 'drain' on a real robot). */
   telemetry(channel: number, payload: unknown, ts: number = Date.now()): boolean {
     return this.write(encodeRobotFrame({ tag: Tag.TELEMETRY, channel, ts, payload }));
+  }
+
+  /** Sends a numbered sample of a reliable channel: the hub stores it and answers with an `ack` (cumulative). */
+  reliable(channel: number, seq: number, payload: unknown, ts: number = Date.now()): boolean {
+    return this.write(encodeRobotFrame({ tag: Tag.TELEMETRY, channel, ts, payload, seq }));
   }
 
   /** Resolves once the socket's write buffer has drained (after telemetry() returned false). */
@@ -151,6 +182,41 @@ export class RobotClient extends Emitter<RobotClientEvents> {
   /** Reports a command's stage: accepted, then completed or failed with a result / error; or rejected. */
   status(command: string, stage: RobotStage, detail: unknown = null): boolean {
     return this.write(encodeRobotFrame({ tag: Tag.STATUS, command, stage, detail }));
+  }
+
+  /** Adds channels (or replaces those with the same id) after WELCOME; the hub's watchers get the new list. */
+  advertise(channels: Channel[]): boolean {
+    return this.write(encodeRobotFrame({ tag: Tag.ADVERTISE, channels }));
+  }
+
+  /** Withdraws channels by id: their telemetry is refused from now on. */
+  withdraw(ids: number[]): boolean {
+    return this.write(encodeRobotFrame({ tag: Tag.WITHDRAW, channels: ids }));
+  }
+
+  /**
+   * Asks the hub, over this link and so with the current certificate, for a certificate for the
+   * key of `csrDer` (a DER PKCS#10 request made with a new key on the robot). Resolves with it and
+   * the CA's certificate; rejects with RobotRenewError: the hub's refusal (its ERROR with ref
+   * "renew", e.g. RATE_LIMITED, CSR_KEY_UNSUPPORTED) or CLOSED. Keep using the current certificate
+   * until the new one and its key are stored: the current one is revoked when the new one is first
+   * used to connect.
+   */
+  renew(csrDer: Uint8Array): Promise<{ certPem: string; caPem: string }> {
+    return new Promise((resolve, reject) => {
+      const offs = [
+        this.once('certificate', (c) => settle(() => resolve(c))),
+        this.on('hubError', (e) => {
+          if (e.ref === 'renew') settle(() => reject(new RobotRenewError(e.code, e.message)));
+        }),
+        this.once('close', () => settle(() => reject(new RobotRenewError('CLOSED', 'the link closed before the hub answered')))),
+      ];
+      const settle = (fn: () => void) => {
+        for (const off of offs) off();
+        fn();
+      };
+      this.write(encodeRobotFrame({ tag: Tag.RENEW, csr: csrDer }));
+    });
   }
 
   /** Raw bytes, for tests of what the hub does with malformed frames. */

@@ -11,6 +11,7 @@ import type { Logger } from '../log.js';
 import type { ChannelInfo, LeaseInfo } from '../protocol/frames.js';
 import type { AuditCursor, CommandRecord, Grant, GrantRole, Robot, RobotCertificate, RobotRole } from '../store/robots.js';
 import type { Store } from '../store/store.js';
+import { RobotEnroller } from './robot-enroller.js';
 import { type Caller, requireManager, roleOf } from './robot-rules.js';
 
 export type { Caller };
@@ -50,10 +51,15 @@ export interface CertificateView {
   revokedAt: Date | null;
 }
 
-/** A newly issued certificate with its private key: shown to the caller once, never stored. */
+/**
+ * A newly issued certificate, with its private key when the hub made the key (shown to the caller
+ * once, never stored); without one when the hub signed the robot's own request (CSR).
+ */
 export interface Enrollment {
   certificatePem: string;
-  privateKeyPem: string;
+  privateKeyPem?: string;
+  /** The robot CA's certificate, which signed it. */
+  caPem: string;
   fingerprint: string;
   serial: string;
   notAfter: Date;
@@ -82,9 +88,10 @@ const certView = (c: RobotCertificate): CertificateView => ({
   revokedAt: c.revokedAt,
 });
 
-const enrollment = (i: IssuedCert): Enrollment => ({
+const enrollment = (i: IssuedCert, ca: Ca): Enrollment => ({
   certificatePem: i.certPem,
   privateKeyPem: i.keyPem,
+  caPem: ca.certPem,
   fingerprint: formatFingerprint(i.fingerprint),
   serial: i.serial,
   notAfter: i.notAfter,
@@ -100,29 +107,58 @@ function checkName(raw: string): string {
 }
 
 export class RobotsService {
+  /** Certificates for keys robots made themselves: signed requests, bootstrap tokens, renewals. */
+  readonly enroller: RobotEnroller;
+
   constructor(
     private readonly store: Store,
     /** The robot CA, loaded at the first enrollment; rejects with CaMissingError before `pki init`. */
     private readonly ca: () => Promise<Ca>,
     private readonly log: Logger,
     private readonly live: RobotGateway,
-  ) {}
+  ) {
+    this.enroller = new RobotEnroller(
+      store,
+      () => this.loadCa(),
+      log,
+      (id) => live.changed(id, 'certificates'),
+    );
+  }
 
   private view(r: Robot, role: RobotRole | null): RobotView {
     return { id: r.id, name: r.name, ownerId: r.ownerId, createdAt: r.createdAt, lastSeenAt: r.lastSeenAt, online: this.live.isOnline(r.id), role };
   }
 
-  /** Registers a robot owned by the caller and issues its first certificate, in one transaction. */
-  async create(caller: Caller, rawName: string): Promise<{ robot: RobotView; enrollment: Enrollment }> {
+  /** A robot enrolls itself with a bootstrap token (RobotEnroller.enroll): its view is its owner's. */
+  async enroll(secret: string | undefined, ip: string, name: string, csrPem: string) {
+    const { robot, certificate } = await this.enroller.enroll(secret, ip, name, csrPem);
+    return { robot: this.view(robot, 'owner'), certificate };
+  }
+
+  /**
+   * Registers a robot owned by the caller and issues its first certificate, in one transaction:
+   * for the key of its certificate signing request (PEM) when given, else with a key made here.
+   */
+  async create(caller: Caller, rawName: string, csrPem?: string): Promise<{ robot: RobotView; enrollment: Enrollment }> {
     const name = checkName(rawName);
     // The CA first: without it no robot is registered that could never authenticate.
     const ca = await this.loadCa();
     const id = randomUUID();
-    const issued = await issueRobotCert(ca, id);
+    const { issued, answer } = await this.certificateFor(ca, id, csrPem);
     const robot = await this.store.robots.create({ id, name, ownerId: caller.id }, issued);
     if (!robot) throw new SbError('CONFLICT', `you already have a robot named ${name}`, { field: 'name' });
-    this.log.info({ robot: id, owner: caller.id }, 'robot registered');
-    return { robot: this.view(robot, 'owner'), enrollment: enrollment(issued) };
+    this.log.info({ robot: id, owner: caller.id, csr: csrPem !== undefined }, 'robot registered');
+    return { robot: this.view(robot, 'owner'), enrollment: answer };
+  }
+
+  /** A certificate for the robot: for its request's key, or with a new key (returned once). */
+  private async certificateFor(ca: Ca, robotId: string, csrPem: string | undefined) {
+    if (csrPem === undefined) {
+      const issued = await issueRobotCert(ca, robotId);
+      return { issued, answer: enrollment(issued, ca) };
+    }
+    const { issued, view } = await this.enroller.sign(robotId, csrPem);
+    return { issued, answer: view };
   }
 
   /** Robots the caller owns or holds a grant on, by id after the cursor. */
@@ -154,14 +190,17 @@ export class RobotsService {
     this.log.info({ robot: robotId, by: caller.id }, 'robot deleted');
   }
 
-  /** Issues a new certificate and revokes every other one of the robot. */
-  async rotate(caller: Caller, robotId: string): Promise<{ enrollment: Enrollment; revoked: number }> {
+  /**
+   * Issues a new certificate and revokes every other one of the robot: for the key of the robot's
+   * certificate signing request (PEM) when given, else with a key made here.
+   */
+  async rotate(caller: Caller, robotId: string, csrPem?: string): Promise<{ enrollment: Enrollment; revoked: number }> {
     await this.managed(caller, robotId, 'rotate its certificate');
-    const issued = await issueRobotCert(await this.loadCa(), robotId);
+    const { issued, answer } = await this.certificateFor(await this.loadCa(), robotId, csrPem);
     const revoked = await this.store.robots.rotateCertificate(robotId, issued);
     this.live.changed(robotId, 'certificates');
-    this.log.info({ robot: robotId, by: caller.id, revoked }, 'robot certificate rotated');
-    return { enrollment: enrollment(issued), revoked };
+    this.log.info({ robot: robotId, by: caller.id, revoked, csr: csrPem !== undefined }, 'robot certificate rotated');
+    return { enrollment: answer, revoked };
   }
 
   /** Revokes every certificate of the robot: it can no longer connect until rotated. */
@@ -202,7 +241,17 @@ export class RobotsService {
     const r = await this.visible(caller, robotId);
     const live = await this.live.status(robotId);
     const lease = live.lease && { holder: live.lease.holder, expiresAt: new Date(live.lease.expiresAt) };
-    return { online: live.online, lastSeenAt: r.lastSeenAt, channels: live.channels, lease };
+    // JSON has no bytes: a binary schema (a FileDescriptorSet) goes out as base64, as in `tm` on JSON connections.
+    const base64 = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64');
+    const channels = live.channels.map((c) => (c.schemaData instanceof Uint8Array ? { ...c, schemaData: base64(c.schemaData) } : c));
+    return { online: live.online, lastSeenAt: r.lastSeenAt, channels, lease };
+  }
+
+  /** Stored samples of a reliable channel (by name) after `since`, oldest first; binary data as base64. */
+  async history(caller: Caller, robotId: string, channel: string, since: number, limit: number) {
+    await this.visible(caller, robotId);
+    const samples = await this.store.robotTelemetry.after(robotId, channel, since, limit);
+    return samples.map((s) => ({ seq: s.seq, ts: s.ts, data: s.data }));
   }
 
   /** The command audit log, newest first. */

@@ -233,4 +233,53 @@ ALTER TABLE users ADD COLUMN bot_key uuid REFERENCES api_keys (id) ON DELETE SET
 CREATE INDEX users_bot_key ON users (bot_key) WHERE bot_key IS NOT NULL;
 `,
   },
+  {
+    version: 15,
+    name: 'robot enrollment: fleet bootstrap tokens; renewals over the robot link',
+    // A bootstrap token lets robots enroll themselves as robots of its owner: like an API key only
+    // the SHA-256 of its secret is stored; each enrollment takes one of its uses with a single
+    // UPDATE ... WHERE uses_left > 0, so racing robots never take more than it has. A robot records
+    // the token that enrolled it. A certificate a robot got by RENEW names the one it renewed
+    // (`renews`); the first time the new one authenticates (`first_used_at`) the renewed one is
+    // revoked, so a robot that lost the answer keeps working with its old certificate meanwhile.
+    sql: `
+CREATE TABLE robot_bootstrap_tokens (
+  id           uuid PRIMARY KEY,
+  owner_id     uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  name         text CHECK (name IS NULL OR char_length(name) BETWEEN 1 AND 64),
+  secret_hash  bytea NOT NULL UNIQUE,
+  prefix       text NOT NULL,
+  uses         int NOT NULL CHECK (uses BETWEEN 1 AND 1000),
+  uses_left    int NOT NULL CHECK (uses_left >= 0 AND uses_left <= uses),
+  expires_at   timestamptz NOT NULL,
+  created_at   timestamptz NOT NULL DEFAULT now(),
+  last_used_at timestamptz,
+  revoked_at   timestamptz
+);
+CREATE INDEX robot_bootstrap_tokens_owner ON robot_bootstrap_tokens (owner_id, created_at DESC);
+ALTER TABLE robots ADD COLUMN bootstrap_token uuid REFERENCES robot_bootstrap_tokens (id) ON DELETE SET NULL;
+CREATE INDEX robots_bootstrap_token ON robots (bootstrap_token) WHERE bootstrap_token IS NOT NULL;
+ALTER TABLE robot_certificates ADD COLUMN renews bytea;
+ALTER TABLE robot_certificates ADD COLUMN first_used_at timestamptz;
+`,
+  },
+  {
+    version: 16,
+    name: "robots' reliable telemetry history",
+    // The samples of robots' reliable channels that carried a seq (the robot's per-channel number),
+    // by channel name (ids may be reused for another channel). The key makes a replayed sample a
+    // no-op. Kept for SB_ROBOT_HISTORY_MS and at most SB_ROBOT_HISTORY_MAX_SAMPLES per channel.
+    sql: `
+CREATE TABLE robot_telemetry (
+  robot_id  uuid NOT NULL REFERENCES robots (id) ON DELETE CASCADE,
+  channel   text NOT NULL,
+  seq       bigint NOT NULL CHECK (seq >= 0),
+  ts        bigint NOT NULL,
+  data      bytea NOT NULL,
+  stored_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (robot_id, channel, seq)
+);
+CREATE INDEX robot_telemetry_stored_at ON robot_telemetry (robot_id, stored_at);
+`,
+  },
 ];

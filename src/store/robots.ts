@@ -5,6 +5,7 @@
 
 import type { Sql } from './db.js';
 import { translateDriverError, UniqueViolationError } from './errors.js';
+import { lockRobot } from './robot-enrollment.js';
 
 export type GrantRole = 'viewer' | 'operator';
 export type RobotRole = 'owner' | GrantRole;
@@ -216,14 +217,20 @@ export class Robots {
     return row?.role ?? undefined;
   }
 
+  // Every change to a robot's certificates locks the robot's row first (see lockRobot); `create`
+  // needs no lock: the row it inserts is its transaction's until it commits.
   async addCertificate(robotId: string, cert: NewCertificate): Promise<void> {
-    await this.sql`INSERT INTO robot_certificates (fingerprint, robot_id, serial, not_after)
-                   VALUES (${cert.fingerprint}, ${robotId}, ${cert.serial}, ${cert.notAfter})`;
+    await this.sql.begin(async (tx) => {
+      await lockRobot(tx, robotId);
+      await tx`INSERT INTO robot_certificates (fingerprint, robot_id, serial, not_after)
+               VALUES (${cert.fingerprint}, ${robotId}, ${cert.serial}, ${cert.notAfter})`;
+    });
   }
 
   /** Adds a certificate and revokes every other one of the robot, in one transaction. */
   async rotateCertificate(robotId: string, cert: NewCertificate, at: Date = new Date()): Promise<number> {
     return this.sql.begin(async (tx) => {
+      await lockRobot(tx, robotId);
       await tx`INSERT INTO robot_certificates (fingerprint, robot_id, serial, not_after)
                VALUES (${cert.fingerprint}, ${robotId}, ${cert.serial}, ${cert.notAfter})`;
       const r = await tx`UPDATE robot_certificates SET revoked_at = ${at}
@@ -253,8 +260,12 @@ export class Robots {
 
   /** Revokes every unrevoked certificate of the robot; returns how many. */
   async revokeCertificates(robotId: string, at: Date = new Date()): Promise<number> {
-    const r = await this.sql`UPDATE robot_certificates SET revoked_at = ${at} WHERE robot_id = ${robotId} AND revoked_at IS NULL`;
-    return r.count;
+    return this.sql.begin(async (tx) => {
+      await lockRobot(tx, robotId);
+      // After the lock: this statement's snapshot holds every certificate a renewal added before it.
+      const r = await tx`UPDATE robot_certificates SET revoked_at = ${at} WHERE robot_id = ${robotId} AND revoked_at IS NULL`;
+      return r.count;
+    });
   }
 
   /**

@@ -14,6 +14,8 @@ import { appliedVersion, latestVersion, migrate } from './migrations.js';
 import { Notices } from './notices.js';
 import { RateLimits } from './rate-limits.js';
 import { RefreshTokens } from './refresh-tokens.js';
+import { RobotEnrollment } from './robot-enrollment.js';
+import { RobotTelemetry } from './robot-telemetry.js';
 import { Robots } from './robots.js';
 import { Rooms } from './rooms.js';
 import { Sessions } from './sessions.js';
@@ -29,6 +31,8 @@ export class Store {
   readonly rooms: Rooms;
   readonly messages: Messages;
   readonly robots: Robots;
+  readonly robotTelemetry: RobotTelemetry;
+  readonly robotEnrollment: RobotEnrollment;
   readonly rateLimits: RateLimits;
   readonly notices: Notices;
   readonly blobs: Blobs;
@@ -46,6 +50,8 @@ export class Store {
     this.rooms = translatingErrors(new Rooms(db.sql));
     this.messages = translatingErrors(new Messages(db.sql, Math.max(1, Math.floor(db.connections / 2))));
     this.robots = translatingErrors(new Robots(db.sql));
+    this.robotTelemetry = translatingErrors(new RobotTelemetry(db.sql));
+    this.robotEnrollment = translatingErrors(new RobotEnrollment(db.sql));
     this.rateLimits = translatingErrors(new RateLimits(db.sql));
     this.notices = translatingErrors(new Notices(db.sql));
     this.blobs = translatingErrors(new Blobs(db.sql));

@@ -8,14 +8,27 @@
 // and its frames go to its actor. Until it is welcomed a connection is *pending*: pending ones are
 // capped per client IP and in all, and each must reach WELCOME within the handshake deadline, so
 // no one without a certificate can make the node hold more than the caps' worth of sockets.
+// A welcomed robot may RENEW its certificate: the link limits it and hands the request to `renew`.
 // This module knows the robot wire protocol and the link's limits, nothing of commands or watchers.
 
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
 import tls from 'node:tls';
 import type { RobotConnection } from '../actors/ports.js';
+import { SbError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { type Channel, encodeHubFrame, FrameReader, type HubFrame, parseRobotFrame, type RobotFrame, RobotProtocolError, Tag } from '../protocol/robot.js';
+import {
+  advertised,
+  type Channel,
+  encodeHubFrame,
+  FrameReader,
+  type HubFrame,
+  parseRobotFrame,
+  type RobotFrame,
+  RobotProtocolError,
+  Tag,
+  withdrawn,
+} from '../protocol/robot.js';
 
 /** Why a certificate that passed the handshake is still refused; the robot gets the code in an ERROR frame. */
 export class RobotRefused extends Error {
@@ -37,7 +50,11 @@ export class RobotRefused extends Error {
 
 /** What a robot's frames after HELLO go to. */
 export interface RobotLinkHandler {
-  onFrame(f: Exclude<RobotFrame, { tag: typeof Tag.HELLO | typeof Tag.HEARTBEAT }>): void;
+  onFrame(f: Exclude<RobotFrame, { tag: typeof Tag.HELLO | typeof Tag.HEARTBEAT | typeof Tag.ADVERTISE | typeof Tag.WITHDRAW | typeof Tag.RENEW }>): void;
+  /** The robot advertised or withdrew channels: its whole channel set now. */
+  onChannels(channels: Channel[]): void;
+  /** [channelId, lastStoredSeq] of its reliable channels with stored samples: WELCOME's 4th element. */
+  readonly lastStored?: [number, number][];
   onClose(): void;
 }
 
@@ -67,6 +84,14 @@ export interface RobotListenerOptions {
   authenticate(fingerprint: Buffer, commonName: string): Promise<{ robotId: string }>;
   /** The robot said HELLO: attach it. WELCOME is sent once this resolves; if it rejects the link is refused with UNAVAILABLE. */
   connect(conn: RobotConnection, channels: Channel[]): Promise<RobotLinkHandler>;
+  /**
+   * A welcomed robot sent RENEW: a certificate for the key of its CSR (DER), asked with the
+   * certificate of this link. Rejects with an error carrying a `code` (SbError, RobotRefused):
+   * the robot gets it in an ERROR with ref "renew".
+   */
+  renew(link: { robotId: string; fingerprint: Buffer }, csrDer: Uint8Array): Promise<{ certPem: string; caPem: string }>;
+  /** Least time between two RENEWs on one link, ms (default 60 000); the hub also limits them per robot. */
+  renewIntervalMs?: number;
 }
 
 /** Refusal log lines per second; past it they are counted and summed up in the next line. */
@@ -314,7 +339,7 @@ export class RobotListener {
     const { socket } = conn;
     const reader = new FrameReader(o.maxFrameBytes);
     let handler: RobotLinkHandler | undefined;
-    let channels = new Set<number>();
+    let channels = new Map<number, Channel>();
     let violations = 0;
     let tokens = o.telemetryPerSecond;
     let refilled = Date.now();
@@ -355,6 +380,34 @@ export class RobotListener {
       return false;
     };
 
+    // RENEW: one at a time and one per renewIntervalMs on a link, refused before any work is done.
+    let renewing = false;
+    let lastRenew = Number.NEGATIVE_INFINITY;
+    const renewal = (csr: Uint8Array) => {
+      const now = Date.now();
+      const interval = o.renewIntervalMs ?? 60_000;
+      if (renewing || now - lastRenew < interval) {
+        conn.send({ tag: Tag.ERROR, code: 'RATE_LIMITED', message: `at most one RENEW per ${interval} ms`, ref: 'renew' });
+        return;
+      }
+      renewing = true;
+      lastRenew = now;
+      const refused = (e: unknown) => {
+        // Only our own coded errors (SbError, RobotRefused) are the robot's to read: a driver's
+        // `code` (a SQLSTATE such as 40P01) or any other failure is logged and sent as UNAVAILABLE.
+        if ((e instanceof SbError && e.code !== 'INTERNAL') || e instanceof RobotRefused) {
+          return conn.send({ tag: Tag.ERROR, code: e.code, message: e.message, ref: 'renew' });
+        }
+        log.error({ err: e }, 'robot renewal failed');
+        return conn.send({ tag: Tag.ERROR, code: 'UNAVAILABLE', message: 'the hub could not renew the certificate now; retry later', ref: 'renew' });
+      };
+      o.renew({ robotId: conn.robotId, fingerprint: Buffer.from(conn.fingerprint, 'hex') }, csr)
+        .then(({ certPem, caPem }) => conn.send({ tag: Tag.CERTIFICATE, certPem, caPem }), refused)
+        .finally(() => {
+          renewing = false;
+        });
+    };
+
     /** Frames that arrived while the robot was being attached: handled, in order, once it is. */
     let attaching: Buffer[] | undefined;
     const onBody = (body: Buffer) => {
@@ -375,7 +428,7 @@ export class RobotListener {
       if (!handler) {
         if (f.tag !== Tag.HELLO) return conn.close('BAD_FRAME', 'the first frame must be HELLO');
         clearTimeout(helloTimer);
-        channels = new Set(f.channels.map((c) => c.id));
+        channels = new Map(f.channels.map((c) => [c.id, c]));
         const held: Buffer[] = [];
         attaching = held;
         o.connect(conn, f.channels).then(
@@ -384,7 +437,7 @@ export class RobotListener {
             if (conn.closed) return h.onClose(); // gone while attaching: detach at once
             handler = h;
             this.pendingRelease.get(linkKey(socket))?.();
-            conn.send({ tag: Tag.WELCOME, robotId: conn.robotId, heartbeatMs: o.heartbeatMs });
+            conn.send({ tag: Tag.WELCOME, robotId: conn.robotId, heartbeatMs: o.heartbeatMs, lastStored: h.lastStored ?? [] });
             for (const b of held) if (!conn.closed) onBody(b);
           },
           (e: unknown) => {
@@ -394,9 +447,22 @@ export class RobotListener {
         );
         return;
       }
-      if (f.tag === Tag.HELLO) return violation(new RobotProtocolError('VALIDATION', 'HELLO was already received; reconnect to change channels'));
+      if (f.tag === Tag.HELLO) return violation(new RobotProtocolError('VALIDATION', 'HELLO was already received; change channels with ADVERTISE'));
+      if (f.tag === Tag.RENEW) return renewal(f.csr);
+      if (f.tag === Tag.ADVERTISE || f.tag === Tag.WITHDRAW) {
+        try {
+          channels = f.tag === Tag.ADVERTISE ? advertised(channels, f.channels) : withdrawn(channels, f.channels);
+        } catch (e) {
+          if (!(e instanceof RobotProtocolError)) throw e;
+          return violation(e);
+        }
+        return handler.onChannels([...channels.values()]);
+      }
       if (f.tag === Tag.TELEMETRY) {
-        if (!channels.has(f.channel)) return violation(new RobotProtocolError('VALIDATION', `TELEMETRY: channel ${f.channel} was not advertised in HELLO`));
+        const channel = channels.get(f.channel);
+        if (!channel) return violation(new RobotProtocolError('VALIDATION', `TELEMETRY: channel ${f.channel} is not advertised`));
+        if (f.seq !== undefined && channel.delivery !== 'reliable')
+          return violation(new RobotProtocolError('VALIDATION', `TELEMETRY: channel ${f.channel} is a latest channel; only reliable samples carry a seq`));
         if (!telemetryAllowed()) return;
       }
       handler.onFrame(f);

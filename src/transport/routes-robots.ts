@@ -4,9 +4,19 @@
 import type { RobotsService } from '../robots/robots-service.js';
 import type { AuditCursor, GrantRole } from '../store/robots.js';
 import type { Ctx, Route } from './http.js';
+import { csrErrors, csrField, robotEnrollRoutes } from './routes-robot-enroll.js';
 import { cursorParam, decodeCursor, limitParam, nextCursor, refs, UUID_PATTERN } from './schemas.js';
 
 const isUuid = (s: string) => new RegExp(UUID_PATTERN).test(s);
+/** JSON has no bytes: binary inside a payload goes out as base64, as in `tm` on JSON connections. */
+const jsonSafe = (v: unknown): unknown =>
+  v instanceof Uint8Array
+    ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64')
+    : Array.isArray(v)
+      ? v.map(jsonSafe)
+      : v !== null && typeof v === 'object'
+        ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, jsonSafe(x)]))
+        : v;
 const page = (items: Record<string, unknown>) => ({
   type: 'object',
   properties: { ...items, nextCursor: { type: ['string', 'null'], description: 'Pass as `cursor` for the next page; null on the last page' } },
@@ -41,25 +51,27 @@ export function robotRoutes(robots: RobotsService): Route[] {
   const tags = ['robots'];
   const one = { uuidParams: ['id'] };
   return [
+    ...robotEnrollRoutes(robots),
     {
       method: 'POST',
       path: '/api/v1/robots',
       auth: true,
       summary: 'Register a robot and issue its client certificate',
       description:
-        'The caller becomes the owner. The response carries the robot and its first client certificate with the private key: **the key is returned this once and never stored**. The certificate is signed by the robot CA with CN = robot id.',
+        'The caller becomes the owner. With `csr` (a certificate signing request made on the robot), the certificate is for the robot’s own key and no key is made: the answer has no `privateKeyPem`. Without it, the answer carries a new private key: **the key is returned this once and never stored**. The certificate is signed by the robot CA with CN = robot id.',
       tags,
-      body: nameBody,
+      body: { ...nameBody, properties: { ...nameBody.properties, csr: csrField } },
       responses: {
         201: {
           description: 'Registered',
           schema: { type: 'object', properties: { robot: refs.Robot }, allOf: [refs.Enrollment] },
         },
+        ...csrErrors,
         409: { description: 'You already have a robot of that name (CONFLICT)' },
         ...caMissing,
       },
-      async handle(ctx: Ctx<{ name: string }>) {
-        const { robot, enrollment } = await robots.create(ctx.user, ctx.body.name);
+      async handle(ctx: Ctx<{ name: string; csr?: string }>) {
+        const { robot, enrollment } = await robots.create(ctx.user, ctx.body.name, ctx.body.csr);
         return { status: 201, body: { robot, ...enrollment } };
       },
     },
@@ -151,19 +163,23 @@ export function robotRoutes(robots: RobotsService): Route[] {
       auth: true,
       ...one,
       summary: 'Rotate: issue a new certificate and revoke every other (owner or admin)',
-      description: 'The new private key is returned this once and never stored. `revoked` counts the certificates this revoked.',
+      description:
+        'With `{"csr": ...}` (a certificate signing request made on the robot) the hub signs a certificate for the robot’s own key and returns no key. With no body, it makes a new key, returned this once and never stored. Either way every other certificate of the robot is revoked: `revoked` counts them. (A connected robot renews without cutting its link over the robot protocol: RENEW.)',
       tags,
+      bodyOptional: true,
+      body: { type: 'object', additionalProperties: false, properties: { csr: csrField } },
       responses: {
         201: {
           description: 'Issued',
           schema: { allOf: [refs.Enrollment, { type: 'object', properties: { revoked: { type: 'integer', minimum: 0 } } }] },
         },
+        ...csrErrors,
         ...notOwner,
         ...hidden,
         ...caMissing,
       },
-      async handle(ctx) {
-        const { enrollment, revoked } = await robots.rotate(ctx.user, ctx.params.id as string);
+      async handle(ctx: Ctx<{ csr?: string }>) {
+        const { enrollment, revoked } = await robots.rotate(ctx.user, ctx.params.id as string, ctx.body.csr);
         return { status: 201, body: { ...enrollment, revoked } };
       },
     },
@@ -255,6 +271,50 @@ export function robotRoutes(robots: RobotsService): Route[] {
         const before = auditCursor(ctx.query.cursor);
         const commands = await robots.audit(ctx.user, ctx.params.id as string, ctx.query.limit, before);
         return { body: { commands, nextCursor: nextCursor(commands, ctx.query.limit, auditKey) } };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/api/v1/robots/:id/telemetry/:channel',
+      auth: true,
+      ...one,
+      summary: "Stored samples of one of a robot's reliable channels, oldest first (viewers and up)",
+      description:
+        'The samples the robot numbered (`seq`) on a reliable channel, by the channel’s name, kept for `SB_ROBOT_HISTORY_MS` and at most `SB_ROBOT_HISTORY_MAX_SAMPLES` per channel. Page with `since` = the last `seq` received. Binary data is base64.',
+      tags,
+      query: {
+        type: 'object',
+        properties: {
+          since: { type: 'integer', minimum: -1, maximum: Number.MAX_SAFE_INTEGER, default: -1, description: 'Only samples numbered above this' },
+          limit: limitParam(100, 1_000),
+        },
+      },
+      responses: {
+        200: {
+          description: 'Samples after `since`, oldest first',
+          schema: {
+            type: 'object',
+            properties: {
+              samples: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  required: ['seq', 'ts', 'data'],
+                  properties: {
+                    seq: { type: 'integer' },
+                    ts: { type: 'integer', description: "The robot's timestamp, ms" },
+                    data: { description: 'The payload' },
+                  },
+                },
+              },
+            },
+          },
+        },
+        ...hidden,
+      },
+      async handle(ctx: Ctx<unknown, { since: number; limit: number }>) {
+        const samples = await robots.history(ctx.user, ctx.params.id as string, ctx.params.channel as string, ctx.query.since, ctx.query.limit);
+        return { body: { samples: samples.map((s) => ({ ...s, data: jsonSafe(s.data) })) } };
       },
     },
   ];

@@ -229,10 +229,13 @@ export const components: Record<string, Schema> = {
   },
   Enrollment: {
     type: 'object',
-    required: ['certificatePem', 'privateKeyPem', 'fingerprint', 'serial', 'notAfter'],
+    required: ['certificatePem', 'caPem', 'fingerprint', 'serial', 'notAfter'],
     properties: {
       certificatePem: str('The client certificate (PEM), signed by the robot CA, CN = robot id'),
-      privateKeyPem: str('Its private key (PKCS#8 PEM). Returned this once and never stored: keep it on the robot'),
+      privateKeyPem: str(
+        'Its private key (PKCS#8 PEM), when the hub made it (no `csr` given). Returned this once and never stored: keep it on the robot. Absent when the certificate is for the key of a `csr`',
+      ),
+      caPem: str('The robot CA certificate (PEM) that signed it; with `pki init`, also what the hub’s server certificate chains to'),
       fingerprint: str('SHA-256 fingerprint of the certificate, `AB:CD:...`'),
       serial: str('Serial number, lowercase hex'),
       notAfter: time('Expiry'),
@@ -247,7 +250,7 @@ export const components: Record<string, Schema> = {
       channels: {
         type: 'array',
         description:
-          'The telemetry channels it advertised when it last connected; empty when this node has not seen it connect recently (its live state is let go about a minute after it was last connected, watched or asked about)',
+          'The telemetry channels it advertises (in HELLO, then ADVERTISE and WITHDRAW) or advertised when it was last connected; empty when this node has not seen it connect recently (its live state is let go about a minute after it was last connected, watched or asked about)',
         items: {
           type: 'object',
           required: ['id', 'name', 'encoding', 'schema', 'delivery'],
@@ -257,6 +260,16 @@ export const components: Record<string, Schema> = {
             encoding: { type: 'string', description: 'How its payloads are meant to be read, e.g. `msgpack`, `json`, `raw`' },
             schema: { type: ['string', 'null'], description: 'Schema hint, e.g. `geometry_msgs/Twist`' },
             delivery: { enum: ['latest', 'reliable'] },
+            schemaEncoding: {
+              type: ['string', 'null'],
+              description:
+                'How `schemaData` is written (`jsonschema`, `ros2msg`, `ros2idl`, `protobuf`, `flatbuffer`, …); present only when the robot sent a schema',
+            },
+            schemaData: {
+              type: ['string', 'null'],
+              description:
+                'The schema: its text, or base64 of its bytes when the robot sent binary (a protobuf FileDescriptorSet); present only when the robot sent one',
+            },
           },
         },
       },

@@ -5,7 +5,7 @@
 import uWS, { type TemplatedApp, type us_listen_socket } from 'uWebSockets.js';
 import { readFile } from 'node:fs/promises';
 
-export type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, WebSocket } from 'uWebSockets.js';
+export type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, WebSocket, WebSocketBehavior } from 'uWebSockets.js';
 export { uWS };
 
 /** uSockets' LIBUS_LISTEN_EXCLUSIVE_PORT: the build takes it after the host, but its .d.ts omits that overload. */

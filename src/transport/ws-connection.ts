@@ -10,12 +10,17 @@ import { encode } from '../protocol/codec.js';
 import type { ClientFrame, Encoding, ServerFrame, UserRef } from '../protocol/frames.js';
 import type { WebSocket } from './uws.js';
 
+/** What a socket's session is to the server, whatever it speaks. */
 export interface SessionLike {
-  onFrame(f: ClientFrame): Promise<void>;
   onClose(): void;
   readonly expiresAt: number;
   /** The login session of its latest token (the `sid` claim): the socket closes when that session ends. */
   readonly sid: string | undefined;
+}
+
+/** The session of an sb.v1 socket: it takes the client's frames. */
+export interface FrameSession extends SessionLike {
+  onFrame(f: ClientFrame): Promise<void>;
 }
 
 /** What the server reports for metrics: frame types are the protocol's `t` values (or "invalid"). */
@@ -31,7 +36,11 @@ export interface UserData {
   claims: AccessClaims | undefined;
   encoding: Encoding;
   ip: string;
+  /** The robot a /foxglove socket opens (its query's `robot`). */
+  robot?: string;
   conn?: WsConnection;
+  /** What the socket does with a client message (set at open, by what the socket speaks). */
+  receive?: (message: ArrayBuffer, isBinary: boolean) => void;
 }
 
 export const TOPIC_SUFFIX: Record<Encoding, string> = { msgpack: ':m', json: ':j' };
@@ -98,8 +107,8 @@ export class WsConnection implements ClientConnection {
     readonly ws: WebSocket<UserData>,
     readonly encoding: Encoding,
     claims: AccessClaims,
-    private readonly maxBackpressure: number,
-    private readonly audience: Audience,
+    protected readonly maxBackpressure: number,
+    protected readonly audience: Audience,
     private readonly server: { backlogged(c: WsConnection): void; slow(c: WsConnection): void },
   ) {
     this.id = randomBytes(8).toString('base64url');
@@ -156,13 +165,13 @@ export class WsConnection implements ClientConnection {
     for (const resolve of w ?? []) resolve();
   }
 
-  sendBytes(data: Uint8Array | string): void {
+  sendBytes(data: Uint8Array | string, binary = this.encoding === 'msgpack'): void {
     if (this.closed) return;
     if (!this.fits(typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength)) {
       this.server.slow(this);
       return;
     }
-    const status = this.ws.send(data, this.encoding === 'msgpack');
+    const status = this.ws.send(data, binary);
     this.unflushed = 0; // a send first flushes what uWS still holds for this socket's topics
     // Dropped by uWS (its backstop): never leave a gap open.
     if (status === 2) this.server.slow(this);

@@ -31,7 +31,20 @@ const schemas: Record<ClientFrame['t'], Schema> = {
   feed: frame('feed', { since: seq }),
   auth: frame('auth', { token: { type: 'string', minLength: 1, maxLength: 4096 } }, ['token']),
   ping: frame('ping', {}),
-  watch: frame('watch', { robot: room }, ['robot']),
+  watch: frame(
+    'watch',
+    {
+      robot: room,
+      channels: { type: 'array', maxItems: 64, items: { type: 'string', minLength: 1, maxLength: 64 } },
+      since: {
+        type: 'object',
+        maxProperties: 64,
+        propertyNames: { type: 'string', minLength: 1, maxLength: 64 },
+        additionalProperties: { type: 'integer', minimum: -1, maximum: Number.MAX_SAFE_INTEGER },
+      },
+    },
+    ['robot'],
+  ),
   unwatch: frame('unwatch', { robot: room }, ['robot']),
   cmd: frame(
     'cmd',

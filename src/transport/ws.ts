@@ -15,14 +15,15 @@ import type { Logger } from '../log.js';
 import { encode } from '../protocol/codec.js';
 import { type ClientFrame, CloseCode, type Encoding, type HelloFrame, type ServerFrame, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK } from '../protocol/frames.js';
 import type { SessionsEnded } from '../store/sessions.js';
-import { COOKIE_ACCESS, parseCookies, STATUS_TEXT } from './http.js';
-import type { HttpResponse, TemplatedApp } from './uws.js';
+import { FOXGLOVE_SUBPROTOCOL, FoxgloveConnection, type RobotWatchSession } from './foxglove.js';
+import { STATUS_TEXT } from './http.js';
+import type { HttpResponse, TemplatedApp, WebSocketBehavior } from './uws.js';
 import {
   Audience,
   ENCODINGS,
   FRAME_HEADER_BYTES,
+  type FrameSession,
   lingerMs,
-  type SessionLike,
   SLOW,
   TOPIC_SUFFIX,
   type UserData,
@@ -32,6 +33,7 @@ import {
   wsBackstopFrameBytes,
 } from './ws-connection.js';
 import { FrameError, parseFrame } from './ws-frames.js';
+import { Counts, originAllowed, refuseNonUpgrades, tokenFrom } from './ws-handshake.js';
 
 export interface WsOptions {
   log: Logger;
@@ -59,8 +61,12 @@ export interface WsOptions {
   onDeliveries?(n: number): void;
   /** Connections and frames, as they happen (for metrics). */
   observe?: WsObserver;
-  createSession(conn: ClientConnection, claims: AccessClaims): SessionLike;
+  createSession(conn: ClientConnection, claims: AccessClaims): FrameSession;
+  /** The session of a /foxglove socket: it watches `robot` for the connection. */
+  watchRobot(conn: ClientConnection, claims: AccessClaims, robot: string): RobotWatchSession;
 }
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Close codes a client may choose freely are reported as one label value: the series count stays fixed. */
 /** How long, and how many, ended sessions are remembered for upgrades already past their token check. */
@@ -68,19 +74,6 @@ const ENDED_MEMORY_MS = 60_000;
 const ENDED_MEMORY_MAX = 100_000;
 
 const closeLabel = (code: number): number | 'other' => ((code >= 1000 && code <= 1015) || Object.values(CloseCode).includes(code as never) ? code : 'other');
-
-/** Open sockets per key (user id, client IP); a key leaves the map at zero so it cannot grow unbounded. */
-class Counts {
-  private readonly n = new Map<string, number>();
-  get(key: string): number {
-    return this.n.get(key) ?? 0;
-  }
-  add(key: string, d: 1 | -1): void {
-    const v = this.get(key) + d;
-    if (v > 0) this.n.set(key, v);
-    else this.n.delete(key);
-  }
-}
 
 export class WsServer implements Fanout, Conflater {
   private readonly conns = new Set<WsConnection>();
@@ -184,6 +177,10 @@ export class WsServer implements Fanout, Conflater {
     // publish for it), so it never holds more than the limit and never sees a gap.
     for (const c of this.audience.of(topic)) {
       if (c === except || c.closed) continue;
+      if (c instanceof FoxgloveConnection) {
+        c.deliver(frame);
+        continue;
+      }
       const n = size[c.encoding];
       if (n === undefined) continue;
       if (c.fits(n)) {
@@ -260,6 +257,10 @@ export class WsServer implements Fanout, Conflater {
     const bytes: Partial<Record<Encoding, Uint8Array | string>> = {};
     for (const c of conns) {
       if (!(c instanceof WsConnection) || c.closed) continue;
+      if (c instanceof FoxgloveConnection) {
+        c.deliver(frame, key);
+        continue;
+      }
       bytes[c.encoding] ??= encode(frame, c.encoding);
       this.opts.observe?.sent(frame.t);
       c.offer(key, bytes[c.encoding] as Uint8Array | string);
@@ -342,8 +343,15 @@ export class WsServer implements Fanout, Conflater {
 
   mount(app: TemplatedApp): void {
     this.app = app;
+    app.ws<UserData>('/ws', this.behavior(false));
+    app.ws<UserData>('/foxglove', this.behavior(true));
+    refuseNonUpgrades(app, this.opts.log, () => this.nextReqId());
+  }
+
+  /** The endpoint's sockets: /ws speaks sb.v1; /foxglove (`foxglove`) Foxglove's protocol for one robot. Both share every limit. */
+  private behavior(foxglove: boolean): WebSocketBehavior<UserData> {
     const o = this.opts;
-    app.ws<UserData>('/ws', {
+    return {
       // uWS drops a frame over its limit without a close frame (the peer sees 1006, no reason), so
       // its limit is a backstop at twice ours: up to there, `message` closes with 1009 and a reason.
       maxPayloadLength: wsBackstopFrameBytes(o.maxFrameBytes),
@@ -387,11 +395,16 @@ export class WsServer implements Fanout, Conflater {
         const ipFull = tooMany(undefined);
         if (ipFull) return refuse('429 Too Many Requests', 'RATE_LIMITED', ipFull);
         const offered = (headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim());
-        const protocol = offered.find((p) => p === SUBPROTOCOL_MSGPACK || p === SUBPROTOCOL_JSON);
-        if (!protocol) return refuse('400 Bad Request', 'VALIDATION', `offer the WebSocket subprotocol ${SUBPROTOCOL_MSGPACK} or ${SUBPROTOCOL_JSON}`);
-        const { token, viaCookie } = this.tokenFrom(headers, query);
+        const robot = foxglove ? (query.get('robot') ?? '') : undefined;
+        const protocol = foxglove ? offered.find((p) => p === FOXGLOVE_SUBPROTOCOL) : offered.find((p) => p === SUBPROTOCOL_MSGPACK || p === SUBPROTOCOL_JSON);
+        if (!protocol) {
+          const wanted = foxglove ? FOXGLOVE_SUBPROTOCOL : `${SUBPROTOCOL_MSGPACK} or ${SUBPROTOCOL_JSON}`;
+          return refuse('400 Bad Request', 'VALIDATION', `offer the WebSocket subprotocol ${wanted}`);
+        }
+        if (robot !== undefined && !UUID.test(robot)) return refuse('400 Bad Request', 'VALIDATION', 'name the robot to open: /foxglove?robot=<robot id>');
+        const { token, viaCookie } = tokenFrom(headers, query);
         if (!token) return refuse('401 Unauthorized', 'UNAUTHENTICATED', 'send the access token as Authorization: Bearer, the sb_access cookie, or ?token=');
-        if (viaCookie && !this.originAllowed(headers))
+        if (viaCookie && !originAllowed(headers, o.corsOrigins))
           return refuse('403 Forbidden', 'FORBIDDEN', 'cross-site WebSocket with cookie authentication: origin not allowed');
         const key = headers['sec-websocket-key'] ?? '';
         const extensions = headers['sec-websocket-extensions'] ?? '';
@@ -403,7 +416,13 @@ export class WsServer implements Fanout, Conflater {
             const full = tooMany(claims.sub);
             if (full) return refuse('429 Too Many Requests', 'RATE_LIMITED', full);
             this.upgradeLater(res, () =>
-              res.upgrade<UserData>({ claims, encoding: protocol === SUBPROTOCOL_MSGPACK ? 'msgpack' : 'json', ip }, key, protocol, extensions, context),
+              res.upgrade<UserData>(
+                { claims, encoding: protocol === SUBPROTOCOL_JSON ? 'json' : 'msgpack', ip, ...(robot ? { robot } : {}) },
+                key,
+                protocol,
+                extensions,
+                context,
+              ),
             );
           },
           (e: unknown) => {
@@ -424,7 +443,9 @@ export class WsServer implements Fanout, Conflater {
           ws.end(CloseCode.SESSION_ENDED, 'the session has ended; log in again');
           return;
         }
-        const conn = new WsConnection(ws, data.encoding, claims, o.maxBackpressure, this.audience, this.hooks);
+        const conn = data.robot
+          ? new FoxgloveConnection(ws, claims, o.maxBackpressure, this.audience, this.hooks, data.robot)
+          : new WsConnection(ws, data.encoding, claims, o.maxBackpressure, this.audience, this.hooks);
         data.conn = conn;
         conn.observe = o.observe;
         conn.violationTokens = o.maxViolations;
@@ -440,7 +461,16 @@ export class WsServer implements Fanout, Conflater {
         // published to it but not yet flushed (`room_deleted` is published just before the room
         // unsubscribes everyone). A private topic nobody publishes to keeps that state for life.
         ws.subscribe(`conn:${conn.id}`);
-        conn.session = o.createSession(conn, claims);
+        if (conn instanceof FoxgloveConnection) {
+          data.receive = (message, isBinary) => {
+            if (!conn.receive(message, isBinary) && !this.takeViolation(conn)) conn.close(CloseCode.PROTOCOL_VIOLATION, 'too many protocol violations');
+          };
+          conn.start(o.watchRobot(conn, claims, conn.robot), o.nodeId);
+          return;
+        }
+        const session = o.createSession(conn, claims);
+        conn.session = session;
+        data.receive = (message, isBinary) => this.receive(conn, session, message, isBinary);
         conn.send({
           t: 'hello',
           v: 'sb.v1',
@@ -458,25 +488,15 @@ export class WsServer implements Fanout, Conflater {
         });
       },
       message: (ws, message, isBinary) => {
-        const conn = ws.getUserData().conn;
+        const data = ws.getUserData();
+        const conn = data.conn;
         if (!conn || conn.closed) return;
         if (message.byteLength > o.maxFrameBytes) {
           o.observe?.received('invalid');
           conn.close(CloseCode.MESSAGE_TOO_BIG, `frame of ${message.byteLength} bytes; the limit is ${o.maxFrameBytes}`);
           return;
         }
-        let frame: ClientFrame;
-        try {
-          frame = parseFrame(new Uint8Array(message), isBinary, conn.encoding);
-        } catch (e) {
-          o.observe?.received('invalid');
-          const fe = e instanceof FrameError ? e : new FrameError(null, 'BAD_FRAME', 'unreadable frame');
-          conn.send({ t: 'error', id: fe.id, code: fe.code, message: fe.message });
-          if (!this.takeViolation(conn)) conn.close(CloseCode.PROTOCOL_VIOLATION, 'too many protocol violations');
-          return;
-        }
-        o.observe?.received(frame.t);
-        conn.session.onFrame(frame).catch((e) => o.log.error({ err: e, conn: conn.id }, 'frame handler failed'));
+        data.receive?.(message, isBinary);
       },
       drain: (ws) => {
         ws.getUserData().conn?.wake();
@@ -498,28 +518,24 @@ export class WsServer implements Fanout, Conflater {
         for (const topic of conn.topics ?? []) this.audience.leave(topic, conn);
         conn.session.onClose();
       },
-    });
-    // Requests to /ws that are no WebSocket upgrade (uWS passes them on): say what is wrong rather
-    // than fall through to the HTTP router's 404.
-    const plain = (res: HttpResponse, status: string, code: ErrorCode, message: string, header: [string, string]) => {
-      const reqId = this.nextReqId();
-      o.log.info({ reqId, ip: Buffer.from(res.getRemoteAddressAsText()).toString(), status: Number.parseInt(status, 10), code }, 'websocket upgrade refused');
-      res.cork(() => {
-        res
-          .writeStatus(status)
-          .writeHeader('content-type', 'application/json; charset=utf-8')
-          .writeHeader('x-request-id', reqId)
-          .writeHeader(header[0], header[1])
-          .end(JSON.stringify({ error: { code, message } }));
-      });
     };
-    app.get('/ws', (res) =>
-      plain(res, '426 Upgrade Required', 'UPGRADE_REQUIRED', '/ws is a WebSocket endpoint: send a WebSocket upgrade request (GET with Upgrade: websocket)', [
-        'upgrade',
-        'websocket',
-      ]),
-    );
-    app.any('/ws', (res) => plain(res, '405 Method Not Allowed', 'METHOD_NOT_ALLOWED', '/ws accepts only GET with Upgrade: websocket', ['allow', 'GET']));
+  }
+
+  /** One sb.v1 frame from a client: decoded, checked, handed to its session. */
+  private receive(conn: WsConnection, session: FrameSession, message: ArrayBuffer, isBinary: boolean): void {
+    const o = this.opts;
+    let frame: ClientFrame;
+    try {
+      frame = parseFrame(new Uint8Array(message), isBinary, conn.encoding);
+    } catch (e) {
+      o.observe?.received('invalid');
+      const fe = e instanceof FrameError ? e : new FrameError(null, 'BAD_FRAME', 'unreadable frame');
+      conn.send({ t: 'error', id: fe.id, code: fe.code, message: fe.message });
+      if (!this.takeViolation(conn)) conn.close(CloseCode.PROTOCOL_VIOLATION, 'too many protocol violations');
+      return;
+    }
+    o.observe?.received(frame.t);
+    session.onFrame(frame).catch((e) => o.log.error({ err: e, conn: conn.id }, 'frame handler failed'));
   }
 
   private nextReqId(): string {
@@ -535,25 +551,5 @@ export class WsServer implements Fanout, Conflater {
     if (conn.violationTokens < 1) return false;
     conn.violationTokens -= 1;
     return true;
-  }
-
-  private tokenFrom(headers: Record<string, string>, query: URLSearchParams): { token: string | undefined; viaCookie: boolean } {
-    const m = /^Bearer (\S+)$/i.exec(headers.authorization ?? '');
-    if (m) return { token: m[1], viaCookie: false };
-    const q = query.get('token');
-    if (q) return { token: q, viaCookie: false };
-    return { token: parseCookies(headers.cookie)[COOKIE_ACCESS], viaCookie: true };
-  }
-
-  /** Cookie-authenticated sockets must come from an allowed origin or the hub's own (CSWSH defence). */
-  private originAllowed(headers: Record<string, string>): boolean {
-    const origin = headers.origin;
-    if (!origin) return true; // not a browser: cookies were attached deliberately
-    if (this.opts.corsOrigins.includes(origin)) return true;
-    try {
-      return new URL(origin).host === headers.host;
-    } catch {
-      return false;
-    }
   }
 }

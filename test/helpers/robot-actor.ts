@@ -155,6 +155,8 @@ export function node(nodeId: string, timings: Partial<RobotTimings> = {}) {
         audit.find((a) => a.id === id)?.stages.push(outcome ? `${stage}:${outcome}` : stage);
       },
     },
+    // The reliable uplink's history: nothing stored (the scripted robots number no samples).
+    robotTelemetry: { lastSeqs: async () => new Map(), insert: async () => {}, after: async () => [], prune: async () => 0 },
   } as unknown as Store;
   const fanout = {
     publish: (topic: string, frame: ServerFrame) => {

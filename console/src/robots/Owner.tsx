@@ -1,11 +1,12 @@
-// What only a robot's owner (or an admin) does: grant roles, rotate or revoke the certificate,
-// delete the robot.
+// What only a robot's owner (or an admin) does: grant roles, rotate or revoke the certificate, sign
+// the robot's own certificate request, delete the robot.
 
 import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api.js';
 import type { User } from '../types.js';
 import { Alert, useAction } from '../ui.js';
 import { Credentials, type Issued } from './Credentials.js';
+import { SignCsr } from './SignCsr.js';
 
 interface Grant {
   userId: string;
@@ -16,6 +17,7 @@ interface Grant {
 export function Owner({ robot, name }: { robot: string; name: string }) {
   const [grants, setGrants] = useState<Grant[]>([]);
   const [issued, setIssued] = useState<Issued | undefined>();
+  const [signing, setSigning] = useState(false);
   const { error, setError, act: guard } = useAction();
   const [info, setInfo] = useState<string | undefined>();
 
@@ -83,6 +85,9 @@ export function Owner({ robot, name }: { robot: string; name: string }) {
         >
           Rotate (new key; the old one stops working)
         </button>
+        <button type="button" onClick={() => setSigning(true)}>
+          Sign a certificate request
+        </button>
         <button
           type="button"
           onClick={guard(async () => {
@@ -108,6 +113,17 @@ export function Owner({ robot, name }: { robot: string; name: string }) {
       {info && <p class="info">{info}</p>}
       <Alert error={error} />
       {issued && <Credentials issued={issued} onClose={() => setIssued(undefined)} />}
+      {signing && (
+        <SignCsr
+          robot={robot}
+          name={name}
+          onClose={() => setSigning(false)}
+          onSigned={(i) => {
+            setSigning(false);
+            setIssued(i);
+          }}
+        />
+      )}
     </section>
   );
 }

@@ -1,8 +1,10 @@
-// The robots you own or hold a role on, online or not, and registering a new one.
+// The robots you own or hold a role on, online or not, registering a new one, and fleet bootstrap
+// tokens with which robots enroll themselves.
 
 import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { Alert } from '../ui.js';
+import { BootstrapTokens } from './BootstrapTokens.js';
 import { Credentials, type Issued } from './Credentials.js';
 
 export interface Robot {
@@ -96,6 +98,7 @@ export function RobotList() {
       </form>
       <Alert error={error} />
       {issued && <Credentials issued={issued} onClose={() => setIssued(undefined)} />}
+      <BootstrapTokens />
     </section>
   );
 }

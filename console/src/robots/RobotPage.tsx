@@ -1,12 +1,14 @@
-// One robot: its state and channels, live plots of numeric telemetry, the latest value of each
-// channel, the control lease, commands as they pass their stages, the audit log, and an emergency
-// stop that stays on screen. Owners also rotate or revoke its certificate, grant roles and delete it.
+// One robot: its state and channels (each with a box to watch it or not), live plots of numeric
+// telemetry of the watched channels, the latest value of each channel, the control lease, commands
+// as they pass their stages, the audit log, and an emergency stop that stays on screen. Owners
+// also rotate or revoke its certificate, grant roles and delete it.
 
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import type { SwitchboardClient } from '../../../src/client/index.js';
 import type { Me } from '../types.js';
 import { Alert, useAction } from '../ui.js';
 import { Audit } from './Audit.js';
+import { OpenInFoxglove } from './Foxglove.js';
 import { Owner } from './Owner.js';
 import { Plot } from './Plot.js';
 import { RobotWatch } from './watch.js';
@@ -67,6 +69,7 @@ export function RobotPage({ id, client, me }: { id: string; client: SwitchboardC
         </span>
         <span class="muted">{role ? `you are ${role === 'owner' ? 'its owner' : `an ${role}`}` : me.isAdmin ? 'admin' : ''}</span>
         <span class="spacer" />
+        <OpenInFoxglove robot={id} onError={setError} />
         <button type="button" class="estop" onClick={estop} disabled={!operator} title={operator ? 'Stop the robot now' : 'Operators only'}>
           EMERGENCY STOP
         </button>
@@ -77,10 +80,10 @@ export function RobotPage({ id, client, me }: { id: string; client: SwitchboardC
         <section aria-label="Telemetry">
           <h3>Telemetry</h3>
           <div class="plots">
-            {watch.fields.value.map((f) => (
+            {watch.shownFields().map((f) => (
               <Plot key={f} label={f} series={watch.series.get(f) as never} />
             ))}
-            {watch.fields.value.length === 0 && <p class="muted">No numeric telemetry yet.</p>}
+            {watch.shownFields().length === 0 && <p class="muted">No numeric telemetry yet.</p>}
           </div>
           <table class="grid">
             <thead>
@@ -89,6 +92,7 @@ export function RobotPage({ id, client, me }: { id: string; client: SwitchboardC
                 <th scope="col">Delivery</th>
                 <th scope="col">Latest</th>
                 <th scope="col">At</th>
+                <th scope="col">Watch</th>
               </tr>
             </thead>
             <tbody>
@@ -104,6 +108,14 @@ export function RobotPage({ id, client, me }: { id: string; client: SwitchboardC
                       <code>{s ? preview(s.data) : '—'}</code>
                     </td>
                     <td>{s ? time(s.ts) : ''}</td>
+                    <td>
+                      <input
+                        type="checkbox"
+                        aria-label={`Watch ${c.name}`}
+                        checked={watch.watches(c.name)}
+                        onChange={(e) => guard(() => watch.choose(c.name, (e.currentTarget as HTMLInputElement).checked))()}
+                      />
+                    </td>
                   </tr>
                 );
               })}

@@ -1,6 +1,7 @@
 // One watched robot for its page: the SDK's handle, with its state, lease and the latest values in
 // signals, and one plot series per numeric telemetry field. Samples land in the series as they
-// come; the table of latest values re-renders at most REFRESH_MS apart.
+// come; the table of latest values re-renders at most REFRESH_MS apart. The user may choose which
+// channels to watch: the hub then sends only those (a heavy channel nobody chose costs nothing).
 
 import { signal } from '@preact/signals';
 import type { CommandStage, RobotHandle, RobotState, RobotWatchStatus, SwitchboardClient, TelemetrySample } from '../../../src/client/index.js';
@@ -37,6 +38,10 @@ export class RobotWatch {
   readonly latest = signal<ReadonlyMap<number, TelemetrySample>>(new Map());
   /** The plotted fields, in the order first seen. */
   readonly fields = signal<string[]>([]);
+  /** The channels watched, by name; undefined: every channel, those advertised later included. */
+  readonly chosen = signal<ReadonlySet<string> | undefined>(undefined);
+  /** Each plotted field's channel. */
+  private readonly fieldChannel = new Map<string, string>();
   readonly series = new Map<string, Series>();
   readonly commands = signal<CommandRow[]>([]);
   readonly error = signal<string | undefined>(undefined);
@@ -62,6 +67,7 @@ export class RobotWatch {
       h.on('watching', sync),
       h.on('online', sync),
       h.on('offline', sync),
+      h.on('channels', sync),
       h.on('ended', (_reason, e) => {
         sync();
         if (e) this.error.value = e.message;
@@ -83,6 +89,30 @@ export class RobotWatch {
     sync();
   }
 
+  /** Whether the page shows (and the hub sends) this channel. */
+  watches(channel: string): boolean {
+    const chosen = this.chosen.value;
+    return !chosen || chosen.has(channel);
+  }
+
+  /** The plotted fields of the watched channels. */
+  shownFields(): string[] {
+    return this.fields.value.filter((f) => this.watches(this.fieldChannel.get(f) ?? ''));
+  }
+
+  /** Watches `channel` or stops watching it; choosing every channel the robot has goes back to watching all of them. */
+  async choose(channel: string, on: boolean): Promise<void> {
+    const names = (this.handle.state?.channels ?? []).map((c) => c.name);
+    const next = new Set(this.chosen.value ?? names);
+    if (on) next.add(channel);
+    else next.delete(channel);
+    const all = names.every((n) => next.has(n));
+    this.chosen.value = all ? undefined : next;
+    await this.handle.watch(all ? {} : { channels: [...next] });
+    const st = this.handle.state;
+    if (st) this.latest.value = new Map(st.latest);
+  }
+
   stop(): void {
     for (const off of this.offs) off();
     clearTimeout(this.refresh);
@@ -98,6 +128,7 @@ export class RobotWatch {
         if (this.series.size >= MAX_PLOTS) continue;
         series = new Series();
         this.series.set(field, series);
+        this.fieldChannel.set(field, s.channel ?? `#${s.ch}`);
         this.fields.value = [...this.fields.value, field];
       }
       series.push(t, value);
