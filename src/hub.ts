@@ -538,6 +538,7 @@ export async function startHub(cfg: Config, log?: Logger, opts: { adminPassword?
       store.notices.prune(L.noticeRetentionDays).catch((e) => root.warn({ err: e }, 'notice pruning failed'));
       store.blobs.sweep(UNUSED_UPLOAD_HOURS).catch((e) => root.warn({ err: e }, 'attachment sweep failed'));
       robots.enroller.pruneCertificates().catch((e) => root.warn({ err: e }, 'robot certificate pruning failed'));
+      store.robotTelemetry.pruneExpired(new Date(Date.now() - L.robotHistoryMs)).catch((e) => root.warn({ err: e }, 'robot history pruning failed'));
       webhooks.prune();
     }, PRUNE_EVERY_MS);
     prune.unref();

@@ -207,6 +207,8 @@ t.test('channel mapping and message framing (units)', async (t) => {
   );
   t.same(foxglovePayload('json', { a: new Uint8Array([255]) }), Buffer.from('{"a":"/w=="}'), 'bytes inside a JSON payload become base64');
   t.equal(foxglovePayload('json', { big: 1n }), undefined, 'a value JSON cannot carry is skipped');
+  const sample = { x: 1 };
+  t.equal(foxglovePayload('json', sample), foxglovePayload('json', sample), 'a sample is encoded once for every Foxglove watcher (the same bytes)');
   t.equal(foxglovePayload('cdr', { not: 'bytes' }), undefined, 'a binary channel needs bytes');
   const m = messageData(0xfffffffe, 1_795_317_766_218, new Uint8Array([42]));
   t.equal(m[0], 1, 'opcode 1');
@@ -239,4 +241,27 @@ t.test('a channel the robot advertises while connected appears in Foxglove; a wi
   robot.withdraw([5]);
   const gone = (await fox.next((e) => e.kind === 'unadvertise', 'the withdrawal')) as Extract<Ev, { kind: 'unadvertise' }>;
   t.same(gone.ids, [ad.channels[0]?.id], 'the battery channel is unadvertised');
+});
+
+t.test('two subscriptions in a row each get their channel newest sample at once', async (t) => {
+  const owner = await h.signUp('foxfresh');
+  const r = await h.enroll(owner);
+  const robot = await h.connectRobot(r, CHANNELS);
+  const fox = await open(t, owner, r.id);
+  await fox.next((e) => e.kind === 'advertise' && e.channels.length === 2, 'advertise');
+  // A /ws watcher sees the log line after the pose sample: by then the hub holds both as newest.
+  const watcher = await h.user(owner);
+  await watcher.request({ t: 'watch', robot: r.id });
+  robot.telemetry(1, { x: 7, y: 0, theta: 0 });
+  robot.telemetry(2, { line: 'newest' });
+  await watcher.next((f) => f.t === 'tm' && f.data?.line === 'newest', 'the log line at the /ws watcher');
+  // The second subscribe is sent before the first one's watch is answered.
+  const pose = fox.client.subscribe(fox.channel('/pose'));
+  const log = fox.client.subscribe(fox.channel('/log'));
+  const [a, b] = await Promise.all([
+    fox.next((e) => e.kind === 'message' && e.sub === pose, 'the newest pose'),
+    fox.next((e) => e.kind === 'message' && e.sub === log, 'the newest log line'),
+  ]);
+  t.match(json(a), { x: 7 });
+  t.match(json(b), { line: 'newest' });
 });

@@ -111,3 +111,26 @@ t.test('at 10,000 samples waiting the link is closed rather than one skipped', a
   t.equal(link.closedWith, 'UNAVAILABLE', 'the next one closed the link');
   t.same(acks(), []);
 });
+
+t.test('quiesce: what waits is forgotten, and the write in flight is waited for before the numbering is read', async (t) => {
+  const { uplink, writes, link } = rig();
+  await uplink.load([LOG]);
+  for (let seq = 1; seq <= 3; seq++) uplink.accept(LOG, seq, 0, null);
+  t.equal(writes.length, 1, 'seq 1 in flight, 2 and 3 waiting');
+  let done = false;
+  const q = uplink.quiesce(5_000).then(() => (done = true));
+  await new Promise((r) => setImmediate(r));
+  t.notOk(done, 'waits for the write in flight');
+  writes[0]?.resolve();
+  await q;
+  t.ok(done, 'done once it settled');
+  t.equal(link.closedWith, 'REPLACED', 'the link what waited came on is closed: nothing later on it may be acknowledged');
+  t.same(
+    uplink.unstored().map((s) => s.seq),
+    [1],
+    'the waiting ones are forgotten',
+  );
+  link.closed = false;
+  t.notOk(uplink.accept(LOG, 1, 0, null), 'the one written is still a duplicate');
+  t.ok(uplink.accept(LOG, 2, 0, null), 'a forgotten one is taken again when replayed');
+});

@@ -1,7 +1,8 @@
 // One robot link as the hub sees it, beside the WebSocket Session: it hands the link to the robot's
 // actor (asked, so the robot is welcomed only once its actor has it), then passes its telemetry and
 // command statuses on as they arrive and tells the actor when the link closes. A frame the actor's
-// full mailbox refuses is dropped with a warning: a dropped status makes its command time out.
+// full mailbox refuses is dropped with a warning: a dropped status makes its command time out; a
+// dropped numbered sample or channel list closes the link with UNAVAILABLE (the robot replays).
 
 import type { Logger } from '../log.js';
 import { type Channel, type RobotFrame, Tag } from '../protocol/robot.js';
@@ -45,6 +46,12 @@ export class RobotSession {
   }
 
   private tell(msg: RobotMsg): void {
-    if (!this.robot.tell(msg)) this.log.warn({ robot: this.conn.robotId, type: msg.type }, 'robot mailbox full; message dropped');
+    if (this.robot.tell(msg)) return;
+    this.log.warn({ robot: this.conn.robotId, type: msg.type }, 'robot mailbox full; message dropped');
+    // A lost numbered sample would be covered by the next one's cumulative ACK, and a lost channel
+    // list leaves the actor and the link disagreeing: the link goes, so the robot replays.
+    if ((msg.type === 'telemetry' && msg.seq !== undefined) || msg.type === 'channels') {
+      this.conn.close('UNAVAILABLE', 'the hub is overloaded; reconnect and send again what was not acknowledged');
+    }
   }
 }

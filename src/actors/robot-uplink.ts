@@ -48,6 +48,8 @@ export class RobotUplink {
   private writing = false;
   private prunedAt = 0;
   private storedSincePrune = 0;
+  /** Settles when the write in flight has (committed or failed), whatever the mailbox holds. */
+  private written: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly robotId: string,
@@ -89,6 +91,28 @@ export class RobotUplink {
       const seq = this.stored.get(c.name);
       return seq === undefined ? [] : [[c.id, seq]];
     });
+  }
+
+  /**
+   * Before another link's numbering is read (a robot attaching, here or at its next home): what
+   * waits unwritten is forgotten (the robot replays what was not acknowledged), and the write in
+   * flight is waited for, up to `ms`, so the store holds it when `load` reads it. Otherwise a
+   * batch committed after the read would hold seqs a restarted robot numbers again. The link what
+   * waited came on is being replaced: closed now if still open, as nothing later on it may be acknowledged.
+   */
+  async quiesce(ms: number): Promise<void> {
+    if (this.queue.length) this.link()?.close('REPLACED', 'another connection of this robot replaced this one');
+    for (const name of new Set(this.queue.map((p) => p.channel))) {
+      const inFlight = this.inFlight.filter((p) => p.channel === name).map((p) => p.seq);
+      const top = Math.max(this.stored.get(name) ?? -1, ...inFlight);
+      if (top < 0) this.accepted.delete(name);
+      else this.accepted.set(name, top);
+    }
+    this.queue = [];
+    if (!this.writing) return;
+    let timer: unknown;
+    await Promise.race([this.written, new Promise((r) => (timer = this.ctx.clock.setTimeout(() => r(undefined), ms)))]);
+    this.ctx.clock.clearTimeout(timer);
   }
 
   /** A numbered sample of a reliable channel: false for a duplicate (dropped; acknowledged again if stored). */
@@ -136,7 +160,7 @@ export class RobotUplink {
     const batch = this.queue.splice(0, BATCH);
     this.inFlight = batch;
     this.writing = true;
-    this.store.robotTelemetry.insert(this.robotId, batch).then(
+    this.written = this.store.robotTelemetry.insert(this.robotId, batch).then(
       () => this.tell({ type: 'uplinkStored', batch }),
       (error: unknown) => this.tell({ type: 'uplinkFailed', batch, error }),
     );

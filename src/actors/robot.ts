@@ -16,15 +16,15 @@ import {
   type RobotTimings,
 } from '../cluster/robots.js';
 import { NobodyHomeError, notFound, SbError } from '../errors.js';
-import type { LeasedFrame, LeaseInfo, RobotRoleName } from '../protocol/frames.js';
-import type { Channel, RobotStage } from '../protocol/robot.js';
+import { CloseCode, type LeasedFrame, type LeaseInfo, type RobotRoleName } from '../protocol/frames.js';
+import { type Channel, type RobotStage, Tag } from '../protocol/robot.js';
 import { canView, mayHoldLease, requireOperator, roleOf } from '../robots/robot-rules.js';
 import type { LiveStatus } from '../robots/robots-service.js';
 import type { Conflater, Connection, Fanout, RobotConnection } from './ports.js';
 import { type FollowerMsg, RobotFollower } from './robot-follower.js';
 import { type CommandRequest, type HomeDeps, type HomeMsg, RobotHome } from './robot-home.js';
-import { replayFrames } from './robot-replay.js';
-import { RobotView } from './robot-view.js';
+import { fenceReplay, replay } from './robot-replay.js';
+import { RobotView, type Watcher } from './robot-view.js';
 import { type Actor, type ActorContext, ActorStoppedError } from './runtime.js';
 
 export type { Requester };
@@ -49,6 +49,8 @@ export type RobotMsg =
       since?: Record<string, number> | undefined;
     }
   | { type: 'unwatch'; conn: Connection }
+  /** A watcher's `since` replay is over: its held live frames go out and it joins the live stream. */
+  | { type: 'caughtUp'; watcher: Watcher; upTo: Map<string, number> }
   | ({ type: 'command' } & CommandRequest)
   | { type: 'estop'; conn: Connection; by: Requester; reqId: number; deadline: number }
   | { type: 'lease'; by: Requester; op: 'acquire' | 'renew' | 'release'; ttlMs: number; force: boolean; reqId: number; deadline: number }
@@ -80,6 +82,8 @@ export interface RobotDeps extends Omit<HomeDeps, 'timings'> {
 
 /** `homeNode()`: this node decides (one node, or this node is the robot's home). Not a string: any string may be a node id. */
 const HERE = Symbol('here');
+/** How long an attaching robot's numbering waits for the write in flight of its previous link, ms. */
+const QUIESCE_MS = 5_000;
 
 export class RobotActor implements Actor<RobotMsg, RobotReply> {
   private missing = false;
@@ -165,6 +169,9 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
       case 'unwatch':
         this.view.removeWatcher(msg.conn);
         this.unfollowIfIdle();
+        return undefined;
+      case 'caughtUp':
+        this.view.caughtUp(msg.watcher, msg.upTo);
         return undefined;
       case 'command':
         return this.knowing(msg.by, () => this.command(msg));
@@ -299,14 +306,27 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
       return undefined;
     }
     const chosen = channels ? new Set(channels) : undefined;
-    // Read in this mailbox step: no sample of the robot is taken here meanwhile, so none falls between replay and live.
+    // The replay's fence is taken in the same mailbox step that registers the watcher with those
+    // channels' live frames held: none falls between replay and live, and none comes twice.
     const unstored = this.homeNode() === HERE ? this.home.uplink.unstored() : [];
-    const replay = since ? await replayFrames(this.view, this.deps.store, since, chosen, unstored) : [];
+    const parts = since ? fenceReplay(this.view, since, chosen, unstored) : [];
+    const w: Watcher = { conn, userId: by.user.id, admin: by.admin, ...(chosen ? { channels: chosen } : {}) };
     this.view.addWatcher(
-      { conn, userId: by.user.id, admin: by.admin, ...(chosen ? { channels: chosen } : {}) },
+      w,
       { t: 'watching', id: reqId, name: this.name, role, online: this.online(), lease: this.leaseInfo() },
-      replay,
+      parts.map((p) => p.name),
     );
+    if (parts.length) {
+      // Beside the mailbox, at the socket's pace; `caughtUp` (a mailbox step) then releases the held frames.
+      const upTo = new Map(parts.flatMap((p): [string, number][] => (p.fence === undefined ? [] : [[p.name, p.fence]])));
+      replay(this.id, this.deps.store, conn, parts, upTo, () => this.view.current(w))
+        .catch((e: unknown) => this.ctx.log.warn({ err: e, conn: conn.id }, 'a watch replay failed; the watcher goes on live past a jump in seq'))
+        .finally(() => {
+          // Not taken (the mailbox is full): a watcher still replaying would wait forever; one that left has nothing to wait for.
+          if (!this.ctx.self.tell({ type: 'caughtUp', watcher: w, upTo }) && this.view.current(w))
+            conn.close(CloseCode.SLOW_CONSUMER, 'the robot is overloaded: reconnect and watch again');
+        });
+    }
     // The sync may have found nobody home and stopped following; a watcher always hears the robot come online.
     if (this.homeNode() !== HERE) this.follow();
     return undefined;
@@ -422,7 +442,9 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
     }
     if (!this.home.homed) await this.moveHere();
     else this.cluster.setOnline(this.id, true);
-    // Where the numbering of its reliable channels stands, before any of its samples is taken.
+    // Where the numbering of its reliable channels stands, before any of its samples is taken
+    // (once the previous link's write in flight, if any, is in the store).
+    await this.home.uplink.quiesce(QUIESCE_MS);
     const lastStored = await this.home.uplink.load(channels);
     this.home.attached(conn, channels);
     return lastStored;
@@ -432,8 +454,11 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
   private async channels(conn: RobotConnection, channels: Channel[]): Promise<undefined> {
     if (conn !== this.home.link) return undefined;
     const added = channels.filter((c) => c.delivery === 'reliable' && this.view.channels.get(c.id)?.name !== c.name);
-    if (added.length) await this.home.uplink.load(added);
-    if (conn === this.home.link) this.home.channelsChanged(channels);
+    const stored = added.length ? await this.home.uplink.load(added) : [];
+    if (conn !== this.home.link) return undefined;
+    // A robot numbers above any ACK it has received: one that restarted learns where to continue.
+    for (const [channel, seq] of stored) conn.send({ tag: Tag.ACK, channel, seq });
+    this.home.channelsChanged(channels);
     return undefined;
   }
 
@@ -484,7 +509,8 @@ export class RobotActor implements Actor<RobotMsg, RobotReply> {
       const handoff = { lease: this.home.leaseHandoff() };
       this.home.clearLease();
       this.leaveHome();
-      return handoff;
+      // The next home reads where the numbering stands once this node's write in flight is stored.
+      return this.home.uplink.quiesce(Math.min(QUIESCE_MS, this.timings.remoteMs / 2)).then(() => handoff);
     }
     const deadline = arrivedAt + req.remainingMs;
     // The asker gave up waiting (minus a margin for the answer's way back): taking it now would act

@@ -41,7 +41,9 @@ export interface RobotWatchOptions {
   /**
    * By reliable channel name: first replay the samples the hub stored after this seq (its newest
    * 1,000), then the live ones. After a reconnect the client asks for what followed the last seq
-   * it got of each channel by itself, so numbered samples arrive without a gap or a repeat.
+   * it got of each channel by itself, so numbered samples arrive without a gap or a repeat: a
+   * sample at or below the last seq seen of its channel (the hub sends one again when the robot
+   * replays it) is dropped. Replay points of channels the robot no longer has are forgotten.
    */
   since?: Record<string, number>;
 }

@@ -45,6 +45,8 @@ const HUB_ESTOP_TIMEOUT_MS = 10_000;
 const HUB_LEASE_TTL_MS = 30_000;
 
 const noop = () => {};
+/** Names a `watch`'s `since` may carry (the hub's limit, a robot's channels at most). */
+const MAX_SINCE = 64;
 
 /** @internal A command awaiting its outcome. */
 export interface Pending {
@@ -161,6 +163,8 @@ export class RobotEntry {
     this.req = new RetriedRequest(host, {
       frame: () => {
         this.asked = this.selection;
+        // `watch` takes at most MAX_SINCE names: the oldest go first (the robot's channels are pruned to already).
+        for (const name of [...this.since.keys()].slice(0, Math.max(0, this.since.size - MAX_SINCE))) this.since.delete(name);
         const since = this.since.size ? { since: Object.fromEntries(this.since) } : {};
         return { t: 'watch', robot: id, ...(this.selection ? { channels: this.selection } : {}), ...since };
       },
@@ -247,7 +251,12 @@ export class RobotEntry {
       data: f.data,
       ...(f.seq === undefined ? {} : { seq: f.seq }),
     };
-    if (f.seq !== undefined && s.channel !== undefined) this.since.set(s.channel, f.seq);
+    if (f.seq !== undefined && s.channel !== undefined) {
+      // At or below the last seen: a sample the hub sent again (the robot replayed it after its
+      // link was closed before the ACK); the application has it already.
+      if (f.seq <= (this.since.get(s.channel) ?? -1)) return;
+      this.since.set(s.channel, f.seq);
+    }
     this.latest.set(f.ch, s);
     this.emit('telemetry', s);
   }
@@ -260,6 +269,7 @@ export class RobotEntry {
         state.online = true;
         state.channels = f.channels ?? [];
         for (const ch of [...this.latest.keys()]) if (!state.channels.some((c) => c.id === ch)) this.latest.delete(ch);
+        this.pruneSince(state.channels);
         this.emit('online', state.channels);
         break;
       case 'offline':
@@ -279,7 +289,13 @@ export class RobotEntry {
     if (this.status !== 'watching' || !state) return;
     state.channels = f.channels;
     for (const ch of [...this.latest.keys()]) if (!f.channels.some((c) => c.id === ch)) this.latest.delete(ch);
+    this.pruneSince(f.channels);
     this.emit('channels', f.channels);
+  }
+
+  /** Replay points of channels the robot no longer has go (names can be cycled; `since` is bounded). */
+  private pruneSince(channels: readonly { name: string }[]): void {
+    for (const name of [...this.since.keys()]) if (!channels.some((c) => c.name === name)) this.since.delete(name);
   }
 
   onLease(f: LeaseEventFrame): void {
@@ -316,6 +332,8 @@ export class RobotEntry {
     if (!sameSelection(this.asked, this.selection)) this.req.send();
     const prev = this.confirmed ? this.state : undefined;
     const channels = f.channels;
+    // An online robot's channels are its current ones (an offline robot's may not be known yet).
+    if (f.online) this.pruneSince(channels);
     this.latest.clear();
     for (const s of f.latest) this.latest.set(s.ch, { robot: this.id, ch: s.ch, channel: channels.find((c) => c.id === s.ch)?.name, ts: s.ts, data: s.data });
     const state: RobotState = {

@@ -58,6 +58,17 @@ export class RobotTelemetry {
     return rows.reverse().map((r) => ({ channel, seq: Number(r.seq), ts: Number(r.ts), data: unpackPlain(r.data) }));
   }
 
+  /**
+   * Drops every robot's samples stored before `before` (the hourly upkeep: a robot that stores
+   * nothing any more is not pruned by its home). Robot by robot, so each uses the (robot, stored_at) index.
+   */
+  async pruneExpired(before: Date): Promise<number> {
+    const r = await this.sql`
+      DELETE FROM robot_telemetry t USING robots r
+      WHERE t.robot_id = r.id AND t.stored_at < ${before}`;
+    return r.count;
+  }
+
   /** Drops the robot's samples stored before `before`, and those of each channel beyond its newest `keep`. */
   async prune(robotId: string, before: Date, keep: number): Promise<number> {
     const old = await this.sql`DELETE FROM robot_telemetry WHERE robot_id = ${robotId} AND stored_at < ${before}`;

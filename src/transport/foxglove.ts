@@ -53,12 +53,20 @@ export function foxgloveChannel(c: Channel): Omit<FoxgloveChannel, 'id'> {
 /** A sample's payload as the channel's Foxglove encoding wants it, or undefined when it cannot be (bytes expected, none sent). */
 export function foxglovePayload(encoding: string, data: unknown): Uint8Array | undefined {
   if (encoding !== 'json') return data instanceof Uint8Array ? data : undefined;
+  // Encoded once per sample, not per socket: every Foxglove watcher of it gets the same value object.
+  const cacheable = typeof data === 'object' && data !== null;
+  if (cacheable && jsonOf.has(data)) return jsonOf.get(data);
+  let out: Uint8Array | undefined;
   try {
-    return Buffer.from(encode(data, 'json') as string);
+    out = Buffer.from(encode(data, 'json') as string);
   } catch {
-    return undefined; // e.g. a BigInt JSON cannot carry
+    out = undefined; // e.g. a BigInt JSON cannot carry
   }
+  if (cacheable) jsonOf.set(data, out);
+  return out;
 }
+
+const jsonOf = new WeakMap<object, Uint8Array | undefined>();
 
 /** Binary message data: opcode 1, subscription id (uint32 LE), timestamp in ns (uint64 LE), payload. */
 export function messageData(subscription: number, tsMs: number, payload: Uint8Array): Buffer {
@@ -86,8 +94,14 @@ export class FoxgloveConnection extends WsConnection {
   /** Foxglove channel id → subscription id, and back. */
   private readonly subs = new Map<number, number>();
   private readonly bySub = new Map<number, number>();
-  /** Channels subscribed since the last `watching`: their latest sample is sent when it arrives. */
-  private fresh = new Set<number>();
+  /**
+   * Channels subscribed and not yet answered, with the number of the watch that will answer them:
+   * the `watching` replies come in the order of the watches, so the n-th reply sends the newest
+   * sample of the channels subscribed before watch n was sent.
+   */
+  private readonly fresh = new Map<number, number>();
+  private watchesSent = 0;
+  private watchesAnswered = 0;
   private nextId = 1;
   private announced = false;
   watchSession!: RobotWatchSession;
@@ -123,6 +137,7 @@ export class FoxgloveConnection extends WsConnection {
       const ch = this.channelOf(foxId);
       if (ch !== undefined) names.push((this.advertised.get(ch) as Advertised).name);
     }
+    this.watchesSent++;
     this.watchSession.watch(names).catch((e: unknown) => {
       const code = (e as { code?: string }).code;
       const message = code === 'NOT_FOUND' ? 'no such robot, or you may not watch it' : 'the hub could not watch this robot right now; reconnect shortly';
@@ -160,8 +175,12 @@ export class FoxgloveConnection extends WsConnection {
     switch (frame.t) {
       case 'watching':
         this.channels(frame.channels);
-        for (const s of frame.latest) if (this.fresh.has(s.ch)) this.sample(s.ch, s.ts, s.data, `latest:${s.ch}`);
-        this.fresh.clear();
+        this.watchesAnswered++;
+        for (const s of frame.latest) {
+          const asked = this.fresh.get(s.ch);
+          if (asked !== undefined && asked <= this.watchesAnswered) this.sample(s.ch, s.ts, s.data, `latest:${s.ch}`);
+        }
+        for (const [ch, asked] of this.fresh) if (asked <= this.watchesAnswered) this.fresh.delete(ch);
         if (!frame.online) this.status(0, 'the robot is offline');
         return;
       case 'robot':
@@ -254,7 +273,7 @@ export class FoxgloveConnection extends WsConnection {
       else {
         this.subs.set(s.channelId, s.id);
         this.bySub.set(s.id, s.channelId);
-        this.fresh.add(ch);
+        this.fresh.set(ch, this.watchesSent + 1); // answered by the watch sent below
         changed = true;
       }
     }

@@ -94,6 +94,10 @@ export interface RobotListenerOptions {
   renewIntervalMs?: number;
 }
 
+/** ADVERTISE and WITHDRAW frames per second per link (sustained), and the burst: each costs a store read and a frame to every watcher. */
+export const CHANNEL_CHANGES_PER_SECOND = 10;
+export const CHANNEL_CHANGES_BURST = 20;
+
 /** Refusal log lines per second; past it they are counted and summed up in the next line. */
 const REFUSAL_LOGS_PER_SECOND = 10;
 
@@ -380,6 +384,31 @@ export class RobotListener {
       return false;
     };
 
+    // ADVERTISE / WITHDRAW: their own bucket; one refused is dropped (the channels stay as they
+    // were), and the robot told so at most once a second, like telemetry.
+    let changeTokens = CHANNEL_CHANGES_BURST;
+    let changesRefilled = Date.now();
+    let lastChangeLimitError = 0;
+    const channelChangeAllowed = (): boolean => {
+      const now = Date.now();
+      changeTokens = Math.min(CHANNEL_CHANGES_BURST, changeTokens + ((now - changesRefilled) / 1000) * CHANNEL_CHANGES_PER_SECOND);
+      changesRefilled = now;
+      if (changeTokens >= 1) {
+        changeTokens -= 1;
+        return true;
+      }
+      if (now - lastChangeLimitError >= 1_000) {
+        lastChangeLimitError = now;
+        conn.send({
+          tag: Tag.ERROR,
+          code: 'RATE_LIMITED',
+          message: `at most ${CHANNEL_CHANGES_PER_SECOND} ADVERTISE and WITHDRAW frames per second (bursts of ${CHANNEL_CHANGES_BURST}); excess frames are dropped and change nothing`,
+          ref: null,
+        });
+      }
+      return false;
+    };
+
     // RENEW: one at a time and one per renewIntervalMs on a link, refused before any work is done.
     let renewing = false;
     let lastRenew = Number.NEGATIVE_INFINITY;
@@ -450,6 +479,7 @@ export class RobotListener {
       if (f.tag === Tag.HELLO) return violation(new RobotProtocolError('VALIDATION', 'HELLO was already received; change channels with ADVERTISE'));
       if (f.tag === Tag.RENEW) return renewal(f.csr);
       if (f.tag === Tag.ADVERTISE || f.tag === Tag.WITHDRAW) {
+        if (!channelChangeAllowed()) return;
         try {
           channels = f.tag === Tag.ADVERTISE ? advertised(channels, f.channels) : withdrawn(channels, f.channels);
         } catch (e) {

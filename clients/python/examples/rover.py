@@ -19,7 +19,7 @@ import sys
 import time
 from typing import Any
 
-from switchboard_robot import Channel, Command, CommandRejected, RefusedError, Robot
+from switchboard_robot import Channel, Command, CommandRejected, RefusedError, ReliableBuffer, Robot
 
 
 class Rover:
@@ -58,6 +58,8 @@ async def main() -> int:
             Channel(1, "pose", "msgpack", "geometry_msgs/Pose2D", "latest"),
             Channel(2, "log", "json", None, "reliable"),
         ],
+        # Log lines written while the link is down are kept and sent, once each, when it is back.
+        reliable_buffer=ReliableBuffer(),
     )
 
     def log(text: str) -> None:

@@ -62,6 +62,27 @@ class ReliableBufferTest(unittest.TestCase):
         self.assertEqual(b.push(7, 0, "after a restart", 1).seq, 42, "a restarted robot continues the hub's numbering")
         self.assertEqual(b.push(2, 0, "next", 1).seq, 5)
 
+    def test_an_ack_beyond_the_numbering_moves_it_and_renumbers_what_waits(self) -> None:
+        # A restarted robot brings its channel up with ADVERTISE; the hub answers ACK [2, 100].
+        b = ReliableBuffer()
+        b.push(3, 0, "other", 1)
+        for i in range(3):
+            b.push(2, 0, i, 1)
+        self.assertEqual(b.ack(2, 100), 0, "nothing this buffer numbered is acknowledged")
+        self.assertEqual([(x.seq, x.payload) for x in b.pending(2)], [(101, 0), (102, 1), (103, 2)])
+        self.assertEqual([(x.channel, x.seq) for x in b.replay()], [(3, 1), (2, 101), (2, 102), (2, 103)], "arrival order kept")
+        self.assertEqual(b.push(2, 0, "next", 1).seq, 104)
+        self.assertEqual(b.ack(2, 100), 0, "the hub's duplicate ACKs change nothing now")
+        self.assertEqual(b.ack(2, 102), 2)
+        self.assertEqual([x.seq for x in b.pending(2)], [103, 104])
+        empty = ReliableBuffer()
+        empty.ack(7, 41)
+        self.assertEqual(empty.push(7, 0, "x", 1).seq, 42, "with nothing waiting: the numbering continues after the ACK")
+        w = ReliableBuffer()
+        w.push(2, 0, "offline", 1)
+        w.resume([(2, 9)])
+        self.assertEqual([x.seq for x in w.replay()], [10], "WELCOME beyond the numbering: renumbered, not dropped")
+
     def test_bounded_by_count_and_bytes_dropping_the_oldest(self) -> None:
         b = ReliableBuffer(max_samples=3, max_bytes=1_000)
         for i in range(5):

@@ -178,6 +178,25 @@ class RobotTest(unittest.IsolatedAsyncioTestCase):
         self.assertEqual([c[0] for c in hello[2]], [1, 2], "HELLO without the schemas")
         self.assertEqual([(a1[0], a1[1][0][0]), (a2[0], a2[1][0][0])], [(p.ADVERTISE, 10), (p.ADVERTISE, 11)], "one ADVERTISE each")
 
+    async def test_advertise_frames_are_as_few_as_fit(self) -> None:
+        # The hub takes 10 ADVERTISE / WITHDRAW a second (bursts of 20): 8 channels whose schemas
+        # do not fit HELLO together go in 2 frames, not one each.
+        got: "asyncio.Queue[List[Any]]" = asyncio.Queue()
+
+        async def script(peer: Peer) -> None:
+            await got.put(await peer.welcome())
+            for _ in range(2):
+                await got.put(await peer.read_until(p.ADVERTISE))
+            await peer.read_until(-1)
+
+        robot = await self.hub(script)
+        many = [Channel(10 + i, f"s{i}", "json", schema_encoding="jsonschema", schema_data="x" * 15_000) for i in range(8)]
+        robot.advertise(many)
+        await robot.connect()
+        hello, a1, a2 = await got.get(), await got.get(), await got.get()
+        self.assertEqual([c[0] for c in hello[2]], [1, 2], "HELLO without the schemas")
+        self.assertEqual([c[0] for c in a1[1]] + [c[0] for c in a2[1]], list(range(10, 18)), "two frames carry all eight")
+
     async def test_reliable_uplink_numbers_keeps_until_acked_and_replays(self) -> None:
         got: "asyncio.Queue[List[Any]]" = asyncio.Queue()
         cut = asyncio.Event()

@@ -4,7 +4,11 @@ On a ``reliable`` channel each sample gets a per-channel ``seq`` (1, 2, 3, ...) 
 bounded buffer until the hub acknowledges it: ``ACK [6, channelId, seq]`` is cumulative (every
 sample up to ``seq`` is stored). After a reconnect, WELCOME's ``[[channelId, lastStoredSeq], ...]``
 drops what the hub already has and, for a robot that restarted with an empty buffer, continues the
-numbering; what is left is sent again, in order. The hub drops duplicates by ``seq``, so a replay
+numbering; what is left is sent again, in order. The robot numbers above any ACK it has received:
+an ACK at or above the next ``seq`` (the hub holds samples of the channel from before a restart,
+e.g. told when the channel is brought up with ADVERTISE) moves the numbering above it, and samples
+numbered at or below it but never stored (the hub took them for duplicates) are numbered again
+above it, to be sent again. The hub drops duplicates by ``seq``, so a replay
 never doubles a sample. Pure bookkeeping: no sockets, no clock.
 
 Bounds: at most ``max_samples`` samples and ``max_bytes`` encoded bytes across all channels. Past
@@ -15,7 +19,7 @@ for long keeps its newest history rather than blocking its control loop.
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Deque, Dict, Iterable, Iterator, List, Tuple
 
 
@@ -69,7 +73,15 @@ class ReliableBuffer:
         return p
 
     def ack(self, channel: int, seq: int) -> int:
-        """A cumulative acknowledgement: forgets the channel's samples up to ``seq``; returns how many."""
+        """A cumulative acknowledgement: forgets the channel's samples up to ``seq``; returns how many.
+
+        An ACK at or above the next ``seq`` acknowledges nothing this buffer numbered: the hub holds
+        an older numbering of the channel (the robot restarted). The numbering moves above it and
+        the samples waiting are numbered again after it, in order (see :meth:`pending` to send
+        them again); nothing is forgotten."""
+        if seq >= self.next_seq(channel):
+            self._renumber(channel, seq + 1)
+            return 0
         q = self._queues.get(channel)
         n = 0
         while q and q[0].seq <= seq:
@@ -78,6 +90,16 @@ class ReliableBuffer:
             self.size_bytes -= old.size
             n += 1
         return n
+
+    def _renumber(self, channel: int, first: int) -> None:
+        q = self._queues.get(channel)
+        renamed: Dict[Tuple[int, int], Tuple[int, int]] = {}
+        if q:
+            new = deque(replace(old, seq=first + i) for i, old in enumerate(q))
+            renamed = {(channel, old.seq): (channel, p.seq) for old, p in zip(q, new)}
+            self._queues[channel] = new
+            self._order = OrderedDict((renamed.get(k, k), None) for k in self._order)
+        self._next[channel] = first + len(renamed)
 
     def resume(self, stored: Iterable[Tuple[int, int]]) -> None:
         """Applies WELCOME's ``[[channelId, lastStoredSeq], ...]``: acknowledges what the hub holds and

@@ -234,7 +234,7 @@ class Robot:
     def advertise(self, channels: Sequence[p.Channel]) -> bool:
         """Adds channels, or replaces those with the same id, at any time (``ADVERTISE``).
 
-        Sent at once when connected (one frame, or one per channel when together they are over the
+        Sent at once when connected (one frame, or as few as fit when together they are over the
         frame limit), and part of HELLO on every later connection. Returns whether it was sent now.
         Raises ValueError for what the hub would refuse (over 64 channels, a name another channel
         holds, schemas over 256 KiB in all) and FrameTooLarge for a channel whose descriptor alone
@@ -256,10 +256,25 @@ class Robot:
         return True
 
     def _advertise_frames(self, channels: Sequence[p.Channel]) -> List[bytes]:
-        try:
-            return [p.encode(p.advertise(channels), self.max_frame_bytes)]
-        except FrameTooLarge:
-            return [p.encode(p.advertise([c]), self.max_frame_bytes) for c in channels]
+        """As few ADVERTISE frames as fit (the hub takes 10 a second, bursts of 20); FrameTooLarge
+        for a channel that fits in none."""
+        frames: List[bytes] = []
+        batch: List[p.Channel] = []
+        frame: Optional[bytes] = None
+        for c in channels:
+            try:
+                frame = p.encode(p.advertise(batch + [c]), self.max_frame_bytes)
+                batch.append(c)
+            except FrameTooLarge:
+                if not batch:
+                    raise
+                assert frame is not None
+                frames.append(frame)
+                batch = [c]
+                frame = p.encode(p.advertise(batch), self.max_frame_bytes)
+        if batch and frame is not None:
+            frames.append(frame)
+        return frames
 
     def withdraw(self, channels: Sequence[Union[int, str]]) -> bool:
         """Removes channels (by id or name; KeyError for one not advertised) (``WITHDRAW``).
@@ -518,8 +533,16 @@ class Robot:
             name = str(f[2])
             link.commands.start(str(f[1]), name, f[3], int(f[4]), self._handlers.get(name, self._fallback))
         elif tag == p.ACK and len(f) >= 3:
-            if self.reliable_buffer is not None:
-                self.reliable_buffer.ack(int(f[1]), int(f[2]))
+            buffer = self.reliable_buffer
+            if buffer is not None:
+                channel, seq = int(f[1]), int(f[2])
+                renumbered = seq >= buffer.next_seq(channel)
+                buffer.ack(channel, seq)
+                # An ACK beyond this robot's numbering (it restarted; the hub says so on ADVERTISE):
+                # what waits was numbered again above it, and is sent again under its new numbers.
+                if renumbered and link.welcome is not None:
+                    for sample in buffer.pending(channel):
+                        link.write(p.encode(p.telemetry(sample.channel, sample.ts, sample.payload, sample.seq), self.max_frame_bytes))
         elif tag == p.ESTOP and len(f) >= 2:
             self._on_estop(link, str(f[1]))
         else:
