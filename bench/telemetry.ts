@@ -41,6 +41,9 @@ const packr = new Packr({ useRecords: false, int64AsType: 'number' });
 const PASSWORD = 'correct horse battery staple';
 const hubEnv = {
   SB_ROBOT_PORT: '0',
+  // One user watches every robot: robots × watchers sockets from one user and one IP.
+  SB_WS_MAX_CONNECTIONS_PER_USER: '100000',
+  SB_WS_MAX_CONNECTIONS_PER_IP: '100000',
   SB_LOGIN_PER_IP_PER_MINUTE: '100000',
   SB_REGISTER_PER_IP_PER_HOUR: '100000',
   SB_ARGON2_MEMORY_KIB: '8192',
